@@ -1,0 +1,23 @@
+# Decides whether the CUDA kernels are built. AUTO builds them wherever nvcc exists,
+# even without a GPU, so CUDA compile errors fail CI on CPU-only machines.
+set(RACKSERVE_HAVE_CUDA OFF)
+if(NOT RACKSERVE_CUDA STREQUAL "OFF")
+  if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+  endif()
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    set(CMAKE_CUDA_ARCHITECTURES ${RACKSERVE_CUDA_ARCHS})
+    enable_language(CUDA)
+    set(CMAKE_CUDA_STANDARD 17)
+    set(CMAKE_CUDA_STANDARD_REQUIRED ON)  # CMake 3.25 does not know nvcc C++20 flags; kernels need only C++17
+    find_package(CUDAToolkit REQUIRED)
+    set(RACKSERVE_HAVE_CUDA ON)
+    message(STATUS "rackserve: CUDA kernels for ${CMAKE_CUDA_ARCHITECTURES} (nvcc ${CMAKE_CUDA_COMPILER_VERSION})")
+  elseif(RACKSERVE_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "RACKSERVE_CUDA=ON but no CUDA compiler was found (set CUDACXX)")
+  else()
+    message(STATUS "rackserve: no CUDA compiler found; building the CPU backend only")
+  endif()
+endif()

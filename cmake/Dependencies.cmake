@@ -1,0 +1,12 @@
+# Third-party libraries, all from the distribution's packages (see scripts/install-deps.sh).
+find_package(Threads REQUIRED)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(fmt REQUIRED)
+find_package(cxxopts REQUIRED)
+find_package(yaml-cpp REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+if(RACKSERVE_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()

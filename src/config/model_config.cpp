@@ -1,0 +1,238 @@
+#include "config/model_config.h"
+
+#include <cmath>
+#include <fstream>
+
+#include "core/error.h"
+
+namespace rackserve {
+
+namespace {
+
+using nlohmann::json;
+
+// Reads a required integer field, naming the file and field when it is absent or mistyped.
+struct FieldReader {
+  const json& object;
+  const std::string& source;
+
+  const json& field(const char* name) const {
+    auto it = object.find(name);
+    RS_CHECK(it != object.end() && !it->is_null(), "{}: required field \"{}\" is missing", source, name);
+    return *it;
+  }
+  int64_t integer(const char* name) const {
+    const json& value = field(name);
+    RS_CHECK(value.is_number_integer() || (value.is_number_float() && std::floor(value.get<double>()) ==
+                                                                          value.get<double>()),
+             "{}: field \"{}\" must be an integer, got {}", source, name, value.dump());
+    return value.get<int64_t>();
+  }
+  int64_t integer_or(const char* name, int64_t fallback) const {
+    auto it = object.find(name);
+    return it == object.end() || it->is_null() ? fallback : integer(name);
+  }
+  double number(const char* name) const {
+    const json& value = field(name);
+    RS_CHECK(value.is_number(), "{}: field \"{}\" must be a number, got {}", source, name, value.dump());
+    return value.get<double>();
+  }
+  double number_or(const char* name, double fallback) const {
+    auto it = object.find(name);
+    return it == object.end() || it->is_null() ? fallback : number(name);
+  }
+  bool boolean_or(const char* name, bool fallback) const {
+    auto it = object.find(name);
+    if (it == object.end() || it->is_null()) return fallback;
+    RS_CHECK(it->is_boolean(), "{}: field \"{}\" must be true or false, got {}", source, name, it->dump());
+    return it->get<bool>();
+  }
+  std::string string_or(const char* name, const std::string& fallback) const {
+    auto it = object.find(name);
+    if (it == object.end() || it->is_null()) return fallback;
+    RS_CHECK(it->is_string(), "{}: field \"{}\" must be a string, got {}", source, name, it->dump());
+    return it->get<std::string>();
+  }
+};
+
+constexpr const char* kSupportedTypes = "deepseek_v3, deepseek_v32, kimi_k2, kimi_k25, glm_moe_dsa";
+
+bool is_supported_text_type(const std::string& type) {
+  return type == "deepseek_v3" || type == "deepseek_v32" || type == "kimi_k2" || type == "glm_moe_dsa";
+}
+
+// rope_parameters (transformers 5) or rope_scaling + rope_theta (earlier files).
+RopeConfig parse_rope(const json& text, const FieldReader& reader) {
+  RopeConfig rope;
+  rope.interleaved = reader.boolean_or("rope_interleave", true);
+  const char* key = nullptr;
+  for (const char* candidate : {"rope_parameters", "rope_scaling"})
+    if (auto it = text.find(candidate); it != text.end() && it->is_object()) {
+      key = candidate;
+      break;
+    }
+  rope.theta = reader.number_or("rope_theta", 10000.0);
+  if (!key) return rope;
+
+  const json& parameters = text.at(key);
+  std::string scope = reader.source + " " + key;
+  FieldReader params{parameters, scope};
+  rope.theta = params.number_or("rope_theta", rope.theta);
+  std::string type = params.string_or("rope_type", params.string_or("type", "default"));
+  if (type == "default") return rope;
+  RS_CHECK(type == "yarn", "{}: rope type \"{}\" is not supported (default, yarn)", scope, type);
+  rope.type = RopeConfig::Type::Yarn;
+  rope.factor = params.number("factor");
+  RS_CHECK(rope.factor >= 1.0, "{}: YaRN factor must be >= 1, got {}", scope, rope.factor);
+  rope.original_max_position_embeddings =
+      params.integer_or("original_max_position_embeddings", reader.integer("max_position_embeddings"));
+  rope.beta_fast = params.number_or("beta_fast", 32.0);
+  rope.beta_slow = params.number_or("beta_slow", 1.0);
+  rope.mscale = params.number_or("mscale", 0.0);
+  rope.mscale_all_dim = params.number_or("mscale_all_dim", 0.0);
+  if (parameters.contains("attention_factor") && !parameters.at("attention_factor").is_null())
+    rope.attention_factor = params.number("attention_factor");
+  rope.truncate = params.boolean_or("truncate", true);
+  return rope;
+}
+
+std::vector<int64_t> parse_token_ids(const json& text, const char* name, const std::string& source) {
+  std::vector<int64_t> ids;
+  auto it = text.find(name);
+  if (it == text.end() || it->is_null()) return ids;
+  if (it->is_number_integer()) return {it->get<int64_t>()};
+  RS_CHECK(it->is_array(), "{}: field \"{}\" must be an integer or a list of integers", source, name);
+  for (const auto& id : *it) {
+    RS_CHECK(id.is_number_integer(), "{}: field \"{}\" must be an integer or a list of integers", source, name);
+    ids.push_back(id.get<int64_t>());
+  }
+  return ids;
+}
+
+}  // namespace
+
+double yarn_mscale(double scale, double mscale) {
+  return scale <= 1.0 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
+}
+
+bool ModelConfig::is_moe_layer(int64_t layer) const {
+  return moe.num_routed_experts > 0 && layer >= moe.first_dense_layers && layer % moe.layer_frequency == 0;
+}
+
+double ModelConfig::attention_softmax_scale() const {
+  double scale = 1.0 / std::sqrt(static_cast<double>(mla.qk_head_dim()));
+  if (rope.type == RopeConfig::Type::Yarn && rope.mscale_all_dim != 0.0) {
+    double mscale = yarn_mscale(rope.factor, rope.mscale_all_dim);
+    scale *= mscale * mscale;
+  }
+  return scale;
+}
+
+ModelConfig ModelConfig::from_json(const json& file, const std::string& source) {
+  RS_CHECK(file.is_object(), "{}: expected a JSON object", source);
+  ModelConfig config;
+  FieldReader top{file, source};
+  std::string file_type = top.string_or("model_type", "");
+  if (auto it = file.find("architectures"); it != file.end() && it->is_array() && !it->empty() &&
+                                             it->front().is_string())
+    config.architecture = it->front().get<std::string>();
+
+  const json* text = &file;
+  std::string text_source = source;
+  if (file_type == "kimi_k25") {
+    auto it = file.find("text_config");
+    RS_CHECK(it != file.end() && it->is_object(), "{}: kimi_k25 config has no \"text_config\" object", source);
+    text = &*it;
+    text_source = source + " text_config";
+  }
+  FieldReader reader{*text, text_source};
+  config.model_type = reader.string_or("model_type", file_type == "kimi_k25" ? "deepseek_v3" : file_type);
+  RS_CHECK(is_supported_text_type(config.model_type),
+           "{}: model_type \"{}\" (architecture {}) is not supported yet; supported model types: {}", source,
+           file_type.empty() ? "<missing>" : file_type, config.architecture.empty() ? "<none>" : config.architecture,
+           kSupportedTypes);
+  config.raw = *text;
+
+  config.vocab_size = reader.integer("vocab_size");
+  config.hidden_size = reader.integer("hidden_size");
+  config.intermediate_size = reader.integer("intermediate_size");
+  config.num_layers = reader.integer("num_hidden_layers");
+  config.num_mtp_layers = reader.integer_or("num_nextn_predict_layers", 0);
+  config.max_position_embeddings = reader.integer("max_position_embeddings");
+  config.rms_norm_eps = reader.number_or("rms_norm_eps", 1e-6);
+  config.tie_word_embeddings = reader.boolean_or("tie_word_embeddings", top.boolean_or("tie_word_embeddings", false));
+  config.attention_bias = reader.boolean_or("attention_bias", false);
+  config.eos_token_ids = parse_token_ids(*text, "eos_token_id", text_source);
+  if (config.eos_token_ids.empty()) config.eos_token_ids = parse_token_ids(file, "eos_token_id", source);
+  auto bos = parse_token_ids(*text, "bos_token_id", text_source);
+  if (!bos.empty()) config.bos_token_id = bos.front();
+
+  MlaConfig& mla = config.mla;
+  mla.num_heads = reader.integer("num_attention_heads");
+  mla.q_lora_rank = reader.integer_or("q_lora_rank", 0);
+  mla.kv_lora_rank = reader.integer("kv_lora_rank");
+  mla.qk_nope_head_dim = reader.integer("qk_nope_head_dim");
+  mla.qk_rope_head_dim = reader.integer("qk_rope_head_dim");
+  mla.v_head_dim = reader.integer("v_head_dim");
+  RS_CHECK(mla.qk_rope_head_dim % 2 == 0, "{}: qk_rope_head_dim must be even, got {}", text_source,
+           mla.qk_rope_head_dim);
+
+  MoeConfig& moe = config.moe;
+  moe.num_routed_experts = reader.integer_or("n_routed_experts", 0);
+  moe.num_shared_experts = reader.integer_or("n_shared_experts", 0);
+  moe.experts_per_token = reader.integer_or("num_experts_per_tok", 0);
+  moe.expert_intermediate_size = reader.integer_or("moe_intermediate_size", 0);
+  moe.num_groups = reader.integer_or("n_group", 1);
+  moe.top_k_groups = reader.integer_or("topk_group", 1);
+  moe.normalize_top_k = reader.boolean_or("norm_topk_prob", true);
+  moe.routed_scaling_factor = reader.number_or("routed_scaling_factor", 1.0);
+  moe.first_dense_layers = reader.integer_or("first_k_dense_replace", 0);
+  moe.layer_frequency = reader.integer_or("moe_layer_freq", 1);
+  std::string scoring = reader.string_or("scoring_func", "sigmoid");
+  RS_CHECK(scoring == "sigmoid" || scoring == "softmax", "{}: scoring_func \"{}\" is not supported (sigmoid, softmax)",
+           text_source, scoring);
+  moe.scoring = scoring == "sigmoid" ? MoeConfig::Scoring::Sigmoid : MoeConfig::Scoring::Softmax;
+  std::string topk_method = reader.string_or("topk_method", "noaux_tc");
+  RS_CHECK(topk_method == "noaux_tc" || topk_method == "greedy" || topk_method == "group_limited_greedy",
+           "{}: topk_method \"{}\" is not supported", text_source, topk_method);
+  moe.has_score_correction_bias = topk_method == "noaux_tc";
+  if (moe.num_routed_experts > 0) {
+    RS_CHECK(moe.experts_per_token > 0 && moe.experts_per_token <= moe.num_routed_experts,
+             "{}: num_experts_per_tok {} must be in [1, n_routed_experts={}]", text_source, moe.experts_per_token,
+             moe.num_routed_experts);
+    RS_CHECK(moe.expert_intermediate_size > 0, "{}: moe_intermediate_size must be positive", text_source);
+    RS_CHECK(moe.num_groups >= 1 && moe.num_routed_experts % moe.num_groups == 0,
+             "{}: n_group {} must divide n_routed_experts {}", text_source, moe.num_groups, moe.num_routed_experts);
+    RS_CHECK(moe.top_k_groups >= 1 && moe.top_k_groups <= moe.num_groups, "{}: topk_group {} must be in [1, n_group={}]",
+             text_source, moe.top_k_groups, moe.num_groups);
+    RS_CHECK(moe.num_groups == 1 || moe.num_routed_experts / moe.num_groups >= 2,
+             "{}: group-limited routing needs at least 2 experts per group", text_source);
+    RS_CHECK(moe.layer_frequency >= 1, "{}: moe_layer_freq must be >= 1", text_source);
+  }
+
+  config.rope = parse_rope(*text, reader);
+
+  if (text->contains("index_n_heads") || text->contains("index_topk")) {
+    DsaIndexerConfig indexer;
+    indexer.num_heads = reader.integer("index_n_heads");
+    indexer.head_dim = reader.integer("index_head_dim");
+    indexer.top_k = reader.integer("index_topk");
+    indexer.rope_interleaved = reader.boolean_or("indexer_rope_interleave", true);
+    config.indexer = indexer;
+  }
+
+  RS_CHECK(config.vocab_size > 0 && config.hidden_size > 0 && config.num_layers > 0 && mla.num_heads > 0,
+           "{}: vocab_size, hidden_size, num_hidden_layers and num_attention_heads must be positive", text_source);
+  return config;
+}
+
+ModelConfig ModelConfig::load(const std::filesystem::path& path) {
+  std::filesystem::path file = std::filesystem::is_directory(path) ? path / "config.json" : path;
+  std::ifstream stream(file);
+  RS_CHECK(stream.good(), "cannot open {}", file.string());
+  json parsed = json::parse(stream, nullptr, /*allow_exceptions=*/false);
+  RS_CHECK(!parsed.is_discarded(), "{}: not valid JSON", file.string());
+  return from_json(parsed, file.string());
+}
+
+}  // namespace rackserve

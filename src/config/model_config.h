@@ -1,0 +1,104 @@
+// ModelConfig: everything the forward pass needs from a Hugging Face config.json of the
+// DeepSeek-V3 family (deepseek_v3, kimi_k2, kimi_k25's text part, glm_moe_dsa,
+// deepseek_v32), parsed and validated once, then immutable.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace rackserve {
+
+// Rotary embedding on the rope part of queries and keys. `interleaved` means the checkpoint
+// stores rotation pairs as (x0, x1), (x2, x3), ... (DeepSeek `rope_interleave`, the default).
+struct RopeConfig {
+  enum class Type { Default, Yarn };
+  Type type = Type::Default;
+  double theta = 10000.0;
+  bool interleaved = true;
+  // YaRN (type == Yarn only).
+  double factor = 1.0;
+  int64_t original_max_position_embeddings = 0;
+  double beta_fast = 32.0;
+  double beta_slow = 1.0;
+  double mscale = 0.0;          // 0 when absent
+  double mscale_all_dim = 0.0;  // 0 when absent; when set it scales the softmax by mscale^2
+  std::optional<double> attention_factor;  // explicit cos/sin scale, overrides the mscale ratio
+  bool truncate = true;         // round the correction range to whole dimensions
+};
+
+// Multi-head latent attention shapes (per model, before any tensor-parallel split).
+struct MlaConfig {
+  int64_t num_heads = 0;
+  int64_t q_lora_rank = 0;  // 0: no query compression, q_proj maps hidden -> heads * qk_head_dim
+  int64_t kv_lora_rank = 0;
+  int64_t qk_nope_head_dim = 0;
+  int64_t qk_rope_head_dim = 0;
+  int64_t v_head_dim = 0;
+  int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
+  int64_t latent_width() const { return kv_lora_rank + qk_rope_head_dim; }  // cached values per token per layer
+};
+
+struct MoeConfig {
+  enum class Scoring { Sigmoid, Softmax };
+  int64_t num_routed_experts = 0;
+  int64_t num_shared_experts = 0;
+  int64_t experts_per_token = 0;
+  int64_t expert_intermediate_size = 0;
+  int64_t num_groups = 1;       // n_group
+  int64_t top_k_groups = 1;     // topk_group
+  bool normalize_top_k = true;  // norm_topk_prob
+  double routed_scaling_factor = 1.0;
+  Scoring scoring = Scoring::Sigmoid;
+  bool has_score_correction_bias = true;  // topk_method noaux_tc
+  int64_t first_dense_layers = 0;         // first_k_dense_replace
+  int64_t layer_frequency = 1;            // moe_layer_freq
+};
+
+// DeepSeek sparse attention indexer (GLM-5, DeepSeek-V3.2); parsed, not yet executed.
+struct DsaIndexerConfig {
+  int64_t num_heads = 0;
+  int64_t head_dim = 0;
+  int64_t top_k = 0;
+  bool rope_interleaved = true;
+};
+
+struct ModelConfig {
+  std::string model_type;    // of the language model (text_config's for kimi_k25)
+  std::string architecture;  // architectures[0] of the file
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;  // dense MLP layers
+  int64_t num_layers = 0;
+  int64_t num_mtp_layers = 0;  // num_nextn_predict_layers, stored after the main layers
+  int64_t max_position_embeddings = 0;
+  double rms_norm_eps = 1e-6;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;
+  std::vector<int64_t> eos_token_ids;
+  std::optional<int64_t> bos_token_id;
+  MlaConfig mla;
+  MoeConfig moe;
+  RopeConfig rope;
+  std::optional<DsaIndexerConfig> indexer;
+  // The language model's JSON object as read (quantization_config and the like).
+  nlohmann::json raw;
+
+  bool is_moe_layer(int64_t layer) const;
+  // Softmax scale of attention: qk_head_dim^-0.5, times mscale(factor, mscale_all_dim)^2 for YaRN.
+  double attention_softmax_scale() const;
+
+  // `source` names the file in error messages.
+  static ModelConfig from_json(const nlohmann::json& json, const std::string& source = "config.json");
+  // Accepts a model directory (reads its config.json) or the path of a config file.
+  static ModelConfig load(const std::filesystem::path& path);
+};
+
+// YaRN's attention temperature: 0.1 * mscale * ln(scale) + 1 for scale > 1, else 1.
+double yarn_mscale(double scale, double mscale);
+
+}  // namespace rackserve

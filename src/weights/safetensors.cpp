@@ -1,0 +1,1 @@
+#include "weights/safetensors.h"
