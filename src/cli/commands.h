@@ -1,0 +1,17 @@
+// Subcommands of the rackserve binary. Each takes the arguments after its name, prints
+// its result on stdout, and returns the process exit code; main.cpp turns exceptions
+// into a one-line error and exit code 1.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace rackserve::cli {
+
+using Arguments = std::vector<std::string>;
+
+int run_generate(const Arguments& args);
+int run_logits(const Arguments& args);
+int run_inspect(const Arguments& args);
+
+}  // namespace rackserve::cli
