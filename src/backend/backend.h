@@ -1,0 +1,83 @@
+// Backend: the op set that models are written against. A backend owns device memory
+// (persistent: weights and KV cache; per step: activations) and runs each op on its
+// device. Models see only this interface, never a concrete backend, so the CPU
+// reference (the oracle) and the CUDA backend run the same model code.
+//
+// Conventions for every op:
+// - Tensors passed in live on this backend's device; outputs are allocated from the
+//   step arena and stay valid until the next begin_step().
+// - Shapes are validated at the op boundary; a mismatch throws rackserve::Error.
+// - Activations are in activation_dtype() (F32 on the CPU, BF16 on CUDA).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backend/ops.h"
+#include "core/tensor.h"
+
+namespace rackserve {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual std::string name() const = 0;
+  virtual Device device() const = 0;
+  virtual DType activation_dtype() const = 0;
+
+  // ---- memory ----------------------------------------------------------------
+  // Copies a host tensor (any floating dtype) into persistent device memory, converted
+  // to the backend's weight layout for `role`. Lives as long as the backend.
+  virtual Tensor upload_weight(const Tensor& host, WeightRole role) = 0;
+  // Persistent zero-initialised storage (KV cache pages and the like).
+  virtual Tensor allocate_persistent(DType dtype, const Shape& shape) = 0;
+  // Releases every step allocation; called once before each forward pass.
+  virtual void begin_step() = 0;
+  // Copies host integers into a step tensor (token ids, positions, slots, ...).
+  virtual Tensor upload_step_ints(std::span<const int32_t> values) = 0;
+  // Copies a tensor to host memory as float32 (blocking).
+  virtual std::vector<float> download_f32(const Tensor& tensor) = 0;
+  // Fills `tensor` with `value` (used to poison unused KV pages in tests).
+  virtual void fill(const Tensor& tensor, float value) = 0;
+
+  // ---- dense ops -------------------------------------------------------------
+  // table [vocab, hidden], token_ids [T] int32 -> [T, hidden]
+  virtual Tensor embedding(const Tensor& table, const Tensor& token_ids) = 0;
+  // x [T, width], weight [width] -> [T, width]; y = x / sqrt(mean(x^2) + eps) * weight
+  virtual Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) = 0;
+  // residual [T, width] += x; returns rms_norm(residual) (the fused pre-norm of the next block).
+  virtual Tensor add_rms_norm(const Tensor& residual, const Tensor& x, const Tensor& weight, float eps) = 0;
+  // residual [T, width] += x.
+  virtual void add_inplace(const Tensor& residual, const Tensor& x) = 0;
+  // x [T, in], weight [out, in] -> [T, out]  (y = x W^T, float32 accumulation)
+  virtual Tensor linear(const Tensor& x, const Tensor& weight) = 0;
+  // gate_up [T, 2I] (gate columns first) -> [T, I] = silu(gate) * up
+  virtual Tensor silu_mul(const Tensor& gate_up) = 0;
+  // x [T, width], row_indices [R] int32 -> [R, width]
+  virtual Tensor gather_rows(const Tensor& x, const Tensor& row_indices) = 0;
+
+  // ---- multi-head latent attention ---------------------------------------------
+  // Rotates x[t, h, offset : offset + rope.dim] in place for every token t and head h.
+  virtual void rope_inplace(const Tensor& x, int64_t offset, const RopeTable& rope, const Tensor& positions) = 0;
+  // kv [T, kv_lora + rope_dim] from kv_a_proj_with_mqa: normalises the latent columns,
+  // rotates the rope columns, and writes both into cache_layer at slots[t].
+  virtual void mla_write_cache(const MlaCacheWrite& args) = 0;
+  // Absorbed-form MLA over the paged latent cache -> [T, heads, v_head_dim].
+  virtual Tensor mla_attention(const MlaAttention& args) = 0;
+
+  // ---- mixture of experts -------------------------------------------------------
+  // router_logits [T, experts] f32 -> top-k expert ids and weights per token.
+  virtual MoeRouting moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
+                               const MoeRouterParams& params) = 0;
+  // Sum over the chosen experts of weight * down(silu(gate(x)) * up(x)) -> [T, hidden].
+  virtual Tensor moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) = 0;
+};
+
+// The CPU reference backend; `threads` == 0 uses every hardware thread.
+std::unique_ptr<Backend> make_cpu_backend(unsigned threads = 0);
+
+}  // namespace rackserve

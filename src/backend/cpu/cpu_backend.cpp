@@ -1,0 +1,56 @@
+// CpuBackend memory management and the factory; the ops live in *_ops.cpp beside it.
+#include "backend/cpu/cpu_backend.h"
+
+#include <cstring>
+
+#include "core/error.h"
+
+namespace rackserve {
+
+CpuBackend::CpuBackend(unsigned threads) : pool_(threads) {}
+
+std::unique_ptr<Backend> make_cpu_backend(unsigned threads) { return std::make_unique<CpuBackend>(threads); }
+
+namespace {
+Tensor allocate_into(std::vector<std::unique_ptr<std::byte[]>>& owner, DType dtype, const Shape& shape) {
+  for (int64_t extent : shape) RS_CHECK(extent >= 0, "negative extent in shape {}", shape_string(shape));
+  size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  owner.push_back(std::make_unique<std::byte[]>(bytes == 0 ? 1 : bytes));  // value-initialised: zeros
+  return Tensor{owner.back().get(), dtype, shape, Device{}};
+}
+}  // namespace
+
+Tensor CpuBackend::allocate_step(DType dtype, const Shape& shape) { return allocate_into(step_buffers_, dtype, shape); }
+
+Tensor CpuBackend::allocate_persistent(DType dtype, const Shape& shape) {
+  return allocate_into(persistent_buffers_, dtype, shape);
+}
+
+Tensor CpuBackend::upload_weight(const Tensor& host, WeightRole) {
+  Tensor weight = allocate_persistent(DType::F32, host.shape);
+  convert_to_f32(host.dtype, host.data, weight.as<float>(), static_cast<size_t>(host.numel()));
+  return weight;
+}
+
+Tensor CpuBackend::upload_step_ints(std::span<const int32_t> values) {
+  Tensor tensor = allocate_step(DType::I32, {static_cast<int64_t>(values.size())});
+  if (!values.empty()) std::memcpy(tensor.data, values.data(), values.size_bytes());
+  return tensor;
+}
+
+std::vector<float> CpuBackend::download_f32(const Tensor& tensor) {
+  std::vector<float> host(static_cast<size_t>(tensor.numel()));
+  if (tensor.dtype == DType::I32) {
+    for (size_t i = 0; i < host.size(); ++i) host[i] = static_cast<float>(tensor.as<int32_t>()[i]);
+  } else {
+    convert_to_f32(tensor.dtype, tensor.data, host.data(), host.size());
+  }
+  return host;
+}
+
+void CpuBackend::fill(const Tensor& tensor, float value) {
+  RS_CHECK(tensor.dtype == DType::F32, "CPU fill supports F32 tensors, got {}", dtype_name(tensor.dtype));
+  std::fill_n(tensor.as<float>(), tensor.numel(), value);
+}
+
+}  // namespace rackserve

@@ -1,0 +1,64 @@
+// The CPU reference backend: float32 activations and weights, straightforward loops,
+// parallel over independent rows. It is the numerical oracle the CUDA backend is
+// tested against, so clarity wins over speed everywhere it has to choose.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/thread_pool.h"
+
+namespace rackserve {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(unsigned threads);
+
+  std::string name() const override { return "cpu"; }
+  Device device() const override { return Device{}; }
+  DType activation_dtype() const override { return DType::F32; }
+
+  Tensor upload_weight(const Tensor& host, WeightRole role) override;
+  Tensor allocate_persistent(DType dtype, const Shape& shape) override;
+  void begin_step() override { step_buffers_.clear(); }
+  Tensor upload_step_ints(std::span<const int32_t> values) override;
+  std::vector<float> download_f32(const Tensor& tensor) override;
+  void fill(const Tensor& tensor, float value) override;
+
+  Tensor embedding(const Tensor& table, const Tensor& token_ids) override;
+  Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) override;
+  Tensor add_rms_norm(const Tensor& residual, const Tensor& x, const Tensor& weight, float eps) override;
+  void add_inplace(const Tensor& residual, const Tensor& x) override;
+  Tensor linear(const Tensor& x, const Tensor& weight) override;
+  Tensor silu_mul(const Tensor& gate_up) override;
+  Tensor gather_rows(const Tensor& x, const Tensor& row_indices) override;
+
+  void rope_inplace(const Tensor& x, int64_t offset, const RopeTable& rope, const Tensor& positions) override;
+  void mla_write_cache(const MlaCacheWrite& args) override;
+  Tensor mla_attention(const MlaAttention& args) override;
+
+  MoeRouting moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
+                       const MoeRouterParams& params) override;
+  Tensor moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) override;
+
+ private:
+  Tensor allocate_step(DType dtype, const Shape& shape);
+
+  ThreadPool pool_;
+  std::vector<std::unique_ptr<std::byte[]>> persistent_buffers_;
+  std::vector<std::unique_ptr<std::byte[]>> step_buffers_;
+};
+
+// Kernels shared by the op files (plain loops over float32 rows).
+namespace cpu {
+// out[n] = dot(weight[n, :], x) for n in [0, rows): one matrix-vector product.
+void matvec(const float* weight, const float* x, float* out, int64_t rows, int64_t cols);
+float dot(const float* a, const float* b, int64_t count);
+void rms_norm_row(const float* x, const float* weight, float* out, int64_t width, float eps);
+// Rotates one head's rope part in place; see RopeTable for the layouts.
+void rope_row(float* x, const RopeTable& rope, int32_t position);
+}  // namespace cpu
+
+}  // namespace rackserve

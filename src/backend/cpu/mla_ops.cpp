@@ -1,0 +1,142 @@
+// Multi-head latent attention on the CPU: RoPE, the latent cache write, and attention in
+// the absorbed form (queries projected into the latent space with W_UK, attention over
+// the cached latents, output projected back with W_UV). Mathematically equal to the
+// Hugging Face form that decompresses K and V per head.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "core/error.h"
+
+namespace rackserve {
+
+namespace cpu {
+void rope_row(float* x, const RopeTable& rope, int32_t position) {
+  int64_t half = rope.dim / 2;
+  float pairs[2][256];
+  RS_CHECK(half <= 256, "rope dim {} exceeds 512", rope.dim);
+  for (int64_t i = 0; i < half; ++i) {
+    pairs[0][i] = rope.interleaved ? x[2 * i] : x[i];
+    pairs[1][i] = rope.interleaved ? x[2 * i + 1] : x[i + half];
+  }
+  const float* inv_freq = rope.inv_freq.as<float>();
+  for (int64_t i = 0; i < half; ++i) {
+    // float32 angle and trig, as the reference computes them.
+    float angle = static_cast<float>(position) * inv_freq[i];
+    float cos_value = std::cos(angle) * rope.scale;
+    float sin_value = std::sin(angle) * rope.scale;
+    x[i] = pairs[0][i] * cos_value - pairs[1][i] * sin_value;
+    x[i + half] = pairs[1][i] * cos_value + pairs[0][i] * sin_value;
+  }
+}
+}  // namespace cpu
+
+void CpuBackend::rope_inplace(const Tensor& x, int64_t offset, const RopeTable& rope, const Tensor& positions) {
+  RS_CHECK(x.rank() == 3 && x.dtype == DType::F32, "rope input must be [T, heads, width] F32, got {}",
+           shape_string(x.shape));
+  int64_t tokens = x.dim(0), heads = x.dim(1), width = x.dim(2);
+  RS_CHECK(offset >= 0 && offset + rope.dim <= width, "rope columns [{}, {}) exceed width {}", offset,
+           offset + rope.dim, width);
+  RS_CHECK(positions.numel() == tokens, "rope: {} positions for {} tokens", positions.numel(), tokens);
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t h = 0; h < heads; ++h)
+      cpu::rope_row(x.as<float>() + (t * heads + h) * width + offset, rope, positions.as<int32_t>()[t]);
+}
+
+void CpuBackend::mla_write_cache(const MlaCacheWrite& args) {
+  const Tensor& kv = args.kv;
+  int64_t tokens = kv.dim(0), width = kv.dim(1);
+  int64_t lora = args.norm_weight.numel();
+  RS_CHECK(args.rope && lora + args.rope->dim == width, "mla_write_cache: kv width {} != {} + rope {}", width, lora,
+           args.rope ? args.rope->dim : 0);
+  const Tensor& cache = args.cache_layer;
+  RS_CHECK(cache.rank() == 3 && cache.dim(2) == width, "mla_write_cache: cache {} does not hold width {}",
+           shape_string(cache.shape), width);
+  int64_t capacity = cache.dim(0) * cache.dim(1);
+  for (int64_t t = 0; t < tokens; ++t) {
+    int32_t slot = args.slots.as<int32_t>()[t];
+    RS_CHECK(slot >= 0 && slot < capacity, "mla_write_cache: slot {} outside the cache [0, {})", slot, capacity);
+    const float* source = kv.as<float>() + t * width;
+    float* entry = cache.as<float>() + static_cast<int64_t>(slot) * width;
+    cpu::rms_norm_row(source, args.norm_weight.as<float>(), entry, lora, args.norm_eps);
+    std::copy(source + lora, source + width, entry + lora);
+    cpu::rope_row(entry + lora, *args.rope, args.positions.as<int32_t>()[t]);
+  }
+}
+
+Tensor CpuBackend::mla_attention(const MlaAttention& args) {
+  const AttentionBatch& batch = *args.batch;
+  const int64_t heads = args.heads, nope = args.qk_nope_dim, rope = args.rope_dim, v_dim = args.v_dim;
+  const int64_t lora = args.kv_lora_rank, width = lora + rope, tokens = batch.num_tokens;
+  RS_CHECK(args.q.rank() == 3 && args.q.dim(0) == tokens && args.q.dim(1) == heads && args.q.dim(2) == nope + rope,
+           "mla_attention: q {} is not [{}, {}, {}]", shape_string(args.q.shape), tokens, heads, nope + rope);
+  RS_CHECK(args.kv_b.rank() == 2 && args.kv_b.dim(0) == heads * (nope + v_dim) && args.kv_b.dim(1) == lora,
+           "mla_attention: kv_b {} is not [{}, {}]", shape_string(args.kv_b.shape), heads * (nope + v_dim), lora);
+  RS_CHECK(args.cache_layer.dim(2) == width, "mla_attention: cache width {} != {}", args.cache_layer.dim(2), width);
+
+  const int32_t* query_start = batch.query_start.as<int32_t>();
+  const int32_t* context_length = batch.context_length.as<int32_t>();
+  const int32_t* block_table = batch.block_table.as<int32_t>();
+  const int32_t* positions = batch.positions.as<int32_t>();
+  const int64_t max_blocks = batch.block_table.dim(1), page_size = batch.page_size;
+  const int64_t pages = args.cache_layer.dim(0);
+  const float* cache = args.cache_layer.as<float>();
+  const float* kv_b = args.kv_b.as<float>();
+
+  // Token -> sequence, validated once so the inner loops can trust the metadata.
+  std::vector<int32_t> sequence_of(tokens);
+  for (int64_t s = 0; s < batch.num_sequences; ++s) {
+    RS_CHECK(query_start[s] <= query_start[s + 1] && query_start[s + 1] <= tokens, "bad query_start");
+    for (int32_t t = query_start[s]; t < query_start[s + 1]; ++t) {
+      sequence_of[t] = static_cast<int32_t>(s);
+      RS_CHECK(positions[t] >= 0 && positions[t] < context_length[s], "token {} position {} beyond context {}", t,
+               positions[t], context_length[s]);
+    }
+    RS_CHECK((context_length[s] + page_size - 1) / page_size <= max_blocks, "sequence {} exceeds its block table", s);
+    for (int64_t b = 0; b < (context_length[s] + page_size - 1) / page_size; ++b)
+      RS_CHECK(block_table[s * max_blocks + b] >= 0 && block_table[s * max_blocks + b] < pages,
+               "sequence {} block {} names page {} outside [0, {})", s, b, block_table[s * max_blocks + b], pages);
+  }
+
+  Tensor out = allocate_step(DType::F32, {tokens, heads, v_dim});
+  pool_.parallel_for(tokens * heads, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> q_latent(lora), out_latent(lora), scores;
+    for (int64_t item = begin; item < end; ++item) {
+      int64_t t = item / heads, h = item % heads;
+      int64_t s = sequence_of[t];
+      const float* q_nope = args.q.as<float>() + (t * heads + h) * (nope + rope);
+      const float* q_rope = q_nope + nope;
+      // q_latent = W_UK[h]^T q_nope, W_UK[h] = kv_b rows [h*(nope+v), h*(nope+v)+nope).
+      std::fill(q_latent.begin(), q_latent.end(), 0.0f);
+      const float* w_uk = kv_b + h * (nope + v_dim) * lora;
+      for (int64_t i = 0; i < nope; ++i)
+        for (int64_t c = 0; c < lora; ++c) q_latent[c] += q_nope[i] * w_uk[i * lora + c];
+
+      int64_t keys = positions[t] + 1;  // causal: every cached position up to this token's
+      scores.resize(keys);
+      float max_score = -std::numeric_limits<float>::infinity();
+      for (int64_t j = 0; j < keys; ++j) {
+        const float* entry = cache + (static_cast<int64_t>(block_table[s * max_blocks + j / page_size]) * page_size +
+                                      j % page_size) * width;
+        scores[j] = (cpu::dot(q_latent.data(), entry, lora) + cpu::dot(q_rope, entry + lora, rope)) * args.softmax_scale;
+        max_score = std::max(max_score, scores[j]);
+      }
+      float total = 0.0f;
+      for (int64_t j = 0; j < keys; ++j) total += scores[j] = std::exp(scores[j] - max_score);
+      std::fill(out_latent.begin(), out_latent.end(), 0.0f);
+      for (int64_t j = 0; j < keys; ++j) {
+        const float* entry = cache + (static_cast<int64_t>(block_table[s * max_blocks + j / page_size]) * page_size +
+                                      j % page_size) * width;
+        float weight = scores[j] / total;
+        for (int64_t c = 0; c < lora; ++c) out_latent[c] += weight * entry[c];
+      }
+      // out = W_UV[h] out_latent, W_UV[h] = kv_b rows [h*(nope+v)+nope, (h+1)*(nope+v)).
+      cpu::matvec(w_uk + nope * lora, out_latent.data(), out.as<float>() + (t * heads + h) * v_dim, v_dim, lora);
+    }
+  });
+  return out;
+}
+
+}  // namespace rackserve

@@ -1,0 +1,120 @@
+// Mixture-of-experts routing and expert evaluation on the CPU.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "core/error.h"
+
+namespace rackserve {
+
+namespace {
+
+// Indices of the k largest values, highest first; ties keep the lower index.
+std::vector<int64_t> top_k_indices(const std::vector<float>& values, int64_t k) {
+  std::vector<int64_t> order(values.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int64_t a, int64_t b) {
+    return values[a] > values[b] || (values[a] == values[b] && a < b);
+  });
+  order.resize(k);
+  return order;
+}
+
+}  // namespace
+
+MoeRouting CpuBackend::moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
+                                 const MoeRouterParams& params) {
+  RS_CHECK(router_logits.rank() == 2 && router_logits.dtype == DType::F32, "router logits must be [T, experts] F32");
+  const int64_t tokens = router_logits.dim(0), experts = router_logits.dim(1);
+  RS_CHECK(params.top_k >= 1 && params.top_k <= experts, "top_k {} out of [1, {}]", params.top_k, experts);
+  RS_CHECK(params.num_groups >= 1 && experts % params.num_groups == 0 && params.top_k_groups >= 1 &&
+               params.top_k_groups <= params.num_groups,
+           "bad expert groups: {} groups, {} chosen, {} experts", params.num_groups, params.top_k_groups, experts);
+  RS_CHECK(!params.use_correction_bias || score_correction_bias.numel() == experts,
+           "score correction bias has {} entries for {} experts", score_correction_bias.numel(), experts);
+  const int64_t per_group = experts / params.num_groups;
+  RS_CHECK(params.num_groups == 1 || per_group >= 2, "group-limited routing needs >= 2 experts per group");
+
+  MoeRouting routing{allocate_step(DType::I32, {tokens, params.top_k}), allocate_step(DType::F32, {tokens, params.top_k})};
+  std::vector<float> scores(experts), choice(experts), group_scores(params.num_groups);
+  for (int64_t t = 0; t < tokens; ++t) {
+    const float* logits = router_logits.as<float>() + t * experts;
+    if (params.sigmoid_scores) {
+      for (int64_t e = 0; e < experts; ++e) scores[e] = 1.0f / (1.0f + std::exp(-logits[e]));
+    } else {
+      float max_logit = *std::max_element(logits, logits + experts), total = 0.0f;
+      for (int64_t e = 0; e < experts; ++e) total += scores[e] = std::exp(logits[e] - max_logit);
+      for (float& score : scores) score /= total;
+    }
+    // The correction bias steers selection only; the weights come from the raw scores.
+    for (int64_t e = 0; e < experts; ++e)
+      choice[e] = scores[e] + (params.use_correction_bias ? score_correction_bias.as<float>()[e] : 0.0f);
+    if (params.num_groups > 1) {
+      // A group's score is the sum of its two best experts; experts outside the best
+      // top_k_groups groups are excluded.
+      for (int64_t g = 0; g < params.num_groups; ++g) {
+        std::vector<float> members(choice.begin() + g * per_group, choice.begin() + (g + 1) * per_group);
+        auto best = top_k_indices(members, 2);
+        group_scores[g] = members[best[0]] + members[best[1]];
+      }
+      std::vector<bool> keep(params.num_groups, false);
+      for (int64_t g : top_k_indices(group_scores, params.top_k_groups)) keep[g] = true;
+      for (int64_t e = 0; e < experts; ++e)
+        if (!keep[e / per_group]) choice[e] = -std::numeric_limits<float>::infinity();
+    }
+    auto chosen = top_k_indices(choice, params.top_k);
+    float sum = 0.0f;
+    for (int64_t k = 0; k < params.top_k; ++k) sum += scores[chosen[k]];
+    for (int64_t k = 0; k < params.top_k; ++k) {
+      float weight = scores[chosen[k]];
+      if (params.normalize) weight /= sum + 1e-20f;
+      routing.expert_ids.as<int32_t>()[t * params.top_k + k] = static_cast<int32_t>(chosen[k]);
+      routing.weights.as<float>()[t * params.top_k + k] = weight * params.scaling_factor;
+    }
+  }
+  return routing;
+}
+
+Tensor CpuBackend::moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) {
+  RS_CHECK(x.rank() == 2, "moe input must be [T, hidden]");
+  const int64_t tokens = x.dim(0), hidden = x.dim(1), top_k = routing.expert_ids.dim(1);
+  const int64_t num_experts = experts.gate_up.dim(0), intermediate = experts.gate_up.dim(1) / 2;
+  RS_CHECK(experts.gate_up.rank() == 3 && experts.gate_up.dim(2) == hidden, "expert gate_up {} does not take hidden {}",
+           shape_string(experts.gate_up.shape), hidden);
+  RS_CHECK(experts.down.rank() == 3 && experts.down.dim(0) == num_experts && experts.down.dim(1) == hidden &&
+               experts.down.dim(2) == intermediate,
+           "expert down {} is not [{}, {}, {}]", shape_string(experts.down.shape), num_experts, hidden, intermediate);
+  for (int64_t item = 0; item < tokens * top_k; ++item) {
+    int32_t expert = routing.expert_ids.as<int32_t>()[item];
+    RS_CHECK(expert >= 0 && expert < num_experts, "expert id {} out of [0, {})", expert, num_experts);
+  }
+  Tensor out = allocate_step(DType::F32, {tokens, hidden});
+  // One (token, slot) pair per work item; the per-token sum runs in slot order afterwards.
+  std::vector<float> contributions(static_cast<size_t>(tokens * top_k * hidden));
+  pool_.parallel_for(tokens * top_k, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> gate_up(2 * intermediate), activated(intermediate);
+    for (int64_t item = begin; item < end; ++item) {
+      int64_t t = item / top_k;
+      int32_t expert = routing.expert_ids.as<int32_t>()[item];
+      const float* row = x.as<float>() + t * hidden;
+      cpu::matvec(experts.gate_up.as<float>() + expert * 2 * intermediate * hidden, row, gate_up.data(),
+                  2 * intermediate, hidden);
+      for (int64_t i = 0; i < intermediate; ++i)
+        activated[i] = gate_up[i] / (1.0f + std::exp(-gate_up[i])) * gate_up[intermediate + i];
+      float* target = contributions.data() + item * hidden;
+      cpu::matvec(experts.down.as<float>() + expert * hidden * intermediate, activated.data(), target, hidden,
+                  intermediate);
+      float weight = routing.weights.as<float>()[item];
+      for (int64_t i = 0; i < hidden; ++i) target[i] *= weight;
+    }
+  });
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t k = 0; k < top_k; ++k)
+      for (int64_t i = 0; i < hidden; ++i) out.as<float>()[t * hidden + i] += contributions[(t * top_k + k) * hidden + i];
+  return out;
+}
+
+}  // namespace rackserve

@@ -1,0 +1,93 @@
+// Argument structs of the backend ops that take more than a few tensors. Plain data:
+// each names the shapes it expects, so a backend can validate once at the boundary.
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace rackserve {
+
+// What a weight is used for, so a backend can store it in the layout its kernels want.
+enum class WeightRole : uint8_t {
+  Embedding,     // [vocab, hidden], rows gathered
+  Norm,          // [width]
+  Linear,        // [out, in]
+  RouterGate,    // [experts, hidden], kept in f32 (router logits are computed in f32)
+  RouterBias,    // [experts] f32
+  ExpertGateUp,  // [experts, 2 * intermediate, hidden]
+  ExpertDown,    // [experts, hidden, intermediate]
+  MlaKvB,        // [heads * (qk_nope + v), kv_lora]
+};
+
+// Rotary embedding table: cos/sin of position * inv_freq[i], times `scale`.
+struct RopeTable {
+  Tensor inv_freq;  // [dim / 2] f32 on the backend's device
+  int64_t dim = 0;  // rotated width
+  float scale = 1.0f;
+  // Input pairs are (x[2i], x[2i+1]) when interleaved, (x[i], x[i + dim/2]) otherwise.
+  // The output is always in the half-split layout (x[i], x[i + dim/2]), as in
+  // Hugging Face DeepSeek-V3; q and k use the same layout, so scores are unchanged.
+  bool interleaved = true;
+};
+
+// Paged-attention metadata of one forward step. A step holds tokens of S sequences:
+// the tokens of sequence s are rows [query_start[s], query_start[s + 1]) of the step,
+// their positions are consecutive and end at context_length[s] - 1, and every position
+// below that is already in the cache (written by this step or earlier ones).
+struct AttentionBatch {
+  Tensor query_start;     // [S + 1] int32
+  Tensor context_length;  // [S] int32, tokens in cache for the sequence after this step
+  Tensor block_table;     // [S, max_blocks] int32, page ids
+  Tensor slots;           // [T] int32, page * page_size + offset of each new token
+  Tensor positions;       // [T] int32
+  int64_t num_sequences = 0;
+  int64_t num_tokens = 0;
+  int64_t max_context_length = 0;
+  int64_t page_size = 0;
+};
+
+struct MlaCacheWrite {
+  Tensor kv;           // [T, kv_lora + rope_dim] output of kv_a_proj_with_mqa
+  Tensor norm_weight;  // [kv_lora] kv_a_layernorm
+  float norm_eps = 1e-6f;
+  const RopeTable* rope = nullptr;
+  Tensor positions;    // [T] int32
+  Tensor slots;        // [T] int32
+  Tensor cache_layer;  // [pages, page_size, kv_lora + rope_dim]
+};
+
+struct MlaAttention {
+  Tensor q;            // [T, heads, qk_nope + rope_dim], rope part already rotated
+  Tensor kv_b;         // [heads * (qk_nope + v), kv_lora] (W_UK rows then W_UV rows per head)
+  Tensor cache_layer;  // [pages, page_size, kv_lora + rope_dim]
+  const AttentionBatch* batch = nullptr;
+  int64_t heads = 0;
+  int64_t qk_nope_dim = 0;
+  int64_t rope_dim = 0;
+  int64_t v_dim = 0;
+  int64_t kv_lora_rank = 0;
+  float softmax_scale = 1.0f;
+};
+
+struct MoeRouterParams {
+  int64_t top_k = 0;
+  int64_t num_groups = 1;    // experts are split into groups ...
+  int64_t top_k_groups = 1;  // ... and only the best groups are eligible
+  bool sigmoid_scores = true;   // sigmoid (DeepSeek-V3) or softmax scoring
+  bool use_correction_bias = true;  // bias added for selection only, never to the weights
+  bool normalize = true;        // weights of the chosen experts sum to 1 ...
+  float scaling_factor = 1.0f;  // ... then are multiplied by this
+};
+
+struct MoeRouting {
+  Tensor expert_ids;  // [T, top_k] int32
+  Tensor weights;     // [T, top_k] f32
+};
+
+struct ExpertWeights {
+  Tensor gate_up;  // [experts, 2 * intermediate, hidden] (gate rows first)
+  Tensor down;     // [experts, hidden, intermediate]
+};
+
+}  // namespace rackserve

@@ -1,0 +1,62 @@
+#include "cli/model_options.h"
+
+#include <charconv>
+#include <fmt/core.h>
+
+#include "core/error.h"
+
+namespace rackserve::cli {
+
+void add_model_options(cxxopts::Options& options) {
+  options.add_options()("model", "model directory (config.json + *.safetensors)", cxxopts::value<std::string>())(
+      "tokens", "comma-separated token ids, e.g. 1,2,3", cxxopts::value<std::string>())(
+      "device", "cpu, cuda or auto", cxxopts::value<std::string>()->default_value("auto"))(
+      "threads", "CPU threads (0: all)", cxxopts::value<unsigned>()->default_value("0"))("h,help", "show this help");
+}
+
+bool parse_or_help(cxxopts::Options& options, const Arguments& args, cxxopts::ParseResult& result) {
+  std::vector<const char*> argv{options.program().c_str()};
+  for (const auto& arg : args) argv.push_back(arg.c_str());
+  try {
+    result = options.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const cxxopts::exceptions::exception& error) {
+    RS_FAIL("{}", error.what());
+  }
+  if (result.count("help")) {
+    fmt::print("{}", options.help());
+    return false;
+  }
+  RS_CHECK(result.unmatched().empty(), "unexpected argument \"{}\"", result.unmatched().front());
+  return true;
+}
+
+std::vector<int32_t> parse_token_list(const std::string& text) {
+  std::vector<int32_t> tokens;
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    size_t end = text.find(',', begin);
+    if (end == std::string::npos) end = text.size();
+    std::string_view entry(text.data() + begin, end - begin);
+    int32_t value = 0;
+    auto [ptr, error] = std::from_chars(entry.data(), entry.data() + entry.size(), value);
+    RS_CHECK(!entry.empty() && error == std::errc() && ptr == entry.data() + entry.size() && value >= 0,
+             "--tokens: \"{}\" is not a non-negative token id", entry);
+    tokens.push_back(value);
+    begin = end + 1;
+  }
+  return tokens;
+}
+
+LoadedModel load_model_from_options(const cxxopts::ParseResult& result) {
+  RS_CHECK(result.count("model"), "--model DIR is required");
+  std::string device = result["device"].as<std::string>();
+  RS_CHECK(device == "cpu" || device == "auto" || device == "cuda", "--device must be cpu, cuda or auto, got \"{}\"",
+           device);
+  RS_CHECK(device != "cuda", "--device cuda: this build has no CUDA backend yet");
+  LoadedModel loaded;
+  loaded.backend = make_cpu_backend(result["threads"].as<unsigned>());
+  loaded.model = load_model(result["model"].as<std::string>(), *loaded.backend);
+  return loaded;
+}
+
+}  // namespace rackserve::cli

@@ -1,0 +1,36 @@
+// Options shared by the subcommands that run a model (--model, --device, --threads,
+// --tokens) and the helpers that turn them into a backend and a loaded model.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <cxxopts.hpp>
+
+#include "backend/backend.h"
+#include "cli/commands.h"
+#include "models/model.h"
+
+namespace rackserve::cli {
+
+// Adds --model, --device, --threads and --tokens to `options`.
+void add_model_options(cxxopts::Options& options);
+
+// Parses `args` (the words after the subcommand); prints help and returns nullopt-like
+// false when --help was given. Throws rackserve::Error on unknown or malformed options.
+bool parse_or_help(cxxopts::Options& options, const Arguments& args, cxxopts::ParseResult& result);
+
+// "1,2,3" -> {1, 2, 3}; throws with the offending entry on anything else.
+std::vector<int32_t> parse_token_list(const std::string& text);
+
+struct LoadedModel {
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<CausalLM> model;
+};
+
+// Backend from --device/--threads, model from --model.
+LoadedModel load_model_from_options(const cxxopts::ParseResult& result);
+
+}  // namespace rackserve::cli

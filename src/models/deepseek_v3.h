@@ -1,0 +1,39 @@
+// The DeepSeek-V3 family (DeepSeek-V3/R1/V3.1, Kimi K2/K2.5 text, GLM-5 without its
+// sparse indexer yet): MLA attention, dense first layers, routed MoE with shared experts.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "models/layers/feed_forward.h"
+#include "models/layers/mla_attention.h"
+#include "models/layers/rotary_embedding.h"
+#include "models/model.h"
+
+namespace rackserve {
+
+class DeepseekV3Model final : public CausalLM {
+ public:
+  DeepseekV3Model(ModelConfig config, const WeightStore& weights, Backend& backend);
+
+  const ModelConfig& config() const override { return config_; }
+  Backend& backend() const override { return backend_; }
+  PagedKvCache allocate_kv_cache(int64_t pages, int64_t page_size) const override;
+  Tensor forward(const ForwardBatch& batch, PagedKvCache& cache) override;
+
+ private:
+  struct DecoderLayer {
+    Tensor input_norm, post_attention_norm;
+    std::unique_ptr<MlaAttentionBlock> attention;
+    std::unique_ptr<DenseMlp> dense_mlp;  // exactly one of dense_mlp and moe is set
+    std::unique_ptr<MoeBlock> moe;
+  };
+
+  ModelConfig config_;
+  Backend& backend_;
+  RopeTable rope_;
+  Tensor embed_tokens_, final_norm_, lm_head_;
+  std::vector<DecoderLayer> layers_;
+};
+
+}  // namespace rackserve

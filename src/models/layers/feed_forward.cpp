@@ -1,0 +1,53 @@
+#include "models/layers/feed_forward.h"
+
+#include <fmt/format.h>
+
+namespace rackserve {
+
+DenseMlp::DenseMlp(WeightLoader& loader, const std::string& prefix, int64_t hidden, int64_t intermediate)
+    : gate_up_(loader.load_row_concat({prefix + ".gate_proj.weight", prefix + ".up_proj.weight"},
+                                      {intermediate, intermediate}, hidden, WeightRole::Linear)),
+      down_(loader.load(prefix + ".down_proj.weight", {hidden, intermediate}, WeightRole::Linear)) {}
+
+Tensor DenseMlp::forward(Backend& backend, const Tensor& x) const {
+  return backend.linear(backend.silu_mul(backend.linear(x, gate_up_)), down_);
+}
+
+MoeBlock::MoeBlock(const ModelConfig& config, WeightLoader& loader, const std::string& prefix) {
+  const MoeConfig& moe = config.moe;
+  const int64_t hidden = config.hidden_size, experts = moe.num_routed_experts;
+  const int64_t intermediate = moe.expert_intermediate_size;
+  router_params_.top_k = moe.experts_per_token;
+  router_params_.num_groups = moe.num_groups;
+  router_params_.top_k_groups = moe.top_k_groups;
+  router_params_.sigmoid_scores = moe.scoring == MoeConfig::Scoring::Sigmoid;
+  router_params_.use_correction_bias = moe.has_score_correction_bias;
+  router_params_.normalize = moe.normalize_top_k;
+  router_params_.scaling_factor = static_cast<float>(moe.routed_scaling_factor);
+
+  router_weight_ = loader.load(prefix + ".gate.weight", {experts, hidden}, WeightRole::RouterGate);
+  if (moe.has_score_correction_bias)
+    correction_bias_ = loader.load(prefix + ".gate.e_score_correction_bias", {experts}, WeightRole::RouterBias);
+  auto expert_prefix = [&](int64_t e) { return fmt::format("{}.experts.{}", prefix, e); };
+  experts_.gate_up = loader.load_stacked(
+      experts,
+      [&](int64_t e) {
+        return std::vector<std::string>{expert_prefix(e) + ".gate_proj.weight", expert_prefix(e) + ".up_proj.weight"};
+      },
+      {intermediate, intermediate}, hidden, WeightRole::ExpertGateUp);
+  experts_.down = loader.load_stacked(
+      experts, [&](int64_t e) { return std::vector<std::string>{expert_prefix(e) + ".down_proj.weight"}; },
+      {hidden}, intermediate, WeightRole::ExpertDown);
+  if (moe.num_shared_experts > 0)
+    shared_experts_.emplace(loader, prefix + ".shared_experts", hidden, intermediate * moe.num_shared_experts);
+}
+
+Tensor MoeBlock::forward(Backend& backend, const Tensor& x) const {
+  // Router logits in float32 from float32 weights, as the reference computes them.
+  MoeRouting routing = backend.moe_route(backend.linear(x, router_weight_), correction_bias_, router_params_);
+  Tensor routed = backend.moe_experts(x, routing, experts_);
+  if (shared_experts_) backend.add_inplace(routed, shared_experts_->forward(backend, x));
+  return routed;
+}
+
+}  // namespace rackserve

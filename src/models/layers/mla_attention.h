@@ -1,0 +1,31 @@
+// Multi-head latent attention block of the DeepSeek-V3 family (with or without query
+// compression): projections, latent cache write, absorbed attention, output projection.
+#pragma once
+
+#include <string>
+
+#include "backend/backend.h"
+#include "config/model_config.h"
+#include "models/layers/step_context.h"
+#include "models/layers/weight_loader.h"
+
+namespace rackserve {
+
+class MlaAttentionBlock {
+ public:
+  // `prefix` is e.g. "model.layers.3.self_attn".
+  MlaAttentionBlock(const ModelConfig& config, WeightLoader& loader, const std::string& prefix);
+
+  // x [T, hidden] (already normalised) -> [T, hidden]; writes the step's latents into cache_layer.
+  Tensor forward(Backend& backend, const Tensor& x, const StepContext& step, const Tensor& cache_layer) const;
+
+ private:
+  MlaConfig shape_;
+  float norm_eps_;
+  float softmax_scale_;
+  Tensor q_a_proj_, q_a_norm_, q_b_proj_;  // with query compression (q_lora_rank > 0)
+  Tensor q_proj_;                          // without
+  Tensor kv_a_proj_, kv_a_norm_, kv_b_proj_, o_proj_;
+};
+
+}  // namespace rackserve

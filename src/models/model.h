@@ -1,0 +1,31 @@
+// CausalLM: the interface every model implements. Models are built against the Backend
+// op interface and own their weights on that backend.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+
+#include "backend/backend.h"
+#include "config/model_config.h"
+#include "models/forward_batch.h"
+#include "models/kv_cache.h"
+
+namespace rackserve {
+
+class CausalLM {
+ public:
+  virtual ~CausalLM() = default;
+  virtual const ModelConfig& config() const = 0;
+  virtual Backend& backend() const = 0;
+  // A cache sized for this model with `pages` pages of `page_size` tokens.
+  virtual PagedKvCache allocate_kv_cache(int64_t pages, int64_t page_size) const = 0;
+  // Runs one step: writes the new tokens' KV into `cache` and returns logits [rows, vocab]
+  // (a step tensor) with one row per token that asked for logits, in batch order.
+  virtual Tensor forward(const ForwardBatch& batch, PagedKvCache& cache) = 0;
+};
+
+// Loads the model in `directory` (config.json + safetensors) onto `backend`.
+std::unique_ptr<CausalLM> load_model(const std::filesystem::path& directory, Backend& backend);
+
+}  // namespace rackserve
