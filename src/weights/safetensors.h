@@ -16,7 +16,10 @@
 
 namespace rackserve {
 
-// One tensor inside a mapped file. `data` stays valid while the owning file is open.
+// One tensor inside a mapped file. `data` stays valid while the owning file is open and
+// points at exactly `bytes` bytes (numel * dtype size; may be 0). It is aligned to the
+// dtype size only when the writer aligned it (the reference writer does); the reader
+// does not require it, so code that casts `data` to a wider type must check.
 struct TensorRecord {
   std::string name;
   DType dtype = DType::F32;
@@ -31,14 +34,17 @@ struct TensorRecord {
 
 class SafetensorsFile {
  public:
-  // Maps and validates `path`; throws rackserve::Error on any defect.
+  // Maps `path` read-only (MAP_PRIVATE) and validates it with parse_safetensors_layout
+  // (weights/safetensors_layout.h lists the rules); throws rackserve::Error naming the
+  // file, and the tensor where one is at fault. The file must not be truncated while
+  // it is open: reading a page past the new end faults (SIGBUS), as with any mmap.
   static std::unique_ptr<SafetensorsFile> open(const std::filesystem::path& path);
   ~SafetensorsFile();
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
 
   const std::filesystem::path& path() const { return path_; }
-  const std::vector<TensorRecord>& tensors() const { return tensors_; }  // in file order
+  const std::vector<TensorRecord>& tensors() const { return tensors_; }  // by data offset
   const TensorRecord* find(const std::string& name) const;                // nullptr when absent
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
@@ -57,8 +63,13 @@ class WeightStore {
  public:
   // Opens `path`: a directory with model.safetensors.index.json, a directory with
   // *.safetensors files, or one .safetensors file. Names must be unique across shards
-  // and every name the index lists must be present in the file it names.
+  // and every name the index lists must be present in the file it names. With an
+  // index, only the files it names are opened (plain file names in its directory);
+  // tensors those files hold beyond the index's list are kept, as transformers does.
+  // A directory that yields no shard at all is an error.
   static WeightStore open(const std::filesystem::path& path);
+
+  const std::filesystem::path& root() const { return root_; }  // as given to open()
 
   const TensorRecord* find(const std::string& name) const;  // nullptr when absent
   const TensorRecord& get(const std::string& name) const;   // throws naming the tensor
@@ -67,6 +78,7 @@ class WeightStore {
   size_t size() const { return records_.size(); }
 
  private:
+  std::filesystem::path root_;
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
   std::map<std::string, const TensorRecord*> records_;
 };
