@@ -33,6 +33,8 @@ class Backend {
   // Copies a host tensor (any floating dtype) into persistent device memory, converted
   // to the backend's weight layout for `role`. Lives as long as the backend.
   virtual Tensor upload_weight(const Tensor& host, WeightRole role) = 0;
+  // Copies a host tensor into persistent device memory as `dtype` (converting floats).
+  virtual Tensor upload_persistent(const Tensor& host, DType dtype) = 0;
   // Persistent zero-initialised storage (KV cache pages and the like).
   virtual Tensor allocate_persistent(DType dtype, const Shape& shape) = 0;
   // Releases every step allocation; called once before each forward pass.
@@ -55,6 +57,9 @@ class Backend {
   virtual void add_inplace(const Tensor& residual, const Tensor& x) = 0;
   // x [T, in], weight [out, in] -> [T, out]  (y = x W^T, float32 accumulation)
   virtual Tensor linear(const Tensor& x, const Tensor& weight) = 0;
+  // The same product with a float32 output whatever the activation dtype (router and
+  // lm_head logits).
+  virtual Tensor linear_f32(const Tensor& x, const Tensor& weight) = 0;
   // gate_up [T, 2I] (gate columns first) -> [T, I] = silu(gate) * up
   virtual Tensor silu_mul(const Tensor& gate_up) = 0;
   // x [T, width], row_indices [R] int32 -> [R, width]
@@ -79,5 +84,10 @@ class Backend {
 
 // The CPU reference backend; `threads` == 0 uses every hardware thread.
 std::unique_ptr<Backend> make_cpu_backend(unsigned threads = 0);
+
+// The CUDA backend on `device` (throws when this build or machine has no CUDA device).
+std::unique_ptr<Backend> make_cuda_backend(int device = 0);
+// Whether a CUDA device is usable (false in builds without CUDA).
+bool cuda_device_available();
 
 }  // namespace rackserve

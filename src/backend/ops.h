@@ -18,6 +18,7 @@ enum class WeightRole : uint8_t {
   ExpertGateUp,  // [experts, 2 * intermediate, hidden]
   ExpertDown,    // [experts, hidden, intermediate]
   MlaKvB,        // [heads * (qk_nope + v), kv_lora]
+  RopeFrequencies,  // [dim / 2], kept in f32
 };
 
 // Rotary embedding table: cos/sin of position * inv_freq[i], times `scale`.

@@ -52,9 +52,11 @@ LoadedModel load_model_from_options(const cxxopts::ParseResult& result) {
   std::string device = result["device"].as<std::string>();
   RS_CHECK(device == "cpu" || device == "auto" || device == "cuda", "--device must be cpu, cuda or auto, got \"{}\"",
            device);
-  RS_CHECK(device != "cuda", "--device cuda: this build has no CUDA backend yet");
   LoadedModel loaded;
-  loaded.backend = make_cpu_backend(result["threads"].as<unsigned>());
+  if (device == "cuda" || (device == "auto" && cuda_device_available()))
+    loaded.backend = make_cuda_backend(0);
+  else
+    loaded.backend = make_cpu_backend(result["threads"].as<unsigned>());
   loaded.model = load_model(result["model"].as<std::string>(), *loaded.backend);
   return loaded;
 }

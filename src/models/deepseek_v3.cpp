@@ -15,7 +15,7 @@ DeepseekV3Model::DeepseekV3Model(ModelConfig config, const WeightStore& weights,
 
   RotaryFrequencies frequencies = rotary_frequencies(c.rope, c.mla.qk_rope_head_dim);
   Tensor host_inv_freq{frequencies.inv_freq.data(), DType::F32, {static_cast<int64_t>(frequencies.inv_freq.size())}, Device{}};
-  rope_.inv_freq = backend.upload_weight(host_inv_freq, WeightRole::Norm);
+  rope_.inv_freq = backend.upload_weight(host_inv_freq, WeightRole::RopeFrequencies);
   rope_.dim = c.mla.qk_rope_head_dim;
   rope_.scale = frequencies.scale;
   rope_.interleaved = c.rope.interleaved;
@@ -53,7 +53,8 @@ struct FlatBatch {
   int64_t max_blocks = 0, max_context = 0;
 };
 
-FlatBatch flatten(const ForwardBatch& batch, int64_t page_size, int64_t cache_pages, int64_t max_positions) {
+FlatBatch flatten(const ForwardBatch& batch, int64_t page_size, int64_t cache_pages, int64_t max_positions,
+                  int64_t vocab) {
   FlatBatch flat;
   for (const auto& sequence : batch.sequences) flat.max_blocks = std::max<int64_t>(flat.max_blocks, sequence.pages.size());
   for (const auto& sequence : batch.sequences) {
@@ -69,6 +70,8 @@ FlatBatch flatten(const ForwardBatch& batch, int64_t page_size, int64_t cache_pa
       int32_t position = sequence.start_position + static_cast<int32_t>(i);
       if (sequence.all_logits || i + 1 == sequence.token_ids.size())
         flat.logit_rows.push_back(static_cast<int32_t>(flat.token_ids.size()));
+      RS_CHECK(sequence.token_ids[i] >= 0 && sequence.token_ids[i] < vocab, "token id {} is outside the vocabulary [0, {})",
+               sequence.token_ids[i], vocab);
       flat.token_ids.push_back(sequence.token_ids[i]);
       flat.positions.push_back(position);
       flat.slots.push_back(static_cast<int32_t>(sequence.pages[position / page_size] * page_size + position % page_size));
@@ -89,7 +92,7 @@ Tensor DeepseekV3Model::forward(const ForwardBatch& batch, PagedKvCache& cache) 
   RS_CHECK(!batch.sequences.empty(), "empty forward batch");
   RS_CHECK(cache.layers() == config_.num_layers && cache.entry_width() == config_.mla.latent_width(),
            "KV cache does not match the model");
-  FlatBatch flat = flatten(batch, cache.page_size(), cache.pages(), config_.max_position_embeddings);
+  FlatBatch flat = flatten(batch, cache.page_size(), cache.pages(), config_.max_position_embeddings, config_.vocab_size);
   backend_.begin_step();
 
   StepContext step;
@@ -118,7 +121,7 @@ Tensor DeepseekV3Model::forward(const ForwardBatch& batch, PagedKvCache& cache) 
     normed = backend_.add_rms_norm(hidden, mlp_out, next_norm, eps);
   }
   Tensor selected = backend_.gather_rows(normed, backend_.upload_step_ints(flat.logit_rows));
-  return backend_.linear(selected, lm_head_);
+  return backend_.linear_f32(selected, lm_head_);
 }
 
 }  // namespace rackserve

@@ -32,6 +32,17 @@ Tensor CpuBackend::upload_weight(const Tensor& host, WeightRole) {
   return weight;
 }
 
+Tensor CpuBackend::upload_persistent(const Tensor& host, DType dtype) {
+  RS_CHECK(dtype == DType::F32 || (dtype == DType::I32 && host.dtype == DType::I32),
+           "the CPU backend stores F32 (or I32 from I32), not {}", dtype_name(dtype));
+  Tensor copy = allocate_persistent(dtype, host.shape);
+  if (dtype == DType::I32)
+    std::memcpy(copy.data, host.data, host.bytes());
+  else
+    convert_to_f32(host.dtype, host.data, copy.as<float>(), static_cast<size_t>(host.numel()));
+  return copy;
+}
+
 Tensor CpuBackend::upload_step_ints(std::span<const int32_t> values) {
   Tensor tensor = allocate_step(DType::I32, {static_cast<int64_t>(values.size())});
   if (!values.empty()) std::memcpy(tensor.data, values.data(), values.size_bytes());

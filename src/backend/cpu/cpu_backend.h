@@ -22,6 +22,7 @@ class CpuBackend final : public Backend {
 
   Tensor upload_weight(const Tensor& host, WeightRole role) override;
   Tensor allocate_persistent(DType dtype, const Shape& shape) override;
+  Tensor upload_persistent(const Tensor& host, DType dtype) override;
   void begin_step() override { step_buffers_.clear(); }
   Tensor upload_step_ints(std::span<const int32_t> values) override;
   std::vector<float> download_f32(const Tensor& tensor) override;
@@ -32,6 +33,7 @@ class CpuBackend final : public Backend {
   Tensor add_rms_norm(const Tensor& residual, const Tensor& x, const Tensor& weight, float eps) override;
   void add_inplace(const Tensor& residual, const Tensor& x) override;
   Tensor linear(const Tensor& x, const Tensor& weight) override;
+  Tensor linear_f32(const Tensor& x, const Tensor& weight) override { return linear(x, weight); }
   Tensor silu_mul(const Tensor& gate_up) override;
   Tensor gather_rows(const Tensor& x, const Tensor& row_indices) override;
 

@@ -44,7 +44,7 @@ MoeBlock::MoeBlock(const ModelConfig& config, WeightLoader& loader, const std::s
 
 Tensor MoeBlock::forward(Backend& backend, const Tensor& x) const {
   // Router logits in float32 from float32 weights, as the reference computes them.
-  MoeRouting routing = backend.moe_route(backend.linear(x, router_weight_), correction_bias_, router_params_);
+  MoeRouting routing = backend.moe_route(backend.linear_f32(x, router_weight_), correction_bias_, router_params_);
   Tensor routed = backend.moe_experts(x, routing, experts_);
   if (shared_experts_) backend.add_inplace(routed, shared_experts_->forward(backend, x));
   return routed;

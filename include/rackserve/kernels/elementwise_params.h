@@ -1,0 +1,62 @@
+// Row-wise and element-wise kernels (kernels/common/*.cu): embedding gather, RMSNorm
+// (optionally fused with the residual add), SiLU-and-mul, row gather, fill, add.
+#pragma once
+
+#include "rackserve/kernels/common.h"
+
+namespace rackserve::kernels {
+
+struct EmbeddingParams {
+  const void* table;        // [vocab, hidden] bf16
+  const int32_t* token_ids; // [tokens]
+  float* output;            // [tokens, hidden]
+  int64_t tokens, hidden, vocab;
+};
+int launch_embedding(const EmbeddingParams& params, Stream stream);
+
+// output = x / sqrt(mean(x^2) + eps) * weight; with residual != nullptr the kernel first
+// does residual += x and normalises the sum (x then is the block output being added).
+struct RmsNormParams {
+  const void* x;           // [rows, width] x_type
+  ElementType x_type;
+  float* residual;         // [rows, width] f32 or nullptr
+  const void* weight;      // [width] bf16
+  void* output;            // [rows, width] bf16
+  int64_t rows, width;
+  float eps;
+};
+int launch_rms_norm(const RmsNormParams& params, Stream stream);
+
+struct AddParams {
+  void* target;            // [count] target_type, target += source
+  ElementType target_type;
+  const void* source;      // [count] source_type
+  ElementType source_type;
+  int64_t count;
+};
+int launch_add(const AddParams& params, Stream stream);
+
+struct SiluMulParams {
+  const void* gate_up;  // [rows, 2 * width] bf16, gate columns first
+  void* output;         // [rows, width] bf16
+  int64_t rows, width;
+};
+int launch_silu_mul(const SiluMulParams& params, Stream stream);
+
+struct GatherRowsParams {
+  const void* input;          // [input_rows, row_bytes]
+  const int32_t* row_indices; // [rows]
+  void* output;               // [rows, row_bytes]
+  int64_t rows, input_rows, row_bytes;  // row_bytes a multiple of 4
+};
+int launch_gather_rows(const GatherRowsParams& params, Stream stream);
+
+struct FillParams {
+  void* data;  // [count] type
+  ElementType type;
+  int64_t count;
+  float value;
+};
+int launch_fill(const FillParams& params, Stream stream);
+
+}  // namespace rackserve::kernels

@@ -1,0 +1,19 @@
+// Dense GEMM y = x W^T for BF16 weights (kernels/gemm/).
+#pragma once
+
+#include "rackserve/kernels/common.h"
+
+namespace rackserve::kernels {
+
+struct LinearBf16Params {
+  const void* x;        // [m, k] bf16, row-major
+  const void* weight;   // [n, k] bf16, row-major (one output feature per row)
+  void* y;              // [m, n] y_type
+  ElementType y_type;
+  int64_t m, n, k;      // k a multiple of 8
+};
+// Memory-bound design for small m (decode): every weight row is read once per group of
+// 8 tokens with 16-byte loads; float32 accumulation.
+int launch_linear_bf16_small_m(const LinearBf16Params& params, Stream stream);
+
+}  // namespace rackserve::kernels

@@ -1,0 +1,48 @@
+// Multi-head latent attention kernels (kernels/attention/): RoPE, the paged latent
+// cache write, and absorbed attention over the paged cache.
+#pragma once
+
+#include "rackserve/kernels/common.h"
+
+namespace rackserve::kernels {
+
+struct RopeParams {
+  void* x;                  // [tokens, heads, width] bf16, rotated in place
+  const int32_t* positions; // [tokens]
+  const float* inv_freq;    // [dim / 2]
+  int64_t tokens, heads, width, offset, dim;  // columns [offset, offset + dim) rotate
+  float scale;              // multiplies cos and sin
+  bool interleaved;         // input pairs (2i, 2i+1) instead of (i, i + dim/2); output is half-split
+};
+int launch_rope(const RopeParams& params, Stream stream);
+
+struct MlaCacheWriteParams {
+  const void* kv;           // [tokens, lora + dim] bf16 output of kv_a_proj_with_mqa
+  const void* norm_weight;  // [lora] bf16
+  const int32_t* positions; // [tokens]
+  const int32_t* slots;     // [tokens], page * page_size + offset
+  const float* inv_freq;    // [dim / 2]
+  void* cache;              // [pages * page_size, lora + dim] bf16
+  int64_t tokens, lora, dim, capacity;
+  float eps, rope_scale;
+  bool interleaved;
+};
+int launch_mla_cache_write(const MlaCacheWriteParams& params, Stream stream);
+
+struct MlaAttentionParams {
+  const void* q;               // [tokens, heads, nope + rope] bf16 (rope part rotated)
+  const void* kv_b;            // [heads * (nope + v), lora] bf16: W_UK rows then W_UV rows per head
+  const void* cache;           // [pages, page_size, lora + rope] bf16
+  const int32_t* query_start;  // [sequences + 1]
+  const int32_t* block_table;  // [sequences, max_blocks]
+  const int32_t* positions;    // [tokens]
+  float* q_latent;             // [tokens, heads, lora] f32 workspace
+  float* out_latent;           // [tokens, heads, lora] f32 workspace
+  void* output;                // [tokens, heads, v] bf16
+  int64_t tokens, sequences, heads, nope, rope, v, lora, page_size, max_blocks;  // lora % 32 == 0, lora <= 512
+  float softmax_scale;
+};
+// Three launches: q_latent = W_UK^T q_nope; attention over the pages; output = W_UV out_latent.
+int launch_mla_attention(const MlaAttentionParams& params, Stream stream);
+
+}  // namespace rackserve::kernels

@@ -1,0 +1,139 @@
+// Absorbed MLA attention over the paged latent cache, in three launches:
+//   1. q_latent[t, h] = W_UK[h]^T q_nope[t, h]                  (f32 workspace)
+//   2. out_latent[t, h] = softmax(q_latent . latent_j + q_rope . rope_j) . latent_j
+//      over the cache positions j <= position[t] of the token's sequence, with an online
+//      softmax per warp and a merge of the warps' partial states;
+//   3. output[t, h] = W_UV[h] out_latent[t, h]                   (bf16)
+// One block per (token, head). This is the straightforward version that defines the
+// numerics; the split-KV decode kernel that shares one latent read among all heads of a
+// token replaces step 2 for speed.
+#include "common/device_utils.cuh"
+#include "rackserve/kernels/mla_params.h"
+
+namespace rackserve::kernels {
+
+namespace {
+
+constexpr int kThreads = 128;
+constexpr int kWarps = kThreads / 32;
+constexpr int kMaxLatentPerLane = 16;  // kv_lora_rank <= 512
+constexpr int kMaxRope = 128;
+
+__global__ void q_latent_kernel(MlaAttentionParams p) {
+  extern __shared__ float q_nope[];
+  const int64_t item = blockIdx.x, h = item % p.heads;
+  const __nv_bfloat16* q = static_cast<const __nv_bfloat16*>(p.q) + item * (p.nope + p.rope);
+  for (int64_t i = threadIdx.x; i < p.nope; i += blockDim.x) q_nope[i] = __bfloat162float(q[i]);
+  __syncthreads();
+  const __nv_bfloat16* w_uk = static_cast<const __nv_bfloat16*>(p.kv_b) + h * (p.nope + p.v) * p.lora;
+  for (int64_t c = threadIdx.x; c < p.lora; c += blockDim.x) {
+    float sum = 0.0f;
+    for (int64_t i = 0; i < p.nope; ++i) sum = fmaf(q_nope[i], __bfloat162float(w_uk[i * p.lora + c]), sum);
+    p.q_latent[item * p.lora + c] = sum;
+  }
+}
+
+__device__ int find_sequence(const int32_t* query_start, int64_t sequences, int64_t token) {
+  int low = 0, high = static_cast<int>(sequences) - 1;
+  while (low < high) {  // last s with query_start[s] <= token
+    int middle = (low + high + 1) / 2;
+    if (query_start[middle] <= token) low = middle; else high = middle - 1;
+  }
+  return low;
+}
+
+__global__ void attention_kernel(MlaAttentionParams p) {
+  __shared__ float q_rope[kMaxRope];
+  __shared__ float warp_max_score[kWarps], warp_sum_exp[kWarps];
+  __shared__ float merged[kWarps][kMaxLatentPerLane * 32];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t item = blockIdx.x, t = item / p.heads;
+  const int per_lane = static_cast<int>(p.lora / 32);
+  const float* q_latent = p.q_latent + item * p.lora;
+  const __nv_bfloat16* q = static_cast<const __nv_bfloat16*>(p.q) + item * (p.nope + p.rope);
+  for (int64_t i = threadIdx.x; i < p.rope; i += blockDim.x) q_rope[i] = __bfloat162float(q[p.nope + i]);
+  float my_q[kMaxLatentPerLane];
+#pragma unroll
+  for (int r = 0; r < kMaxLatentPerLane; ++r) my_q[r] = r < per_lane ? q_latent[lane + 32 * r] : 0.0f;
+  __syncthreads();
+
+  const int sequence = find_sequence(p.query_start, p.sequences, t);
+  const int32_t* pages = p.block_table + static_cast<int64_t>(sequence) * p.max_blocks;
+  const int64_t keys = static_cast<int64_t>(p.positions[t]) + 1;
+  const int64_t width = p.lora + p.rope;
+  const __nv_bfloat16* cache = static_cast<const __nv_bfloat16*>(p.cache);
+
+  float running_max = -INFINITY, running_sum = 0.0f, accumulator[kMaxLatentPerLane] = {};
+  for (int64_t j = warp; j < keys; j += kWarps) {
+    const __nv_bfloat16* entry = cache + (static_cast<int64_t>(pages[j / p.page_size]) * p.page_size + j % p.page_size) * width;
+    float latent[kMaxLatentPerLane];
+    float partial = 0.0f;
+#pragma unroll
+    for (int r = 0; r < kMaxLatentPerLane; ++r) {
+      latent[r] = r < per_lane ? __bfloat162float(entry[lane + 32 * r]) : 0.0f;
+      partial = fmaf(my_q[r], latent[r], partial);
+    }
+    for (int64_t i = lane; i < p.rope; i += 32) partial = fmaf(q_rope[i], __bfloat162float(entry[p.lora + i]), partial);
+    const float score = warp_sum(partial) * p.softmax_scale;
+    const float new_max = fmaxf(running_max, score);
+    const float rescale = expf(running_max - new_max), weight = expf(score - new_max);
+    running_sum = running_sum * rescale + weight;
+#pragma unroll
+    for (int r = 0; r < kMaxLatentPerLane; ++r) accumulator[r] = accumulator[r] * rescale + weight * latent[r];
+    running_max = new_max;
+  }
+  // Merge the warps' (max, sum, accumulator) states.
+  if (lane == 0) {
+    warp_max_score[warp] = running_max;
+    warp_sum_exp[warp] = running_sum;
+  }
+  __syncthreads();
+  float global_max = -INFINITY;
+  for (int w = 0; w < kWarps; ++w) global_max = fmaxf(global_max, warp_max_score[w]);
+  const float my_scale = running_max == -INFINITY ? 0.0f : expf(running_max - global_max);
+#pragma unroll
+  for (int r = 0; r < kMaxLatentPerLane; ++r)
+    if (r < per_lane) merged[warp][lane + 32 * r] = accumulator[r] * my_scale;
+  __syncthreads();
+  float total = 0.0f;
+  for (int w = 0; w < kWarps; ++w)
+    total += warp_max_score[w] == -INFINITY ? 0.0f : warp_sum_exp[w] * expf(warp_max_score[w] - global_max);
+  for (int64_t c = threadIdx.x; c < p.lora; c += blockDim.x) {
+    float sum = 0.0f;
+    for (int w = 0; w < kWarps; ++w) sum += merged[w][c];
+    p.out_latent[item * p.lora + c] = sum / total;
+  }
+}
+
+__global__ void output_kernel(MlaAttentionParams p) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t item = blockIdx.x, h = item % p.heads;
+  const float* latent = p.out_latent + item * p.lora;
+  const __nv_bfloat16* w_uv = static_cast<const __nv_bfloat16*>(p.kv_b) + (h * (p.nope + p.v) + p.nope) * p.lora;
+  __nv_bfloat16* output = static_cast<__nv_bfloat16*>(p.output) + item * p.v;
+  for (int64_t d = warp; d < p.v; d += kWarps) {
+    float partial = 0.0f;
+    for (int64_t c = lane; c < p.lora; c += 32) partial = fmaf(__bfloat162float(w_uv[d * p.lora + c]), latent[c], partial);
+    float sum = warp_sum(partial);
+    if (lane == 0) output[d] = __float2bfloat16(sum);
+  }
+}
+
+}  // namespace
+
+int launch_mla_attention(const MlaAttentionParams& p, Stream stream) {
+  if (p.tokens < 0 || p.heads <= 0 || p.lora <= 0 || p.lora % 32 != 0 || p.lora > 32 * kMaxLatentPerLane ||
+      p.rope < 0 || p.rope > kMaxRope || p.nope <= 0 || p.v <= 0 || p.page_size <= 0 || p.sequences <= 0 ||
+      (p.tokens > 0 && (!p.q || !p.kv_b || !p.cache || !p.query_start || !p.block_table || !p.positions ||
+                        !p.q_latent || !p.out_latent || !p.output)))
+    return cudaErrorInvalidValue;
+  if (p.tokens == 0) return cudaSuccess;
+  const unsigned items = static_cast<unsigned>(p.tokens * p.heads);
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  q_latent_kernel<<<items, kThreads, p.nope * sizeof(float), s>>>(p);
+  attention_kernel<<<items, kThreads, 0, s>>>(p);
+  output_kernel<<<items, kThreads, 0, s>>>(p);
+  return launch_status();
+}
+
+}  // namespace rackserve::kernels

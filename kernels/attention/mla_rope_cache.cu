@@ -1,0 +1,84 @@
+// RoPE on the rope columns of queries, and the MLA cache write (latent RMSNorm + rope of
+// the shared key + paged store). Both read a head's rope slice into shared memory first,
+// because the interleaved input layout and the half-split output layout overlap in place.
+#include "common/device_utils.cuh"
+#include "rackserve/kernels/mla_params.h"
+
+namespace rackserve::kernels {
+
+namespace {
+
+constexpr int kThreads = 128;
+constexpr int kMaxRopeDim = 256;
+
+// Rotates `slice` (dim floats in shared memory, input layout) into `output` at stride 1.
+__device__ void rotate_slice(const float* slice, int64_t dim, bool interleaved, const float* inv_freq, int32_t position,
+                             float scale, __nv_bfloat16* output) {
+  const int64_t half = dim / 2;
+  for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
+    float first = interleaved ? slice[2 * i] : slice[i];
+    float second = interleaved ? slice[2 * i + 1] : slice[i + half];
+    float angle = static_cast<float>(position) * inv_freq[i];
+    float cos_value = cosf(angle) * scale, sin_value = sinf(angle) * scale;
+    output[i] = __float2bfloat16(first * cos_value - second * sin_value);
+    output[i + half] = __float2bfloat16(second * cos_value + first * sin_value);
+  }
+}
+
+__global__ void rope_kernel(RopeParams p) {
+  __shared__ float slice[kMaxRopeDim];
+  const int64_t t = blockIdx.x;
+  __nv_bfloat16* x = static_cast<__nv_bfloat16*>(p.x);
+  for (int64_t h = 0; h < p.heads; ++h) {
+    __nv_bfloat16* part = x + (t * p.heads + h) * p.width + p.offset;
+    for (int64_t i = threadIdx.x; i < p.dim; i += blockDim.x) slice[i] = __bfloat162float(part[i]);
+    __syncthreads();
+    rotate_slice(slice, p.dim, p.interleaved, p.inv_freq, p.positions[t], p.scale, part);
+    __syncthreads();
+  }
+}
+
+__global__ void mla_cache_write_kernel(MlaCacheWriteParams p) {
+  __shared__ float scratch[32];
+  __shared__ float slice[kMaxRopeDim];
+  const int64_t t = blockIdx.x;
+  const int64_t width = p.lora + p.dim;
+  const int32_t slot = p.slots[t];
+  if (slot < 0 || slot >= p.capacity) return;  // validated on the host; never write out of bounds
+  const __nv_bfloat16* kv = static_cast<const __nv_bfloat16*>(p.kv) + t * width;
+  const __nv_bfloat16* weight = static_cast<const __nv_bfloat16*>(p.norm_weight);
+  __nv_bfloat16* entry = static_cast<__nv_bfloat16*>(p.cache) + static_cast<int64_t>(slot) * width;
+  float sum_squares = 0.0f;
+  for (int64_t c = threadIdx.x; c < p.lora; c += blockDim.x) {
+    float value = __bfloat162float(kv[c]);
+    sum_squares += value * value;
+  }
+  const float inverse_rms = rsqrtf(block_sum(sum_squares, scratch) / static_cast<float>(p.lora) + p.eps);
+  for (int64_t c = threadIdx.x; c < p.lora; c += blockDim.x)
+    entry[c] = __float2bfloat16(__bfloat162float(weight[c]) * (__bfloat162float(kv[c]) * inverse_rms));
+  for (int64_t i = threadIdx.x; i < p.dim; i += blockDim.x) slice[i] = __bfloat162float(kv[p.lora + i]);
+  __syncthreads();
+  rotate_slice(slice, p.dim, p.interleaved, p.inv_freq, p.positions[t], p.rope_scale, entry + p.lora);
+}
+
+}  // namespace
+
+int launch_rope(const RopeParams& p, Stream stream) {
+  if (p.tokens < 0 || p.dim <= 0 || p.dim % 2 != 0 || p.dim > kMaxRopeDim || p.offset < 0 ||
+      p.offset + p.dim > p.width || (p.tokens > 0 && (!p.x || !p.positions || !p.inv_freq)))
+    return cudaErrorInvalidValue;
+  if (p.tokens == 0) return cudaSuccess;
+  rope_kernel<<<static_cast<unsigned>(p.tokens), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(p);
+  return launch_status();
+}
+
+int launch_mla_cache_write(const MlaCacheWriteParams& p, Stream stream) {
+  if (p.tokens < 0 || p.lora <= 0 || p.dim <= 0 || p.dim % 2 != 0 || p.dim > kMaxRopeDim ||
+      (p.tokens > 0 && (!p.kv || !p.norm_weight || !p.positions || !p.slots || !p.inv_freq || !p.cache)))
+    return cudaErrorInvalidValue;
+  if (p.tokens == 0) return cudaSuccess;
+  mla_cache_write_kernel<<<static_cast<unsigned>(p.tokens), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(p);
+  return launch_status();
+}
+
+}  // namespace rackserve::kernels

@@ -1,0 +1,81 @@
+// Small device helpers shared by the kernels: reductions, bf16 vector loads, and the
+// launcher status convention.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "rackserve/kernels/common.h"
+
+namespace rackserve::kernels {
+
+__device__ __forceinline__ float warp_sum(float value) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) value += __shfl_xor_sync(0xffffffffu, value, offset);
+  return value;
+}
+
+__device__ __forceinline__ float warp_max(float value) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) value = fmaxf(value, __shfl_xor_sync(0xffffffffu, value, offset));
+  return value;
+}
+
+// Sum over the block; every thread gets the result. `scratch` holds >= 32 floats.
+__device__ __forceinline__ float block_sum(float value, float* scratch) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = (blockDim.x + 31) / 32;
+  value = warp_sum(value);
+  __syncthreads();
+  if (lane == 0) scratch[warp] = value;
+  __syncthreads();
+  value = lane < warps ? scratch[lane] : 0.0f;
+  return warp_sum(value);
+}
+
+// Maximum over the block; every thread gets the result. `scratch` holds >= 32 floats.
+__device__ __forceinline__ float block_max(float value, float* scratch) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = (blockDim.x + 31) / 32;
+  value = warp_max(value);
+  __syncthreads();
+  if (lane == 0) scratch[warp] = value;
+  __syncthreads();
+  value = lane < warps ? scratch[lane] : -INFINITY;
+  return warp_max(value);
+}
+
+// Eight consecutive bf16 values (16 bytes, 16-byte aligned) as floats.
+__device__ __forceinline__ void load_bf16x8(const __nv_bfloat16* source, float (&out)[8]) {
+  uint4 raw = *reinterpret_cast<const uint4*>(source);
+  const __nv_bfloat162* pairs = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    float2 value = __bfloat1622float2(pairs[i]);
+    out[2 * i] = value.x;
+    out[2 * i + 1] = value.y;
+  }
+}
+
+__device__ __forceinline__ float load_element(const void* data, ElementType type, int64_t index) {
+  return type == ElementType::F32 ? static_cast<const float*>(data)[index]
+                                  : __bfloat162float(static_cast<const __nv_bfloat16*>(data)[index]);
+}
+
+__device__ __forceinline__ void store_element(void* data, ElementType type, int64_t index, float value) {
+  if (type == ElementType::F32)
+    static_cast<float*>(data)[index] = value;
+  else
+    static_cast<__nv_bfloat16*>(data)[index] = __float2bfloat16(value);
+}
+
+inline bool aligned16(const void* pointer) { return (reinterpret_cast<uintptr_t>(pointer) & 15u) == 0; }
+
+inline int launch_status() { return static_cast<int>(cudaGetLastError()); }
+
+inline unsigned grid_blocks(int64_t work, int64_t per_block, int64_t limit = 65535) {
+  int64_t blocks = (work + per_block - 1) / per_block;
+  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > limit ? limit : blocks));
+}
+
+}  // namespace rackserve::kernels

@@ -1,0 +1,73 @@
+// The CUDA backend: BF16 weights and activations with a float32 residual stream, one
+// stream per backend, persistent allocations for weights and KV pages, and a step arena
+// (reused chunks, bump allocation) for activations. Every op validates shapes here and
+// then calls a launcher from kernels/, which validates its params again.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "backend/backend.h"
+
+namespace rackserve {
+
+struct CudaBackendOptions {
+  int device = 0;
+  // Fill every step allocation with NaN before handing it out, so an op that leaves part
+  // of its output unwritten fails the tests (costs a memset per allocation).
+  bool poison_step_allocations = false;
+};
+
+std::unique_ptr<Backend> make_cuda_backend(const CudaBackendOptions& options);
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(const CudaBackendOptions& options);
+  ~CudaBackend() override;
+
+  std::string name() const override { return "cuda"; }
+  Device device() const override { return Device{DeviceKind::Cuda, options_.device}; }
+  DType activation_dtype() const override { return DType::BF16; }
+
+  Tensor upload_weight(const Tensor& host, WeightRole role) override;
+  Tensor allocate_persistent(DType dtype, const Shape& shape) override;
+  Tensor upload_persistent(const Tensor& host, DType dtype) override;
+  void begin_step() override;
+  Tensor upload_step_ints(std::span<const int32_t> values) override;
+  std::vector<float> download_f32(const Tensor& tensor) override;
+  void fill(const Tensor& tensor, float value) override;
+
+  Tensor embedding(const Tensor& table, const Tensor& token_ids) override;
+  Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) override;
+  Tensor add_rms_norm(const Tensor& residual, const Tensor& x, const Tensor& weight, float eps) override;
+  void add_inplace(const Tensor& residual, const Tensor& x) override;
+  Tensor linear(const Tensor& x, const Tensor& weight) override;
+  Tensor linear_f32(const Tensor& x, const Tensor& weight) override;
+  Tensor silu_mul(const Tensor& gate_up) override;
+  Tensor gather_rows(const Tensor& x, const Tensor& row_indices) override;
+
+  void rope_inplace(const Tensor& x, int64_t offset, const RopeTable& rope, const Tensor& positions) override;
+  void mla_write_cache(const MlaCacheWrite& args) override;
+  Tensor mla_attention(const MlaAttention& args) override;
+
+  MoeRouting moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
+                       const MoeRouterParams& params) override;
+  Tensor moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) override;
+
+ private:
+  struct Chunk {
+    std::byte* data = nullptr;
+    size_t bytes = 0;
+  };
+  Tensor allocate_step(DType dtype, const Shape& shape);
+  Tensor linear_into(const Tensor& x, const Tensor& weight, DType output_dtype);
+  void check(int status, const char* what) const;
+
+  CudaBackendOptions options_;
+  void* stream_ = nullptr;
+  std::vector<void*> persistent_;
+  std::vector<Chunk> chunks_;
+  size_t chunk_index_ = 0, chunk_offset_ = 0;
+};
+
+}  // namespace rackserve

@@ -1,0 +1,220 @@
+// CudaBackend ops: shape validation, output allocation, and the kernel launch.
+#include "backend/cuda/cuda_backend.h"
+
+#include "core/error.h"
+#include "rackserve/kernels/elementwise_params.h"
+#include "rackserve/kernels/gemm_params.h"
+#include "rackserve/kernels/mla_params.h"
+#include "rackserve/kernels/moe_params.h"
+
+namespace rackserve {
+
+namespace {
+
+kernels::ElementType element_type(const Tensor& tensor, const char* what) {
+  RS_CHECK(tensor.dtype == DType::F32 || tensor.dtype == DType::BF16, "{} must be F32 or BF16, got {}", what,
+           dtype_name(tensor.dtype));
+  return tensor.dtype == DType::F32 ? kernels::ElementType::F32 : kernels::ElementType::BF16;
+}
+
+void expect(const Tensor& tensor, DType dtype, int rank, const char* what) {
+  RS_CHECK(tensor.dtype == dtype && tensor.rank() == rank, "{} must be a {}-D {} tensor, got {} {}", what, rank,
+           dtype_name(dtype), dtype_name(tensor.dtype), shape_string(tensor.shape));
+}
+
+}  // namespace
+
+Tensor CudaBackend::embedding(const Tensor& table, const Tensor& token_ids) {
+  expect(table, DType::BF16, 2, "embedding table");
+  expect(token_ids, DType::I32, 1, "token ids");
+  Tensor out = allocate_step(DType::F32, {token_ids.dim(0), table.dim(1)});
+  check(kernels::launch_embedding({table.data, token_ids.as<int32_t>(), out.as<float>(), token_ids.dim(0), table.dim(1),
+                                   table.dim(0)},
+                                  stream_),
+        "embedding");
+  return out;
+}
+
+Tensor CudaBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps) {
+  RS_CHECK(x.rank() == 2 && weight.numel() == x.dim(1), "rms_norm: input {} and weight {} disagree",
+           shape_string(x.shape), shape_string(weight.shape));
+  expect(weight, DType::BF16, 1, "rms_norm weight");
+  Tensor out = allocate_step(DType::BF16, x.shape);
+  check(kernels::launch_rms_norm({x.data, element_type(x, "rms_norm input"), nullptr, weight.data, out.data, x.dim(0),
+                                  x.dim(1), eps},
+                                 stream_),
+        "rms_norm");
+  return out;
+}
+
+Tensor CudaBackend::add_rms_norm(const Tensor& residual, const Tensor& x, const Tensor& weight, float eps) {
+  expect(residual, DType::F32, 2, "residual stream");
+  RS_CHECK(x.shape == residual.shape && weight.numel() == x.dim(1), "add_rms_norm: shapes {} / {} / {} disagree",
+           shape_string(residual.shape), shape_string(x.shape), shape_string(weight.shape));
+  expect(weight, DType::BF16, 1, "rms_norm weight");
+  Tensor out = allocate_step(DType::BF16, x.shape);
+  check(kernels::launch_rms_norm({x.data, element_type(x, "add_rms_norm input"), residual.as<float>(), weight.data,
+                                  out.data, x.dim(0), x.dim(1), eps},
+                                 stream_),
+        "add_rms_norm");
+  return out;
+}
+
+void CudaBackend::add_inplace(const Tensor& residual, const Tensor& x) {
+  RS_CHECK(residual.shape == x.shape, "add: shapes {} and {} differ", shape_string(residual.shape),
+           shape_string(x.shape));
+  check(kernels::launch_add({residual.data, element_type(residual, "add target"), x.data, element_type(x, "add source"),
+                             x.numel()},
+                            stream_),
+        "add");
+}
+
+Tensor CudaBackend::linear_into(const Tensor& x, const Tensor& weight, DType output_dtype) {
+  expect(x, DType::BF16, 2, "linear input");
+  expect(weight, DType::BF16, 2, "linear weight");
+  RS_CHECK(weight.dim(1) == x.dim(1), "linear: input width {} does not match weight {}", x.dim(1),
+           shape_string(weight.shape));
+  Tensor out = allocate_step(output_dtype, {x.dim(0), weight.dim(0)});
+  kernels::LinearBf16Params params{x.data, weight.data, out.data, element_type(out, "linear output"), x.dim(0),
+                                   weight.dim(0), x.dim(1)};
+  check(kernels::launch_linear_bf16_small_m(params, stream_), "linear_bf16_small_m");
+  return out;
+}
+
+Tensor CudaBackend::linear(const Tensor& x, const Tensor& weight) { return linear_into(x, weight, DType::BF16); }
+Tensor CudaBackend::linear_f32(const Tensor& x, const Tensor& weight) { return linear_into(x, weight, DType::F32); }
+
+Tensor CudaBackend::silu_mul(const Tensor& gate_up) {
+  expect(gate_up, DType::BF16, 2, "silu_mul input");
+  RS_CHECK(gate_up.dim(1) % 2 == 0, "silu_mul input width {} is odd", gate_up.dim(1));
+  Tensor out = allocate_step(DType::BF16, {gate_up.dim(0), gate_up.dim(1) / 2});
+  check(kernels::launch_silu_mul({gate_up.data, out.data, gate_up.dim(0), gate_up.dim(1) / 2}, stream_), "silu_mul");
+  return out;
+}
+
+Tensor CudaBackend::gather_rows(const Tensor& x, const Tensor& row_indices) {
+  RS_CHECK(x.rank() == 2, "gather_rows input must be 2-D, got {}", shape_string(x.shape));
+  expect(row_indices, DType::I32, 1, "row indices");
+  Tensor out = allocate_step(x.dtype, {row_indices.dim(0), x.dim(1)});
+  check(kernels::launch_gather_rows({x.data, row_indices.as<int32_t>(), out.data, row_indices.dim(0), x.dim(0),
+                                     static_cast<int64_t>(x.dim(1) * dtype_size(x.dtype))},
+                                    stream_),
+        "gather_rows");
+  return out;
+}
+
+void CudaBackend::rope_inplace(const Tensor& x, int64_t offset, const RopeTable& rope, const Tensor& positions) {
+  expect(x, DType::BF16, 3, "rope input");
+  RS_CHECK(positions.numel() == x.dim(0), "rope: {} positions for {} tokens", positions.numel(), x.dim(0));
+  kernels::RopeParams params{x.data,      positions.as<int32_t>(), rope.inv_freq.as<float>(), x.dim(0), x.dim(1),
+                             x.dim(2),    offset,                  rope.dim,                  rope.scale,
+                             rope.interleaved};
+  check(kernels::launch_rope(params, stream_), "rope");
+}
+
+void CudaBackend::mla_write_cache(const MlaCacheWrite& args) {
+  expect(args.kv, DType::BF16, 2, "mla kv");
+  expect(args.cache_layer, DType::BF16, 3, "mla cache layer");
+  const int64_t lora = args.norm_weight.numel();
+  RS_CHECK(args.rope && lora + args.rope->dim == args.kv.dim(1) && args.cache_layer.dim(2) == args.kv.dim(1),
+           "mla_write_cache: kv {} / cache {} / lora {} disagree", shape_string(args.kv.shape),
+           shape_string(args.cache_layer.shape), lora);
+  kernels::MlaCacheWriteParams params{};
+  params.kv = args.kv.data;
+  params.norm_weight = args.norm_weight.data;
+  params.positions = args.positions.as<int32_t>();
+  params.slots = args.slots.as<int32_t>();
+  params.inv_freq = args.rope->inv_freq.as<float>();
+  params.cache = args.cache_layer.data;
+  params.tokens = args.kv.dim(0);
+  params.lora = lora;
+  params.dim = args.rope->dim;
+  params.capacity = args.cache_layer.dim(0) * args.cache_layer.dim(1);
+  params.eps = args.norm_eps;
+  params.rope_scale = args.rope->scale;
+  params.interleaved = args.rope->interleaved;
+  check(kernels::launch_mla_cache_write(params, stream_), "mla_cache_write");
+}
+
+Tensor CudaBackend::mla_attention(const MlaAttention& args) {
+  const AttentionBatch& batch = *args.batch;
+  expect(args.q, DType::BF16, 3, "mla q");
+  RS_CHECK(args.q.dim(0) == batch.num_tokens && args.q.dim(1) == args.heads &&
+               args.q.dim(2) == args.qk_nope_dim + args.rope_dim,
+           "mla_attention: q {} does not match the batch", shape_string(args.q.shape));
+  RS_CHECK(args.kv_b.dim(0) == args.heads * (args.qk_nope_dim + args.v_dim) && args.kv_b.dim(1) == args.kv_lora_rank,
+           "mla_attention: kv_b {} has the wrong shape", shape_string(args.kv_b.shape));
+  RS_CHECK(args.cache_layer.dim(1) == batch.page_size && args.cache_layer.dim(2) == args.kv_lora_rank + args.rope_dim,
+           "mla_attention: cache {} does not match", shape_string(args.cache_layer.shape));
+  const int64_t tokens = batch.num_tokens, heads = args.heads;
+  Tensor q_latent = allocate_step(DType::F32, {tokens, heads, args.kv_lora_rank});
+  Tensor out_latent = allocate_step(DType::F32, {tokens, heads, args.kv_lora_rank});
+  Tensor out = allocate_step(DType::BF16, {tokens, heads, args.v_dim});
+  kernels::MlaAttentionParams params{};
+  params.q = args.q.data;
+  params.kv_b = args.kv_b.data;
+  params.cache = args.cache_layer.data;
+  params.query_start = batch.query_start.as<int32_t>();
+  params.block_table = batch.block_table.as<int32_t>();
+  params.positions = batch.positions.as<int32_t>();
+  params.q_latent = q_latent.as<float>();
+  params.out_latent = out_latent.as<float>();
+  params.output = out.data;
+  params.tokens = tokens;
+  params.sequences = batch.num_sequences;
+  params.heads = heads;
+  params.nope = args.qk_nope_dim;
+  params.rope = args.rope_dim;
+  params.v = args.v_dim;
+  params.lora = args.kv_lora_rank;
+  params.page_size = batch.page_size;
+  params.max_blocks = batch.block_table.dim(1);
+  params.softmax_scale = args.softmax_scale;
+  check(kernels::launch_mla_attention(params, stream_), "mla_attention");
+  return out;
+}
+
+MoeRouting CudaBackend::moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
+                                  const MoeRouterParams& params) {
+  expect(router_logits, DType::F32, 2, "router logits");
+  const int64_t tokens = router_logits.dim(0), experts = router_logits.dim(1);
+  RS_CHECK(!params.use_correction_bias || (score_correction_bias.dtype == DType::F32 &&
+                                           score_correction_bias.numel() == experts),
+           "score correction bias must be F32 [{}]", experts);
+  MoeRouting routing{allocate_step(DType::I32, {tokens, params.top_k}), allocate_step(DType::F32, {tokens, params.top_k})};
+  kernels::MoeRouteParams launch{router_logits.as<float>(),
+                                 params.use_correction_bias ? score_correction_bias.as<float>() : nullptr,
+                                 routing.expert_ids.as<int32_t>(),
+                                 routing.weights.as<float>(),
+                                 tokens,
+                                 experts,
+                                 params.top_k,
+                                 params.num_groups,
+                                 params.top_k_groups,
+                                 params.sigmoid_scores,
+                                 params.normalize,
+                                 params.scaling_factor};
+  check(kernels::launch_moe_route(launch, stream_), "moe_route");
+  return routing;
+}
+
+Tensor CudaBackend::moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) {
+  expect(x, DType::BF16, 2, "moe input");
+  expect(experts.gate_up, DType::BF16, 3, "expert gate_up");
+  expect(experts.down, DType::BF16, 3, "expert down");
+  const int64_t tokens = x.dim(0), hidden = x.dim(1), top_k = routing.expert_ids.dim(1);
+  const int64_t count = experts.gate_up.dim(0), inter = experts.gate_up.dim(1) / 2;
+  RS_CHECK(experts.gate_up.dim(2) == hidden && experts.down.dim(0) == count && experts.down.dim(1) == hidden &&
+               experts.down.dim(2) == inter,
+           "expert weights {} / {} do not match hidden {}", shape_string(experts.gate_up.shape),
+           shape_string(experts.down.shape), hidden);
+  Tensor activated = allocate_step(DType::F32, {tokens, top_k, inter});
+  Tensor out = allocate_step(DType::F32, {tokens, hidden});
+  kernels::MoeExpertsParams params{x.data,         routing.expert_ids.as<int32_t>(), routing.weights.as<float>(),
+                                   experts.gate_up.data, experts.down.data,          activated.as<float>(),
+                                   out.as<float>(), tokens, top_k, count, hidden, inter};
+  check(kernels::launch_moe_experts(params, stream_), "moe_experts");
+  return out;
+}
+
+}  // namespace rackserve

@@ -1,0 +1,259 @@
+// Every CUDA op against the CPU backend (the float32 oracle) on fresh random inputs each
+// run (the seed is printed), with step allocations poisoned with NaN so an unwritten
+// output fails, and NaN in every KV page a sequence does not own so an out-of-bounds
+// read fails. Inputs are rounded to bf16 first, so both backends see identical values.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "backend/backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "core/dtype.h"
+
+namespace rackserve {
+namespace {
+
+uint64_t run_seed() {
+  static const uint64_t seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  return seed;
+}
+
+class OpsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(cuda_device_available()) << "the gpu tests need a CUDA device";
+    cpu_ = make_cpu_backend(0);
+    gpu_ = make_cuda_backend(CudaBackendOptions{0, /*poison_step_allocations=*/true});
+    rng_.seed(run_seed() + ::testing::UnitTest::GetInstance()->random_seed());
+    std::printf("seed %llu\n", static_cast<unsigned long long>(run_seed()));
+  }
+
+  // Random bf16-representable values with the given scale.
+  std::vector<float> random(int64_t count, float scale = 1.0f) {
+    std::normal_distribution<float> normal(0.0f, scale);
+    std::vector<float> values(count);
+    for (float& value : values) value = bf16_to_f32(f32_to_bf16(normal(rng_)));
+    return values;
+  }
+
+  struct Pair {
+    Tensor cpu, gpu;
+  };
+  // The same values on both backends; on the GPU as `gpu_dtype`.
+  Pair upload(std::vector<float>& values, const Shape& shape, DType gpu_dtype = DType::BF16) {
+    Tensor host{values.data(), DType::F32, shape, Device{}};
+    return {cpu_->upload_persistent(host, DType::F32), gpu_->upload_persistent(host, gpu_dtype)};
+  }
+  Pair upload_ints(std::vector<int32_t>& values, const Shape& shape) {
+    Tensor host{values.data(), DType::I32, shape, Device{}};
+    return {cpu_->upload_persistent(host, DType::I32), gpu_->upload_persistent(host, DType::I32)};
+  }
+
+  // ||gpu - cpu|| / ||cpu||; NaN anywhere counts as infinite error.
+  double relative_error(const Tensor& cpu, const Tensor& gpu) {
+    auto expected = cpu_->download_f32(cpu);
+    auto actual = gpu_->download_f32(gpu);
+    EXPECT_EQ(expected.size(), actual.size());
+    double difference = 0.0, reference = 0.0;
+    for (size_t i = 0; i < expected.size() && i < actual.size(); ++i) {
+      if (std::isnan(actual[i]) || std::isnan(expected[i])) return INFINITY;
+      difference += (actual[i] - expected[i]) * double(actual[i] - expected[i]);
+      reference += double(expected[i]) * expected[i];
+    }
+    return std::sqrt(difference / std::max(reference, 1e-30));
+  }
+
+  std::unique_ptr<Backend> cpu_, gpu_;
+  std::mt19937_64 rng_;
+};
+
+// bf16 output rounding alone gives ~2e-3; accumulation order differences stay far below.
+constexpr double kBf16Tolerance = 8e-3;
+
+TEST_F(OpsTest, LinearOnRealProjectionShapes) {
+  // (m, n, k): DeepSeek-V3 q_a, kv_a, o_proj per GPU at TP=8, a dense gate_up slice; odd m.
+  for (auto [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {1, 1536, 7168}, {3, 576, 7168}, {8, 7168, 2048}, {13, 4608, 7168}, {64, 512, 1536}, {70, 96, 64}}) {
+    auto x_values = random(m * k), w_values = random(n * k, 1.0f / std::sqrt(float(k)));
+    Pair x = upload(x_values, {m, k}), w = upload(w_values, {n, k});
+    cpu_->begin_step();
+    gpu_->begin_step();
+    EXPECT_LT(relative_error(cpu_->linear(x.cpu, w.cpu), gpu_->linear(x.gpu, w.gpu)), kBf16Tolerance) << m << "x" << n << "x" << k;
+    EXPECT_LT(relative_error(cpu_->linear_f32(x.cpu, w.cpu), gpu_->linear_f32(x.gpu, w.gpu)), 1e-5) << m << "x" << n;
+  }
+}
+
+TEST_F(OpsTest, NormsResidualSiluGather) {
+  const int64_t rows = 37, width = 7168;
+  auto x_values = random(rows * width), w_values = random(width, 0.2f), r_values = random(rows * width);
+  for (float& w : w_values) w = bf16_to_f32(f32_to_bf16(1.0f + w));
+  Pair x = upload(x_values, {rows, width}), w = upload(w_values, {width});
+  Pair residual = upload(r_values, {rows, width}, DType::F32);
+  cpu_->begin_step();
+  gpu_->begin_step();
+  EXPECT_LT(relative_error(cpu_->rms_norm(x.cpu, w.cpu, 1e-6f), gpu_->rms_norm(x.gpu, w.gpu, 1e-6f)), kBf16Tolerance);
+  Tensor cpu_normed = cpu_->add_rms_norm(residual.cpu, x.cpu, w.cpu, 1e-6f);
+  Tensor gpu_normed = gpu_->add_rms_norm(residual.gpu, x.gpu, w.gpu, 1e-6f);
+  EXPECT_LT(relative_error(cpu_normed, gpu_normed), kBf16Tolerance);
+  EXPECT_LT(relative_error(residual.cpu, residual.gpu), 1e-6) << "the residual sum is kept in float32";
+  EXPECT_LT(relative_error(cpu_->silu_mul(x.cpu), gpu_->silu_mul(x.gpu)), kBf16Tolerance);
+  std::vector<int32_t> rows_wanted{36, 0, 5, 5};
+  Pair indices = upload_ints(rows_wanted, {4});
+  EXPECT_EQ(relative_error(cpu_->gather_rows(x.cpu, indices.cpu), gpu_->gather_rows(x.gpu, indices.gpu)), 0.0);
+  std::vector<int32_t> ids{3, 0, 36, 17};
+  Pair token_ids = upload_ints(ids, {4});
+  EXPECT_EQ(relative_error(cpu_->embedding(x.cpu, token_ids.cpu), gpu_->embedding(x.gpu, token_ids.gpu)), 0.0);
+}
+
+TEST_F(OpsTest, RopeBothLayouts) {
+  const int64_t tokens = 9, heads = 16, nope = 128, dim = 64;
+  std::vector<float> inv_freq(dim / 2);
+  for (int64_t i = 0; i < dim / 2; ++i) inv_freq[i] = std::pow(10000.0f, -2.0f * i / dim);
+  std::vector<int32_t> position_values{0, 1, 2, 63, 64, 65, 1000, 4095, 40000};
+  for (bool interleaved : {true, false}) {
+    auto q_values = random(tokens * heads * (nope + dim));
+    Pair q = upload(q_values, {tokens, heads, nope + dim}), frequencies = upload(inv_freq, {dim / 2}, DType::F32);
+    Pair positions = upload_ints(position_values, {tokens});
+    RopeTable cpu_rope{frequencies.cpu, dim, 1.07f, interleaved}, gpu_rope{frequencies.gpu, dim, 1.07f, interleaved};
+    cpu_->rope_inplace(q.cpu, nope, cpu_rope, positions.cpu);
+    gpu_->rope_inplace(q.gpu, nope, gpu_rope, positions.gpu);
+    EXPECT_LT(relative_error(q.cpu, q.gpu), kBf16Tolerance) << "interleaved " << interleaved;
+  }
+}
+
+// Paged MLA: several sequences with different lengths and new-token counts (decode and
+// chunked prefill), pages scattered, every page no sequence owns filled with NaN.
+TEST_F(OpsTest, MlaCacheWriteAndAttention) {
+  const int64_t page_size = 64, pages = 40;
+  struct Shape5 { int64_t heads, lora, rope, nope, v; };
+  for (Shape5 s : {Shape5{16, 512, 64, 128, 128}, Shape5{4, 32, 16, 32, 24}}) {
+    // (context after the step, tokens new in this step)
+    std::vector<std::pair<int32_t, int32_t>> sequences{{1, 1}, {130, 1}, {77, 13}, {200, 64}, {5, 5}};
+    const int64_t width = s.lora + s.rope;
+    auto cache_values = std::vector<float>(pages * page_size * width, NAN);
+    // Page assignment: sequence i owns pages i, i + 8, i + 16, ... (scattered, never shared).
+    std::vector<int32_t> query_start{0}, context, positions, slots, block_table;
+    int64_t max_blocks = 4;
+    std::vector<float> old_latents;
+    for (size_t i = 0; i < sequences.size(); ++i) {
+      auto [length, fresh] = sequences[i];
+      for (int64_t b = 0; b < max_blocks; ++b) block_table.push_back(static_cast<int32_t>(i + 8 * b));
+      for (int32_t p = 0; p < length; ++p) {
+        int32_t slot = block_table[i * max_blocks + p / page_size] * page_size + p % page_size;
+        if (p < length - fresh) {  // cached before this step: random latent
+          auto entry = random(width);
+          std::copy(entry.begin(), entry.end(), cache_values.begin() + int64_t(slot) * width);
+        } else {
+          positions.push_back(p);
+          slots.push_back(slot);
+        }
+      }
+      query_start.push_back(static_cast<int32_t>(positions.size()));
+      context.push_back(length);
+    }
+    const int64_t tokens = static_cast<int64_t>(positions.size());
+    Pair cache = upload(cache_values, {pages, page_size, width});
+    auto kv_values = random(tokens * width), norm_values = random(s.lora, 0.1f);
+    for (float& w : norm_values) w = bf16_to_f32(f32_to_bf16(1.0f + w));
+    auto q_values = random(tokens * s.heads * (s.nope + s.rope));
+    auto kv_b_values = random(s.heads * (s.nope + s.v) * s.lora, 1.0f / std::sqrt(float(s.lora)));
+    std::vector<float> inv_freq(s.rope / 2);
+    for (int64_t i = 0; i < s.rope / 2; ++i) inv_freq[i] = std::pow(10000.0f, -2.0f * i / s.rope);
+    Pair kv = upload(kv_values, {tokens, width}), norm = upload(norm_values, {s.lora});
+    Pair q = upload(q_values, {tokens, s.heads, s.nope + s.rope});
+    Pair kv_b = upload(kv_b_values, {s.heads * (s.nope + s.v), s.lora});
+    Pair frequencies = upload(inv_freq, {s.rope / 2}, DType::F32);
+    Pair p_start = upload_ints(query_start, {int64_t(query_start.size())});
+    Pair p_context = upload_ints(context, {int64_t(context.size())});
+    Pair p_table = upload_ints(block_table, {int64_t(sequences.size()), max_blocks});
+    Pair p_slots = upload_ints(slots, {tokens}), p_positions = upload_ints(positions, {tokens});
+    RopeTable cpu_rope{frequencies.cpu, s.rope, 1.0f, true}, gpu_rope{frequencies.gpu, s.rope, 1.0f, true};
+
+    auto write = [&](Backend& backend, Pair& tensors_kv, Pair& tensors_norm, const RopeTable& rope, bool on_gpu) {
+      MlaCacheWrite args;
+      args.kv = on_gpu ? tensors_kv.gpu : tensors_kv.cpu;
+      args.norm_weight = on_gpu ? tensors_norm.gpu : tensors_norm.cpu;
+      args.norm_eps = 1e-6f;
+      args.rope = &rope;
+      args.positions = on_gpu ? p_positions.gpu : p_positions.cpu;
+      args.slots = on_gpu ? p_slots.gpu : p_slots.cpu;
+      args.cache_layer = on_gpu ? cache.gpu : cache.cpu;
+      backend.mla_write_cache(args);
+    };
+    cpu_->begin_step();
+    gpu_->begin_step();
+    write(*cpu_, kv, norm, cpu_rope, false);
+    write(*gpu_, kv, norm, gpu_rope, true);
+
+    auto attend = [&](Backend& backend, bool on_gpu, AttentionBatch& batch) {
+      batch.query_start = on_gpu ? p_start.gpu : p_start.cpu;
+      batch.context_length = on_gpu ? p_context.gpu : p_context.cpu;
+      batch.block_table = on_gpu ? p_table.gpu : p_table.cpu;
+      batch.slots = on_gpu ? p_slots.gpu : p_slots.cpu;
+      batch.positions = on_gpu ? p_positions.gpu : p_positions.cpu;
+      batch.num_sequences = static_cast<int64_t>(sequences.size());
+      batch.num_tokens = tokens;
+      batch.page_size = page_size;
+      MlaAttention args;
+      args.q = on_gpu ? q.gpu : q.cpu;
+      args.kv_b = on_gpu ? kv_b.gpu : kv_b.cpu;
+      args.cache_layer = on_gpu ? cache.gpu : cache.cpu;
+      args.batch = &batch;
+      args.heads = s.heads;
+      args.qk_nope_dim = s.nope;
+      args.rope_dim = s.rope;
+      args.v_dim = s.v;
+      args.kv_lora_rank = s.lora;
+      args.softmax_scale = 1.0f / std::sqrt(float(s.nope + s.rope));
+      return backend.mla_attention(args);
+    };
+    AttentionBatch cpu_batch, gpu_batch;
+    Tensor cpu_out = attend(*cpu_, false, cpu_batch);
+    Tensor gpu_out = attend(*gpu_, true, gpu_batch);
+    EXPECT_LT(relative_error(cpu_out, gpu_out), 1e-2) << "heads " << s.heads << " lora " << s.lora;
+    // The written cache entries (only the new slots; the rest stays NaN on both sides).
+    auto cpu_cache = cpu_->download_f32(cache.cpu), gpu_cache = gpu_->download_f32(cache.gpu);
+    double difference = 0, reference = 0;
+    for (int32_t slot : slots)
+      for (int64_t c = 0; c < width; ++c) {
+        double e = cpu_cache[int64_t(slot) * width + c], a = gpu_cache[int64_t(slot) * width + c];
+        difference += (a - e) * (a - e);
+        reference += e * e;
+      }
+    EXPECT_LT(std::sqrt(difference / reference), kBf16Tolerance);
+  }
+}
+
+TEST_F(OpsTest, MoeRouteAndExperts) {
+  struct Case { int64_t tokens, experts, top_k, groups, top_k_groups, hidden, inter; bool normalize; float scaling; };
+  for (Case c : {Case{5, 256, 8, 8, 4, 512, 256, true, 2.5f}, Case{33, 64, 6, 1, 1, 1024, 128, false, 1.0f},
+                 Case{1, 384, 8, 1, 1, 256, 64, true, 2.827f}}) {
+    auto logits_values = random(c.tokens * c.experts), bias_values = random(c.experts, 0.05f);
+    Pair logits = upload(logits_values, {c.tokens, c.experts}, DType::F32);
+    Pair bias = upload(bias_values, {c.experts}, DType::F32);
+    MoeRouterParams params{c.top_k, c.groups, c.top_k_groups, true, true, c.normalize, c.scaling};
+    cpu_->begin_step();
+    gpu_->begin_step();
+    MoeRouting cpu_routing = cpu_->moe_route(logits.cpu, bias.cpu, params);
+    MoeRouting gpu_routing = gpu_->moe_route(logits.gpu, bias.gpu, params);
+    EXPECT_EQ(cpu_->download_f32(cpu_routing.expert_ids), gpu_->download_f32(gpu_routing.expert_ids));
+    EXPECT_LT(relative_error(cpu_routing.weights, gpu_routing.weights), 1e-6);
+
+    auto x_values = random(c.tokens * c.hidden);
+    auto gate_up_values = random(c.experts * 2 * c.inter * c.hidden, 1.0f / std::sqrt(float(c.hidden)));
+    auto down_values = random(c.experts * c.hidden * c.inter, 1.0f / std::sqrt(float(c.inter)));
+    Pair x = upload(x_values, {c.tokens, c.hidden});
+    Pair gate_up = upload(gate_up_values, {c.experts, 2 * c.inter, c.hidden});
+    Pair down = upload(down_values, {c.experts, c.hidden, c.inter});
+    Tensor cpu_out = cpu_->moe_experts(x.cpu, cpu_routing, {gate_up.cpu, down.cpu});
+    Tensor gpu_out = gpu_->moe_experts(x.gpu, gpu_routing, {gate_up.gpu, down.gpu});
+    EXPECT_LT(relative_error(cpu_out, gpu_out), 1e-4) << "experts " << c.experts;
+  }
+}
+
+}  // namespace
+}  // namespace rackserve
