@@ -109,6 +109,31 @@ std::vector<int64_t> parse_token_ids(const json& text, const char* name, const s
   return ids;
 }
 
+// transformers-5 files may also list per-layer kinds. Only what the scalar fields already say
+// is supported: an MLP kind list that disagrees with first_k_dense_replace / moe_layer_freq,
+// or an indexer kind other than "full" (a layer that reuses another layer's top-k), is an error
+// rather than a silently different model.
+void check_layer_types(const json& text, const ModelConfig& config, const std::string& source) {
+  if (auto it = text.find("mlp_layer_types"); it != text.end() && !it->is_null()) {
+    RS_CHECK(it->is_array() && static_cast<int64_t>(it->size()) == config.num_layers,
+             "{}: field \"mlp_layer_types\" must list one entry per layer ({})", source, config.num_layers);
+    for (int64_t layer = 0; layer < config.num_layers; ++layer) {
+      const json& kind = (*it)[layer];
+      RS_CHECK(kind.is_string() && (kind == "dense" || kind == "sparse"),
+               "{}: mlp_layer_types[{}] must be \"dense\" or \"sparse\", got {}", source, layer, kind.dump());
+      RS_CHECK((kind == "sparse") == config.is_moe_layer(layer),
+               "{}: mlp_layer_types[{}] is {} but first_k_dense_replace/moe_layer_freq make it {}", source, layer,
+               kind.dump(), config.is_moe_layer(layer) ? "sparse" : "dense");
+    }
+  }
+  if (auto it = text.find("indexer_types"); it != text.end() && !it->is_null()) {
+    RS_CHECK(it->is_array(), "{}: field \"indexer_types\" must be a list", source);
+    for (size_t layer = 0; layer < it->size(); ++layer)
+      RS_CHECK((*it)[layer] == "full", "{}: indexer_types[{}] is {}; only \"full\" indexers are supported", source,
+               layer, (*it)[layer].dump());
+  }
+}
+
 }  // namespace
 
 double yarn_mscale(double scale, double mscale) {
@@ -144,13 +169,15 @@ ModelConfig ModelConfig::from_json(const json& file, const std::string& source) 
     RS_CHECK(it != file.end() && it->is_object(), "{}: kimi_k25 config has no \"text_config\" object", source);
     text = &*it;
     text_source = source + " text_config";
+    config.checkpoint_prefix = "language_model.";
   }
   FieldReader reader{*text, text_source};
   config.model_type = reader.string_or("model_type", file_type == "kimi_k25" ? "deepseek_v3" : file_type);
+  // Name the language model's own type: under a kimi_k25 wrapper that is text_config's.
   RS_CHECK(is_supported_text_type(config.model_type),
-           "{}: model_type \"{}\" (architecture {}) is not supported yet; supported model types: {}", source,
-           file_type.empty() ? "<missing>" : file_type, config.architecture.empty() ? "<none>" : config.architecture,
-           kSupportedTypes);
+           "{}: model_type \"{}\" (architecture {}) is not supported yet; supported model types: {}", text_source,
+           config.model_type.empty() ? "<missing>" : config.model_type,
+           config.architecture.empty() ? "<none>" : config.architecture, kSupportedTypes);
   config.raw = *text;
 
   config.vocab_size = reader.integer("vocab_size");
@@ -176,6 +203,10 @@ ModelConfig ModelConfig::from_json(const json& file, const std::string& source) 
   mla.v_head_dim = reader.integer("v_head_dim");
   RS_CHECK(mla.qk_rope_head_dim % 2 == 0, "{}: qk_rope_head_dim must be even, got {}", text_source,
            mla.qk_rope_head_dim);
+  // GLM-5 also states qk_head_dim; it must be the sum the attention is built from.
+  if (int64_t stated = reader.integer_or("qk_head_dim", mla.qk_head_dim()); stated != mla.qk_head_dim())
+    RS_FAIL("{}: qk_head_dim {} is not qk_nope_head_dim + qk_rope_head_dim = {} + {}", text_source, stated,
+            mla.qk_nope_head_dim, mla.qk_rope_head_dim);
 
   MoeConfig& moe = config.moe;
   moe.num_routed_experts = reader.integer_or("n_routed_experts", 0);
@@ -220,6 +251,7 @@ ModelConfig ModelConfig::from_json(const json& file, const std::string& source) 
     indexer.rope_interleaved = reader.boolean_or("indexer_rope_interleave", true);
     config.indexer = indexer;
   }
+  check_layer_types(*text, config, text_source);
 
   RS_CHECK(config.vocab_size > 0 && config.hidden_size > 0 && config.num_layers > 0 && mla.num_heads > 0,
            "{}: vocab_size, hidden_size, num_hidden_layers and num_attention_heads must be positive", text_source);

@@ -70,6 +70,9 @@ struct DsaIndexerConfig {
 struct ModelConfig {
   std::string model_type;    // of the language model (text_config's for kimi_k25)
   std::string architecture;  // architectures[0] of the file
+  // Prepended to every checkpoint tensor name: "language_model." when the language model
+  // is wrapped (kimi_k25 stores language_model.model.layers.N...), else empty.
+  std::string checkpoint_prefix;
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;  // dense MLP layers

@@ -1,0 +1,87 @@
+#include "models/footprint.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace rackserve {
+
+namespace {
+
+constexpr int64_t kIndexerScaleBlock = 128;  // indexer keys: one f32 scale per 128 e4m3 values
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+uint64_t gib_to_bytes(double gib) { return static_cast<uint64_t>(std::llround(gib * kGiB)); }
+
+}  // namespace
+
+std::string_view kv_cache_dtype_name(KvCacheDtype dtype) { return dtype == KvCacheDtype::Bf16 ? "bf16" : "fp8"; }
+
+KvCacheDtype parse_kv_cache_dtype(std::string_view name) {
+  if (name == "bf16" || name == "auto") return KvCacheDtype::Bf16;
+  if (name == "fp8" || name == "fp8_e4m3") return KvCacheDtype::Fp8;
+  RS_FAIL("KV cache dtype \"{}\" is not supported (bf16, fp8)", name);
+}
+
+KvCacheLayout kv_cache_layout(const ModelConfig& config, KvCacheDtype dtype, bool include_mtp) {
+  KvCacheLayout layout;
+  layout.layers = config.num_layers + (include_mtp ? config.num_mtp_layers : 0);
+  layout.latent_values = config.mla.latent_width();
+  layout.latent_bytes = layout.latent_values * (dtype == KvCacheDtype::Bf16 ? 2 : 1);
+  if (config.indexer) {
+    layout.indexer_values = config.indexer->head_dim;
+    int64_t scales = (layout.indexer_values + kIndexerScaleBlock - 1) / kIndexerScaleBlock;
+    layout.indexer_bytes = layout.indexer_values + 4 * scales;
+  }
+  return layout;
+}
+
+WeightTotals weight_totals(const WeightManifest& manifest, bool include_mtp) {
+  WeightTotals totals;
+  for (const auto& entry : manifest.entries()) {
+    if (entry.optional && !include_mtp) continue;
+    totals.parameters += entry.parameters;
+    totals.bytes += entry.bytes();
+    totals.bytes_by_storage[entry.storage] += entry.bytes();
+  }
+  return totals;
+}
+
+uint64_t weight_bytes_per_rank(const WeightManifest& manifest, int64_t tp, bool include_mtp) {
+  uint64_t bytes = 0;
+  for (const auto& entry : manifest.entries())
+    if (!entry.optional || include_mtp) bytes += entry.bytes_per_rank(tp);
+  return bytes;
+}
+
+MemoryPlan plan_memory(const ModelConfig& config, const WeightManifest& manifest, const MemoryPlanOptions& options) {
+  RS_CHECK(options.gpu_memory_gib > 0, "GPU memory must be positive, got {} GiB", options.gpu_memory_gib);
+  RS_CHECK(options.gpu_memory_utilization > 0 && options.gpu_memory_utilization <= 1,
+           "GPU memory utilization must be in (0, 1], got {}", options.gpu_memory_utilization);
+  RS_CHECK(options.activation_reserve_gib >= 0, "activation reserve must be >= 0, got {} GiB",
+           options.activation_reserve_gib);
+  RS_CHECK(options.page_tokens >= 1 && options.context_tokens >= 0, "page size must be >= 1 and context >= 0");
+  RS_CHECK(config.mla.num_heads % options.tp == 0, "TP={} does not divide num_attention_heads {}", options.tp,
+           config.mla.num_heads);
+  manifest.check_divisible(options.tp);
+
+  MemoryPlan plan;
+  plan.gpu_bytes = gib_to_bytes(options.gpu_memory_gib);
+  plan.usable_bytes = static_cast<uint64_t>(std::floor(static_cast<double>(plan.gpu_bytes) * options.gpu_memory_utilization));
+  plan.weight_bytes = weight_bytes_per_rank(manifest, options.tp, options.include_mtp);
+  plan.activation_reserve_bytes = gib_to_bytes(options.activation_reserve_gib);
+  plan.kv_budget_bytes = static_cast<int64_t>(plan.usable_bytes) - static_cast<int64_t>(plan.weight_bytes) -
+                         static_cast<int64_t>(plan.activation_reserve_bytes);
+  plan.kv = kv_cache_layout(config, options.kv_dtype, options.include_mtp);
+  if (plan.kv_budget_bytes > 0) {
+    int64_t page_bytes = plan.kv.bytes_per_token() * options.page_tokens;
+    plan.kv_tokens = plan.kv_budget_bytes / page_bytes * options.page_tokens;
+    if (options.context_tokens > 0) {
+      int64_t pages_per_sequence = (options.context_tokens + options.page_tokens - 1) / options.page_tokens;
+      plan.sequences_at_context = plan.kv_tokens / options.page_tokens / pages_per_sequence;
+    }
+  }
+  return plan;
+}
+
+}  // namespace rackserve

@@ -1,0 +1,79 @@
+// Footprint: what a model costs in memory under tensor parallelism, from its WeightManifest
+// and ModelConfig alone: parameter counts, checkpoint bytes by storage format, weight bytes
+// per GPU, KV-cache bytes per token per GPU, and how many tokens of KV fit beside the weights.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "config/model_config.h"
+#include "models/weight_manifest.h"
+
+namespace rackserve {
+
+enum class KvCacheDtype : uint8_t { Bf16, Fp8 };
+std::string_view kv_cache_dtype_name(KvCacheDtype dtype);  // "bf16", "fp8"
+KvCacheDtype parse_kv_cache_dtype(std::string_view name);  // throws naming the accepted values
+
+// One token's KV cache on one TP rank. MLA caches the latent (kv_lora_rank values) and the
+// rotated rope key (qk_rope_head_dim values) per layer; K and V both come from it, so it is
+// not split by heads and every rank holds all of it.
+//   bf16: 2 bytes per value, no scales.
+//   fp8:  1 byte per value (e4m3) and one f32 scale per layer for the whole cache (static,
+//         shared by K and V): 0 bytes per token; the 4 bytes per layer are not counted.
+// DSA models (GLM-5, V3.2) also cache the indexer's key (index_head_dim values) per layer,
+// replicated like the latent and always as e4m3 plus one f32 scale per 128 values per token
+// (DeepSeek's reference layout): 128 + 4 = 132 bytes for index_head_dim 128, either dtype.
+struct KvCacheLayout {
+  int64_t layers = 0;              // main layers, plus MTP layers when they are counted
+  int64_t latent_values = 0;       // kv_lora_rank + qk_rope_head_dim
+  int64_t latent_bytes = 0;        // per token per layer
+  int64_t indexer_values = 0;      // index_head_dim, 0 without DSA
+  int64_t indexer_bytes = 0;       // per token per layer, scale included
+  int64_t bytes_per_token() const { return layers * (latent_bytes + indexer_bytes); }
+};
+KvCacheLayout kv_cache_layout(const ModelConfig& config, KvCacheDtype dtype, bool include_mtp);
+
+struct WeightTotals {
+  int64_t parameters = 0;  // logical values (packed 4-bit weights count unpacked; scales count 0)
+  uint64_t bytes = 0;      // checkpoint bytes, scales included
+  std::map<std::string, uint64_t> bytes_by_storage;  // "nvfp4", "fp8-block", "bf16", "f32", ...
+};
+// Totals of the main model, or of main + MTP layers.
+WeightTotals weight_totals(const WeightManifest& manifest, bool include_mtp);
+// Bytes one of `tp` ranks holds: split tensors divided, replicated tensors whole on every rank.
+uint64_t weight_bytes_per_rank(const WeightManifest& manifest, int64_t tp, bool include_mtp);
+
+// The memory plan of one GPU, as the server makes it at start:
+//   usable    = gpu_memory_gib × gpu_memory_utilization (the rest is left to the driver,
+//               CUDA context and other processes)
+//   KV budget = usable − weights per GPU − activation_reserve_gib (activations, CUDA graphs,
+//               NCCL buffers: a fixed estimate until the profiling forward measures it)
+//   KV tokens = KV budget / KV bytes per token, rounded down to whole pages.
+struct MemoryPlanOptions {
+  int64_t tp = 1;
+  KvCacheDtype kv_dtype = KvCacheDtype::Bf16;
+  double gpu_memory_gib = 96.0;
+  double gpu_memory_utilization = 0.9;
+  double activation_reserve_gib = 4.0;
+  int64_t page_tokens = 64;     // KV page size; a sequence holds whole pages
+  int64_t context_tokens = 0;   // sequence length for the concurrency count; 0: none
+  bool include_mtp = false;     // load the MTP layers (weights and their KV layer)
+};
+
+struct MemoryPlan {
+  uint64_t gpu_bytes = 0;
+  uint64_t usable_bytes = 0;
+  uint64_t weight_bytes = 0;            // per GPU
+  uint64_t activation_reserve_bytes = 0;
+  int64_t kv_budget_bytes = 0;          // negative when weights and reserve exceed the usable memory
+  KvCacheLayout kv;
+  int64_t kv_tokens = 0;                // per GPU = for the whole TP group (the cache is replicated)
+  int64_t sequences_at_context = 0;     // concurrent sequences of context_tokens each
+  bool weights_fit() const { return kv_budget_bytes > 0; }
+};
+MemoryPlan plan_memory(const ModelConfig& config, const WeightManifest& manifest, const MemoryPlanOptions& options);
+
+}  // namespace rackserve
