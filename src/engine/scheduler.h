@@ -53,6 +53,8 @@ class Scheduler {
 
   bool has_work() const { return !waiting_.empty() || !running_.empty(); }
   bool contains(SequenceId id) const { return sequences_.count(id) != 0; }
+  // Holds pages now (admitted and not preempted since).
+  bool is_running(SequenceId id) const { return sequences_.at(id).running; }
   int32_t num_waiting() const { return static_cast<int32_t>(waiting_.size()); }
   int32_t num_running() const { return static_cast<int32_t>(running_.size()); }
   const std::vector<int32_t>& tokens(SequenceId id) const { return sequences_.at(id).tokens; }
