@@ -167,7 +167,6 @@ class Engine::Impl {
       if (stopping) {
         for (auto& [id, request] : requests_) finish_all(*request, FinishReason::Abort, {});
         push_outputs();
-        publish_stats();
         return;
       }
       for (RequestId id : cancels) abort(id);
@@ -176,7 +175,6 @@ class Engine::Impl {
         if (request->stream.use_count() == 1) finish_all(*request, FinishReason::Abort, {});
       if (scheduler_.has_work()) step();
       push_outputs();
-      publish_stats();
     }
   }
 
@@ -272,16 +270,20 @@ class Engine::Impl {
       scheduler_.append_token(id, sampled.token);
   }
 
-  // One output per request with news; finished requests are dropped afterwards.
+  // One output per request with news; finished requests are dropped. The stats are
+  // published before the outputs are pushed, so a reader of a final output sees stats
+  // that already count it.
   void push_outputs() {
+    std::vector<std::pair<std::shared_ptr<RequestStream>, RequestOutput>> ready;
     for (auto it = requests_.begin(); it != requests_.end();) {
       RequestState& request = *it->second;
       RequestOutput output;
       output.id = request.id;
-      bool all_finished = true;
+      bool all_finished = true, aborted = false;
       for (auto& sequence : request.sequences) {
         if (sequence->output.has_news()) output.sequences.push_back(sequence->output.take_delta());
         all_finished = all_finished && sequence->output.finished();
+        aborted = aborted || sequence->output.finish_reason() == FinishReason::Abort;
       }
       if (output.sequences.empty()) {
         ++it;
@@ -290,23 +292,20 @@ class Engine::Impl {
       output.usage = request.usage;
       output.finished = all_finished;
       output.error = request.error;
-      request.stream->push(std::move(output));
+      ready.emplace_back(request.stream, std::move(output));
       if (!all_finished) {
         ++it;
         continue;
       }
       ++counters_.requests_finished;
-      for (auto& sequence : request.sequences) {
-        if (sequence->output.finish_reason() == FinishReason::Abort) {
-          ++counters_.requests_aborted;
-          break;
-        }
-      }
+      if (aborted) ++counters_.requests_aborted;
       for (auto& sequence : request.sequences) owners_.erase(sequence->id);
       it = requests_.erase(it);
       std::lock_guard lock(inbox_mutex_);
       --unfinished_requests_;
     }
+    publish_stats();
+    for (auto& [stream, output] : ready) stream->push(std::move(output));
   }
 
   void publish_stats() {

@@ -33,6 +33,7 @@ RequestOutput RequestStream::wait_all() {
     merge_output(merged, std::move(queue_.front()));
     queue_.pop_front();
   }
+  merged.finished = true;  // also when an earlier call already took the final output
   return merged;
 }
 

@@ -30,7 +30,8 @@ class RequestStream {
   std::optional<RequestOutput> try_next();
   // Blocks until the final output arrives and returns everything not yet taken, merged
   // into one output (tokens, text and logprobs concatenated per sequence). For
-  // non-streaming responses.
+  // non-streaming responses. Once the final output was taken, returns an empty
+  // finished output.
   RequestOutput wait_all();
   // The final output has been pushed (it may not have been taken yet).
   bool finished() const;

@@ -1,0 +1,58 @@
+// The tiny DeepSeek-V3 fixtures of tests/data/models on the CPU backend (fp32), with the
+// Hugging Face greedy continuations stored in their reference.safetensors
+// (tests/reference/make_fixtures.py: model.generate with EOS disabled, 16 tokens).
+#pragma once
+
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "models/model.h"
+#include "weights/safetensors.h"
+
+namespace rackserve::testing_support {
+
+struct ReferencePrompt {
+  std::vector<int32_t> tokens;
+  std::vector<int32_t> greedy;  // the HF greedy continuation
+};
+
+inline std::filesystem::path models_dir() { return std::filesystem::path(RACKSERVE_TEST_DATA_DIR) / "models"; }
+
+inline std::vector<std::string> fixture_names() {
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(models_dir()))
+    if (std::filesystem::exists(entry.path() / "reference.safetensors")) names.push_back(entry.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+template <typename T>
+std::vector<T> read_tensor(const WeightStore& store, const std::string& name) {
+  const TensorRecord& record = store.get(name);
+  const T* data = reinterpret_cast<const T*>(record.data);
+  return std::vector<T>(data, data + record.bytes / sizeof(T));
+}
+
+struct FixtureModel {
+  explicit FixtureModel(const std::string& name) : directory(models_dir() / name) {
+    backend = make_cpu_backend(2);
+    model = load_model(directory, *backend);
+    WeightStore reference = WeightStore::open(directory / "reference.safetensors");
+    for (int p = 0; reference.contains("prompt_" + std::to_string(p) + ".tokens"); ++p) {
+      const std::string prefix = "prompt_" + std::to_string(p);
+      prompts.push_back({read_tensor<int32_t>(reference, prefix + ".tokens"),
+                         read_tensor<int32_t>(reference, prefix + ".greedy")});
+    }
+  }
+
+  std::filesystem::path directory;
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<CausalLM> model;
+  std::vector<ReferencePrompt> prompts;
+};
+
+}  // namespace rackserve::testing_support
