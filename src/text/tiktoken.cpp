@@ -54,8 +54,12 @@ bool base64_decode(std::string_view text, std::string& out) {
 TiktokenSpec tiktoken_spec_from_config(const nlohmann::json& config, std::string_view origin) {
   const JsonField root(config, std::string(origin), "");
   TiktokenSpec spec;
-  spec.pattern = root.has("pat_str") ? root["pat_str"].string() : std::string(kKimiPattern);
-  spec.max_run_chars = kKimiMaxRunChars;
+  if (root.has("pat_str")) {
+    spec.pattern = root["pat_str"].string();
+  } else {  // Kimi's tokenizer: its pattern and its run splitting
+    spec.pattern = std::string(kKimiPattern);
+    spec.max_run_chars = kKimiMaxRunChars;
+  }
   if (!root.has("added_tokens_decoder")) return spec;
   const JsonField decoder = root["added_tokens_decoder"];
   decoder.expect_object();

@@ -44,7 +44,8 @@ struct Tokenizer::Impl {
 std::shared_ptr<Tokenizer::Impl> load_tokenizer_json(std::string_view json_text, std::string_view origin);
 std::shared_ptr<Tokenizer::Impl> load_tiktoken(std::string_view rank_file, TiktokenSpec spec, std::string_view origin);
 // Special tokens and pattern of a tiktoken model from its tokenizer_config.json: the
-// added_tokens_decoder entries, and the config's "pat_str" when present, else Kimi K2's.
+// added_tokens_decoder entries, and the config's "pat_str" when present, else Kimi K2's
+// pattern with Kimi's cutting of runs longer than 25000 characters.
 // (load_tiktoken names the ids between the ranks and the last special id that have no
 // entry <|reserved_token_ID|>, as Kimi's tokenizer does.)
 TiktokenSpec tiktoken_spec_from_config(const nlohmann::json& config, std::string_view origin);
