@@ -1,0 +1,21 @@
+// Python's str() and repr() for template values: `{{ value }}` prints what Python's str()
+// would (None, True, [1, 'a'], {'k': 2.0}), byte for byte.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "text/jinja/value.h"
+
+namespace rackserve::jinja {
+
+// repr(float): shortest round-trip digits, exponent form below 1e-4 and from 1e16 on.
+std::string format_float(double value);
+// repr(str): single quotes unless the text holds ' and no ", escapes for non-printables.
+std::string repr_string(std::string_view text);
+// str(value), appended to `out` (undefined prints nothing).
+void append_str(std::string& out, const Value& value);
+std::string to_str(const Value& value);
+std::string repr(const Value& value);
+
+}  // namespace rackserve::jinja
