@@ -31,7 +31,7 @@ bool SequenceOutput::add_token(int32_t token, std::optional<LogprobEntry> logpro
   delta_.token_ids.push_back(token);
   if (logprobs) delta_.logprobs.push_back(std::move(*logprobs));
   has_news_ = true;
-  const bool may_stop = num_generated() > params_.min_tokens;
+  const bool may_stop = num_generated() >= params_.min_tokens;  // vLLM: output length incl. this token
   if (may_stop && std::binary_search(stop_ids_.begin(), stop_ids_.end(), token)) {
     delta_.stop_reason = token;
     finish_with(FinishReason::Stop);
