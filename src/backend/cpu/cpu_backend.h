@@ -12,7 +12,7 @@
 
 namespace rackserve {
 
-class CpuBackend final : public Backend {
+class CpuBackend : public Backend {
  public:
   explicit CpuBackend(unsigned threads);
 

@@ -20,7 +20,7 @@ struct CudaBackendOptions {
 
 std::unique_ptr<Backend> make_cuda_backend(const CudaBackendOptions& options);
 
-class CudaBackend final : public Backend {
+class CudaBackend : public Backend {
  public:
   explicit CudaBackend(const CudaBackendOptions& options);
   ~CudaBackend() override;

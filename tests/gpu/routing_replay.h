@@ -1,0 +1,174 @@
+// Routing record and replay for comparing the BF16 CUDA model with the float32 CPU oracle.
+//
+// MoE routing is a discrete choice: when two experts' selection scores are within the
+// BF16 rounding of the router input, the CUDA backend may legitimately pick the other
+// one, and that token's hidden state then differs by far more than rounding. Comparing
+// logits across such a flip says nothing about the kernels. So the CUDA backend records
+// every routing decision, and the CPU oracle replays it (recomputing the expert weights
+// in float32 from its own router logits) while measuring how far each replayed choice
+// is from its own optimum. A test then asserts (1) logits agree to BF16 precision under
+// the same routing and (2) every flip is a near-tie of the float32 scores.
+#pragma once
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <deque>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "core/error.h"
+
+namespace rackserve::testing {
+
+using RoutingLog = std::deque<std::vector<int32_t>>;  // one [tokens * top_k] entry per moe_route call
+
+class RecordingCudaBackend : public CudaBackend {
+ public:
+  using CudaBackend::CudaBackend;
+
+  MoeRouting moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
+                       const MoeRouterParams& params) override {
+    MoeRouting routing = CudaBackend::moe_route(router_logits, score_correction_bias, params);
+    std::vector<float> ids = download_f32(routing.expert_ids);  // exact: small integers
+    log.emplace_back(ids.begin(), ids.end());
+    return routing;
+  }
+
+  RoutingLog log;
+};
+
+struct ReplayStats {
+  int64_t decisions = 0;        // (token, layer) routing decisions replayed
+  int64_t flips = 0;            // ... whose expert set differs from the oracle's own choice
+  double worst_deficit = 0.0;   // max over flips of (own best selection sum - replayed selection sum)
+  std::set<int64_t> flipped_rows;  // token rows (within their call) with a flip in any layer
+  std::string worst_flip;          // the worst flip's call, row, expert sets and scores
+};
+
+class ReplayingCpuBackend : public CpuBackend {
+ public:
+  ReplayingCpuBackend() : CpuBackend(0) {}
+
+  void replay(RoutingLog log) {
+    log_ = std::move(log);
+    stats = {};
+    calls_ = 0;
+  }
+  bool exhausted() const { return log_.empty(); }
+
+  MoeRouting moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
+                       const MoeRouterParams& params) override {
+    MoeRouting own = CpuBackend::moe_route(router_logits, score_correction_bias, params);
+    RS_CHECK(!log_.empty(), "routing replay: more moe_route calls than recorded");
+    std::vector<int32_t> replayed = std::move(log_.front());
+    log_.pop_front();
+    ++calls_;
+    const int64_t tokens = router_logits.dim(0), experts = router_logits.dim(1), k = params.top_k;
+    RS_CHECK(static_cast<int64_t>(replayed.size()) == tokens * k, "routing replay: recorded {} ids for {} x {}",
+             replayed.size(), tokens, k);
+    std::vector<float> scores(experts);
+    for (int64_t t = 0; t < tokens; ++t) {
+      const float* logits = router_logits.as<float>() + t * experts;
+      score_row(logits, experts, params.sigmoid_scores, scores);
+      auto selection = [&](int32_t e) {
+        return scores[e] + (params.use_correction_bias ? score_correction_bias.as<float>()[e] : 0.0f);
+      };
+      int32_t* own_ids = own.expert_ids.as<int32_t>() + t * k;
+      const int32_t* new_ids = replayed.data() + t * k;
+      std::set<int32_t> own_set(own_ids, own_ids + k), new_set(new_ids, new_ids + k);
+      ++stats.decisions;
+      if (own_set != new_set) {
+        ++stats.flips;
+        const double gap = deficit(selection, experts, params, new_set);
+        if (gap >= stats.worst_deficit) {
+          stats.worst_deficit = gap;
+          std::ostringstream text;
+          text << "call " << calls_ << " row " << t << ": oracle experts";
+          for (int32_t e : own_set) text << ' ' << e << '(' << selection(e) << ')';
+          text << ", replayed";
+          for (int32_t e : new_set) text << ' ' << e << '(' << selection(e) << ')';
+          text << "; all selection scores";
+          for (int64_t e = 0; e < experts; ++e) text << ' ' << selection(int32_t(e));
+          stats.worst_flip = text.str();
+        }
+        stats.flipped_rows.insert(t);
+      }
+      float total = 0.0f;
+      for (int64_t i = 0; i < k; ++i) total += scores[new_ids[i]];
+      float* weights = own.weights.as<float>() + t * k;
+      for (int64_t i = 0; i < k; ++i) {
+        own_ids[i] = new_ids[i];
+        weights[i] = (params.normalize ? scores[new_ids[i]] / total : scores[new_ids[i]]) * params.scaling_factor;
+      }
+    }
+    return own;
+  }
+
+  ReplayStats stats;
+
+ private:
+  // How much worse `chosen` is than the oracle's optimum, in summed selection scores.
+  // With group-limited routing a flip may swap whole groups: then the group scores (sum
+  // of each group's two best) must be near-tied, and within the chosen groups the chosen
+  // experts must be near the best of those groups.
+  template <typename Selection>
+  static double deficit(const Selection& selection, int64_t experts, const MoeRouterParams& params,
+                        const std::set<int32_t>& chosen) {
+    const int64_t per_group = experts / params.num_groups;
+    std::vector<double> group_score(params.num_groups);
+    for (int64_t g = 0; g < params.num_groups; ++g) {
+      std::vector<double> members;
+      for (int64_t e = g * per_group; e < (g + 1) * per_group; ++e) members.push_back(selection(int32_t(e)));
+      std::sort(members.rbegin(), members.rend());
+      group_score[g] = members[0] + (members.size() > 1 ? members[1] : 0.0);
+    }
+    // The oracle's groups are the best top_k_groups by score. The replayed decision's
+    // groups are unknown beyond those its experts lie in: take the most favourable
+    // completion (the one minimising the deficit). Tiny fixtures have few groups.
+    RS_CHECK(params.num_groups <= 16, "routing replay: {} groups is too many to enumerate", params.num_groups);
+    std::vector<double> sorted_scores = group_score;
+    std::sort(sorted_scores.rbegin(), sorted_scores.rend());
+    double best_groups_score = 0.0;
+    for (int64_t i = 0; i < params.top_k_groups; ++i) best_groups_score += sorted_scores[i];
+    uint32_t required = 0;
+    for (int32_t e : chosen) required |= 1u << (e / per_group);
+    double result = INFINITY;
+    for (uint32_t mask = 0; mask < (1u << params.num_groups); ++mask) {
+      if ((mask & required) != required || std::popcount(mask) != params.top_k_groups) continue;
+      double group_deficit = best_groups_score;
+      std::vector<double> eligible;
+      for (int64_t g = 0; g < params.num_groups; ++g) {
+        if (!(mask >> g & 1u)) continue;
+        group_deficit -= group_score[g];
+        for (int64_t e = g * per_group; e < (g + 1) * per_group; ++e) eligible.push_back(selection(int32_t(e)));
+      }
+      std::sort(eligible.rbegin(), eligible.rend());
+      double expert_deficit = 0.0;
+      for (size_t i = 0; i < chosen.size(); ++i) expert_deficit += eligible[i];
+      for (int32_t e : chosen) expert_deficit -= selection(e);
+      result = std::min(result, std::max(group_deficit, expert_deficit));
+    }
+    return result;
+  }
+
+  static void score_row(const float* logits, int64_t experts, bool sigmoid, std::vector<float>& scores) {
+    if (sigmoid) {
+      for (int64_t e = 0; e < experts; ++e) scores[e] = 1.0f / (1.0f + std::exp(-logits[e]));
+      return;
+    }
+    float max_logit = *std::max_element(logits, logits + experts), total = 0.0f;
+    for (int64_t e = 0; e < experts; ++e) total += scores[e] = std::exp(logits[e] - max_logit);
+    for (float& score : scores) score /= total;
+  }
+
+  RoutingLog log_;
+  int64_t calls_ = 0;
+};
+
+}  // namespace rackserve::testing
