@@ -158,13 +158,13 @@ std::string replace(std::string_view text, std::string_view old, std::string_vie
 }
 
 std::string capitalize(std::string_view text) {
-  std::u32string s = unicode::to_u32(text);
+  const std::u32string s = unicode::to_u32(text);
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
     if (i == 0) {
       out += unicode::upper(unicode::to_utf8(std::u32string(1, s[0])));
     } else {
-      out += unicode::lower(unicode::to_utf8(std::u32string(1, s[i])));
+      unicode::append_lower_at(out, s, i);
     }
   }
   return out;
@@ -174,9 +174,13 @@ std::string title(std::string_view text) {
   const std::u32string s = unicode::to_u32(text);
   std::string out;
   bool previous_cased = false;
-  for (char32_t c : s) {
-    const std::string one = unicode::to_utf8(std::u32string(1, c));
-    out += previous_cased ? unicode::lower(one) : unicode::upper(one);
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char32_t c = s[i];
+    if (previous_cased) {
+      unicode::append_lower_at(out, s, i);
+    } else {
+      out += unicode::upper(unicode::to_utf8(std::u32string(1, c)));
+    }
     previous_cased = unicode::is_upper(c) || unicode::is_lower(c);
   }
   return out;

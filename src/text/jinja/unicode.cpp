@@ -223,24 +223,26 @@ std::string upper(std::string_view text) {
   return out;
 }
 
+void append_lower_at(std::string& out, const std::u32string& chars, size_t i) {
+  const auto is_cased = [](char32_t c) { return is_upper(c) || is_lower(c); };
+  const char32_t c = chars[i];
+  if (c == 0x130) {
+    out += "i\xCC\x87";  // Python: "İ".lower() == "i̇"
+  } else if (c == 0x3A3) {
+    // Greek final sigma: after a cased letter and not before one.
+    const bool after_cased = i > 0 && is_cased(chars[i - 1]);
+    const bool before_cased = i + 1 < chars.size() && is_cased(chars[i + 1]);
+    append_utf8(out, after_cased && !before_cased ? 0x3C2 : 0x3C3);
+  } else {
+    append_utf8(out, to_lower(c));
+  }
+}
+
 std::string lower(std::string_view text) {
   const std::u32string chars = to_u32(text);
   std::string out;
   out.reserve(text.size());
-  const auto is_cased = [](char32_t c) { return is_upper(c) || is_lower(c); };
-  for (size_t i = 0; i < chars.size(); ++i) {
-    const char32_t c = chars[i];
-    if (c == 0x130) {
-      out += "i\xCC\x87";  // Python: "İ".lower() == "i̇"
-    } else if (c == 0x3A3) {
-      // Greek final sigma: after a cased letter and not before one.
-      const bool after_cased = i > 0 && is_cased(chars[i - 1]);
-      const bool before_cased = i + 1 < chars.size() && is_cased(chars[i + 1]);
-      append_utf8(out, after_cased && !before_cased ? 0x3C2 : 0x3C3);
-    } else {
-      append_utf8(out, to_lower(c));
-    }
-  }
+  for (size_t i = 0; i < chars.size(); ++i) append_lower_at(out, chars, i);
   return out;
 }
 

@@ -37,6 +37,9 @@ char32_t to_lower(char32_t c);
 // Python str.upper()/lower() ("ß".upper() is "SS").
 std::string upper(std::string_view text);
 std::string lower(std::string_view text);
+// Lower case of text[index] in its context (Greek final sigma looks at the neighbours), as
+// Python's str.lower() would produce it for that position; appended to `out`.
+void append_lower_at(std::string& out, const std::u32string& text, size_t index);
 // Python's universal newlines for str.splitlines(): \n \r \r\n \v \f \x1c-\x1e \x85 \u2028 \u2029.
 bool is_line_break(char32_t c);
 
