@@ -3,6 +3,7 @@
 // reduction is needed, grid-stride loops elsewhere.
 #include "common/device_utils.cuh"
 #include "rackserve/kernels/elementwise_params.h"
+#include "rackserve/random_hash.h"
 
 namespace rackserve::kernels {
 
@@ -75,6 +76,12 @@ __global__ void fill_kernel(FillParams p) {
     store_element(p.data, p.type, i, p.value);
 }
 
+__global__ void fill_random_kernel(FillRandomParams p) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < p.count;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    store_element(p.data, p.type, i, uniform_symmetric(p.seed, static_cast<uint64_t>(i), p.scale));
+}
+
 constexpr int kThreads = 256;
 
 }  // namespace
@@ -120,6 +127,13 @@ int launch_fill(const FillParams& p, Stream stream) {
   if (p.count < 0 || (p.count > 0 && !p.data)) return cudaErrorInvalidValue;
   if (p.count == 0) return cudaSuccess;
   fill_kernel<<<grid_blocks(p.count, kThreads), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(p);
+  return launch_status();
+}
+
+int launch_fill_random(const FillRandomParams& p, Stream stream) {
+  if (p.count < 0 || (p.count > 0 && !p.data)) return cudaErrorInvalidValue;
+  if (p.count == 0) return cudaSuccess;
+  fill_random_kernel<<<grid_blocks(p.count, kThreads), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(p);
   return launch_status();
 }
 

@@ -45,6 +45,9 @@ class Backend {
   virtual std::vector<float> download_f32(const Tensor& tensor) = 0;
   // Fills `tensor` with `value` (used to poison unused KV pages in tests).
   virtual void fill(const Tensor& tensor, float value) = 0;
+  // Element i = uniform_symmetric(seed, i, scale) from rackserve/random_hash.h (rounded to
+  // the tensor's dtype): the same values on every backend. Dummy weights and benchmarks.
+  virtual void fill_random(const Tensor& tensor, uint64_t seed, float scale) = 0;
 
   // ---- dense ops -------------------------------------------------------------
   // table [vocab, hidden], token_ids [T] int32 -> [T, hidden]

@@ -59,4 +59,13 @@ struct FillParams {
 };
 int launch_fill(const FillParams& params, Stream stream);
 
+struct FillRandomParams {
+  void* data;  // [count] type; element i = uniform_symmetric(seed, i, scale) (rackserve/random_hash.h)
+  ElementType type;
+  int64_t count;
+  uint64_t seed;
+  float scale;
+};
+int launch_fill_random(const FillRandomParams& params, Stream stream);
+
 }  // namespace rackserve::kernels

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "rackserve/random_hash.h"
 
 namespace rackserve {
 
@@ -57,6 +58,12 @@ std::vector<float> CpuBackend::download_f32(const Tensor& tensor) {
     convert_to_f32(tensor.dtype, tensor.data, host.data(), host.size());
   }
   return host;
+}
+
+void CpuBackend::fill_random(const Tensor& tensor, uint64_t seed, float scale) {
+  RS_CHECK(tensor.dtype == DType::F32, "CPU fill_random supports F32 tensors, got {}", dtype_name(tensor.dtype));
+  float* data = tensor.as<float>();
+  for (int64_t i = 0; i < tensor.numel(); ++i) data[i] = uniform_symmetric(seed, static_cast<uint64_t>(i), scale);
 }
 
 void CpuBackend::fill(const Tensor& tensor, float value) {

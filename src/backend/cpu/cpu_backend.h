@@ -27,6 +27,7 @@ class CpuBackend : public Backend {
   Tensor upload_step_ints(std::span<const int32_t> values) override;
   std::vector<float> download_f32(const Tensor& tensor) override;
   void fill(const Tensor& tensor, float value) override;
+  void fill_random(const Tensor& tensor, uint64_t seed, float scale) override;
 
   Tensor embedding(const Tensor& table, const Tensor& token_ids) override;
   Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) override;

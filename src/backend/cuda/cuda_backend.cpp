@@ -154,4 +154,13 @@ void CudaBackend::fill(const Tensor& tensor, float value) {
   check(kernels::launch_fill(params, stream_), "fill");
 }
 
+void CudaBackend::fill_random(const Tensor& tensor, uint64_t seed, float scale) {
+  RS_CHECK(tensor.dtype == DType::F32 || tensor.dtype == DType::BF16, "CUDA fill_random supports F32 and BF16, got {}",
+           dtype_name(tensor.dtype));
+  kernels::FillRandomParams params{tensor.data,
+                                   tensor.dtype == DType::F32 ? kernels::ElementType::F32 : kernels::ElementType::BF16,
+                                   tensor.numel(), seed, scale};
+  check(kernels::launch_fill_random(params, stream_), "fill_random");
+}
+
 }  // namespace rackserve

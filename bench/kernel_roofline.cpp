@@ -1,0 +1,291 @@
+// Kernel roofline benchmark: times the CUDA backend's ops on the real DeepSeek-V3 /
+// Kimi-K2 shapes and prints each next to its floor, measured in the same run:
+//   - memory-bound ops (decode GEMM, MLA decode, MoE decode): bytes that must be read
+//     (each weight / cache byte once) over the measured device-to-device copy bandwidth
+//     (bytes read + bytes written by a 1 GiB cudaMemcpy);
+//   - compute-bound ops (prefill GEMM): flops over the measured cuBLAS BF16 GEMM rate.
+// Ops go through the Backend interface, so the numbers include the dispatch the server
+// uses. Inputs are random (Backend::fill_random), never zeros; weights rotate among
+// copies that together exceed 4x the L2 cache, so nothing is timed out of L2.
+//
+// usage: kernel_roofline [--quick]
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "core/error.h"
+
+namespace rackserve {
+namespace {
+
+void check_cuda(cudaError_t status, const char* what) {
+  RS_CHECK(status == cudaSuccess, "{}: {}", what, cudaGetErrorString(status));
+}
+
+// Median seconds per call of `body` over `repeats` batches of `iterations` calls.
+double seconds_per_call(const std::function<void(int)>& body, int iterations, int repeats = 5) {
+  body(0);  // warm-up
+  check_cuda(cudaDeviceSynchronize(), "warm-up");
+  std::vector<double> samples;
+  for (int r = 0; r < repeats; ++r) {
+    auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < iterations; ++i) body(i);
+    check_cuda(cudaDeviceSynchronize(), "timed batch");
+    samples.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / iterations);
+  }
+  std::sort(samples.begin(), samples.end());
+  return samples[samples.size() / 2];
+}
+
+// Device-to-device copy of 1 GiB: (bytes read + bytes written) / time.
+double copy_bandwidth() {
+  const size_t bytes = size_t(1) << 30;
+  void *source = nullptr, *target = nullptr;
+  check_cuda(cudaMalloc(&source, bytes), "cudaMalloc");
+  check_cuda(cudaMalloc(&target, bytes), "cudaMalloc");
+  check_cuda(cudaMemset(source, 0x5a, bytes), "cudaMemset");
+  double seconds = seconds_per_call(
+      [&](int) { check_cuda(cudaMemcpyAsync(target, source, bytes, cudaMemcpyDeviceToDevice), "copy"); }, 10);
+  cudaFree(source);
+  cudaFree(target);
+  return 2.0 * bytes / seconds;
+}
+
+// cuBLAS BF16 GEMM (f32 accumulation) at 8192^3: the compute ceiling for prefill GEMMs.
+double cublas_bf16_flops() {
+  const int n = 8192;
+  auto backend = make_cuda_backend(CudaBackendOptions{});
+  Tensor a = backend->allocate_persistent(DType::BF16, {n, n}), b = backend->allocate_persistent(DType::BF16, {n, n});
+  Tensor c = backend->allocate_persistent(DType::BF16, {n, n});
+  backend->fill_random(a, 1, 1.0f);
+  backend->fill_random(b, 2, 1.0f);
+  cublasHandle_t handle;
+  RS_CHECK(cublasCreate(&handle) == CUBLAS_STATUS_SUCCESS, "cublasCreate failed");
+  const float alpha = 1.0f, beta = 0.0f;
+  double seconds = seconds_per_call(
+      [&](int) {
+        RS_CHECK(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &alpha, b.data, CUDA_R_16BF, n, a.data,
+                              CUDA_R_16BF, n, &beta, c.data, CUDA_R_16BF, n, CUBLAS_COMPUTE_32F,
+                              CUBLAS_GEMM_DEFAULT) == CUBLAS_STATUS_SUCCESS,
+                 "cublasGemmEx failed");
+      },
+      10);
+  cublasDestroy(handle);
+  return 2.0 * n * double(n) * n / seconds;
+}
+
+int64_t l2_bytes() {
+  int value = 0;
+  check_cuda(cudaDeviceGetAttribute(&value, cudaDevAttrL2CacheSize, 0), "L2 size");
+  return value;
+}
+
+// How many copies of a `bytes`-sized operand rotate so that they exceed 4x the L2.
+int rotation_copies(int64_t bytes) {
+  return static_cast<int>(std::clamp<int64_t>((4 * l2_bytes() + bytes - 1) / bytes, 1, 64));
+}
+
+struct Ceilings {
+  double bandwidth;  // bytes/s
+  double flops;      // flop/s
+};
+
+void bench_gemm(const Ceilings& ceilings, bool quick) {
+  struct Shape {
+    const char* name;
+    int64_t n, k;
+  };
+  // DeepSeek-V3 projections at TP 1 and their TP 8 slices (column-parallel n / 8, row-parallel k / 8).
+  const std::vector<Shape> shapes = {
+      {"q_a 7168->1536", 1536, 7168},          {"q_b 1536->24576", 24576, 1536},
+      {"kv_a 7168->576", 576, 7168},           {"o 16384->7168", 7168, 16384},
+      {"o/8 2048->7168", 7168, 2048},          {"dense gate_up/8 7168->4608", 4608, 7168},
+      {"dense down/8 2304->7168", 7168, 2304}, {"shared gate_up 7168->4096", 4096, 7168},
+      {"lm_head/8 7168->16160", 16160, 7168},  {"lm_head 7168->129280", 129280, 7168},
+  };
+  const std::vector<int64_t> decode_m = quick ? std::vector<int64_t>{1, 32} : std::vector<int64_t>{1, 8, 32, 64};
+  const std::vector<int64_t> prefill_m = quick ? std::vector<int64_t>{2048} : std::vector<int64_t>{512, 2048};
+  std::printf("\n## BF16 linear (y = x W^T)\n\n");
+  std::printf("| shape | m | time us | weight GB/s | fraction of copy bw | TFLOP/s | fraction of cuBLAS |\n");
+  std::printf("|---|---|---|---|---|---|---|\n");
+  for (const Shape& shape : shapes) {
+    auto backend = make_cuda_backend(CudaBackendOptions{});
+    const int64_t weight_bytes = shape.n * shape.k * 2;
+    std::vector<Tensor> weights(rotation_copies(weight_bytes));
+    for (size_t i = 0; i < weights.size(); ++i) {
+      weights[i] = backend->allocate_persistent(DType::BF16, {shape.n, shape.k});
+      backend->fill_random(weights[i], 100 + i, 0.05f);
+    }
+    std::vector<int64_t> ms = decode_m;
+    ms.insert(ms.end(), prefill_m.begin(), prefill_m.end());
+    for (int64_t m : ms) {
+      Tensor x = backend->allocate_persistent(DType::BF16, {m, shape.k});
+      backend->fill_random(x, 7, 1.0f);
+      double seconds = seconds_per_call(
+          [&](int i) {
+            backend->begin_step();
+            backend->linear(x, weights[i % weights.size()]);
+          },
+          20);
+      const double flops = 2.0 * m * shape.n * shape.k;
+      const double bytes = weight_bytes + 2.0 * m * (shape.k + shape.n);
+      std::printf("| %s | %lld | %.1f | %.0f | %.2f | %.1f | %.2f |\n", shape.name, static_cast<long long>(m),
+                  seconds * 1e6, bytes / seconds / 1e9, bytes / seconds / ceilings.bandwidth, flops / seconds / 1e12,
+                  flops / seconds / ceilings.flops);
+    }
+  }
+}
+
+void bench_mla_decode(const Ceilings& ceilings, bool quick) {
+  const int64_t nope = 128, rope = 64, v = 128, lora = 512, page = 64, width = lora + rope;
+  std::printf("\n## MLA decode (absorbed, paged bf16 latent cache 512+64, one query token per sequence)\n\n");
+  std::printf("| heads | batch | context | time us | cache+W_UKV GB/s | fraction of copy bw |\n|---|---|---|---|---|---|\n");
+  const std::vector<int64_t> head_counts = {128, 16};
+  const std::vector<int64_t> batches = quick ? std::vector<int64_t>{1, 32} : std::vector<int64_t>{1, 8, 32, 128};
+  const std::vector<int64_t> contexts =
+      quick ? std::vector<int64_t>{4096} : std::vector<int64_t>{1024, 4096, 16384, 65536};
+  for (int64_t heads : head_counts) {
+    for (int64_t batch : batches) {
+      for (int64_t context : contexts) {
+        if (batch * context > (int64_t(1) << 21)) continue;  // > 2.4 GB of cache per layer: skipped
+        auto backend = make_cuda_backend(CudaBackendOptions{});
+        const int64_t blocks = (context + page - 1) / page, pages = batch * blocks;
+        Tensor cache = backend->allocate_persistent(DType::BF16, {pages, page, width});
+        Tensor kv_b = backend->allocate_persistent(DType::BF16, {heads * (nope + v), lora});
+        Tensor q = backend->allocate_persistent(DType::BF16, {batch, heads, nope + rope});
+        backend->fill_random(cache, 11, 1.0f);
+        backend->fill_random(kv_b, 12, 0.05f);
+        backend->fill_random(q, 13, 1.0f);
+        std::vector<int32_t> query_start(batch + 1), lengths(batch, int32_t(context)), positions(batch),
+            slots(batch), table(batch * blocks);
+        for (int64_t s = 0; s < batch; ++s) {
+          query_start[s + 1] = int32_t(s + 1);
+          positions[s] = int32_t(context - 1);
+          for (int64_t b = 0; b < blocks; ++b) table[s * blocks + b] = int32_t(b * batch + s);  // interleaved pages
+          slots[s] = table[s * blocks + (context - 1) / page] * int32_t(page) + int32_t((context - 1) % page);
+        }
+        auto ints = [&](std::vector<int32_t>& values) {
+          return backend->upload_persistent(Tensor{values.data(), DType::I32, {int64_t(values.size())}, Device{}},
+                                            DType::I32);
+        };
+        AttentionBatch attention{ints(query_start), ints(lengths), ints(table), ints(slots), ints(positions),
+                                 batch, batch, context, page};
+        attention.block_table.shape = {batch, blocks};
+        MlaAttention args{q, kv_b, cache, &attention, heads, nope, rope, v, lora, 0.1f};
+        double seconds = seconds_per_call(
+            [&](int) {
+              backend->begin_step();
+              backend->mla_attention(args);
+            },
+            5, 3);
+        const double bytes = double(batch) * context * width * 2 + double(heads) * (nope + v) * lora * 2;
+        std::printf("| %lld | %lld | %lld | %.1f | %.0f | %.2f |\n", static_cast<long long>(heads),
+                    static_cast<long long>(batch), static_cast<long long>(context), seconds * 1e6,
+                    bytes / seconds / 1e9, bytes / seconds / ceilings.bandwidth);
+      }
+    }
+  }
+}
+
+void bench_moe_decode(const Ceilings& ceilings, bool quick) {
+  struct Model {
+    const char* name;
+    int64_t experts, top_k, groups, top_k_groups, hidden, inter;
+  };
+  const std::vector<Model> models = {{"DeepSeek-V3 TP1", 256, 8, 8, 4, 7168, 2048},
+                                     {"Kimi-K2 TP1", 384, 8, 1, 1, 7168, 2048}};
+  const std::vector<int64_t> token_counts = quick ? std::vector<int64_t>{1, 32} : std::vector<int64_t>{1, 8, 32, 64};
+  std::printf("\n## MoE experts, decode (routed experts only; bytes = experts actually touched)\n\n");
+  std::printf("| model | tokens | experts touched | time us | GB/s | fraction of copy bw |\n|---|---|---|---|---|---|\n");
+  for (const Model& model : models) {
+    auto backend = make_cuda_backend(CudaBackendOptions{});
+    ExpertWeights experts{backend->allocate_persistent(DType::BF16, {model.experts, 2 * model.inter, model.hidden}),
+                          backend->allocate_persistent(DType::BF16, {model.experts, model.hidden, model.inter})};
+    backend->fill_random(experts.gate_up, 21, 0.02f);
+    backend->fill_random(experts.down, 22, 0.02f);
+    Tensor bias = backend->allocate_persistent(DType::F32, {model.experts});
+    backend->fill_random(bias, 23, 0.1f);
+    MoeRouterParams router{model.top_k, model.groups, model.top_k_groups, true, true, true, 2.5f};
+    for (int64_t tokens : token_counts) {
+      Tensor x = backend->allocate_persistent(DType::BF16, {tokens, model.hidden});
+      backend->fill_random(x, 24, 1.0f);
+      // Four routings (different random router logits) rotate, so consecutive calls touch different experts.
+      const int kRoutings = 4;
+      std::vector<Tensor> logits(kRoutings);
+      std::vector<MoeRouting> routings;
+      double touched_bytes = 0.0;
+      int64_t touched_total = 0;
+      for (int r = 0; r < kRoutings; ++r) {
+        logits[r] = backend->allocate_persistent(DType::F32, {tokens, model.experts});
+        backend->fill_random(logits[r], 30 + r, 3.0f);
+        backend->begin_step();
+        MoeRouting step = backend->moe_route(logits[r], bias, router);
+        auto ids = backend->download_f32(step.expert_ids);
+        // Copy the routing out of the step arena into persistent tensors.
+        MoeRouting kept{backend->allocate_persistent(DType::I32, {tokens, model.top_k}),
+                        backend->allocate_persistent(DType::F32, {tokens, model.top_k})};
+        std::vector<int32_t> id_values(ids.begin(), ids.end());
+        std::vector<float> weight_values(tokens * model.top_k, 1.0f / model.top_k);
+        kept.expert_ids = backend->upload_persistent(
+            Tensor{id_values.data(), DType::I32, {tokens, model.top_k}, Device{}}, DType::I32);
+        kept.weights = backend->upload_persistent(
+            Tensor{weight_values.data(), DType::F32, {tokens, model.top_k}, Device{}}, DType::F32);
+        routings.push_back(kept);
+        std::set<int32_t> distinct(id_values.begin(), id_values.end());
+        touched_total += static_cast<int64_t>(distinct.size());
+        touched_bytes += double(distinct.size()) * 3.0 * model.hidden * model.inter * 2;
+      }
+      double seconds = seconds_per_call(
+          [&](int i) {
+            backend->begin_step();
+            backend->moe_experts(x, routings[i % kRoutings], experts);
+          },
+          8);
+      const double bytes = touched_bytes / kRoutings;
+      std::printf("| %s | %lld | %.1f | %.1f | %.0f | %.2f |\n", model.name, static_cast<long long>(tokens),
+                  double(touched_total) / kRoutings, seconds * 1e6, bytes / seconds / 1e9,
+                  bytes / seconds / ceilings.bandwidth);
+    }
+  }
+}
+
+int run(bool quick) {
+  cudaDeviceProp properties{};
+  check_cuda(cudaGetDeviceProperties(&properties, 0), "cudaGetDeviceProperties");
+  char date[32];
+  std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
+  Ceilings ceilings{copy_bandwidth(), cublas_bf16_flops()};
+  std::printf("# kernel roofline: %s (sm_%d%d, %d SMs, L2 %lld MB), %s\n\n", properties.name, properties.major,
+              properties.minor, properties.multiProcessorCount, static_cast<long long>(l2_bytes() >> 20), date);
+  std::printf("measured ceilings: copy bandwidth %.0f GB/s (read + write), cuBLAS BF16 GEMM %.0f TFLOP/s\n",
+              ceilings.bandwidth / 1e9, ceilings.flops / 1e12);
+  bench_gemm(ceilings, quick);
+  bench_mla_decode(ceilings, quick);
+  bench_moe_decode(ceilings, quick);
+  return 0;
+}
+
+}  // namespace
+}  // namespace rackserve
+
+int main(int argc, char** argv) {
+  bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
+  try {
+    return rackserve::run(quick);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "kernel_roofline: %s\n", error.what());
+    return 1;
+  }
+}

@@ -1,0 +1,48 @@
+// Backend::fill_random gives the same values on the CUDA and CPU backends (the contract
+// dummy weights rely on): float32 bit-exact, bf16 equal to the float32 value rounded.
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "backend/backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "core/dtype.h"
+
+namespace rackserve {
+namespace {
+
+TEST(FillRandom, CudaMatchesCpuAndIsUniform) {
+  ASSERT_TRUE(cuda_device_available()) << "the gpu tests need a CUDA device";
+  auto cpu = make_cpu_backend(0);
+  auto gpu = make_cuda_backend(CudaBackendOptions{});
+  const int64_t count = (1 << 20) + 3;
+  const uint64_t seed = 1234567;
+  const float scale = 0.5f;
+  Tensor expected = cpu->allocate_persistent(DType::F32, {count});
+  cpu->fill_random(expected, seed, scale);
+  Tensor as_f32 = gpu->allocate_persistent(DType::F32, {count});
+  Tensor as_bf16 = gpu->allocate_persistent(DType::BF16, {count});
+  gpu->fill_random(as_f32, seed, scale);
+  gpu->fill_random(as_bf16, seed, scale);
+  auto reference = cpu->download_f32(expected);
+  auto f32 = gpu->download_f32(as_f32);
+  auto bf16 = gpu->download_f32(as_bf16);
+  int64_t f32_mismatches = 0, bf16_mismatches = 0;
+  double sum = 0.0, sum_squares = 0.0;
+  for (int64_t i = 0; i < count; ++i) {
+    f32_mismatches += f32[i] != reference[i];
+    bf16_mismatches += bf16[i] != bf16_to_f32(f32_to_bf16(reference[i]));
+    sum += reference[i];
+    sum_squares += double(reference[i]) * reference[i];
+  }
+  EXPECT_EQ(f32_mismatches, 0);
+  EXPECT_EQ(bf16_mismatches, 0);
+  // Uniform on [-0.5, 0.5): mean 0 (standard error 0.29 / sqrt(count) ~ 3e-4), variance 1/12.
+  EXPECT_NEAR(sum / count, 0.0, 2e-3);
+  EXPECT_NEAR(sum_squares / count, scale * scale * 4.0 / 12.0, 2e-3);
+}
+
+}  // namespace
+}  // namespace rackserve
