@@ -1,0 +1,61 @@
+#include "api/api_context.h"
+
+#include <spdlog/spdlog.h>
+
+#include "api/api_error.h"
+#include "core/error.h"
+
+namespace rackserve::api {
+
+void write_error(httplib::Response& response, const ApiError& error) {
+  response.status = error.status();
+  if (error.status() == 503) response.set_header("Retry-After", "1");
+  if (error.status() == 401) response.set_header("WWW-Authenticate", "Bearer");
+  response.set_content(error.body(), "application/json");
+}
+
+void run_handler(const ApiContext& context, const httplib::Request& request, httplib::Response& response, Auth auth,
+                 const std::function<void()>& handler) {
+  try {
+    if (auth == Auth::Required && !context.api_key.allows(request.get_header_value("Authorization")))
+      throw ApiError(401, "Invalid or missing API key: send \"Authorization: Bearer <key>\"", {}, "invalid_api_key");
+    handler();
+  } catch (const ApiError& error) {
+    write_error(response, error);
+  } catch (const std::exception& error) {
+    spdlog::error("{} {}: internal error: {}", request.method, request.path, error.what());
+    write_error(response, ApiError(500, "Internal server error"));
+  }
+}
+
+nlohmann::json parse_json_body(const httplib::Request& request) {
+  // Depth is bounded by the body size limit; nlohmann's parser is recursive, so cap the
+  // nesting too, before a hostile "[[[[…" reaches it.
+  constexpr int kMaxDepth = 256;
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : request.body) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxDepth) throw ApiError(400, "JSON nesting too deep", {}, "invalid_json");
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  nlohmann::json body = nlohmann::json::parse(request.body, nullptr, false);
+  if (body.is_discarded()) throw ApiError(400, "The request body is not valid JSON", {}, "invalid_json");
+  return body;
+}
+
+void check_model_name(const ApiContext& context, const std::optional<std::string>& requested) {
+  if (requested && *requested != context.model.name)
+    throw ApiError(404, fmt::format("The model '{}' does not exist; this server serves '{}'", *requested, context.model.name),
+                   "model", "model_not_found");
+}
+
+}  // namespace rackserve::api

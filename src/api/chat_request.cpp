@@ -1,0 +1,84 @@
+#include "api/chat_request.h"
+
+#include <fmt/format.h>
+
+#include "api/api_error.h"
+#include "api/json_fields.h"
+
+namespace rackserve::api {
+namespace {
+
+constexpr size_t kMaxMessages = 4096;
+
+// One message, content flattened to a string (or null, for assistant tool-call turns).
+nlohmann::json normalize_message(const nlohmann::json& message, size_t index) {
+  const std::string where = fmt::format("messages[{}].", index);
+  JsonFields fields(message, where);
+  auto role = fields.string("role");
+  if (!role) throw bad_request(where + "role", "'{}role' is required", where);
+  static constexpr const char* kRoles[] = {"system", "developer", "user", "assistant", "tool", "function"};
+  bool known = false;
+  for (const char* candidate : kRoles) known = known || *role == candidate;
+  if (!known) throw bad_request(where + "role", "'{}role' must be one of system, developer, user, assistant, tool; got \"{}\"", where, *role);
+
+  nlohmann::json normalized = message;
+  const nlohmann::json* content = fields.find("content");
+  if (content == nullptr) {
+    if (*role != "assistant") throw bad_request(where + "content", "'{}content' is required for role {}", where, *role);
+    normalized["content"] = nullptr;
+  } else if (content->is_array()) {
+    std::string text;
+    for (size_t part_index = 0; part_index < content->size(); ++part_index) {
+      const std::string part_where = fmt::format("{}content[{}].", where, part_index);
+      JsonFields part(content->at(part_index), part_where);
+      auto type = part.string("type");
+      if (!type) throw bad_request(part_where + "type", "'{}type' is required", part_where);
+      if (*type != "text") throw unsupported(part_where + "type", fmt::format("content part type \"{}\"", *type));
+      auto part_text = part.string("text");
+      if (!part_text) throw bad_request(part_where + "text", "'{}text' is required", part_where);
+      if (!text.empty()) text += "\n";
+      text += *part_text;
+    }
+    normalized["content"] = text;
+  } else if (!content->is_string()) {
+    throw bad_request(where + "content", "'{}content' must be a string or an array of content parts, got {}", where,
+                      json_type_name(*content));
+  }
+  return normalized;
+}
+
+}  // namespace
+
+ChatRequest parse_chat_request(const nlohmann::json& body, const FieldLimits& limits) {
+  JsonFields fields(body);
+  ChatRequest request;
+  request.model = fields.string("model");
+
+  const nlohmann::json* messages = fields.find("messages");
+  if (messages == nullptr) throw bad_request("messages", "'messages' is required");
+  if (!messages->is_array()) throw bad_request("messages", "'messages' must be an array, got {}", json_type_name(*messages));
+  if (messages->empty()) throw bad_request("messages", "'messages' must not be empty");
+  if (messages->size() > kMaxMessages) throw bad_request("messages", "'messages' may hold at most {} entries", kMaxMessages);
+  request.messages = nlohmann::json::array();
+  for (size_t i = 0; i < messages->size(); ++i) request.messages.push_back(normalize_message(messages->at(i), i));
+
+  if (const auto* tools = fields.find("tools")) {
+    if (!tools->is_array()) throw bad_request("tools", "'tools' must be an array, got {}", json_type_name(*tools));
+    request.tools = *tools;
+  }
+  if (auto kwargs = fields.object("chat_template_kwargs")) request.chat_template_kwargs = std::move(*kwargs);
+  request.add_generation_prompt = fields.boolean("add_generation_prompt").value_or(true);
+  request.continue_final_message = fields.boolean("continue_final_message").value_or(false);
+  if (request.continue_final_message && request.add_generation_prompt && fields.has("add_generation_prompt"))
+    throw bad_request("continue_final_message", "'continue_final_message' and 'add_generation_prompt' exclude each other");
+  if (request.continue_final_message) request.add_generation_prompt = false;
+  if (auto format = fields.object("response_format")) {
+    JsonFields format_fields(*format, "response_format.");
+    if (format_fields.string("type").value_or("text") != "text") throw unsupported("response_format", "structured output ('response_format')");
+  }
+  request.stream = read_stream_options(fields);
+  request.sampling = read_sampling_params(fields, Endpoint::Chat, limits);
+  return request;
+}
+
+}  // namespace rackserve::api

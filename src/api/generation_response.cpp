@@ -1,0 +1,71 @@
+#include "api/generation_response.h"
+
+#include <chrono>
+
+#include "api/api_error.h"
+#include "api/sse.h"
+
+namespace rackserve::api {
+namespace {
+
+// How long a streaming handler waits for engine output before checking the socket again.
+constexpr std::chrono::milliseconds kPollInterval{50};
+
+std::shared_ptr<RequestStream> submit_or_throw(Engine& engine, Request request) {
+  SubmitResult result = engine.submit(std::move(request));
+  switch (result.status) {
+    case SubmitResult::Status::Accepted: return result.stream;
+    case SubmitResult::Status::Invalid: throw ApiError(400, result.message);
+    case SubmitResult::Status::QueueFull:
+      throw ApiError(503, "The server is at capacity; retry later (" + result.message + ")", {}, "server_overloaded");
+    case SubmitResult::Status::Stopped: throw ApiError(503, "The server is shutting down", {}, "server_stopped");
+  }
+  throw ApiError(500, "unknown submit status");
+}
+
+// State of one streaming response, shared by httplib's provider and releaser callbacks.
+struct StreamingState {
+  Engine& engine;
+  std::shared_ptr<RequestStream> stream;
+  std::unique_ptr<ResponseFormatter> formatter;
+  bool started = false;
+};
+
+}  // namespace
+
+void respond_with_generation(const ApiContext& context, Request request, std::unique_ptr<ResponseFormatter> formatter,
+                             bool stream, httplib::Response& response) {
+  std::shared_ptr<RequestStream> output_stream = submit_or_throw(context.engine, std::move(request));
+  if (!stream) {
+    RequestOutput merged = output_stream->wait_all();
+    if (!merged.error.empty()) throw ApiError(500, "Generation failed: " + merged.error);
+    response.set_content(to_json_text(formatter->full_response(merged)), "application/json");
+    return;
+  }
+
+  auto state = std::make_shared<StreamingState>(StreamingState{context.engine, std::move(output_stream), std::move(formatter)});
+  response.set_header("Cache-Control", "no-cache");
+  response.set_header("X-Accel-Buffering", "no");
+  response.set_chunked_content_provider(
+      "text/event-stream",
+      [state](size_t /*offset*/, httplib::DataSink& sink) {
+        // A write of zero bytes would end httplib's loop: only non-empty text is written.
+        auto write = [&](const std::string& text) { return text.empty() || sink.write(text.data(), text.size()); };
+        if (!state->started) {
+          state->started = true;
+          if (!write(state->formatter->stream_start())) return false;
+        }
+        std::optional<RequestOutput> output = state->stream->next(kPollInterval);
+        if (!output) return sink.is_writable();
+        if (!write(state->formatter->stream_output(*output))) return false;
+        if (output->finished) sink.done();
+        return true;
+      },
+      [state](bool /*success*/) {
+        // Runs when httplib is done with the response, whatever the reason: a stream that
+        // has not finished lost its client.
+        if (!state->stream->finished()) state->engine.cancel(state->stream->id());
+      });
+}
+
+}  // namespace rackserve::api

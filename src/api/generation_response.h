@@ -1,0 +1,22 @@
+// Runs one generation request through the engine and answers it: as an SSE stream
+// (chunked transfer, one event per engine output) or as one JSON body.
+//
+// Contract: the request is cancelled in the engine, freeing its KV pages within one
+// step, as soon as the client is gone: a failed write on the stream, or httplib
+// releasing the response early. A full engine queue answers 503 with Retry-After at once.
+#pragma once
+
+#include <memory>
+
+#include <httplib.h>
+
+#include "api/api_context.h"
+#include "api/response_formatter.h"
+#include "engine/request.h"
+
+namespace rackserve::api {
+
+void respond_with_generation(const ApiContext& context, Request request, std::unique_ptr<ResponseFormatter> formatter,
+                             bool stream, httplib::Response& response);
+
+}  // namespace rackserve::api

@@ -1,0 +1,42 @@
+// ServedModel: what the HTTP layer knows about the one model it serves: its name, its
+// context, its tokenizer and how to turn chat messages into a prompt. Built once at
+// start-up (cmd_serve), then only read, from every HTTP thread at once.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "text/tokenizer.h"
+
+namespace rackserve::api {
+
+// Renders a chat into the prompt text, the model's chat template in practice. Must be
+// safe to call from several threads. Throws ApiError (400) for conversations the
+// template rejects (raise_exception) and for render failures caused by the input.
+class ChatPromptRenderer {
+ public:
+  virtual ~ChatPromptRenderer() = default;
+  struct Chat {
+    const nlohmann::json& messages;  // normalized (see chat_request.h)
+    const nlohmann::json& tools;     // null or array
+    const nlohmann::json& kwargs;    // chat_template_kwargs, an object
+    bool add_generation_prompt = true;
+    bool continue_final_message = false;
+  };
+  virtual std::string render(const Chat& chat) const = 0;
+};
+
+struct ServedModel {
+  std::string name;             // the "model" clients send
+  int32_t max_model_len = 0;    // prompt + completion tokens
+  int32_t vocab_size = 0;       // the model's (ids the engine accepts)
+  int64_t created = 0;          // unix time the server started, for /v1/models
+  std::shared_ptr<const text::Tokenizer> tokenizer;
+  std::shared_ptr<const ChatPromptRenderer> chat;  // null: the model has no chat template (chat answers 422)
+  bool split_reasoning = false;  // <think> text goes to reasoning_content
+};
+
+}  // namespace rackserve::api
