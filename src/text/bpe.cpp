@@ -67,12 +67,12 @@ BpeModel::BpeModel(const std::vector<std::pair<std::string, TokenId>>& vocab,
     const auto& [left, right] = merges[rank];
     auto left_it = by_spelling.find(left);
     auto right_it = by_spelling.find(right);
-    RS_CHECK(left_it != by_spelling.end(), "model.merges[{}]: token {:?} is not in model.vocab", rank, left);
-    RS_CHECK(right_it != by_spelling.end(), "model.merges[{}]: token {:?} is not in model.vocab", rank, right);
+    RS_CHECK(left_it != by_spelling.end(), "model.merges[{}]: token {} is not in model.vocab", rank, utf8::quoted(left));
+    RS_CHECK(right_it != by_spelling.end(), "model.merges[{}]: token {} is not in model.vocab", rank, utf8::quoted(right));
     std::string joined = left;
     joined.append(!prefix.empty() && right.starts_with(prefix) ? right.substr(prefix.size()) : right);
     auto result_it = by_spelling.find(joined);
-    RS_CHECK(result_it != by_spelling.end(), "model.merges[{}]: merged token {:?} is not in model.vocab", rank, joined);
+    RS_CHECK(result_it != by_spelling.end(), "model.merges[{}]: merged token {} is not in model.vocab", rank, utf8::quoted(joined));
     merges_.insert_or_assign(pair_key(left_it->second, right_it->second),
                              Merge{static_cast<uint32_t>(rank), result_it->second});
   }
@@ -136,7 +136,7 @@ void BpeModel::initial_symbols(std::string_view piece, std::vector<Symbol>& symb
   };
   auto push_unknown = [&](size_t begin, size_t end) {
     if (!options_.unk_token) return;  // no unknown token: the text is dropped, as in tokenizers
-    RS_CHECK(unk_id_.has_value(), "model.unk_token {:?} is not in model.vocab", *options_.unk_token);
+    RS_CHECK(unk_id_.has_value(), "model.unk_token {} is not in model.vocab", utf8::quoted(*options_.unk_token));
     if (unknown && options_.fuse_unk) {
       unknown->end = static_cast<uint32_t>(end);
       return;

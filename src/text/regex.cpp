@@ -5,6 +5,7 @@
 #include <pcre2.h>
 
 #include "core/error.h"
+#include "text/utf8.h"
 
 namespace rackserve::text {
 namespace {
@@ -49,7 +50,7 @@ Regex::Regex(std::string_view pattern) : source_(pattern) {
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.data()), translated.size(),
                                    PCRE2_UTF | PCRE2_UCP, &error, &offset, nullptr);
   if (code == nullptr) {
-    RS_FAIL("invalid regex {:?} (as PCRE2: {:?}): {} at offset {}", std::string(pattern), translated,
+    RS_FAIL("invalid regex {} (as PCRE2: {}): {} at offset {}", utf8::quoted(pattern), utf8::quoted(translated),
             pcre2_message(error), offset);
   }
   pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // when the JIT is unavailable the interpreter runs
@@ -65,7 +66,7 @@ bool Regex::find(std::string_view text, size_t from, size_t& start, size_t& end)
     rc = pcre2_match(code, subject, text.size(), from, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, s.data, s.fallback);
   }
   if (rc == PCRE2_ERROR_NOMATCH) return false;
-  RS_CHECK(rc >= 0, "regex {:?} failed on a text of {} bytes: {}", source_, text.size(), pcre2_message(rc));
+  RS_CHECK(rc >= 0, "regex {} failed on a text of {} bytes: {}", utf8::quoted(source_), text.size(), pcre2_message(rc));
   const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(s.data);
   start = ovector[0];
   end = ovector[1];

@@ -8,6 +8,7 @@
 #include <unicode/uchar.h>
 
 #include "core/error.h"
+#include "text/utf8.h"
 #include "text/regex.h"
 
 namespace rackserve::text {
@@ -83,7 +84,7 @@ class Translator {
 
  private:
   [[noreturn]] void fail(std::string_view what) const {
-    RS_FAIL("regex {:?}: {} at offset {}", std::string(pattern_), what, pos_);
+    RS_FAIL("regex {}: {} at offset {}", utf8::quoted(pattern_), what, pos_);
   }
 
   // Reads the escape at pos_ (a backslash) and returns its PCRE2 spelling.

@@ -5,6 +5,7 @@
 
 #include "text/json_fields.h"
 #include "text/tokenizer_impl.h"
+#include "text/utf8.h"
 
 namespace rackserve::text {
 namespace {
@@ -74,7 +75,7 @@ TiktokenSpec tiktoken_spec_from_config(const nlohmann::json& config, std::string
       used = 0;
     }
     if (used != key.size() || id > static_cast<unsigned long>(std::numeric_limits<int32_t>::max())) {
-      decoder.fail(fmt::format("key {:?} is not a token id", key));
+      decoder.fail(fmt::format("key {} is not a token id", utf8::quoted(key)));
     }
     token.id = static_cast<TokenId>(id);
     token.content = entry["content"].string();
@@ -102,13 +103,13 @@ std::shared_ptr<Tokenizer::Impl> load_tiktoken(std::string_view rank_file, Tikto
     if (line.empty()) continue;
     const size_t space = line.find(' ');
     RS_CHECK(space != std::string_view::npos, "{} line {}: expected \"<base64> <rank>\"", origin, line_number);
-    RS_CHECK(base64_decode(line.substr(0, space), bytes), "{} line {}: invalid base64 {:?}", origin, line_number,
-             std::string(line.substr(0, space)));
+    RS_CHECK(base64_decode(line.substr(0, space), bytes), "{} line {}: invalid base64 {}", origin, line_number,
+             utf8::quoted(line.substr(0, space)));
     const std::string_view rank_text = line.substr(space + 1);
     uint64_t rank = 0;
     RS_CHECK(!rank_text.empty() && rank_text.size() <= 10, "{} line {}: invalid rank", origin, line_number);
     for (char c : rank_text) {
-      RS_CHECK(c >= '0' && c <= '9', "{} line {}: invalid rank {:?}", origin, line_number, std::string(rank_text));
+      RS_CHECK(c >= '0' && c <= '9', "{} line {}: invalid rank {}", origin, line_number, utf8::quoted(rank_text));
       rank = rank * 10 + static_cast<uint64_t>(c - '0');
     }
     RS_CHECK(rank <= static_cast<uint64_t>(std::numeric_limits<int32_t>::max()), "{} line {}: rank too large", origin, line_number);
@@ -129,7 +130,7 @@ std::shared_ptr<Tokenizer::Impl> load_tiktoken(std::string_view rank_file, Tikto
   TokenId last_special = 0;
   std::vector<bool> named;
   for (const auto& token : spec.special_tokens) {
-    RS_CHECK(!impl->model->token(token.id), "{}: special token {:?} has id {}, which is a rank", origin, token.content, token.id);
+    RS_CHECK(!impl->model->token(token.id), "{}: special token {} has id {}, which is a rank", origin, utf8::quoted(token.content), token.id);
     last_special = std::max(last_special, token.id);
   }
   if (!spec.special_tokens.empty() && last_special >= first_free) {

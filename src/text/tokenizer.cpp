@@ -69,7 +69,7 @@ void apply_llama_template(const nlohmann::json& config, const Tokenizer::Impl& t
     auto content = token_content(key);
     if (!content) return {};
     auto id = tokenizer.token_to_id(*content);
-    RS_CHECK(id.has_value(), "tokenizer_config.json: {} {:?} is not a token", key, *content);
+    RS_CHECK(id.has_value(), "tokenizer_config.json: {} {} is not a token", key, utf8::quoted(*content));
     return {*id};
   };
   const auto add_bos = config.value("add_bos_token", true);

@@ -229,7 +229,7 @@ std::unique_ptr<BpeModel> parse_model(const JsonField& field, bool byte_level) {
   vocab.reserve(vocab_field.size());
   for (const auto& [token, id] : vocab_field.json().items()) {
     if (!id.is_number_unsigned() || id.get<uint64_t>() > kMaxId) {
-      vocab_field.fail(fmt::format("token {:?}: expected an id in [0, {}], got {}", token, kMaxId, id.dump()));
+      vocab_field.fail(fmt::format("token {}: expected an id in [0, {}], got {}", utf8::quoted(token), kMaxId, id.dump()));
     }
     vocab.emplace_back(token, static_cast<TokenId>(id.get<uint64_t>()));
   }
@@ -244,7 +244,7 @@ std::unique_ptr<BpeModel> parse_model(const JsonField& field, bool byte_level) {
       const std::string line = merge.string();
       const size_t space = line.find(' ');
       if (space == std::string::npos || line.find(' ', space + 1) != std::string::npos) {
-        merge.fail(fmt::format("expected \"left right\" with one space, got {:?}", line));
+        merge.fail(fmt::format("expected \"left right\" with one space, got {}", utf8::quoted(line)));
       }
       merges.emplace_back(line.substr(0, space), line.substr(space + 1));
     } else if (merge.json().is_array() && merge.size() == 2) {

@@ -87,6 +87,41 @@ void append(std::string& out, char32_t c) {
   }
 }
 
+std::string quoted(std::string_view bytes) {
+  constexpr size_t kMaxBytes = 200;
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out = "\"";
+  size_t pos = 0;
+  while (pos < bytes.size() && pos < kMaxBytes) {
+    const auto byte = static_cast<unsigned char>(bytes[pos]);
+    bool complete = true;
+    const int length = byte < 0x80 ? 1 : classify(bytes, pos, complete);
+    if (length > 1) {
+      out.append(bytes.substr(pos, static_cast<size_t>(length)));
+      pos += static_cast<size_t>(length);
+      continue;
+    }
+    ++pos;
+    switch (byte) {
+      case '"': out += "\\\""; continue;
+      case '\\': out += "\\\\"; continue;
+      case '\n': out += "\\n"; continue;
+      case '\r': out += "\\r"; continue;
+      case '\t': out += "\\t"; continue;
+      default: break;
+    }
+    if (byte >= 0x20 && byte < 0x7F) {
+      out.push_back(static_cast<char>(byte));
+    } else {
+      out += "\\x";
+      out.push_back(kHex[byte >> 4]);
+      out.push_back(kHex[byte & 15]);
+    }
+  }
+  out += pos < bytes.size() ? "\"..." : "\"";
+  return out;
+}
+
 void append_lossy(std::string& out, std::string_view bytes) {
   LossyDecoder decoder;
   decoder.push(bytes, out);

@@ -34,6 +34,11 @@ void append(std::string& out, char32_t code_point);
 // String::from_utf8_lossy does for the whole of `bytes`.
 void append_lossy(std::string& out, std::string_view bytes);
 
+// `bytes` in double quotes for error messages: quotes, backslashes, control characters
+// and invalid UTF-8 escaped (\n, \xNN), cut after 200 bytes. Safe for any input, unlike
+// fmt's {:?}, which asserts on invalid UTF-8.
+std::string quoted(std::string_view bytes);
+
 // Streaming form of append_lossy: push() emits every character that later bytes cannot
 // change and keeps at most 3 bytes of an unfinished sequence; finish() flushes them.
 // Concatenated output equals append_lossy over the concatenated input.
