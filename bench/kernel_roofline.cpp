@@ -70,6 +70,7 @@ double cublas_bf16_flops() {
   Tensor c = backend->allocate_persistent(DType::BF16, {n, n});
   backend->fill_random(a, 1, 1.0f);
   backend->fill_random(b, 2, 1.0f);
+  check_cuda(cudaDeviceSynchronize(), "fill");  // cuBLAS runs on the default stream, not the backend's
   cublasHandle_t handle;
   RS_CHECK(cublasCreate(&handle) == CUBLAS_STATUS_SUCCESS, "cublasCreate failed");
   const float alpha = 1.0f, beta = 0.0f;

@@ -44,5 +44,20 @@ TEST(FillRandom, CudaMatchesCpuAndIsUniform) {
   EXPECT_NEAR(sum_squares / count, scale * scale * 4.0 / 12.0, 2e-3);
 }
 
+// Regression: uploads once went through the legacy default stream while allocation
+// zeroed memory on the backend's non-blocking stream, so with work queued ahead (here a
+// 1 GiB fill) the zeroing landed after the upload and erased it.
+TEST(Upload, IsOrderedAfterQueuedWork) {
+  ASSERT_TRUE(cuda_device_available()) << "the gpu tests need a CUDA device";
+  auto gpu = make_cuda_backend(CudaBackendOptions{});
+  Tensor big = gpu->allocate_persistent(DType::F32, {int64_t(1) << 28});
+  gpu->fill_random(big, 5, 1.0f);
+  std::vector<int32_t> values(1000);
+  for (int32_t i = 0; i < 1000; ++i) values[i] = 7 * i + 1;
+  Tensor uploaded = gpu->upload_persistent(Tensor{values.data(), DType::I32, {1000}, Device{}}, DType::I32);
+  auto back = gpu->download_f32(uploaded);
+  for (int32_t i = 0; i < 1000; ++i) ASSERT_EQ(back[i], float(values[i])) << "element " << i;
+}
+
 }  // namespace
 }  // namespace rackserve

@@ -54,14 +54,20 @@ CudaBackend::~CudaBackend() {
 
 void CudaBackend::check(int status, const char* what) const { check_cuda(static_cast<cudaError_t>(status), what); }
 
-Tensor CudaBackend::allocate_persistent(DType dtype, const Shape& shape) {
+Tensor CudaBackend::allocate_persistent_uninitialized(DType dtype, const Shape& shape) {
   for (int64_t extent : shape) RS_CHECK(extent >= 0, "negative extent in shape {}", shape_string(shape));
   size_t bytes = std::max<size_t>(1, static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype));
   void* pointer = nullptr;
   check_cuda(cudaMalloc(&pointer, bytes), "cudaMalloc (persistent)");
   persistent_.push_back(pointer);
-  check_cuda(cudaMemsetAsync(pointer, 0, bytes, static_cast<cudaStream_t>(stream_)), "cudaMemset");
   return Tensor{pointer, dtype, shape, device()};
+}
+
+Tensor CudaBackend::allocate_persistent(DType dtype, const Shape& shape) {
+  Tensor tensor = allocate_persistent_uninitialized(dtype, shape);
+  check_cuda(cudaMemsetAsync(tensor.data, 0, std::max<size_t>(1, tensor.bytes()), static_cast<cudaStream_t>(stream_)),
+             "cudaMemset");
+  return tensor;
 }
 
 void CudaBackend::begin_step() {
@@ -97,11 +103,19 @@ Tensor CudaBackend::upload_weight(const Tensor& host, WeightRole role) {
   return upload_persistent(host, keep_f32 ? DType::F32 : DType::BF16);
 }
 
+// Every transfer goes through stream_ (a non-blocking stream does not order against the
+// legacy default stream: a cudaMemcpy there could land before earlier work queued here).
+void CudaBackend::copy_to_device(void* device_data, const void* host_data, size_t bytes) {
+  check_cuda(cudaMemcpyAsync(device_data, host_data, bytes, cudaMemcpyHostToDevice, static_cast<cudaStream_t>(stream_)),
+             "upload");
+  check_cuda(cudaStreamSynchronize(static_cast<cudaStream_t>(stream_)), "upload");  // host buffers may die next
+}
+
 Tensor CudaBackend::upload_persistent(const Tensor& host, DType dtype) {
-  Tensor copy = allocate_persistent(dtype, host.shape);
+  Tensor copy = allocate_persistent_uninitialized(dtype, host.shape);
   const size_t count = static_cast<size_t>(host.numel());
   if (host.dtype == dtype && (dtype == DType::I32 || dtype == DType::F32 || dtype == DType::BF16)) {
-    check_cuda(cudaMemcpy(copy.data, host.data, host.bytes(), cudaMemcpyHostToDevice), "upload");
+    copy_to_device(copy.data, host.data, host.bytes());
     return copy;
   }
   RS_CHECK(dtype == DType::F32 || dtype == DType::BF16, "cannot upload {} as {}", dtype_name(host.dtype),
@@ -109,11 +123,11 @@ Tensor CudaBackend::upload_persistent(const Tensor& host, DType dtype) {
   std::vector<float> values(count);
   convert_to_f32(host.dtype, host.data, values.data(), count);
   if (dtype == DType::F32) {
-    check_cuda(cudaMemcpy(copy.data, values.data(), count * sizeof(float), cudaMemcpyHostToDevice), "upload");
+    copy_to_device(copy.data, values.data(), count * sizeof(float));
   } else {
     std::vector<uint16_t> bf16(count);
     for (size_t i = 0; i < count; ++i) bf16[i] = f32_to_bf16(values[i]);
-    check_cuda(cudaMemcpy(copy.data, bf16.data(), count * sizeof(uint16_t), cudaMemcpyHostToDevice), "upload");
+    copy_to_device(copy.data, bf16.data(), count * sizeof(uint16_t));
   }
   return copy;
 }

@@ -61,6 +61,9 @@ class CudaBackend : public Backend {
     size_t bytes = 0;
   };
   Tensor allocate_step(DType dtype, const Shape& shape);
+  Tensor allocate_persistent_uninitialized(DType dtype, const Shape& shape);
+  // Synchronous host-to-device copy through stream_.
+  void copy_to_device(void* device_data, const void* host_data, size_t bytes);
   Tensor linear_into(const Tensor& x, const Tensor& weight, DType output_dtype);
   void check(int status, const char* what) const;
 
