@@ -6,7 +6,7 @@
 //   3. output[t, h] = W_UV[h] out_latent[t, h]                   (bf16)
 // One block per (token, head). This is the straightforward version that defines the
 // numerics; the split-KV decode kernel that shares one latent read among all heads of a
-// token replaces step 2 for speed.
+// token (mla_decode_split_kv.cu) replaces step 2 for decode.
 #include "common/device_utils.cuh"
 #include "rackserve/kernels/mla_params.h"
 
@@ -119,20 +119,38 @@ __global__ void output_kernel(MlaAttentionParams p) {
   }
 }
 
+bool valid(const MlaAttentionParams& p) {
+  return p.tokens >= 0 && p.heads > 0 && p.lora > 0 && p.lora % 32 == 0 && p.lora <= 32 * kMaxLatentPerLane &&
+         p.rope >= 0 && p.rope <= kMaxRope && p.nope > 0 && p.v > 0 && p.page_size > 0 && p.sequences > 0 &&
+         (p.tokens == 0 || (p.q && p.kv_b && p.cache && p.query_start && p.block_table && p.positions && p.q_latent &&
+                            p.out_latent && p.output));
+}
+
 }  // namespace
 
 int launch_mla_attention(const MlaAttentionParams& p, Stream stream) {
-  if (p.tokens < 0 || p.heads <= 0 || p.lora <= 0 || p.lora % 32 != 0 || p.lora > 32 * kMaxLatentPerLane ||
-      p.rope < 0 || p.rope > kMaxRope || p.nope <= 0 || p.v <= 0 || p.page_size <= 0 || p.sequences <= 0 ||
-      (p.tokens > 0 && (!p.q || !p.kv_b || !p.cache || !p.query_start || !p.block_table || !p.positions ||
-                        !p.q_latent || !p.out_latent || !p.output)))
-    return cudaErrorInvalidValue;
+  if (!valid(p)) return cudaErrorInvalidValue;
   if (p.tokens == 0) return cudaSuccess;
   const unsigned items = static_cast<unsigned>(p.tokens * p.heads);
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   q_latent_kernel<<<items, kThreads, p.nope * sizeof(float), s>>>(p);
   attention_kernel<<<items, kThreads, 0, s>>>(p);
   output_kernel<<<items, kThreads, 0, s>>>(p);
+  return launch_status();
+}
+
+int launch_mla_q_latent(const MlaAttentionParams& p, Stream stream) {
+  if (!valid(p)) return cudaErrorInvalidValue;
+  if (p.tokens == 0) return cudaSuccess;
+  q_latent_kernel<<<static_cast<unsigned>(p.tokens * p.heads), kThreads, p.nope * sizeof(float),
+                    static_cast<cudaStream_t>(stream)>>>(p);
+  return launch_status();
+}
+
+int launch_mla_output(const MlaAttentionParams& p, Stream stream) {
+  if (!valid(p)) return cudaErrorInvalidValue;
+  if (p.tokens == 0) return cudaSuccess;
+  output_kernel<<<static_cast<unsigned>(p.tokens * p.heads), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(p);
   return launch_status();
 }
 

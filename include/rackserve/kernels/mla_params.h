@@ -44,5 +44,9 @@ struct MlaAttentionParams {
 };
 // Three launches: q_latent = W_UK^T q_nope; attention over the pages; output = W_UV out_latent.
 int launch_mla_attention(const MlaAttentionParams& params, Stream stream);
+// Steps 1 and 3 alone, around the split-KV decode kernel (mla_decode_params.h) that
+// replaces step 2; they read and write the same workspaces.
+int launch_mla_q_latent(const MlaAttentionParams& params, Stream stream);
+int launch_mla_output(const MlaAttentionParams& params, Stream stream);
 
 }  // namespace rackserve::kernels

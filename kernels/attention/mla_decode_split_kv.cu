@@ -1,0 +1,366 @@
+// Split-KV (flash-decoding) absorbed-MLA decode over the paged latent cache (step 2 of
+// mla_attention_paged.cu's three steps, same numerics up to bf16 operands): one CTA per
+// (query token, split of its context, group of 16 or 32 heads). The group's queries sit in
+// shared memory as bf16 [heads, lora + rope]; 16-key tiles of the cache stream in through a
+// cp.async ring (page table looked up per key row), and mma.sync m16n8k16 computes
+//   S = Q . K^T  over the 576 columns      (heads x 16 keys, f32)
+//   O = O * rescale + P . V, V = K[:, :512] (heads x 512, f32 in registers)
+// with an online softmax in f32 between them. A split writes O / sum and its log-sum-exp;
+// the combine kernel merges the splits. A query whose context needs one split writes
+// out_latent directly. q_latent and P are rounded to bf16 for the MMA (f32 accumulate);
+// that rounding is the only numerical difference from the reference kernel.
+#include <cuda_runtime.h>
+
+#include "common/device_utils.cuh"
+#include "common/mma_utils.cuh"
+#include "rackserve/kernels/mla_decode_params.h"
+
+namespace rackserve::kernels {
+
+namespace {
+
+constexpr int kLora = 512, kRope = 64, kWidth = kLora + kRope;  // cache row: 576 bf16 = 1152 bytes
+// Shared rows get 16 bytes of padding: 1168 / 16 is odd, so the 8 rows of an ldmatrix
+// land in 8 different bank groups.
+constexpr int kRowStride = kWidth + 8;
+constexpr int kChunksPerRow = kWidth / 8;  // 16-byte cp.async chunks
+constexpr int kKSteps = kWidth / 16;       // k16 steps of Q . K^T
+constexpr int kKeysPerTile = 16;
+constexpr int kPStride = kKeysPerTile + 8;  // P rows: 48 bytes, conflict-free ldmatrix
+constexpr int kThreads = 256, kWarps = kThreads / 32;
+constexpr int kCombineThreads = kLora / 4;
+constexpr int kMaxSplits = 256;        // a forced config may use up to this many
+constexpr int kPlanMaxSplits = 128;    // the heuristic stays below
+constexpr int kMinKeysPerSplit = 256;  // the f32 partial of a split stays ~10% of its cache bytes
+constexpr int kSmemLimit = 99 * 1024;  // SM120's dynamic shared memory per block
+constexpr float kLog2e = 1.4426950408889634f;
+
+// Shared memory of one CTA, in bytes; every region starts 16-byte aligned.
+template <int kHeadTiles, int kStages>
+struct Layout {
+  static constexpr int kHeads = 16 * kHeadTiles;
+  // Warps of the S phase: (head tile, 8-key half of the tile, part of the k-steps).
+  static constexpr int kKParts = kWarps / (kHeadTiles * 2);
+  static constexpr int kRowThreads = kThreads / kHeads;  // softmax threads per head row
+  static constexpr int kKeysPerThread = kKeysPerTile / kRowThreads;
+  static constexpr int q = 0;                                       // [kHeads][kRowStride] bf16
+  static constexpr int tiles = q + kHeads * kRowStride * 2;         // [kStages][16][kRowStride] bf16
+  static constexpr int tile_bytes = kKeysPerTile * kRowStride * 2;
+  static constexpr int scores = tiles + kStages * tile_bytes;       // [kKParts][kHeads][16] f32
+  static constexpr int p = scores + kKParts * kHeads * kKeysPerTile * 4;  // [kHeads][kPStride] bf16
+  static constexpr int row_scale = p + kHeads * kPStride * 2;       // [kHeads] f32, this tile's rescale
+  static constexpr int row_sum = row_scale + kHeads * 4;            // [kHeads] f32, final softmax sums
+  static constexpr int bytes = row_sum + kHeads * 4;
+  static_assert(kHeadTiles == 1 || kHeadTiles == 2, "16 or 32 heads per CTA (O lives in registers)");
+  static_assert(kKParts * kHeadTiles * 2 == kWarps && kKeysPerThread >= 1, "warp split of the S phase");
+  static_assert(kStages >= 2, "cp.async ring needs two stages");
+  static_assert(bytes <= kSmemLimit, "SM120 allows 99 KB of shared memory per block");
+};
+
+__device__ int find_sequence(const int32_t* query_start, int64_t sequences, int64_t token) {
+  int low = 0, high = static_cast<int>(sequences) - 1;
+  while (low < high) {  // last s with query_start[s] <= token
+    int middle = (low + high + 1) / 2;
+    if (query_start[middle] <= token) low = middle; else high = middle - 1;
+  }
+  return low;
+}
+
+// Splits used by a query with `keys` keys: the same rule in both kernels.
+__device__ __forceinline__ int used_splits(int64_t keys, const MlaDecodeConfig& config) {
+  const int64_t wanted = (keys + config.keys_per_split - 1) / config.keys_per_split;
+  return static_cast<int>(wanted < config.splits ? wanted : config.splits);
+}
+
+template <int kHeadTiles, int kStages>
+__global__ void __launch_bounds__(kThreads, 1)
+    mla_decode_split_kv_kernel(MlaDecodeParams p, MlaDecodeConfig config, int head_groups) {
+  using L = Layout<kHeadTiles, kStages>;
+  extern __shared__ __align__(16) unsigned char smem[];
+  int64_t block = blockIdx.x;  // head group fastest: the groups of one split share its cache reads in L2
+  const int group = static_cast<int>(block % head_groups);
+  block /= head_groups;
+  const int split = static_cast<int>(block % config.splits);
+  const int64_t t = block / config.splits;
+  const int64_t keys = static_cast<int64_t>(p.positions[t]) + 1;
+  const int splits_here = used_splits(keys, config);
+  if (split >= splits_here) return;
+  const int64_t begin = static_cast<int64_t>(split) * config.keys_per_split;
+  const int64_t end = split == splits_here - 1 ? keys : begin + config.keys_per_split;
+  const int64_t tiles = (end - begin + kKeysPerTile - 1) / kKeysPerTile;
+  const int head0 = group * L::kHeads;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+
+  const int32_t* pages = p.block_table + static_cast<int64_t>(find_sequence(p.query_start, p.sequences, t)) * p.max_blocks;
+  const __nv_bfloat16* cache = static_cast<const __nv_bfloat16*>(p.cache);
+  __nv_bfloat16* q_smem = reinterpret_cast<__nv_bfloat16*>(smem + L::q);
+  float* scores = reinterpret_cast<float*>(smem + L::scores);
+  __nv_bfloat16* p_smem = reinterpret_cast<__nv_bfloat16*>(smem + L::p);
+  float* row_scale = reinterpret_cast<float*>(smem + L::row_scale);
+  float* row_sum = reinterpret_cast<float*>(smem + L::row_sum);
+
+  // Keys at or past `end` (another split's, or past the context) are zero-filled, never read.
+  auto load_tile = [&](int64_t tile, int stage) {
+    const int64_t first_key = begin + tile * kKeysPerTile;
+    const uint32_t base = smem_address(smem + L::tiles + stage * L::tile_bytes);
+    for (int i = threadIdx.x; i < kKeysPerTile * kChunksPerRow; i += kThreads) {
+      const int row = i / kChunksPerRow, chunk = i % kChunksPerRow;
+      const int64_t key = first_key + row;
+      const bool valid = key < end;
+      const __nv_bfloat16* source = cache;
+      if (valid)
+        source += (static_cast<int64_t>(pages[key / p.page_size]) * p.page_size + key % p.page_size) * kWidth + chunk * 8;
+      cp_async_16(base + (row * kRowStride + chunk * 8) * 2, source, valid);
+    }
+  };
+  for (int stage = 0; stage < kStages - 1; ++stage) {
+    if (stage < tiles) load_tile(stage, stage);
+    cp_async_commit();
+  }
+
+  // Q rows of the group as bf16: q_latent (f32) then the rope part of q; absent heads are 0.
+  for (int i = threadIdx.x; i < L::kHeads * kChunksPerRow; i += kThreads) {
+    const int row = i / kChunksPerRow, chunk = i % kChunksPerRow;
+    const int64_t h = head0 + row;
+    uint4 packed = make_uint4(0, 0, 0, 0);
+    if (h < p.heads) {
+      if (chunk < kLora / 8) {
+        const float4* source = reinterpret_cast<const float4*>(p.q_latent + (t * p.heads + h) * kLora + chunk * 8);
+        const float4 a = source[0], b = source[1];
+        packed = make_uint4(pack_bf16x2(a.x, a.y), pack_bf16x2(a.z, a.w), pack_bf16x2(b.x, b.y), pack_bf16x2(b.z, b.w));
+      } else {
+        packed = *reinterpret_cast<const uint4*>(static_cast<const __nv_bfloat16*>(p.q) +
+                                                  (t * p.heads + h) * (p.nope + kRope) + p.nope + (chunk - kLora / 8) * 8);
+      }
+    }
+    *reinterpret_cast<uint4*>(q_smem + row * kRowStride + chunk * 8) = packed;
+  }
+
+  // S phase roles.
+  const int k_part = warp % L::kKParts, key_half = (warp / L::kKParts) % 2, s_tile = warp / (L::kKParts * 2);
+  const uint32_t q_lane = smem_address(q_smem + (s_tile * 16 + lane % 16) * kRowStride + (lane / 16) * 8);
+  const int k_lane = (key_half * 8 + (lane & 7)) * kRowStride + ((lane >> 3) & 1) * 8;  // B of Q.K^T: rows = keys
+  // Softmax roles: kRowThreads consecutive lanes own one head row.
+  const int my_row = threadIdx.x / L::kRowThreads, my_sub = threadIdx.x % L::kRowThreads;
+  const float scale_log2 = p.softmax_scale * kLog2e;
+  float running_max = -INFINITY, running_sum = 0.0f;
+  // PV roles: warp owns latent columns [64 warp, 64 warp + 64) of every head row.
+  const uint32_t p_lane = smem_address(p_smem + (lane % 16) * kPStride + (lane / 16) * 8);
+  const int v_lane = (lane & 15) * kRowStride + warp * 64 + (lane >> 4) * 8;  // B of P.V: rows = keys (trans)
+  float o[kHeadTiles][8][4];
+#pragma unroll
+  for (int m = 0; m < kHeadTiles; ++m)
+#pragma unroll
+    for (int n = 0; n < 8; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) o[m][n][e] = 0.0f;
+
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    cp_async_wait<kStages - 2>();
+    __syncthreads();  // tile landed for all threads; the previous tile's stage, P and scores are free
+    if (tile + kStages - 1 < tiles) load_tile(tile + kStages - 1, static_cast<int>((tile + kStages - 1) % kStages));
+    cp_async_commit();
+    const unsigned char* stage = smem + L::tiles + (tile % kStages) * L::tile_bytes;
+    const uint32_t k_base = smem_address(stage);
+
+    {  // S partial over this warp's k-steps -> scores[k_part]
+      float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll 6
+      for (int step = k_part; step < kKSteps; step += L::kKParts) {
+        uint32_t a[4], b[2];
+        ldmatrix_x4(a, q_lane + step * 32);
+        ldmatrix_x2(b, k_base + (k_lane + step * 16) * 2);
+        mma_bf16_16x8x16(s, a, b);
+      }
+      float* out = scores + (k_part * L::kHeads + s_tile * 16 + lane / 4) * kKeysPerTile + key_half * 8 + (lane % 4) * 2;
+      *reinterpret_cast<float2*>(out) = make_float2(s[0], s[1]);
+      *reinterpret_cast<float2*>(out + 8 * kKeysPerTile) = make_float2(s[2], s[3]);
+    }
+    __syncthreads();
+
+    {  // Online softmax of row my_row over this tile (log2 domain).
+      const int64_t first_key = begin + tile * kKeysPerTile;
+      float s[L::kKeysPerThread], tile_max = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < L::kKeysPerThread; ++j) {
+        const int key = my_sub * L::kKeysPerThread + j;
+        float value = 0.0f;
+#pragma unroll
+        for (int part = 0; part < L::kKParts; ++part) value += scores[(part * L::kHeads + my_row) * kKeysPerTile + key];
+        s[j] = first_key + key < end ? value * scale_log2 : -INFINITY;
+        tile_max = fmaxf(tile_max, s[j]);
+      }
+#pragma unroll
+      for (int offset = L::kRowThreads / 2; offset > 0; offset >>= 1)
+        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, offset));
+      const float new_max = fmaxf(running_max, tile_max);  // finite: every tile holds a key < end
+      const float rescale = exp2f(running_max - new_max);
+      float sum = 0.0f;
+#pragma unroll
+      for (int j = 0; j < L::kKeysPerThread; ++j) {
+        const __nv_bfloat16 weight = __float2bfloat16(exp2f(s[j] - new_max));
+        p_smem[my_row * kPStride + my_sub * L::kKeysPerThread + j] = weight;
+        sum += __bfloat162float(weight);  // the sum of the weights the MMA uses
+      }
+#pragma unroll
+      for (int offset = L::kRowThreads / 2; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+      running_sum = running_sum * rescale + sum;
+      running_max = new_max;
+      if (my_sub == 0) row_scale[my_row] = rescale;
+    }
+    __syncthreads();
+
+    {  // O = O * rescale + P . V
+      uint32_t a[kHeadTiles][4];
+#pragma unroll
+      for (int m = 0; m < kHeadTiles; ++m) {
+        const float low = row_scale[m * 16 + lane / 4], high = row_scale[m * 16 + lane / 4 + 8];
+#pragma unroll
+        for (int n = 0; n < 8; ++n) {
+          o[m][n][0] *= low;
+          o[m][n][1] *= low;
+          o[m][n][2] *= high;
+          o[m][n][3] *= high;
+        }
+        ldmatrix_x4(a[m], p_lane + m * 16 * kPStride * 2);
+      }
+#pragma unroll
+      for (int pair = 0; pair < 4; ++pair) {
+        uint32_t b[4];
+        ldmatrix_x4_trans(b, k_base + (v_lane + pair * 16) * 2);
+        const uint32_t first[2] = {b[0], b[1]}, second[2] = {b[2], b[3]};
+#pragma unroll
+        for (int m = 0; m < kHeadTiles; ++m) {
+          mma_bf16_16x8x16(o[m][2 * pair], a[m], first);
+          mma_bf16_16x8x16(o[m][2 * pair + 1], a[m], second);
+        }
+      }
+    }
+  }
+
+  // Normalise and write: out_latent when this query needs one split, else the partial and its LSE.
+  if (my_sub == 0) row_sum[my_row] = running_sum;
+  __syncthreads();
+  const bool direct = splits_here == 1;
+  const int64_t partial_row = (t * config.splits + split) * p.heads;
+  if (!direct && my_sub == 0 && head0 + my_row < p.heads)
+    p.partial_lse[partial_row + head0 + my_row] = running_max + log2f(running_sum);
+#pragma unroll
+  for (int m = 0; m < kHeadTiles; ++m)
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int row = m * 16 + lane / 4 + half * 8;
+      const int64_t h = head0 + row;
+      if (h >= p.heads) continue;
+      const float inverse = 1.0f / row_sum[row];
+      float* out = direct ? p.out_latent + (t * p.heads + h) * kLora : p.partial_out + (partial_row + h) * kLora;
+#pragma unroll
+      for (int n = 0; n < 8; ++n)
+        *reinterpret_cast<float2*>(out + warp * 64 + n * 8 + (lane % 4) * 2) =
+            make_float2(o[m][n][2 * half] * inverse, o[m][n][2 * half + 1] * inverse);
+    }
+}
+
+// out_latent[t, h] = sum_s 2^(lse_s - lse) partial_s over the splits query t used; one
+// block per (token, head), four columns per thread.
+__global__ void __launch_bounds__(kCombineThreads)
+    mla_decode_combine_kernel(MlaDecodeParams p, MlaDecodeConfig config) {
+  __shared__ float weights[kMaxSplits];
+  const int64_t t = blockIdx.x / p.heads, h = blockIdx.x % p.heads;
+  const int splits = used_splits(static_cast<int64_t>(p.positions[t]) + 1, config);
+  if (splits <= 1) return;  // the split kernel wrote out_latent itself
+  const float* lse = p.partial_lse + t * config.splits * p.heads + h;
+  float max_lse = -INFINITY;
+  for (int s = 0; s < splits; ++s) max_lse = fmaxf(max_lse, lse[s * p.heads]);
+  for (int s = threadIdx.x; s < splits; s += blockDim.x) weights[s] = exp2f(lse[s * p.heads] - max_lse);
+  __syncthreads();
+  float total = 0.0f;
+  for (int s = 0; s < splits; ++s) total += weights[s];
+  const int c = threadIdx.x * 4;
+  float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  for (int s = 0; s < splits; ++s) {
+    const float4 part = *reinterpret_cast<const float4*>(p.partial_out + ((t * config.splits + s) * p.heads + h) * kLora + c);
+    const float w = weights[s];
+    sum.x += w * part.x;
+    sum.y += w * part.y;
+    sum.z += w * part.z;
+    sum.w += w * part.w;
+  }
+  const float inverse = 1.0f / total;
+  *reinterpret_cast<float4*>(p.out_latent + (t * p.heads + h) * kLora + c) =
+      make_float4(sum.x * inverse, sum.y * inverse, sum.z * inverse, sum.w * inverse);
+}
+
+int heads_per_cta(int64_t heads) { return heads <= 16 ? 16 : 32; }
+
+template <int kHeadTiles, int kStages>
+int launch_split_kv(const MlaDecodeParams& p, const MlaDecodeConfig& config, cudaStream_t stream) {
+  using L = Layout<kHeadTiles, kStages>;
+  auto kernel = mla_decode_split_kv_kernel<kHeadTiles, kStages>;
+  int device = 0, optin = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess)
+    return launch_status();
+  if (optin < L::bytes) return cudaErrorInvalidConfiguration;  // device gives less than the 99 KB budget
+  if (cudaError_t error = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, L::bytes))
+    return error;
+  const int64_t head_groups = (p.heads + L::kHeads - 1) / L::kHeads;
+  const int64_t blocks = p.tokens * config.splits * head_groups;
+  if (blocks > INT32_MAX) return cudaErrorInvalidConfiguration;
+  kernel<<<static_cast<unsigned>(blocks), kThreads, L::bytes, stream>>>(p, config, static_cast<int>(head_groups));
+  return launch_status();
+}
+
+}  // namespace
+
+bool mla_decode_supported(int64_t lora, int64_t rope, int64_t nope) {
+  return lora == kLora && rope == kRope && nope > 0 && nope % 8 == 0;
+}
+
+MlaDecodeConfig plan_mla_decode(int64_t tokens, int64_t heads, int64_t max_keys, int sm_count) {
+  if (sm_count <= 0) {
+    int device = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
+      sm_count = 1;
+  }
+  max_keys = max_keys < 1 ? 1 : max_keys;
+  const int64_t per_split = (tokens < 1 ? 1 : tokens) * ((heads + heads_per_cta(heads) - 1) / heads_per_cta(heads));
+  // One CTA per SM of work: at 99 KB one CTA is resident per SM120 SM, and its two tiles in
+  // flight already cover the memory latency; more splits only add partial traffic.
+  int64_t splits = (sm_count + per_split - 1) / per_split;
+  const int64_t longest = (max_keys + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
+  splits = splits < longest ? splits : longest;
+  splits = splits < kPlanMaxSplits ? (splits < 1 ? 1 : splits) : kPlanMaxSplits;
+  int64_t keys_per_split = (max_keys + splits - 1) / splits;
+  keys_per_split = (keys_per_split + kKeysPerTile - 1) / kKeysPerTile * kKeysPerTile;
+  MlaDecodeConfig config;
+  config.keys_per_split = static_cast<int>(keys_per_split);
+  config.splits = static_cast<int>((max_keys + keys_per_split - 1) / keys_per_split);
+  return config;
+}
+
+int64_t mla_decode_workspace_floats(int64_t tokens, int64_t heads, int64_t lora, const MlaDecodeConfig& config) {
+  return config.splits <= 1 ? 0 : tokens * config.splits * heads * (lora + 1);
+}
+
+int launch_mla_decode_split_kv(const MlaDecodeParams& p, const MlaDecodeConfig& config, Stream stream) {
+  if (!mla_decode_supported(p.lora, p.rope, p.nope) || p.tokens < 0 || p.heads <= 0 || p.page_size <= 0 ||
+      p.sequences <= 0 || p.max_blocks <= 0 || config.splits < 1 || config.splits > kMaxSplits ||
+      config.keys_per_split <= 0 || config.keys_per_split % kKeysPerTile != 0)
+    return cudaErrorInvalidValue;
+  if (p.tokens == 0) return cudaSuccess;
+  if (!p.q_latent || !p.q || !p.cache || !p.query_start || !p.block_table || !p.positions || !p.out_latent ||
+      !aligned16(p.q_latent) || !aligned16(p.q) || !aligned16(p.cache) || !aligned16(p.out_latent) ||
+      (config.splits > 1 && (!p.partial_out || !p.partial_lse || !aligned16(p.partial_out))))
+    return cudaErrorInvalidValue;
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  const int status = heads_per_cta(p.heads) == 16 ? launch_split_kv<1, 4>(p, config, s) : launch_split_kv<2, 3>(p, config, s);
+  if (status != cudaSuccess || config.splits == 1) return status;
+  const int64_t items = p.tokens * p.heads;
+  if (items > INT32_MAX) return cudaErrorInvalidConfiguration;
+  mla_decode_combine_kernel<<<static_cast<unsigned>(items), kCombineThreads, 0, s>>>(p, config);
+  return launch_status();
+}
+
+}  // namespace rackserve::kernels
