@@ -20,6 +20,9 @@ constexpr Subcommand kSubcommands[] = {
     {"generate", "greedy continuation of token ids through the KV cache", rackserve::cli::run_generate},
     {"logits", "float32 logits for every position of a token sequence", rackserve::cli::run_logits},
     {"inspect", "parameters, bytes per GPU and KV capacity of a model", rackserve::cli::run_inspect},
+#if RACKSERVE_HAVE_API
+    {"serve", "OpenAI-compatible HTTP server for one model", rackserve::cli::run_serve},
+#endif
 };
 
 void print_usage(std::FILE* stream) {

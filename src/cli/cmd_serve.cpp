@@ -1,0 +1,200 @@
+// rackserve serve: loads the model, tokenizer and chat template, starts the Engine thread
+// and serves the OpenAI-compatible API until SIGINT/SIGTERM. Configuration: defaults,
+// then --config FILE.yaml, then flags (flags win); validated once, then const.
+#include <csignal>
+#include <ctime>
+#include <thread>
+
+#include <fmt/core.h>
+#include <spdlog/spdlog.h>
+
+#include "api/http_server.h"
+#include "api/stats_reporter.h"
+#include "api/template_renderer.h"
+#include "api/tokenizer_detokenizer.h"
+#include "cli/commands.h"
+#include "cli/model_options.h"
+#include "config/server_config.h"
+#include "core/error.h"
+#include "engine/engine.h"
+#include "text/chat_template.h"
+#include "text/tokenizer.h"
+
+namespace rackserve::cli {
+namespace {
+
+void add_serve_options(cxxopts::Options& options) {
+  options.add_options()("config", "YAML file with any of the options below (snake_case keys); flags override it",
+                        cxxopts::value<std::string>())(
+      "model", "model directory: config.json, *.safetensors, tokenizer.json, tokenizer_config.json",
+      cxxopts::value<std::string>())("served-model-name", "the model name clients use (default: the directory name)",
+                                     cxxopts::value<std::string>())(
+      "host", "listen address (default 127.0.0.1; 0.0.0.0 for all interfaces)", cxxopts::value<std::string>())(
+      "port", "listen port (0: any free port, printed at start)", cxxopts::value<int32_t>())(
+      "max-model-len", "prompt + completion tokens (default: the model's max_position_embeddings)",
+      cxxopts::value<int32_t>())("max-running-requests", "sequences holding KV pages at once", cxxopts::value<int32_t>())(
+      "max-num-batched-tokens", "tokens per engine step (decodes + prefill chunks)", cxxopts::value<int32_t>())(
+      "max-queued-requests", "unfinished requests accepted before answering 503", cxxopts::value<int32_t>())(
+      "num-kv-pages", "KV pages (0: enough for max-running-requests full-length sequences)", cxxopts::value<int32_t>())(
+      "kv-cache-dtype", "auto, bf16 or fp8", cxxopts::value<std::string>())(
+      "api-key", "require \"Authorization: Bearer KEY\" on /v1/*, /tokenize, /detokenize", cxxopts::value<std::string>())(
+      "chat-template", "Jinja file replacing the model's chat template", cxxopts::value<std::string>())(
+      "reasoning-parser", "auto, think or none: move <think>…</think> text to reasoning_content",
+      cxxopts::value<std::string>())("device", "cpu, cuda or auto", cxxopts::value<std::string>())(
+      "threads", "CPU backend threads (0: all cores)", cxxopts::value<uint32_t>())(
+      "stats-interval", "seconds between stats lines (0: off)", cxxopts::value<int32_t>())(
+      "print-config", "print the effective configuration as YAML and exit")("h,help", "show this help");
+}
+
+ServerConfig config_from(const cxxopts::ParseResult& result) {
+  ServerConfig config;
+  if (result.count("config")) config = ServerConfig::from_yaml_file(result["config"].as<std::string>());
+  auto override_with = [&](const char* flag, auto& field) {
+    using T = std::remove_reference_t<decltype(field)>;
+    if (result.count(flag)) field = result[flag].as<T>();
+  };
+  override_with("model", config.model);
+  override_with("served-model-name", config.served_model_name);
+  override_with("host", config.host);
+  override_with("port", config.port);
+  override_with("max-model-len", config.max_model_len);
+  override_with("max-running-requests", config.max_running_requests);
+  override_with("max-num-batched-tokens", config.max_num_batched_tokens);
+  override_with("max-queued-requests", config.max_queued_requests);
+  override_with("num-kv-pages", config.num_kv_pages);
+  override_with("kv-cache-dtype", config.kv_cache_dtype);
+  override_with("api-key", config.api_key);
+  override_with("chat-template", config.chat_template);
+  override_with("reasoning-parser", config.reasoning_parser);
+  override_with("device", config.device);
+  override_with("threads", config.threads);
+  override_with("stats-interval", config.stats_interval_seconds);
+  config.validate();
+  return config;
+}
+
+std::unique_ptr<Backend> make_backend(const ServerConfig& config) {
+  if (config.device == "cuda" || (config.device == "auto" && cuda_device_available())) return make_cuda_backend(0);
+  return make_cpu_backend(config.threads);
+}
+
+// The chat template of the model directory or --chat-template; without one, chat
+// requests answer 422 and completions still work.
+std::shared_ptr<const api::ChatPromptRenderer> load_chat(const ServerConfig& config) {
+  std::optional<std::filesystem::path> override_file;
+  if (!config.chat_template.empty()) override_file = config.chat_template;
+  try {
+    auto chat_template = std::make_shared<text::ChatTemplate>(text::ChatTemplate::from_model_dir(config.model, override_file));
+    spdlog::info("chat template: {}", chat_template->origin());
+    return api::make_template_renderer(std::move(chat_template));
+  } catch (const Error& error) {
+    if (override_file) throw;
+    spdlog::warn("no chat template ({}); /v1/chat/completions is disabled", error.what());
+    return nullptr;
+  }
+}
+
+// Blocks SIGINT/SIGTERM in every thread (call before starting any) and returns a thread
+// that waits for one and then calls `on_signal`.
+std::thread start_signal_waiter(std::function<void()> on_signal, sigset_t& signals) {
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGUSR1);  // sent by run_serve itself to end the waiter
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return std::thread([signals, on_signal = std::move(on_signal)] {
+    int received = 0;
+    sigwait(&signals, &received);
+    if (received == SIGUSR1) return;  // the server ended by itself; see run_serve
+    spdlog::info("signal {} received, shutting down", received);
+    on_signal();
+  });
+}
+
+}  // namespace
+
+int run_serve(const Arguments& args) {
+  cxxopts::Options options("rackserve serve", "Serve the OpenAI-compatible HTTP API for one model.");
+  add_serve_options(options);
+  cxxopts::ParseResult result;
+  if (!parse_or_help(options, args, result)) return 0;
+  const ServerConfig config = config_from(result);
+  if (result.count("print-config")) {
+    fmt::print("{}", config.to_yaml());
+    return 0;
+  }
+  RS_CHECK(config.kv_cache_dtype == "auto",
+           "--kv-cache-dtype {}: the backends keep the KV cache in their native type for now; use auto",
+           config.kv_cache_dtype);
+
+  auto tokenizer = std::make_shared<const text::Tokenizer>(text::Tokenizer::from_directory(config.model));
+  spdlog::info("tokenizer: {} ids from {}", tokenizer->vocab_size(), config.model);
+  std::unique_ptr<Backend> backend = make_backend(config);
+  std::unique_ptr<CausalLM> model = load_model(config.model, *backend);
+  const ModelConfig& model_config = model->config();
+  spdlog::info("model: {} ({} layers, hidden {}, {} routed experts, vocab {}, {} positions) on {}", config.model,
+               model_config.num_layers, model_config.hidden_size, model_config.moe.num_routed_experts,
+               model_config.vocab_size, model_config.max_position_embeddings, backend->name());
+  RS_CHECK(tokenizer->vocab_size() <= static_cast<size_t>(model_config.vocab_size),
+           "the tokenizer has {} ids but the model only {}: they do not belong together", tokenizer->vocab_size(),
+           model_config.vocab_size);
+
+  EngineConfig engine_config;
+  engine_config.scheduler.num_pages = config.num_kv_pages;
+  engine_config.scheduler.page_size = config.page_size;
+  engine_config.scheduler.max_num_batched_tokens = config.max_num_batched_tokens;
+  engine_config.scheduler.max_running_requests = config.max_running_requests;
+  engine_config.scheduler.enable_prefix_cache = config.enable_prefix_cache;
+  engine_config.max_model_len = config.max_model_len;
+  engine_config.max_queued_requests = config.max_queued_requests;
+  engine_config.max_n = config.max_n;
+  engine_config.max_logprobs = config.max_logprobs;
+  RS_CHECK(config.max_model_len <= model_config.max_position_embeddings,
+           "--max-model-len {} exceeds the model's {} positions", config.max_model_len,
+           model_config.max_position_embeddings);
+  GenerationConfig generation = GenerationConfig::load(config.model);
+  Engine engine(*model, engine_config, generation, api::make_detokenizer_factory(tokenizer));
+  const EngineConfig& resolved = engine.config();
+  const int64_t kv_tokens = int64_t{resolved.scheduler.num_pages} * resolved.scheduler.page_size;
+  spdlog::info("memory plan: KV cache {} pages x {} tokens = {} tokens ({} cached values per token per layer, {} layers); "
+               "max_model_len {}, max {} running sequences, {} tokens per step",
+               resolved.scheduler.num_pages, resolved.scheduler.page_size, kv_tokens, model_config.mla.latent_width(),
+               model_config.num_layers, resolved.max_model_len, resolved.scheduler.max_running_requests,
+               resolved.scheduler.max_num_batched_tokens);
+
+  api::ServedModel served;
+  served.name = config.effective_model_name();
+  served.max_model_len = resolved.max_model_len;
+  served.vocab_size = static_cast<int32_t>(model_config.vocab_size);
+  served.created = static_cast<int64_t>(std::time(nullptr));
+  served.tokenizer = tokenizer;
+  served.chat = load_chat(config);
+  served.split_reasoning = config.reasoning_parser == "think" ||
+                           (config.reasoning_parser == "auto" && tokenizer->token_to_id("</think>").has_value());
+  spdlog::info("reasoning parser: {}", served.split_reasoning ? "<think> -> reasoning_content" : "off");
+
+  sigset_t signals;
+  api::HttpServer server(config, engine, served);
+  std::thread signal_waiter = start_signal_waiter([&server] { server.stop(); }, signals);
+  engine.start();
+  int port = 0;
+  try {
+    port = server.bind();
+  } catch (...) {
+    pthread_kill(signal_waiter.native_handle(), SIGUSR1);
+    signal_waiter.join();
+    throw;
+  }
+  api::StatsReporter reporter(engine, std::chrono::seconds(config.stats_interval_seconds));
+  spdlog::info("serving '{}' on http://{}:{} (OpenAI API under /v1{})", served.name, config.host, port,
+               config.api_key.empty() ? "" : ", API key required");
+  server.serve();
+  engine.stop();
+  // Wake the signal thread if serve() returned for another reason than a signal.
+  pthread_kill(signal_waiter.native_handle(), SIGUSR1);
+  signal_waiter.join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace rackserve::cli
