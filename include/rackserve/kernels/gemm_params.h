@@ -15,5 +15,10 @@ struct LinearBf16Params {
 // Memory-bound design for small m (decode): every weight row is read once per group of
 // 8 tokens with 16-byte loads; float32 accumulation.
 int launch_linear_bf16_small_m(const LinearBf16Params& params, Stream stream);
+// Tiled tensor-core design for large m (prefill): 128x128 tiles of y, a 4-stage cp.async
+// pipeline within the SM120 99 KB shared-memory budget, mma.sync BF16, float32 accumulation.
+// Any m, n; x and weight 16-byte aligned. Returns cudaErrorInvalidConfiguration (and says
+// why on stderr) on a device whose shared memory per block is smaller than the tile needs.
+int launch_linear_bf16_tiled(const LinearBf16Params& params, Stream stream);
 
 }  // namespace rackserve::kernels
