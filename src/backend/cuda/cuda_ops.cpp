@@ -17,6 +17,11 @@ kernels::ElementType element_type(const Tensor& tensor, const char* what) {
   return tensor.dtype == DType::F32 ? kernels::ElementType::F32 : kernels::ElementType::BF16;
 }
 
+// Up to this many tokens a linear is bound by reading the weights: the small-M kernel streams
+// them once per 8 tokens at full bandwidth, while a 128-row mma tile would be mostly padding.
+// Above it the tiled tensor-core kernel (weights read once per 128 tokens) wins on compute.
+constexpr int64_t kSmallMMaxTokens = 64;
+
 void expect(const Tensor& tensor, DType dtype, int rank, const char* what) {
   RS_CHECK(tensor.dtype == dtype && tensor.rank() == rank, "{} must be a {}-D {} tensor, got {} {}", what, rank,
            dtype_name(dtype), dtype_name(tensor.dtype), shape_string(tensor.shape));
@@ -77,7 +82,10 @@ Tensor CudaBackend::linear_into(const Tensor& x, const Tensor& weight, DType out
   Tensor out = allocate_step(output_dtype, {x.dim(0), weight.dim(0)});
   kernels::LinearBf16Params params{x.data, weight.data, out.data, element_type(out, "linear output"), x.dim(0),
                                    weight.dim(0), x.dim(1)};
-  check(kernels::launch_linear_bf16_small_m(params, stream_), "linear_bf16_small_m");
+  if (x.dim(0) <= kSmallMMaxTokens)
+    check(kernels::launch_linear_bf16_small_m(params, stream_), "linear_bf16_small_m");
+  else
+    check(kernels::launch_linear_bf16_tiled(params, stream_), "linear_bf16_tiled");
   return out;
 }
 
