@@ -8,7 +8,7 @@
 // uses. Inputs are random (Backend::fill_random), never zeros; weights rotate among
 // copies that together exceed 4x the L2 cache, so nothing is timed out of L2.
 //
-// usage: kernel_roofline [--quick]
+// usage: kernel_roofline [--quick] [gemm] [mla] [moe]   (sections; default all)
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -261,7 +261,8 @@ void bench_moe_decode(const Ceilings& ceilings, bool quick) {
   }
 }
 
-int run(bool quick) {
+int run(bool quick, const std::set<std::string>& sections) {
+  auto wanted = [&](const char* name) { return sections.empty() || sections.count(name) != 0; };
   cudaDeviceProp properties{};
   check_cuda(cudaGetDeviceProperties(&properties, 0), "cudaGetDeviceProperties");
   char date[32];
@@ -272,9 +273,9 @@ int run(bool quick) {
               properties.minor, properties.multiProcessorCount, static_cast<long long>(l2_bytes() >> 20), date);
   std::printf("measured ceilings: copy bandwidth %.0f GB/s (read + write), cuBLAS BF16 GEMM %.0f TFLOP/s\n",
               ceilings.bandwidth / 1e9, ceilings.flops / 1e12);
-  bench_gemm(ceilings, quick);
-  bench_mla_decode(ceilings, quick);
-  bench_moe_decode(ceilings, quick);
+  if (wanted("gemm")) bench_gemm(ceilings, quick);
+  if (wanted("mla")) bench_mla_decode(ceilings, quick);
+  if (wanted("moe")) bench_moe_decode(ceilings, quick);
   return 0;
 }
 
@@ -282,9 +283,16 @@ int run(bool quick) {
 }  // namespace rackserve
 
 int main(int argc, char** argv) {
-  bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
+  bool quick = false;
+  std::set<std::string> sections;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--quick") == 0)
+      quick = true;
+    else
+      sections.insert(argv[i]);
+  }
   try {
-    return rackserve::run(quick);
+    return rackserve::run(quick, sections);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "kernel_roofline: %s\n", error.what());
     return 1;
