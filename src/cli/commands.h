@@ -15,5 +15,8 @@ int run_logits(const Arguments& args);
 int run_inspect(const Arguments& args);
 // Built with the api module (RACKSERVE_HAVE_API).
 int run_serve(const Arguments& args);
+// Built with the text module (RACKSERVE_HAVE_TEXT).
+int run_tokenize(const Arguments& args);
+int run_detokenize(const Arguments& args);
 
 }  // namespace rackserve::cli

@@ -23,6 +23,10 @@ constexpr Subcommand kSubcommands[] = {
 #if RACKSERVE_HAVE_API
     {"serve", "OpenAI-compatible HTTP server for one model", rackserve::cli::run_serve},
 #endif
+#if RACKSERVE_HAVE_TEXT
+    {"tokenize", "token ids of a text as the model's tokenizer encodes it", rackserve::cli::run_tokenize},
+    {"detokenize", "text of a list of token ids", rackserve::cli::run_detokenize},
+#endif
 };
 
 void print_usage(std::FILE* stream) {
