@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libcpp-httplib-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcxxopts-dev libyaml-cpp-dev
-  libpcre2-dev libgtest-dev
+  libpcre2-dev libicu-dev libgtest-dev
   python3 python3-jinja2
 )
 
