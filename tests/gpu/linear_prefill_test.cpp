@@ -1,0 +1,179 @@
+// The prefill (tiled tensor-core) linear against the CPU backend on the real per-GPU
+// projection shapes of DeepSeek-V3, Kimi-K2 and GLM-5.1 at TP 1/2/4/8 and on odd n / k,
+// for m in {65, 128, 333, 1024} (all above the small-M threshold, so the tiled kernel runs).
+// Inputs are fresh each run (fill_random with a clock seed, printed), already bf16 on the
+// GPU, and the CPU sees the very same values, so only the summation order differs. Outputs
+// come from NaN-poisoned step memory: every element of every output must be finite. Where
+// m*n*k is too large for the CPU oracle, it runs on sampled rows and columns that include
+// every tile edge (first/last rows and columns, 128-boundaries).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "backend/backend.h"
+#include "backend/cuda/cuda_backend.h"
+
+namespace rackserve {
+namespace {
+
+struct Projection {
+  std::string name;
+  int64_t n, k;  // weight [n, k]
+};
+
+struct ModelDims {
+  const char* name;
+  int64_t hidden, q_lora, heads, qk_head, v_head, intermediate, shared_intermediate, vocab;
+};
+
+// Every dense projection of the three models as one GPU holds it at TP 1/2/4/8 (q_a, kv_a
+// replicated; heads, MLP and vocab split), deduplicated by (n, k), then odd edges.
+std::vector<Projection> projections() {
+  constexpr int64_t kLatent = 512, kRope = 64;
+  const ModelDims models[] = {{"DeepSeek-V3", 7168, 1536, 128, 192, 128, 18432, 2048, 129280},
+                              {"Kimi-K2", 7168, 1536, 64, 192, 128, 18432, 2048, 163840},
+                              {"GLM-5.1", 6144, 2048, 64, 256, 256, 12288, 2048, 154880}};
+  std::vector<Projection> all;
+  std::set<std::pair<int64_t, int64_t>> seen;
+  auto add = [&](std::string name, int64_t n, int64_t k) {
+    if (seen.insert({n, k}).second) all.push_back({std::move(name), n, k});
+  };
+  for (const ModelDims& d : models) {
+    for (int64_t tp : {1, 2, 4, 8}) {
+      const std::string at = std::string(d.name) + " TP" + std::to_string(tp) + " ";
+      add(at + "q_a", d.q_lora, d.hidden);
+      add(at + "q_b", d.heads * d.qk_head / tp, d.q_lora);
+      add(at + "kv_a", kLatent + kRope, d.hidden);
+      add(at + "kv_b", d.heads * (d.qk_head - kRope + d.v_head) / tp, kLatent);
+      add(at + "o_proj", d.hidden, d.heads * d.v_head / tp);
+      add(at + "dense gate_up", 2 * d.intermediate / tp, d.hidden);
+      add(at + "dense down", d.hidden, d.intermediate / tp);
+      add(at + "shared gate_up", 2 * d.shared_intermediate / tp, d.hidden);
+      add(at + "shared down", d.hidden, d.shared_intermediate / tp);
+      add(at + "lm_head", d.vocab / tp, d.hidden);
+    }
+  }
+  // n odd or one past a tile; k below one 32-wide slice, or a multiple of 8 but not of 32.
+  for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{
+           {1, 8}, {3, 24}, {129, 40}, {257, 1000}, {127, 7176}, {4097, 520}, {1025, 2056}})
+    add("edge", n, k);
+  return all;
+}
+
+// Indices in [0, extent): all of them when `all`, else the tile edges plus random ones.
+std::vector<int32_t> sample(int64_t extent, bool all, int random_count, std::mt19937_64& rng) {
+  std::set<int64_t> chosen;
+  if (all) {
+    for (int64_t i = 0; i < extent; ++i) chosen.insert(i);
+  } else {
+    for (int64_t i : {0, 1, 2, 7, 8, 15, 16, 31, 32, 63, 64, 127, 128, 129, 255, 256})
+      for (int64_t index : {i, extent - 1 - i}) chosen.insert(index);
+    std::uniform_int_distribution<int64_t> pick(0, extent - 1);
+    for (int i = 0; i < random_count; ++i) chosen.insert(pick(rng));
+  }
+  std::vector<int32_t> indices;
+  for (int64_t index : chosen)
+    if (index >= 0 && index < extent) indices.push_back(static_cast<int32_t>(index));
+  return indices;
+}
+
+// bf16 inputs, f32 accumulation, identical inputs on both sides: the CPU sums 8 lanes in
+// IEEE order, the tensor cores 16-wide chunks with their own alignment/rounding. Expected
+// normalized differences are ~2^-24 sqrt(k) (1e-6 .. 1e-5 here); the bounds leave 10-20x
+// room for truncating accumulation, while any indexing, swizzle or k-tail bug is >= 1e-2
+// (one missing 8-wide chunk of k = 18432 already gives sqrt(8 / k) = 2e-2).
+constexpr double kF32Relative = 2e-4;  // ||gpu - cpu|| / ||cpu||
+constexpr double kF32Element = 2e-3;   // |gpu - cpu| / rms(cpu), every element
+// bf16 output: one rounding (half an ulp, <= 2^-8 relative) that may flip by one ulp.
+constexpr double kBf16Relative = 8e-3;
+constexpr double kBf16ElementUlp = 1.0 / 128;  // |gpu - cpu| <= 2^-7 |cpu| + kF32Element rms
+
+struct Comparison {
+  int64_t non_finite = 0;
+  double relative = 0, worst = 0;  // worst: max over elements of |gpu - cpu| / allowed
+};
+
+// `gpu` is the whole [m, n] output, `cpu` the oracle at rows x columns.
+Comparison compare(const std::vector<float>& gpu, const std::vector<float>& cpu, int64_t n,
+                   const std::vector<int32_t>& rows, const std::vector<int32_t>& columns, bool bf16_output) {
+  Comparison result;
+  for (float value : gpu) result.non_finite += !std::isfinite(value);
+  double difference = 0, reference = 0;
+  for (float value : cpu) reference += double(value) * value;
+  const double rms = std::sqrt(reference / std::max<size_t>(1, cpu.size())) + 1e-30;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    for (size_t c = 0; c < columns.size(); ++c) {
+      const double expected = cpu[r * columns.size() + c], actual = gpu[int64_t(rows[r]) * n + columns[c]];
+      const double error = std::isfinite(actual) ? std::abs(actual - expected) : INFINITY;
+      difference += error * error;
+      const double allowed = kF32Element * rms + (bf16_output ? kBf16ElementUlp * std::abs(expected) : 0.0);
+      result.worst = std::max(result.worst, error / allowed);
+    }
+  }
+  result.relative = std::sqrt(difference / std::max(reference, 1e-30));
+  return result;
+}
+
+TEST(LinearPrefill, MatchesCpuOnRealProjectionShapes) {
+  ASSERT_TRUE(cuda_device_available()) << "the gpu tests need a CUDA device";
+  const uint64_t seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
+  std::mt19937_64 rng(seed);
+  uint64_t tensor_seed = seed;
+  // Above this many multiply-adds per case the CPU oracle runs on samples.
+  constexpr int64_t kFullOracleMacs = int64_t{1} << 31;
+
+  for (const Projection& projection : projections()) {
+    const int64_t n = projection.n, k = projection.k;
+    // A backend per shape, so the weights of the previous one are freed.
+    auto gpu = make_cuda_backend(CudaBackendOptions{0, /*poison_step_allocations=*/true});
+    auto cpu = make_cpu_backend(0);
+    Tensor weight = gpu->allocate_persistent(DType::BF16, {n, k});
+    gpu->fill_random(weight, ++tensor_seed, std::sqrt(3.0f / float(k)));  // unit-variance outputs
+    double worst_relative[2] = {0, 0}, worst_element[2] = {0, 0};
+    for (int64_t m : {65, 128, 333, 1024}) {
+      Tensor x = gpu->allocate_persistent(DType::BF16, {m, k});
+      gpu->fill_random(x, ++tensor_seed, 1.0f);
+      gpu->begin_step();
+      cpu->begin_step();
+      const std::vector<float> gpu_bf16 = gpu->download_f32(gpu->linear(x, weight));
+      const std::vector<float> gpu_f32 = gpu->download_f32(gpu->linear_f32(x, weight));
+
+      const bool full = m * n * k <= kFullOracleMacs;
+      const std::vector<int32_t> rows = sample(m, full, 24, rng);
+      const std::vector<int32_t> columns = sample(n, full || n <= 1024, 480, rng);
+      const int64_t row_count = static_cast<int64_t>(rows.size()), column_count = static_cast<int64_t>(columns.size());
+      std::vector<float> x_rows = gpu->download_f32(gpu->gather_rows(x, gpu->upload_step_ints(rows)));
+      std::vector<float> w_rows = gpu->download_f32(gpu->gather_rows(weight, gpu->upload_step_ints(columns)));
+      Tensor cpu_x = cpu->upload_persistent(Tensor{x_rows.data(), DType::F32, {row_count, k}, Device{}}, DType::F32);
+      Tensor cpu_w =
+          cpu->upload_persistent(Tensor{w_rows.data(), DType::F32, {column_count, k}, Device{}}, DType::F32);
+      const std::vector<float> expected = cpu->download_f32(cpu->linear(cpu_x, cpu_w));
+
+      const std::string what = projection.name + " m=" + std::to_string(m) + " n=" + std::to_string(n) +
+                               " k=" + std::to_string(k) + (full ? "" : " (sampled oracle)");
+      for (int output = 0; output < 2; ++output) {
+        const bool bf16 = output == 0;
+        Comparison result = compare(bf16 ? gpu_bf16 : gpu_f32, expected, n, rows, columns, bf16);
+        EXPECT_EQ(result.non_finite, 0) << what << (bf16 ? " bf16" : " f32") << ": unwritten or non-finite outputs";
+        EXPECT_LT(result.relative, bf16 ? kBf16Relative : kF32Relative) << what << (bf16 ? " bf16" : " f32");
+        EXPECT_LE(result.worst, 1.0) << what << (bf16 ? " bf16" : " f32") << ": an element is off";
+        worst_relative[output] = std::max(worst_relative[output], result.relative);
+        worst_element[output] = std::max(worst_element[output], result.worst);
+      }
+    }
+    std::printf("%-32s n=%6lld k=%6lld  relative error bf16 %.2e f32 %.2e  worst element / bound bf16 %.2f f32 %.2f\n",
+                projection.name.c_str(), static_cast<long long>(n), static_cast<long long>(k), worst_relative[0],
+                worst_relative[1], worst_element[0], worst_element[1]);
+  }
+}
+
+}  // namespace
+}  // namespace rackserve
