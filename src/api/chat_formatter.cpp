@@ -97,7 +97,9 @@ nlohmann::json ChatFormatter::full_response(const RequestOutput& merged) {
     if (options_.split_reasoning) message["reasoning_content"] = text.reasoning.empty() ? nlohmann::json(nullptr) : nlohmann::json(text.reasoning);
     nlohmann::json logprobs = nullptr;
     if (!sequence.logprobs.empty()) logprobs = {{"content", chat_logprob_entries(sequence.logprobs, token_text_)}};
-    choices.push_back({{"index", sequence.index},
+    nlohmann::json& choice = choices.emplace_back();
+    if (options_.return_token_ids) choice["token_ids"] = sequence.token_ids;
+    choice.update({{"index", sequence.index},
                        {"message", std::move(message)},
                        {"logprobs", std::move(logprobs)},
                        {"finish_reason", finish_reason_json(sequence)},

@@ -17,6 +17,7 @@ struct ChatFormatOptions {
   bool include_usage = false;       // stream_options.include_usage
   bool split_reasoning = false;     // the reasoning parser is on
   bool starts_in_reasoning = false; // the prompt already opened <think>
+  bool return_token_ids = false;    // add "token_ids" to every choice (vLLM extension)
 };
 
 class ChatFormatter : public ResponseFormatter {

@@ -5,8 +5,12 @@
 
 namespace rackserve::api {
 
-CompletionFormatter::CompletionFormatter(ResponseHeader header, bool include_usage, TokenText token_text)
-    : header_(std::move(header)), include_usage_(include_usage), token_text_(std::move(token_text)) {}
+CompletionFormatter::CompletionFormatter(ResponseHeader header, bool include_usage, bool return_token_ids,
+                                         TokenText token_text)
+    : header_(std::move(header)),
+      include_usage_(include_usage),
+      return_token_ids_(return_token_ids),
+      token_text_(std::move(token_text)) {}
 
 nlohmann::json CompletionFormatter::object(nlohmann::json choices) const {
   return {{"id", header_.id},
@@ -27,6 +31,7 @@ std::string CompletionFormatter::stream_output(const RequestOutput& output) {
                              {"logprobs", std::move(logprobs)},
                              {"finish_reason", finish_reason_json(sequence)}};
     if (sequence.finish_reason) choice["stop_reason"] = stop_reason_json(sequence);
+    if (return_token_ids_) choice["token_ids"] = sequence.token_ids;
     nlohmann::json event = object(nlohmann::json::array({std::move(choice)}));
     if (include_usage_) event["usage"] = nullptr;
     events += sse_event(event);
@@ -48,7 +53,9 @@ nlohmann::json CompletionFormatter::full_response(const RequestOutput& merged) {
     int64_t offset = 0;
     nlohmann::json logprobs = nullptr;
     if (!sequence.logprobs.empty()) logprobs = completion_logprobs(sequence.logprobs, token_text_, offset);
-    choices.push_back({{"index", sequence.index},
+    nlohmann::json& choice = choices.emplace_back();
+    if (return_token_ids_) choice["token_ids"] = sequence.token_ids;
+    choice.update({{"index", sequence.index},
                        {"text", sequence.text},
                        {"logprobs", std::move(logprobs)},
                        {"finish_reason", finish_reason_json(sequence)},

@@ -11,7 +11,8 @@ namespace rackserve::api {
 
 class CompletionFormatter : public ResponseFormatter {
  public:
-  CompletionFormatter(ResponseHeader header, bool include_usage, TokenText token_text);
+  // return_token_ids: add "token_ids" to every choice (vLLM extension).
+  CompletionFormatter(ResponseHeader header, bool include_usage, bool return_token_ids, TokenText token_text);
 
   std::string stream_start() override { return {}; }
   std::string stream_output(const RequestOutput& output) override;
@@ -22,6 +23,7 @@ class CompletionFormatter : public ResponseFormatter {
 
   ResponseHeader header_;
   bool include_usage_;
+  bool return_token_ids_;
   TokenText token_text_;
   std::map<int32_t, int64_t> text_offsets_;  // by choice index: bytes of text sent so far
 };

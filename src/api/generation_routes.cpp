@@ -72,7 +72,8 @@ void handle_chat(const ApiContext& context, const httplib::Request& http_request
   ChatFormatOptions options{.n = request.params.n,
                             .include_usage = chat.stream.include_usage,
                             .split_reasoning = context.model.split_reasoning,
-                            .starts_in_reasoning = context.model.split_reasoning && prompt_opens_reasoning(prompt)};
+                            .starts_in_reasoning = context.model.split_reasoning && prompt_opens_reasoning(prompt),
+                            .return_token_ids = chat.stream.return_token_ids};
   auto formatter = std::make_unique<ChatFormatter>(header_for(context, "chatcmpl-"), options, token_text_of(context));
   respond_with_generation(context, std::move(request), std::move(formatter), chat.stream.stream, response);
 }
@@ -86,7 +87,7 @@ void handle_completion(const ApiContext& context, const httplib::Request& http_r
   check_context(context, request.prompt.size(), completion.sampling);
   request.params = std::move(completion.sampling);
   auto formatter = std::make_unique<CompletionFormatter>(header_for(context, "cmpl-"), completion.stream.include_usage,
-                                                         token_text_of(context));
+                                                         completion.stream.return_token_ids, token_text_of(context));
   respond_with_generation(context, std::move(request), std::move(formatter), completion.stream.stream, response);
 }
 

@@ -60,6 +60,7 @@ SamplingParams read_sampling_params(const JsonFields& fields, Endpoint endpoint,
 StreamOptions read_stream_options(const JsonFields& fields) {
   StreamOptions options;
   options.stream = fields.boolean("stream").value_or(false);
+  options.return_token_ids = fields.boolean("return_token_ids").value_or(false);
   if (auto stream_options = fields.object("stream_options")) {
     if (!options.stream)
       throw bad_request("stream_options", "'stream_options' is only allowed when 'stream' is true");

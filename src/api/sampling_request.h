@@ -34,6 +34,8 @@ SamplingParams read_sampling_params(const JsonFields& fields, Endpoint endpoint,
 struct StreamOptions {
   bool stream = false;
   bool include_usage = false;
+  // vLLM extension "return_token_ids": each choice also carries its generated "token_ids".
+  bool return_token_ids = false;
 };
 StreamOptions read_stream_options(const JsonFields& fields);
 

@@ -1,0 +1,178 @@
+// The official OpenAI Node SDK against rackserve serve: chat and completions, streamed and
+// not, usage, seeds, stop strings, logprobs, n, typed errors, reasoning_content; greedy
+// output equals `rackserve generate` token for token.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import OpenAI from 'openai';
+import { MODEL, client, generateReference, tokenize } from './helpers.mjs';
+
+const openai = client();
+const messages = [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Tell me a story about the sea.' }];
+
+test('models list names the served model', async () => {
+  const models = [];
+  for await (const model of openai.models.list()) models.push(model);
+  assert.equal(models.length, 1);
+  assert.equal(models[0].id, MODEL);
+  assert.equal(models[0].object, 'model');
+});
+
+test('chat non-stream: greedy tokens equal rackserve generate, usage counts the prompt', async () => {
+  const promptTokens = await tokenize({ messages });
+  const completion = await openai.chat.completions.create({
+    model: MODEL, messages, temperature: 0, max_tokens: 12, ignore_eos: true, return_token_ids: true,
+  });
+  assert.equal(completion.object, 'chat.completion');
+  assert.match(completion.id, /^chatcmpl-/);
+  const choice = completion.choices[0];
+  assert.equal(choice.message.role, 'assistant');
+  assert.equal(typeof choice.message.content, 'string');
+  assert.equal(choice.finish_reason, 'length');
+  assert.deepEqual(choice.token_ids, generateReference(promptTokens, 12));
+  assert.equal(completion.usage.prompt_tokens, promptTokens.length);
+  assert.equal(completion.usage.completion_tokens, 12);
+  assert.equal(completion.usage.total_tokens, promptTokens.length + 12);
+});
+
+test('chat stream: deltas concatenate to the non-stream text; usage chunk last', async () => {
+  const request = { model: MODEL, messages, temperature: 0, max_tokens: 10, ignore_eos: true };
+  const whole = await openai.chat.completions.create(request);
+  const stream = await openai.chat.completions.create({ ...request, stream: true, stream_options: { include_usage: true } });
+  let text = '';
+  let role = null;
+  let finish = null;
+  let usage = null;
+  let chunks = 0;
+  for await (const chunk of stream) {
+    chunks += 1;
+    assert.equal(chunk.object, 'chat.completion.chunk');
+    assert.equal(chunk.model, MODEL);
+    if (chunk.usage) {
+      assert.deepEqual(chunk.choices, []);
+      usage = chunk.usage;
+      continue;
+    }
+    const choice = chunk.choices[0];
+    if (choice.delta.role) role = choice.delta.role;
+    if (choice.delta.content) text += choice.delta.content;
+    if (choice.finish_reason) finish = choice.finish_reason;
+  }
+  assert.ok(chunks >= 3);
+  assert.equal(role, 'assistant');
+  assert.equal(text, whole.choices[0].message.content);
+  assert.equal(finish, 'length');
+  assert.deepEqual(
+    { prompt: usage.prompt_tokens, completion: usage.completion_tokens, total: usage.total_tokens },
+    { prompt: whole.usage.prompt_tokens, completion: 10, total: whole.usage.prompt_tokens + 10 });
+});
+
+test('completions: greedy parity with rackserve generate, stream equals non-stream', async () => {
+  const prompt = 'The quick brown fox jumps over the';
+  const promptTokens = await tokenize({ prompt });
+  const completion = await openai.completions.create({
+    model: MODEL, prompt, temperature: 0, max_tokens: 16, ignore_eos: true, return_token_ids: true,
+  });
+  assert.equal(completion.object, 'text_completion');
+  assert.deepEqual(completion.choices[0].token_ids, generateReference(promptTokens, 16));
+  assert.equal(completion.usage.prompt_tokens, promptTokens.length);
+  const stream = await openai.completions.create({ model: MODEL, prompt, temperature: 0, max_tokens: 16, ignore_eos: true, stream: true });
+  let text = '';
+  for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
+  assert.equal(text, completion.choices[0].text);
+  // A prompt given as token ids is served exactly like its text.
+  const byIds = await openai.completions.create({ model: MODEL, prompt: promptTokens, temperature: 0, max_tokens: 16, ignore_eos: true });
+  assert.equal(byIds.choices[0].text, completion.choices[0].text);
+});
+
+test('seed: same seed gives the same text, another seed another text', async () => {
+  const request = { model: MODEL, prompt: 'Hello world', temperature: 1.0, max_tokens: 16, ignore_eos: true };
+  const first = await openai.completions.create({ ...request, seed: 1234 });
+  const again = await openai.completions.create({ ...request, seed: 1234 });
+  assert.equal(again.choices[0].text, first.choices[0].text);
+  const others = await Promise.all([1, 2, 3].map((seed) => openai.completions.create({ ...request, seed })));
+  assert.ok(others.some((other) => other.choices[0].text !== first.choices[0].text));
+});
+
+test('stop strings end the text before the stop string', async () => {
+  const request = { model: MODEL, prompt: 'Please write a short poem about the sea.', temperature: 0, max_tokens: 24, ignore_eos: true };
+  const full = (await openai.completions.create(request)).choices[0].text;
+  // A stop string taken from the middle of the greedy text, made of plain letters.
+  const match = /[A-Za-z]{2}/.exec(full.slice(4));
+  assert.ok(match, `no letters to stop on in ${JSON.stringify(full)}`);
+  const stop = match[0];
+  const stopped = await openai.completions.create({ ...request, stop: [stop, 'never-appears'] });
+  assert.equal(stopped.choices[0].text, full.slice(0, full.indexOf(stop)));
+  assert.equal(stopped.choices[0].finish_reason, 'stop');
+});
+
+test('logprobs: chat top_logprobs and completions logprobs', async () => {
+  const chat = await openai.chat.completions.create({
+    model: MODEL, messages, temperature: 0, max_tokens: 6, ignore_eos: true, logprobs: true, top_logprobs: 3,
+  });
+  const content = chat.choices[0].logprobs.content;
+  assert.equal(content.length, 6);
+  for (const entry of content) {
+    assert.equal(entry.top_logprobs.length, 3);
+    assert.ok(entry.logprob <= 0);
+    // Greedy: the sampled token is the most likely one.
+    assert.ok(Math.abs(entry.logprob - entry.top_logprobs[0].logprob) < 1e-5);
+    assert.ok(entry.top_logprobs[0].logprob >= entry.top_logprobs[1].logprob);
+    assert.ok(Array.isArray(entry.bytes));
+  }
+  const completion = await openai.completions.create({ model: MODEL, prompt: 'Hello', temperature: 0, max_tokens: 5, ignore_eos: true, logprobs: 2 });
+  const logprobs = completion.choices[0].logprobs;
+  assert.equal(logprobs.tokens.length, 5);
+  assert.equal(logprobs.token_logprobs.length, 5);
+  assert.equal(logprobs.top_logprobs.length, 5);
+  assert.ok(Object.keys(logprobs.top_logprobs[0]).length <= 2);
+});
+
+test('n = 2 gives two choices and counts both in usage', async () => {
+  const completion = await openai.chat.completions.create({
+    model: MODEL, messages, n: 2, temperature: 1.0, seed: 7, max_tokens: 8, ignore_eos: true,
+  });
+  assert.deepEqual(completion.choices.map((choice) => choice.index), [0, 1]);
+  assert.equal(completion.usage.completion_tokens, 16);
+});
+
+test('reasoning: enable_thinking opens <think>, the text goes to reasoning_content', async () => {
+  const request = { model: MODEL, messages, temperature: 0, max_tokens: 8, ignore_eos: true, chat_template_kwargs: { enable_thinking: true } };
+  const thinkingPrompt = await tokenize({ messages, chat_template_kwargs: { enable_thinking: true } });
+  const plainPrompt = await tokenize({ messages });
+  assert.ok(thinkingPrompt.length > plainPrompt.length);
+  const completion = await openai.chat.completions.create(request);
+  const message = completion.choices[0].message;
+  const reasoning = message.reasoning_content ?? '';
+  assert.ok(reasoning.length + message.content.length > 0);
+  if (!reasoning.includes('</think>') && message.content === '') assert.ok(reasoning.length > 0);
+  let streamedReasoning = '';
+  let streamedContent = '';
+  for await (const chunk of await openai.chat.completions.create({ ...request, stream: true })) {
+    const delta = chunk.choices[0]?.delta ?? {};
+    streamedReasoning += delta.reasoning_content ?? '';
+    streamedContent += delta.content ?? '';
+  }
+  assert.equal(streamedReasoning, reasoning);
+  assert.equal(streamedContent, message.content);
+});
+
+test('typed errors: unknown model, bad n, context overflow, wrong key', async () => {
+  await assert.rejects(openai.chat.completions.create({ model: 'no-such-model', messages }), (error) => {
+    assert.ok(error instanceof OpenAI.NotFoundError);
+    assert.equal(error.status, 404);
+    return true;
+  });
+  await assert.rejects(openai.chat.completions.create({ model: MODEL, messages, n: 1000 }), (error) => {
+    assert.ok(error instanceof OpenAI.BadRequestError);
+    assert.equal(error.param, 'n');
+    return true;
+  });
+  await assert.rejects(openai.completions.create({ model: MODEL, prompt: 'Hello', max_tokens: 100000 }), OpenAI.BadRequestError);
+  await assert.rejects(openai.completions.create({ model: MODEL, prompt: 'Hello '.repeat(200), max_tokens: 4 }), (error) => {
+    assert.ok(error instanceof OpenAI.BadRequestError);
+    assert.equal(error.code, 'context_length_exceeded');
+    return true;
+  });
+  await assert.rejects(client('wrong-key').models.list(), OpenAI.AuthenticationError);
+  await assert.rejects(openai.chat.completions.create({ model: MODEL, messages: [] }), OpenAI.BadRequestError);
+});
