@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Asserts that the sm_120a build of the kernels really runs on tensor cores: disassembles
+# the kernels library with cuobjdump and checks that every kernel named below has HMMA
+# instructions in its sm_120a SASS, so a silent scalar fallback cannot pass CI.
+# Usage: scripts/check-sass.sh [BUILD_DIR]   (default: build)
+# Exit 0 = all present, 1 = a kernel lacks tensor-core instructions or is missing,
+# 77 = cannot check here (no cuobjdump; said on stderr).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+library="$build/kernels/librackserve_kernels.a"
+
+# Substrings of the (mangled) kernel names that must use tensor cores. Attention kernels
+# join this list as they land.
+tensor_core_kernels=(linear_bf16_tiled_kernel)
+
+if [[ ! -f $library ]]; then
+  echo "check-sass: $library not found (no CUDA build in $build)" >&2
+  exit 1
+fi
+cuobjdump=${CUOBJDUMP:-$(command -v cuobjdump || true)}
+for candidate in "${CUDA_HOME:-/usr/local/cuda}/bin/cuobjdump" /usr/local/cuda/bin/cuobjdump; do
+  [[ -z $cuobjdump && -x $candidate ]] && cuobjdump=$candidate
+done
+if [[ -z $cuobjdump ]]; then
+  echo "check-sass: SKIPPED: cuobjdump not found (set CUOBJDUMP or install the CUDA toolkit's cuobjdump);" \
+    "the sm_120a tensor-core check did not run" >&2
+  exit 77
+fi
+
+sass=$(mktemp)
+trap 'rm -f "$sass"' EXIT
+"$cuobjdump" --dump-sass "$library" > "$sass"
+
+# Per sm_120 function: "name<TAB>count of HMMA lines".
+summary=$(awk '
+  /code for sm_/ { arch = $NF }
+  /Function :/ { name = $NF; if (arch ~ /^sm_120/) hmma[name] += 0 }
+  /HMMA/ { if (arch ~ /^sm_120/ && name != "") hmma[name]++ }
+  END { for (f in hmma) printf "%s\t%d\n", f, hmma[f] }' "$sass")
+if [[ -z $summary ]]; then
+  echo "check-sass: FAILED: no sm_120 code in $library (is RACKSERVE_CUDA_ARCHS missing 120a?)" >&2
+  exit 1
+fi
+
+status=0
+for kernel in "${tensor_core_kernels[@]}"; do
+  matches=$(grep -F "$kernel" <<< "$summary" || true)
+  if [[ -z $matches ]]; then
+    echo "check-sass: FAILED: no sm_120a kernel matching '$kernel' in $library" >&2
+    status=1
+    continue
+  fi
+  while IFS=$'\t' read -r name count; do
+    if (( count == 0 )); then
+      echo "check-sass: FAILED: $name has no HMMA in its sm_120a SASS (scalar fallback?)" >&2
+      status=1
+    else
+      echo "check-sass: ok: $kernel: $count HMMA in $name"
+    fi
+  done <<< "$matches"
+done
+exit $status
