@@ -74,7 +74,12 @@ class LoopObject : public Object, public std::enable_shared_from_this<LoopObject
     return Value::undefined("'jinja2.runtime.LoopContext object' has no attribute " + repr_string(name));
   }
 
-  std::string repr() const override {
+  void release() override {
+    items_.clear();
+    last_ = Value();
+  }
+
+  std::string repr(int) const override {
     return "<LoopContext " + std::to_string(index0_ + 1) + "/" + std::to_string(items_.size()) + ">";
   }
 
@@ -123,7 +128,17 @@ void Scope::set(std::string_view name, Value value) {
 Renderer::Renderer(const TemplateOptions& options, const Scope& globals)
     : options_(options), globals_(globals), alive_(std::make_shared<bool>(true)) {}
 
-Renderer::~Renderer() = default;
+Renderer::~Renderer() {
+  for (const auto& object : created_) object->release();
+  for (const Value& value : mutated_) {
+    if (value.is_list()) value.as_list().items.clear();
+    if (value.is_dict()) value.as_dict().entries.clear();
+  }
+}
+
+void Renderer::track(std::shared_ptr<Object> object) { created_.push_back(std::move(object)); }
+
+void Renderer::track_mutated(const Value& container) { mutated_.push_back(container); }
 
 std::shared_ptr<Scope> Renderer::new_scope(const Scope* parent) { return std::make_shared<OwnedScope>(parent); }
 
@@ -255,6 +270,7 @@ void Renderer::exec_for(const ForStmt& stmt, Scope& scope, std::string& out) {
     return;
   }
   auto loop = std::make_shared<LoopObject>(std::move(items));
+  track(loop);
   const Value loop_value = Value::object(loop);
   const size_t count = loop->items().size();
   for (size_t i = 0; i < count; ++i) {

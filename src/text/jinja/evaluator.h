@@ -47,6 +47,12 @@ class Renderer {
   std::vector<Value> iterate(const Value& value);
   Value apply_filter(std::string_view name, const Value& operand, CallArgs& args);
   bool apply_test(std::string_view name, const Value& operand, CallArgs& args);
+  // Objects created by this render (namespaces, loops) are release()d when it ends, which
+  // breaks the reference cycles a template can build (ns.me = ns).
+  void track(std::shared_ptr<Object> object);
+  // Lists and dicts changed in place (allow_mutation only) are emptied when the render ends,
+  // for the same reason; with allow_mutation, do not pass containers you still need.
+  void track_mutated(const Value& container);
   // Counts one unit of work (loop iteration, macro call) against options().max_steps.
   void step();
 
@@ -81,6 +87,8 @@ class Renderer {
   uint32_t offset_ = 0;  // the node being evaluated, for errors raised by builtins
   // Scopes captured by macros stay alive until the render ends.
   std::vector<std::shared_ptr<Scope>> pinned_;
+  std::vector<std::shared_ptr<Object>> created_;
+  std::vector<Value> mutated_;
   // Macros check this so a macro that outlives its render (only possible with mutation
   // into caller-owned lists) fails instead of touching freed state.
   std::shared_ptr<bool> alive_;

@@ -26,10 +26,11 @@ class Namespace : public Object {
     attributes_.set(Value::string(std::string(name)), std::move(value));
     return true;
   }
-  std::string repr() const override {
+  std::string repr(int depth) const override {
     auto copy = std::make_shared<Dict>(attributes_);
-    return "<Namespace " + jinja::repr(Value::dict(std::move(copy))) + ">";
+    return "<Namespace " + repr_nested(Value::dict(std::move(copy)), depth + 1) + ">";
   }
+  void release() override { attributes_.entries.clear(); }
   Dict& attributes() { return attributes_; }
 
  private:
@@ -98,6 +99,7 @@ Value make_dict(Renderer& renderer, CallArgs& args) {
 
 Value make_namespace(Renderer& renderer, CallArgs& args) {
   auto ns = std::make_shared<Namespace>();
+  renderer.track(ns);
   fill_dict(renderer, ns->attributes(), args, "namespace");
   return Value::object(std::move(ns));
 }

@@ -100,7 +100,7 @@ class JsonWriter {
   }
 
   void write_escape(char32_t c) {
-    char buf[8];
+    char buf[16];
     std::snprintf(buf, sizeof(buf), "\\u%04x", static_cast<unsigned>(c));
     out_ += buf;
   }

@@ -299,6 +299,7 @@ Value call_list_method(Renderer& renderer, const Value& object, std::string_view
     return Value::list(list.items, list.kind);
   }
   // Mutators (only reached with allow_mutation).
+  renderer.track_mutated(object);
   const auto grow = [&](size_t extra) { check_size(list.items.size() + extra, renderer.max_size()); };
   if (name == "append") {
     ArgBinder bound(fn, args, {"object"});
@@ -382,6 +383,7 @@ Value call_dict_method(Renderer& renderer, const Value& object, std::string_view
     return Value::dict(std::make_shared<Dict>(dict));
   }
   // Mutators (only reached with allow_mutation).
+  renderer.track_mutated(object);
   if (name == "pop") {
     ArgBinder bound(fn, args, {"key", "default"});
     if (const Value* value = dict.find(bound[0])) {

@@ -16,6 +16,7 @@ namespace {
 #define RS_JINJA_UNARY_TEST(fn, name, expr)                 \
   bool fn(Renderer&, const Value& v, CallArgs& args) {      \
     ArgBinder(name, args, {});                              \
+    (void)v;                                                \
     return (expr);                                          \
   }
 

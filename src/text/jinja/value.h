@@ -149,7 +149,13 @@ class Object {
   virtual Value attribute(std::string_view name) const = 0;
   // False when the object does not allow assignment (only namespaces do).
   virtual bool set_attribute(std::string_view name, Value value);
-  virtual std::string repr() const = 0;
+  // `depth` is the nesting level of the enclosing print; pass it on (value_format.h's
+  // repr_nested) so that self-referencing objects end in a Limit error, not a stack overflow.
+  virtual std::string repr(int depth) const = 0;
+  // Drops the values the object refers to. The Renderer calls it on every object it created
+  // when the render ends: a namespace may hold itself (ns.me = ns), and such reference
+  // cycles would otherwise keep their memory alive forever.
+  virtual void release() {}
 };
 
 // Python semantics shared by the evaluator, filters, tests and methods.

@@ -90,7 +90,7 @@ void append_value(std::string& out, const Value& value, int depth, bool as_repr)
       }
       return;
     }
-    case ValueKind::Object: out += value.as_object().repr(); return;
+    case ValueKind::Object: out += value.as_object().repr(depth + 1); return;
   }
 }
 
@@ -186,9 +186,11 @@ std::string to_str(const Value& value) {
   return out;
 }
 
-std::string repr(const Value& value) {
+std::string repr(const Value& value) { return repr_nested(value, 0); }
+
+std::string repr_nested(const Value& value, int depth) {
   std::string out;
-  append_value(out, value, 0, true);
+  append_value(out, value, depth, true);
   return out;
 }
 

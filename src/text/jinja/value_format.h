@@ -17,5 +17,7 @@ std::string repr_string(std::string_view text);
 void append_str(std::string& out, const Value& value);
 std::string to_str(const Value& value);
 std::string repr(const Value& value);
+// repr() from inside the repr of a container or object at nesting level `depth`.
+std::string repr_nested(const Value& value, int depth);
 
 }  // namespace rackserve::jinja

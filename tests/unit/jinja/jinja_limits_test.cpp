@@ -26,7 +26,7 @@ Error render_error(const std::string& source, TemplateOptions options = {}) {
 }
 
 TEST(JinjaLimits, DeepExpressionNestingIsAnError) {
-  for (const std::string& open : {"(", "[", "{'k':", "-", "not "}) {
+  for (const std::string open : {"(", "[", "{'k':", "-", "not "}) {
     const std::string close = open == "(" ? ")" : open == "[" ? "]" : open == "{'k':" ? "}" : "";
     const Error e = render_error("{{ " + repeat(open, 100000) + "1" + repeat(close, 100000) + " }}");
     EXPECT_GT(e.line(), 0) << open;
@@ -75,6 +75,17 @@ TEST(JinjaLimits, ExplodingStringsAreALimit) {
             ErrorKind::Limit);
   EXPECT_EQ(render_error("{{ [1, 2] * 100000000 }}", options).kind(), ErrorKind::Limit);
   EXPECT_EQ(render_error("{{ 'a'|center(100000000) }}", options).kind(), ErrorKind::Limit);
+}
+
+TEST(JinjaLimits, SelfReferencingNamespaceIsALimit) {
+  // Fuzz finding: printing a namespace that holds itself recursed until the stack overflowed.
+  // (jinja2 prints "<Namespace {'me': <Namespace {...}>}>"; we stop with a Limit error.)
+  EXPECT_EQ(render_error("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}").kind(), ErrorKind::Limit);
+  EXPECT_EQ(render_error("{% set ns = namespace() %}{% set ns.l = [ns] %}{{ ns.l }}").kind(), ErrorKind::Limit);
+  // The cycle itself is legal; comparing or serializing it must still end.
+  EXPECT_THROW(Template("{% set ns = namespace() %}{% set ns.me = ns %}{{ [ns] == [ns] }}{{ ns|tojson }}")
+                   .render(nlohmann::ordered_json::object()),
+               Error);
 }
 
 TEST(JinjaLimits, DeepJsonContextIsAnError) {
