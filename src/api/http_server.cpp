@@ -42,11 +42,13 @@ HttpServer::HttpServer(const ServerConfig& config, Engine& engine, const ServedM
   const size_t body_limit = static_cast<size_t>(config.max_request_body_bytes);
   server_->set_payload_max_length(body_limit);
   // Refuse an oversized body before the client sends it (curl asks with Expect: 100-continue).
-  server_->set_expect_100_continue_handler([body_limit](const httplib::Request& request, httplib::Response&) {
+  server_->set_expect_100_continue_handler([body_limit](const httplib::Request& request, httplib::Response& response) {
     const std::string length = request.get_header_value("Content-Length");
     char* end = nullptr;
     unsigned long long value = std::strtoull(length.c_str(), &end, 10);
-    return (!length.empty() && end && *end == '\0' && value > body_limit) ? 413 : 100;
+    if (length.empty() || !end || *end != '\0' || value <= body_limit) return 100;
+    response.status = 413;  // httplib answers with `response` (through the error handler) and skips the body
+    return 413;
   });
   server_->set_read_timeout(30, 0);
   server_->set_write_timeout(30, 0);
