@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # One command from a fresh clone: installs the dependencies, builds, and runs the whole
-# test suite (unit + model), then the hostile-input tests again under AddressSanitizer.
+# test suite (unit + model + e2e), then the hostile-input tests again under AddressSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh
 jobs=$(nproc 2>/dev/null || echo 2)
-ctest --test-dir build -L 'unit|model' --output-on-failure -j "$jobs"
+ctest --test-dir build -L 'unit|model|e2e' --output-on-failure -j "$jobs"
 # When the CUDA kernels were built: their sm_120a SASS must use tensor cores (77: no cuobjdump here).
 if [[ -f build/kernels/librackserve_kernels.a ]]; then scripts/check-sass.sh build || [[ $? -eq 77 ]]; fi
 

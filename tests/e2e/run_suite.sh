@@ -2,19 +2,13 @@
 # Runs one e2e suite against a freshly started `rackserve serve` on the bundled tiny model.
 #   run_suite.sh RACKSERVE_BINARY SOURCE_DIR WORK_DIR SUITE
 # SUITE: sdk | load (node test files under tests/e2e), curl (curl_checks.sh).
-# The model directory is assembled in WORK_DIR from committed pieces: the weights and
-# config of tests/data/models/dsv3-qlora-yarn-groups and the tokenizer + chat template of
-# tests/data/e2e (made by make_tokenizer.py). The server listens on a free port (--port 0)
+# The model directory is assembled in WORK_DIR by scripts/tiny-model.sh from committed
+# pieces (tiny random weights + the tokenizer and chat template made by make_tokenizer.py). The server listens on a free port (--port 0)
 # with an API key; its log is WORK_DIR/SUITE.server.log.
 set -euo pipefail
 binary=$1 source_dir=$2 work_dir=$3 suite=$4
 
-model_dir=$work_dir/model
-mkdir -p "$model_dir"
-for file in config.json generation_config.json model.safetensors; do
-  cp -f "$source_dir/tests/data/models/dsv3-qlora-yarn-groups/$file" "$model_dir/$file"
-done
-cp -f "$source_dir/tests/data/e2e/tokenizer.json" "$source_dir/tests/data/e2e/tokenizer_config.json" "$model_dir/"
+model_dir=$("$source_dir/scripts/tiny-model.sh" "$work_dir/model")
 
 export RACKSERVE_API_KEY=e2e-secret-key
 export RACKSERVE_MODEL=tiny-dsv3
