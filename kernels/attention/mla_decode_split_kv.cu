@@ -163,15 +163,22 @@ __global__ void __launch_bounds__(kThreads, 1)
     const unsigned char* stage = smem + L::tiles + (tile % kStages) * L::tile_bytes;
     const uint32_t k_base = smem_address(stage);
 
-    {  // S partial over this warp's k-steps -> scores[k_part]
-      float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll 6
-      for (int step = k_part; step < kKSteps; step += L::kKParts) {
+    {  // S partial over this warp's k-steps -> scores[k_part]; two accumulators halve the mma chain
+      float s[4] = {0.0f, 0.0f, 0.0f, 0.0f}, other[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll 3
+      for (int step = k_part; step < kKSteps; step += 2 * L::kKParts) {
         uint32_t a[4], b[2];
         ldmatrix_x4(a, q_lane + step * 32);
         ldmatrix_x2(b, k_base + (k_lane + step * 16) * 2);
         mma_bf16_16x8x16(s, a, b);
+        if (step + L::kKParts < kKSteps) {
+          ldmatrix_x4(a, q_lane + (step + L::kKParts) * 32);
+          ldmatrix_x2(b, k_base + (k_lane + (step + L::kKParts) * 16) * 2);
+          mma_bf16_16x8x16(other, a, b);
+        }
       }
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[e] += other[e];
       float* out = scores + (k_part * L::kHeads + s_tile * 16 + lane / 4) * kKeysPerTile + key_half * 8 + (lane % 4) * 2;
       *reinterpret_cast<float2*>(out) = make_float2(s[0], s[1]);
       *reinterpret_cast<float2*>(out + 8 * kKeysPerTile) = make_float2(s[2], s[3]);

@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "rackserve/kernels/elementwise_params.h"
 #include "rackserve/kernels/gemm_params.h"
+#include "rackserve/kernels/mla_decode_params.h"
 #include "rackserve/kernels/mla_params.h"
 #include "rackserve/kernels/moe_params.h"
 
@@ -178,7 +179,41 @@ Tensor CudaBackend::mla_attention(const MlaAttention& args) {
   params.page_size = batch.page_size;
   params.max_blocks = batch.block_table.dim(1);
   params.softmax_scale = args.softmax_scale;
-  check(kernels::launch_mla_attention(params, stream_), "mla_attention");
+  // A pure decode step (one query per sequence) on the 512 + 64 latent takes the split-KV
+  // kernel, which reads each latent row once per group of 16-32 heads; anything else (prefill,
+  // chunked prefill, other latent widths) the per-head kernel. Both compute any batch correctly.
+  const bool split_kv = tokens > 0 && tokens == batch.num_sequences &&
+                        kernels::mla_decode_supported(args.kv_lora_rank, args.rope_dim, args.qk_nope_dim);
+  if (!split_kv) {
+    check(kernels::launch_mla_attention(params, stream_), "mla_attention");
+    return out;
+  }
+  const int64_t max_keys = batch.max_context_length > 0 ? batch.max_context_length : params.max_blocks * batch.page_size;
+  const kernels::MlaDecodeConfig config = kernels::plan_mla_decode(tokens, heads, max_keys);
+  const int64_t workspace_floats = kernels::mla_decode_workspace_floats(tokens, heads, args.kv_lora_rank, config);
+  Tensor workspace = allocate_step(DType::F32, {std::max<int64_t>(workspace_floats, 1)});
+  kernels::MlaDecodeParams decode{};
+  decode.q_latent = params.q_latent;
+  decode.q = params.q;
+  decode.cache = params.cache;
+  decode.query_start = params.query_start;
+  decode.block_table = params.block_table;
+  decode.positions = params.positions;
+  decode.out_latent = params.out_latent;
+  decode.partial_out = workspace.as<float>();  // [tokens, splits, heads, lora] then the LSEs
+  decode.partial_lse = workspace.as<float>() + tokens * config.splits * heads * args.kv_lora_rank;
+  decode.tokens = tokens;
+  decode.sequences = batch.num_sequences;
+  decode.heads = heads;
+  decode.nope = args.qk_nope_dim;
+  decode.rope = args.rope_dim;
+  decode.lora = args.kv_lora_rank;
+  decode.page_size = batch.page_size;
+  decode.max_blocks = params.max_blocks;
+  decode.softmax_scale = args.softmax_scale;
+  check(kernels::launch_mla_q_latent(params, stream_), "mla_q_latent");
+  check(kernels::launch_mla_decode_split_kv(decode, config, stream_), "mla_decode_split_kv");
+  check(kernels::launch_mla_output(params, stream_), "mla_output");
   return out;
 }
 
