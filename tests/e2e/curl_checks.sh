@@ -86,6 +86,8 @@ printf 'port: 9999\nmax_running_requests: 7\napi_key: hidden\nmodel: /from/file\
 check "--print-config: flags override the file" grep -qx 'port: 1234' "$tmp/printed.yaml"
 check "--print-config: file values kept" grep -qx 'max_running_requests: 7' "$tmp/printed.yaml"
 check "--print-config: the API key is masked" bash -c "! grep -q hidden '$tmp/printed.yaml'"
+check "configs/serve.example.yaml is a valid config" \
+  "$RACKSERVE_BINARY" serve --config "$(dirname "$0")/../../configs/serve.example.yaml" --print-config > /dev/null
 printf 'max_runing_requests: 7\n' > "$tmp/typo.yaml"
 check "an unknown config key is an error" bash -c "! '$RACKSERVE_BINARY' serve --config '$tmp/typo.yaml' --model x --print-config 2>/dev/null"
 
