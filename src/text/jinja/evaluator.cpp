@@ -178,7 +178,7 @@ void Renderer::append_output(std::string& out, const Value& value) {
   if (value.is_string()) {
     out += value.as_string();
   } else {
-    append_str(out, value);
+    append_str(out, value, options_.max_output_bytes);
   }
   if (out.size() > options_.max_output_bytes) {
     throw Error(ErrorKind::Limit, "output exceeds " + std::to_string(options_.max_output_bytes) + " bytes");

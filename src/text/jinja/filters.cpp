@@ -331,6 +331,7 @@ Value filter_tojson(Renderer& renderer, const Value& operand, CallArgs& args) {
     options.key_separator = require_string(parts[1], "key separator");
   }
   options.sort_keys = truthy(bound[3]);
+  options.max_bytes = renderer.max_size();
   std::string out = dump_json(operand, options);
   check_size(out.size(), renderer.max_size());
   return Value::string(std::move(out));

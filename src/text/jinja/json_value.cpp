@@ -83,6 +83,12 @@ class JsonWriter {
     throw Error(ErrorKind::Type, "Object of type " + std::string(type_name(value)) + " is not JSON serializable");
   }
 
+  void check_size() const {
+    if (out_.size() > options_.max_bytes) {
+      throw Error(ErrorKind::Limit, "JSON output exceeds " + std::to_string(options_.max_bytes) + " bytes");
+    }
+  }
+
   void newline(int level) {
     if (!options_.indent) return;
     out_ += '\n';
@@ -149,6 +155,7 @@ class JsonWriter {
       if (i > 0) out_ += item_separator_;
       newline(depth + 1);
       write(items[i], depth + 1);
+      check_size();
     }
     newline(depth);
     out_ += ']';
@@ -190,6 +197,7 @@ class JsonWriter {
       write_key(entries[i]->first);
       out_ += options_.key_separator;
       write(entries[i]->second, depth + 1);
+      check_size();
     }
     newline(depth);
     out_ += '}';

@@ -22,6 +22,7 @@ struct JsonDumpOptions {
   std::optional<std::string> item_separator;  // default ", " without indent, "," with it
   std::string key_separator = ": ";
   bool sort_keys = false;
+  size_t max_bytes = size_t{64} << 20;  // larger output is an ErrorKind::Limit
 };
 
 // json.dumps(value, ...). Throws ErrorKind::Type for values JSON cannot hold (undefined,

@@ -106,7 +106,7 @@ Value binary_operation(BinaryOp op, const Value& a, const Value& b, size_t max_s
       check_size(out.size() + b.as_string().size(), max_string);
       out += b.as_string();
     } else {
-      append_str(out, b);
+      append_str(out, b, max_string);
       check_size(out.size(), max_string);
     }
     return Value::string(std::move(out));

@@ -19,16 +19,23 @@ void append_hex(std::string& out, char prefix, uint32_t value, int digits) {
   out += buf;
 }
 
-void append_repr(std::string& out, const Value& value, int depth);
+void append_repr(std::string& out, const Value& value, int depth, size_t limit);
 
-void append_items(std::string& out, const std::vector<Value>& items, int depth) {
+// Containers check the size after each item, so a huge (or shared, exponentially large)
+// structure stops at the limit instead of printing for minutes.
+void check_limit(const std::string& out, size_t limit) {
+  if (out.size() > limit) throw Error(ErrorKind::Limit, "printed value exceeds " + std::to_string(limit) + " bytes");
+}
+
+void append_items(std::string& out, const std::vector<Value>& items, int depth, size_t limit) {
   for (size_t i = 0; i < items.size(); ++i) {
     if (i > 0) out += ", ";
-    append_repr(out, items[i], depth + 1);
+    append_repr(out, items[i], depth + 1, limit);
+    check_limit(out, limit);
   }
 }
 
-void append_value(std::string& out, const Value& value, int depth, bool as_repr) {
+void append_value(std::string& out, const Value& value, int depth, bool as_repr, size_t limit) {
   if (depth > kMaxPrintDepth) throw Error(ErrorKind::Limit, "maximum nesting depth exceeded while printing");
   switch (value.kind()) {
     case ValueKind::Undefined:
@@ -50,12 +57,12 @@ void append_value(std::string& out, const Value& value, int depth, bool as_repr)
       switch (list.kind) {
         case SequenceKind::List:
           out += '[';
-          append_items(out, list.items, depth);
+          append_items(out, list.items, depth, limit);
           out += ']';
           return;
         case SequenceKind::Tuple:
           out += '(';
-          append_items(out, list.items, depth);
+          append_items(out, list.items, depth, limit);
           if (list.items.size() == 1) out += ',';
           out += ')';
           return;
@@ -64,7 +71,7 @@ void append_value(std::string& out, const Value& value, int depth, bool as_repr)
         case SequenceKind::DictValues: out += "dict_values(["; break;
         case SequenceKind::DictItems: out += "dict_items(["; break;
       }
-      append_items(out, list.items, depth);
+      append_items(out, list.items, depth, limit);
       out += "])";
       return;
     }
@@ -74,9 +81,10 @@ void append_value(std::string& out, const Value& value, int depth, bool as_repr)
       for (const auto& [key, item] : value.as_dict().entries) {
         if (!first) out += ", ";
         first = false;
-        append_repr(out, key, depth + 1);
+        append_repr(out, key, depth + 1, limit);
         out += ": ";
-        append_repr(out, item, depth + 1);
+        append_repr(out, item, depth + 1, limit);
+        check_limit(out, limit);
       }
       out += '}';
       return;
@@ -94,7 +102,9 @@ void append_value(std::string& out, const Value& value, int depth, bool as_repr)
   }
 }
 
-void append_repr(std::string& out, const Value& value, int depth) { append_value(out, value, depth, true); }
+void append_repr(std::string& out, const Value& value, int depth, size_t limit) {
+  append_value(out, value, depth, true, limit);
+}
 
 }  // namespace
 
@@ -177,12 +187,12 @@ std::string repr_string(std::string_view text) {
   return out;
 }
 
-void append_str(std::string& out, const Value& value) { append_value(out, value, 0, false); }
+void append_str(std::string& out, const Value& value, size_t limit) { append_value(out, value, 0, false, limit); }
 
 std::string to_str(const Value& value) {
   if (value.is_string()) return value.as_string();
   std::string out;
-  append_value(out, value, 0, false);
+  append_value(out, value, 0, false, kDefaultPrintLimit);
   return out;
 }
 
@@ -190,7 +200,7 @@ std::string repr(const Value& value) { return repr_nested(value, 0); }
 
 std::string repr_nested(const Value& value, int depth) {
   std::string out;
-  append_value(out, value, depth, true);
+  append_value(out, value, depth, true, kDefaultPrintLimit);
   return out;
 }
 

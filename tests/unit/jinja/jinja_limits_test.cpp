@@ -75,6 +75,11 @@ TEST(JinjaLimits, ExplodingStringsAreALimit) {
             ErrorKind::Limit);
   EXPECT_EQ(render_error("{{ [1, 2] * 100000000 }}", options).kind(), ErrorKind::Limit);
   EXPECT_EQ(render_error("{{ 'a'|center(100000000) }}", options).kind(), ErrorKind::Limit);
+  // Fuzz finding: a 200k-item list of dicts was printed in full before the output check.
+  const std::string many = "{% set xs = [{'name': 'tool', 'parameters': {'type': 'object'}}] * 200000 %}";
+  EXPECT_EQ(render_error(many + "{{ xs }}", options).kind(), ErrorKind::Limit);
+  EXPECT_EQ(render_error(many + "{{ xs|tojson }}", options).kind(), ErrorKind::Limit);
+  EXPECT_EQ(render_error(many + "{{ 'x' ~ xs }}", options).kind(), ErrorKind::Limit);
 }
 
 TEST(JinjaLimits, SelfReferencingNamespaceIsALimit) {
