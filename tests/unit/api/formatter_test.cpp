@@ -1,0 +1,160 @@
+// Response formatting: the SSE event sequence of a streamed chat (role chunk, deltas,
+// finish chunk, usage, [DONE]), reasoning split across outputs, engine errors as error
+// events, non-stream objects, and completions logprobs offsets.
+#include <gtest/gtest.h>
+
+#include "api/chat_formatter.h"
+#include "api/completion_formatter.h"
+
+namespace rackserve::api {
+namespace {
+
+const ResponseHeader kHeader{"chatcmpl-1", 1700000000, "tiny"};
+std::string token_text(int32_t id) { return "t" + std::to_string(id); }
+
+std::vector<nlohmann::json> parse_events(const std::string& sse, bool& done) {
+  std::vector<nlohmann::json> events;
+  done = false;
+  size_t at = 0;
+  while (at < sse.size()) {
+    size_t end = sse.find("\n\n", at);
+    EXPECT_NE(end, std::string::npos);
+    std::string event = sse.substr(at, end - at);
+    EXPECT_EQ(event.rfind("data: ", 0), 0u) << event;
+    EXPECT_EQ(event.find('\n'), std::string::npos);
+    std::string data = event.substr(6);
+    EXPECT_FALSE(done) << "event after [DONE]";
+    if (data == "[DONE]")
+      done = true;
+    else
+      events.push_back(nlohmann::json::parse(data));
+    at = end + 2;
+  }
+  return events;
+}
+
+SequenceDelta delta(int32_t index, std::string text, std::vector<int32_t> tokens) {
+  SequenceDelta result;
+  result.index = index;
+  result.text = std::move(text);
+  result.token_ids = std::move(tokens);
+  return result;
+}
+
+TEST(ChatFormatter, StreamsRoleDeltasFinishUsageDone) {
+  ChatFormatter formatter(kHeader, {.n = 1, .include_usage = true}, token_text);
+  std::string sse = formatter.stream_start();
+  RequestOutput first;
+  first.sequences.push_back(delta(0, "Hel", {5}));
+  sse += formatter.stream_output(first);
+  RequestOutput last;
+  last.sequences.push_back(delta(0, "lo", {6}));
+  last.sequences[0].finish_reason = FinishReason::Length;
+  last.usage = {.prompt_tokens = 4, .completion_tokens = 2};
+  last.finished = true;
+  sse += formatter.stream_output(last);
+
+  bool done = false;
+  auto events = parse_events(sse, done);
+  EXPECT_TRUE(done);
+  ASSERT_EQ(events.size(), 5u);
+  EXPECT_EQ(events[0]["choices"][0]["delta"], (nlohmann::json{{"role", "assistant"}, {"content", ""}}));
+  EXPECT_EQ(events[1]["choices"][0]["delta"]["content"], "Hel");
+  EXPECT_EQ(events[2]["choices"][0]["delta"]["content"], "lo");
+  EXPECT_TRUE(events[2]["choices"][0]["finish_reason"].is_null());
+  EXPECT_EQ(events[3]["choices"][0]["delta"], nlohmann::json::object());
+  EXPECT_EQ(events[3]["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(events[4]["choices"], nlohmann::json::array());
+  EXPECT_EQ(events[4]["usage"]["total_tokens"], 6);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_TRUE(events[i]["usage"].is_null());
+    EXPECT_EQ(events[i]["object"], "chat.completion.chunk");
+    EXPECT_EQ(events[i]["id"], "chatcmpl-1");
+    EXPECT_EQ(events[i]["model"], "tiny");
+  }
+}
+
+TEST(ChatFormatter, WithoutIncludeUsageThereIsNoUsageField) {
+  ChatFormatter formatter(kHeader, {.n = 2}, token_text);
+  bool done = false;
+  auto events = parse_events(formatter.stream_start(), done);
+  ASSERT_EQ(events.size(), 2u);  // one role chunk per choice
+  EXPECT_EQ(events[1]["choices"][0]["index"], 1);
+  EXPECT_FALSE(events[0].contains("usage"));
+}
+
+TEST(ChatFormatter, ReasoningIsSplitAcrossOutputsAndInFullResponses) {
+  ChatFormatter formatter(kHeader, {.n = 1, .split_reasoning = true}, token_text);
+  std::string reasoning, content;
+  for (const char* piece : {"<thi", "nk>plan</th", "ink>ok"}) {
+    RequestOutput output;
+    output.sequences.push_back(delta(0, piece, {1}));
+    bool done = false;
+    for (const auto& event : parse_events(formatter.stream_output(output), done)) {
+      const auto& d = event["choices"][0]["delta"];
+      if (d.contains("reasoning_content")) reasoning += d["reasoning_content"].get<std::string>();
+      if (d.contains("content")) content += d["content"].get<std::string>();
+    }
+  }
+  EXPECT_EQ(reasoning, "plan");
+  EXPECT_EQ(content, "ok");
+
+  RequestOutput merged;
+  merged.sequences.push_back(delta(0, "<think>plan</think>ok", {1, 2}));
+  merged.sequences[0].finish_reason = FinishReason::Stop;
+  merged.sequences[0].stop_reason = int32_t{1};
+  nlohmann::json full = formatter.full_response(merged);
+  EXPECT_EQ(full["object"], "chat.completion");
+  EXPECT_EQ(full["choices"][0]["message"]["reasoning_content"], "plan");
+  EXPECT_EQ(full["choices"][0]["message"]["content"], "ok");
+  EXPECT_EQ(full["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(full["choices"][0]["stop_reason"], 1);
+}
+
+TEST(ChatFormatter, EngineErrorBecomesAnErrorEventBeforeDone) {
+  ChatFormatter formatter(kHeader, {.n = 1}, token_text);
+  RequestOutput output;
+  output.sequences.push_back(delta(0, "", {}));
+  output.sequences[0].finish_reason = FinishReason::Error;
+  output.error = "step failed";
+  output.finished = true;
+  bool done = false;
+  auto events = parse_events(formatter.stream_output(output), done);
+  EXPECT_TRUE(done);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back()["error"]["message"], "step failed");
+}
+
+TEST(ChatFormatter, LogprobsInTheChatShape) {
+  ChatFormatter formatter(kHeader, {.n = 1}, token_text);
+  RequestOutput merged;
+  SequenceDelta sequence = delta(0, "x", {3});
+  sequence.logprobs.push_back({.sampled = {3, -0.5f}, .top = {{3, -0.5f}, {4, -1.5f}}});
+  merged.sequences.push_back(sequence);
+  nlohmann::json entry = formatter.full_response(merged)["choices"][0]["logprobs"]["content"][0];
+  EXPECT_EQ(entry["token"], "t3");
+  EXPECT_DOUBLE_EQ(entry["logprob"].get<double>(), -0.5);
+  EXPECT_EQ(entry["bytes"], (nlohmann::json{'t', '3'}));
+  EXPECT_EQ(entry["top_logprobs"][1]["token"], "t4");
+}
+
+TEST(CompletionFormatter, LogprobOffsetsAdvanceAcrossChunks) {
+  CompletionFormatter formatter({"cmpl-1", 1, "tiny"}, /*include_usage=*/false, /*return_token_ids=*/true, token_text);
+  std::vector<int64_t> offsets;
+  for (int32_t token : {12, 7}) {
+    RequestOutput output;
+    SequenceDelta sequence = delta(0, token_text(token), {token});
+    sequence.logprobs.push_back({.sampled = {token, -1.0f}, .top = {}});
+    output.sequences.push_back(sequence);
+    bool done = false;
+    auto events = parse_events(formatter.stream_output(output), done);
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0]["object"], "text_completion");
+    EXPECT_EQ(events[0]["choices"][0]["token_ids"], nlohmann::json::array({token}));
+    offsets.push_back(events[0]["choices"][0]["logprobs"]["text_offset"][0].get<int64_t>());
+  }
+  EXPECT_EQ(offsets, (std::vector<int64_t>{0, 3}));  // "t12" is 3 bytes
+}
+
+}  // namespace
+}  // namespace rackserve::api

@@ -1,0 +1,153 @@
+// Request parsing at the API boundary: each field's type and range, the param named in
+// the error, OpenAI's rules (stream_options needs stream, top_logprobs needs logprobs),
+// chat content parts, prompt forms, and JSON body limits.
+#include <gtest/gtest.h>
+
+#include "api/api_error.h"
+#include "api/chat_request.h"
+#include "api/completion_request.h"
+
+namespace rackserve::api {
+namespace {
+
+const FieldLimits kLimits{.max_n = 4, .max_logprobs = 5, .vocab_size = 512, .max_model_len = 128};
+
+// The ApiError `parse` throws for `body` (fails the test when it does not throw).
+template <typename Parse>
+ApiError error_of(Parse parse, const std::string& body) {
+  try {
+    parse(nlohmann::json::parse(body), kLimits);
+  } catch (const ApiError& error) {
+    return error;
+  }
+  ADD_FAILURE() << "accepted: " << body;
+  return ApiError(0, "");
+}
+ApiError chat_error(const std::string& body) { return error_of(parse_chat_request, body); }
+ApiError completion_error(const std::string& body) { return error_of(parse_completion_request, body); }
+
+TEST(CompletionRequest, ReadsEverySamplingField) {
+  CompletionRequest request = parse_completion_request(nlohmann::json::parse(R"({
+    "model": "m", "prompt": "hi", "temperature": 0.5, "top_p": 0.9, "top_k": 40, "min_p": 0.05,
+    "repetition_penalty": 1.1, "presence_penalty": 0.5, "frequency_penalty": -0.5, "seed": -3,
+    "stop": "END", "stop_token_ids": [7, 9], "max_tokens": 20, "min_tokens": 2, "n": 3, "logprobs": 2,
+    "ignore_eos": true, "stream": true, "stream_options": {"include_usage": true}})"), kLimits);
+  EXPECT_EQ(*request.model, "m");
+  EXPECT_EQ(*request.prompt_text, "hi");
+  const SamplingParams& params = request.sampling;
+  EXPECT_FLOAT_EQ(*params.temperature, 0.5f);
+  EXPECT_FLOAT_EQ(*params.top_p, 0.9f);
+  EXPECT_EQ(*params.top_k, 40);
+  EXPECT_FLOAT_EQ(*params.min_p, 0.05f);
+  EXPECT_FLOAT_EQ(*params.repetition_penalty, 1.1f);
+  EXPECT_FLOAT_EQ(params.presence_penalty, 0.5f);
+  EXPECT_FLOAT_EQ(params.frequency_penalty, -0.5f);
+  EXPECT_EQ(*params.seed, static_cast<uint64_t>(int64_t{-3}));
+  EXPECT_EQ(params.stop, std::vector<std::string>{"END"});
+  EXPECT_EQ(params.stop_token_ids, (std::vector<int32_t>{7, 9}));
+  EXPECT_EQ(*params.max_tokens, 20);
+  EXPECT_EQ(params.min_tokens, 2);
+  EXPECT_EQ(params.n, 3);
+  EXPECT_EQ(*params.logprobs, 2);
+  EXPECT_TRUE(params.ignore_eos);
+  EXPECT_TRUE(request.stream.stream);
+  EXPECT_TRUE(request.stream.include_usage);
+}
+
+TEST(CompletionRequest, NullMeansAbsentAndDefaultsStayUnset) {
+  CompletionRequest request =
+      parse_completion_request(nlohmann::json::parse(R"({"prompt": "hi", "temperature": null, "max_tokens": null})"), kLimits);
+  EXPECT_FALSE(request.sampling.temperature);
+  EXPECT_FALSE(request.sampling.max_tokens);
+  EXPECT_FALSE(request.sampling.logprobs);
+  EXPECT_EQ(request.sampling.n, 1);
+}
+
+TEST(CompletionRequest, PromptForms) {
+  auto tokens = parse_completion_request(nlohmann::json::parse(R"({"prompt": [1, 2, 3]})"), kLimits).prompt_tokens;
+  EXPECT_EQ(*tokens, (std::vector<int32_t>{1, 2, 3}));
+  EXPECT_EQ(*parse_completion_request(nlohmann::json::parse(R"({"prompt": ["one"]})"), kLimits).prompt_text, "one");
+  EXPECT_EQ(completion_error(R"({"prompt": [1, 512]})").status(), 400);
+  EXPECT_EQ(completion_error(R"({"prompt": ["a", "b"]})").status(), 422);
+  EXPECT_EQ(completion_error(R"({"prompt": ""})").status(), 400);
+  EXPECT_EQ(completion_error(R"({"prompt": 5})").param(), "prompt");
+  EXPECT_EQ(completion_error(R"({})").param(), "prompt");
+}
+
+TEST(CompletionRequest, WrongTypesAndRangesNameTheField) {
+  const std::pair<const char*, const char*> cases[] = {
+      {R"({"prompt": "x", "temperature": "hot"})", "temperature"},
+      {R"({"prompt": "x", "temperature": 2.5})", "temperature"},
+      {R"({"prompt": "x", "top_p": 0})", "top_p"},
+      {R"({"prompt": "x", "top_k": 1.5})", "top_k"},
+      {R"({"prompt": "x", "max_tokens": 0})", "max_tokens"},
+      {R"({"prompt": "x", "max_tokens": 129})", "max_tokens"},
+      {R"({"prompt": "x", "max_tokens": true})", "max_tokens"},
+      {R"({"prompt": "x", "n": 5})", "n"},
+      {R"({"prompt": "x", "logprobs": 6})", "logprobs"},
+      {R"({"prompt": "x", "stop": [1]})", "stop"},
+      {R"({"prompt": "x", "stop": [""]})", "stop"},
+      {R"({"prompt": "x", "stop_token_ids": [512]})", "stop_token_ids"},
+      {R"({"prompt": "x", "min_tokens": 9, "max_tokens": 3})", "min_tokens"},
+      {R"({"prompt": "x", "stream_options": {"include_usage": true}})", "stream_options"},
+      {R"({"prompt": "x", "stream": "yes"})", "stream"},
+      {R"({"prompt": "x", "model": 3})", "model"},
+      {R"({"prompt": "x", "seed": 1e40})", "seed"},
+  };
+  for (const auto& [body, param] : cases) {
+    ApiError error = completion_error(body);
+    EXPECT_EQ(error.status(), 400) << body;
+    EXPECT_EQ(error.param(), param) << body;
+  }
+  EXPECT_EQ(completion_error(R"({"prompt": "x", "echo": true})").status(), 422);
+  EXPECT_EQ(completion_error(R"([1])").status(), 400);
+}
+
+TEST(ChatRequest, NormalizesContentPartsAndKeepsOtherFields) {
+  ChatRequest request = parse_chat_request(nlohmann::json::parse(R"({
+    "messages": [{"role": "system", "content": "be brief"},
+                 {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}], "name": "ann"},
+                 {"role": "assistant", "content": null, "tool_calls": []}],
+    "chat_template_kwargs": {"enable_thinking": true}, "logprobs": true, "top_logprobs": 3,
+    "max_completion_tokens": 7, "max_tokens": 9})"), kLimits);
+  EXPECT_EQ(request.messages[1]["content"], "a\nb");
+  EXPECT_EQ(request.messages[1]["name"], "ann");
+  EXPECT_TRUE(request.messages[2]["content"].is_null());
+  EXPECT_EQ(request.chat_template_kwargs["enable_thinking"], true);
+  EXPECT_EQ(*request.sampling.logprobs, 3);
+  EXPECT_EQ(*request.sampling.max_tokens, 7);  // max_completion_tokens wins
+  EXPECT_TRUE(request.add_generation_prompt);
+}
+
+TEST(ChatRequest, RejectsMalformedMessages) {
+  EXPECT_EQ(chat_error(R"({})").param(), "messages");
+  EXPECT_EQ(chat_error(R"({"messages": []})").param(), "messages");
+  EXPECT_EQ(chat_error(R"({"messages": {}})").param(), "messages");
+  EXPECT_EQ(chat_error(R"({"messages": ["hi"]})").status(), 400);
+  EXPECT_EQ(chat_error(R"({"messages": [{"content": "hi"}]})").param(), "messages[0].role");
+  EXPECT_EQ(chat_error(R"({"messages": [{"role": "user", "content": "a"}, {"role": "king", "content": "b"}]})").param(),
+            "messages[1].role");
+  EXPECT_EQ(chat_error(R"({"messages": [{"role": "user"}]})").param(), "messages[0].content");
+  EXPECT_EQ(chat_error(R"({"messages": [{"role": "user", "content": 3}]})").param(), "messages[0].content");
+  EXPECT_EQ(chat_error(R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})").status(), 422);
+  EXPECT_EQ(chat_error(R"({"messages": [{"role": "user", "content": "a"}], "top_logprobs": 2})").param(), "top_logprobs");
+  EXPECT_EQ(chat_error(R"({"messages": [{"role": "user", "content": "a"}], "chat_template_kwargs": []})").param(),
+            "chat_template_kwargs");
+  EXPECT_EQ(chat_error(R"({"messages": [{"role": "user", "content": "a"}], "response_format": {"type": "json_object"}})").status(),
+            422);
+}
+
+TEST(ApiError, BodyIsTheOpenAiErrorObject) {
+  ApiError error(404, "no such model", "model", "model_not_found");
+  nlohmann::json body = nlohmann::json::parse(error.body());
+  EXPECT_EQ(body["error"]["message"], "no such model");
+  EXPECT_EQ(body["error"]["type"], "not_found_error");
+  EXPECT_EQ(body["error"]["param"], "model");
+  EXPECT_EQ(body["error"]["code"], "model_not_found");
+  nlohmann::json plain = nlohmann::json::parse(ApiError(400, "bad \xff byte").body());
+  EXPECT_TRUE(plain["error"]["param"].is_null());
+  EXPECT_EQ(plain["error"]["type"], "invalid_request_error");
+}
+
+}  // namespace
+}  // namespace rackserve::api
