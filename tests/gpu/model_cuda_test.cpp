@@ -153,14 +153,20 @@ TEST_P(CudaReferenceModel, GreedyIsNearArgmaxOfOracle) {
   }
 }
 
-TEST_P(CudaReferenceModel, DecodeThroughCacheEqualsFullForward) {
+// Decode through the paged cache, one token per step (the GEMMs take the small-M path,
+// attention the split-KV decode path where the shape allows), against the oracle stepping
+// the same way with the same routing. (Full forward vs stepped on the GPU itself may
+// differ by a routing flip, since the two paths round differently.)
+TEST_P(CudaReferenceModel, DecodeThroughCacheMatchesOracle) {
   auto tokens = read_vector<int32_t>(reference_, "prompt_" + std::to_string(prompts_ - 1) + ".tokens");
-  SequenceRunner full(*model_, static_cast<int64_t>(tokens.size()));
-  auto expected = full.append(tokens, true);
   SequenceRunner stepped(*model_, static_cast<int64_t>(tokens.size()));
   auto logits = stepped.append(tokens, true, 1);
+  start_replay();
+  SequenceRunner oracle_runner(*oracle_model_, static_cast<int64_t>(tokens.size()));
+  auto expected = oracle_runner.append(tokens, true, 1);
+  expect_flips_are_near_ties(prompts_ - 1);
   for (size_t r = 0; r < tokens.size(); ++r)
-    EXPECT_GE(cosine(logits[r].data(), expected[r].data(), vocab()), 0.99999) << "position " << r;
+    EXPECT_GE(cosine(logits[r].data(), expected[r].data(), vocab()), kMinCosine) << "position " << r;
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaReferenceModel, ::testing::ValuesIn(fixture_names()), [](const auto& info) {
