@@ -8,7 +8,7 @@ scripts/build.sh
 jobs=$(nproc 2>/dev/null || echo 2)
 ctest --test-dir build -L 'unit|model|e2e' --output-on-failure -j "$jobs"
 # When the CUDA kernels were built: their sm_120a SASS must use tensor cores (77: no cuobjdump here).
-if [[ -f build/kernels/librackserve_kernels.a ]]; then scripts/check-sass.sh build || [[ $? -eq 77 ]]; fi
+if [[ -f build/kernels/librackserve_kernels.a ]]; then scripts/check-sass.sh build; fi
 
 # AddressSanitizer + UBSan build of the parsers that read untrusted input.
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRACKSERVE_SANITIZE=ON -DRACKSERVE_CUDA=OFF
