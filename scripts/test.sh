@@ -7,7 +7,7 @@ scripts/install-deps.sh
 scripts/build.sh
 jobs=$(nproc 2>/dev/null || echo 2)
 ctest --test-dir build -L 'unit|model|e2e' --output-on-failure -j "$jobs"
-# When the CUDA kernels were built: their sm_120a SASS must use tensor cores (77: no cuobjdump here).
+# When the CUDA kernels were built: their sm_120a code must use tensor cores (SASS, or PTX without cuobjdump).
 if [[ -f build/kernels/librackserve_kernels.a ]]; then scripts/check-sass.sh build; fi
 
 # AddressSanitizer + UBSan build of the parsers that read untrusted input.
