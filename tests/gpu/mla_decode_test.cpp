@@ -43,6 +43,7 @@ class MlaDecodeTest : public ::testing::Test {
     std::vector<int32_t> contexts, table;
     int64_t max_blocks = 0, width = 0;
     Pair cache;
+    int64_t page_size = kPageSize;
   };
   // One forward call's inputs on both backends, for a batch of sequences of a PagedCache.
   struct DecodeBatch {
@@ -86,31 +87,31 @@ class MlaDecodeTest : public ::testing::Test {
   }
 
   // Pages are a shuffled pool with a quarter spare; every row outside a context stays NaN.
-  PagedCache make_cache(const std::vector<int32_t>& contexts, int64_t width) {
-    PagedCache paged{contexts, {}, 0, width, {}};
+  PagedCache make_cache(const std::vector<int32_t>& contexts, int64_t width, int64_t page_size = kPageSize) {
+    PagedCache paged{contexts, {}, 0, width, {}, page_size};
     int64_t needed = 0;
     for (int32_t c : contexts) {
-      needed += (c + kPageSize - 1) / kPageSize;
-      paged.max_blocks = std::max<int64_t>(paged.max_blocks, (c + kPageSize - 1) / kPageSize + 1);
+      needed += (c + page_size - 1) / page_size;
+      paged.max_blocks = std::max<int64_t>(paged.max_blocks, (c + page_size - 1) / page_size + 1);
     }
     const int64_t pages = needed + needed / 4 + 1;
     std::vector<int32_t> order(pages);
     std::iota(order.begin(), order.end(), 0);
     std::shuffle(order.begin(), order.end(), rng_);
     const int32_t nan_page = order.back();  // never owned
-    std::vector<float> values(pages * kPageSize * width, NAN);
+    std::vector<float> values(pages * page_size * width, NAN);
     std::normal_distribution<float> normal(0.0f, 1.0f);
     int64_t next = 0;
     for (int32_t c : contexts) {
       for (int64_t b = 0; b < paged.max_blocks; ++b)
-        paged.table.push_back(b < (c + kPageSize - 1) / kPageSize ? order[next++] : nan_page);
+        paged.table.push_back(b < (c + page_size - 1) / page_size ? order[next++] : nan_page);
       const int32_t* row = paged.table.data() + paged.table.size() - paged.max_blocks;
       for (int64_t position = 0; position < c; ++position) {
-        float* entry = values.data() + (row[position / kPageSize] * kPageSize + position % kPageSize) * width;
+        float* entry = values.data() + (row[position / page_size] * page_size + position % page_size) * width;
         for (int64_t i = 0; i < width; ++i) entry[i] = bf16_to_f32(f32_to_bf16(normal(rng_)));
       }
     }
-    paged.cache = upload(values, {pages, kPageSize, width});
+    paged.cache = upload(values, {pages, page_size, width});
     return paged;
   }
 
@@ -124,7 +125,8 @@ class MlaDecodeTest : public ::testing::Test {
       context.push_back(c);
       table.insert(table.end(), paged.table.begin() + s * paged.max_blocks, paged.table.begin() + (s + 1) * paged.max_blocks);
       positions.push_back(c - 1);
-      slots.push_back(static_cast<int32_t>(paged.table[s * paged.max_blocks + (c - 1) / kPageSize] * kPageSize + (c - 1) % kPageSize));
+      const int64_t page = paged.page_size;
+      slots.push_back(static_cast<int32_t>(paged.table[s * paged.max_blocks + (c - 1) / page] * page + (c - 1) % page));
       longest = std::max(longest, c);
     }
     const int64_t n = static_cast<int64_t>(sequences.size());
@@ -140,7 +142,7 @@ class MlaDecodeTest : public ::testing::Test {
       b.positions = on_gpu ? batch.positions.gpu : batch.positions.cpu;
       b.num_sequences = b.num_tokens = n;
       b.max_context_length = set_max_context ? longest : 0;  // 0: the GPU bounds keys by the block table
-      b.page_size = kPageSize;
+      b.page_size = paged.page_size;
     }
     return batch;
   }
@@ -190,6 +192,19 @@ TEST_F(MlaDecodeTest, BatchOneEveryContextAndHeadCount) {
   for (int64_t heads : {128, 64, 32, 16, 8})
     for (int s = 0; s < static_cast<int>(contexts.size()); ++s)
       expect_backends_agree(deepseek(heads), paged, {s}, /*set_max_context=*/false);
+}
+
+// A page size that is not a power of two takes the kernel's division page lookup, and a
+// 32-key tile then straddles pages (48 = 32 + 16).
+TEST_F(MlaDecodeTest, PageSizeNotPowerOfTwo) {
+  const std::vector<int32_t> contexts{1, 47, 48, 49, 1000, 4097};
+  PagedCache paged = make_cache(contexts, 512 + 64, 48);
+  std::vector<int> all(contexts.size());
+  std::iota(all.begin(), all.end(), 0);
+  for (int64_t heads : {128, 16}) {
+    expect_backends_agree(deepseek(heads), paged, all, /*set_max_context=*/true);
+    expect_backends_agree(deepseek(heads), paged, {5}, /*set_max_context=*/false);
+  }
 }
 
 TEST_F(MlaDecodeTest, Batch128MixedLengths) {
