@@ -34,12 +34,14 @@ struct MlaDecodeConfig {
 };
 
 // True when the mma fast path covers the shape: lora 512, rope 64 (DeepSeek-V3, Kimi-K2,
-// GLM-5), nope % 8 == 0; any head count and page size (a power of two is fastest). Other shapes use launch_mla_attention.
+// GLM-5), nope % 8 == 0; any head count and page size (a power of two is fastest). Other
+// shapes use launch_mla_attention.
 bool mla_decode_supported(int64_t lora, int64_t rope, int64_t nope);
 
 // Picks splits for the fewest waves x keys per CTA (one CTA per SM, a fixed cost per CTA):
 // tokens * head_groups * splits CTAs fill the GPU without a mostly empty last wave, never
-// cutting chunks below 256 keys; keys_per_split is a multiple of the kernel's 32-key tile. max_keys bounds positions[t] + 1 over the batch (an
+// cutting chunks below 256 keys; keys_per_split is a multiple of the kernel's 32-key tile.
+// max_keys bounds positions[t] + 1 over the batch (an
 // underestimate stays correct, only slower); sm_count <= 0 asks the current device.
 MlaDecodeConfig plan_mla_decode(int64_t tokens, int64_t heads, int64_t max_keys, int sm_count = 0);
 
