@@ -16,16 +16,73 @@ struct MoeRouteParams {
 };
 int launch_moe_route(const MoeRouteParams& params, Stream stream);
 
-struct MoeExpertsParams {
-  const void* x;             // [tokens, hidden] bf16
-  const int32_t* expert_ids; // [tokens, top_k]
-  const float* weights;      // [tokens, top_k]
-  const void* gate_up;       // [experts, 2 * inter, hidden] bf16
-  const void* down;          // [experts, hidden, inter] bf16
-  float* activated;          // [tokens, top_k, inter] f32 workspace
-  float* output;             // [tokens, hidden] f32
-  int64_t tokens, top_k, experts, hidden, inter;  // hidden, inter multiples of 8
+// --- Token sort/align per expert (moe_align_tokens) --------------------------------------
+// A "pair" is one (token, slot) routing choice, numbered token * top_k + slot. The grouped
+// expert kernels work on per-expert lists of pairs, each padded to a multiple of
+// kMoeAlignBlock (the tiled kernel's M tile) with sentinel entries (-1).
+constexpr int64_t kMoeAlignBlock = 32;
+constexpr int64_t kMoeAlignMaxExperts = 1024;
+
+// Upper bounds of the align outputs, known on the host without reading expert_ids:
+// at most min(experts, pairs) experts are active, and sum_e ceil(count_e / block) <=
+// (pairs + active * (block - 1)) / block.
+struct MoeAlignLayout {
+  int64_t pairs, max_active, max_blocks, capacity;  // capacity = max_blocks * kMoeAlignBlock
 };
-int launch_moe_experts(const MoeExpertsParams& params, Stream stream);
+inline MoeAlignLayout moe_align_layout(int64_t tokens, int64_t top_k, int64_t experts) {
+  const int64_t pairs = tokens * top_k;
+  const int64_t max_active = pairs < experts ? pairs : experts;
+  const int64_t max_blocks = (pairs + max_active * (kMoeAlignBlock - 1) + kMoeAlignBlock - 1) / kMoeAlignBlock;
+  return {pairs, max_active, max_blocks, max_blocks * kMoeAlignBlock};
+}
+
+struct MoeAlignParams {
+  const int32_t* expert_ids;  // [pairs] (= [tokens, top_k]); ids outside [0, experts) are dropped
+  int32_t* sorted_pairs;      // [capacity]: each active expert's pairs in increasing order, then -1 up to
+                              //   the next multiple of kMoeAlignBlock; -1 past the last list
+  int32_t* active_experts;    // [max_active]: experts with >= 1 pair, ascending; -1 after the last
+  int32_t* active_offsets;    // [max_active]: start of each active expert's list (a multiple of the block)
+  int32_t* active_counts;     // [max_active]: pairs of each active expert; 0 after the last
+  int32_t* block_slots;       // [max_blocks]: active slot owning sorted_pairs[b * block, (b + 1) * block); -1 after
+  int64_t pairs, experts, max_active, max_blocks;  // from moe_align_layout; experts <= kMoeAlignMaxExperts
+};
+// One CTA; deterministic (the lists keep pair order, no order-dependent atomics).
+int launch_moe_align_tokens(const MoeAlignParams& params, Stream stream);
+
+// --- Grouped routed experts (weights read once per expert per step) -----------------------
+//   1. gate_up: activated[pair] = silu(gate_e x_t) * (up_e x_t) for every pair of expert e;
+//   2. down:    contributions[pair] = weight[pair] * down_e activated[pair];
+//   3. output[t] = sum over slots k in order of contributions[t * top_k + k] (no float atomics).
+// Each active expert runs on one of two paths, chosen on the device from its pair count:
+// below `tiled_min_tokens` the CUDA-core path (weights streamed with 16-byte loads, tiles of
+// 8 tokens), from it on the mma.sync tiled path (M = the expert's pairs, N = weight rows).
+struct MoeGroupedExpertsParams {
+  const void* x;                 // [tokens, hidden] bf16
+  const float* weights;          // [pairs] routing weights (= [tokens, top_k])
+  const void* gate_up;           // [experts, 2 * inter, hidden] bf16 (gate rows, then up rows)
+  const void* down;              // [experts, hidden, inter] bf16
+  const int32_t* sorted_pairs;   // the MoeAlignParams outputs, same names and shapes
+  const int32_t* active_experts;
+  const int32_t* active_offsets;
+  const int32_t* active_counts;
+  const int32_t* block_slots;
+  void* activated_high;          // [pairs, inter] bf16 workspace: bf16(a)
+  void* activated_low;           // [pairs, inter] bf16 workspace: bf16(a - bf16(a)); high + low keeps ~16 bits
+  float* contributions;          // [pairs, hidden] f32 workspace
+  float* output;                 // [tokens, hidden] f32
+  int64_t tokens, top_k, experts, hidden, inter;  // hidden, inter multiples of 8
+  int64_t max_active, max_blocks;                 // from moe_align_layout
+};
+
+// How the grouped experts run (the problem is MoeGroupedExpertsParams).
+struct MoeGroupedConfig {
+  int64_t tiled_min_tokens;  // experts with at least this many pairs take the tiled path
+};
+// Decode-sized batches (<= 64 tokens) keep every expert on the streaming path: a few hot
+// experts alone on the tiled path would leave most SMs idle. Larger batches send experts
+// with >= 16 pairs to the tiled path.
+MoeGroupedConfig plan_moe_grouped(int64_t tokens, int64_t top_k, int64_t experts);
+int launch_moe_experts_grouped(const MoeGroupedExpertsParams& params, const MoeGroupedConfig& config,
+                               Stream stream);
 
 }  // namespace rackserve::kernels

@@ -251,12 +251,50 @@ Tensor CudaBackend::moe_experts(const Tensor& x, const MoeRouting& routing, cons
                experts.down.dim(2) == inter,
            "expert weights {} / {} do not match hidden {}", shape_string(experts.gate_up.shape),
            shape_string(experts.down.shape), hidden);
-  Tensor activated = allocate_step(DType::F32, {tokens, top_k, inter});
+  RS_CHECK(routing.expert_ids.dim(0) == tokens && routing.weights.numel() == tokens * top_k,
+           "moe routing {} does not match {} tokens", shape_string(routing.expert_ids.shape), tokens);
+  // Workspace: the per-expert pair lists (ints), the activation as bf16 high + low parts, and
+  // one f32 contribution row per pair (summed per token in slot order by the last kernel).
+  const kernels::MoeAlignLayout layout = kernels::moe_align_layout(tokens, top_k, count);
+  Tensor lists = allocate_step(DType::I32, {layout.capacity + 3 * layout.max_active + layout.max_blocks});
+  Tensor activated = allocate_step(DType::BF16, {2, layout.pairs, inter});
+  Tensor contributions = allocate_step(DType::F32, {layout.pairs, hidden});
   Tensor out = allocate_step(DType::F32, {tokens, hidden});
-  kernels::MoeExpertsParams params{x.data,         routing.expert_ids.as<int32_t>(), routing.weights.as<float>(),
-                                   experts.gate_up.data, experts.down.data,          activated.as<float>(),
-                                   out.as<float>(), tokens, top_k, count, hidden, inter};
-  check(kernels::launch_moe_experts(params, stream_), "moe_experts");
+  kernels::MoeAlignParams align{};
+  align.expert_ids = routing.expert_ids.as<int32_t>();
+  align.sorted_pairs = lists.as<int32_t>();
+  align.active_experts = align.sorted_pairs + layout.capacity;
+  align.active_offsets = align.active_experts + layout.max_active;
+  align.active_counts = align.active_offsets + layout.max_active;
+  align.block_slots = align.active_counts + layout.max_active;
+  align.pairs = layout.pairs;
+  align.experts = count;
+  align.max_active = layout.max_active;
+  align.max_blocks = layout.max_blocks;
+  check(kernels::launch_moe_align_tokens(align, stream_), "moe_align_tokens");
+  kernels::MoeGroupedExpertsParams params{};
+  params.x = x.data;
+  params.weights = routing.weights.as<float>();
+  params.gate_up = experts.gate_up.data;
+  params.down = experts.down.data;
+  params.sorted_pairs = align.sorted_pairs;
+  params.active_experts = align.active_experts;
+  params.active_offsets = align.active_offsets;
+  params.active_counts = align.active_counts;
+  params.block_slots = align.block_slots;
+  params.activated_high = activated.data;
+  params.activated_low = static_cast<std::byte*>(activated.data) + layout.pairs * inter * 2;
+  params.contributions = contributions.as<float>();
+  params.output = out.as<float>();
+  params.tokens = tokens;
+  params.top_k = top_k;
+  params.experts = count;
+  params.hidden = hidden;
+  params.inter = inter;
+  params.max_active = layout.max_active;
+  params.max_blocks = layout.max_blocks;
+  check(kernels::launch_moe_experts_grouped(params, kernels::plan_moe_grouped(tokens, top_k, count), stream_),
+        "moe_experts_grouped");
   return out;
 }
 

@@ -1,0 +1,232 @@
+// CUDA-core path of the grouped MoE experts, for decode-sized experts (a few pairs each):
+// memory-bound, so each CTA streams a slice of one expert's weight rows once and applies
+// every 16-byte chunk to a tile of up to 8 of the expert's tokens. Grid: x = row slices (so
+// even 8 active experts at batch 1 cover every SM), y = active expert slots.
+//   gate_up: a warp owns 2 intermediate rows (its 2 gate + 2 up weight rows stream together);
+//   down:    a warp owns 4 hidden rows.
+// With 2 chunks unrolled, each lane keeps 8 16-byte weight loads in flight (32 KB per CTA).
+// Weights load with L1::no_allocate so the token vectors (re-read by every warp) stay in L1.
+#include "common/device_utils.cuh"
+#include "moe/moe_grouped.cuh"
+
+namespace rackserve::kernels {
+
+namespace {
+
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+constexpr int kTileTokens = 8;
+constexpr int kUnroll = 2;
+constexpr int kGateUpRows = 2;  // intermediate rows per warp
+constexpr int kDownRows = 4;    // hidden rows per warp
+constexpr int kChunk = 8;       // bf16 values per 16-byte load
+static_assert(2 * kGateUpRows * kTileTokens == 32 && kDownRows * kTileTokens == 32,
+              "one accumulator per lane after the reduce-scatter");
+
+__device__ __forceinline__ uint4 load_streaming(const __nv_bfloat16* address) {
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(address));
+  return v;
+}
+
+__device__ __forceinline__ void unpack_bf16x8(const uint4& raw, float (&out)[8]) {
+  const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    out[2 * i] = __uint_as_float(words[i] << 16);
+    out[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
+  }
+}
+
+__device__ __forceinline__ void load_cached_bf16x8(const __nv_bfloat16* address, float (&out)[8]) {
+  unpack_bf16x8(__ldg(reinterpret_cast<const uint4*>(address)), out);
+}
+
+// One halving step: lanes whose `Width` bit is clear keep v[0..Width), the others
+// v[Width..2 Width) moved down to v[0..Width), each plus the partner lane's copy.
+template <int Width>
+__device__ __forceinline__ void reduce_scatter_step(float (&v)[32], bool upper) {
+#pragma unroll
+  for (int i = 0; i < Width; ++i) {
+    const float send = upper ? v[i] : v[i + Width];
+    const float keep = upper ? v[i + Width] : v[i];
+    v[i] = keep + __shfl_xor_sync(0xffffffffu, send, Width);
+  }
+}
+
+// On lane l: the sum over the warp of v[l] (31 shuffles instead of 32 full reductions).
+__device__ __forceinline__ float warp_reduce_scatter32(float (&v)[32]) {
+  const int lane = threadIdx.x % 32;
+  reduce_scatter_step<16>(v, (lane & 16) != 0);
+  reduce_scatter_step<8>(v, (lane & 8) != 0);
+  reduce_scatter_step<4>(v, (lane & 4) != 0);
+  reduce_scatter_step<2>(v, (lane & 2) != 0);
+  reduce_scatter_step<1>(v, (lane & 1) != 0);
+  return v[0];
+}
+
+struct ExpertWork {
+  int expert, offset, count;
+};
+
+// The active expert of this CTA (blockIdx.y), or false when the slot is empty or the expert
+// belongs to the tiled path.
+__device__ __forceinline__ bool small_m_expert(const MoeGroupedExpertsParams& p, int64_t tiled_min_tokens,
+                                               ExpertWork& work) {
+  work.expert = p.active_experts[blockIdx.y];
+  if (work.expert < 0) return false;
+  work.count = p.active_counts[blockIdx.y];
+  work.offset = p.active_offsets[blockIdx.y];
+  return work.count < tiled_min_tokens;
+}
+
+__global__ void __launch_bounds__(kThreads) moe_gate_up_small_m_kernel(MoeGroupedExpertsParams p,
+                                                                       int64_t tiled_min_tokens) {
+  ExpertWork work;
+  if (!small_m_expert(p, tiled_min_tokens, work)) return;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t row_begin = (static_cast<int64_t>(blockIdx.x) * kWarps + warp) * kGateUpRows;
+  if (row_begin >= p.inter) return;
+  const __nv_bfloat16* expert_weights =
+      static_cast<const __nv_bfloat16*>(p.gate_up) + static_cast<int64_t>(work.expert) * 2 * p.inter * p.hidden;
+  // rows[q]: q < kGateUpRows the gate rows, then the matching up rows (clamped in range).
+  const __nv_bfloat16* rows[2 * kGateUpRows];
+#pragma unroll
+  for (int r = 0; r < kGateUpRows; ++r) {
+    const int64_t row = min(row_begin + r, p.inter - 1);
+    rows[r] = expert_weights + row * p.hidden;
+    rows[kGateUpRows + r] = expert_weights + (p.inter + row) * p.hidden;
+  }
+  const __nv_bfloat16* x = static_cast<const __nv_bfloat16*>(p.x);
+
+  for (int tile = 0; tile < work.count; tile += kTileTokens) {
+    const int tokens = min(kTileTokens, work.count - tile);
+    const __nv_bfloat16* x_rows[kTileTokens];
+#pragma unroll
+    for (int t = 0; t < kTileTokens; ++t) {
+      const int pair = p.sorted_pairs[work.offset + tile + min(t, tokens - 1)];
+      x_rows[t] = x + (pair / p.top_k) * p.hidden;
+    }
+    float accumulator[32] = {};  // [q][t]: q = gate rows, then up rows
+    for (int64_t k_begin = lane * kChunk; k_begin < p.hidden; k_begin += 32 * kChunk * kUnroll) {
+      uint4 raw[kUnroll][2 * kGateUpRows];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int64_t k = k_begin + u * 32 * kChunk;
+#pragma unroll
+        for (int q = 0; q < 2 * kGateUpRows; ++q) raw[u][q] = k < p.hidden ? load_streaming(rows[q] + k) : uint4{};
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int64_t k = k_begin + u * 32 * kChunk;
+        if (k >= p.hidden) continue;
+        float w[2 * kGateUpRows][kChunk];
+#pragma unroll
+        for (int q = 0; q < 2 * kGateUpRows; ++q) unpack_bf16x8(raw[u][q], w[q]);
+#pragma unroll
+        for (int t = 0; t < kTileTokens; ++t) {
+          if (t >= tokens) continue;
+          float xv[kChunk];
+          load_cached_bf16x8(x_rows[t] + k, xv);
+#pragma unroll
+          for (int q = 0; q < 2 * kGateUpRows; ++q)
+#pragma unroll
+            for (int i = 0; i < kChunk; ++i) accumulator[q * kTileTokens + t] = fmaf(w[q][i], xv[i], accumulator[q * kTileTokens + t]);
+        }
+      }
+    }
+    const float sum = warp_reduce_scatter32(accumulator);  // lane l: item l = (q, t)
+    const float up = __shfl_down_sync(0xffffffffu, sum, 16);
+    const int r = lane / kTileTokens, t = lane % kTileTokens;
+    const int64_t row = row_begin + r;
+    if (lane < kGateUpRows * kTileTokens && t < tokens && row < p.inter) {
+      const int64_t pair = p.sorted_pairs[work.offset + tile + t];
+      __nv_bfloat16 high, low;
+      split_bf16(silu_times(sum, up), high, low);
+      static_cast<__nv_bfloat16*>(p.activated_high)[pair * p.inter + row] = high;
+      static_cast<__nv_bfloat16*>(p.activated_low)[pair * p.inter + row] = low;
+    }
+  }
+}
+
+__global__ void __launch_bounds__(kThreads) moe_down_small_m_kernel(MoeGroupedExpertsParams p,
+                                                                    int64_t tiled_min_tokens) {
+  ExpertWork work;
+  if (!small_m_expert(p, tiled_min_tokens, work)) return;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t row_begin = (static_cast<int64_t>(blockIdx.x) * kWarps + warp) * kDownRows;
+  if (row_begin >= p.hidden) return;
+  const __nv_bfloat16* rows[kDownRows];
+#pragma unroll
+  for (int q = 0; q < kDownRows; ++q)
+    rows[q] = static_cast<const __nv_bfloat16*>(p.down) +
+              (static_cast<int64_t>(work.expert) * p.hidden + min(row_begin + q, p.hidden - 1)) * p.inter;
+  const __nv_bfloat16* high = static_cast<const __nv_bfloat16*>(p.activated_high);
+  const __nv_bfloat16* low = static_cast<const __nv_bfloat16*>(p.activated_low);
+
+  for (int tile = 0; tile < work.count; tile += kTileTokens) {
+    const int tokens = min(kTileTokens, work.count - tile);
+    int64_t activated_rows[kTileTokens];  // element offset of each token's activation row
+#pragma unroll
+    for (int t = 0; t < kTileTokens; ++t)
+      activated_rows[t] = static_cast<int64_t>(p.sorted_pairs[work.offset + tile + min(t, tokens - 1)]) * p.inter;
+    float accumulator[32] = {};  // [q][t]
+    for (int64_t k_begin = lane * kChunk; k_begin < p.inter; k_begin += 32 * kChunk * kUnroll) {
+      uint4 raw[kUnroll][kDownRows];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int64_t k = k_begin + u * 32 * kChunk;
+#pragma unroll
+        for (int q = 0; q < kDownRows; ++q) raw[u][q] = k < p.inter ? load_streaming(rows[q] + k) : uint4{};
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int64_t k = k_begin + u * 32 * kChunk;
+        if (k >= p.inter) continue;
+        float w[kDownRows][kChunk];
+#pragma unroll
+        for (int q = 0; q < kDownRows; ++q) unpack_bf16x8(raw[u][q], w[q]);
+#pragma unroll
+        for (int t = 0; t < kTileTokens; ++t) {
+          if (t >= tokens) continue;
+          float a[kChunk], a_low[kChunk];
+          load_cached_bf16x8(high + activated_rows[t] + k, a);
+          load_cached_bf16x8(low + activated_rows[t] + k, a_low);
+#pragma unroll
+          for (int i = 0; i < kChunk; ++i) a[i] += a_low[i];
+#pragma unroll
+          for (int q = 0; q < kDownRows; ++q)
+#pragma unroll
+            for (int i = 0; i < kChunk; ++i) accumulator[q * kTileTokens + t] = fmaf(w[q][i], a[i], accumulator[q * kTileTokens + t]);
+        }
+      }
+    }
+    const float sum = warp_reduce_scatter32(accumulator);  // lane l: item l = (q, t)
+    const int q = lane / kTileTokens, t = lane % kTileTokens;
+    const int64_t row = row_begin + q;
+    if (t < tokens && row < p.hidden) {
+      const int64_t pair = p.sorted_pairs[work.offset + tile + t];
+      p.contributions[pair * p.hidden + row] = p.weights[pair] * sum;
+    }
+  }
+}
+
+}  // namespace
+
+int launch_moe_gate_up_small_m(const MoeGroupedExpertsParams& p, int64_t tiled_min_tokens, cudaStream_t stream) {
+  const int64_t rows_per_block = kWarps * kGateUpRows;
+  dim3 grid(static_cast<unsigned>((p.inter + rows_per_block - 1) / rows_per_block), static_cast<unsigned>(p.max_active));
+  moe_gate_up_small_m_kernel<<<grid, kThreads, 0, stream>>>(p, tiled_min_tokens);
+  return launch_status();
+}
+
+int launch_moe_down_small_m(const MoeGroupedExpertsParams& p, int64_t tiled_min_tokens, cudaStream_t stream) {
+  const int64_t rows_per_block = kWarps * kDownRows;
+  dim3 grid(static_cast<unsigned>((p.hidden + rows_per_block - 1) / rows_per_block), static_cast<unsigned>(p.max_active));
+  moe_down_small_m_kernel<<<grid, kThreads, 0, stream>>>(p, tiled_min_tokens);
+  return launch_status();
+}
+
+}  // namespace rackserve::kernels
