@@ -4,9 +4,9 @@
 //      over the cache positions j <= position[t] of the token's sequence, with an online
 //      softmax per warp and a merge of the warps' partial states;
 //   3. output[t, h] = W_UV[h] out_latent[t, h]                   (bf16)
-// One block per (token, head). This is the straightforward version that defines the
-// numerics; the split-KV decode kernel that shares one latent read among all heads of a
-// token (mla_decode_split_kv.cu) replaces step 2 for decode.
+// Steps 1 and 3 live in mla_absorb.cu (each head's weights read once per step). Step 2
+// here runs one block per (token, head): the straightforward version that defines the
+// numerics; the split-KV decode kernel (mla_decode_split_kv.cu) replaces it for decode.
 #include "common/device_utils.cuh"
 #include "rackserve/kernels/mla_params.h"
 
@@ -18,20 +18,6 @@ constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
 constexpr int kMaxLatentPerLane = 16;  // kv_lora_rank <= 512
 constexpr int kMaxRope = 128;
-
-__global__ void q_latent_kernel(MlaAttentionParams p) {
-  extern __shared__ float q_nope[];
-  const int64_t item = blockIdx.x, h = item % p.heads;
-  const __nv_bfloat16* q = static_cast<const __nv_bfloat16*>(p.q) + item * (p.nope + p.rope);
-  for (int64_t i = threadIdx.x; i < p.nope; i += blockDim.x) q_nope[i] = __bfloat162float(q[i]);
-  __syncthreads();
-  const __nv_bfloat16* w_uk = static_cast<const __nv_bfloat16*>(p.kv_b) + h * (p.nope + p.v) * p.lora;
-  for (int64_t c = threadIdx.x; c < p.lora; c += blockDim.x) {
-    float sum = 0.0f;
-    for (int64_t i = 0; i < p.nope; ++i) sum = fmaf(q_nope[i], __bfloat162float(w_uk[i * p.lora + c]), sum);
-    p.q_latent[item * p.lora + c] = sum;
-  }
-}
 
 __device__ int find_sequence(const int32_t* query_start, int64_t sequences, int64_t token) {
   int low = 0, high = static_cast<int>(sequences) - 1;
@@ -105,20 +91,6 @@ __global__ void attention_kernel(MlaAttentionParams p) {
   }
 }
 
-__global__ void output_kernel(MlaAttentionParams p) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int64_t item = blockIdx.x, h = item % p.heads;
-  const float* latent = p.out_latent + item * p.lora;
-  const __nv_bfloat16* w_uv = static_cast<const __nv_bfloat16*>(p.kv_b) + (h * (p.nope + p.v) + p.nope) * p.lora;
-  __nv_bfloat16* output = static_cast<__nv_bfloat16*>(p.output) + item * p.v;
-  for (int64_t d = warp; d < p.v; d += kWarps) {
-    float partial = 0.0f;
-    for (int64_t c = lane; c < p.lora; c += 32) partial = fmaf(__bfloat162float(w_uv[d * p.lora + c]), latent[c], partial);
-    float sum = warp_sum(partial);
-    if (lane == 0) output[d] = __float2bfloat16(sum);
-  }
-}
-
 bool valid(const MlaAttentionParams& p) {
   return p.tokens >= 0 && p.heads > 0 && p.lora > 0 && p.lora % 32 == 0 && p.lora <= 32 * kMaxLatentPerLane &&
          p.rope >= 0 && p.rope <= kMaxRope && p.nope > 0 && p.v > 0 && p.page_size > 0 && p.sequences > 0 &&
@@ -133,25 +105,10 @@ int launch_mla_attention(const MlaAttentionParams& p, Stream stream) {
   if (p.tokens == 0) return cudaSuccess;
   const unsigned items = static_cast<unsigned>(p.tokens * p.heads);
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  q_latent_kernel<<<items, kThreads, p.nope * sizeof(float), s>>>(p);
+  if (int status = launch_mla_q_latent(p, stream)) return status;
   attention_kernel<<<items, kThreads, 0, s>>>(p);
-  output_kernel<<<items, kThreads, 0, s>>>(p);
-  return launch_status();
-}
-
-int launch_mla_q_latent(const MlaAttentionParams& p, Stream stream) {
-  if (!valid(p)) return cudaErrorInvalidValue;
-  if (p.tokens == 0) return cudaSuccess;
-  q_latent_kernel<<<static_cast<unsigned>(p.tokens * p.heads), kThreads, p.nope * sizeof(float),
-                    static_cast<cudaStream_t>(stream)>>>(p);
-  return launch_status();
-}
-
-int launch_mla_output(const MlaAttentionParams& p, Stream stream) {
-  if (!valid(p)) return cudaErrorInvalidValue;
-  if (p.tokens == 0) return cudaSuccess;
-  output_kernel<<<static_cast<unsigned>(p.tokens * p.heads), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(p);
-  return launch_status();
+  if (int status = launch_status()) return status;
+  return launch_mla_output(p, stream);
 }
 
 }  // namespace rackserve::kernels
