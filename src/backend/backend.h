@@ -33,6 +33,9 @@ class Backend {
   // Copies a host tensor (any floating dtype) into persistent device memory, converted
   // to the backend's weight layout for `role`. Lives as long as the backend.
   virtual Tensor upload_weight(const Tensor& host, WeightRole role) = 0;
+  // Persistent storage for a weight of `shape` in the dtype and layout upload_weight gives
+  // `role`; contents unspecified. Dummy weights are generated into it on the device.
+  virtual Tensor allocate_weight(const Shape& shape, WeightRole role) = 0;
   // Copies a host tensor into persistent device memory as `dtype` (converting floats).
   virtual Tensor upload_persistent(const Tensor& host, DType dtype) = 0;
   // Persistent zero-initialised storage (KV cache pages and the like).

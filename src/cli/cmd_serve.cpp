@@ -116,6 +116,7 @@ std::thread start_signal_waiter(std::function<void()> on_signal, sigset_t& signa
 int run_serve(const Arguments& args) {
   cxxopts::Options options("rackserve serve", "Serve the OpenAI-compatible HTTP API for one model.");
   add_serve_options(options);
+  add_load_options(options);  // not in ServerConfig/YAML: flags only
   cxxopts::ParseResult result;
   if (!parse_or_help(options, args, result)) return 0;
   const ServerConfig config = config_from(result);
@@ -130,7 +131,7 @@ int run_serve(const Arguments& args) {
   auto tokenizer = std::make_shared<const text::Tokenizer>(text::Tokenizer::from_directory(config.model));
   spdlog::info("tokenizer: {} ids from {}", tokenizer->vocab_size(), config.model);
   std::unique_ptr<Backend> backend = make_backend(config);
-  std::unique_ptr<CausalLM> model = load_model(config.model, *backend);
+  std::unique_ptr<CausalLM> model = load_model(config.model, *backend, load_options_from(result));
   const ModelConfig& model_config = model->config();
   spdlog::info("model: {} ({} layers, hidden {}, {} routed experts, vocab {}, {} positions) on {}", config.model,
                model_config.num_layers, model_config.hidden_size, model_config.moe.num_routed_experts,

@@ -8,10 +8,30 @@
 namespace rackserve::cli {
 
 void add_model_options(cxxopts::Options& options) {
-  options.add_options()("model", "model directory (config.json + *.safetensors)", cxxopts::value<std::string>())(
+  options.add_options()("model", "model directory (config.json + *.safetensors; only config.json for --load-format dummy)",
+                        cxxopts::value<std::string>())(
       "tokens", "comma-separated token ids, e.g. 1,2,3", cxxopts::value<std::string>())(
       "device", "cpu, cuda or auto", cxxopts::value<std::string>()->default_value("auto"))(
       "threads", "CPU threads (0: all)", cxxopts::value<unsigned>()->default_value("0"))("h,help", "show this help");
+  add_load_options(options);
+}
+
+void add_load_options(cxxopts::Options& options) {
+  options.add_options()(
+      "load-format",
+      "auto or safetensors: the checkpoint's weights; dummy: random unquantized weights (BF16 on CUDA, f32 on the "
+      "CPU) with the shapes of config.json, generated on the device (quantization_config is ignored)",
+      cxxopts::value<std::string>()->default_value("auto"))(
+      "num-layers", "build only the first N decoder layers (0: all); the first_k_dense_replace layers stay dense",
+      cxxopts::value<int64_t>()->default_value("0"));
+}
+
+LoadOptions load_options_from(const cxxopts::ParseResult& result) {
+  LoadOptions options;
+  options.format = parse_load_format(result["load-format"].as<std::string>());
+  options.num_layers = result["num-layers"].as<int64_t>();
+  RS_CHECK(options.num_layers >= 0, "--num-layers must be >= 0, got {}", options.num_layers);
+  return options;
 }
 
 bool parse_or_help(cxxopts::Options& options, const Arguments& args, cxxopts::ParseResult& result) {
@@ -57,7 +77,7 @@ LoadedModel load_model_from_options(const cxxopts::ParseResult& result) {
     loaded.backend = make_cuda_backend(0);
   else
     loaded.backend = make_cpu_backend(result["threads"].as<unsigned>());
-  loaded.model = load_model(result["model"].as<std::string>(), *loaded.backend);
+  loaded.model = load_model(result["model"].as<std::string>(), *loaded.backend, load_options_from(result));
   return loaded;
 }
 

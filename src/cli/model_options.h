@@ -15,8 +15,13 @@
 
 namespace rackserve::cli {
 
-// Adds --model, --device, --threads and --tokens to `options`.
+// Adds --model, --device, --threads and --tokens to `options`, and the load options below.
 void add_model_options(cxxopts::Options& options);
+
+// Adds --load-format and --num-layers (every subcommand that loads a model takes them).
+void add_load_options(cxxopts::Options& options);
+// LoadOptions from the flags add_load_options added; throws on a bad format or count.
+LoadOptions load_options_from(const cxxopts::ParseResult& result);
 
 // Parses `args` (the words after the subcommand); prints help and returns nullopt-like
 // false when --help was given. Throws rackserve::Error on unknown or malformed options.
@@ -30,7 +35,7 @@ struct LoadedModel {
   std::unique_ptr<CausalLM> model;
 };
 
-// Backend from --device/--threads, model from --model.
+// Backend from --device/--threads, model from --model, --load-format and --num-layers.
 LoadedModel load_model_from_options(const cxxopts::ParseResult& result);
 
 }  // namespace rackserve::cli

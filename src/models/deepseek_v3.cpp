@@ -7,10 +7,10 @@
 
 namespace rackserve {
 
-DeepseekV3Model::DeepseekV3Model(ModelConfig config, const WeightStore& weights, Backend& backend)
+DeepseekV3Model::DeepseekV3Model(ModelConfig config, WeightSource& weights, Backend& backend)
     : config_(std::move(config)), backend_(backend) {
   const ModelConfig& c = config_;
-  WeightLoader loader(weights, backend);
+  WeightLoader loader(weights);
   RS_CHECK(!c.indexer, "model_type {}: DeepSeek sparse attention (the indexer) is not implemented yet", c.model_type);
 
   RotaryFrequencies frequencies = rotary_frequencies(c.rope, c.mla.qk_rope_head_dim);

@@ -8,13 +8,15 @@
 #include "models/layers/feed_forward.h"
 #include "models/layers/mla_attention.h"
 #include "models/layers/rotary_embedding.h"
+#include "models/layers/weight_source.h"
 #include "models/model.h"
 
 namespace rackserve {
 
 class DeepseekV3Model final : public CausalLM {
  public:
-  DeepseekV3Model(ModelConfig config, const WeightStore& weights, Backend& backend);
+  // Builds every layer of `config` (config.num_layers of them) from `weights`.
+  DeepseekV3Model(ModelConfig config, WeightSource& weights, Backend& backend);
 
   const ModelConfig& config() const override { return config_; }
   Backend& backend() const override { return backend_; }

@@ -10,6 +10,7 @@
 #include "config/model_config.h"
 #include "models/forward_batch.h"
 #include "models/kv_cache.h"
+#include "models/load_options.h"
 
 namespace rackserve {
 
@@ -25,7 +26,9 @@ class CausalLM {
   virtual Tensor forward(const ForwardBatch& batch, PagedKvCache& cache) = 0;
 };
 
-// Loads the model in `directory` (config.json + safetensors) onto `backend`.
-std::unique_ptr<CausalLM> load_model(const std::filesystem::path& directory, Backend& backend);
+// Loads the model in `directory` onto `backend`: config.json, and the *.safetensors
+// weights unless options.format is Dummy (then config.json alone is read).
+std::unique_ptr<CausalLM> load_model(const std::filesystem::path& directory, Backend& backend,
+                                     const LoadOptions& options = {});
 
 }  // namespace rackserve

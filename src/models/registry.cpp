@@ -1,14 +1,25 @@
-// load_model: picks the model class for a checkpoint directory from its config.json.
+// load_model: picks the model class for a checkpoint directory from its config.json and
+// the weight source from LoadOptions.
 #include "core/error.h"
 #include "models/deepseek_v3.h"
+#include "models/layers/checkpoint_weight_source.h"
+#include "models/layers/dummy_weight_source.h"
 #include "weights/safetensors.h"
 
 namespace rackserve {
 
-std::unique_ptr<CausalLM> load_model(const std::filesystem::path& directory, Backend& backend) {
-  ModelConfig config = ModelConfig::load(directory);
-  WeightStore weights = WeightStore::open(directory);
+std::unique_ptr<CausalLM> load_model(const std::filesystem::path& directory, Backend& backend,
+                                     const LoadOptions& options) {
+  ModelConfig config = with_layers_cut(ModelConfig::load(directory), options.num_layers);
   // Every model type ModelConfig accepts is a DeepSeek-V3-family architecture.
+  if (options.format == LoadFormat::Dummy) {
+    DummyWeightSource weights(config, backend, options.dummy_seed);
+    auto model = std::make_unique<DeepseekV3Model>(std::move(config), weights, backend);
+    weights.check_complete();
+    return model;
+  }
+  WeightStore store = WeightStore::open(directory);
+  CheckpointWeightSource weights(store, backend);
   return std::make_unique<DeepseekV3Model>(std::move(config), weights, backend);
 }
 

@@ -21,6 +21,7 @@ class CpuBackend : public Backend {
   DType activation_dtype() const override { return DType::F32; }
 
   Tensor upload_weight(const Tensor& host, WeightRole role) override;
+  Tensor allocate_weight(const Shape& shape, WeightRole) override { return allocate_persistent(DType::F32, shape); }
   Tensor allocate_persistent(DType dtype, const Shape& shape) override;
   Tensor upload_persistent(const Tensor& host, DType dtype) override;
   void begin_step() override { step_buffers_.clear(); }

@@ -98,9 +98,19 @@ Tensor CudaBackend::allocate_step(DType dtype, const Shape& shape) {
   return tensor;
 }
 
-Tensor CudaBackend::upload_weight(const Tensor& host, WeightRole role) {
+namespace {
+DType weight_dtype(WeightRole role) {
   const bool keep_f32 = role == WeightRole::RopeFrequencies || role == WeightRole::RouterBias;
-  return upload_persistent(host, keep_f32 ? DType::F32 : DType::BF16);
+  return keep_f32 ? DType::F32 : DType::BF16;
+}
+}  // namespace
+
+Tensor CudaBackend::upload_weight(const Tensor& host, WeightRole role) {
+  return upload_persistent(host, weight_dtype(role));
+}
+
+Tensor CudaBackend::allocate_weight(const Shape& shape, WeightRole role) {
+  return allocate_persistent_uninitialized(weight_dtype(role), shape);
 }
 
 // Every transfer goes through stream_ (a non-blocking stream does not order against the

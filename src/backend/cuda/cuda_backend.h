@@ -30,6 +30,7 @@ class CudaBackend : public Backend {
   DType activation_dtype() const override { return DType::BF16; }
 
   Tensor upload_weight(const Tensor& host, WeightRole role) override;
+  Tensor allocate_weight(const Shape& shape, WeightRole role) override;
   Tensor allocate_persistent(DType dtype, const Shape& shape) override;
   Tensor upload_persistent(const Tensor& host, DType dtype) override;
   void begin_step() override;

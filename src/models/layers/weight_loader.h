@@ -1,25 +1,26 @@
-// WeightLoader: moves checkpoint tensors from a WeightStore onto a backend, checking each
-// shape against what the model expects so a wrong checkpoint fails at load with the
-// tensor's name, not with garbage logits.
+// WeightLoader: what model code uses to get its weights by checkpoint name and expected
+// shape, whatever the WeightSource behind it (a checkpoint or dummy weights). Adds the
+// per-expert stacking the MoE block needs on top of the source's two primitives.
 #pragma once
 
 #include <string>
 #include <vector>
 
-#include "backend/backend.h"
-#include "weights/safetensors.h"
+#include "models/layers/weight_source.h"
 
 namespace rackserve {
 
 class WeightLoader {
  public:
-  WeightLoader(const WeightStore& store, Backend& backend) : store_(store), backend_(backend) {}
+  explicit WeightLoader(WeightSource& source) : source_(source) {}
 
   // One tensor; `shape` is the expected shape.
-  Tensor load(const std::string& name, const Shape& shape, WeightRole role);
+  Tensor load(const std::string& name, const Shape& shape, WeightRole role) { return source_.load(name, shape, role); }
   // Several [rows_i, cols] tensors concatenated along rows, e.g. gate and up into gate_up.
   Tensor load_row_concat(const std::vector<std::string>& names, const std::vector<int64_t>& rows, int64_t cols,
-                         WeightRole role);
+                         WeightRole role) {
+    return source_.load_row_concat(names, rows, cols, role);
+  }
   // Per-expert tensors stacked into [experts, sum(rows), cols]; `names_of(e)` lists the
   // tensors of expert e (concatenated along rows, as in load_row_concat).
   template <typename NamesOf>
@@ -37,13 +38,10 @@ class WeightLoader {
     return load_row_concat(names, all_rows, cols, role).reshaped({experts, per_expert, cols});
   }
 
-  bool contains(const std::string& name) const { return store_.contains(name); }
+  bool contains(const std::string& name) const { return source_.contains(name); }
 
  private:
-  const TensorRecord& checked(const std::string& name, const Shape& shape) const;
-
-  const WeightStore& store_;
-  Backend& backend_;
+  WeightSource& source_;
 };
 
 }  // namespace rackserve

@@ -1,12 +1,10 @@
-#include "models/layers/weight_loader.h"
-
-#include <cstring>
+#include "models/layers/checkpoint_weight_source.h"
 
 #include "core/error.h"
 
 namespace rackserve {
 
-const TensorRecord& WeightLoader::checked(const std::string& name, const Shape& shape) const {
+const TensorRecord& CheckpointWeightSource::checked(const std::string& name, const Shape& shape) const {
   const TensorRecord& record = store_.get(name);
   RS_CHECK(record.shape == shape, "tensor {} in {} has shape {}, the config implies {}", name, record.file.string(),
            shape_string(record.shape), shape_string(shape));
@@ -16,16 +14,15 @@ const TensorRecord& WeightLoader::checked(const std::string& name, const Shape& 
   return record;
 }
 
-Tensor WeightLoader::load(const std::string& name, const Shape& shape, WeightRole role) {
+Tensor CheckpointWeightSource::load(const std::string& name, const Shape& shape, WeightRole role) {
   return backend_.upload_weight(checked(name, shape).view(), role);
 }
 
-Tensor WeightLoader::load_row_concat(const std::vector<std::string>& names, const std::vector<int64_t>& rows,
-                                     int64_t cols, WeightRole role) {
+Tensor CheckpointWeightSource::load_row_concat(const std::vector<std::string>& names, const std::vector<int64_t>& rows,
+                                               int64_t cols, WeightRole role) {
   RS_CHECK(names.size() == rows.size(), "load_row_concat: {} names for {} row counts", names.size(), rows.size());
   int64_t total_rows = 0;
   for (int64_t r : rows) total_rows += r;
-  // Staged in float32 on the host: the backend converts to its own layout on upload.
   std::vector<float> staging(static_cast<size_t>(total_rows * cols));
   int64_t offset = 0;
   for (size_t i = 0; i < names.size(); ++i) {

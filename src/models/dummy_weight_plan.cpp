@@ -1,0 +1,50 @@
+#include "models/dummy_weight_plan.h"
+
+#include "core/error.h"
+#include "weights/quant_config.h"
+
+namespace rackserve {
+
+WeightManifest dummy_weight_manifest(const ModelConfig& config) {
+  ModelConfig bf16 = config;
+  bf16.raw["torch_dtype"] = "bfloat16";  // read before "dtype" by the manifest
+  return WeightManifest::build(bf16, QuantConfig{});
+}
+
+uint64_t DummyWeightPlan::total() const { return total_of_first(static_cast<int64_t>(layers.size())); }
+
+uint64_t DummyWeightPlan::total_of_first(int64_t count) const {
+  RS_CHECK(count >= 0 && count <= static_cast<int64_t>(layers.size()), "{} layers of {}", count, layers.size());
+  uint64_t bytes = embedding + head;
+  for (int64_t i = 0; i < count; ++i) bytes += layers[i].total();
+  return bytes;
+}
+
+DummyWeightPlan plan_dummy_weights(const ModelConfig& config) {
+  DummyWeightPlan plan;
+  plan.layers.resize(static_cast<size_t>(config.num_layers));
+  const WeightManifest manifest = dummy_weight_manifest(config);
+  for (const ManifestEntry& entry : manifest.entries()) {
+    if (entry.optional) continue;  // MTP layers are not loaded
+    if (entry.layer < 0) {
+      (entry.name.ends_with("embed_tokens.weight") ? plan.embedding : plan.head) += entry.bytes();
+      continue;
+    }
+    LayerWeightBytes& layer = plan.layers.at(static_cast<size_t>(entry.layer));
+    if (entry.split == TpSplit::ExpertIntermediate) {
+      layer.routed_experts += entry.bytes();
+      layer.num_routed_experts = config.moe.num_routed_experts;
+    } else {
+      layer.read_every_step += entry.bytes();
+    }
+  }
+  return plan;
+}
+
+int64_t layers_that_fit(const DummyWeightPlan& plan, uint64_t budget_bytes) {
+  int64_t count = 0;
+  while (count < static_cast<int64_t>(plan.layers.size()) && plan.total_of_first(count + 1) <= budget_bytes) ++count;
+  return count;
+}
+
+}  // namespace rackserve

@@ -1,0 +1,42 @@
+// What `--load-format dummy` allocates, from the config alone (no memory touched): the
+// manifest of the dummy weights and their bytes per decoder layer, split into what a
+// decode step reads whole and the routed experts it reads only where tokens were sent.
+// Used to choose how many layers fit on a GPU and for the decode benchmark's floor.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "config/model_config.h"
+#include "models/weight_manifest.h"
+
+namespace rackserve {
+
+// The manifest dummy weights follow: every tensor of `config` unquantized, stored as the
+// CUDA backend stores weights (BF16; the router's correction bias f32), whatever the
+// config's torch_dtype or quantization_config say.
+WeightManifest dummy_weight_manifest(const ModelConfig& config);
+
+struct LayerWeightBytes {
+  uint64_t read_every_step = 0;  // attention, norms, dense MLP or shared experts, router
+  uint64_t routed_experts = 0;   // all routed experts; a step reads those its tokens chose
+  int64_t num_routed_experts = 0;
+  uint64_t total() const { return read_every_step + routed_experts; }
+  uint64_t bytes_per_expert() const { return num_routed_experts ? routed_experts / num_routed_experts : 0; }
+};
+
+struct DummyWeightPlan {
+  uint64_t embedding = 0;  // embed_tokens; a step reads only its tokens' rows
+  uint64_t head = 0;       // final norm and lm_head (norm only when the head is tied to the embedding)
+  std::vector<LayerWeightBytes> layers;  // one per decoder layer of the config (MTP layers excluded)
+  uint64_t total() const;
+  uint64_t total_of_first(int64_t layers) const;  // embedding + head + the first `layers` layers
+};
+
+DummyWeightPlan plan_dummy_weights(const ModelConfig& config);
+
+// The most decoder layers (>= 0) whose dummy weights, with the embedding and head, fit in
+// `budget_bytes`; the first layers are the cheaper dense ones, so depth is a prefix.
+int64_t layers_that_fit(const DummyWeightPlan& plan, uint64_t budget_bytes);
+
+}  // namespace rackserve

@@ -1,0 +1,32 @@
+// LoadOptions: how load_model gets a model's weights and how much of it. Parsed at the CLI
+// boundary (--load-format, --num-layers), plain data below it.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "config/model_config.h"
+
+namespace rackserve {
+
+enum class LoadFormat : uint8_t {
+  Safetensors,  // the checkpoint's *.safetensors (also what "auto" means for now)
+  Dummy,        // random weights with the config's shapes, generated on the backend (BF16 on CUDA)
+};
+
+LoadFormat parse_load_format(std::string_view name);  // "auto", "safetensors", "dummy"; throws otherwise
+std::string_view load_format_name(LoadFormat format);
+
+struct LoadOptions {
+  LoadFormat format = LoadFormat::Safetensors;
+  // Decoder layers to build: the first num_layers of the config's (0: all). The first
+  // first_k_dense_replace of them stay dense, so a cut model keeps the layer types it had.
+  int64_t num_layers = 0;
+  uint64_t dummy_seed = 0;  // the dummy weights' random stream
+};
+
+// `config` with its depth cut to options.num_layers (unchanged when 0); throws when the
+// count is negative or exceeds the config's layers.
+ModelConfig with_layers_cut(ModelConfig config, int64_t num_layers);
+
+}  // namespace rackserve

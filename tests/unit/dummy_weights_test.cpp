@@ -1,0 +1,196 @@
+// `--load-format dummy` on the CPU backend: on every tiny fixture config, every tensor of
+// the manifest is generated with its shape, values are a function of the seed and stay
+// within their role's range, and the model's forward gives finite logits (also cut to one
+// layer). On the real DeepSeek-V3 config only the plan is checked (its weights do not fit
+// in host memory): bytes per layer against hand calculations, and the layer-fitting rule.
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "backend/backend.h"
+#include "core/error.h"
+#include "models/dummy_weight_plan.h"
+#include "models/layers/dummy_weight_source.h"
+#include "models/model.h"
+
+namespace rackserve {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<std::string> fixture_names() {
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(fs::path(RACKSERVE_TEST_DATA_DIR) / "models"))
+    if (fs::exists(entry.path() / "config.json")) names.push_back(entry.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// The role the model loads a manifest tensor with (for single-tensor loads).
+WeightRole role_of(const std::string& name) {
+  if (name.ends_with("embed_tokens.weight")) return WeightRole::Embedding;
+  if (name.ends_with("norm.weight")) return WeightRole::Norm;
+  if (name.ends_with("gate.e_score_correction_bias")) return WeightRole::RouterBias;
+  if (name.ends_with("mlp.gate.weight")) return WeightRole::RouterGate;
+  if (name.ends_with("kv_b_proj.weight")) return WeightRole::MlaKvB;
+  return WeightRole::Linear;
+}
+
+class DummyFixture : public ::testing::TestWithParam<std::string> {
+ protected:
+  fs::path directory() const { return fs::path(RACKSERVE_TEST_DATA_DIR) / "models" / GetParam(); }
+  ModelConfig config() const { return ModelConfig::load(directory()); }
+  std::unique_ptr<Backend> backend_ = make_cpu_backend(2);
+};
+
+TEST_P(DummyFixture, EveryManifestTensorHasItsShapeAndSeededValuesInRange) {
+  const ModelConfig c = config();
+  DummyWeightSource source(c, *backend_, 7), same(c, *backend_, 7), other(c, *backend_, 8);
+  int64_t checked = 0;
+  for (const ManifestEntry& entry : source.manifest().entries()) {
+    if (entry.optional) continue;
+    const WeightRole role = role_of(entry.name);
+    ASSERT_TRUE(source.contains(entry.name)) << entry.name;
+    Tensor tensor = source.load(entry.name, entry.shape, role);
+    EXPECT_EQ(tensor.shape, entry.shape) << entry.name;
+    const std::vector<float> values = backend_->download_f32(tensor);
+    const std::vector<float> again = backend_->download_f32(same.load(entry.name, entry.shape, role));
+    const std::vector<float> reseeded = backend_->download_f32(other.load(entry.name, entry.shape, role));
+    EXPECT_EQ(values, again) << entry.name << ": the same seed must give the same values";
+    const DummyWeightInit init = dummy_weight_init(role, entry.shape);
+    for (float v : values) {
+      ASSERT_TRUE(std::isfinite(v)) << entry.name;
+      ASSERT_GE(v, init.center - init.scale) << entry.name;
+      ASSERT_LE(v, init.center + init.scale) << entry.name;
+    }
+    if (init.scale > 0.0f) {
+      EXPECT_NE(values, reseeded) << entry.name << ": another seed must give other values";
+      const auto [low, high] = std::minmax_element(values.begin(), values.end());
+      if (values.size() >= 64) EXPECT_GT(*high - *low, init.scale) << entry.name << ": values should spread";
+    } else {
+      EXPECT_EQ(values, reseeded) << entry.name << ": constant weights do not depend on the seed";
+    }
+    ++checked;
+  }
+  EXPECT_GT(checked, 20);
+}
+
+TEST_P(DummyFixture, RejectsWhatTheManifestDoesNotHold) {
+  const ModelConfig c = config();
+  DummyWeightSource source(c, *backend_, 1);
+  EXPECT_THROW(source.load("model.norm.weight", {c.hidden_size + 1}, WeightRole::Norm), Error);
+  EXPECT_THROW(source.load("model.layers.99.input_layernorm.weight", {c.hidden_size}, WeightRole::Norm), Error);
+  EXPECT_THROW(source.check_complete(), Error);  // nothing loaded yet
+}
+
+// Finite logits for a prefill of two sequences and a decode step after it.
+void expect_finite_forward(CausalLM& model) {
+  const int64_t page_size = 4, vocab = model.config().vocab_size;
+  PagedKvCache cache = model.allocate_kv_cache(8, page_size);
+  ForwardBatch prefill;
+  prefill.sequences.push_back({{1, 5, 9, 2, 7}, 0, {0, 1}, true});
+  prefill.sequences.push_back({{3, 4, 6}, 0, {2}, false});
+  std::vector<float> logits = model.backend().download_f32(model.forward(prefill, cache));
+  ASSERT_EQ(static_cast<int64_t>(logits.size()), (5 + 1) * vocab);
+  ForwardBatch decode;
+  decode.sequences.push_back({{8}, 5, {0, 1}, false});
+  decode.sequences.push_back({{0}, 3, {2}, false});
+  std::vector<float> step = model.backend().download_f32(model.forward(decode, cache));
+  ASSERT_EQ(static_cast<int64_t>(step.size()), 2 * vocab);
+  logits.insert(logits.end(), step.begin(), step.end());
+  for (float v : logits) ASSERT_TRUE(std::isfinite(v));
+  const auto [low, high] = std::minmax_element(logits.begin(), logits.end());
+  EXPECT_GT(*high - *low, 1e-3f) << "logits should depend on the weights";
+}
+
+TEST_P(DummyFixture, LoadsEveryTensorAndRunsFinite) {
+  LoadOptions options;
+  options.format = LoadFormat::Dummy;
+  std::unique_ptr<CausalLM> model = load_model(directory(), *backend_, options);  // checks completeness
+  EXPECT_EQ(model->config().num_layers, config().num_layers);
+  expect_finite_forward(*model);
+}
+
+TEST_P(DummyFixture, NumLayersCutsDepthAndKeepsTheFirstLayersDense) {
+  LoadOptions options;
+  options.format = LoadFormat::Dummy;
+  options.num_layers = 1;
+  std::unique_ptr<CausalLM> model = load_model(directory(), *backend_, options);
+  EXPECT_EQ(model->config().num_layers, 1);
+  EXPECT_EQ(model->config().is_moe_layer(0), config().is_moe_layer(0));
+  expect_finite_forward(*model);
+
+  options.num_layers = config().num_layers + 1;
+  EXPECT_THROW(load_model(directory(), *backend_, options), Error);
+}
+
+TEST_P(DummyFixture, NumLayersAlsoCutsACheckpoint) {
+  if (!fs::exists(directory() / "model.safetensors")) GTEST_SKIP() << "no checkpoint";
+  LoadOptions options;
+  options.num_layers = 1;
+  std::unique_ptr<CausalLM> model = load_model(directory(), *backend_, options);
+  EXPECT_EQ(model->config().num_layers, 1);
+  expect_finite_forward(*model);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, DummyFixture, ::testing::ValuesIn(fixture_names()),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
+
+TEST(LoadFormat, ParsesTheCliNames) {
+  EXPECT_EQ(parse_load_format("auto"), LoadFormat::Safetensors);
+  EXPECT_EQ(parse_load_format("safetensors"), LoadFormat::Safetensors);
+  EXPECT_EQ(parse_load_format("dummy"), LoadFormat::Dummy);
+  EXPECT_THROW(parse_load_format("gguf"), Error);
+}
+
+// DeepSeek-V3 (61 layers, the first 3 dense), BF16 bytes:
+//   attention: q_a 1536x7168 + q_a_norm 1536 + q_b (128*192)x1536 + kv_a 576x7168
+//              + kv_a_norm 512 + kv_b (128*256)x512 + o 7168x(128*128)
+//   layer norms 2x7168; dense MLP 3 x 18432x7168;
+//   MoE: router 256x7168 (bf16) + bias 256 (f32) + shared expert 3 x 2048x7168,
+//        routed 256 experts x 3 x 2048x7168.
+TEST(DummyPlan, DeepSeekV3BytesPerLayerWithoutAllocating) {
+  const fs::path directory = fs::path(RACKSERVE_SHARED_MODELS_DIR) / "deepseek-v3";
+  if (!fs::exists(directory / "config.json")) GTEST_SKIP() << "no " << directory;
+  const ModelConfig full = ModelConfig::load(directory);
+  const DummyWeightPlan plan = plan_dummy_weights(with_layers_cut(full, 4));
+  ASSERT_EQ(plan.layers.size(), 4u);
+
+  const uint64_t attention = 1536ull * 7168 + 1536 + 128ull * 192 * 1536 + 576ull * 7168 + 512 + 128ull * 256 * 512 +
+                             7168ull * 128 * 128;
+  const uint64_t norms = 2ull * 7168;
+  EXPECT_EQ(plan.embedding, 129280ull * 7168 * 2);
+  EXPECT_EQ(plan.head, (129280ull * 7168 + 7168) * 2);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(plan.layers[i].read_every_step, (attention + norms + 3ull * 18432 * 7168) * 2) << i;
+    EXPECT_EQ(plan.layers[i].routed_experts, 0u) << i;
+  }
+  EXPECT_EQ(plan.layers[3].read_every_step, (attention + norms + 256ull * 7168 + 3ull * 2048 * 7168) * 2 + 256 * 4);
+  EXPECT_EQ(plan.layers[3].routed_experts, 256ull * 3 * 2048 * 7168 * 2);
+  EXPECT_EQ(plan.layers[3].bytes_per_expert(), 3ull * 2048 * 7168 * 2);
+  EXPECT_EQ(plan.total(), plan.embedding + plan.head + 3 * plan.layers[0].total() + plan.layers[3].total());
+
+  // Cutting depth keeps every layer's bytes: the full plan's first 4 layers are these.
+  const DummyWeightPlan whole = plan_dummy_weights(full);
+  ASSERT_EQ(whole.layers.size(), 61u);
+  EXPECT_EQ(whole.total_of_first(4), plan.total());
+  EXPECT_EQ(layers_that_fit(whole, plan.total()), 4);
+  EXPECT_EQ(layers_that_fit(whole, plan.total() - 1), 3);
+  EXPECT_EQ(layers_that_fit(whole, plan.embedding + plan.head - 1), 0);
+  EXPECT_EQ(layers_that_fit(whole, whole.total()), 61);
+  // About 671B parameters with the MTP layer; the main model alone is ~1.31 TB in BF16.
+  EXPECT_GT(whole.total(), 1.25e12);
+  EXPECT_LT(whole.total(), 1.36e12);
+  EXPECT_THROW(with_layers_cut(full, 62), Error);
+}
+
+}  // namespace
+}  // namespace rackserve
