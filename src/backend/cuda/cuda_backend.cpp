@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "backend/cuda/profiling_cuda_backend.h"
 #include "core/error.h"
 #include "rackserve/kernels/elementwise_params.h"
 
@@ -26,10 +27,15 @@ bool cuda_device_available() {
 }
 
 std::unique_ptr<Backend> make_cuda_backend(const CudaBackendOptions& options) {
+  if (options.profile_ops) return std::make_unique<ProfilingCudaBackend>(options);
   return std::make_unique<CudaBackend>(options);
 }
 
-std::unique_ptr<Backend> make_cuda_backend(int device) { return make_cuda_backend(CudaBackendOptions{device, false}); }
+std::unique_ptr<Backend> make_cuda_backend(int device) {
+  CudaBackendOptions options;
+  options.device = device;
+  return make_cuda_backend(options);
+}
 
 CudaBackend::CudaBackend(const CudaBackendOptions& options) : options_(options) {
   int count = 0;

@@ -16,6 +16,9 @@ struct CudaBackendOptions {
   // Fill every step allocation with NaN before handing it out, so an op that leaves part
   // of its output unwritten fails the tests (costs a memset per allocation).
   bool poison_step_allocations = false;
+  // Time every compute op with a cudaEvent pair, summed per op (ProfilingCudaBackend;
+  // read it with op_profiler()). Off: the plain backend, no cost.
+  bool profile_ops = false;
 };
 
 std::unique_ptr<Backend> make_cuda_backend(const CudaBackendOptions& options);
@@ -55,6 +58,9 @@ class CudaBackend : public Backend {
   MoeRouting moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
                        const MoeRouterParams& params) override;
   Tensor moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) override;
+
+ protected:
+  void* stream() const { return stream_; }  // cudaStream_t every op runs on
 
  private:
   struct Chunk {

@@ -1,0 +1,298 @@
+// One full decode step of DeepSeek-V3-family layers on the CUDA backend, against its
+// bandwidth floor. The model is built from a real config.json with dummy weights
+// (--load-format dummy) and as many layers as fit (--num-layers overrides); B sequences
+// each hold C tokens of random latents in the paged KV cache (not prefilled through the
+// model), and each step decodes one token per sequence through the model's forward.
+//
+// Floor = bytes that must be read / copy bandwidth measured in the same run, where the
+// bytes are: every weight outside the routed experts once (attention, norms, dense MLPs,
+// shared experts, routers, lm_head; of the embedding only the step's rows), the routed
+// experts the step's routing actually chose (read back from the routing of the timed
+// inputs: every timed step repeats the same tokens at the same positions), and the KV
+// cache of every sequence and layer (C + 1 entries of kv_lora + rope values, BF16).
+// The kernel-by-kernel table comes from the CUDA backend's op profiler (cudaEvent pairs).
+//
+// usage: decode_step CONFIG_DIR [--num-layers N] [--batch 1,32] [--context 1024]
+//                    [--steps 20] [--page-size 64] [--seed 1]
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/profiling_cuda_backend.h"
+#include "copy_bandwidth.h"
+#include "core/error.h"
+#include "models/dummy_weight_plan.h"
+#include "models/model.h"
+#include "rackserve/random_hash.h"
+
+namespace rackserve {
+namespace {
+
+void check_cuda(cudaError_t status, const char* what) {
+  RS_CHECK(status == cudaSuccess, "{}: {}", what, cudaGetErrorString(status));
+}
+
+struct Arguments {
+  std::string config_dir;
+  int64_t num_layers = 0;  // 0: as many as fit
+  std::vector<int64_t> batches{1, 32};
+  int64_t context = 1024;
+  int steps = 20;
+  int64_t page_size = 64;
+  uint64_t seed = 1;
+};
+
+// The CUDA backend with the op profiler, and on request the number of distinct experts
+// each moe_route call chose (one entry per MoE layer of the step; costs a download each).
+class DecodeBenchBackend final : public ProfilingCudaBackend {
+ public:
+  using ProfilingCudaBackend::ProfilingCudaBackend;
+
+  MoeRouting moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
+                       const MoeRouterParams& params) override {
+    MoeRouting routing = ProfilingCudaBackend::moe_route(router_logits, score_correction_bias, params);
+    if (count_routing) {
+      std::vector<float> ids = download_f32(routing.expert_ids);  // small integers: exact
+      experts_touched.push_back(static_cast<int64_t>(std::set<float>(ids.begin(), ids.end()).size()));
+    }
+    return routing;
+  }
+
+  bool count_routing = false;
+  std::vector<int64_t> experts_touched;
+};
+
+constexpr double kGiB = double(1 << 30);
+// Left free beside weights and KV: step activations, logits, kernel workspaces.
+constexpr double kReserveBytes = 4 * kGiB;
+// Of the device's total memory, as the server's default gpu_memory_utilization.
+constexpr double kMemoryUtilization = 0.9;
+
+int64_t pages_per_sequence(const Arguments& args) { return (args.context + 1 + args.page_size - 1) / args.page_size; }
+
+// KV bytes one layer holds for the largest batch (BF16 cache entries).
+double kv_bytes_per_layer(const ModelConfig& config, const Arguments& args) {
+  const int64_t batch = *std::max_element(args.batches.begin(), args.batches.end());
+  return double(batch) * pages_per_sequence(args) * args.page_size * config.mla.latent_width() * 2;
+}
+
+int64_t choose_layers(const ModelConfig& config, const Arguments& args) {
+  size_t free_bytes = 0, total_bytes = 0;
+  check_cuda(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
+  const double budget = std::min<double>(free_bytes, kMemoryUtilization * total_bytes) - kReserveBytes;
+  const DummyWeightPlan plan = plan_dummy_weights(config);
+  const double kv = kv_bytes_per_layer(config, args);
+  int64_t layers = 0;
+  while (layers < config.num_layers && plan.total_of_first(layers + 1) + kv * (layers + 1) <= budget) ++layers;
+  std::printf("memory: %.1f GiB free of %.1f GiB; budget %.1f GiB (%.0f%% of total, %.0f GiB reserve) -> %lld layers\n",
+              free_bytes / kGiB, total_bytes / kGiB, budget / kGiB, kMemoryUtilization * 100, kReserveBytes / kGiB,
+              static_cast<long long>(layers));
+  RS_CHECK(layers > 0, "not even one layer fits");
+  return layers;
+}
+
+ForwardBatch decode_batch(const ModelConfig& config, const Arguments& args, int64_t batch) {
+  ForwardBatch step;
+  const int64_t pages = pages_per_sequence(args);
+  for (int64_t s = 0; s < batch; ++s) {
+    SequenceChunk sequence;
+    sequence.token_ids = {static_cast<int32_t>(mix_hash(args.seed, s) % static_cast<uint64_t>(config.vocab_size))};
+    sequence.start_position = static_cast<int32_t>(args.context);
+    for (int64_t p = 0; p < pages; ++p) sequence.pages.push_back(static_cast<int32_t>(s * pages + p));
+    step.sequences.push_back(std::move(sequence));
+  }
+  return step;
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+void run_batch(CausalLM& model, DecodeBenchBackend& backend, PagedKvCache& cache, const DummyWeightPlan& plan,
+               const Arguments& args, int64_t batch, double bandwidth) {
+  const ModelConfig& config = model.config();
+  const ForwardBatch step = decode_batch(config, args, batch);
+  auto run_step = [&] {
+    model.forward(step, cache);
+    check_cuda(cudaDeviceSynchronize(), "decode step");
+  };
+
+  // The routing of these inputs (every later step repeats it).
+  backend.experts_touched.clear();
+  backend.count_routing = true;
+  run_step();
+  backend.count_routing = false;
+  const std::vector<int64_t> touched = backend.experts_touched;
+
+  for (int i = 0; i < 3; ++i) run_step();
+  std::vector<double> seconds;
+  for (int i = 0; i < args.steps; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    run_step();
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  const double step_seconds = median(seconds);
+
+  // Bytes that must be read.
+  const int64_t layers = config.num_layers;
+  double weight_bytes = double(batch) * config.hidden_size * 2 + double(plan.head);
+  double dense_layer_bytes = 0, moe_layer_bytes = 0;
+  int64_t dense_layers = 0, moe_layers = 0;
+  size_t moe_index = 0;
+  for (int64_t l = 0; l < layers; ++l) {
+    const LayerWeightBytes& layer = plan.layers[l];
+    double bytes = double(layer.read_every_step);
+    if (layer.num_routed_experts > 0) {
+      RS_CHECK(moe_index < touched.size(), "fewer moe_route calls ({}) than MoE layers", touched.size());
+      bytes += double(touched[moe_index++]) * double(layer.bytes_per_expert());
+      moe_layer_bytes += bytes;
+      ++moe_layers;
+    } else {
+      dense_layer_bytes += bytes;
+      ++dense_layers;
+    }
+    weight_bytes += bytes;
+  }
+  const double kv_bytes_layer = double(batch) * (args.context + 1) * config.mla.latent_width() * 2;
+  const double kv_bytes = kv_bytes_layer * layers;
+  const double floor_seconds = (weight_bytes + kv_bytes) / bandwidth;
+  double touched_mean = 0;
+  for (int64_t t : touched) touched_mean += double(t) / std::max<size_t>(1, touched.size());
+
+  std::printf("\n## batch %lld, context %lld, %lld layers (%lld dense, %lld MoE)\n\n", static_cast<long long>(batch),
+              static_cast<long long>(args.context), static_cast<long long>(layers),
+              static_cast<long long>(dense_layers), static_cast<long long>(moe_layers));
+  std::printf("| step ms (median of %d) | min ms | per layer ms | weights read GB | KV read MB | experts touched / MoE "
+              "layer | floor ms | fraction of floor |\n|---|---|---|---|---|---|---|---|\n",
+              args.steps);
+  std::printf("| %.3f | %.3f | %.3f | %.3f | %.1f | %.1f | %.3f | %.2f |\n", step_seconds * 1e3,
+              *std::min_element(seconds.begin(), seconds.end()) * 1e3, step_seconds * 1e3 / layers, weight_bytes / 1e9,
+              kv_bytes / 1e6, touched_mean, floor_seconds * 1e3, floor_seconds / step_seconds);
+  std::printf("\nfloor per layer: dense %.1f us (%.3f GB + %.2f MB KV), MoE %.1f us (%.3f GB + %.2f MB KV); "
+              "outside layers (lm_head, embedding rows) %.1f us\n",
+              dense_layers ? (dense_layer_bytes / dense_layers + kv_bytes_layer) / bandwidth * 1e6 : 0.0,
+              dense_layers ? dense_layer_bytes / dense_layers / 1e9 : 0.0, kv_bytes_layer / 1e6,
+              moe_layers ? (moe_layer_bytes / moe_layers + kv_bytes_layer) / bandwidth * 1e6 : 0.0,
+              moe_layers ? moe_layer_bytes / moe_layers / 1e9 : 0.0, kv_bytes_layer / 1e6,
+              (double(plan.head) + double(batch) * config.hidden_size * 2) / bandwidth * 1e6);
+
+  // Kernel-by-kernel: GPU time per op label, over a few profiled steps.
+  const int profiled_steps = 5;
+  OpProfiler& profiler = backend.profiler();
+  profiler.reset();
+  profiler.set_enabled(true);
+  for (int i = 0; i < profiled_steps; ++i) run_step();
+  profiler.set_enabled(false);
+  const std::vector<OpTiming> timings = profiler.collect();
+  double gpu_ms = 0;
+  for (const OpTiming& t : timings) gpu_ms += t.milliseconds / profiled_steps;
+  std::printf("\nops (GPU time per step from cudaEvent pairs; %.3f ms in ops vs %.3f ms wall: the rest is host "
+              "time between launches)\n\n| op | calls / step | us / step | us / call | share |\n|---|---|---|---|---|\n",
+              gpu_ms, step_seconds * 1e3);
+  for (const OpTiming& t : timings)
+    std::printf("| %s | %.0f | %.1f | %.1f | %.1f%% |\n", t.label.c_str(), double(t.calls) / profiled_steps,
+                t.milliseconds * 1e3 / profiled_steps, t.milliseconds * 1e3 / t.calls,
+                100.0 * t.milliseconds / profiled_steps / gpu_ms);
+}
+
+int run(const Arguments& args) {
+  cudaDeviceProp properties{};
+  check_cuda(cudaGetDeviceProperties(&properties, 0), "cudaGetDeviceProperties");
+  char date[32];
+  std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
+  const double bandwidth = bench::measure_copy_bandwidth();
+  std::printf("# decode step: %s (sm_%d%d, %d SMs), %s\n\nconfig: %s\ncopy bandwidth: %.0f GB/s (read + write, 1 GiB "
+              "D2D)\n",
+              properties.name, properties.major, properties.minor, properties.multiProcessorCount, date,
+              args.config_dir.c_str(), bandwidth / 1e9);
+
+  const ModelConfig full = ModelConfig::load(args.config_dir);
+  LoadOptions load;
+  load.format = LoadFormat::Dummy;
+  load.num_layers = args.num_layers ? args.num_layers : choose_layers(full, args);
+  load.dummy_seed = args.seed;
+  const DummyWeightPlan plan = plan_dummy_weights(with_layers_cut(full, load.num_layers));
+  std::printf("weights: %lld of %lld layers, %.2f GB (BF16 dummy weights)\n", static_cast<long long>(load.num_layers),
+              static_cast<long long>(full.num_layers), plan.total() / 1e9);
+
+  CudaBackendOptions options;
+  options.profile_ops = true;
+  DecodeBenchBackend backend(options);
+  backend.profiler().set_enabled(false);
+  auto start = std::chrono::steady_clock::now();
+  std::unique_ptr<CausalLM> model = load_model(args.config_dir, backend, load);
+  check_cuda(cudaDeviceSynchronize(), "load");
+  std::printf("load: %.2f s\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+
+  const int64_t max_batch = *std::max_element(args.batches.begin(), args.batches.end());
+  PagedKvCache cache = model->allocate_kv_cache(max_batch * pages_per_sequence(args), args.page_size);
+  backend.fill_random(cache.storage(), args.seed + 1, 1.0f);  // random latents; each step rewrites position C
+
+  for (int64_t batch : args.batches) run_batch(*model, backend, cache, plan, args, batch, bandwidth);
+  return 0;
+}
+
+std::vector<int64_t> parse_list(const std::string& text) {
+  std::vector<int64_t> values;
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    size_t end = std::min(text.find(',', begin), text.size());
+    values.push_back(std::stoll(text.substr(begin, end - begin)));
+    RS_CHECK(values.back() > 0, "--batch values must be positive");
+    begin = end + 1;
+  }
+  return values;
+}
+
+Arguments parse(int argc, char** argv) {
+  Arguments args;
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i];
+    auto value = [&]() -> std::string {
+      RS_CHECK(i + 1 < argc, "{} needs a value", flag);
+      return argv[++i];
+    };
+    if (flag == "--num-layers")
+      args.num_layers = std::stoll(value());
+    else if (flag == "--batch")
+      args.batches = parse_list(value());
+    else if (flag == "--context")
+      args.context = std::stoll(value());
+    else if (flag == "--steps")
+      args.steps = std::stoi(value());
+    else if (flag == "--page-size")
+      args.page_size = std::stoll(value());
+    else if (flag == "--seed")
+      args.seed = std::stoull(value());
+    else if (args.config_dir.empty() && !flag.starts_with("--"))
+      args.config_dir = flag;
+    else
+      RS_FAIL("unknown argument \"{}\"", flag);
+  }
+  RS_CHECK(!args.config_dir.empty(),
+           "usage: decode_step CONFIG_DIR [--num-layers N] [--batch 1,32] [--context 1024] [--steps 20] "
+           "[--page-size 64] [--seed 1]");
+  RS_CHECK(args.num_layers >= 0 && args.context >= 0 && args.steps > 0 && args.page_size > 0, "bad argument value");
+  return args;
+}
+
+}  // namespace
+}  // namespace rackserve
+
+int main(int argc, char** argv) {
+  try {
+    return rackserve::run(rackserve::parse(argc, argv));
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "decode_step: %s\n", error.what());
+    return 1;
+  }
+}
