@@ -1,5 +1,5 @@
 // RoPE on the rope columns of queries, and the MLA cache write (latent RMSNorm + rope of
-// the shared key + paged store). Both read a head's rope slice into shared memory first,
+// the shared key + paged store). Both read a head's whole rope slice before writing it,
 // because the interleaved input layout and the half-split output layout overlap in place.
 #include "common/device_utils.cuh"
 #include "rackserve/kernels/mla_params.h"
@@ -25,16 +25,39 @@ __device__ void rotate_slice(const float* slice, int64_t dim, bool interleaved, 
   }
 }
 
-__global__ void rope_kernel(RopeParams p) {
-  __shared__ float slice[kMaxRopeDim];
-  const int64_t t = blockIdx.x;
-  __nv_bfloat16* x = static_cast<__nv_bfloat16*>(p.x);
-  for (int64_t h = 0; h < p.heads; ++h) {
-    __nv_bfloat16* part = x + (t * p.heads + h) * p.width + p.offset;
-    for (int64_t i = threadIdx.x; i < p.dim; i += blockDim.x) slice[i] = __bfloat162float(part[i]);
-    __syncthreads();
-    rotate_slice(slice, p.dim, p.interleaved, p.inv_freq, p.positions[t], p.scale, part);
-    __syncthreads();
+// One warp per (token, head): every lane reads its pairs into registers, the warp syncs,
+// then writes (the input and output layouts overlap in place).
+constexpr int kRopeWarpsPerBlock = 8;
+constexpr int kMaxPairsPerLane = kMaxRopeDim / 2 / 32;
+
+__global__ void __launch_bounds__(kRopeWarpsPerBlock * 32) rope_kernel(RopeParams p) {
+  const int lane = threadIdx.x % 32;
+  const int64_t item = static_cast<int64_t>(blockIdx.x) * kRopeWarpsPerBlock + threadIdx.x / 32;
+  if (item >= p.tokens * p.heads) return;
+  const int64_t t = item / p.heads, half = p.dim / 2;
+  __nv_bfloat16* part = static_cast<__nv_bfloat16*>(p.x) + item * p.width + p.offset;
+  const float position = static_cast<float>(p.positions[t]);
+  float first[kMaxPairsPerLane], second[kMaxPairsPerLane];
+#pragma unroll
+  for (int j = 0; j < kMaxPairsPerLane; ++j) {
+    const int64_t i = lane + 32 * j;
+    if (i < half) {
+      first[j] = __bfloat162float(p.interleaved ? part[2 * i] : part[i]);
+      second[j] = __bfloat162float(p.interleaved ? part[2 * i + 1] : part[i + half]);
+    }
+  }
+  __syncwarp();
+#pragma unroll
+  for (int j = 0; j < kMaxPairsPerLane; ++j) {
+    const int64_t i = lane + 32 * j;
+    if (i < half) {
+      float sin_value, cos_value;
+      sincosf(position * p.inv_freq[i], &sin_value, &cos_value);
+      cos_value *= p.scale;
+      sin_value *= p.scale;
+      part[i] = __float2bfloat16(first[j] * cos_value - second[j] * sin_value);
+      part[i + half] = __float2bfloat16(second[j] * cos_value + first[j] * sin_value);
+    }
   }
 }
 
@@ -64,11 +87,13 @@ __global__ void mla_cache_write_kernel(MlaCacheWriteParams p) {
 }  // namespace
 
 int launch_rope(const RopeParams& p, Stream stream) {
-  if (p.tokens < 0 || p.dim <= 0 || p.dim % 2 != 0 || p.dim > kMaxRopeDim || p.offset < 0 ||
+  if (p.tokens < 0 || p.heads <= 0 || p.dim <= 0 || p.dim % 2 != 0 || p.dim > kMaxRopeDim || p.offset < 0 ||
       p.offset + p.dim > p.width || (p.tokens > 0 && (!p.x || !p.positions || !p.inv_freq)))
     return cudaErrorInvalidValue;
   if (p.tokens == 0) return cudaSuccess;
-  rope_kernel<<<static_cast<unsigned>(p.tokens), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(p);
+  const int64_t blocks = (p.tokens * p.heads + kRopeWarpsPerBlock - 1) / kRopeWarpsPerBlock;
+  if (blocks > 2147483647) return cudaErrorInvalidValue;
+  rope_kernel<<<static_cast<unsigned>(blocks), kRopeWarpsPerBlock * 32, 0, static_cast<cudaStream_t>(stream)>>>(p);
   return launch_status();
 }
 

@@ -1,7 +1,7 @@
 // MoE routing: sigmoid/softmax scores, correction bias for selection only, group-limited
-// top-k, optional renormalisation and routed scaling. One block per token; the selection
-// itself runs on one thread over shared memory (E <= 512, k <= 16: microseconds), with
-// the same tie rule as the CPU oracle (the lower expert index wins).
+// top-k, optional renormalisation and routed scaling. One block per token; group scores
+// per thread, the top-k as k rounds of a block-wide argmax, with the same tie rule as the
+// CPU oracle (the lower expert index wins).
 #include "common/device_utils.cuh"
 #include "rackserve/kernels/moe_params.h"
 
@@ -33,13 +33,16 @@ __global__ void moe_route_kernel(MoeRouteParams p) {
     if (!p.sigmoid) scores[e] /= total;
     choice[e] = scores[e] + (p.bias ? p.bias[e] : 0.0f);
   }
+  __shared__ bool taken[kMaxExperts];
+  __shared__ float group_score[kMaxGroups];
+  __shared__ int32_t chosen_ids[kMaxTopK];
+  for (int64_t e = threadIdx.x; e < p.experts; e += blockDim.x) taken[e] = false;
   __syncthreads();
-  if (threadIdx.x != 0) return;
 
   if (p.groups > 1) {
+    // A group's score is the sum of its two best choice values; thread g scores group g.
     const int64_t per_group = p.experts / p.groups;
-    float group_score[kMaxGroups];
-    for (int64_t g = 0; g < p.groups; ++g) {
+    for (int64_t g = threadIdx.x; g < p.groups; g += blockDim.x) {
       float best = -INFINITY, second = -INFINITY;
       for (int64_t e = g * per_group; e < (g + 1) * per_group; ++e) {
         if (choice[e] > best) { second = best; best = choice[e]; }
@@ -47,33 +50,76 @@ __global__ void moe_route_kernel(MoeRouteParams p) {
       }
       group_score[g] = best + second;
     }
-    bool keep[kMaxGroups] = {};
-    for (int64_t chosen = 0; chosen < p.top_k_groups; ++chosen) {
-      int64_t best = -1;
-      for (int64_t g = 0; g < p.groups; ++g)
-        if (!keep[g] && (best < 0 || group_score[g] > group_score[best])) best = g;
-      keep[best] = true;
+    __syncthreads();
+    if (threadIdx.x == 0) {  // <= 64 groups: the best top_k_groups, lower index first on ties
+      bool keep[kMaxGroups] = {};
+      for (int64_t chosen = 0; chosen < p.top_k_groups; ++chosen) {
+        int64_t best = -1;
+        for (int64_t g = 0; g < p.groups; ++g)
+          if (!keep[g] && (best < 0 || group_score[g] > group_score[best])) best = g;
+        keep[best] = true;
+      }
+      for (int64_t g = 0; g < p.groups; ++g) group_score[g] = keep[g] ? 0.0f : -INFINITY;  // reused as a mask
     }
-    for (int64_t e = 0; e < p.experts; ++e)
-      if (!keep[e / per_group]) choice[e] = -INFINITY;
+    __syncthreads();
+    for (int64_t e = threadIdx.x; e < p.experts; e += blockDim.x)
+      if (group_score[e / per_group] == -INFINITY) choice[e] = -INFINITY;
+    __syncthreads();
   }
-  int32_t chosen_ids[kMaxTopK];
-  float sum = 0.0f;
+
+  // top_k rounds of a block-wide argmax over the experts not yet taken: larger choice
+  // wins, the lower index on ties (the CPU oracle's rule, -inf entries included).
+  __shared__ float round_value[kThreads / 32];
+  __shared__ int32_t round_index[kThreads / 32];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   for (int64_t k = 0; k < p.top_k; ++k) {
-    int64_t best = -1;
-    for (int64_t e = 0; e < p.experts; ++e) {
-      bool taken = false;
-      for (int64_t j = 0; j < k; ++j) taken |= chosen_ids[j] == e;
-      if (!taken && (best < 0 || choice[e] > choice[best])) best = e;
+    float value = -INFINITY;
+    int32_t index = -1;
+    for (int64_t e = threadIdx.x; e < p.experts; e += blockDim.x) {
+      if (taken[e]) continue;
+      if (index < 0 || choice[e] > value) {  // ascending e per thread: ties keep the lower index
+        value = choice[e];
+        index = static_cast<int32_t>(e);
+      }
     }
-    chosen_ids[k] = static_cast<int32_t>(best);
-    sum += scores[best];
+    for (int offset = 16; offset > 0; offset >>= 1) {
+      const float other_value = __shfl_xor_sync(0xffffffffu, value, offset);
+      const int32_t other_index = __shfl_xor_sync(0xffffffffu, index, offset);
+      if (other_index >= 0 && (index < 0 || other_value > value || (other_value == value && other_index < index))) {
+        value = other_value;
+        index = other_index;
+      }
+    }
+    if (lane == 0) {
+      round_value[warp] = value;
+      round_index[warp] = index;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      int32_t best = -1;
+      float best_value = -INFINITY;
+      for (int w = 0; w < kThreads / 32; ++w) {
+        const int32_t candidate = round_index[w];
+        if (candidate >= 0 && (best < 0 || round_value[w] > best_value || (round_value[w] == best_value && candidate < best))) {
+          best = candidate;
+          best_value = round_value[w];
+        }
+      }
+      chosen_ids[k] = best;
+      taken[best] = true;
+    }
+    __syncthreads();
   }
-  for (int64_t k = 0; k < p.top_k; ++k) {
-    float weight = scores[chosen_ids[k]];
-    if (p.normalize) weight /= sum + 1e-20f;
-    p.expert_ids[t * p.top_k + k] = chosen_ids[k];
-    p.weights[t * p.top_k + k] = weight * p.scaling;
+
+  if (threadIdx.x == 0) {
+    float sum = 0.0f;
+    for (int64_t k = 0; k < p.top_k; ++k) sum += scores[chosen_ids[k]];
+    for (int64_t k = 0; k < p.top_k; ++k) {
+      float weight = scores[chosen_ids[k]];
+      if (p.normalize) weight /= sum + 1e-20f;
+      p.expert_ids[t * p.top_k + k] = chosen_ids[k];
+      p.weights[t * p.top_k + k] = weight * p.scaling;
+    }
   }
 }
 
