@@ -117,7 +117,7 @@ bool is_printable(char32_t c) {
   if (c >= 0x205F && c <= 0x206F) return false;
   if (c == 0x3000) return false;
   if (c >= 0xD800 && c <= 0xF8FF) return false;  // surrogates, private use
-  if (c == 0xFEFF || (c >= 0xFFF0 && c <= 0xFFFB) || c >= 0xFFFE && c <= 0xFFFF) return false;
+  if (c == 0xFEFF || (c >= 0xFFF0 && c <= 0xFFFB) || (c >= 0xFFFE && c <= 0xFFFF)) return false;
   if (c == 0x110BD || c == 0x110CD || (c >= 0x13430 && c <= 0x1343F)) return false;
   if ((c >= 0x1BCA0 && c <= 0x1BCA3) || (c >= 0x1D173 && c <= 0x1D17A)) return false;
   if (c == 0xE0001 || (c >= 0xE0020 && c <= 0xE007F)) return false;

@@ -103,7 +103,9 @@ void expect_same_inside_mixed_batch(const std::string& name, int32_t num_pages, 
   }
   EngineStats stats = engine.stats();
   EXPECT_EQ(stats.kv_pages_used, 0) << "pages leaked";
-  if (expect_preemption) EXPECT_GT(stats.preemptions, 0);
+  if (expect_preemption) {
+    EXPECT_GT(stats.preemptions, 0);
+  }
 }
 
 TEST_P(EngineGreedy, SameTokensInsideMixedBatch) { expect_same_inside_mixed_batch(GetParam(), 0, false); }

@@ -112,7 +112,9 @@ TEST_P(SamplerDistribution, DrawsFollowTheExactFilteredDistribution) {
   std::vector<float> reported = sampler.distribution(kLogits, params, {});
   for (size_t t = 0; t < expected.size(); ++t) EXPECT_NEAR(reported[t], expected[t], 1e-6) << "token " << t;
   const size_t kept = support(expected).size();
-  if (kept > 1) EXPECT_LT(chi_square(params, expected, 100000), critical_value(kept - 1));
+  if (kept > 1) {
+    EXPECT_LT(chi_square(params, expected, 100000), critical_value(kept - 1));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Filters, SamplerDistribution,
