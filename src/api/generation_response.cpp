@@ -1,6 +1,7 @@
 #include "api/generation_response.h"
 
 #include <chrono>
+#include <optional>
 
 #include "api/api_error.h"
 #include "api/sse.h"
@@ -8,8 +9,10 @@
 namespace rackserve::api {
 namespace {
 
-// How long a streaming handler waits for engine output before checking the socket again.
+// How long a handler waits for engine output before checking its client again.
 constexpr std::chrono::milliseconds kPollInterval{50};
+// A waiting non-streaming handler reads the kernel's connection table every this many polls.
+constexpr int kPollsPerConnectionCheck = 4;
 
 std::shared_ptr<RequestStream> submit_or_throw(Engine& engine, Request request) {
   SubmitResult result = engine.submit(std::move(request));
@@ -34,12 +37,31 @@ struct StreamingState {
 }  // namespace
 
 void respond_with_generation(const ApiContext& context, Request request, std::unique_ptr<ResponseFormatter> formatter,
-                             bool stream, httplib::Response& response) {
+                             bool stream, const TcpEndpoints& client, httplib::Response& response) {
   std::shared_ptr<RequestStream> output_stream = submit_or_throw(context.engine, std::move(request));
   if (!stream) {
-    RequestOutput merged = output_stream->wait_all();
-    if (!merged.error.empty()) throw ApiError(500, "Generation failed: " + merged.error);
-    response.set_content(to_json_text(formatter->full_response(merged)), "application/json");
+    // Wait in slices, so a client that hangs up is noticed and its request cancelled
+    // instead of generating for nobody.
+    std::optional<RequestOutput> merged;
+    for (int polls = 1;; ++polls) {
+      std::optional<RequestOutput> output = output_stream->next(kPollInterval);
+      if (!output) {
+        if (polls % kPollsPerConnectionCheck == 0 && peer_closed(client)) {
+          context.engine.cancel(output_stream->id());
+          response.status = 499;  // client closed request (nginx's code); nobody reads it
+          return;
+        }
+        continue;
+      }
+      const bool finished = output->finished;
+      if (merged)
+        merge_output(*merged, std::move(*output));
+      else
+        merged = std::move(*output);
+      if (finished) break;
+    }
+    if (!merged->error.empty()) throw ApiError(500, "Generation failed: " + merged->error);
+    response.set_content(to_json_text(formatter->full_response(*merged)), "application/json");
     return;
   }
 

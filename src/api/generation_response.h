@@ -2,8 +2,9 @@
 // (chunked transfer, one event per engine output) or as one JSON body.
 //
 // Contract: the request is cancelled in the engine, freeing its KV pages within one
-// step, as soon as the client is gone: a failed write on the stream, or httplib
-// releasing the response early. A full engine queue answers 503 with Retry-After at once.
+// step, as soon as the client is gone: a failed write on the stream, httplib releasing
+// the response early, or (while waiting without writing) the kernel showing `client`'s
+// connection closed by the peer. A full engine queue answers 503 with Retry-After at once.
 #pragma once
 
 #include <memory>
@@ -11,12 +12,13 @@
 #include <httplib.h>
 
 #include "api/api_context.h"
+#include "api/client_connection.h"
 #include "api/response_formatter.h"
 #include "engine/request.h"
 
 namespace rackserve::api {
 
 void respond_with_generation(const ApiContext& context, Request request, std::unique_ptr<ResponseFormatter> formatter,
-                             bool stream, httplib::Response& response);
+                             bool stream, const TcpEndpoints& client, httplib::Response& response);
 
 }  // namespace rackserve::api

@@ -55,6 +55,10 @@ void check_context(const ApiContext& context, size_t prompt_length, const Sampli
                    "max_tokens", "context_length_exceeded");
 }
 
+TcpEndpoints endpoints_of(const httplib::Request& http_request) {
+  return {http_request.local_addr, http_request.local_port, http_request.remote_addr, http_request.remote_port};
+}
+
 ResponseHeader header_for(const ApiContext& context, const char* id_prefix) {
   return {make_response_id(id_prefix), static_cast<int64_t>(std::time(nullptr)), context.model.name};
 }
@@ -75,7 +79,8 @@ void handle_chat(const ApiContext& context, const httplib::Request& http_request
                             .starts_in_reasoning = context.model.split_reasoning && prompt_opens_reasoning(prompt),
                             .return_token_ids = chat.stream.return_token_ids};
   auto formatter = std::make_unique<ChatFormatter>(header_for(context, "chatcmpl-"), options, token_text_of(context));
-  respond_with_generation(context, std::move(request), std::move(formatter), chat.stream.stream, response);
+  respond_with_generation(context, std::move(request), std::move(formatter), chat.stream.stream, endpoints_of(http_request),
+                          response);
 }
 
 void handle_completion(const ApiContext& context, const httplib::Request& http_request, httplib::Response& response) {
@@ -88,7 +93,8 @@ void handle_completion(const ApiContext& context, const httplib::Request& http_r
   request.params = std::move(completion.sampling);
   auto formatter = std::make_unique<CompletionFormatter>(header_for(context, "cmpl-"), completion.stream.include_usage,
                                                          completion.stream.return_token_ids, token_text_of(context));
-  respond_with_generation(context, std::move(request), std::move(formatter), completion.stream.stream, response);
+  respond_with_generation(context, std::move(request), std::move(formatter), completion.stream.stream,
+                          endpoints_of(http_request), response);
 }
 
 }  // namespace
