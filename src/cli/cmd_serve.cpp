@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "cli/model_options.h"
 #include "config/server_config.h"
+#include "core/dtype.h"
 #include "core/error.h"
 #include "engine/engine.h"
 #include "text/chat_template.h"
@@ -111,6 +112,16 @@ std::thread start_signal_waiter(std::function<void()> on_signal, sigset_t& signa
   });
 }
 
+// The KV cache is kept in the backend's activation dtype: bf16 on CUDA, float32 on the
+// CPU oracle. An FP8 cache comes with the FP8 kernels.
+void check_kv_cache_dtype(const std::string& requested, const Backend& backend) {
+  if (requested == "auto") return;
+  RS_CHECK(requested != "fp8", "--kv-cache-dtype fp8: the FP8 KV cache is not implemented yet; use auto or bf16");
+  RS_CHECK(backend.activation_dtype() == DType::BF16,
+           "--kv-cache-dtype {}: the {} backend keeps its KV cache in {}; use auto", requested, backend.name(),
+           dtype_name(backend.activation_dtype()));
+}
+
 }  // namespace
 
 int run_serve(const Arguments& args) {
@@ -124,13 +135,10 @@ int run_serve(const Arguments& args) {
     fmt::print("{}", config.to_yaml());
     return 0;
   }
-  RS_CHECK(config.kv_cache_dtype == "auto",
-           "--kv-cache-dtype {}: the backends keep the KV cache in their native type for now; use auto",
-           config.kv_cache_dtype);
-
   auto tokenizer = std::make_shared<const text::Tokenizer>(text::Tokenizer::from_directory(config.model));
   spdlog::info("tokenizer: {} ids from {}", tokenizer->vocab_size(), config.model);
   std::unique_ptr<Backend> backend = make_backend(config);
+  check_kv_cache_dtype(config.kv_cache_dtype, *backend);
   std::unique_ptr<CausalLM> model = load_model(config.model, *backend, load_options_from(result));
   const ModelConfig& model_config = model->config();
   spdlog::info("model: {} ({} layers, hidden {}, {} routed experts, vocab {}, {} positions) on {}", config.model,
