@@ -26,6 +26,7 @@ YAML
 extra_flags=()
 # The overload suite needs a queue it can fill: room for 2 unfinished requests, one running.
 [ "$suite" = overload ] && extra_flags=(--max-queued-requests 2 --max-running-requests 1)
+: > "$log"  # exists before the background server opens it: the port poll below reads it at once
 "$binary" serve --config "$config" --model "$model_dir" --served-model-name "$RACKSERVE_MODEL" --device cpu \
   --threads 2 --port 0 --api-key "$RACKSERVE_API_KEY" "${extra_flags[@]}" > "$log" 2>&1 &
 server_pid=$!
