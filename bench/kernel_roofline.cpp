@@ -24,6 +24,7 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
+#include "copy_bandwidth.h"
 #include "core/error.h"
 
 namespace rackserve {
@@ -46,20 +47,6 @@ double seconds_per_call(const std::function<void(int)>& body, int iterations, in
   }
   std::sort(samples.begin(), samples.end());
   return samples[samples.size() / 2];
-}
-
-// Device-to-device copy of 1 GiB: (bytes read + bytes written) / time.
-double copy_bandwidth() {
-  const size_t bytes = size_t(1) << 30;
-  void *source = nullptr, *target = nullptr;
-  check_cuda(cudaMalloc(&source, bytes), "cudaMalloc");
-  check_cuda(cudaMalloc(&target, bytes), "cudaMalloc");
-  check_cuda(cudaMemset(source, 0x5a, bytes), "cudaMemset");
-  double seconds = seconds_per_call(
-      [&](int) { check_cuda(cudaMemcpyAsync(target, source, bytes, cudaMemcpyDeviceToDevice), "copy"); }, 10);
-  cudaFree(source);
-  cudaFree(target);
-  return 2.0 * bytes / seconds;
 }
 
 // cuBLAS BF16 GEMM (f32 accumulation) at 8192^3: the compute ceiling for prefill GEMMs.
@@ -268,7 +255,7 @@ int run(bool quick, const std::set<std::string>& sections) {
   char date[32];
   std::time_t now = std::time(nullptr);
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
-  Ceilings ceilings{copy_bandwidth(), cublas_bf16_flops()};
+  Ceilings ceilings{bench::measure_copy_bandwidth(), cublas_bf16_flops()};
   std::printf("# kernel roofline: %s (sm_%d%d, %d SMs, L2 %lld MB), %s\n\n", properties.name, properties.major,
               properties.minor, properties.multiProcessorCount, static_cast<long long>(l2_bytes() >> 20), date);
   std::printf("measured ceilings: copy bandwidth %.0f GB/s (read + write), cuBLAS BF16 GEMM %.0f TFLOP/s\n",
