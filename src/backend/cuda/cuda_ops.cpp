@@ -18,10 +18,19 @@ kernels::ElementType element_type(const Tensor& tensor, const char* what) {
   return tensor.dtype == DType::F32 ? kernels::ElementType::F32 : kernels::ElementType::BF16;
 }
 
-// Up to this many tokens a linear is bound by reading the weights: the small-M kernel streams
-// them once per 8 tokens at full bandwidth, while a 128-row mma tile would be mostly padding.
-// Above it the tiled tensor-core kernel (weights read once per 128 tokens) wins on compute.
+// Which GEMM kernel: the small-M kernel streams the weights once per 8 tokens at close to
+// full bandwidth, so beyond 8 tokens it re-reads them; the tiled tensor-core kernel reads
+// them once per 128 tokens but launches only ceil(n / 128) CTAs per 128 tokens, too few to
+// pull the bandwidth when n is small (no split-K yet). Measured on H100 at m = 32
+// (bench/results/2026-11-24-h100-gemm-dispatch.md): tiled is 1.5-4x faster for n >= 4096,
+// 2-4x slower for n = 1536 and 576.
+constexpr int64_t kSmallMAlwaysTokens = 8;
 constexpr int64_t kSmallMMaxTokens = 64;
+constexpr int64_t kTiledMinFeatures = 4096;
+
+bool use_small_m_kernel(int64_t m, int64_t n) {
+  return m <= kSmallMAlwaysTokens || (m <= kSmallMMaxTokens && n < kTiledMinFeatures);
+}
 
 void expect(const Tensor& tensor, DType dtype, int rank, const char* what) {
   RS_CHECK(tensor.dtype == dtype && tensor.rank() == rank, "{} must be a {}-D {} tensor, got {} {}", what, rank,
@@ -83,7 +92,7 @@ Tensor CudaBackend::linear_into(const Tensor& x, const Tensor& weight, DType out
   Tensor out = allocate_step(output_dtype, {x.dim(0), weight.dim(0)});
   kernels::LinearBf16Params params{x.data, weight.data, out.data, element_type(out, "linear output"), x.dim(0),
                                    weight.dim(0), x.dim(1)};
-  if (x.dim(0) <= kSmallMMaxTokens)
+  if (use_small_m_kernel(x.dim(0), weight.dim(0)))
     check(kernels::launch_linear_bf16_small_m(params, stream_), "linear_bf16_small_m");
   else
     check(kernels::launch_linear_bf16_tiled(params, stream_), "linear_bf16_tiled");
