@@ -22,6 +22,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) linear_bf16_small_m_kerne
   const __nv_bfloat16* weight_row = static_cast<const __nv_bfloat16*>(p.weight) + n * p.k;
   const __nv_bfloat16* x = static_cast<const __nv_bfloat16*>(p.x) + m_begin * p.k;
   float accumulator[kTokensPerTile] = {};
+#pragma unroll 4
   for (int64_t k = lane * 8; k < p.k; k += 32 * 8) {
     float w[8];
     load_bf16x8(weight_row + k, w);
