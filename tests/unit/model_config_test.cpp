@@ -13,6 +13,7 @@
 
 #include "config/model_config.h"
 #include "core/error.h"
+#include "support/shared_models.h"
 
 namespace rackserve {
 namespace {
@@ -20,23 +21,10 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const fs::path kModels = RACKSERVE_SHARED_MODELS_DIR;
+const fs::path kModels = testing::kSharedModels;
+using testing::error_of;
 
-json read(const std::string& relative) {
-  std::ifstream stream(kModels / relative);
-  EXPECT_TRUE(stream.good()) << relative;
-  return json::parse(stream);
-}
-
-// The message of the rackserve::Error `run` throws ("" when it does not throw).
-std::string error_of(const std::function<void()>& run) {
-  try {
-    run();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "";
-}
+json read(const std::string& relative) { return testing::read_shared_json(relative); }
 
 // Model types of the DeepSeek-V3 family rackserve serves; everything else must be refused.
 const std::set<std::string> kSupported = {"deepseek_v3", "deepseek_v32", "kimi_k2", "kimi_k25", "glm_moe_dsa"};

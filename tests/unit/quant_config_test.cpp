@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "support/shared_models.h"
 #include "weights/quant_config.h"
 
 namespace rackserve {
@@ -18,22 +19,10 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const fs::path kModels = RACKSERVE_SHARED_MODELS_DIR;
+const fs::path kModels = testing::kSharedModels;
+using testing::error_of;
 
-json read(const std::string& relative) {
-  std::ifstream stream(kModels / relative);
-  EXPECT_TRUE(stream.good()) << relative;
-  return json::parse(stream);
-}
-
-std::string error_of(const std::function<void()>& run) {
-  try {
-    run();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "";
-}
+json read(const std::string& relative) { return testing::read_shared_json(relative); }
 
 WeightFormat format_of(const QuantConfig& quant, const std::string& module) { return quant.linear(module).format; }
 
