@@ -38,6 +38,9 @@ class Backend {
   virtual Tensor allocate_weight(const Shape& shape, WeightRole role) = 0;
   // Copies a host tensor into persistent device memory as `dtype` (converting floats).
   virtual Tensor upload_persistent(const Tensor& host, DType dtype) = 0;
+  // Copies an FP8 weight whose tensors are on the host (values F8_E4M3, scales any float
+  // dtype) into persistent device memory, in the layout linear_fp8 and moe_experts take.
+  virtual QuantizedWeight upload_quantized_weight(const QuantizedWeight& host) = 0;
   // Persistent zero-initialised storage (KV cache pages and the like).
   virtual Tensor allocate_persistent(DType dtype, const Shape& shape) = 0;
   // Releases every step allocation; called once before each forward pass.
@@ -66,6 +69,9 @@ class Backend {
   // The same product with a float32 output whatever the activation dtype (router and
   // lm_head logits).
   virtual Tensor linear_f32(const Tensor& x, const Tensor& weight) = 0;
+  // x [T, in], w [out, in] FP8 -> [T, out]: W8A8 with activations quantized dynamically to
+  // e4m3 as w.scaling says (the CPU backend's fp8_linear.h holds the exact contract).
+  virtual Tensor linear_fp8(const Tensor& x, const QuantizedWeight& w) = 0;
   // gate_up [T, 2I] (gate columns first) -> [T, I] = silu(gate) * up
   virtual Tensor silu_mul(const Tensor& gate_up) = 0;
   // x [T, width], row_indices [R] int32 -> [R, width]
@@ -85,6 +91,7 @@ class Backend {
   virtual MoeRouting moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
                                const MoeRouterParams& params) = 0;
   // Sum over the chosen experts of weight * down(silu(gate(x)) * up(x)) -> [T, hidden].
+  // FP8 experts (experts.*_fp8) run each product with the W8A8 math of linear_fp8.
   virtual Tensor moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) = 0;
 };
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "core/tensor.h"
 
@@ -86,9 +87,32 @@ struct MoeRouting {
   Tensor weights;     // [T, top_k] f32
 };
 
+// How the scales of an FP8 weight map onto it (the checkpoint formats the loader accepts).
+enum class Fp8Scaling : uint8_t {
+  Block,    // one scale per [block_out, block_in] tile; activations quantized per token per block_in columns
+  Channel,  // one scale per output row; activations quantized per token (whole row)
+};
+
+// An FP8 (e4m3) weight with its dequantization scales: real weight = values * scale. It
+// travels to Backend::linear_fp8 / moe_experts instead of a dense Tensor. Rank 2 for a
+// linear; rank 3 (a leading experts axis on both tensors) for stacked MoE experts.
+struct QuantizedWeight {
+  Tensor values;  // [(experts,) out, in] F8_E4M3 (OCP e4m3fn)
+  Tensor scales;  // F32. Block: [(experts,) ceil(out / block_out), in / block_in]; Channel: [(experts,) out]
+  Fp8Scaling scaling = Fp8Scaling::Block;
+  int64_t block_out = 0;  // Block only; in % block_in == 0 always holds (checked at load)
+  int64_t block_in = 0;
+
+  int64_t out_features() const { return values.dim(values.rank() - 2); }
+  int64_t in_features() const { return values.dim(values.rank() - 1); }
+};
+
+// Exactly one of the dense pair and the FP8 pair is set.
 struct ExpertWeights {
   Tensor gate_up;  // [experts, 2 * intermediate, hidden] (gate rows first)
   Tensor down;     // [experts, hidden, intermediate]
+  std::optional<QuantizedWeight> gate_up_fp8 = std::nullopt;  // the same shapes, FP8 with scales
+  std::optional<QuantizedWeight> down_fp8 = std::nullopt;
 };
 
 }  // namespace rackserve

@@ -271,7 +271,11 @@ bool ModulePatterns::matches(const std::string& name) const {
 QuantConfig::QuantConfig() { dense_.format = WeightFormat::Dense; }
 
 const LinearScheme& QuantConfig::linear(const std::string& module) const {
-  if (groups_.empty() || keep_dense_.matches(module)) return dense_;
+  // Never quantized whatever the lists say: the MoE router ("<...>.mlp.gate": its logits pick
+  // experts, and every loader builds it unquantized), embeddings and norms.
+  const std::string_view last = std::string_view(module).substr(module.rfind('.') + 1);  // npos + 1 == 0
+  const bool never = last == "gate" || last == "embed_tokens" || last.ends_with("norm");
+  if (groups_.empty() || never || keep_dense_.matches(module)) return dense_;
   for (const auto& group : groups_)  // groups naming modules win over class-wide ones
     if (!group.all_linear && group.targets.matches(module)) return group.scheme;
   for (const auto& group : groups_)
@@ -349,8 +353,10 @@ QuantConfig QuantConfig::load(const std::filesystem::path& path) {
 }
 
 QuantConfig QuantConfig::parse_fp8(const json& config, const std::string& source) {
+  // MiniMax-M2.x spell it with torch's dtype name.
   std::string format = string_field(config, "fmt", source, "e4m3");
-  RS_CHECK(format == "e4m3", "{}: fmt \"{}\" is not supported (e4m3)", source, format);
+  RS_CHECK(format == "e4m3" || format == "float8_e4m3fn", "{}: fmt \"{}\" is not supported (e4m3, float8_e4m3fn)",
+           source, format);
   std::string activations = string_field(config, "activation_scheme", source, "dynamic");
   RS_CHECK(activations == "dynamic", "{}: activation_scheme \"{}\" is not supported (dynamic)", source, activations);
   LinearScheme scheme;

@@ -102,7 +102,8 @@ class QuantConfig {
   // Storage of the linear module `module`: a full checkpoint module name without the
   // ".weight" suffix, e.g. "model.layers.3.mlp.experts.7.down_proj". Only ask about linear
   // layers (projections, lm_head, eh_proj); embeddings, norms and the router are never
-  // quantized by any supported format and the manifest does not ask.
+  // quantized by any supported format and the manifest does not ask (asked anyway, a
+  // router "<...>.gate", "<...>.embed_tokens" or "<...>norm" answers Dense).
   const LinearScheme& linear(const std::string& module) const;
 
   const std::string& method() const { return method_; }  // "none", "fp8", "compressed-tensors", "modelopt"

@@ -24,6 +24,7 @@ class CpuBackend : public Backend {
   Tensor allocate_weight(const Shape& shape, WeightRole) override { return allocate_persistent(DType::F32, shape); }
   Tensor allocate_persistent(DType dtype, const Shape& shape) override;
   Tensor upload_persistent(const Tensor& host, DType dtype) override;
+  QuantizedWeight upload_quantized_weight(const QuantizedWeight& host) override;
   void begin_step() override { step_buffers_.clear(); }
   Tensor upload_step_ints(std::span<const int32_t> values) override;
   std::vector<float> download_f32(const Tensor& tensor) override;
@@ -36,6 +37,7 @@ class CpuBackend : public Backend {
   void add_inplace(const Tensor& residual, const Tensor& x) override;
   Tensor linear(const Tensor& x, const Tensor& weight) override;
   Tensor linear_f32(const Tensor& x, const Tensor& weight) override { return linear(x, weight); }
+  Tensor linear_fp8(const Tensor& x, const QuantizedWeight& w) override;  // fp8_ops.cpp
   Tensor silu_mul(const Tensor& gate_up) override;
   Tensor gather_rows(const Tensor& x, const Tensor& row_indices) override;
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/fp8_linear.h"
 #include "core/error.h"
 
 namespace rackserve {
@@ -80,13 +81,20 @@ MoeRouting CpuBackend::moe_route(const Tensor& router_logits, const Tensor& scor
 
 Tensor CpuBackend::moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) {
   RS_CHECK(x.rank() == 2, "moe input must be [T, hidden]");
+  const bool fp8 = experts.gate_up_fp8.has_value();
+  RS_CHECK(fp8 == experts.down_fp8.has_value(), "expert gate_up and down must both be FP8 or both dense");
+  if (fp8) {
+    cpu::check_quantized_weight(*experts.gate_up_fp8, 3);
+    cpu::check_quantized_weight(*experts.down_fp8, 3);
+  }
+  const Shape& gate_up_shape = fp8 ? experts.gate_up_fp8->values.shape : experts.gate_up.shape;
+  const Shape& down_shape = fp8 ? experts.down_fp8->values.shape : experts.down.shape;
   const int64_t tokens = x.dim(0), hidden = x.dim(1), top_k = routing.expert_ids.dim(1);
-  const int64_t num_experts = experts.gate_up.dim(0), intermediate = experts.gate_up.dim(1) / 2;
-  RS_CHECK(experts.gate_up.rank() == 3 && experts.gate_up.dim(2) == hidden, "expert gate_up {} does not take hidden {}",
-           shape_string(experts.gate_up.shape), hidden);
-  RS_CHECK(experts.down.rank() == 3 && experts.down.dim(0) == num_experts && experts.down.dim(1) == hidden &&
-               experts.down.dim(2) == intermediate,
-           "expert down {} is not [{}, {}, {}]", shape_string(experts.down.shape), num_experts, hidden, intermediate);
+  RS_CHECK(gate_up_shape.size() == 3 && gate_up_shape[2] == hidden, "expert gate_up {} does not take hidden {}",
+           shape_string(gate_up_shape), hidden);
+  const int64_t num_experts = gate_up_shape[0], intermediate = gate_up_shape[1] / 2;
+  RS_CHECK(down_shape == Shape({num_experts, hidden, intermediate}), "expert down {} is not [{}, {}, {}]",
+           shape_string(down_shape), num_experts, hidden, intermediate);
   for (int64_t item = 0; item < tokens * top_k; ++item) {
     int32_t expert = routing.expert_ids.as<int32_t>()[item];
     RS_CHECK(expert >= 0 && expert < num_experts, "expert id {} out of [0, {})", expert, num_experts);
@@ -95,18 +103,24 @@ Tensor CpuBackend::moe_experts(const Tensor& x, const MoeRouting& routing, const
   // One (token, slot) pair per work item; the per-token sum runs in slot order afterwards.
   std::vector<float> contributions(static_cast<size_t>(tokens * top_k * hidden));
   pool_.parallel_for(tokens * top_k, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> gate_up(2 * intermediate), activated(intermediate);
+    std::vector<float> gate_up(2 * intermediate), activated(intermediate), scratch;
     for (int64_t item = begin; item < end; ++item) {
       int64_t t = item / top_k;
       int32_t expert = routing.expert_ids.as<int32_t>()[item];
       const float* row = x.as<float>() + t * hidden;
-      cpu::matvec(experts.gate_up.as<float>() + expert * 2 * intermediate * hidden, row, gate_up.data(),
-                  2 * intermediate, hidden);
+      float* target = contributions.data() + item * hidden;
+      if (fp8)
+        cpu::fp8_matvec(*experts.gate_up_fp8, expert, row, gate_up.data(), scratch);
+      else
+        cpu::matvec(experts.gate_up.as<float>() + expert * 2 * intermediate * hidden, row, gate_up.data(),
+                    2 * intermediate, hidden);
       for (int64_t i = 0; i < intermediate; ++i)
         activated[i] = gate_up[i] / (1.0f + std::exp(-gate_up[i])) * gate_up[intermediate + i];
-      float* target = contributions.data() + item * hidden;
-      cpu::matvec(experts.down.as<float>() + expert * hidden * intermediate, activated.data(), target, hidden,
-                  intermediate);
+      if (fp8)
+        cpu::fp8_matvec(*experts.down_fp8, expert, activated.data(), target, scratch);
+      else
+        cpu::matvec(experts.down.as<float>() + expert * hidden * intermediate, activated.data(), target, hidden,
+                    intermediate);
       float weight = routing.weights.as<float>()[item];
       for (int64_t i = 0; i < hidden; ++i) target[i] *= weight;
     }

@@ -36,6 +36,8 @@ class CudaBackend : public Backend {
   Tensor allocate_weight(const Shape& shape, WeightRole role) override;
   Tensor allocate_persistent(DType dtype, const Shape& shape) override;
   Tensor upload_persistent(const Tensor& host, DType dtype) override;
+  // FP8 weights need the FP8 kernels (issue 6, not implemented yet): both throw.
+  QuantizedWeight upload_quantized_weight(const QuantizedWeight& host) override;
   void begin_step() override;
   Tensor upload_step_ints(std::span<const int32_t> values) override;
   std::vector<float> download_f32(const Tensor& tensor) override;
@@ -48,6 +50,7 @@ class CudaBackend : public Backend {
   void add_inplace(const Tensor& residual, const Tensor& x) override;
   Tensor linear(const Tensor& x, const Tensor& weight) override;
   Tensor linear_f32(const Tensor& x, const Tensor& weight) override;
+  Tensor linear_fp8(const Tensor& x, const QuantizedWeight& w) override;
   Tensor silu_mul(const Tensor& gate_up) override;
   Tensor gather_rows(const Tensor& x, const Tensor& row_indices) override;
 

@@ -102,6 +102,14 @@ Tensor CudaBackend::linear_into(const Tensor& x, const Tensor& weight, DType out
 Tensor CudaBackend::linear(const Tensor& x, const Tensor& weight) { return linear_into(x, weight, DType::BF16); }
 Tensor CudaBackend::linear_f32(const Tensor& x, const Tensor& weight) { return linear_into(x, weight, DType::F32); }
 
+QuantizedWeight CudaBackend::upload_quantized_weight(const QuantizedWeight&) {
+  RS_FAIL("FP8 weights need the FP8 kernels (not implemented yet); the CPU backend runs FP8 checkpoints");
+}
+
+Tensor CudaBackend::linear_fp8(const Tensor&, const QuantizedWeight&) {
+  RS_FAIL("FP8 weights need the FP8 kernels (not implemented yet); the CPU backend runs FP8 checkpoints");
+}
+
 Tensor CudaBackend::silu_mul(const Tensor& gate_up) {
   expect(gate_up, DType::BF16, 2, "silu_mul input");
   RS_CHECK(gate_up.dim(1) % 2 == 0, "silu_mul input width {} is odd", gate_up.dim(1));
@@ -252,6 +260,7 @@ MoeRouting CudaBackend::moe_route(const Tensor& router_logits, const Tensor& sco
 
 Tensor CudaBackend::moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) {
   expect(x, DType::BF16, 2, "moe input");
+  RS_CHECK(!experts.gate_up_fp8 && !experts.down_fp8, "FP8 experts need the FP8 kernels (not implemented yet)");
   expect(experts.gate_up, DType::BF16, 3, "expert gate_up");
   expect(experts.down, DType::BF16, 3, "expert down");
   const int64_t tokens = x.dim(0), hidden = x.dim(1), top_k = routing.expert_ids.dim(1);

@@ -1,29 +1,45 @@
 // CheckpointWeightSource: weights read from safetensors files (a WeightStore) and
 // uploaded to the backend, each shape checked against what the model expects so a wrong
-// checkpoint fails at load with the tensor's name, not with garbage logits.
+// checkpoint fails at load with the tensor's name, not with garbage logits. The QuantConfig
+// says how each linear module is stored: FP8 block and FP8 channel layers come back as
+// QuantizedWeight (e4m3 values + f32 scales); every other tensor must be a float dtype.
 #pragma once
 
 #include "models/layers/weight_source.h"
+#include "weights/quant_config.h"
 #include "weights/safetensors.h"
 
 namespace rackserve {
 
 class CheckpointWeightSource final : public WeightSource {
  public:
-  // Both must outlive the source.
-  CheckpointWeightSource(const WeightStore& store, Backend& backend) : store_(store), backend_(backend) {}
+  // `store` and `backend` must outlive the source.
+  CheckpointWeightSource(const WeightStore& store, Backend& backend, QuantConfig quant = {})
+      : store_(store), backend_(backend), quant_(std::move(quant)) {}
 
   bool contains(const std::string& name) const override { return store_.contains(name); }
+  // An FP8 "<module>.weight" asked for here (kv_b_proj, absorbed into attention) is
+  // dequantized to f32 (values * scales) before upload.
   Tensor load(const std::string& name, const Shape& shape, WeightRole role) override;
   // Staged in float32 on the host; the backend converts to its own layout on upload.
   Tensor load_row_concat(const std::vector<std::string>& names, const std::vector<int64_t>& rows, int64_t cols,
                          WeightRole role) override;
+  // Dense modules as WeightSource does; FP8 modules (all of a request in one format) as a
+  // QuantizedWeight. Block scales are concatenated along rows, so every piece but the last
+  // of a matrix must fill whole blocks (gate/up of DeepSeek: 18432 and 2048 rows, 128 each).
+  LinearWeight load_linear(const LinearRequest& request) override;
 
  private:
   const TensorRecord& checked(const std::string& name, const Shape& shape) const;
+  // The scheme of an FP8 module, checked to be one this loader reads.
+  const LinearScheme& fp8_scheme(const std::string& module) const;
+  // Appends the f32 scales of `module` ([rows, cols], stored as `scheme`) to `scales`.
+  void append_scales(const std::string& module, const LinearScheme& scheme, int64_t rows, int64_t cols,
+                     std::vector<float>& scales) const;
 
   const WeightStore& store_;
   Backend& backend_;
+  QuantConfig quant_;
 };
 
 }  // namespace rackserve

@@ -5,12 +5,12 @@
 namespace rackserve {
 
 DenseMlp::DenseMlp(WeightLoader& loader, const std::string& prefix, int64_t hidden, int64_t intermediate)
-    : gate_up_(loader.load_row_concat({prefix + ".gate_proj.weight", prefix + ".up_proj.weight"},
-                                      {intermediate, intermediate}, hidden, WeightRole::Linear)),
-      down_(loader.load(prefix + ".down_proj.weight", {hidden, intermediate}, WeightRole::Linear)) {}
+    : gate_up_(loader.load_linear_concat({prefix + ".gate_proj", prefix + ".up_proj"}, {intermediate, intermediate},
+                                         hidden)),
+      down_(loader.load_linear(prefix + ".down_proj", hidden, intermediate)) {}
 
 Tensor DenseMlp::forward(Backend& backend, const Tensor& x) const {
-  return backend.linear(backend.silu_mul(backend.linear(x, gate_up_)), down_);
+  return down_.apply(backend, backend.silu_mul(gate_up_.apply(backend, x)));
 }
 
 MoeBlock::MoeBlock(const ModelConfig& config, WeightLoader& loader, const std::string& prefix) {
@@ -29,15 +29,17 @@ MoeBlock::MoeBlock(const ModelConfig& config, WeightLoader& loader, const std::s
   if (moe.has_score_correction_bias)
     correction_bias_ = loader.load(prefix + ".gate.e_score_correction_bias", {experts}, WeightRole::RouterBias);
   auto expert_prefix = [&](int64_t e) { return fmt::format("{}.experts.{}", prefix, e); };
-  experts_.gate_up = loader.load_stacked(
+  LinearWeight gate_up = loader.load_linear_stacked(
       experts,
-      [&](int64_t e) {
-        return std::vector<std::string>{expert_prefix(e) + ".gate_proj.weight", expert_prefix(e) + ".up_proj.weight"};
-      },
+      [&](int64_t e) { return std::vector<std::string>{expert_prefix(e) + ".gate_proj", expert_prefix(e) + ".up_proj"}; },
       {intermediate, intermediate}, hidden, WeightRole::ExpertGateUp);
-  experts_.down = loader.load_stacked(
-      experts, [&](int64_t e) { return std::vector<std::string>{expert_prefix(e) + ".down_proj.weight"}; },
-      {hidden}, intermediate, WeightRole::ExpertDown);
+  LinearWeight down = loader.load_linear_stacked(
+      experts, [&](int64_t e) { return std::vector<std::string>{expert_prefix(e) + ".down_proj"}; }, {hidden},
+      intermediate, WeightRole::ExpertDown);
+  experts_.gate_up = gate_up.dense;
+  experts_.gate_up_fp8 = gate_up.fp8;
+  experts_.down = down.dense;
+  experts_.down_fp8 = down.fp8;
   if (moe.num_shared_experts > 0)
     shared_experts_.emplace(loader, prefix + ".shared_experts", hidden, intermediate * moe.num_shared_experts);
 }

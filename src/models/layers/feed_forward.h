@@ -18,7 +18,7 @@ class DenseMlp {
   Tensor forward(Backend& backend, const Tensor& x) const;  // [T, hidden] -> [T, hidden]
 
  private:
-  Tensor gate_up_, down_;
+  LinearWeight gate_up_, down_;
 };
 
 class MoeBlock {

@@ -10,19 +10,20 @@ MlaAttentionBlock::MlaAttentionBlock(const ModelConfig& config, WeightLoader& lo
   const int64_t hidden = config.hidden_size;
   RS_CHECK(!config.attention_bias, "attention_bias=true is not supported");
   if (m.q_lora_rank > 0) {
-    q_a_proj_ = loader.load(prefix + ".q_a_proj.weight", {m.q_lora_rank, hidden}, WeightRole::Linear);
+    q_a_proj_ = loader.load_linear(prefix + ".q_a_proj", m.q_lora_rank, hidden);
     q_a_norm_ = loader.load(prefix + ".q_a_layernorm.weight", {m.q_lora_rank}, WeightRole::Norm);
-    q_b_proj_ = loader.load(prefix + ".q_b_proj.weight", {m.num_heads * m.qk_head_dim(), m.q_lora_rank},
-                            WeightRole::Linear);
+    q_b_proj_ = loader.load_linear(prefix + ".q_b_proj", m.num_heads * m.qk_head_dim(), m.q_lora_rank);
   } else {
-    q_proj_ = loader.load(prefix + ".q_proj.weight", {m.num_heads * m.qk_head_dim(), hidden}, WeightRole::Linear);
+    q_proj_ = loader.load_linear(prefix + ".q_proj", m.num_heads * m.qk_head_dim(), hidden);
   }
-  kv_a_proj_ = loader.load(prefix + ".kv_a_proj_with_mqa.weight", {m.latent_width(), hidden}, WeightRole::Linear);
+  kv_a_proj_ = loader.load_linear(prefix + ".kv_a_proj_with_mqa", m.latent_width(), hidden);
   kv_a_norm_ = loader.load(prefix + ".kv_a_layernorm.weight", {m.kv_lora_rank}, WeightRole::Norm);
+  // Absorbed into attention, so always dense: an FP8 checkpoint's kv_b_proj is dequantized at
+  // load, as DeepSeek's reference (weight_dequant) and vLLM's MLA do.
   kv_b_proj_ = loader.load(prefix + ".kv_b_proj.weight", {m.num_heads * (m.qk_nope_head_dim + m.v_head_dim),
                                                           m.kv_lora_rank},
                            WeightRole::MlaKvB);
-  o_proj_ = loader.load(prefix + ".o_proj.weight", {hidden, m.num_heads * m.v_head_dim}, WeightRole::Linear);
+  o_proj_ = loader.load_linear(prefix + ".o_proj", hidden, m.num_heads * m.v_head_dim);
 }
 
 Tensor MlaAttentionBlock::forward(Backend& backend, const Tensor& x, const StepContext& step,
@@ -30,13 +31,13 @@ Tensor MlaAttentionBlock::forward(Backend& backend, const Tensor& x, const StepC
   const MlaConfig& m = shape_;
   const int64_t tokens = x.dim(0);
   Tensor q = m.q_lora_rank > 0
-                 ? backend.linear(backend.rms_norm(backend.linear(x, q_a_proj_), q_a_norm_, norm_eps_), q_b_proj_)
-                 : backend.linear(x, q_proj_);
+                 ? q_b_proj_.apply(backend, backend.rms_norm(q_a_proj_.apply(backend, x), q_a_norm_, norm_eps_))
+                 : q_proj_.apply(backend, x);
   q = q.reshaped({tokens, m.num_heads, m.qk_head_dim()});
   backend.rope_inplace(q, m.qk_nope_head_dim, *step.rope, step.attention.positions);
 
   MlaCacheWrite write;
-  write.kv = backend.linear(x, kv_a_proj_);
+  write.kv = kv_a_proj_.apply(backend, x);
   write.norm_weight = kv_a_norm_;
   write.norm_eps = norm_eps_;
   write.rope = step.rope;
@@ -57,7 +58,7 @@ Tensor MlaAttentionBlock::forward(Backend& backend, const Tensor& x, const StepC
   attention.kv_lora_rank = m.kv_lora_rank;
   attention.softmax_scale = softmax_scale_;
   Tensor heads = backend.mla_attention(attention);
-  return backend.linear(heads.reshaped({tokens, m.num_heads * m.v_head_dim}), o_proj_);
+  return o_proj_.apply(backend, heads.reshaped({tokens, m.num_heads * m.v_head_dim}));
 }
 
 }  // namespace rackserve

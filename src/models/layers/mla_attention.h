@@ -23,9 +23,11 @@ class MlaAttentionBlock {
   MlaConfig shape_;
   float norm_eps_;
   float softmax_scale_;
-  Tensor q_a_proj_, q_a_norm_, q_b_proj_;  // with query compression (q_lora_rank > 0)
-  Tensor q_proj_;                          // without
-  Tensor kv_a_proj_, kv_a_norm_, kv_b_proj_, o_proj_;
+  LinearWeight q_a_proj_, q_b_proj_;  // with query compression (q_lora_rank > 0)
+  Tensor q_a_norm_;
+  LinearWeight q_proj_;               // without
+  LinearWeight kv_a_proj_, o_proj_;
+  Tensor kv_a_norm_, kv_b_proj_;
 };
 
 }  // namespace rackserve

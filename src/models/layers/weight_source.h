@@ -10,8 +10,20 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "models/layers/linear_weight.h"
 
 namespace rackserve {
+
+// The weight of one linear layer (matrices == 1) or of `matrices` stacked ones (MoE experts).
+// Each matrix is the row concatenation of consecutive `modules` (checkpoint module names
+// without ".weight", e.g. gate_proj then up_proj), modules[i] being [rows[i], cols].
+struct LinearRequest {
+  std::vector<std::string> modules;  // matrices * pieces entries, matrix by matrix
+  std::vector<int64_t> rows;         // one per piece of a matrix
+  int64_t cols = 0;
+  int64_t matrices = 1;
+  WeightRole role = WeightRole::Linear;
+};
 
 class WeightSource {
  public:
@@ -24,6 +36,10 @@ class WeightSource {
   // [rows_i, cols] tensors concatenated along rows into one [sum(rows), cols] tensor.
   virtual Tensor load_row_concat(const std::vector<std::string>& names, const std::vector<int64_t>& rows,
                                  int64_t cols, WeightRole role) = 0;
+  // A linear layer in the format the checkpoint stores it. This default loads it dense
+  // ("<module>.weight" through load_row_concat); a checkpoint with a quantization config
+  // returns FP8 layers as QuantizedWeight.
+  virtual LinearWeight load_linear(const LinearRequest& request);
 };
 
 }  // namespace rackserve

@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""FP8 versions of the tiny DeepSeek-V3 fixtures, with Hugging Face reference logits.
+
+*** NOT RUN YET. *** Written without a machine that has transformers 5.x and a torch with
+float8_e4m3fn at hand; the first run (on the device machine) may need small fixes for API
+drift. Nothing under tests/data comes from it yet.
+
+For each tiny model of make_fixtures.MODELS this script
+  1. builds and re-initialises it exactly as make_fixtures.py does (bf16-rounded weights,
+     per-expert checkpoint names) and saves it as OUT/<name>-bf16,
+  2. quantizes every linear layer except the ones real FP8 checkpoints keep in bf16
+     (lm_head, MoE router gates, embeddings, norms) the way the real checkpoints are made:
+     scale = amax / 448 over the block or output row, weight = e4m3(clamp(w / scale, ±448))
+     (round to nearest even), into
+       OUT/<name>-fp8-block    DeepSeek `fp8`: F8_E4M3 `weight` + F32 `weight_scale_inv`
+                               [ceil(out/16), in/16] (blocks of 16 x 16: the tiny widths are
+                               not multiples of 128; the loader takes weight_block_size),
+       OUT/<name>-fp8-channel  compressed-tensors float-quantized, strategy "channel":
+                               F8_E4M3 `weight` + BF16 `weight_scale` [out, 1], dynamic
+                               per-token activations,
+  3. records reference logits in float32 for every position of each prompt:
+       w8a16  transformers' FineGrainedFP8 integration loading the fp8-block checkpoint
+              with FineGrainedFP8Config(dequantize=True) (its CPU dequantization path; the
+              FP8 kernel path downloads kernels from the Hub, impossible on that machine),
+              cross-checked against our own dequantization loaded into a plain
+              DeepseekV3ForCausalLM (must agree to 1e-5); for the channel format only our
+              dequantization (transformers has no compressed-tensors loader without the
+              compressed-tensors package),
+       w8a8   the w8a16 model with the input of every quantized product quantized as the
+              rackserve CPU oracle does (src/backend/cpu/fp8_linear.h): per token per
+              16-column group (block) or per token (channel), scale = max(amax / 448,
+              floor), e4m3 round-to-nearest-even with saturation; products in float32.
+     plus the cosine of w8a8 against w8a16 per prompt (reference.json), which issue 6
+     asks to report.
+
+Outputs per checkpoint directory: config.json, model.safetensors, reference.safetensors
+(prompt_<i>.tokens I32, prompt_<i>.w8a16 F32 [len, vocab], prompt_<i>.w8a8 F32) and
+reference.json.
+
+Usage: python3 make_fp8_fixtures.py OUT_DIR
+"""
+import json
+import os
+import shutil
+import sys
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import DeepseekV3ForCausalLM
+
+import make_fixtures
+
+BLOCK = (16, 16)
+E4M3_MAX = 448.0
+BLOCK_MIN_SCALE = 1e-10 / E4M3_MAX            # vLLM per-token-group eps
+TOKEN_MIN_SCALE = 1.0 / (E4M3_MAX * 512.0)    # vLLM dynamic per-token floor
+PROMPT_LENGTHS = [1, 5, 33, 70]
+
+
+def kept_in_bf16(name, tensor):
+    return (tensor.dim() != 2 or not name.endswith("_proj.weight") or name.endswith("eh_proj.weight"))
+
+
+def to_e4m3(x):
+    return x.clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn)
+
+
+def quantize_block(w):
+    rows, cols = w.shape
+    bo, bi = BLOCK
+    assert cols % bi == 0, f"input width {cols} is not a multiple of {bi}"
+    padded = torch.zeros(((rows + bo - 1) // bo) * bo, cols)
+    padded[:rows] = w
+    tiles = padded.view(-1, bo, cols // bi, bi)
+    amax = tiles.abs().amax(dim=(1, 3))
+    scale = torch.where(amax > 0, amax / E4M3_MAX, torch.ones_like(amax))
+    q = to_e4m3(tiles / scale[:, None, :, None]).view(-1, cols)[:rows]
+    return q, scale.float()
+
+
+def quantize_channel(w):
+    amax = w.abs().amax(dim=1, keepdim=True)
+    scale = torch.where(amax > 0, amax / E4M3_MAX, torch.ones_like(amax)).to(torch.bfloat16)
+    return to_e4m3(w / scale.float()), scale
+
+
+def dequantize(q, scale, layout):
+    values = q.float()
+    if layout == "channel":
+        return values * scale.float()
+    bo, bi = BLOCK
+    expanded = scale.repeat_interleave(bo, 0)[: values.shape[0]].repeat_interleave(bi, 1)
+    return values * expanded
+
+
+def write_quantized(src, dst, layout):
+    os.makedirs(dst, exist_ok=True)
+    tensors = load_file(os.path.join(src, "model.safetensors"))
+    out, dense = {}, {}
+    for name, tensor in tensors.items():
+        if kept_in_bf16(name, tensor):
+            out[name] = tensor
+            dense[name] = tensor.float()
+            continue
+        module = name[: -len(".weight")]
+        if layout == "block":
+            q, scale = quantize_block(tensor.float())
+            out[module + ".weight_scale_inv"] = scale
+        else:
+            q, scale = quantize_channel(tensor.float())
+            out[module + ".weight_scale"] = scale
+        out[name] = q
+        dense[name] = dequantize(q, scale, layout)
+    save_file(out, os.path.join(dst, "model.safetensors"), metadata={"format": "pt"})
+    with open(os.path.join(src, "config.json")) as f:
+        config = json.load(f)
+    if layout == "block":
+        config["quantization_config"] = {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic",
+                                         "weight_block_size": list(BLOCK)}
+    else:
+        config["quantization_config"] = {
+            "quant_method": "compressed-tensors", "format": "float-quantized", "ignore": ["lm_head"],
+            "config_groups": {"group_0": {
+                "targets": ["Linear"],
+                "weights": {"num_bits": 8, "type": "float", "strategy": "channel", "symmetric": True,
+                            "dynamic": False},
+                "input_activations": {"num_bits": 8, "type": "float", "strategy": "token", "symmetric": True,
+                                      "dynamic": True}}}}
+    with open(os.path.join(dst, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    return dense
+
+
+def dense_model(src, dense):
+    """A float32 DeepseekV3ForCausalLM holding the dequantized weights."""
+    model = DeepseekV3ForCausalLM.from_pretrained(src, dtype=torch.float32, attn_implementation="eager")
+    model.load_state_dict(make_fixtures_state(model, dense), strict=True)
+    return model.eval()
+
+
+def make_fixtures_state(model, dense):
+    """Maps per-expert checkpoint tensors onto this transformers version's parameters
+    (fused experts in transformers 5: gate_up_proj [E, 2I, H], down_proj [E, H, I])."""
+    state = model.state_dict()
+    for key in state:
+        if key in dense:
+            state[key] = dense[key]
+        elif key.endswith("experts.gate_up_proj"):
+            prefix = key[: -len("gate_up_proj")]
+            state[key] = torch.stack([torch.cat([dense[f"{prefix}{e}.gate_proj.weight"],
+                                                 dense[f"{prefix}{e}.up_proj.weight"]]) for e in range(state[key].shape[0])])
+        elif key.endswith("experts.down_proj"):
+            prefix = key[: -len("down_proj")]
+            state[key] = torch.stack([dense[f"{prefix}{e}.down_proj.weight"] for e in range(state[key].shape[0])])
+    return state
+
+
+def quantize_activations(x, layout):
+    if layout == "block":
+        group = BLOCK[1]
+        grouped = x.reshape(*x.shape[:-1], x.shape[-1] // group, group)
+        scale = (grouped.abs().amax(-1, keepdim=True) / E4M3_MAX).clamp(min=BLOCK_MIN_SCALE)
+        return (to_e4m3(grouped / scale).float() * scale).reshape(x.shape)
+    scale = (x.abs().amax(-1, keepdim=True) / E4M3_MAX).clamp(min=TOKEN_MIN_SCALE)
+    return to_e4m3(x / scale).float() * scale
+
+
+class W8A8:
+    """While active, F.linear quantizes its input whenever the weight belongs to a
+    quantized parameter (nn.Linear layers and the fused expert tensors alike)."""
+
+    def __init__(self, model, layout):
+        self.layout = layout
+        self.storages = {p.untyped_storage().data_ptr() for n, p in model.named_parameters()
+                         if p.dim() >= 2 and "_proj" in n and "eh_proj" not in n}
+        self.original = torch.nn.functional.linear
+
+    def __enter__(self):
+        def linear(x, weight, bias=None):
+            if weight.untyped_storage().data_ptr() in self.storages:
+                x = quantize_activations(x.float(), self.layout)
+            return self.original(x, weight, bias)
+        torch.nn.functional.linear = linear
+        return self
+
+    def __exit__(self, *exc):
+        torch.nn.functional.linear = self.original
+
+
+def logits_of(model, tokens):
+    with torch.no_grad():
+        return model(torch.tensor([tokens])).logits[0].float()
+
+
+def cosine(a, b):
+    return float(torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0))
+
+
+def main(out_dir):
+    from transformers import FineGrainedFP8Config
+    os.makedirs(out_dir, exist_ok=True)
+    for name, spec in make_fixtures.MODELS.items():
+        torch.manual_seed(0)
+        generator = torch.Generator().manual_seed(1234)
+        config = make_fixtures.make_config(spec)
+        model = DeepseekV3ForCausalLM(config)
+        make_fixtures.reinitialise(model, generator)
+        model = model.to(torch.bfloat16)
+        src = os.path.join(out_dir, f"{name}-bf16")
+        model.save_pretrained(src)
+        make_fixtures.split_fused_experts(src)
+        prompts = [torch.randint(2, config.vocab_size, (n,), generator=generator).tolist() for n in PROMPT_LENGTHS]
+
+        for layout in ("block", "channel"):
+            dst = os.path.join(out_dir, f"{name}-fp8-{layout}")
+            dense = write_quantized(src, dst, layout)
+            ours = dense_model(src, dense)
+            hf = None
+            if layout == "block":
+                hf = DeepseekV3ForCausalLM.from_pretrained(
+                    dst, dtype=torch.float32, attn_implementation="eager",
+                    quantization_config=FineGrainedFP8Config(dequantize=True)).eval()
+            tensors, summary = {}, {"layout": layout, "block": list(BLOCK), "prompts": []}
+            for i, tokens in enumerate(prompts):
+                w8a16 = logits_of(ours, tokens)
+                if hf is not None:
+                    difference = (logits_of(hf, tokens) - w8a16).abs().max().item()
+                    assert difference <= 1e-5, f"{name} prompt {i}: transformers dequantization differs by {difference}"
+                with W8A8(ours, layout):
+                    w8a8 = logits_of(ours, tokens)
+                tensors[f"prompt_{i}.tokens"] = torch.tensor(tokens, dtype=torch.int32)
+                tensors[f"prompt_{i}.w8a16"] = w8a16.contiguous()
+                tensors[f"prompt_{i}.w8a8"] = w8a8.contiguous()
+                summary["prompts"].append({"length": len(tokens), "w8a8_cosine_vs_w8a16": cosine(w8a8, w8a16)})
+            save_file(tensors, os.path.join(dst, "reference.safetensors"))
+            with open(os.path.join(dst, "reference.json"), "w") as f:
+                json.dump(summary, f, indent=2)
+            print(name, layout, [round(p["w8a8_cosine_vs_w8a16"], 6) for p in summary["prompts"]])
+        shutil.rmtree(src)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    main(sys.argv[1])
