@@ -20,8 +20,10 @@ For each tiny model of make_fixtures.MODELS this script
                                per-token activations,
   3. records reference logits in float32 for every position of each prompt:
        w8a16  transformers' FineGrainedFP8 integration loading the fp8-block checkpoint
-              with FineGrainedFP8Config(dequantize=True) (its CPU dequantization path; the
-              FP8 kernel path downloads kernels from the Hub, impossible on that machine),
+              with FineGrainedFP8Config(dequantize=True) (its dequantization path; the FP8
+              kernel path downloads kernels from the Hub, impossible on that machine; the
+              flag's name comes from the transformers 5 quantizer's description, check it
+              on the first run),
               cross-checked against our own dequantization loaded into a plain
               DeepseekV3ForCausalLM (must agree to 1e-5); for the channel format only our
               dequantization (transformers has no compressed-tensors loader without the
