@@ -2,8 +2,9 @@
 // formats (DeepSeek `fp8` blocks with f32 weight_scale_inv; compressed-tensors per-channel
 // with bf16 weight_scale), written as safetensors with its config.json, loaded on the CPU
 // backend and run; the same model with those weights dequantized to f32 is the W8A16
-// reference. Also: format rules the loader enforces, and every real FP8 config under the
-// shared models parses into the right per-module decisions.
+// reference. Also: loaded FP8 weights equal the dequantized tensors value for value, the
+// format rules the loader enforces, and every real FP8 config under the shared models
+// parses into the right per-module decisions.
 #include <unistd.h>
 
 #include <cmath>
@@ -20,6 +21,7 @@
 
 #include "backend/backend.h"
 #include "core/dtype.h"
+#include "models/layers/checkpoint_weight_source.h"
 #include "models/model.h"
 #include "support/shared_models.h"
 #include "weights/quant_config.h"
@@ -244,6 +246,61 @@ TEST_F(Fp8Checkpoint, ConfigThatDisagreesWithTheTensorsNamesTheTensor) {
                 fs::copy_options::overwrite_existing);
   EXPECT_NE(error_of([&] { load_model(root_ / "dequantized", *backend_); }).find("has dtype F32, but fp8"),
             std::string::npos);
+}
+
+// Every value of a fused, expert-stacked FP8 weight as loaded (code * its scale) equals the
+// dequantized checkpoint tensor it came from: scales follow their rows through the
+// gate/up concatenation, the expert stacking and a ragged last row block. The same for
+// kv_b_proj, which the loader dequantizes.
+void expect_loaded_exactly(Layout layout, int64_t block_out, int64_t block_in, const fs::path& root) {
+  write_checkpoints(layout, block_out, block_in, root / "fp8", root / "dequantized");
+  auto backend = make_cpu_backend(1);
+  WeightStore store = WeightStore::open(root / "fp8"), expanded = WeightStore::open(root / "dequantized");
+  CheckpointWeightSource source(store, *backend, QuantConfig::load(root / "fp8"));
+  auto check = [&](const LinearRequest& request) {
+    SCOPED_TRACE(request.modules.front());
+    LinearWeight loaded = source.load_linear(request);
+    ASSERT_TRUE(loaded.fp8.has_value());
+    const QuantizedWeight& w = *loaded.fp8;
+    const int64_t rows = w.out_features(), cols = w.in_features(), pieces = static_cast<int64_t>(request.rows.size());
+    const int64_t scale_rows = layout == Layout::Block ? (rows + block_out - 1) / block_out : rows;
+    const int64_t scale_cols = layout == Layout::Block ? cols / block_in : 1;
+    for (int64_t m = 0; m < request.matrices; ++m) {
+      int64_t row = 0;
+      for (int64_t piece = 0; piece < pieces; ++piece) {
+        const TensorRecord& record = expanded.get(request.modules[m * pieces + piece] + ".weight");
+        const float* reference = static_cast<const float*>(static_cast<const void*>(record.data));
+        for (int64_t r = 0; r < request.rows[piece]; ++r, ++row)
+          for (int64_t c = 0; c < cols; ++c) {
+            const int64_t scale_index = layout == Layout::Block ? (row / block_out) * scale_cols + c / block_in : row;
+            const float value = e4m3_to_f32(w.values.as<uint8_t>()[(m * rows + row) * cols + c]) *
+                                w.scales.as<float>()[m * scale_rows * scale_cols + scale_index];
+            ASSERT_EQ(value, reference[r * cols + c]) << "matrix " << m << " row " << row << " col " << c;
+          }
+      }
+    }
+  };
+  LinearRequest experts{{}, {32, 32}, 64, 8, WeightRole::ExpertGateUp};
+  for (int e = 0; e < 8; ++e)
+    for (const char* projection : {"gate_proj", "up_proj"})
+      experts.modules.push_back(fmt::format("model.layers.1.mlp.experts.{}.{}", e, projection));
+  check(experts);
+  check({{"model.layers.0.mlp.gate_proj", "model.layers.0.mlp.up_proj"}, {128, 128}, 64, 1, WeightRole::Linear});
+  check({{"model.layers.2.self_attn.kv_a_proj_with_mqa"}, {48}, 64, 1, WeightRole::Linear});  // 48 rows: ragged
+
+  // kv_b_proj is asked for dense (absorbed into attention): dequantized at load.
+  const std::string kv_b = "model.layers.1.self_attn.kv_b_proj.weight";
+  std::vector<float> dequantized = backend->download_f32(source.load(kv_b, {256, 32}, WeightRole::MlaKvB));
+  const float* reference = static_cast<const float*>(static_cast<const void*>(expanded.get(kv_b).data));
+  for (size_t i = 0; i < dequantized.size(); ++i) ASSERT_EQ(dequantized[i], reference[i]) << kv_b << " element " << i;
+}
+
+TEST_F(Fp8Checkpoint, BlockScalesFollowTheirRowsThroughFusingAndStacking) {
+  expect_loaded_exactly(Layout::Block, 32, 16, root_);
+}
+
+TEST_F(Fp8Checkpoint, ChannelScalesFollowTheirRowsThroughFusingAndStacking) {
+  expect_loaded_exactly(Layout::Channel, 0, 0, root_);
 }
 
 // ---- every real FP8 config ----------------------------------------------------------
