@@ -1,4 +1,5 @@
-// The CPU reference backend: float32 activations and weights, straightforward loops,
+// The CPU reference backend: float32 activations and weights (FP8 weights stay e4m3 with
+// f32 scales and run the W8A8 math of fp8_linear.h), straightforward loops,
 // parallel over independent rows. It is the numerical oracle the CUDA backend is
 // tested against, so clarity wins over speed everywhere it has to choose.
 #pragma once
