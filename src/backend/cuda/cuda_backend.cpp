@@ -45,6 +45,7 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options) : options_(options) 
   RS_CHECK(options.device >= 0 && options.device < count, "CUDA device {} does not exist ({} visible)", options.device,
            count);
   check_cuda(cudaSetDevice(options.device), "cudaSetDevice");
+  check_cuda(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, options.device), "SM count");
   cudaStream_t stream;
   check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
   stream_ = stream;

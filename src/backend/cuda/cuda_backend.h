@@ -79,6 +79,7 @@ class CudaBackend : public Backend {
 
   CudaBackendOptions options_;
   void* stream_ = nullptr;
+  int sm_count_ = 0;  // read once: kernel plans (split counts) depend on it every step
   std::vector<void*> persistent_;
   std::vector<Chunk> chunks_;
   size_t chunk_index_ = 0, chunk_offset_ = 0;

@@ -206,7 +206,7 @@ Tensor CudaBackend::mla_attention(const MlaAttention& args) {
     return out;
   }
   const int64_t max_keys = batch.max_context_length > 0 ? batch.max_context_length : params.max_blocks * batch.page_size;
-  const kernels::MlaDecodeConfig config = kernels::plan_mla_decode(tokens, heads, max_keys);
+  const kernels::MlaDecodeConfig config = kernels::plan_mla_decode(tokens, heads, max_keys, sm_count_);
   const int64_t workspace_floats = kernels::mla_decode_workspace_floats(tokens, heads, args.kv_lora_rank, config);
   Tensor workspace = allocate_step(DType::F32, {std::max<int64_t>(workspace_floats, 1)});
   kernels::MlaDecodeParams decode{};
