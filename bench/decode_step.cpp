@@ -11,6 +11,8 @@
 // inputs: every timed step repeats the same tokens at the same positions), and the KV
 // cache of every sequence and layer (C + 1 entries of kv_lora + rope values, BF16).
 // The kernel-by-kernel table comes from the CUDA backend's op profiler (cudaEvent pairs).
+// Steps are timed twice in the same run: eager (every op launched) and replaying the
+// captured CUDA graph of the step (the server's default for decode batches).
 //
 // usage: decode_step CONFIG_DIR [--num-layers N] [--batch 1,32] [--context 1024]
 //                    [--steps 20] [--page-size 64] [--seed 1]
@@ -51,9 +53,15 @@ struct Arguments {
 
 // The CUDA backend with the op profiler, and on request the number of distinct experts
 // each moe_route call chose (one entry per MoE layer of the step; costs a download each).
+// Step graphs only when allowed and neither counting nor profiling reads back per op.
 class DecodeBenchBackend final : public ProfilingCudaBackend {
  public:
   using ProfilingCudaBackend::ProfilingCudaBackend;
+
+  bool supports_step_graphs() const override {
+    return allow_graphs && !count_routing && ProfilingCudaBackend::supports_step_graphs();
+  }
+  bool allow_graphs = false;
 
   MoeRouting moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
                        const MoeRouterParams& params) override {
@@ -132,15 +140,21 @@ void run_batch(CausalLM& model, DecodeBenchBackend& backend, PagedKvCache& cache
   backend.count_routing = false;
   const std::vector<int64_t> touched = backend.experts_touched;
 
-  for (int i = 0; i < 3; ++i) run_step();
-  std::vector<double> seconds;
-  for (int i = 0; i < args.steps; ++i) {
-    auto start = std::chrono::steady_clock::now();
-    run_step();
-    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  const double step_seconds = median(seconds);
-
+  auto time_steps = [&](bool graphs) {
+    backend.allow_graphs = graphs;
+    for (int i = 0; i < 3; ++i) run_step();  // warm-up; captures the graph when allowed
+    std::vector<double> seconds;
+    for (int i = 0; i < args.steps; ++i) {
+      auto start = std::chrono::steady_clock::now();
+      run_step();
+      seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    backend.allow_graphs = false;
+    return seconds;
+  };
+  const std::vector<double> eager_seconds = time_steps(false);
+  const std::vector<double> seconds = time_steps(true);
+  const double eager_step_seconds = median(eager_seconds);
   // Bytes that must be read.
   const int64_t layers = config.num_layers;
   double weight_bytes = double(batch) * config.hidden_size * 2 + double(plan.head);
@@ -170,12 +184,17 @@ void run_batch(CausalLM& model, DecodeBenchBackend& backend, PagedKvCache& cache
   std::printf("\n## batch %lld, context %lld, %lld layers (%lld dense, %lld MoE)\n\n", static_cast<long long>(batch),
               static_cast<long long>(args.context), static_cast<long long>(layers),
               static_cast<long long>(dense_layers), static_cast<long long>(moe_layers));
-  std::printf("| step ms (median of %d) | min ms | per layer ms | weights read GB | KV read MB | experts touched / MoE "
-              "layer | floor ms | fraction of floor |\n|---|---|---|---|---|---|---|---|\n",
+  std::printf("| mode | step ms (median of %d) | min ms | per layer ms | weights read GB | KV read MB | experts "
+              "touched / MoE layer | floor ms | fraction of floor |\n|---|---|---|---|---|---|---|---|---|\n",
               args.steps);
-  std::printf("| %.3f | %.3f | %.3f | %.3f | %.1f | %.1f | %.3f | %.2f |\n", step_seconds * 1e3,
-              *std::min_element(seconds.begin(), seconds.end()) * 1e3, step_seconds * 1e3 / layers, weight_bytes / 1e9,
-              kv_bytes / 1e6, touched_mean, floor_seconds * 1e3, floor_seconds / step_seconds);
+  auto print_row = [&](const char* mode, const std::vector<double>& times) {
+    const double median_seconds = median(times);
+    std::printf("| %s | %.3f | %.3f | %.3f | %.3f | %.1f | %.1f | %.3f | %.2f |\n", mode, median_seconds * 1e3,
+                *std::min_element(times.begin(), times.end()) * 1e3, median_seconds * 1e3 / layers,
+                weight_bytes / 1e9, kv_bytes / 1e6, touched_mean, floor_seconds * 1e3, floor_seconds / median_seconds);
+  };
+  print_row("CUDA graph", seconds);
+  print_row("eager", eager_seconds);
   std::printf("\nfloor per layer: dense %.1f us (%.3f GB + %.2f MB KV), MoE %.1f us (%.3f GB + %.2f MB KV); "
               "outside layers (lm_head, embedding rows) %.1f us\n",
               dense_layers ? (dense_layer_bytes / dense_layers + kv_bytes_layer) / bandwidth * 1e6 : 0.0,
@@ -194,9 +213,9 @@ void run_batch(CausalLM& model, DecodeBenchBackend& backend, PagedKvCache& cache
   const std::vector<OpTiming> timings = profiler.collect();
   double gpu_ms = 0;
   for (const OpTiming& t : timings) gpu_ms += t.milliseconds / profiled_steps;
-  std::printf("\nops (GPU time per step from cudaEvent pairs; %.3f ms in ops vs %.3f ms wall: the rest is host "
-              "time between launches)\n\n| op | calls / step | us / step | us / call | share |\n|---|---|---|---|---|\n",
-              gpu_ms, step_seconds * 1e3);
+  std::printf("\nops (eager, GPU time per step from cudaEvent pairs; %.3f ms in ops vs %.3f ms eager wall: the rest "
+              "is host time between launches)\n\n| op | calls / step | us / step | us / call | share |\n|---|---|---|---|---|\n",
+              gpu_ms, eager_step_seconds * 1e3);
   for (const OpTiming& t : timings)
     std::printf("| %s | %.0f | %.1f | %.1f | %.1f%% |\n", t.label.c_str(), double(t.calls) / profiled_steps,
                 t.milliseconds * 1e3 / profiled_steps, t.milliseconds * 1e3 / t.calls,

@@ -26,6 +26,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "copy_bandwidth.h"
 #include "core/error.h"
+#include "rackserve/kernels/gemm_params.h"
 
 namespace rackserve {
 namespace {
@@ -89,11 +90,47 @@ struct Ceilings {
   double flops;      // flop/s
 };
 
+struct GemmShape {
+  const char* name;
+  int64_t n, k;
+};
+
+// The small-M kernel at m = 1 with each split-K forced, beside the planner's choice: the
+// data behind plan_linear_small_m_split.
+void bench_small_m_splits(const Ceilings& ceilings, const std::vector<GemmShape>& shapes) {
+  std::printf("\n## small-M BF16 linear, m = 1, split-K forced (fraction of copy bw; * = planned)\n\n");
+  std::printf("| shape | split 1 | split 2 | split 4 | split 8 |\n|---|---|---|---|---|\n");
+  for (const GemmShape& shape : shapes) {
+    auto backend = make_cuda_backend(CudaBackendOptions{});
+    const int64_t weight_bytes = shape.n * shape.k * 2;
+    std::vector<Tensor> weights(rotation_copies(weight_bytes));
+    for (size_t i = 0; i < weights.size(); ++i) {
+      weights[i] = backend->allocate_persistent(DType::BF16, {shape.n, shape.k});
+      backend->fill_random(weights[i], 100 + i, 0.05f);
+    }
+    Tensor x = backend->allocate_persistent(DType::BF16, {1, shape.k});
+    Tensor y = backend->allocate_persistent(DType::BF16, {1, shape.n});
+    backend->fill_random(x, 7, 1.0f);
+    check_cuda(cudaDeviceSynchronize(), "fill");  // the launches below use the default stream
+    const int planned = kernels::plan_linear_small_m_split(shape.n, shape.k);
+    std::printf("| %s |", shape.name);
+    for (int split : {1, 2, 4, 8}) {
+      double seconds = seconds_per_call(
+          [&](int i) {
+            kernels::LinearBf16Params params{x.data, weights[i % weights.size()].data, y.data, kernels::ElementType::BF16,
+                                             1, shape.n, shape.k};
+            RS_CHECK(kernels::launch_linear_bf16_small_m(params, nullptr, split) == 0, "small-M launch failed");
+          },
+          20);
+      const double bytes = weight_bytes + 2.0 * (shape.k + shape.n);
+      std::printf(" %.2f%s |", bytes / seconds / ceilings.bandwidth, split == planned ? "*" : "");
+    }
+    std::printf("\n");
+  }
+}
+
 void bench_gemm(const Ceilings& ceilings, bool quick) {
-  struct Shape {
-    const char* name;
-    int64_t n, k;
-  };
+  using Shape = GemmShape;
   // DeepSeek-V3 projections at TP 1 and their TP 8 slices (column-parallel n / 8, row-parallel k / 8).
   const std::vector<Shape> shapes = {
       {"q_a 7168->1536", 1536, 7168},          {"q_b 1536->24576", 24576, 1536},
@@ -133,6 +170,7 @@ void bench_gemm(const Ceilings& ceilings, bool quick) {
                   flops / seconds / ceilings.flops);
     }
   }
+  bench_small_m_splits(ceilings, shapes);
 }
 
 void bench_mla_decode(const Ceilings& ceilings, bool quick) {

@@ -28,4 +28,18 @@ RACKSERVE_HOST_DEVICE inline float uniform_symmetric(uint64_t seed, uint64_t ind
   return (2.0f * unit - 1.0f) * scale;
 }
 
+// The sampler's draw: a uniform double in [0, 1) that depends only on (seed, counter);
+// output token i of a sequence uses counter i. 53 random bits.
+RACKSERVE_HOST_DEVICE inline uint64_t splitmix64_finalize(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+RACKSERVE_HOST_DEVICE inline double sampling_uniform(uint64_t seed, uint64_t counter) {
+  const uint64_t bits = splitmix64_finalize(splitmix64_finalize(seed ^ 0x6a09e667f3bcc909ull) + counter * 0x9e3779b97f4a7c15ull);
+  return static_cast<double>(bits >> 11) * (1.0 / 9007199254740992.0);
+}
+
 }  // namespace rackserve

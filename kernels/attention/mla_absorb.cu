@@ -5,7 +5,8 @@
 // One block per (head, tile of weight columns or rows): the tile goes to shared memory
 // once, then the block's warps walk the tokens. float32 accumulation; the per-token
 // loops are short dot products over shared memory (CUDA cores): decode batches are
-// bound by the weight bytes, which this reads exactly once.
+// bound by the weight bytes, which this reads exactly once, with 16-byte loads when the
+// tile rows allow (lora a multiple of 64; 512 for the output tile), else element-wise.
 #include "common/device_utils.cuh"
 #include "rackserve/kernels/mla_params.h"
 
@@ -28,10 +29,19 @@ __global__ void __launch_bounds__(kThreads) q_latent_kernel(MlaAttentionParams p
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t h = blockIdx.x, c0 = static_cast<int64_t>(blockIdx.y) * kColumnsPerBlock;
   const __nv_bfloat16* w_uk = static_cast<const __nv_bfloat16*>(p.kv_b) + h * (p.nope + p.v) * p.lora;
-  for (int64_t i = threadIdx.x; i < p.nope * (kColumnsPerBlock / 2); i += kThreads) {
-    const int64_t row = i / (kColumnsPerBlock / 2), pair = i % (kColumnsPerBlock / 2);
-    if (c0 + 2 * pair < p.lora)
-      weight[row][pair] = *reinterpret_cast<const __nv_bfloat162*>(w_uk + row * p.lora + c0 + 2 * pair);
+  if (p.lora % kColumnsPerBlock == 0) {  // whole 128-byte tile rows: 16-byte loads, all issued at once
+    constexpr int kChunksPerRow = kColumnsPerBlock * 2 / 16;
+    for (int64_t i = threadIdx.x; i < p.nope * kChunksPerRow; i += kThreads) {
+      const int64_t row = i / kChunksPerRow, chunk = i % kChunksPerRow;
+      reinterpret_cast<uint4*>(&weight[row][0])[chunk] =
+          __ldcs(reinterpret_cast<const uint4*>(w_uk + row * p.lora + c0) + chunk);
+    }
+  } else {
+    for (int64_t i = threadIdx.x; i < p.nope * (kColumnsPerBlock / 2); i += kThreads) {
+      const int64_t row = i / (kColumnsPerBlock / 2), pair = i % (kColumnsPerBlock / 2);
+      if (c0 + 2 * pair < p.lora)
+        weight[row][pair] = *reinterpret_cast<const __nv_bfloat162*>(w_uk + row * p.lora + c0 + 2 * pair);
+    }
   }
   __syncthreads();
   for (int64_t t = warp; t < p.tokens; t += kWarps) {
@@ -59,7 +69,13 @@ __global__ void __launch_bounds__(kThreads) output_kernel(MlaAttentionParams p) 
   const int rows = static_cast<int>(p.v - d0 < kRowsPerBlock ? p.v - d0 : kRowsPerBlock);
   const int per_lane = static_cast<int>(p.lora / 32);
   const __nv_bfloat16* w_uv = static_cast<const __nv_bfloat16*>(p.kv_b) + (h * (p.nope + p.v) + p.nope + d0) * p.lora;
-  for (int64_t i = threadIdx.x; i < rows * p.lora; i += kThreads) weight[i / p.lora][i % p.lora] = w_uv[i];
+  if (p.lora == kMaxLora) {  // the tile is one contiguous run of rows x 1 KB: 16-byte loads
+    const uint4* source = reinterpret_cast<const uint4*>(w_uv);
+    uint4* target = reinterpret_cast<uint4*>(&weight[0][0]);
+    for (int64_t i = threadIdx.x; i < rows * (kMaxLora * 2 / 16); i += kThreads) target[i] = __ldcs(source + i);
+  } else {
+    for (int64_t i = threadIdx.x; i < rows * p.lora; i += kThreads) weight[i / p.lora][i % p.lora] = w_uv[i];
+  }
   __syncthreads();
   for (int64_t t = warp; t < p.tokens; t += kWarps) {
     const float* latent = p.out_latent + (t * p.heads + h) * p.lora;

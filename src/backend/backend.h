@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -93,6 +94,26 @@ class Backend {
   // Sum over the chosen experts of weight * down(silu(gate(x)) * up(x)) -> [T, hidden].
   // FP8 experts (experts.*_fp8) run each product with the W8A8 math of linear_fp8.
   virtual Tensor moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) = 0;
+
+  // ---- sampling -------------------------------------------------------------------
+  // logits [R, vocab] f32, rows.size() == R -> one SampledRow per row (SamplingRow's
+  // contract in ops.h). Blocking: the results are on the host when it returns.
+  virtual std::vector<SampledRow> sample(const Tensor& logits, std::span<const SamplingRow> rows) = 0;
+
+  // ---- step graphs (CUDA graphs) -----------------------------------------------------
+  // A backend that supports them records the ops of one step once and replays them.
+  // capture_step_graph runs `record` with every op it issues recorded and none executed;
+  // those ops must not move data between host and device (no upload_*, download_f32) and
+  // their host-side arguments (shapes, plans) are frozen into the graph. Returns the
+  // graph's id, with the step arena back where it was before `record` (nothing ran).
+  // The step arena must be in the same state (same begin_step() and the same
+  // allocations since) at every replay as at capture; replay_step_graph checks that, runs
+  // the recorded ops on the tensors they were recorded with, and leaves the arena as the
+  // capture left it, so the tensors `record` allocated stay valid until the next begin_step().
+  virtual bool supports_step_graphs() const { return false; }
+  virtual int64_t capture_step_graph(const std::function<void()>& record) = 0;
+  virtual void replay_step_graph(int64_t graph) = 0;
+  virtual void release_step_graph(int64_t graph) = 0;
 };
 
 // The CPU reference backend; `threads` == 0 uses every hardware thread.

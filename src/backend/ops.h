@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -41,7 +42,7 @@ struct AttentionBatch {
   Tensor query_start;     // [S + 1] int32
   Tensor context_length;  // [S] int32, tokens in cache for the sequence after this step
   Tensor block_table;     // [S, max_blocks] int32, page ids
-  Tensor slots;           // [T] int32, page * page_size + offset of each new token
+  Tensor slots;           // [T] int32, page * page_size + offset of each new token; -1: not written (padding)
   Tensor positions;       // [T] int32
   int64_t num_sequences = 0;
   int64_t num_tokens = 0;
@@ -113,6 +114,61 @@ struct ExpertWeights {
   Tensor down;     // [experts, hidden, intermediate]
   std::optional<QuantizedWeight> gate_up_fp8 = std::nullopt;  // the same shapes, FP8 with scales
   std::optional<QuantizedWeight> down_fp8 = std::nullopt;
+};
+
+// ---- sampling ---------------------------------------------------------------------
+// How one row of logits picks its token (Backend::sample). Plain host data built by the
+// engine from a request's resolved SamplingParams and its history.
+//
+// Semantics and order (vLLM's): penalties -> banned tokens -> greedy argmax (lowest id on
+// ties), or temperature -> min_p -> top_k -> top_p -> draw:
+//   penalties     for each penalty token: repetition first (HF: logit > 0 ? logit / r :
+//                 logit * r, when `repeated`), then logit -= frequency * output_count +
+//                 presence * (output_count > 0)
+//   banned        logit = -inf
+//   weights       w = exp((logit - max logit) / temperature), so the most likely token has w = 1
+//   min_p         keep w >= min_p (and w > 0)
+//   top_k         keep w >= the k-th largest kept w (ties at the cut stay)
+//   top_p         order kept tokens by (w descending, id ascending); keep a token while the
+//                 mass of the kept tokens before it is < top_p * total kept mass (>= 1 kept)
+//   draw          target = sampling_uniform(seed, counter) * kept mass; walk the kept tokens
+//                 in ascending id order, the first whose inclusive cumulative mass > target
+// Masses may be summed in any fixed order and precision at least that of f32 weights
+// (the CPU reference uses f64 sums; the CUDA kernel 2^-40 fixed point), so two backends
+// agree except when a target or cut falls within rounding of a boundary.
+// Log-probabilities are of the raw logits (before penalties and filters).
+struct PenaltyToken {
+  int32_t token = 0;
+  int32_t output_count = 0;  // occurrences in the generated output
+  bool repeated = false;     // present in prompt or output (the repetition penalty's set)
+};
+
+struct SamplingRow {
+  float temperature = 1.0f;  // < 1e-5: greedy
+  float top_p = 1.0f;        // (0, 1]
+  int32_t top_k = 0;         // <= 0: off
+  float min_p = 0.0f;        // [0, 1]
+  float repetition_penalty = 1.0f;
+  float frequency_penalty = 0.0f;
+  float presence_penalty = 0.0f;
+  uint64_t seed = 0;
+  uint64_t counter = 0;                     // the draw's counter (tokens generated so far)
+  int32_t logprobs = -1;                    // -1: none; 0: the sampled token's; k > 0: also the top k
+  std::vector<PenaltyToken> penalty_tokens;  // distinct tokens, any order
+  std::vector<int32_t> banned;               // distinct tokens forced to -inf
+
+  bool greedy() const { return temperature < 1e-5f; }
+};
+
+struct TokenLogprobValue {
+  int32_t token = 0;
+  float logprob = 0.0f;
+};
+
+struct SampledRow {
+  int32_t token = 0;
+  float logprob = 0.0f;                        // of `token` under the raw logits; set when logprobs >= 0
+  std::vector<TokenLogprobValue> top_logprobs;  // the `logprobs` most likely raw tokens (value desc, id asc)
 };
 
 }  // namespace rackserve

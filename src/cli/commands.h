@@ -13,6 +13,7 @@ using Arguments = std::vector<std::string>;
 int run_generate(const Arguments& args);
 int run_logits(const Arguments& args);
 int run_inspect(const Arguments& args);
+int run_doctor(const Arguments& args);
 // Built with the api module (RACKSERVE_HAVE_API).
 int run_serve(const Arguments& args);
 // Built with the text module (RACKSERVE_HAVE_TEXT).

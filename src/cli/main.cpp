@@ -20,6 +20,7 @@ constexpr Subcommand kSubcommands[] = {
     {"generate", "greedy continuation of token ids through the KV cache", rackserve::cli::run_generate},
     {"logits", "float32 logits for every position of a token sequence", rackserve::cli::run_logits},
     {"inspect", "parameters, bytes per GPU and KV capacity of a model", rackserve::cli::run_inspect},
+    {"doctor", "GPUs, PCIe links, peer access and bandwidth, NCCL, and what to set", rackserve::cli::run_doctor},
 #if RACKSERVE_HAVE_API
     {"serve", "OpenAI-compatible HTTP server for one model", rackserve::cli::run_serve},
 #endif

@@ -23,7 +23,11 @@ void add_load_options(cxxopts::Options& options) {
       "CPU) with the shapes of config.json, generated on the device (quantization_config is ignored)",
       cxxopts::value<std::string>()->default_value("auto"))(
       "num-layers", "build only the first N decoder layers (0: all); the first_k_dense_replace layers stay dense",
-      cxxopts::value<int64_t>()->default_value("0"));
+      cxxopts::value<int64_t>()->default_value("0"))(
+      "enforce-eager", "launch every op of every step; without it, CUDA decode steps of up to --cuda-graph-max-batch "
+                       "sequences replay captured CUDA graphs")(
+      "cuda-graph-max-batch", "largest decode batch that replays a CUDA graph",
+      cxxopts::value<int64_t>()->default_value("128"));
 }
 
 LoadOptions load_options_from(const cxxopts::ParseResult& result) {
@@ -31,6 +35,10 @@ LoadOptions load_options_from(const cxxopts::ParseResult& result) {
   options.format = parse_load_format(result["load-format"].as<std::string>());
   options.num_layers = result["num-layers"].as<int64_t>();
   RS_CHECK(options.num_layers >= 0, "--num-layers must be >= 0, got {}", options.num_layers);
+  options.step_graphs.enabled = result.count("enforce-eager") == 0;
+  options.step_graphs.max_batch = result["cuda-graph-max-batch"].as<int64_t>();
+  RS_CHECK(options.step_graphs.max_batch > 0, "--cuda-graph-max-batch must be > 0, got {}",
+           options.step_graphs.max_batch);
   return options;
 }
 

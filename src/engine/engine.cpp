@@ -13,7 +13,7 @@
 
 #include "core/error.h"
 #include "engine/request_checks.h"
-#include "engine/sampler.h"
+#include "engine/sampling_row.h"
 #include "engine/scheduler.h"
 #include "engine/sequence_output.h"
 
@@ -228,10 +228,17 @@ class Engine::Impl {
         finish_all(*request, FinishReason::Error, "the engine could not schedule this request");
       return;
     }
-    std::vector<float> logits;
+    std::vector<SampledRow> sampled;
+    std::vector<SequenceId> masked_out;
     try {
-      Tensor rows = model_.forward(to_forward_batch(plan), cache_);
-      logits = model_.backend().download_f32(rows);
+      Tensor logits = model_.forward(to_forward_batch(plan), cache_);  // one row per planned sequence
+      std::vector<SamplingRow> rows(plan.sequences.size());
+      for (size_t row = 0; row < plan.sequences.size(); ++row) {
+        rows[row].temperature = 0.0f;  // rows nobody samples (prompt chunks): a cheap argmax
+        if (plan.sequences[row].needs_logits) rows[row] = sampling_row(plan.sequences[row].sequence_id);
+      }
+      masked_out = every_token_banned(plan, rows);
+      sampled = model_.backend().sample(logits, rows);
     } catch (const std::exception& error) {
       for (const PlannedSequence& planned : plan.sequences)
         if (auto owner = owners_.find(planned.sequence_id); owner != owners_.end())
@@ -240,28 +247,52 @@ class Engine::Impl {
     }
     scheduler_.commit(plan);
     ++counters_.steps;
-    const int64_t vocab = model_.config().vocab_size;
     for (size_t row = 0; row < plan.sequences.size(); ++row) {
-      const PlannedSequence& planned = plan.sequences[row];
-      if (!planned.needs_logits) continue;
-      std::span<const float> row_logits(logits.data() + row * vocab, vocab);
-      sample_and_record(planned.sequence_id, row_logits);
+      const SequenceId id = plan.sequences[row].sequence_id;
+      if (!plan.sequences[row].needs_logits) continue;
+      if (std::find(masked_out.begin(), masked_out.end(), id) == masked_out.end()) {
+        record(id, sampled[row]);
+      } else if (auto owner = owners_.find(id); owner != owners_.end()) {
+        finish_all(*owner->second.request, FinishReason::Error, "every token of the vocabulary is banned");
+      }
     }
   }
 
-  void sample_and_record(SequenceId id, std::span<const float> logits) {
+  // Rows whose banned list covers the whole vocabulary have nothing to sample: they become
+  // argmax rows (so the batch still samples) and their sequences are returned to be failed.
+  std::vector<SequenceId> every_token_banned(const StepPlan& plan, std::vector<SamplingRow>& rows) const {
+    std::vector<SequenceId> masked_out;
+    const size_t vocab = static_cast<size_t>(model_.config().vocab_size);
+    for (size_t row = 0; row < rows.size(); ++row) {
+      if (rows[row].banned.size() < vocab) continue;  // distinct ids, so fewer cannot cover it
+      masked_out.push_back(plan.sequences[row].sequence_id);
+      rows[row] = SamplingRow{};
+      rows[row].temperature = 0.0f;
+    }
+    return masked_out;
+  }
+
+  SamplingRow sampling_row(SequenceId id) const {
+    const SequenceOwner& owner = owners_.at(id);
+    const std::vector<int32_t>& tokens = scheduler_.tokens(id);
+    const size_t prompt_length = owner.request->prompt.size();
+    SamplingHistory history{std::span(tokens).first(prompt_length), std::span(tokens).subspan(prompt_length),
+                            owner.sequence->output.banned_tokens(), owner.sequence->seed};
+    return make_sampling_row(owner.request->params, history);
+  }
+
+  void record(SequenceId id, const SampledRow& sampled) {
     SequenceOwner owner = owners_.at(id);
     RequestState& request = *owner.request;
     SequenceState& sequence = *owner.sequence;
-    const std::vector<int32_t>& tokens = scheduler_.tokens(id);
-    const size_t prompt_length = request.prompt.size();
-    SamplingHistory history{std::span(tokens).first(prompt_length), std::span(tokens).subspan(prompt_length),
-                            sequence.output.banned_tokens(), sequence.seed};
-    SampledToken sampled = sampler_.sample(logits, request.params, history);
     if (sequence.output.num_generated() == 0 && &sequence == request.sequences.front().get())
       request.usage.cached_prompt_tokens = scheduler_.cached_prompt_tokens(id);
     std::optional<LogprobEntry> logprobs;
-    if (request.params.logprobs) logprobs = LogprobEntry{{sampled.token, *sampled.logprob}, sampled.top_logprobs};
+    if (request.params.logprobs) {
+      LogprobEntry entry{{sampled.token, sampled.logprob}, {}};
+      for (const TokenLogprobValue& top : sampled.top_logprobs) entry.top.push_back({top.token, top.logprob});
+      logprobs = std::move(entry);
+    }
     ++request.usage.completion_tokens;
     ++counters_.generation_tokens;
     if (sequence.output.add_token(sampled.token, std::move(logprobs)))
@@ -357,7 +388,6 @@ class Engine::Impl {
   // Engine thread only.
   Scheduler scheduler_;
   PagedKvCache cache_;
-  Sampler sampler_;
   std::map<RequestId, std::unique_ptr<RequestState>> requests_;
   std::unordered_map<SequenceId, SequenceOwner> owners_;
   SequenceId next_sequence_id_ = 0;

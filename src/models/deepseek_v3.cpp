@@ -7,8 +7,9 @@
 
 namespace rackserve {
 
-DeepseekV3Model::DeepseekV3Model(ModelConfig config, WeightSource& weights, Backend& backend)
-    : config_(std::move(config)), backend_(backend) {
+DeepseekV3Model::DeepseekV3Model(ModelConfig config, WeightSource& weights, Backend& backend,
+                                 const StepGraphOptions& graphs)
+    : config_(std::move(config)), backend_(backend), graphs_(backend, graphs, config_.max_position_embeddings) {
   const ModelConfig& c = config_;
   WeightLoader loader(weights);
   RS_CHECK(!c.indexer, "model_type {}: DeepSeek sparse attention (the indexer) is not implemented yet", c.model_type);
@@ -45,72 +46,27 @@ PagedKvCache DeepseekV3Model::allocate_kv_cache(int64_t pages, int64_t page_size
   return PagedKvCache(backend_, config_.num_layers, pages, page_size, config_.mla.latent_width());
 }
 
-namespace {
-
-// Flattens the batch into the backend's paged-attention metadata and the token ids.
-struct FlatBatch {
-  std::vector<int32_t> token_ids, positions, slots, query_start{0}, context_length, block_table, logit_rows;
-  int64_t max_blocks = 0, max_context = 0;
-};
-
-FlatBatch flatten(const ForwardBatch& batch, int64_t page_size, int64_t cache_pages, int64_t max_positions,
-                  int64_t vocab) {
-  FlatBatch flat;
-  for (const auto& sequence : batch.sequences) flat.max_blocks = std::max<int64_t>(flat.max_blocks, sequence.pages.size());
-  for (const auto& sequence : batch.sequences) {
-    RS_CHECK(!sequence.token_ids.empty(), "a sequence in the batch has no new tokens");
-    int64_t end = sequence.start_position + static_cast<int64_t>(sequence.token_ids.size());
-    RS_CHECK(sequence.start_position >= 0 && end <= max_positions,
-             "positions [{}, {}) exceed max_position_embeddings {}", sequence.start_position, end, max_positions);
-    RS_CHECK(static_cast<int64_t>(sequence.pages.size()) * page_size >= end,
-             "{} pages of {} tokens cannot hold {} positions", sequence.pages.size(), page_size, end);
-    for (int32_t page : sequence.pages)
-      RS_CHECK(page >= 0 && page < cache_pages, "page {} outside the cache [0, {})", page, cache_pages);
-    for (size_t i = 0; i < sequence.token_ids.size(); ++i) {
-      int32_t position = sequence.start_position + static_cast<int32_t>(i);
-      if (sequence.all_logits || i + 1 == sequence.token_ids.size())
-        flat.logit_rows.push_back(static_cast<int32_t>(flat.token_ids.size()));
-      RS_CHECK(sequence.token_ids[i] >= 0 && sequence.token_ids[i] < vocab, "token id {} is outside the vocabulary [0, {})",
-               sequence.token_ids[i], vocab);
-      flat.token_ids.push_back(sequence.token_ids[i]);
-      flat.positions.push_back(position);
-      flat.slots.push_back(static_cast<int32_t>(sequence.pages[position / page_size] * page_size + position % page_size));
-    }
-    flat.query_start.push_back(static_cast<int32_t>(flat.token_ids.size()));
-    flat.context_length.push_back(static_cast<int32_t>(end));
-    flat.max_context = std::max(flat.max_context, end);
-    std::vector<int32_t> row(sequence.pages.begin(), sequence.pages.end());
-    row.resize(flat.max_blocks, 0);
-    flat.block_table.insert(flat.block_table.end(), row.begin(), row.end());
-  }
-  return flat;
-}
-
-}  // namespace
-
 Tensor DeepseekV3Model::forward(const ForwardBatch& batch, PagedKvCache& cache) {
   RS_CHECK(!batch.sequences.empty(), "empty forward batch");
   RS_CHECK(cache.layers() == config_.num_layers && cache.entry_width() == config_.mla.latent_width(),
            "KV cache does not match the model");
   FlatBatch flat = flatten(batch, cache.page_size(), cache.pages(), config_.max_position_embeddings, config_.vocab_size);
+  const int64_t rows = static_cast<int64_t>(flat.logit_rows.size());
+  const std::optional<StepGraphShape> shape = graphs_.shape_for(flat, cache.page_size());
+  if (shape) StepGraphs::pad(flat, *shape, cache.page_size());
   backend_.begin_step();
+  const StepInputs inputs = upload_step_inputs(backend_, flat, cache.page_size());
+  auto run_layers = [&] { return compute(inputs, cache); };
+  Tensor logits = shape ? graphs_.run(*shape, cache, run_layers) : run_layers();
+  return logits.rows(0, rows);
+}
 
+Tensor DeepseekV3Model::compute(const StepInputs& inputs, const PagedKvCache& cache) {
   StepContext step;
   step.rope = &rope_;
-  AttentionBatch& attention = step.attention;
-  attention.query_start = backend_.upload_step_ints(flat.query_start);
-  attention.context_length = backend_.upload_step_ints(flat.context_length);
-  attention.block_table = backend_.upload_step_ints(flat.block_table)
-                              .reshaped({static_cast<int64_t>(batch.sequences.size()), flat.max_blocks});
-  attention.slots = backend_.upload_step_ints(flat.slots);
-  attention.positions = backend_.upload_step_ints(flat.positions);
-  attention.num_sequences = static_cast<int64_t>(batch.sequences.size());
-  attention.num_tokens = static_cast<int64_t>(flat.token_ids.size());
-  attention.max_context_length = flat.max_context;
-  attention.page_size = cache.page_size();
-
+  step.attention = inputs.attention;
   const float eps = static_cast<float>(config_.rms_norm_eps);
-  Tensor hidden = backend_.embedding(embed_tokens_, backend_.upload_step_ints(flat.token_ids));
+  Tensor hidden = backend_.embedding(embed_tokens_, inputs.token_ids);
   Tensor normed = backend_.rms_norm(hidden, layers_.front().input_norm, eps);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const DecoderLayer& layer = layers_[i];
@@ -120,7 +76,7 @@ Tensor DeepseekV3Model::forward(const ForwardBatch& batch, PagedKvCache& cache) 
     const Tensor& next_norm = i + 1 < layers_.size() ? layers_[i + 1].input_norm : final_norm_;
     normed = backend_.add_rms_norm(hidden, mlp_out, next_norm, eps);
   }
-  Tensor selected = backend_.gather_rows(normed, backend_.upload_step_ints(flat.logit_rows));
+  Tensor selected = backend_.gather_rows(normed, inputs.logit_rows);
   return backend_.linear_f32(selected, lm_head_);
 }
 

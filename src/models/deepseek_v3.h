@@ -9,21 +9,29 @@
 #include "models/layers/mla_attention.h"
 #include "models/layers/rotary_embedding.h"
 #include "models/layers/weight_source.h"
+#include "models/flat_batch.h"
 #include "models/model.h"
+#include "models/step_graphs.h"
 
 namespace rackserve {
 
 class DeepseekV3Model final : public CausalLM {
  public:
   // Builds every layer of `config` (config.num_layers of them) from `weights`.
-  DeepseekV3Model(ModelConfig config, WeightSource& weights, Backend& backend);
+  DeepseekV3Model(ModelConfig config, WeightSource& weights, Backend& backend, const StepGraphOptions& graphs = {});
 
   const ModelConfig& config() const override { return config_; }
   Backend& backend() const override { return backend_; }
   PagedKvCache allocate_kv_cache(int64_t pages, int64_t page_size) const override;
   Tensor forward(const ForwardBatch& batch, PagedKvCache& cache) override;
 
+  // Step graphs captured so far (tests and benchmarks).
+  size_t step_graphs_captured() const { return graphs_.size(); }
+
  private:
+  // Every layer on uploaded inputs -> logits [rows, vocab] f32; issues no host transfer.
+  Tensor compute(const StepInputs& inputs, const PagedKvCache& cache);
+
   struct DecoderLayer {
     Tensor input_norm, post_attention_norm;
     std::unique_ptr<MlaAttentionBlock> attention;
@@ -36,6 +44,7 @@ class DeepseekV3Model final : public CausalLM {
   RopeTable rope_;
   Tensor embed_tokens_, final_norm_, lm_head_;
   std::vector<DecoderLayer> layers_;
+  StepGraphs graphs_;
 };
 
 }  // namespace rackserve

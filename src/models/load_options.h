@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "config/model_config.h"
+#include "models/step_graphs.h"
 
 namespace rackserve {
 
@@ -23,6 +24,9 @@ struct LoadOptions {
   // first_k_dense_replace of them stay dense, so a cut model keeps the layer types it had.
   int64_t num_layers = 0;
   uint64_t dummy_seed = 0;  // the dummy weights' random stream
+  // Decode steps from captured graphs where the backend has them (CUDA); not a loading
+  // choice, but fixed for the model's lifetime like the rest.
+  StepGraphOptions step_graphs;
 };
 
 // `config` with its depth cut to options.num_layers (unchanged when 0); throws when the

@@ -14,13 +14,13 @@ std::unique_ptr<CausalLM> load_model(const std::filesystem::path& directory, Bac
   // Every model type ModelConfig accepts is a DeepSeek-V3-family architecture.
   if (options.format == LoadFormat::Dummy) {
     DummyWeightSource weights(config, backend, options.dummy_seed);
-    auto model = std::make_unique<DeepseekV3Model>(std::move(config), weights, backend);
+    auto model = std::make_unique<DeepseekV3Model>(std::move(config), weights, backend, options.step_graphs);
     weights.check_complete();
     return model;
   }
   WeightStore store = WeightStore::open(directory);
   CheckpointWeightSource weights(store, backend, QuantConfig::load(directory));
-  return std::make_unique<DeepseekV3Model>(std::move(config), weights, backend);
+  return std::make_unique<DeepseekV3Model>(std::move(config), weights, backend, options.step_graphs);
 }
 
 }  // namespace rackserve

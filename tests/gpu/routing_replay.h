@@ -31,6 +31,8 @@ using RoutingLog = std::deque<std::vector<int32_t>>;  // one [tokens * top_k] en
 class RecordingCudaBackend : public CudaBackend {
  public:
   using CudaBackend::CudaBackend;
+  // Every routing is read back on the host as it happens: nothing can be captured.
+  bool supports_step_graphs() const override { return false; }
 
   MoeRouting moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
                        const MoeRouterParams& params) override {

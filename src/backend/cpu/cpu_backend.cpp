@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "backend/cpu/sampling_reference.h"
 #include "core/error.h"
 #include "rackserve/random_hash.h"
 
@@ -70,5 +71,24 @@ void CpuBackend::fill(const Tensor& tensor, float value) {
   RS_CHECK(tensor.dtype == DType::F32, "CPU fill supports F32 tensors, got {}", dtype_name(tensor.dtype));
   std::fill_n(tensor.as<float>(), tensor.numel(), value);
 }
+
+std::vector<SampledRow> CpuBackend::sample(const Tensor& logits, std::span<const SamplingRow> rows) {
+  RS_CHECK(logits.dtype == DType::F32 && logits.rank() == 2, "sample: logits must be a 2-D F32 tensor, got {} {}",
+           dtype_name(logits.dtype), shape_string(logits.shape));
+  RS_CHECK(static_cast<int64_t>(rows.size()) == logits.dim(0), "sample: {} rows of parameters for {} rows of logits",
+           rows.size(), logits.dim(0));
+  const int64_t vocab = logits.dim(1);
+  std::vector<SampledRow> sampled;
+  sampled.reserve(rows.size());
+  for (size_t r = 0; r < rows.size(); ++r)
+    sampled.push_back(cpu::sample_row(std::span(logits.as<float>() + r * vocab, vocab), rows[r]));
+  return sampled;
+}
+
+int64_t CpuBackend::capture_step_graph(const std::function<void()>&) {
+  RS_FAIL("the CPU backend has no step graphs (supports_step_graphs() is false)");
+}
+void CpuBackend::replay_step_graph(int64_t) { RS_FAIL("the CPU backend has no step graphs"); }
+void CpuBackend::release_step_graph(int64_t) { RS_FAIL("the CPU backend has no step graphs"); }
 
 }  // namespace rackserve

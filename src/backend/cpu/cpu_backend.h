@@ -50,6 +50,14 @@ class CpuBackend : public Backend {
                        const MoeRouterParams& params) override;
   Tensor moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) override;
 
+  // Each row through the oracle in sampling_reference.h.
+  std::vector<SampledRow> sample(const Tensor& logits, std::span<const SamplingRow> rows) override;
+
+  // The oracle runs every op eagerly: no step graphs (supports_step_graphs() is false).
+  int64_t capture_step_graph(const std::function<void()>& record) override;
+  void replay_step_graph(int64_t graph) override;
+  void release_step_graph(int64_t graph) override;
+
  private:
   Tensor allocate_step(DType dtype, const Shape& shape);
 

@@ -57,6 +57,7 @@ void CpuBackend::mla_write_cache(const MlaCacheWrite& args) {
   int64_t capacity = cache.dim(0) * cache.dim(1);
   for (int64_t t = 0; t < tokens; ++t) {
     int32_t slot = args.slots.as<int32_t>()[t];
+    if (slot == -1) continue;  // a padding token: nothing to write
     RS_CHECK(slot >= 0 && slot < capacity, "mla_write_cache: slot {} outside the cache [0, {})", slot, capacity);
     const float* source = kv.as<float>() + t * width;
     float* entry = cache.as<float>() + static_cast<int64_t>(slot) * width;

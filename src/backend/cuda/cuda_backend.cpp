@@ -54,6 +54,8 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options) : options_(options) 
 CudaBackend::~CudaBackend() {
   cudaSetDevice(options_.device);
   cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
+  for (const StepGraph& graph : graphs_)
+    if (graph.exec) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graph.exec));
   for (void* pointer : persistent_) cudaFree(pointer);
   for (const Chunk& chunk : chunks_) cudaFree(chunk.data);
   cudaStreamDestroy(static_cast<cudaStream_t>(stream_));

@@ -62,6 +62,15 @@ class CudaBackend : public Backend {
                        const MoeRouterParams& params) override;
   Tensor moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) override;
 
+  // cuda_sampling.cpp: every row on the GPU (kernels/sampling), results copied back.
+  std::vector<SampledRow> sample(const Tensor& logits, std::span<const SamplingRow> rows) override;
+
+  // cuda_step_graphs.cpp: CUDA graphs captured from and replayed on the backend's stream.
+  bool supports_step_graphs() const override { return true; }
+  int64_t capture_step_graph(const std::function<void()>& record) override;
+  void replay_step_graph(int64_t graph) override;
+  void release_step_graph(int64_t graph) override;
+
  protected:
   void* stream() const { return stream_; }  // cudaStream_t every op runs on
 
@@ -69,6 +78,14 @@ class CudaBackend : public Backend {
   struct Chunk {
     std::byte* data = nullptr;
     size_t bytes = 0;
+  };
+  struct ArenaMark {  // the step arena's bump position
+    size_t chunk = 0, offset = 0;
+    bool operator==(const ArenaMark&) const = default;
+  };
+  struct StepGraph {
+    void* exec = nullptr;  // cudaGraphExec_t; nullptr once released
+    ArenaMark start, end;  // arena before and after the recorded ops' allocations
   };
   Tensor allocate_step(DType dtype, const Shape& shape);
   Tensor allocate_persistent_uninitialized(DType dtype, const Shape& shape);
@@ -83,6 +100,7 @@ class CudaBackend : public Backend {
   std::vector<void*> persistent_;
   std::vector<Chunk> chunks_;
   size_t chunk_index_ = 0, chunk_offset_ = 0;
+  std::vector<StepGraph> graphs_;  // indexed by graph id
 };
 
 }  // namespace rackserve

@@ -102,14 +102,6 @@ Tensor CudaBackend::linear_into(const Tensor& x, const Tensor& weight, DType out
 Tensor CudaBackend::linear(const Tensor& x, const Tensor& weight) { return linear_into(x, weight, DType::BF16); }
 Tensor CudaBackend::linear_f32(const Tensor& x, const Tensor& weight) { return linear_into(x, weight, DType::F32); }
 
-QuantizedWeight CudaBackend::upload_quantized_weight(const QuantizedWeight&) {
-  RS_FAIL("FP8 weights need the FP8 kernels (not implemented yet); the CPU backend runs FP8 checkpoints");
-}
-
-Tensor CudaBackend::linear_fp8(const Tensor&, const QuantizedWeight&) {
-  RS_FAIL("FP8 weights need the FP8 kernels (not implemented yet); the CPU backend runs FP8 checkpoints");
-}
-
 Tensor CudaBackend::silu_mul(const Tensor& gate_up) {
   expect(gate_up, DType::BF16, 2, "silu_mul input");
   RS_CHECK(gate_up.dim(1) % 2 == 0, "silu_mul input width {} is odd", gate_up.dim(1));

@@ -15,6 +15,9 @@ class ProfilingCudaBackend : public CudaBackend {
   explicit ProfilingCudaBackend(const CudaBackendOptions& options);
 
   OpProfiler& profiler() { return profiler_; }
+  // Timing reads events back on the host after every op, so steps run eagerly while the
+  // profiler is enabled; disabled, this is the plain backend, graphs included.
+  bool supports_step_graphs() const override { return !profiler_.enabled(); }
 
   Tensor embedding(const Tensor& table, const Tensor& token_ids) override;
   Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) override;

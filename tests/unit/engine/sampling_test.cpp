@@ -1,4 +1,5 @@
-// Sampler checks against probabilities computed here from first principles: draws vs the
+// Sampling checks (make_sampling_row + the CPU oracle cpu::sample_row, which Backend::sample
+// runs on the CPU) against probabilities computed here from first principles: draws vs the
 // exact distribution (chi-square), keep sets of min_p / top_k / top_p vs a plain
 // reference, penalties per vLLM / HF semantics, seeds, logprobs.
 #include <gtest/gtest.h>
@@ -7,12 +8,33 @@
 #include <cmath>
 #include <numeric>
 
-#include "engine/sampler.h"
+#include "backend/cpu/sampling_reference.h"
+#include "engine/sampling_row.h"
+#include "rackserve/random_hash.h"
 
 namespace rackserve {
 namespace {
 
 const std::vector<float> kLogits = {2.0f, 1.5f, 0.3f, -0.7f, 1.1f, -2.0f, 0.9f, 0.0f};
+
+// The engine's path: resolved params + history -> SamplingRow -> the oracle.
+struct Sampler {
+  SampledRow sample(std::span<const float> logits, const SamplingParams& params, const SamplingHistory& history) {
+    return cpu::sample_row(logits, make_sampling_row(params, history));
+  }
+  std::vector<float> distribution(std::span<const float> logits, const SamplingParams& params,
+                                  const SamplingHistory& history) {
+    return cpu::sampling_distribution(logits, make_sampling_row(params, history));
+  }
+};
+
+void apply_penalties(std::span<float> logits, const SamplingParams& params, std::span<const int32_t> prompt,
+                     std::span<const int32_t> output) {
+  SamplingHistory history;
+  history.prompt = prompt;
+  history.output = output;
+  cpu::apply_penalties(logits, make_sampling_row(params, history));
+}
 
 SamplingParams params_with(float temperature, float top_p = 1.0f, int32_t top_k = 0, float min_p = 0.0f) {
   SamplingParams params;
@@ -209,7 +231,7 @@ TEST(SamplerSeed, DrawDependsOnlyOnSeedAndPosition) {
   }
   EXPECT_GT(differs, 10);
   for (int i = 0; i < 1000; ++i) {
-    const double u = counter_uniform(7, i);
+    const double u = sampling_uniform(7, i);
     ASSERT_GE(u, 0.0);
     ASSERT_LT(u, 1.0);
   }
@@ -221,10 +243,9 @@ TEST(SamplerLogprobs, RawLogSoftmaxAndTopK) {
   params.logprobs = 3;
   SamplingHistory history;
   history.seed = 3;
-  SampledToken sampled = sampler.sample(kLogits, params, history);
+  SampledRow sampled = sampler.sample(kLogits, params, history);
   const std::vector<double> p = softmax(kLogits, 1.0);
-  ASSERT_TRUE(sampled.logprob);
-  EXPECT_NEAR(*sampled.logprob, std::log(p[sampled.token]), 1e-5);
+  EXPECT_NEAR(sampled.logprob, std::log(p[sampled.token]), 1e-5);
   ASSERT_EQ(sampled.top_logprobs.size(), 3u);
   const int32_t order[] = {0, 1, 4};
   for (int i = 0; i < 3; ++i) {
@@ -234,7 +255,35 @@ TEST(SamplerLogprobs, RawLogSoftmaxAndTopK) {
   params.logprobs = 0;
   EXPECT_TRUE(sampler.sample(kLogits, params, history).top_logprobs.empty());
   params.logprobs.reset();
-  EXPECT_FALSE(sampler.sample(kLogits, params, history).logprob);
+  EXPECT_EQ(make_sampling_row(params, history).logprobs, -1);
+}
+
+TEST(SamplingRowFromParams, PenaltyTokensAreDistinctWithOutputCounts) {
+  SamplingParams params = params_with(0.8f, 0.9f, 7, 0.1f);
+  params.repetition_penalty = 1.3f;
+  params.frequency_penalty = 0.5f;
+  params.logprobs = 2;
+  const std::vector<int32_t> prompt = {5, 3, 5}, output = {3, 9, 3}, banned = {4, 4, 1};
+  SamplingHistory history{prompt, output, banned, 77};
+  const SamplingRow row = make_sampling_row(params, history);
+  EXPECT_FLOAT_EQ(row.temperature, 0.8f);
+  EXPECT_EQ(row.top_k, 7);
+  EXPECT_EQ(row.seed, 77u);
+  EXPECT_EQ(row.counter, 3u);  // tokens generated so far
+  EXPECT_EQ(row.logprobs, 2);
+  EXPECT_EQ(row.banned, (std::vector<int32_t>{1, 4}));
+  ASSERT_EQ(row.penalty_tokens.size(), 3u);  // 3, 5, 9 in token order
+  const int32_t tokens[] = {3, 5, 9}, counts[] = {2, 0, 1};
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(row.penalty_tokens[i].token, tokens[i]);
+    EXPECT_EQ(row.penalty_tokens[i].output_count, counts[i]);
+    EXPECT_TRUE(row.penalty_tokens[i].repeated);
+  }
+  // Without a repetition penalty the prompt does not matter; without any penalty, no list.
+  params.repetition_penalty = 1.0f;
+  EXPECT_EQ(make_sampling_row(params, history).penalty_tokens.size(), 2u);
+  params.frequency_penalty = 0.0f;
+  EXPECT_TRUE(make_sampling_row(params, history).penalty_tokens.empty());
 }
 
 }  // namespace

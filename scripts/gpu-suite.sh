@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The GPU half of the test suite, for a machine with a CUDA device: builds build-gpu/
+# (no text/API modules, so cpp-httplib and PCRE2 are not needed), runs `ctest -L gpu`,
+# compute-sanitizer memcheck + racecheck over the kernel tests, the sm_120a SASS check
+# (cuobjdump), and the benchmarks; every log goes to OUT_DIR (default gpu-suite-out/).
+# Usage: scripts/gpu-suite.sh [tests|sanitize|sass|bench]...   (default: all four)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT_DIR:-gpu-suite-out}
+mkdir -p "$out"
+steps=("$@")
+[[ ${#steps[@]} -eq 0 ]] && steps=(tests sanitize sass bench)
+generator=$(command -v ninja > /dev/null && echo Ninja || echo "Unix Makefiles")
+status=0
+summary=()
+note() { summary+=("$1"); echo "== $1"; }
+
+start=$(date +%s)
+if ! cmake -S . -B build-gpu -G "$generator" -DCMAKE_BUILD_TYPE=Release -DRACKSERVE_TEXT=OFF \
+     -DRACKSERVE_CUDA=ON ${RACKSERVE_CUDA_ARCHS:+-DRACKSERVE_CUDA_ARCHS=$RACKSERVE_CUDA_ARCHS} > "$out/configure.log" 2>&1 ||
+   ! cmake --build build-gpu -j "$(nproc)" > "$out/build.log" 2>&1; then
+  tail -40 "$out/build.log" "$out/configure.log"
+  echo "gpu-suite: build failed"
+  exit 1
+fi
+note "build: $(( $(date +%s) - start )) s"
+
+for step in "${steps[@]}"; do
+  case $step in
+    tests)
+      ctest --test-dir build-gpu -L gpu --output-on-failure -j 1 > "$out/ctest-gpu.log" 2>&1 || status=1
+      note "ctest -L gpu: $(grep -E 'tests passed|tests failed' "$out/ctest-gpu.log" | tail -1)"
+      grep -E '^\s+[a-z0-9_-]+ .*(cosine|graphs|captured|min )' -h build-gpu/Testing/Temporary/LastTest.log 2>/dev/null | head -30 > "$out/test-prints.log" || true
+      ;;
+    sanitize)
+      for tool in memcheck racecheck; do
+        for test in backend_ops_test sampling_cuda_test step_graphs_test linear_fp8_cuda_test; do
+          binary=$(find build-gpu/tests/gpu -maxdepth 1 -name "$test" -type f | head -1)
+          [[ -z $binary ]] && continue
+          filter='*'
+          [[ $test == step_graphs_test ]] && filter='*NewCacheRecaptures*'
+          compute-sanitizer --tool "$tool" --error-exitcode 9 "$binary" --gtest_filter="$filter" \
+            > "$out/sanitize-$tool-$test.log" 2>&1
+          rc=$?
+          (( rc != 0 )) && status=1
+          note "compute-sanitizer $tool $test: rc $rc, $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitize-$tool-$test.log" | tail -1)"
+        done
+      done
+      ;;
+    sass)
+      scripts/check-sass.sh build-gpu > "$out/check-sass.log" 2>&1 || status=1
+      note "check-sass: $(grep -c 'ok' "$out/check-sass.log") ok, $(grep -c FAILED "$out/check-sass.log") failed"
+      ;;
+    bench)
+      build-gpu/bench/kernel_roofline > "$out/kernel_roofline.md" 2>&1 || status=1
+      note "kernel_roofline: rc $?"
+      build-gpu/bench/decode_step ../shared/models/deepseek-v3 --batch 1,32 > "$out/decode_step.md" 2>&1 || status=1
+      note "decode_step: rc $?"
+      ;;
+    *) echo "unknown step $step"; exit 2 ;;
+  esac
+done
+printf '%s\n' "${summary[@]}" > "$out/summary.txt"
+echo; cat "$out/summary.txt"
+exit $status
