@@ -19,7 +19,7 @@ start=$(date +%s)
 if ! cmake -S . -B build-gpu -G "$generator" -DCMAKE_BUILD_TYPE=Release -DRACKSERVE_TEXT=OFF \
      -DRACKSERVE_CUDA=ON ${RACKSERVE_CUDA_ARCHS:+-DRACKSERVE_CUDA_ARCHS=$RACKSERVE_CUDA_ARCHS} > "$out/configure.log" 2>&1 ||
    ! cmake --build build-gpu -j "$(nproc)" > "$out/build.log" 2>&1; then
-  tail -40 "$out/build.log" "$out/configure.log"
+  tail -n 40 "$out/build.log" "$out/configure.log"
   echo "gpu-suite: build failed"
   exit 1
 fi
