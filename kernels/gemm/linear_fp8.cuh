@@ -27,10 +27,10 @@ static_assert(kFp8BlockK == 128, "only per-128-column FP8 scaling (DeepSeek's bl
 // Why a zero input: the FP8 tensor cores of Ada and Hopper keep only ~13 mantissa bits of the
 // accumulator input and align all addends to the largest before adding (SageAttention2;
 // DeepSeek-V3's report), and SM120's are not documented to do better. Under that model a
-// whole dot chained through the accumulator has 1 - cosine 4e-3 at k = 7168; the kernels chain
-// at most two MMAs (64 k) and add the rest in f32 on the CUDA cores: 1 - cosine <= 2.5e-6 and
-// every element within 2^-14 of its sum of |products| at k = 18432 (simulated; the small-M
-// kernel chains none: 8e-7 and 2^-15.5).
+// whole dot chained through the accumulator has 1 - cosine 4e-3 at k = 7168, and even a
+// 128-wide block chained (DeepSeek's promotion interval) 9e-6 at k = 18432; one MMA per f32 add,
+// as both kernels do, gives 8e-7 there, every element within 2^-15.5 of its sum of |products|
+// (simulated).
 __device__ __forceinline__ void mma_e4m3_16x8x32(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
   const float zero = 0.0f;
   asm volatile(
@@ -38,16 +38,6 @@ __device__ __forceinline__ void mma_e4m3_16x8x32(float (&d)[4], const uint32_t (
       "{%10, %10, %10, %10};\n"
       : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(zero));
-}
-
-// d += a * b through the tensor core's accumulator input (truncated as said above).
-__device__ __forceinline__ void mma_e4m3_16x8x32_chained(float (&d)[4], const uint32_t (&a)[4],
-                                                         const uint32_t (&b)[2]) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
 // sum += a * b, the MMA run on a zero accumulator and its result added in f32 (see above).

@@ -42,7 +42,7 @@ struct TiledFp8Config {
   static constexpr int kSharedBytes = Stages * kStageBytes;
 
   static_assert(kBlockK == 128, "the swizzle assumes 128-byte rows (8 chunks of 16 bytes)");
-  static_assert(kWarpM * WarpsM == BlockM && kWarpN * WarpsN == BlockN, "the warps tile the CTA tile");
+  static_assert(kWarpM * kWarpsM == BlockM && kWarpN * kWarpsN == BlockN, "the warps tile the CTA tile");
   static_assert(kWarpM % 16 == 0 && kWarpN % 16 == 0, "a warp tile is whole 16x32 ldmatrix_x4 blocks");
   static_assert((BlockM * kChunksPerRow) % kThreads == 0 && (BlockN * kChunksPerRow) % kThreads == 0,
                 "every thread copies the same number of chunks per stage");

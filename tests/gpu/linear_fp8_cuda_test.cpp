@@ -42,12 +42,12 @@ constexpr int64_t kBlock = 128;  // DeepSeek's weight_block_size [128, 128]
 //   - the bf16 output: half an ulp, <= 2^-9 |y|; doubled for the oracle's own f32 rounding;
 //   - summation order in f32: both sides <= k 2^-24 M, far below the next term;
 //   - the FP8 tensor core's accumulation: modelled on Ada/Hopper (13-bit accumulator input,
-//     addends aligned to the largest), the kernels' sums of at most 2 chained MMAs stay within
-//     2^-14 M per element (2^-13 M if every 128-wide block were chained), simulated at
-//     k = 1536..18432; 2^-12 leaves 4x. M is ~20-80x rms(y) for these widths, so the bound is
-//     0.5-2% of a typical output: a wrong scale, block, token or row is caught, and the cosine
-//     catches anything systematic.
-// Cosine over all compared elements: the model gives 1 - cos <= 2.5e-6, bf16 output ~1e-6.
+//     addends aligned to the largest), the kernels' f32 sums of one MMA (32 products) each stay
+//     within 2^-15.5 M per element, simulated at k = 1536..18432 (2^-13 M even if every
+//     128-wide block were chained through the accumulator); 2^-12 leaves ~10x. M is ~20-80x
+//     rms(y) for these widths, so the bound is 0.5-2% of a typical output: a wrong scale,
+//     block, token or row is caught, and the cosine catches anything systematic.
+// Cosine over all compared elements: the model gives 1 - cos <= 1e-6, the bf16 output ~1e-6.
 constexpr double kOutputRelative = 1.0 / 256;
 constexpr double kMagnitudeRelative = 1.0 / 4096;
 constexpr double kMinCosine = 0.99999;

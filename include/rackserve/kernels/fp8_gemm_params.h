@@ -60,13 +60,13 @@ LinearFp8Config plan_linear_fp8_tiled(int64_t m, int64_t n, int64_t k, int sm_co
 int64_t linear_fp8_workspace_floats(int64_t m, int64_t n, const LinearFp8Config& config);
 
 // Memory-bound design for decode (m <= 64): weight rows are the 16-row A operand of
-// mma.sync m16n8k32 e4m3, tokens the 8-column B operand, weights streamed once with 16-byte
-// loads by ceil(n / 16) x splits CTAs. Returns cudaErrorInvalidValue for m > 64.
+// mma.sync m16n8k32 e4m3, tokens the 8-column B operand, weights streamed once through 16-byte
+// cp.async by ceil(n / 16) x splits CTAs. Returns cudaErrorInvalidValue for m > 64.
 int launch_linear_fp8_small_m(const LinearFp8Params& params, const LinearFp8Config& config, Stream stream);
-// Tiled tensor-core design for prefill (any m): 128x128 tiles of y, 128-wide K slices in a
-// 3-stage cp.async ring (96 KB of shared memory), ldmatrix + mma.sync m16n8k32 e4m3.
-// Returns cudaErrorInvalidConfiguration (and says why on stderr) on a device whose shared
-// memory per block is smaller than the tile needs.
+// Tiled tensor-core design for prefill (any m): 128 (tokens) x 64 (features) tiles of y,
+// 128-wide K slices in a 4-stage cp.async ring (96 KB of shared memory), ldmatrix + mma.sync
+// m16n8k32 e4m3. Returns cudaErrorInvalidConfiguration (and says why on stderr) on a device
+// whose shared memory per block is smaller than the tile needs.
 int launch_linear_fp8_tiled(const LinearFp8Params& params, const LinearFp8Config& config, Stream stream);
 
 }  // namespace rackserve::kernels
