@@ -1,6 +1,6 @@
 // Kernel roofline benchmark: times the CUDA backend's ops on the real DeepSeek-V3 /
 // Kimi-K2 shapes and prints each next to its floor, measured in the same run:
-//   - memory-bound ops (decode GEMM, MLA decode, MoE decode): bytes that must be read
+//   - memory-bound ops (decode GEMM, FP8 decode GEMM, MLA decode, MoE decode): bytes that must be read
 //     (each weight / cache byte once) over the measured device-to-device copy bandwidth
 //     (bytes read + bytes written by a 1 GiB cudaMemcpy);
 //   - compute-bound ops (prefill GEMM): flops over the measured cuBLAS BF16 GEMM rate.
@@ -8,16 +8,18 @@
 // uses. Inputs are random (Backend::fill_random), never zeros; weights rotate among
 // copies that together exceed 4x the L2 cache, so nothing is timed out of L2.
 //
-// usage: kernel_roofline [--quick] [gemm] [mla] [moe]   (sections; default all)
+// usage: kernel_roofline [--quick] [gemm] [fp8] [mla] [moe]   (sections; default all)
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <functional>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -95,6 +97,16 @@ struct GemmShape {
   int64_t n, k;
 };
 
+// Random BF16 weights [n, k], as many copies as rotation_copies asks for.
+std::vector<Tensor> rotating_bf16_weights(Backend& backend, int64_t n, int64_t k) {
+  std::vector<Tensor> weights(rotation_copies(n * k * 2));
+  for (size_t i = 0; i < weights.size(); ++i) {
+    weights[i] = backend.allocate_persistent(DType::BF16, {n, k});
+    backend.fill_random(weights[i], 100 + i, 0.05f);
+  }
+  return weights;
+}
+
 // The small-M kernel at m = 1 with each split-K forced, beside the planner's choice: the
 // data behind plan_linear_small_m_split.
 void bench_small_m_splits(const Ceilings& ceilings, const std::vector<GemmShape>& shapes) {
@@ -103,11 +115,7 @@ void bench_small_m_splits(const Ceilings& ceilings, const std::vector<GemmShape>
   for (const GemmShape& shape : shapes) {
     auto backend = make_cuda_backend(CudaBackendOptions{});
     const int64_t weight_bytes = shape.n * shape.k * 2;
-    std::vector<Tensor> weights(rotation_copies(weight_bytes));
-    for (size_t i = 0; i < weights.size(); ++i) {
-      weights[i] = backend->allocate_persistent(DType::BF16, {shape.n, shape.k});
-      backend->fill_random(weights[i], 100 + i, 0.05f);
-    }
+    const std::vector<Tensor> weights = rotating_bf16_weights(*backend, shape.n, shape.k);
     Tensor x = backend->allocate_persistent(DType::BF16, {1, shape.k});
     Tensor y = backend->allocate_persistent(DType::BF16, {1, shape.n});
     backend->fill_random(x, 7, 1.0f);
@@ -147,11 +155,7 @@ void bench_gemm(const Ceilings& ceilings, bool quick) {
   for (const Shape& shape : shapes) {
     auto backend = make_cuda_backend(CudaBackendOptions{});
     const int64_t weight_bytes = shape.n * shape.k * 2;
-    std::vector<Tensor> weights(rotation_copies(weight_bytes));
-    for (size_t i = 0; i < weights.size(); ++i) {
-      weights[i] = backend->allocate_persistent(DType::BF16, {shape.n, shape.k});
-      backend->fill_random(weights[i], 100 + i, 0.05f);
-    }
+    const std::vector<Tensor> weights = rotating_bf16_weights(*backend, shape.n, shape.k);
     std::vector<int64_t> ms = decode_m;
     ms.insert(ms.end(), prefill_m.begin(), prefill_m.end());
     for (int64_t m : ms) {
@@ -173,52 +177,143 @@ void bench_gemm(const Ceilings& ceilings, bool quick) {
   bench_small_m_splits(ceilings, shapes);
 }
 
+// W8A8 FP8 linear at decode sizes (activation quantization + the small-M e4m3 GEMM, through
+// Backend::linear_fp8), both scale layouts, on the DeepSeek-V3 FP8 projections at TP 4 and 8.
+// Bytes: the e4m3 weight and its f32 scales once, bf16 x in and y out.
+void bench_fp8_decode(const Ceilings& ceilings, bool quick) {
+  std::vector<GemmShape> shapes = {{"q_a 7168->1536", 1536, 7168}, {"kv_a 7168->576", 576, 7168}};
+  std::vector<std::string> names;  // keeps the generated names alive
+  names.reserve(8);
+  for (int64_t tp : {4, 8}) {
+    names.push_back(fmt::format("q_b/{} 1536->{}", tp, 24576 / tp));
+    shapes.push_back({names.back().c_str(), 24576 / tp, 1536});
+    names.push_back(fmt::format("o/{} {}->7168", tp, 16384 / tp));
+    shapes.push_back({names.back().c_str(), 7168, 16384 / tp});
+    names.push_back(fmt::format("dense gate_up/{} 7168->{}", tp, 36864 / tp));
+    shapes.push_back({names.back().c_str(), 36864 / tp, 7168});
+    names.push_back(fmt::format("dense down/{} {}->7168", tp, 18432 / tp));
+    shapes.push_back({names.back().c_str(), 7168, 18432 / tp});
+  }
+  const std::vector<int64_t> decode_m = quick ? std::vector<int64_t>{1, 32} : std::vector<int64_t>{1, 8, 32};
+  std::printf("\n## FP8 W8A8 linear, decode (e4m3 weight + f32 scales, activations quantized per token)\n\n");
+  std::printf("| shape | scales | m | time us | weight GB/s | fraction of copy bw |\n|---|---|---|---|---|---|\n");
+  std::mt19937 rng(5);
+  for (const GemmShape& shape : shapes) {
+    // Random e4m3 codes (never the NaN codes 0x7f / 0xff) and scales around 2^-10.
+    std::vector<uint8_t> codes(static_cast<size_t>(shape.n * shape.k));
+    for (uint8_t& code : codes) {
+      code = static_cast<uint8_t>(rng());
+      if ((code & 0x7f) == 0x7f) --code;
+    }
+    for (Fp8Scaling scaling : {Fp8Scaling::Block, Fp8Scaling::Channel}) {
+      const bool block = scaling == Fp8Scaling::Block;
+      const Shape scale_shape = block ? Shape{(shape.n + 127) / 128, shape.k / 128} : Shape{shape.n};
+      std::vector<float> scales(static_cast<size_t>(shape_numel(scale_shape)));
+      for (float& scale : scales) scale = std::ldexp(1.0f + static_cast<float>(rng() % 256) / 256.0f, -10);
+      QuantizedWeight host;
+      host.scaling = scaling;
+      host.block_out = block ? 128 : 0;
+      host.block_in = block ? 128 : 0;
+      host.values = Tensor{codes.data(), DType::F8_E4M3, {shape.n, shape.k}, Device{}};
+      host.scales = Tensor{scales.data(), DType::F32, scale_shape, Device{}};
+      auto backend = make_cuda_backend(CudaBackendOptions{});
+      const int64_t weight_bytes = shape.n * shape.k + static_cast<int64_t>(scales.size()) * 4;
+      std::vector<QuantizedWeight> weights(rotation_copies(weight_bytes));
+      for (QuantizedWeight& weight : weights) weight = backend->upload_quantized_weight(host);
+      for (int64_t m : decode_m) {
+        Tensor x = backend->allocate_persistent(DType::BF16, {m, shape.k});
+        backend->fill_random(x, 7, 1.0f);
+        double seconds = seconds_per_call(
+            [&](int i) {
+              backend->begin_step();
+              backend->linear_fp8(x, weights[i % weights.size()]);
+            },
+            20);
+        const double bytes = weight_bytes + 2.0 * m * (shape.k + shape.n);
+        std::printf("| %s | %s | %lld | %.1f | %.0f | %.2f |\n", shape.name, block ? "128x128" : "channel",
+                    static_cast<long long>(m), seconds * 1e6, bytes / seconds / 1e9, bytes / seconds / ceilings.bandwidth);
+      }
+    }
+  }
+}
+
+// Fills an FP8 latent cache [pages, page, lora + rope] through mla_write_cache from random
+// kv rows (normalised latents, rotated rope keys, real per-entry scales), in chunks.
+void write_random_fp8_cache(Backend& backend, const Tensor& cache, const Tensor& scales, int64_t lora, int64_t rope) {
+  const int64_t slots = cache.dim(0) * cache.dim(1), width = lora + rope, chunk = std::min<int64_t>(slots, 65536);
+  std::vector<float> inv_freq(rope / 2), ones(lora, 1.0f);
+  for (int64_t i = 0; i < rope / 2; ++i) inv_freq[i] = std::pow(10000.0f, -2.0f * i / rope);
+  RopeTable table{backend.upload_persistent(Tensor{inv_freq.data(), DType::F32, {rope / 2}, Device{}}, DType::F32),
+                  rope, 1.0f, true};
+  Tensor weight = backend.upload_persistent(Tensor{ones.data(), DType::F32, {lora}, Device{}}, DType::BF16);
+  Tensor kv = backend.allocate_persistent(DType::BF16, {chunk, width});
+  for (int64_t begin = 0; begin < slots; begin += chunk) {
+    const int64_t count = std::min(chunk, slots - begin);
+    std::vector<int32_t> ids(count);
+    for (int64_t i = 0; i < count; ++i) ids[i] = static_cast<int32_t>(begin + i);
+    backend.begin_step();
+    backend.fill_random(kv, 11 + begin, 1.0f);
+    MlaCacheWrite write{kv.rows(0, count), weight, 1e-6f, &table, backend.upload_step_ints(ids),
+                        backend.upload_step_ints(ids), cache, scales};
+    backend.mla_write_cache(write);
+  }
+}
+
 void bench_mla_decode(const Ceilings& ceilings, bool quick) {
   const int64_t nope = 128, rope = 64, v = 128, lora = 512, page = 64, width = lora + rope;
-  std::printf("\n## MLA decode (absorbed, paged bf16 latent cache 512+64, one query token per sequence)\n\n");
-  std::printf("| heads | batch | context | time us | cache+W_UKV GB/s | fraction of copy bw |\n|---|---|---|---|---|---|\n");
+  std::printf("\n## MLA decode (absorbed, paged latent cache 512+64, one query token per sequence)\n\n");
+  std::printf("bf16 cache: 1152 bytes per entry; fp8: 576 e4m3 bytes + a 4-byte scale, dequantized to bf16 tiles.\n\n");
+  std::printf("| cache | heads | batch | context | time us | cache+W_UKV GB/s | fraction of copy bw |\n"
+              "|---|---|---|---|---|---|---|\n");
   const std::vector<int64_t> head_counts = {128, 16};
   const std::vector<int64_t> batches = quick ? std::vector<int64_t>{1, 32} : std::vector<int64_t>{1, 8, 32, 128};
   const std::vector<int64_t> contexts =
       quick ? std::vector<int64_t>{4096} : std::vector<int64_t>{1024, 4096, 16384, 65536};
-  for (int64_t heads : head_counts) {
-    for (int64_t batch : batches) {
-      for (int64_t context : contexts) {
-        if (batch * context > (int64_t(1) << 21)) continue;  // > 2.4 GB of cache per layer: skipped
-        auto backend = make_cuda_backend(CudaBackendOptions{});
-        const int64_t blocks = (context + page - 1) / page, pages = batch * blocks;
-        Tensor cache = backend->allocate_persistent(DType::BF16, {pages, page, width});
-        Tensor kv_b = backend->allocate_persistent(DType::BF16, {heads * (nope + v), lora});
-        Tensor q = backend->allocate_persistent(DType::BF16, {batch, heads, nope + rope});
-        backend->fill_random(cache, 11, 1.0f);
-        backend->fill_random(kv_b, 12, 0.05f);
-        backend->fill_random(q, 13, 1.0f);
-        std::vector<int32_t> query_start(batch + 1), lengths(batch, int32_t(context)), positions(batch),
-            slots(batch), table(batch * blocks);
-        for (int64_t s = 0; s < batch; ++s) {
-          query_start[s + 1] = int32_t(s + 1);
-          positions[s] = int32_t(context - 1);
-          for (int64_t b = 0; b < blocks; ++b) table[s * blocks + b] = int32_t(b * batch + s);  // interleaved pages
-          slots[s] = table[s * blocks + (context - 1) / page] * int32_t(page) + int32_t((context - 1) % page);
+  for (bool fp8 : {false, true}) {
+    for (int64_t heads : head_counts) {
+      for (int64_t batch : batches) {
+        for (int64_t context : contexts) {
+          if (batch * context > (int64_t(1) << 21)) continue;  // > 2.4 GB of cache per layer: skipped
+          auto backend = make_cuda_backend(CudaBackendOptions{});
+          const int64_t blocks = (context + page - 1) / page, pages = batch * blocks;
+          Tensor cache = backend->allocate_persistent(fp8 ? DType::F8_E4M3 : DType::BF16, {pages, page, width});
+          Tensor scales = fp8 ? backend->allocate_persistent(DType::F32, {pages, page}) : Tensor{};
+          Tensor kv_b = backend->allocate_persistent(DType::BF16, {heads * (nope + v), lora});
+          Tensor q = backend->allocate_persistent(DType::BF16, {batch, heads, nope + rope});
+          if (fp8)
+            write_random_fp8_cache(*backend, cache, scales, lora, rope);
+          else
+            backend->fill_random(cache, 11, 1.0f);
+          backend->fill_random(kv_b, 12, 0.05f);
+          backend->fill_random(q, 13, 1.0f);
+          std::vector<int32_t> query_start(batch + 1), lengths(batch, int32_t(context)), positions(batch),
+              slots(batch), table(batch * blocks);
+          for (int64_t s = 0; s < batch; ++s) {
+            query_start[s + 1] = int32_t(s + 1);
+            positions[s] = int32_t(context - 1);
+            for (int64_t b = 0; b < blocks; ++b) table[s * blocks + b] = int32_t(b * batch + s);  // interleaved pages
+            slots[s] = table[s * blocks + (context - 1) / page] * int32_t(page) + int32_t((context - 1) % page);
+          }
+          auto ints = [&](std::vector<int32_t>& values) {
+            return backend->upload_persistent(Tensor{values.data(), DType::I32, {int64_t(values.size())}, Device{}},
+                                              DType::I32);
+          };
+          AttentionBatch attention{ints(query_start), ints(lengths), ints(table), ints(slots), ints(positions),
+                                   batch, batch, context, page};
+          attention.block_table.shape = {batch, blocks};
+          MlaAttention args{q, kv_b, cache, scales, &attention, heads, nope, rope, v, lora, 0.1f};
+          double seconds = seconds_per_call(
+              [&](int) {
+                backend->begin_step();
+                backend->mla_attention(args);
+              },
+              5, 3);
+          const double entry_bytes = fp8 ? width + 4.0 : width * 2.0;
+          const double bytes = double(batch) * context * entry_bytes + double(heads) * (nope + v) * lora * 2;
+          std::printf("| %s | %lld | %lld | %lld | %.1f | %.0f | %.2f |\n", fp8 ? "fp8" : "bf16",
+                      static_cast<long long>(heads), static_cast<long long>(batch), static_cast<long long>(context),
+                      seconds * 1e6, bytes / seconds / 1e9, bytes / seconds / ceilings.bandwidth);
         }
-        auto ints = [&](std::vector<int32_t>& values) {
-          return backend->upload_persistent(Tensor{values.data(), DType::I32, {int64_t(values.size())}, Device{}},
-                                            DType::I32);
-        };
-        AttentionBatch attention{ints(query_start), ints(lengths), ints(table), ints(slots), ints(positions),
-                                 batch, batch, context, page};
-        attention.block_table.shape = {batch, blocks};
-        MlaAttention args{q, kv_b, cache, &attention, heads, nope, rope, v, lora, 0.1f};
-        double seconds = seconds_per_call(
-            [&](int) {
-              backend->begin_step();
-              backend->mla_attention(args);
-            },
-            5, 3);
-        const double bytes = double(batch) * context * width * 2 + double(heads) * (nope + v) * lora * 2;
-        std::printf("| %lld | %lld | %lld | %.1f | %.0f | %.2f |\n", static_cast<long long>(heads),
-                    static_cast<long long>(batch), static_cast<long long>(context), seconds * 1e6,
-                    bytes / seconds / 1e9, bytes / seconds / ceilings.bandwidth);
       }
     }
   }
@@ -299,6 +394,7 @@ int run(bool quick, const std::set<std::string>& sections) {
   std::printf("measured ceilings: copy bandwidth %.0f GB/s (read + write), cuBLAS BF16 GEMM %.0f TFLOP/s\n",
               ceilings.bandwidth / 1e9, ceilings.flops / 1e12);
   if (wanted("gemm")) bench_gemm(ceilings, quick);
+  if (wanted("fp8")) bench_fp8_decode(ceilings, quick);
   if (wanted("mla")) bench_mla_decode(ceilings, quick);
   if (wanted("moe")) bench_moe_decode(ceilings, quick);
   return 0;
