@@ -7,6 +7,8 @@
 // Steps 1 and 3 live in mla_absorb.cu (each head's weights read once per step). Step 2
 // here runs one block per (token, head): the straightforward version that defines the
 // numerics; the split-KV decode kernel (mla_decode_split_kv.cu) replaces it for decode.
+// An E4M3 cache is dequantized on read to f32 (e4m3 * the entry's scale, as the CPU oracle).
+#include "attention/mla_cache_e4m3.cuh"
 #include "common/device_utils.cuh"
 #include "rackserve/kernels/mla_params.h"
 
@@ -28,6 +30,17 @@ __device__ int find_sequence(const int32_t* query_start, int64_t sequences, int6
   return low;
 }
 
+// Element `index` of the cache as f32; `scale` is the entry's (E4M3 only).
+template <MlaCacheType kCache>
+__device__ __forceinline__ float cache_value(const void* cache, int64_t index, float scale) {
+  if constexpr (kCache == MlaCacheType::BF16) {
+    return __bfloat162float(static_cast<const __nv_bfloat16*>(cache)[index]);
+  } else {
+    return decode_e4m3(static_cast<const uint8_t*>(cache)[index]) * scale;
+  }
+}
+
+template <MlaCacheType kCache>
 __global__ void attention_kernel(MlaAttentionParams p) {
   __shared__ float q_rope[kMaxRope];
   __shared__ float warp_max_score[kWarps], warp_sum_exp[kWarps];
@@ -47,19 +60,21 @@ __global__ void attention_kernel(MlaAttentionParams p) {
   const int32_t* pages = p.block_table + static_cast<int64_t>(sequence) * p.max_blocks;
   const int64_t keys = static_cast<int64_t>(p.positions[t]) + 1;
   const int64_t width = p.lora + p.rope;
-  const __nv_bfloat16* cache = static_cast<const __nv_bfloat16*>(p.cache);
 
   float running_max = -INFINITY, running_sum = 0.0f, accumulator[kMaxLatentPerLane] = {};
   for (int64_t j = warp; j < keys; j += kWarps) {
-    const __nv_bfloat16* entry = cache + (static_cast<int64_t>(pages[j / p.page_size]) * p.page_size + j % p.page_size) * width;
+    const int64_t slot = static_cast<int64_t>(pages[j / p.page_size]) * p.page_size + j % p.page_size;
+    const int64_t entry = slot * width;
+    const float scale = kCache == MlaCacheType::E4M3 ? p.cache_scales[slot] : 1.0f;
     float latent[kMaxLatentPerLane];
     float partial = 0.0f;
 #pragma unroll
     for (int r = 0; r < kMaxLatentPerLane; ++r) {
-      latent[r] = r < per_lane ? __bfloat162float(entry[lane + 32 * r]) : 0.0f;
+      latent[r] = r < per_lane ? cache_value<kCache>(p.cache, entry + lane + 32 * r, scale) : 0.0f;
       partial = fmaf(my_q[r], latent[r], partial);
     }
-    for (int64_t i = lane; i < p.rope; i += 32) partial = fmaf(q_rope[i], __bfloat162float(entry[p.lora + i]), partial);
+    for (int64_t i = lane; i < p.rope; i += 32)
+      partial = fmaf(q_rope[i], cache_value<kCache>(p.cache, entry + p.lora + i, scale), partial);
     const float score = warp_sum(partial) * p.softmax_scale;
     const float new_max = fmaxf(running_max, score);
     const float rescale = expf(running_max - new_max), weight = expf(score - new_max);
@@ -92,10 +107,12 @@ __global__ void attention_kernel(MlaAttentionParams p) {
 }
 
 bool valid(const MlaAttentionParams& p) {
+  const bool e4m3 = p.cache_type == MlaCacheType::E4M3;
   return p.tokens >= 0 && p.heads > 0 && p.lora > 0 && p.lora % 32 == 0 && p.lora <= 32 * kMaxLatentPerLane &&
          p.rope >= 0 && p.rope <= kMaxRope && p.nope > 0 && p.v > 0 && p.page_size > 0 && p.sequences > 0 &&
+         (p.cache_type == MlaCacheType::BF16 || e4m3) &&
          (p.tokens == 0 || (p.q && p.kv_b && p.cache && p.query_start && p.block_table && p.positions && p.q_latent &&
-                            p.out_latent && p.output));
+                            p.out_latent && p.output && (!e4m3 || p.cache_scales)));
 }
 
 }  // namespace
@@ -106,7 +123,10 @@ int launch_mla_attention(const MlaAttentionParams& p, Stream stream) {
   const unsigned items = static_cast<unsigned>(p.tokens * p.heads);
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   if (int status = launch_mla_q_latent(p, stream)) return status;
-  attention_kernel<<<items, kThreads, 0, s>>>(p);
+  if (p.cache_type == MlaCacheType::E4M3)
+    attention_kernel<MlaCacheType::E4M3><<<items, kThreads, 0, s>>>(p);
+  else
+    attention_kernel<MlaCacheType::BF16><<<items, kThreads, 0, s>>>(p);
   if (int status = launch_status()) return status;
   return launch_mla_output(p, stream);
 }

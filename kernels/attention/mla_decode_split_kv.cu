@@ -9,6 +9,13 @@
 // out_latent directly. q_latent and P are rounded to bf16 for the MMA (f32 accumulate);
 // that rounding is the only numerical difference from the reference kernel.
 //
+// An E4M3 cache (MlaCacheType::E4M3: e4m3 bytes + an f32 scale per entry) replaces the
+// cp.async ring by a register stage: each thread loads its 72 bytes of the next tile (4 x 16
+// + 8) and the row's scale, and at the top of the following iteration dequantizes them
+// (e4m3 * scale, rounded to bf16) into the same bf16 tile layout, so S, softmax and PV are
+// the bf16 kernel's. Per tile 32 x (576 + 4) = 18.6 KB of cache instead of 36.9 KB; the
+// conversion is ~220 ALU instructions per thread per tile.
+//
 // Budget (per CTA of 8 warps, per 32-key tile; DeepSeek-V3: lora 512 + rope 64):
 //   bytes      32 x 1152 = 36.9 KB of cache (37.4 KB in shared memory with row padding)
 //   MMAs       S: heads/16 x 4 n8 x 36 k16;  PV: heads/16 x 64 n8 x 2 k16
@@ -36,6 +43,7 @@
 
 #include <cstdint>
 
+#include "attention/mla_cache_e4m3.cuh"
 #include "common/device_utils.cuh"
 #include "common/mma_utils.cuh"
 #include "rackserve/kernels/mla_decode_params.h"
@@ -57,6 +65,7 @@ constexpr int kScoreStride = kKeysPerTile + 8;  // S partial rows: float2 stores
 constexpr int kThreads = 256, kWarps = kThreads / 32;
 constexpr int kLoadThreadsPerRow = kThreads / kKeysPerTile;   // 8 threads copy one key row
 constexpr int kChunksPerThread = kChunksPerRow / kLoadThreadsPerRow;  // 9 x 16 bytes each
+constexpr int kE4m3LatentChunks = kLora / 16 / kLoadThreadsPerRow;      // e4m3 rows: 4 x 16 latent bytes each
 constexpr int kCombineThreads = kLora / 4;
 constexpr int kMaxSplits = 256;        // a forced config may use up to this many
 constexpr int kPlanMaxSplits = 128;    // the heuristic stays below
@@ -65,6 +74,8 @@ constexpr int kSplitCostKeys = 96;     // fixed cost of one more CTA per (token,
 constexpr int kSmemLimit = 99 * 1024;  // SM120's dynamic shared memory per block
 constexpr float kLog2e = 1.4426950408889634f;
 static_assert(kChunksPerThread * kLoadThreadsPerRow == kChunksPerRow, "a key row splits evenly over its threads");
+static_assert(kE4m3LatentChunks * 16 * kLoadThreadsPerRow == kLora && kRope == 8 * kLoadThreadsPerRow,
+              "an e4m3 key row splits into 16-byte latent chunks and 8-byte rope pieces over its threads");
 static_assert(kKeysPerTile % kKeyGranule == 0, "tiles hold whole granules");
 
 // Shared memory of one CTA, in bytes; every region starts 16-byte aligned.
@@ -107,10 +118,14 @@ __device__ __forceinline__ int used_splits(int64_t keys, const MlaDecodeConfig& 
 
 // page_shift = log2(page_size) when page_size is a power of two (the served case, 64),
 // else -1 and the page is found with a 32-bit division. Positions are int32, so keys fit.
-template <int kHeadTiles, int kStages>
+// kCache E4M3: the cache holds e4m3 bytes and a scale per entry; tiles are dequantized to
+// bf16 into the same shared-memory layout, so everything after the loader is shared.
+template <int kHeadTiles, int kStages, MlaCacheType kCache>
 __global__ void __launch_bounds__(kThreads, 1)
     mla_decode_split_kv_kernel(MlaDecodeParams p, MlaDecodeConfig config, int head_groups, int page_shift) {
   using L = Layout<kHeadTiles, kStages>;
+  constexpr bool kE4m3 = kCache == MlaCacheType::E4M3;
+  static_assert(!kE4m3 || kStages == 2, "the e4m3 loader stages one tile in registers: a two-stage ring");
   extern __shared__ __align__(16) unsigned char smem[];
   int64_t block = blockIdx.x;  // head group fastest: the groups of one split share its cache reads in L2
   const int group = static_cast<int>(block % head_groups);
@@ -127,27 +142,27 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
 
   const int32_t* pages = p.block_table + static_cast<int64_t>(find_sequence(p.query_start, p.sequences, t)) * p.max_blocks;
-  const __nv_bfloat16* cache = static_cast<const __nv_bfloat16*>(p.cache);
   float* scores = reinterpret_cast<float*>(smem + L::scores);
   __nv_bfloat16* p_smem = reinterpret_cast<__nv_bfloat16*>(smem + L::p);
   float* row_scale = reinterpret_cast<float*>(smem + L::row_scale);
   float* row_sum = reinterpret_cast<float*>(smem + L::row_sum);
 
-  // Eight threads copy one key row (one page lookup each); a warp writes 4 rows x 128
-  // contiguous bytes per cp.async. Keys at or past `end` (another split's, or past the
-  // context) are zero-filled, never read.
+  // Eight threads copy one key row (one page lookup each). Keys at or past `end` (another
+  // split's, or past the context) are zero-filled, never read.
   const int load_row = threadIdx.x / kLoadThreadsPerRow, load_sub = threadIdx.x % kLoadThreadsPerRow;
   const uint32_t page_size = static_cast<uint32_t>(p.page_size);
+  auto entry_of = [&](int key) {  // key < end: its entry's index in the cache
+    const uint32_t k = static_cast<uint32_t>(key);
+    const uint32_t page = page_shift >= 0 ? k >> page_shift : k / page_size;
+    const uint32_t slot = page_shift >= 0 ? k & (page_size - 1) : k - page * page_size;
+    return static_cast<int64_t>(pages[page]) * p.page_size + slot;
+  };
+  // BF16: a warp writes 4 rows x 128 contiguous bytes per cp.async.
   auto load_tile = [&](int tile, int stage) {
     const int key = begin + tile * kKeysPerTile + load_row;
     const bool valid = key < end;
-    const __nv_bfloat16* source = cache;
-    if (valid) {
-      const uint32_t k = static_cast<uint32_t>(key);
-      const uint32_t page = page_shift >= 0 ? k >> page_shift : k / page_size;
-      const uint32_t slot = page_shift >= 0 ? k & (page_size - 1) : k - page * page_size;
-      source += (static_cast<int64_t>(pages[page]) * p.page_size + slot) * kWidth;
-    }
+    const __nv_bfloat16* source = static_cast<const __nv_bfloat16*>(p.cache);
+    if (valid) source += entry_of(key) * kWidth;
     const uint32_t base = smem_address(smem + L::tiles + stage * L::tile_bytes) + load_row * kRowStride * 2;
 #pragma unroll
     for (int j = 0; j < kChunksPerThread; ++j) {
@@ -155,9 +170,57 @@ __global__ void __launch_bounds__(kThreads, 1)
       cp_async_16(base + chunk * 16, source + (valid ? chunk * 8 : 0), valid);
     }
   };
-  for (int stage = 0; stage < kStages - 1; ++stage) {
-    if (stage < tiles) load_tile(stage, stage);
-    cp_async_commit();
+  // E4M3: the next tile waits in registers. Thread load_sub of a row holds latent bytes
+  // [16 (load_sub + 8 j), +16) for j < 4 (8 threads x 16 contiguous bytes per j), rope bytes
+  // [512 + 8 load_sub, +8) and the row's scale: 72 bytes + 4 (19 registers).
+  uint4 staged_latent[kE4m3LatentChunks];  // unused (and eliminated) by the bf16 kernel
+  uint2 staged_rope = make_uint2(0, 0);
+  float staged_scale = 0.0f;
+  auto load_registers = [&](int tile) {
+    const int key = begin + tile * kKeysPerTile + load_row;
+#pragma unroll
+    for (int j = 0; j < kE4m3LatentChunks; ++j) staged_latent[j] = make_uint4(0, 0, 0, 0);
+    staged_rope = make_uint2(0, 0);
+    staged_scale = 0.0f;  // an absent key dequantizes to exact zeros
+    if (key < end) {
+      const int64_t entry = entry_of(key);
+      const uint8_t* source = static_cast<const uint8_t*>(p.cache) + entry * kWidth;
+#pragma unroll
+      for (int j = 0; j < kE4m3LatentChunks; ++j)
+        staged_latent[j] = __ldg(reinterpret_cast<const uint4*>(source + (load_sub + j * kLoadThreadsPerRow) * 16));
+      staged_rope = __ldg(reinterpret_cast<const uint2*>(source + kLora + load_sub * 8));
+      staged_scale = __ldg(p.cache_scales + entry);
+    }
+  };
+  // Dequantized (e4m3 * scale, rounded to bf16) into the bf16 tile. A latent chunk is 32
+  // bytes of shared memory, two 16-byte stores; threads 4-7 of a row store their second
+  // half first, so the 8 stores of a row's quarter-warp hit 8 different bank groups.
+  auto store_registers = [&](int stage) {
+    unsigned char* row = smem + L::tiles + stage * L::tile_bytes + load_row * kRowStride * 2;
+    const bool swap = load_sub >= 4;
+#pragma unroll
+    for (int j = 0; j < kE4m3LatentChunks; ++j) {
+      const uint4 codes = staged_latent[j];
+      const uint2 a = dequantize_e4m3x4_to_bf16(codes.x, staged_scale);
+      const uint2 b = dequantize_e4m3x4_to_bf16(codes.y, staged_scale);
+      const uint2 c = dequantize_e4m3x4_to_bf16(codes.z, staged_scale);
+      const uint2 d = dequantize_e4m3x4_to_bf16(codes.w, staged_scale);
+      const uint4 low = make_uint4(a.x, a.y, b.x, b.y), high = make_uint4(c.x, c.y, d.x, d.y);  // columns 0-7, 8-15
+      uint4* chunk = reinterpret_cast<uint4*>(row + (load_sub + j * kLoadThreadsPerRow) * 32);
+      chunk[swap ? 1 : 0] = swap ? high : low;
+      chunk[swap ? 0 : 1] = swap ? low : high;
+    }
+    const uint2 a = dequantize_e4m3x4_to_bf16(staged_rope.x, staged_scale);
+    const uint2 b = dequantize_e4m3x4_to_bf16(staged_rope.y, staged_scale);
+    *reinterpret_cast<uint4*>(row + (kLora + load_sub * 8) * 2) = make_uint4(a.x, a.y, b.x, b.y);
+  };
+  if constexpr (kE4m3) {
+    load_registers(0);  // lands while Q is read; stored to stage 0 before the loop
+  } else {
+    for (int stage = 0; stage < kStages - 1; ++stage) {
+      if (stage < tiles) load_tile(stage, stage);
+      cp_async_commit();
+    }
   }
 
   // S phase roles: warp = (head tile s_tile, k-part); its k-steps are k_part + i * kKParts.
@@ -204,11 +267,22 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
       for (int e = 0; e < 4; ++e) o[m][n][e] = 0.0f;
 
+  if constexpr (kE4m3) {
+    store_registers(0);
+    if (tiles > 1) load_registers(1);
+  }
+
   for (int tile = 0; tile < tiles; ++tile) {
-    cp_async_wait<kStages - 2>();
-    __syncthreads();  // tile landed for all threads; the previous tile's stage, P and scores are free
-    if (tile + kStages - 1 < tiles) load_tile(tile + kStages - 1, (tile + kStages - 1) % kStages);
-    cp_async_commit();
+    if constexpr (kE4m3) {
+      __syncthreads();  // stage tile % 2 is stored by all threads; the previous tile's stage, P and scores are free
+      if (tile + 1 < tiles) store_registers((tile + 1) % 2);  // loaded during the previous tile's compute
+      if (tile + 2 < tiles) load_registers(tile + 2);         // lands during this tile's compute
+    } else {
+      cp_async_wait<kStages - 2>();
+      __syncthreads();  // tile landed for all threads; the previous tile's stage, P and scores are free
+      if (tile + kStages - 1 < tiles) load_tile(tile + kStages - 1, (tile + kStages - 1) % kStages);
+      cp_async_commit();
+    }
     const uint32_t k_base = smem_address(smem + L::tiles + (tile % kStages) * L::tile_bytes);
 
     {  // S partial over this warp's k-steps, all 32 keys -> scores[k_part]
@@ -359,10 +433,10 @@ __global__ void __launch_bounds__(kCombineThreads)
 
 int heads_per_cta(int64_t heads) { return heads <= 16 ? 16 : 32; }
 
-template <int kHeadTiles, int kStages>
+template <int kHeadTiles, int kStages, MlaCacheType kCache>
 int launch_split_kv(const MlaDecodeParams& p, const MlaDecodeConfig& config, cudaStream_t stream) {
   using L = Layout<kHeadTiles, kStages>;
-  auto kernel = mla_decode_split_kv_kernel<kHeadTiles, kStages>;
+  auto kernel = mla_decode_split_kv_kernel<kHeadTiles, kStages, kCache>;
   int device = 0, optin = 0;
   if (cudaGetDevice(&device) != cudaSuccess ||
       cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess)
@@ -422,17 +496,24 @@ int64_t mla_decode_workspace_floats(int64_t tokens, int64_t heads, int64_t lora,
 }
 
 int launch_mla_decode_split_kv(const MlaDecodeParams& p, const MlaDecodeConfig& config, Stream stream) {
+  const bool e4m3 = p.cache_type == MlaCacheType::E4M3;
   if (!mla_decode_supported(p.lora, p.rope, p.nope) || p.tokens < 0 || p.heads <= 0 || p.page_size <= 0 ||
       p.sequences <= 0 || p.max_blocks <= 0 || config.splits < 1 || config.splits > kMaxSplits ||
-      config.keys_per_split <= 0 || config.keys_per_split % kKeyGranule != 0 || p.page_size > INT32_MAX)
+      config.keys_per_split <= 0 || config.keys_per_split % kKeyGranule != 0 || p.page_size > INT32_MAX ||
+      (p.cache_type != MlaCacheType::BF16 && !e4m3))
     return cudaErrorInvalidValue;
   if (p.tokens == 0) return cudaSuccess;
   if (!p.q_latent || !p.q || !p.cache || !p.query_start || !p.block_table || !p.positions || !p.out_latent ||
       !aligned16(p.q_latent) || !aligned16(p.q) || !aligned16(p.cache) || !aligned16(p.out_latent) ||
+      (e4m3 && !p.cache_scales) ||
       (config.splits > 1 && (!p.partial_out || !p.partial_lse || !aligned16(p.partial_out))))
     return cudaErrorInvalidValue;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  const int status = heads_per_cta(p.heads) == 16 ? launch_split_kv<1, 2>(p, config, s) : launch_split_kv<2, 2>(p, config, s);
+  const bool sixteen = heads_per_cta(p.heads) == 16;
+  const int status = e4m3 ? (sixteen ? launch_split_kv<1, 2, MlaCacheType::E4M3>(p, config, s)
+                                     : launch_split_kv<2, 2, MlaCacheType::E4M3>(p, config, s))
+                          : (sixteen ? launch_split_kv<1, 2, MlaCacheType::BF16>(p, config, s)
+                                     : launch_split_kv<2, 2, MlaCacheType::BF16>(p, config, s));
   if (status != cudaSuccess || config.splits == 1) return status;
   const int64_t items = p.tokens * p.heads;
   if (items > INT32_MAX) return cudaErrorInvalidConfiguration;

@@ -50,6 +50,15 @@ struct AttentionBatch {
   int64_t page_size = 0;
 };
 
+// The paged MLA latent cache of one layer holds entries of kv_lora + rope_dim values in the
+// backend's activation dtype, or as FP8: cache_layer F8_E4M3 (OCP e4m3fn) and one f32 scale
+// per entry in cache_scales. An FP8 entry is written from the f32 values x[0..width) the
+// activation-dtype cache would hold (normalised latent, rotated rope key) as
+//   scale = max(max_i |x[i]| / 448, kMlaCacheMinScale)
+//   value[i] = e4m3(x[i] / scale), round to nearest even, saturating to ±448
+// and read as value[i] * scale.
+inline constexpr float kMlaCacheMinScale = 1e-10f / 448.0f;  // an all-zero entry stays zero, never 0/0
+
 struct MlaCacheWrite {
   Tensor kv;           // [T, kv_lora + rope_dim] output of kv_a_proj_with_mqa
   Tensor norm_weight;  // [kv_lora] kv_a_layernorm
@@ -58,12 +67,14 @@ struct MlaCacheWrite {
   Tensor positions;    // [T] int32
   Tensor slots;        // [T] int32
   Tensor cache_layer;  // [pages, page_size, kv_lora + rope_dim]
+  Tensor cache_scales;  // [pages, page_size] f32 when cache_layer is F8_E4M3, else empty
 };
 
 struct MlaAttention {
   Tensor q;            // [T, heads, qk_nope + rope_dim], rope part already rotated
   Tensor kv_b;         // [heads * (qk_nope + v), kv_lora] (W_UK rows then W_UV rows per head)
   Tensor cache_layer;  // [pages, page_size, kv_lora + rope_dim]
+  Tensor cache_scales;  // [pages, page_size] f32 when cache_layer is F8_E4M3, else empty
   const AttentionBatch* batch = nullptr;
   int64_t heads = 0;
   int64_t qk_nope_dim = 0;
@@ -72,6 +83,25 @@ struct MlaAttention {
   int64_t kv_lora_rank = 0;
   float softmax_scale = 1.0f;
 };
+
+// Throws unless cache_layer is a [pages, page_size, width] cache of `native` (the backend's
+// cache dtype) with no scales, or of F8_E4M3 with cache_scales [pages, page_size] F32.
+inline void check_mla_cache(const char* op, const Tensor& cache_layer, const Tensor& cache_scales, DType native,
+                            int64_t width) {
+  RS_CHECK(cache_layer.rank() == 3 && cache_layer.dim(2) == width, "{}: cache layer {} is not [pages, page_size, {}]",
+           op, shape_string(cache_layer.shape), width);
+  if (cache_layer.dtype != DType::F8_E4M3) {
+    RS_CHECK(cache_layer.dtype == native, "{}: the cache layer is {}; this backend caches {} or F8_E4M3", op,
+             dtype_name(cache_layer.dtype), dtype_name(native));
+    RS_CHECK(cache_scales.empty(), "{}: a {} cache takes no scales", op, dtype_name(cache_layer.dtype));
+    return;
+  }
+  RS_CHECK(!cache_scales.empty() && cache_scales.dtype == DType::F32 && cache_scales.rank() == 2 &&
+               cache_scales.dim(0) == cache_layer.dim(0) && cache_scales.dim(1) == cache_layer.dim(1),
+           "{}: an F8_E4M3 cache {} needs F32 scales [{}, {}], got {} {}", op, shape_string(cache_layer.shape),
+           cache_layer.dim(0), cache_layer.dim(1), cache_scales.empty() ? "none" : dtype_name(cache_scales.dtype),
+           shape_string(cache_scales.shape));
+}
 
 struct MoeRouterParams {
   int64_t top_k = 0;

@@ -22,11 +22,12 @@ int run_generate(const Arguments& args) {
   int64_t chunk = result["prefill-chunk"].as<int64_t>();
   RS_CHECK(max_tokens >= 0, "--max-tokens must be >= 0, got {}", max_tokens);
   RS_CHECK(chunk >= 0, "--prefill-chunk must be >= 0, got {}", chunk);
+  const std::optional<KvCacheDtype> kv_dtype = kv_cache_dtype_from(result);
   LoadedModel loaded = load_model_from_options(result);
   const int64_t limit = loaded.model->config().max_position_embeddings;
   RS_CHECK(static_cast<int64_t>(tokens.size()) + max_tokens <= limit,
            "{} prompt tokens + {} new tokens exceed the model's {} positions", tokens.size(), max_tokens, limit);
-  SequenceRunner runner(*loaded.model, static_cast<int64_t>(tokens.size()) + max_tokens);
+  SequenceRunner runner(*loaded.model, static_cast<int64_t>(tokens.size()) + max_tokens, 64, kv_dtype);
   nlohmann::json output;
   output["tokens"] = runner.generate_greedy(tokens, max_tokens, chunk);
   fmt::print("{}\n", output.dump());

@@ -15,8 +15,9 @@ int run_logits(const Arguments& args) {
   if (!parse_or_help(options, args, result)) return 0;
   RS_CHECK(result.count("tokens"), "--tokens is required");
   std::vector<int32_t> tokens = parse_token_list(result["tokens"].as<std::string>());
+  const std::optional<KvCacheDtype> kv_dtype = kv_cache_dtype_from(result);
   LoadedModel loaded = load_model_from_options(result);
-  SequenceRunner runner(*loaded.model, static_cast<int64_t>(tokens.size()));
+  SequenceRunner runner(*loaded.model, static_cast<int64_t>(tokens.size()), 64, kv_dtype);
   nlohmann::json output;
   output["logits"] = runner.append(tokens, /*all_logits=*/true);
   fmt::print("{}\n", output.dump());

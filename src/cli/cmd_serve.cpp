@@ -112,14 +112,13 @@ std::thread start_signal_waiter(std::function<void()> on_signal, sigset_t& signa
   });
 }
 
-// The KV cache is kept in the backend's activation dtype: bf16 on CUDA, float32 on the
-// CPU oracle. An FP8 cache comes with the FP8 kernels.
-void check_kv_cache_dtype(const std::string& requested, const Backend& backend) {
-  if (requested == "auto") return;
-  RS_CHECK(requested != "fp8", "--kv-cache-dtype fp8: the FP8 KV cache is not implemented yet; use auto or bf16");
-  RS_CHECK(backend.activation_dtype() == DType::BF16,
-           "--kv-cache-dtype {}: the {} backend keeps its KV cache in {}; use auto", requested, backend.name(),
-           dtype_name(backend.activation_dtype()));
+// auto: the backend's native cache (bf16 on CUDA, f32 on the CPU oracle); bf16 needs a bf16
+// backend; fp8 (e4m3 + one f32 scale per token per layer) works on both. Checked before the
+// model loads, so a wrong choice fails in a second.
+std::optional<KvCacheDtype> kv_cache_dtype_for(const std::string& requested, const Backend& backend) {
+  const std::optional<KvCacheDtype> dtype = parse_kv_cache_dtype_option(requested);
+  kv_cache_value_dtype(backend, dtype);  // throws naming the dtypes this backend can cache
+  return dtype;
 }
 
 }  // namespace
@@ -138,7 +137,7 @@ int run_serve(const Arguments& args) {
   auto tokenizer = std::make_shared<const text::Tokenizer>(text::Tokenizer::from_directory(config.model));
   spdlog::info("tokenizer: {} ids from {}", tokenizer->vocab_size(), config.model);
   std::unique_ptr<Backend> backend = make_backend(config);
-  check_kv_cache_dtype(config.kv_cache_dtype, *backend);
+  const std::optional<KvCacheDtype> kv_dtype = kv_cache_dtype_for(config.kv_cache_dtype, *backend);
   std::unique_ptr<CausalLM> model = load_model(config.model, *backend, load_options_from(result));
   const ModelConfig& model_config = model->config();
   spdlog::info("model: {} ({} layers, hidden {}, {} routed experts, vocab {}, {} positions) on {}", config.model,
@@ -158,6 +157,7 @@ int run_serve(const Arguments& args) {
   engine_config.max_queued_requests = config.max_queued_requests;
   engine_config.max_n = config.max_n;
   engine_config.max_logprobs = config.max_logprobs;
+  engine_config.kv_cache_dtype = kv_dtype;
   RS_CHECK(config.max_model_len <= model_config.max_position_embeddings,
            "--max-model-len {} exceeds the model's {} positions", config.max_model_len,
            model_config.max_position_embeddings);
@@ -165,9 +165,11 @@ int run_serve(const Arguments& args) {
   Engine engine(*model, engine_config, generation, api::make_detokenizer_factory(tokenizer));
   const EngineConfig& resolved = engine.config();
   const int64_t kv_tokens = int64_t{resolved.scheduler.num_pages} * resolved.scheduler.page_size;
-  spdlog::info("memory plan: KV cache {} pages x {} tokens = {} tokens ({} cached values per token per layer, {} layers); "
-               "max_model_len {}, max {} running sequences, {} tokens per step",
+  spdlog::info("memory plan: KV cache {} pages x {} tokens = {} tokens ({} cached values per token per layer in {}, "
+               "{} layers); max_model_len {}, max {} running sequences, {} tokens per step",
                resolved.scheduler.num_pages, resolved.scheduler.page_size, kv_tokens, model_config.mla.latent_width(),
+               kv_dtype == KvCacheDtype::Fp8 ? "fp8 e4m3 + an f32 scale"
+                                             : dtype_name(kv_cache_value_dtype(*backend, kv_dtype)),
                model_config.num_layers, resolved.max_model_len, resolved.scheduler.max_running_requests,
                resolved.scheduler.max_num_batched_tokens);
 

@@ -12,8 +12,15 @@ void add_model_options(cxxopts::Options& options) {
                         cxxopts::value<std::string>())(
       "tokens", "comma-separated token ids, e.g. 1,2,3", cxxopts::value<std::string>())(
       "device", "cpu, cuda or auto", cxxopts::value<std::string>()->default_value("auto"))(
-      "threads", "CPU threads (0: all)", cxxopts::value<unsigned>()->default_value("0"))("h,help", "show this help");
+      "threads", "CPU threads (0: all)", cxxopts::value<unsigned>()->default_value("0"))(
+      "kv-cache-dtype", "auto (the backend's native cache: bf16 on CUDA, f32 on the CPU), bf16 or fp8 (e4m3 with a "
+                        "scale per token)",
+      cxxopts::value<std::string>()->default_value("auto"))("h,help", "show this help");
   add_load_options(options);
+}
+
+std::optional<KvCacheDtype> kv_cache_dtype_from(const cxxopts::ParseResult& result) {
+  return parse_kv_cache_dtype_option(result["kv-cache-dtype"].as<std::string>());
 }
 
 void add_load_options(cxxopts::Options& options) {

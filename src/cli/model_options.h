@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,8 +16,11 @@
 
 namespace rackserve::cli {
 
-// Adds --model, --device, --threads and --tokens to `options`, and the load options below.
+// Adds --model, --device, --threads, --tokens and --kv-cache-dtype to `options`, and the load
+// options below.
 void add_model_options(cxxopts::Options& options);
+// --kv-cache-dtype of add_model_options: nullopt for auto; throws on an unknown name.
+std::optional<KvCacheDtype> kv_cache_dtype_from(const cxxopts::ParseResult& result);
 
 // Adds --load-format and --num-layers (every subcommand that loads a model takes them).
 void add_load_options(cxxopts::Options& options);

@@ -51,7 +51,8 @@ class Engine::Impl {
         generation_(std::move(generation)),
         detokenizer_(std::move(detokenizer)),
         scheduler_(config_.scheduler),
-        cache_(model.allocate_kv_cache(config_.scheduler.num_pages, config_.scheduler.page_size)) {
+        cache_(model.allocate_kv_cache(config_.scheduler.num_pages, config_.scheduler.page_size,
+                                       config_.kv_cache_dtype)) {
     publish_stats();
   }
 

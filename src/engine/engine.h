@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "engine/detokenizer.h"
@@ -28,6 +29,7 @@ struct EngineConfig {
   int32_t max_queued_requests = 1024; // accepted but unfinished requests; submit answers QueueFull beyond
   int32_t max_n = 16;                 // largest accepted SamplingParams::n
   int32_t max_logprobs = 20;          // largest accepted SamplingParams::logprobs
+  std::optional<KvCacheDtype> kv_cache_dtype;  // nullopt: the backend's native cache (kv_cache.h)
 };
 
 struct SubmitResult {

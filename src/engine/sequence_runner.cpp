@@ -11,8 +11,9 @@ namespace {
 int64_t pages_for(int64_t tokens, int64_t page_size) { return std::max<int64_t>(1, (tokens + page_size - 1) / page_size); }
 }  // namespace
 
-SequenceRunner::SequenceRunner(CausalLM& model, int64_t capacity, int64_t page_size)
-    : model_(model), cache_(model.allocate_kv_cache(pages_for(capacity, page_size), page_size)) {
+SequenceRunner::SequenceRunner(CausalLM& model, int64_t capacity, int64_t page_size,
+                               std::optional<KvCacheDtype> kv_dtype)
+    : model_(model), cache_(model.allocate_kv_cache(pages_for(capacity, page_size), page_size, kv_dtype)) {
   RS_CHECK(capacity > 0 && page_size > 0, "capacity and page size must be positive");
   pages_.resize(cache_.pages());
   // Pages in reverse order, so a kernel that ignored the block table would read wrong data.

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "models/model.h"
@@ -13,8 +14,10 @@ namespace rackserve {
 
 class SequenceRunner {
  public:
-  // Reserves pages for `capacity` tokens of one sequence.
-  SequenceRunner(CausalLM& model, int64_t capacity, int64_t page_size = 64);
+  // Reserves pages for `capacity` tokens of one sequence, in a cache of `kv_dtype`
+  // (nullopt: the backend's native cache).
+  SequenceRunner(CausalLM& model, int64_t capacity, int64_t page_size = 64,
+                 std::optional<KvCacheDtype> kv_dtype = std::nullopt);
 
   // Appends `tokens` to the sequence in steps of at most `chunk` tokens (0: one step).
   // Returns logits [tokens.size()][vocab] when `all_logits`, else only the last row.
@@ -25,6 +28,8 @@ class SequenceRunner {
                                        int64_t prefill_chunk = 0);
 
   int64_t length() const { return length_; }
+  // The sequence's cache (tests inspect or corrupt it).
+  const PagedKvCache& cache() const { return cache_; }
 
  private:
   CausalLM& model_;

@@ -42,8 +42,9 @@ DeepseekV3Model::DeepseekV3Model(ModelConfig config, WeightSource& weights, Back
   }
 }
 
-PagedKvCache DeepseekV3Model::allocate_kv_cache(int64_t pages, int64_t page_size) const {
-  return PagedKvCache(backend_, config_.num_layers, pages, page_size, config_.mla.latent_width());
+PagedKvCache DeepseekV3Model::allocate_kv_cache(int64_t pages, int64_t page_size,
+                                                std::optional<KvCacheDtype> dtype) const {
+  return PagedKvCache(backend_, config_.num_layers, pages, page_size, config_.mla.latent_width(), dtype);
 }
 
 Tensor DeepseekV3Model::forward(const ForwardBatch& batch, PagedKvCache& cache) {
@@ -70,7 +71,8 @@ Tensor DeepseekV3Model::compute(const StepInputs& inputs, const PagedKvCache& ca
   Tensor normed = backend_.rms_norm(hidden, layers_.front().input_norm, eps);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const DecoderLayer& layer = layers_[i];
-    Tensor attended = layer.attention->forward(backend_, normed, step, cache.layer(static_cast<int64_t>(i)));
+    const int64_t index = static_cast<int64_t>(i);
+    Tensor attended = layer.attention->forward(backend_, normed, step, cache.layer(index), cache.layer_scales(index));
     normed = backend_.add_rms_norm(hidden, attended, layer.post_attention_norm, eps);
     Tensor mlp_out = layer.moe ? layer.moe->forward(backend_, normed) : layer.dense_mlp->forward(backend_, normed);
     const Tensor& next_norm = i + 1 < layers_.size() ? layers_[i + 1].input_norm : final_norm_;

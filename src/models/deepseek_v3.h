@@ -22,7 +22,8 @@ class DeepseekV3Model final : public CausalLM {
 
   const ModelConfig& config() const override { return config_; }
   Backend& backend() const override { return backend_; }
-  PagedKvCache allocate_kv_cache(int64_t pages, int64_t page_size) const override;
+  PagedKvCache allocate_kv_cache(int64_t pages, int64_t page_size,
+                                 std::optional<KvCacheDtype> dtype = std::nullopt) const override;
   Tensor forward(const ForwardBatch& batch, PagedKvCache& cache) override;
 
   // Step graphs captured so far (tests and benchmarks).

@@ -9,25 +9,18 @@ namespace rackserve {
 namespace {
 
 constexpr int64_t kIndexerScaleBlock = 128;  // indexer keys: one f32 scale per 128 e4m3 values
+constexpr int64_t kLatentScaleBytes = 4;      // fp8 latent: one f32 scale per entry
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 uint64_t gib_to_bytes(double gib) { return static_cast<uint64_t>(std::llround(gib * kGiB)); }
 
 }  // namespace
 
-std::string_view kv_cache_dtype_name(KvCacheDtype dtype) { return dtype == KvCacheDtype::Bf16 ? "bf16" : "fp8"; }
-
-KvCacheDtype parse_kv_cache_dtype(std::string_view name) {
-  if (name == "bf16" || name == "auto") return KvCacheDtype::Bf16;
-  if (name == "fp8" || name == "fp8_e4m3") return KvCacheDtype::Fp8;
-  RS_FAIL("KV cache dtype \"{}\" is not supported (bf16, fp8)", name);
-}
-
 KvCacheLayout kv_cache_layout(const ModelConfig& config, KvCacheDtype dtype, bool include_mtp) {
   KvCacheLayout layout;
   layout.layers = config.num_layers + (include_mtp ? config.num_mtp_layers : 0);
   layout.latent_values = config.mla.latent_width();
-  layout.latent_bytes = layout.latent_values * (dtype == KvCacheDtype::Bf16 ? 2 : 1);
+  layout.latent_bytes = dtype == KvCacheDtype::Bf16 ? layout.latent_values * 2 : layout.latent_values + kLatentScaleBytes;
   if (config.indexer) {
     layout.indexer_values = config.indexer->head_dim;
     int64_t scales = (layout.indexer_values + kIndexerScaleBlock - 1) / kIndexerScaleBlock;

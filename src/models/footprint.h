@@ -9,27 +9,24 @@
 #include <string_view>
 
 #include "config/model_config.h"
+#include "models/kv_cache_dtype.h"
 #include "models/weight_manifest.h"
 
 namespace rackserve {
-
-enum class KvCacheDtype : uint8_t { Bf16, Fp8 };
-std::string_view kv_cache_dtype_name(KvCacheDtype dtype);  // "bf16", "fp8"
-KvCacheDtype parse_kv_cache_dtype(std::string_view name);  // throws naming the accepted values
 
 // One token's KV cache on one TP rank. MLA caches the latent (kv_lora_rank values) and the
 // rotated rope key (qk_rope_head_dim values) per layer; K and V both come from it, so it is
 // not split by heads and every rank holds all of it.
 //   bf16: 2 bytes per value, no scales.
-//   fp8:  1 byte per value (e4m3) and one f32 scale per layer for the whole cache (static,
-//         shared by K and V): 0 bytes per token; the 4 bytes per layer are not counted.
+//   fp8:  1 byte per value (e4m3) and one f32 scale per entry (per token per layer, chosen
+//         when the entry is written): 576 + 4 = 580 bytes for DeepSeek-V3's 512 + 64.
 // DSA models (GLM-5, V3.2) also cache the indexer's key (index_head_dim values) per layer,
 // replicated like the latent and always as e4m3 plus one f32 scale per 128 values per token
 // (DeepSeek's reference layout): 128 + 4 = 132 bytes for index_head_dim 128, either dtype.
 struct KvCacheLayout {
   int64_t layers = 0;              // main layers, plus MTP layers when they are counted
   int64_t latent_values = 0;       // kv_lora_rank + qk_rope_head_dim
-  int64_t latent_bytes = 0;        // per token per layer
+  int64_t latent_bytes = 0;        // per token per layer, the fp8 scale included
   int64_t indexer_values = 0;      // index_head_dim, 0 without DSA
   int64_t indexer_bytes = 0;       // per token per layer, scale included
   int64_t bytes_per_token() const { return layers * (latent_bytes + indexer_bytes); }

@@ -1,33 +1,48 @@
 // PagedKvCache: the per-layer paged cache storage on a backend. For MLA each entry is
 // one token's latent (kv_lora_rank values, normalised) followed by its rotated rope key
 // (qk_rope_head_dim values). Page allocation is the engine's job; this only holds memory.
+//
+// Element types: the backend's activation dtype (f32 on the CPU oracle, bf16 on CUDA), or
+// FP8 (KvCacheDtype::Fp8): values as F8_E4M3 plus one f32 scale per entry, so that
+// entry value = e4m3 * scale (the write op picks the scale, see MlaCacheWrite in ops.h).
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "backend/backend.h"
+#include "models/kv_cache_dtype.h"
 
 namespace rackserve {
 
+// The element type a cache of `dtype` has on `backend`: nullopt -> the activation dtype;
+// Bf16 -> BF16 (throws unless that is the backend's activation dtype: the CPU oracle's
+// attention reads f32 or fp8); Fp8 -> F8_E4M3.
+DType kv_cache_value_dtype(const Backend& backend, std::optional<KvCacheDtype> dtype);
+
 class PagedKvCache {
  public:
-  PagedKvCache(Backend& backend, int64_t layers, int64_t pages, int64_t page_size, int64_t entry_width)
-      : storage_(backend.allocate_persistent(backend.activation_dtype(), {layers, pages, page_size, entry_width})),
-        page_size_(page_size) {}
+  PagedKvCache(Backend& backend, int64_t layers, int64_t pages, int64_t page_size, int64_t entry_width,
+               std::optional<KvCacheDtype> dtype = std::nullopt);
 
   int64_t layers() const { return storage_.dim(0); }
   int64_t pages() const { return storage_.dim(1); }
   int64_t page_size() const { return page_size_; }
   int64_t entry_width() const { return storage_.dim(3); }
+  DType value_dtype() const { return storage_.dtype; }
+  bool fp8() const { return storage_.dtype == DType::F8_E4M3; }
+  // [layers, pages, page_size, entry_width] values.
   const Tensor& storage() const { return storage_; }
+  // [layers, pages, page_size] f32 scales when fp8(), else empty.
+  const Tensor& scale_storage() const { return scales_; }
   // [pages, page_size, entry_width] view of one layer.
-  Tensor layer(int64_t index) const {
-    Tensor view = storage_.rows(index, index + 1);
-    return view.reshaped({pages(), page_size_, entry_width()});
-  }
+  Tensor layer(int64_t index) const;
+  // [pages, page_size] view of one layer's scales when fp8(), else an empty tensor.
+  Tensor layer_scales(int64_t index) const;
 
  private:
   Tensor storage_;
+  Tensor scales_;
   int64_t page_size_;
 };
 

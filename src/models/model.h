@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include "backend/backend.h"
 #include "config/model_config.h"
@@ -19,8 +20,10 @@ class CausalLM {
   virtual ~CausalLM() = default;
   virtual const ModelConfig& config() const = 0;
   virtual Backend& backend() const = 0;
-  // A cache sized for this model with `pages` pages of `page_size` tokens.
-  virtual PagedKvCache allocate_kv_cache(int64_t pages, int64_t page_size) const = 0;
+  // A cache sized for this model with `pages` pages of `page_size` tokens, in `dtype`
+  // (nullopt: the backend's native cache, see kv_cache_value_dtype).
+  virtual PagedKvCache allocate_kv_cache(int64_t pages, int64_t page_size,
+                                         std::optional<KvCacheDtype> dtype = std::nullopt) const = 0;
   // Runs one step: writes the new tokens' KV into `cache` and returns logits [rows, vocab]
   // (a step tensor) with one row per token that asked for logits, in batch order.
   virtual Tensor forward(const ForwardBatch& batch, PagedKvCache& cache) = 0;

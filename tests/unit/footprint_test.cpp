@@ -173,22 +173,22 @@ TEST(Footprint, DeepSeekV3BytesPerGpu) {
 
 TEST(Footprint, KvBytesPerTokenPerGpu) {
   Model v3 = load("deepseek-v3");
-  // 61 layers × (512 + 64) values × 2 bytes = 70,272; fp8: × 1 byte = 35,136.
+  // 61 layers × (512 + 64) values × 2 bytes = 70,272; fp8: 61 × (576 + a 4-byte scale) = 35,380.
   EXPECT_EQ(kv_cache_layout(v3.config, KvCacheDtype::Bf16, false).bytes_per_token(), 70'272);
-  EXPECT_EQ(kv_cache_layout(v3.config, KvCacheDtype::Fp8, false).bytes_per_token(), 35'136);
+  EXPECT_EQ(kv_cache_layout(v3.config, KvCacheDtype::Fp8, false).bytes_per_token(), 35'380);
   // The MTP layer caches one more latent: 62 × 1152 = 71,424.
   EXPECT_EQ(kv_cache_layout(v3.config, KvCacheDtype::Bf16, true).bytes_per_token(), 71'424);
 
   // GLM-5 adds the indexer key: 128 e4m3 values + one f32 scale = 132 bytes per layer.
   Model glm = load("glm-5.1-nvfp4");
-  EXPECT_EQ(kv_cache_layout(glm.config, KvCacheDtype::Fp8, false).bytes_per_token(), 78 * (576 + 132));   // 55,224
+  EXPECT_EQ(kv_cache_layout(glm.config, KvCacheDtype::Fp8, false).bytes_per_token(), 78 * (580 + 132));   // 55,536
   EXPECT_EQ(kv_cache_layout(glm.config, KvCacheDtype::Bf16, false).bytes_per_token(), 78 * (1152 + 132));  // 100,152
 }
 
 // DeepSeek-V3 FP8 at TP=8 on 96 GiB, utilization 0.9, reserve 4 GiB:
 //   usable = floor(103,079,215,104 × 0.9) = 92,771,293,593
 //   budget = 92,771,293,593 − 85,140,130,848 − 4,294,967,296 = 3,336,195,449
-//   fp8 page = 35,136 × 64 = 2,248,704 bytes → 1,483 pages = 94,912 tokens;
+//   fp8 page = 35,380 × 64 = 2,264,320 bytes → 1,473 pages = 94,272 tokens;
 //   32,768-token sequences need 512 pages → 2 of them.
 //   bf16 page = 4,497,408 → 741 pages = 47,424 tokens.
 TEST(Footprint, DeepSeekV3MemoryPlanAtTp8) {
@@ -201,7 +201,7 @@ TEST(Footprint, DeepSeekV3MemoryPlanAtTp8) {
   EXPECT_EQ(plan.usable_bytes, 92'771'293'593u);
   EXPECT_EQ(plan.weight_bytes, 85'140'130'848u);
   EXPECT_EQ(plan.kv_budget_bytes, 3'336'195'449);
-  EXPECT_EQ(plan.kv_tokens, 94'912);
+  EXPECT_EQ(plan.kv_tokens, 94'272);
   EXPECT_EQ(plan.sequences_at_context, 2);
   options.kv_dtype = KvCacheDtype::Bf16;
   EXPECT_EQ(plan_memory(v3.config, v3.manifest, options).kv_tokens, 47'424);
@@ -220,8 +220,8 @@ TEST(Footprint, DeepSeekV3MemoryPlanAtTp8) {
 //     = 441,742,000,128
 //   TP=4: 110,435,500,032 + 4,215,822,336 = 114,651,322,368 > 92,771,293,593 usable: no fit.
 //   TP=8: 55,217,750,016 + 4,215,822,336 = 59,433,572,352; fp8 KV budget
-//     92,771,293,593 − 59,433,572,352 − 4,294,967,296 = 29,042,753,945; page 55,224 × 64
-//     = 3,534,336 → 8,217 pages = 525,888 tokens; 200,000 tokens = 3,125 pages → 2 sequences.
+//     92,771,293,593 − 59,433,572,352 − 4,294,967,296 = 29,042,753,945; page 55,536 × 64
+//     = 3,554,304 → 8,171 pages = 522,944 tokens; 200,000 tokens = 3,125 pages → 2 sequences.
 TEST(Footprint, Glm51Nvfp4DoesNotFitOnFourGpus) {
   Model glm = load("glm-5.1-nvfp4");
   MemoryPlanOptions options;
@@ -238,7 +238,7 @@ TEST(Footprint, Glm51Nvfp4DoesNotFitOnFourGpus) {
   MemoryPlan eight = plan_memory(glm.config, glm.manifest, options);
   EXPECT_EQ(eight.weight_bytes, 59'433'572'352u);
   EXPECT_EQ(eight.kv_budget_bytes, 29'042'753'945);
-  EXPECT_EQ(eight.kv_tokens, 525'888);
+  EXPECT_EQ(eight.kv_tokens, 522'944);
   EXPECT_EQ(eight.sequences_at_context, 2);
 }
 

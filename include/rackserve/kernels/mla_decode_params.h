@@ -5,6 +5,7 @@
 #pragma once
 
 #include "rackserve/kernels/common.h"
+#include "rackserve/kernels/mla_params.h"
 
 namespace rackserve::kernels {
 
@@ -14,7 +15,7 @@ namespace rackserve::kernels {
 struct MlaDecodeParams {
   const float* q_latent;       // [tokens, heads, lora] f32 (W_UK^T q_nope, unscaled)
   const void* q;               // [tokens, heads, nope + rope] bf16; columns [nope, nope + rope) are the rotated rope part
-  const void* cache;           // [pages, page_size, lora + rope] bf16, 16-byte aligned
+  const void* cache;           // [pages, page_size, lora + rope] bf16 (or e4m3 bytes, see cache_type), 16-byte aligned
   const int32_t* query_start;  // [sequences + 1]
   const int32_t* block_table;  // [sequences, max_blocks] page ids
   const int32_t* positions;    // [tokens]
@@ -23,6 +24,9 @@ struct MlaDecodeParams {
   float* partial_lse;          // [tokens, splits, heads] f32 workspace (log2 domain); may be nullptr when splits == 1
   int64_t tokens, sequences, heads, nope, rope, lora, page_size, max_blocks;
   float softmax_scale;
+  // Last, so positional initialisers of the fields above stay valid (BF16 and nullptr by default).
+  MlaCacheType cache_type;     // BF16, or E4M3: cache holds e4m3 bytes (mla_params.h)
+  const float* cache_scales;   // [pages, page_size] f32 when E4M3, else unused
 };
 
 // How to run it: the context of each query is cut into chunks of keys_per_split keys

@@ -6,6 +6,15 @@
 
 namespace rackserve::kernels {
 
+// How the paged latent cache stores an entry (one token's lora + rope values).
+enum class MlaCacheType : uint8_t {
+  BF16,  // bf16 values
+  E4M3,  // OCP e4m3fn bytes and one f32 scale per entry: value = e4m3 * scale
+};
+// E4M3 entries: scale = max(amax / 448, kMlaCacheMinScale), byte = e4m3_rn_satfinite(x / scale),
+// x the f32 values a bf16 cache would hold before rounding (the CPU oracle's rule, backend/ops.h).
+constexpr float kMlaCacheMinScale = 1e-10f / 448.0f;
+
 struct RopeParams {
   void* x;                  // [tokens, heads, width] bf16, rotated in place
   const int32_t* positions; // [tokens]
@@ -22,8 +31,10 @@ struct MlaCacheWriteParams {
   const int32_t* positions; // [tokens]
   const int32_t* slots;     // [tokens], page * page_size + offset
   const float* inv_freq;    // [dim / 2]
-  void* cache;              // [pages * page_size, lora + dim] bf16
-  int64_t tokens, lora, dim, capacity;
+  void* cache;              // [pages * page_size, lora + dim] bf16, or e4m3 bytes when cache_type is E4M3
+  float* cache_scales;      // [pages * page_size] f32 when cache_type is E4M3, else unused
+  MlaCacheType cache_type;
+  int64_t tokens, lora, dim, capacity;  // E4M3: lora + dim <= 8192 (the f32 entry is staged in shared memory)
   float eps, rope_scale;
   bool interleaved;
 };
@@ -32,7 +43,9 @@ int launch_mla_cache_write(const MlaCacheWriteParams& params, Stream stream);
 struct MlaAttentionParams {
   const void* q;               // [tokens, heads, nope + rope] bf16 (rope part rotated)
   const void* kv_b;            // [heads * (nope + v), lora] bf16: W_UK rows then W_UV rows per head
-  const void* cache;           // [pages, page_size, lora + rope] bf16
+  const void* cache;           // [pages, page_size, lora + rope] bf16, or e4m3 bytes when cache_type is E4M3
+  const float* cache_scales;   // [pages, page_size] f32 when cache_type is E4M3, else unused
+  MlaCacheType cache_type;
   const int32_t* query_start;  // [sequences + 1]
   const int32_t* block_table;  // [sequences, max_blocks]
   const int32_t* positions;    // [tokens]

@@ -19,13 +19,25 @@ const float* e4m3_table() {
   return table.data();
 }
 
-float quantize_e4m3_group(const float* x, int64_t count, float min_scale, float* q) {
+namespace {
+float group_scale(const float* x, int64_t count, float min_scale) {
   float amax = 0.0f;
   for (int64_t i = 0; i < count; ++i) amax = std::max(amax, std::fabs(x[i]));
-  const float scale = std::max(amax / kE4m3Max, min_scale);
+  return std::max(amax / kE4m3Max, min_scale);
+}
+}  // namespace
+
+float quantize_e4m3_group(const float* x, int64_t count, float min_scale, float* q) {
+  const float scale = group_scale(x, count, min_scale);
   const float* table = e4m3_table();
   // f32_to_e4m3 rounds to nearest even and saturates at ±448 (the clamp of the reference).
   for (int64_t i = 0; i < count; ++i) q[i] = table[f32_to_e4m3(x[i] / scale)];
+  return scale;
+}
+
+float quantize_e4m3_group_codes(const float* x, int64_t count, float min_scale, uint8_t* codes) {
+  const float scale = group_scale(x, count, min_scale);
+  for (int64_t i = 0; i < count; ++i) codes[i] = f32_to_e4m3(x[i] / scale);
   return scale;
 }
 

@@ -36,6 +36,8 @@ inline constexpr float kTokenMinScale = 1.0f / (kE4m3Max * 512.0f);
 // Quantizes x[0, count) as one group; writes the e4m3 values (decoded to f32, exact) to q and
 // returns the scale, so x[i] ≈ q[i] * scale. Finite input never yields NaN.
 float quantize_e4m3_group(const float* x, int64_t count, float min_scale, float* q);
+// The same quantization, writing the e4m3 bytes themselves (the FP8 KV cache stores them).
+float quantize_e4m3_group_codes(const float* x, int64_t count, float min_scale, uint8_t* codes);
 
 // Every e4m3 byte decoded to f32 (the 256-entry table the loops use).
 const float* e4m3_table();

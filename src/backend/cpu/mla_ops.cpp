@@ -1,13 +1,15 @@
 // Multi-head latent attention on the CPU: RoPE, the latent cache write, and attention in
 // the absorbed form (queries projected into the latent space with W_UK, attention over
 // the cached latents, output projected back with W_UV). Mathematically equal to the
-// Hugging Face form that decompresses K and V per head.
+// Hugging Face form that decompresses K and V per head. The cache is f32, or FP8 (e4m3
+// bytes + one f32 scale per entry, ops.h): quantized on write, dequantized on read.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/fp8_linear.h"
 #include "core/error.h"
 
 namespace rackserve {
@@ -52,18 +54,22 @@ void CpuBackend::mla_write_cache(const MlaCacheWrite& args) {
   RS_CHECK(args.rope && lora + args.rope->dim == width, "mla_write_cache: kv width {} != {} + rope {}", width, lora,
            args.rope ? args.rope->dim : 0);
   const Tensor& cache = args.cache_layer;
-  RS_CHECK(cache.rank() == 3 && cache.dim(2) == width, "mla_write_cache: cache {} does not hold width {}",
-           shape_string(cache.shape), width);
+  check_mla_cache("mla_write_cache", cache, args.cache_scales, DType::F32, width);
+  const bool fp8 = cache.dtype == DType::F8_E4M3;
   int64_t capacity = cache.dim(0) * cache.dim(1);
+  std::vector<float> values(width);
   for (int64_t t = 0; t < tokens; ++t) {
     int32_t slot = args.slots.as<int32_t>()[t];
     if (slot == -1) continue;  // a padding token: nothing to write
     RS_CHECK(slot >= 0 && slot < capacity, "mla_write_cache: slot {} outside the cache [0, {})", slot, capacity);
     const float* source = kv.as<float>() + t * width;
-    float* entry = cache.as<float>() + static_cast<int64_t>(slot) * width;
+    float* entry = fp8 ? values.data() : cache.as<float>() + static_cast<int64_t>(slot) * width;
     cpu::rms_norm_row(source, args.norm_weight.as<float>(), entry, lora, args.norm_eps);
     std::copy(source + lora, source + width, entry + lora);
     cpu::rope_row(entry + lora, *args.rope, args.positions.as<int32_t>()[t]);
+    if (fp8)
+      args.cache_scales.as<float>()[slot] = cpu::quantize_e4m3_group_codes(
+          entry, width, kMlaCacheMinScale, cache.as<uint8_t>() + static_cast<int64_t>(slot) * width);
   }
 }
 
@@ -75,7 +81,9 @@ Tensor CpuBackend::mla_attention(const MlaAttention& args) {
            "mla_attention: q {} is not [{}, {}, {}]", shape_string(args.q.shape), tokens, heads, nope + rope);
   RS_CHECK(args.kv_b.rank() == 2 && args.kv_b.dim(0) == heads * (nope + v_dim) && args.kv_b.dim(1) == lora,
            "mla_attention: kv_b {} is not [{}, {}]", shape_string(args.kv_b.shape), heads * (nope + v_dim), lora);
-  RS_CHECK(args.cache_layer.dim(2) == width, "mla_attention: cache width {} != {}", args.cache_layer.dim(2), width);
+  check_mla_cache("mla_attention", args.cache_layer, args.cache_scales, DType::F32, width);
+  RS_CHECK(args.cache_layer.dim(1) == batch.page_size, "mla_attention: cache pages of {} tokens, batch pages of {}",
+           args.cache_layer.dim(1), batch.page_size);
 
   const int32_t* query_start = batch.query_start.as<int32_t>();
   const int32_t* context_length = batch.context_length.as<int32_t>();
@@ -83,8 +91,19 @@ Tensor CpuBackend::mla_attention(const MlaAttention& args) {
   const int32_t* positions = batch.positions.as<int32_t>();
   const int64_t max_blocks = batch.block_table.dim(1), page_size = batch.page_size;
   const int64_t pages = args.cache_layer.dim(0);
-  const float* cache = args.cache_layer.as<float>();
   const float* kv_b = args.kv_b.as<float>();
+  // Entry j of sequence s as f32: a pointer into an f32 cache, or the FP8 entry dequantized
+  // (e4m3 * scale) into `scratch`.
+  const bool fp8 = args.cache_layer.dtype == DType::F8_E4M3;
+  const float* e4m3 = cpu::e4m3_table();
+  auto cache_entry = [&](int64_t s, int64_t j, float* scratch) -> const float* {
+    const int64_t slot = static_cast<int64_t>(block_table[s * max_blocks + j / page_size]) * page_size + j % page_size;
+    if (!fp8) return args.cache_layer.as<float>() + slot * width;
+    const uint8_t* codes = args.cache_layer.as<uint8_t>() + slot * width;
+    const float scale = args.cache_scales.as<float>()[slot];
+    for (int64_t c = 0; c < width; ++c) scratch[c] = e4m3[codes[c]] * scale;
+    return scratch;
+  };
 
   // Token -> sequence, validated once so the inner loops can trust the metadata.
   std::vector<int32_t> sequence_of(tokens);
@@ -103,7 +122,7 @@ Tensor CpuBackend::mla_attention(const MlaAttention& args) {
 
   Tensor out = allocate_step(DType::F32, {tokens, heads, v_dim});
   pool_.parallel_for(tokens * heads, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> q_latent(lora), out_latent(lora), scores;
+    std::vector<float> q_latent(lora), out_latent(lora), scores, scratch(width);
     for (int64_t item = begin; item < end; ++item) {
       int64_t t = item / heads, h = item % heads;
       int64_t s = sequence_of[t];
@@ -119,8 +138,7 @@ Tensor CpuBackend::mla_attention(const MlaAttention& args) {
       scores.resize(keys);
       float max_score = -std::numeric_limits<float>::infinity();
       for (int64_t j = 0; j < keys; ++j) {
-        const float* entry = cache + (static_cast<int64_t>(block_table[s * max_blocks + j / page_size]) * page_size +
-                                      j % page_size) * width;
+        const float* entry = cache_entry(s, j, scratch.data());
         scores[j] = (cpu::dot(q_latent.data(), entry, lora) + cpu::dot(q_rope, entry + lora, rope)) * args.softmax_scale;
         max_score = std::max(max_score, scores[j]);
       }
@@ -128,8 +146,7 @@ Tensor CpuBackend::mla_attention(const MlaAttention& args) {
       for (int64_t j = 0; j < keys; ++j) total += scores[j] = std::exp(scores[j] - max_score);
       std::fill(out_latent.begin(), out_latent.end(), 0.0f);
       for (int64_t j = 0; j < keys; ++j) {
-        const float* entry = cache + (static_cast<int64_t>(block_table[s * max_blocks + j / page_size]) * page_size +
-                                      j % page_size) * width;
+        const float* entry = cache_entry(s, j, scratch.data());
         float weight = scores[j] / total;
         for (int64_t c = 0; c < lora; ++c) out_latent[c] += weight * entry[c];
       }

@@ -132,11 +132,12 @@ void CudaBackend::rope_inplace(const Tensor& x, int64_t offset, const RopeTable&
 
 void CudaBackend::mla_write_cache(const MlaCacheWrite& args) {
   expect(args.kv, DType::BF16, 2, "mla kv");
-  expect(args.cache_layer, DType::BF16, 3, "mla cache layer");
+  check_mla_cache("mla_write_cache", args.cache_layer, args.cache_scales, DType::BF16, args.kv.dim(1));
   const int64_t lora = args.norm_weight.numel();
   RS_CHECK(args.rope && lora + args.rope->dim == args.kv.dim(1) && args.cache_layer.dim(2) == args.kv.dim(1),
            "mla_write_cache: kv {} / cache {} / lora {} disagree", shape_string(args.kv.shape),
            shape_string(args.cache_layer.shape), lora);
+  const bool fp8 = args.cache_layer.dtype == DType::F8_E4M3;
   kernels::MlaCacheWriteParams params{};
   params.kv = args.kv.data;
   params.norm_weight = args.norm_weight.data;
@@ -144,6 +145,8 @@ void CudaBackend::mla_write_cache(const MlaCacheWrite& args) {
   params.slots = args.slots.as<int32_t>();
   params.inv_freq = args.rope->inv_freq.as<float>();
   params.cache = args.cache_layer.data;
+  params.cache_scales = fp8 ? args.cache_scales.as<float>() : nullptr;
+  params.cache_type = fp8 ? kernels::MlaCacheType::E4M3 : kernels::MlaCacheType::BF16;
   params.tokens = args.kv.dim(0);
   params.lora = lora;
   params.dim = args.rope->dim;
@@ -162,8 +165,11 @@ Tensor CudaBackend::mla_attention(const MlaAttention& args) {
            "mla_attention: q {} does not match the batch", shape_string(args.q.shape));
   RS_CHECK(args.kv_b.dim(0) == args.heads * (args.qk_nope_dim + args.v_dim) && args.kv_b.dim(1) == args.kv_lora_rank,
            "mla_attention: kv_b {} has the wrong shape", shape_string(args.kv_b.shape));
-  RS_CHECK(args.cache_layer.dim(1) == batch.page_size && args.cache_layer.dim(2) == args.kv_lora_rank + args.rope_dim,
-           "mla_attention: cache {} does not match", shape_string(args.cache_layer.shape));
+  check_mla_cache("mla_attention", args.cache_layer, args.cache_scales, DType::BF16,
+                  args.kv_lora_rank + args.rope_dim);
+  RS_CHECK(args.cache_layer.dim(1) == batch.page_size, "mla_attention: cache {} does not have pages of {} tokens",
+           shape_string(args.cache_layer.shape), batch.page_size);
+  const bool fp8 = args.cache_layer.dtype == DType::F8_E4M3;
   const int64_t tokens = batch.num_tokens, heads = args.heads;
   Tensor q_latent = allocate_step(DType::F32, {tokens, heads, args.kv_lora_rank});
   Tensor out_latent = allocate_step(DType::F32, {tokens, heads, args.kv_lora_rank});
@@ -172,6 +178,8 @@ Tensor CudaBackend::mla_attention(const MlaAttention& args) {
   params.q = args.q.data;
   params.kv_b = args.kv_b.data;
   params.cache = args.cache_layer.data;
+  params.cache_scales = fp8 ? args.cache_scales.as<float>() : nullptr;
+  params.cache_type = fp8 ? kernels::MlaCacheType::E4M3 : kernels::MlaCacheType::BF16;
   params.query_start = batch.query_start.as<int32_t>();
   params.block_table = batch.block_table.as<int32_t>();
   params.positions = batch.positions.as<int32_t>();
@@ -205,6 +213,8 @@ Tensor CudaBackend::mla_attention(const MlaAttention& args) {
   decode.q_latent = params.q_latent;
   decode.q = params.q;
   decode.cache = params.cache;
+  decode.cache_scales = params.cache_scales;
+  decode.cache_type = params.cache_type;
   decode.query_start = params.query_start;
   decode.block_table = params.block_table;
   decode.positions = params.positions;

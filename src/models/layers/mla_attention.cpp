@@ -27,7 +27,7 @@ MlaAttentionBlock::MlaAttentionBlock(const ModelConfig& config, WeightLoader& lo
 }
 
 Tensor MlaAttentionBlock::forward(Backend& backend, const Tensor& x, const StepContext& step,
-                                  const Tensor& cache_layer) const {
+                                  const Tensor& cache_layer, const Tensor& cache_scales) const {
   const MlaConfig& m = shape_;
   const int64_t tokens = x.dim(0);
   Tensor q = m.q_lora_rank > 0
@@ -44,12 +44,14 @@ Tensor MlaAttentionBlock::forward(Backend& backend, const Tensor& x, const StepC
   write.positions = step.attention.positions;
   write.slots = step.attention.slots;
   write.cache_layer = cache_layer;
+  write.cache_scales = cache_scales;
   backend.mla_write_cache(write);
 
   MlaAttention attention;
   attention.q = q;
   attention.kv_b = kv_b_proj_;
   attention.cache_layer = cache_layer;
+  attention.cache_scales = cache_scales;
   attention.batch = &step.attention;
   attention.heads = m.num_heads;
   attention.qk_nope_dim = m.qk_nope_head_dim;

@@ -16,8 +16,10 @@ class MlaAttentionBlock {
   // `prefix` is e.g. "model.layers.3.self_attn".
   MlaAttentionBlock(const ModelConfig& config, WeightLoader& loader, const std::string& prefix);
 
-  // x [T, hidden] (already normalised) -> [T, hidden]; writes the step's latents into cache_layer.
-  Tensor forward(Backend& backend, const Tensor& x, const StepContext& step, const Tensor& cache_layer) const;
+  // x [T, hidden] (already normalised) -> [T, hidden]; writes the step's latents into cache_layer
+  // (and, for an FP8 cache, their scales into cache_scales; empty otherwise).
+  Tensor forward(Backend& backend, const Tensor& x, const StepContext& step, const Tensor& cache_layer,
+                 const Tensor& cache_scales = Tensor{}) const;
 
  private:
   MlaConfig shape_;
