@@ -31,6 +31,8 @@ void add_load_options(cxxopts::Options& options) {
       cxxopts::value<std::string>()->default_value("auto"))(
       "num-layers", "build only the first N decoder layers (0: all); the first_k_dense_replace layers stay dense",
       cxxopts::value<int64_t>()->default_value("0"))(
+      "dequantize-fp8", "expand an FP8 checkpoint's e4m3 weights to dense ones at load (values x scales; f32 on the "
+                        "CPU, BF16 on CUDA) and run them W8A16 instead of W8A8")(
       "enforce-eager", "launch every op of every step; without it, CUDA decode steps of up to --cuda-graph-max-batch "
                        "sequences replay captured CUDA graphs")(
       "cuda-graph-max-batch", "largest decode batch that replays a CUDA graph",
@@ -41,6 +43,7 @@ LoadOptions load_options_from(const cxxopts::ParseResult& result) {
   LoadOptions options;
   options.format = parse_load_format(result["load-format"].as<std::string>());
   options.num_layers = result["num-layers"].as<int64_t>();
+  options.fp8_weights = result.count("dequantize-fp8") ? Fp8Weights::Dequantize : Fp8Weights::Native;
   RS_CHECK(options.num_layers >= 0, "--num-layers must be >= 0, got {}", options.num_layers);
   options.step_graphs.enabled = result.count("enforce-eager") == 0;
   options.step_graphs.max_batch = result["cuda-graph-max-batch"].as<int64_t>();

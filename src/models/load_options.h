@@ -15,6 +15,13 @@ enum class LoadFormat : uint8_t {
   Dummy,        // random weights with the config's shapes, generated on the backend (BF16 on CUDA)
 };
 
+// What load does with the linears an FP8 checkpoint stores in e4m3.
+enum class Fp8Weights : uint8_t {
+  Native,      // kept as e4m3 + scales and run W8A8 (dynamic per-token activation quantization)
+  Dequantize,  // expanded to the backend's dense weights (values * scales) and run W8A16: f32 on
+               // the CPU (exact), BF16 on CUDA (twice the weight memory of Native)
+};
+
 LoadFormat parse_load_format(std::string_view name);  // "auto", "safetensors", "dummy"; throws otherwise
 std::string_view load_format_name(LoadFormat format);
 
@@ -24,6 +31,7 @@ struct LoadOptions {
   // first_k_dense_replace of them stay dense, so a cut model keeps the layer types it had.
   int64_t num_layers = 0;
   uint64_t dummy_seed = 0;  // the dummy weights' random stream
+  Fp8Weights fp8_weights = Fp8Weights::Native;
   // Decode steps from captured graphs where the backend has them (CUDA); not a loading
   // choice, but fixed for the model's lifetime like the rest.
   StepGraphOptions step_graphs;

@@ -19,7 +19,7 @@ std::unique_ptr<CausalLM> load_model(const std::filesystem::path& directory, Bac
     return model;
   }
   WeightStore store = WeightStore::open(directory);
-  CheckpointWeightSource weights(store, backend, QuantConfig::load(directory));
+  CheckpointWeightSource weights(store, backend, QuantConfig::load(directory), options.fp8_weights);
   return std::make_unique<DeepseekV3Model>(std::move(config), weights, backend, options.step_graphs);
 }
 

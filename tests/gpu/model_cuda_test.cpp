@@ -19,6 +19,7 @@
 #include "backend/backend.h"
 #include "engine/sequence_runner.h"
 #include "models/model.h"
+#include "support/fixtures.h"
 #include "routing_replay.h"
 #include "weights/safetensors.h"
 
@@ -37,14 +38,6 @@ constexpr double kMinCosine = 0.9995;
 constexpr double kNearTie = 0.02;
 // A greedy token is a near-argmax when the oracle's logit for it is within this of the max.
 constexpr float kNearArgmax = 0.05f;
-
-std::vector<std::string> fixture_names() {
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(fs::path(RACKSERVE_TEST_DATA_DIR) / "models"))
-    if (fs::exists(entry.path() / "reference.safetensors")) names.push_back(entry.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
 
 template <typename T>
 std::vector<T> read_vector(const WeightStore& store, const std::string& name) {
@@ -169,11 +162,9 @@ TEST_P(CudaReferenceModel, DecodeThroughCacheMatchesOracle) {
     EXPECT_GE(cosine(logits[r].data(), expected[r].data(), vocab()), kMinCosine) << "position " << r;
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, CudaReferenceModel, ::testing::ValuesIn(fixture_names()), [](const auto& info) {
-  std::string name = info.param;
-  std::replace(name.begin(), name.end(), '-', '_');
-  return name;
-});
+INSTANTIATE_TEST_SUITE_P(Fixtures, CudaReferenceModel,
+                         ::testing::ValuesIn(testing::fixture_names(testing::FixtureKind::Bf16)),
+                         [](const auto& info) { return testing::fixture_test_name(info.param); });
 
 }  // namespace
 }  // namespace rackserve

@@ -19,6 +19,7 @@
 #include "engine/sequence_runner.h"
 #include "models/deepseek_v3.h"
 #include "models/model.h"
+#include "support/fixtures.h"
 
 namespace rackserve {
 namespace {
@@ -119,8 +120,9 @@ TEST_P(StepGraphsTest, GraphReplayMatchesEagerSteps) {
         std::vector<float> row_a(a.begin() + r * vocab, a.begin() + (r + 1) * vocab);
         std::vector<float> row_b(b.begin() + r * vocab, b.begin() + (r + 1) * vocab);
         const int32_t token = argmax(row_b), graph_token = argmax(row_a);
-        if (graph_token != token)  // only a near-tie may pick differently
+        if (graph_token != token) {  // only a near-tie may pick differently
           EXPECT_LE(std::abs(row_b[token] - row_b[graph_token]), 1e-4f) << "step " << steps << " row " << r;
+        }
         Sequence& sequence = sequences[chosen[r]];
         sequence.length += 1;
         sequence.next_token = token;
@@ -152,15 +154,7 @@ TEST_P(StepGraphsTest, NewCacheRecaptures) {
   EXPECT_GE(dynamic_cast<const DeepseekV3Model&>(*graphed).step_graphs_captured(), 1u);
 }
 
-std::vector<std::string> fixture_names() {
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(fs::path(RACKSERVE_TEST_DATA_DIR) / "models"))
-    if (fs::exists(entry.path() / "config.json")) names.push_back(entry.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-INSTANTIATE_TEST_SUITE_P(Fixtures, StepGraphsTest, ::testing::ValuesIn(fixture_names()));
+INSTANTIATE_TEST_SUITE_P(Fixtures, StepGraphsTest, ::testing::ValuesIn(testing::fixture_names(testing::FixtureKind::Bf16)));
 
 }  // namespace
 }  // namespace rackserve

@@ -19,20 +19,13 @@
 #include "engine/sequence_runner.h"
 #include "models/layers/rotary_embedding.h"
 #include "models/model.h"
+#include "support/fixtures.h"
 #include "weights/safetensors.h"
 
 namespace rackserve {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::vector<std::string> fixture_names() {
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(fs::path(RACKSERVE_TEST_DATA_DIR) / "models"))
-    if (fs::exists(entry.path() / "reference.safetensors")) names.push_back(entry.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
 
 template <typename T>
 std::vector<T> read_vector(const WeightStore& store, const std::string& name) {
@@ -164,12 +157,9 @@ TEST_P(ReferenceModel, BatchedSequencesEqualSeparateOnes) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, ReferenceModel, ::testing::ValuesIn(fixture_names()),
-                         [](const auto& info) {
-                           std::string name = info.param;
-                           std::replace(name.begin(), name.end(), '-', '_');
-                           return name;
-                         });
+INSTANTIATE_TEST_SUITE_P(Fixtures, ReferenceModel,
+                         ::testing::ValuesIn(testing::fixture_names(testing::FixtureKind::Bf16)),
+                         [](const auto& info) { return testing::fixture_test_name(info.param); });
 
 }  // namespace
 }  // namespace rackserve

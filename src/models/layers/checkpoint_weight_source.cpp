@@ -45,10 +45,17 @@ void CheckpointWeightSource::append_scales(const std::string& module, const Line
   convert_to_f32(record.dtype, record.data, scales.data() + at, static_cast<size_t>(shape_numel(record.shape)));
 }
 
-Tensor CheckpointWeightSource::load(const std::string& name, const Shape& shape, WeightRole role) {
+bool CheckpointWeightSource::is_fp8_weight(const std::string& name) const {
+  return name.ends_with(".weight") && store_.get(name).dtype == DType::F8_E4M3;
+}
+
+void CheckpointWeightSource::read_f32(const std::string& name, const Shape& shape, float* out) const {
+  if (!is_fp8_weight(name) || shape.size() != 2) {
+    const TensorRecord& record = checked(name, shape);
+    convert_to_f32(record.dtype, record.data, out, static_cast<size_t>(shape_numel(shape)));
+    return;
+  }
   const TensorRecord& record = store_.get(name);
-  if (record.dtype != DType::F8_E4M3 || !name.ends_with(".weight") || shape.size() != 2)
-    return backend_.upload_weight(checked(name, shape).view(), role);
   const std::string module = name.substr(0, name.size() - 7);
   RS_CHECK(record.shape == shape, "tensor {} has shape {}, the config implies {}", name, shape_string(record.shape),
            shape_string(shape));
@@ -58,14 +65,19 @@ Tensor CheckpointWeightSource::load(const std::string& name, const Shape& shape,
   std::vector<float> scales;
   append_scales(module, scheme, shape[0], shape[1], scales);
   const int64_t rows = shape[0], cols = shape[1];
-  std::vector<float> staging(static_cast<size_t>(rows * cols));
-  convert_to_f32(DType::F8_E4M3, record.data, staging.data(), staging.size());
+  convert_to_f32(DType::F8_E4M3, record.data, out, static_cast<size_t>(rows * cols));
   const int64_t scale_cols = scheme.format == WeightFormat::Fp8Block ? ceil_div(cols, scheme.block_in) : 1;
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c)
-      staging[r * cols + c] *= scheme.format == WeightFormat::Fp8Block
-                                   ? scales[(r / scheme.block_out) * scale_cols + c / scheme.block_in]
-                                   : scales[r];
+      out[r * cols + c] *= scheme.format == WeightFormat::Fp8Block
+                               ? scales[(r / scheme.block_out) * scale_cols + c / scheme.block_in]
+                               : scales[r];
+}
+
+Tensor CheckpointWeightSource::load(const std::string& name, const Shape& shape, WeightRole role) {
+  if (!is_fp8_weight(name)) return backend_.upload_weight(checked(name, shape).view(), role);
+  std::vector<float> staging(static_cast<size_t>(shape_numel(shape)));
+  read_f32(name, shape, staging.data());
   return backend_.upload_weight(Tensor{staging.data(), DType::F32, shape, Device{}}, role);
 }
 
@@ -77,8 +89,7 @@ Tensor CheckpointWeightSource::load_row_concat(const std::vector<std::string>& n
   std::vector<float> staging(static_cast<size_t>(total_rows * cols));
   int64_t offset = 0;
   for (size_t i = 0; i < names.size(); ++i) {
-    const TensorRecord& record = checked(names[i], {rows[i], cols});
-    convert_to_f32(record.dtype, record.data, staging.data() + offset * cols, static_cast<size_t>(rows[i] * cols));
+    read_f32(names[i], {rows[i], cols}, staging.data() + offset * cols);
     offset += rows[i];
   }
   Tensor host{staging.data(), DType::F32, {total_rows, cols}, Device{}};
@@ -92,7 +103,7 @@ LinearWeight CheckpointWeightSource::load_linear(const LinearRequest& request) {
     RS_CHECK(quant_.linear(module).format == format, "{} and {} are fused into one weight but stored as {} and {}",
              request.modules.front(), module, weight_format_name(format),
              weight_format_name(quant_.linear(module).format));
-  if (format == WeightFormat::Dense) return WeightSource::load_linear(request);
+  if (format == WeightFormat::Dense || fp8_weights_ == Fp8Weights::Dequantize) return WeightSource::load_linear(request);
 
   const LinearScheme& scheme = fp8_scheme(request.modules.front());
   const bool block = scheme.format == WeightFormat::Fp8Block;

@@ -2,10 +2,12 @@
 // uploaded to the backend, each shape checked against what the model expects so a wrong
 // checkpoint fails at load with the tensor's name, not with garbage logits. The QuantConfig
 // says how each linear module is stored: FP8 block and FP8 channel layers come back as
-// QuantizedWeight (e4m3 values + f32 scales); every other tensor must be a float dtype.
+// QuantizedWeight (e4m3 values + f32 scales), or, with Fp8Weights::Dequantize, as dense
+// weights holding values * scales (W8A16); every other tensor must be a float dtype.
 #pragma once
 
 #include "models/layers/weight_source.h"
+#include "models/load_options.h"
 #include "weights/quant_config.h"
 #include "weights/safetensors.h"
 
@@ -14,12 +16,13 @@ namespace rackserve {
 class CheckpointWeightSource final : public WeightSource {
  public:
   // `store` and `backend` must outlive the source.
-  CheckpointWeightSource(const WeightStore& store, Backend& backend, QuantConfig quant = {})
-      : store_(store), backend_(backend), quant_(std::move(quant)) {}
+  CheckpointWeightSource(const WeightStore& store, Backend& backend, QuantConfig quant = {},
+                         Fp8Weights fp8_weights = Fp8Weights::Native)
+      : store_(store), backend_(backend), quant_(std::move(quant)), fp8_weights_(fp8_weights) {}
 
   bool contains(const std::string& name) const override { return store_.contains(name); }
   // An FP8 "<module>.weight" asked for here (kv_b_proj, absorbed into attention) is
-  // dequantized to f32 (values * scales) before upload.
+  // dequantized to f32 (values * scales) before upload; so are FP8 pieces of load_row_concat.
   Tensor load(const std::string& name, const Shape& shape, WeightRole role) override;
   // Staged in float32 on the host; the backend converts to its own layout on upload.
   Tensor load_row_concat(const std::vector<std::string>& names, const std::vector<int64_t>& rows, int64_t cols,
@@ -31,6 +34,10 @@ class CheckpointWeightSource final : public WeightSource {
 
  private:
   const TensorRecord& checked(const std::string& name, const Shape& shape) const;
+  bool is_fp8_weight(const std::string& name) const;  // an F8_E4M3 "<module>.weight"
+  // The tensor `name` of `shape` as f32 into out[0, numel): float dtypes converted, FP8
+  // weights dequantized with their scales.
+  void read_f32(const std::string& name, const Shape& shape, float* out) const;
   // The scheme of an FP8 module, checked to be one this loader reads.
   const LinearScheme& fp8_scheme(const std::string& module) const;
   // Appends the f32 scales of `module` ([rows, cols], stored as `scheme`) to `scales`.
@@ -40,6 +47,7 @@ class CheckpointWeightSource final : public WeightSource {
   const WeightStore& store_;
   Backend& backend_;
   QuantConfig quant_;
+  Fp8Weights fp8_weights_;
 };
 
 }  // namespace rackserve

@@ -1,0 +1,40 @@
+// The tiny reference models under tests/data/models: the BF16 ones written by
+// tests/reference/make_fixtures.py (reference logits in prompt_<i>.logits) and their FP8
+// versions written by make_fp8_fixtures.py (prompt_<i>.w8a16 / .w8a8). A fixture is FP8 when
+// its config.json carries a quantization_config.
+#pragma once
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "weights/quant_config.h"
+
+namespace rackserve::testing {
+
+enum class FixtureKind { Bf16, Fp8 };
+
+inline std::filesystem::path fixture_directory(const std::string& name) {
+  return std::filesystem::path(RACKSERVE_TEST_DATA_DIR) / "models" / name;
+}
+
+// Names of the fixtures of `kind` that have reference outputs, sorted.
+inline std::vector<std::string> fixture_names(FixtureKind kind) {
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(RACKSERVE_TEST_DATA_DIR) / "models")) {
+    if (!std::filesystem::exists(entry.path() / "reference.safetensors")) continue;
+    const bool quantized = QuantConfig::load(entry.path()).method() != "none";
+    if (quantized == (kind == FixtureKind::Fp8)) names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// A gtest parameter name for a fixture ("dsv3-plain" -> "dsv3_plain").
+inline std::string fixture_test_name(std::string name) {
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
+}
+
+}  // namespace rackserve::testing
