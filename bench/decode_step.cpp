@@ -13,9 +13,12 @@
 // The kernel-by-kernel table comes from the CUDA backend's op profiler (cudaEvent pairs).
 // Steps are timed twice in the same run: eager (every op launched) and replaying the
 // captured CUDA graph of the step (the server's default for decode batches).
+// A config with an FP8 quantization_config (DeepSeek-V3's fp8 blocks) gets FP8 dummy linears
+// and runs W8A8: its weight bytes count 1 per value plus the f32 scales (kv_b_proj stays
+// BF16, see plan_dummy_weights); --dequantize-fp8 runs the same model with dense BF16 linears.
 //
 // usage: decode_step CONFIG_DIR [--num-layers N] [--batch 1,32] [--context 1024]
-//                    [--steps 20] [--page-size 64] [--seed 1]
+//                    [--steps 20] [--page-size 64] [--seed 1] [--dequantize-fp8]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -49,6 +52,7 @@ struct Arguments {
   int steps = 20;
   int64_t page_size = 64;
   uint64_t seed = 1;
+  Fp8Weights fp8_weights = Fp8Weights::Native;
 };
 
 // The CUDA backend with the op profiler, and on request the number of distinct experts
@@ -95,7 +99,7 @@ int64_t choose_layers(const ModelConfig& config, const Arguments& args) {
   size_t free_bytes = 0, total_bytes = 0;
   check_cuda(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
   const double budget = std::min<double>(free_bytes, kMemoryUtilization * total_bytes) - kReserveBytes;
-  const DummyWeightPlan plan = plan_dummy_weights(config);
+  const DummyWeightPlan plan = plan_dummy_weights(config, args.fp8_weights);
   const double kv = kv_bytes_per_layer(config, args);
   int64_t layers = 0;
   while (layers < config.num_layers && plan.total_of_first(layers + 1) + kv * (layers + 1) <= budget) ++layers;
@@ -239,9 +243,15 @@ int run(const Arguments& args) {
   load.format = LoadFormat::Dummy;
   load.num_layers = args.num_layers ? args.num_layers : choose_layers(full, args);
   load.dummy_seed = args.seed;
-  const DummyWeightPlan plan = plan_dummy_weights(with_layers_cut(full, load.num_layers));
-  std::printf("weights: %lld of %lld layers, %.2f GB (BF16 dummy weights)\n", static_cast<long long>(load.num_layers),
-              static_cast<long long>(full.num_layers), plan.total() / 1e9);
+  load.fp8_weights = args.fp8_weights;
+  const bool fp8_config = dummy_quant_config(full).method() != "none";
+  const char* format = !fp8_config ? "BF16"
+                       : args.fp8_weights == Fp8Weights::Dequantize
+                           ? "BF16, the FP8 linears dequantized: W8A16"
+                           : "FP8 W8A8: e4m3 linears + f32 scales, the rest BF16";
+  const DummyWeightPlan plan = plan_dummy_weights(with_layers_cut(full, load.num_layers), args.fp8_weights);
+  std::printf("weights: %lld of %lld layers, %.2f GB (%s dummy weights)\n", static_cast<long long>(load.num_layers),
+              static_cast<long long>(full.num_layers), plan.total() / 1e9, format);
 
   CudaBackendOptions options;
   options.profile_ops = true;
@@ -292,6 +302,8 @@ Arguments parse(int argc, char** argv) {
       args.page_size = std::stoll(value());
     else if (flag == "--seed")
       args.seed = std::stoull(value());
+    else if (flag == "--dequantize-fp8")
+      args.fp8_weights = Fp8Weights::Dequantize;
     else if (args.config_dir.empty() && !flag.starts_with("--"))
       args.config_dir = flag;
     else
@@ -299,7 +311,7 @@ Arguments parse(int argc, char** argv) {
   }
   RS_CHECK(!args.config_dir.empty(),
            "usage: decode_step CONFIG_DIR [--num-layers N] [--batch 1,32] [--context 1024] [--steps 20] "
-           "[--page-size 64] [--seed 1]");
+           "[--page-size 64] [--seed 1] [--dequantize-fp8]");
   RS_CHECK(args.num_layers >= 0 && args.context >= 0 && args.steps > 0 && args.page_size > 0, "bad argument value");
   return args;
 }

@@ -1,56 +1,44 @@
 // Kernel roofline benchmark: times the CUDA backend's ops on the real DeepSeek-V3 /
-// Kimi-K2 shapes and prints each next to its floor, measured in the same run:
+// Kimi-K2 shapes (and the FP8 models' per-GPU shapes: roofline_fp8.cpp, roofline_moe_fp8.cpp)
+// and prints each next to its ceiling, measured in the same run (roofline.h):
 //   - memory-bound ops (decode GEMM, FP8 decode GEMM, MLA decode, MoE decode): bytes that must be read
 //     (each weight / cache byte once) over the measured device-to-device copy bandwidth
 //     (bytes read + bytes written by a 1 GiB cudaMemcpy);
-//   - compute-bound ops (prefill GEMM): flops over the measured cuBLAS BF16 GEMM rate.
+//   - compute-bound ops: BF16 prefill GEMM over the measured cuBLAS BF16 GEMM rate, FP8 prefill
+//     GEMM over the measured mma.sync e4m3 peak (bench_kernels.cu).
 // Ops go through the Backend interface, so the numbers include the dispatch the server
 // uses. Inputs are random (Backend::fill_random), never zeros; weights rotate among
 // copies that together exceed 4x the L2 cache, so nothing is timed out of L2.
 //
-// usage: kernel_roofline [--quick] [gemm] [fp8] [mla] [moe]   (sections; default all)
+// usage: kernel_roofline [--quick] [gemm] [fp8] [mla] [moe] [moe_fp8]   (sections; default all)
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cmath>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <functional>
-#include <random>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
+#include "bench_kernels.h"
 #include "copy_bandwidth.h"
 #include "core/error.h"
 #include "rackserve/kernels/gemm_params.h"
+#include "roofline.h"
 
 namespace rackserve {
 namespace {
 
-void check_cuda(cudaError_t status, const char* what) {
-  RS_CHECK(status == cudaSuccess, "{}: {}", what, cudaGetErrorString(status));
-}
-
-// Median seconds per call of `body` over `repeats` batches of `iterations` calls.
-double seconds_per_call(const std::function<void(int)>& body, int iterations, int repeats = 5) {
-  body(0);  // warm-up
-  check_cuda(cudaDeviceSynchronize(), "warm-up");
-  std::vector<double> samples;
-  for (int r = 0; r < repeats; ++r) {
-    auto start = std::chrono::steady_clock::now();
-    for (int i = 0; i < iterations; ++i) body(i);
-    check_cuda(cudaDeviceSynchronize(), "timed batch");
-    samples.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / iterations);
-  }
-  std::sort(samples.begin(), samples.end());
-  return samples[samples.size() / 2];
-}
+using bench::Ceilings;
+using bench::check_cuda;
+using bench::rotation_copies;
+using bench::seconds_per_call;
 
 // cuBLAS BF16 GEMM (f32 accumulation) at 8192^3: the compute ceiling for prefill GEMMs.
 double cublas_bf16_flops() {
@@ -76,22 +64,6 @@ double cublas_bf16_flops() {
   return 2.0 * n * double(n) * n / seconds;
 }
 
-int64_t l2_bytes() {
-  int value = 0;
-  check_cuda(cudaDeviceGetAttribute(&value, cudaDevAttrL2CacheSize, 0), "L2 size");
-  return value;
-}
-
-// How many copies of a `bytes`-sized operand rotate so that they exceed 4x the L2.
-int rotation_copies(int64_t bytes) {
-  return static_cast<int>(std::clamp<int64_t>((4 * l2_bytes() + bytes - 1) / bytes, 1, 64));
-}
-
-struct Ceilings {
-  double bandwidth;  // bytes/s
-  double flops;      // flop/s
-};
-
 struct GemmShape {
   const char* name;
   int64_t n, k;
@@ -107,33 +79,56 @@ std::vector<Tensor> rotating_bf16_weights(Backend& backend, int64_t n, int64_t k
   return weights;
 }
 
-// The small-M kernel at m = 1 with each split-K forced, beside the planner's choice: the
-// data behind plan_linear_small_m_split.
+// The decode GEMM kernels called directly at m = 1, 8, 32, 64: the tensor-core small-M kernel
+// with each split-K forced (its planned row_warps) and as planned, beside the CUDA-core small-M
+// kernel (its own split plan) and the tiled kernel: the data behind plan_linear_bf16_small_m
+// and the m <= 64 dispatch in cuda_ops.cpp. Forced splits are cut evenly over 64-wide K
+// blocks (fewer when k has fewer blocks).
 void bench_small_m_splits(const Ceilings& ceilings, const std::vector<GemmShape>& shapes) {
-  std::printf("\n## small-M BF16 linear, m = 1, split-K forced (fraction of copy bw; * = planned)\n\n");
-  std::printf("| shape | split 1 | split 2 | split 4 | split 8 |\n|---|---|---|---|---|\n");
+  const std::vector<int> forced = {1, 2, 4, 8, 16};
+  std::printf("\n## decode BF16 linear kernels, split-K forced (fraction of copy bw; * = the planned split)\n\n");
+  std::printf("| shape | m | CUDA-core | tiled | mma split 1 | 2 | 4 | 8 | 16 | mma planned (row_warps x splits) |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
   for (const GemmShape& shape : shapes) {
     auto backend = make_cuda_backend(CudaBackendOptions{});
     const int64_t weight_bytes = shape.n * shape.k * 2;
     const std::vector<Tensor> weights = rotating_bf16_weights(*backend, shape.n, shape.k);
-    Tensor x = backend->allocate_persistent(DType::BF16, {1, shape.k});
-    Tensor y = backend->allocate_persistent(DType::BF16, {1, shape.n});
-    backend->fill_random(x, 7, 1.0f);
-    check_cuda(cudaDeviceSynchronize(), "fill");  // the launches below use the default stream
-    const int planned = kernels::plan_linear_small_m_split(shape.n, shape.k);
-    std::printf("| %s |", shape.name);
-    for (int split : {1, 2, 4, 8}) {
-      double seconds = seconds_per_call(
-          [&](int i) {
-            kernels::LinearBf16Params params{x.data, weights[i % weights.size()].data, y.data, kernels::ElementType::BF16,
-                                             1, shape.n, shape.k};
-            RS_CHECK(kernels::launch_linear_bf16_small_m(params, nullptr, split) == 0, "small-M launch failed");
-          },
-          20);
-      const double bytes = weight_bytes + 2.0 * (shape.k + shape.n);
-      std::printf(" %.2f%s |", bytes / seconds / ceilings.bandwidth, split == planned ? "*" : "");
+    Tensor workspace = backend->allocate_persistent(DType::F32, {16 * 64 * shape.n});
+    for (int64_t m : {1, 8, 32, 64}) {
+      Tensor x = backend->allocate_persistent(DType::BF16, {m, shape.k});
+      Tensor y = backend->allocate_persistent(DType::BF16, {m, shape.n});
+      backend->fill_random(x, 7, 1.0f);
+      check_cuda(cudaDeviceSynchronize(), "fill");  // the launches below use the default stream
+      const double bytes = weight_bytes + 2.0 * m * (shape.k + shape.n);
+      auto fraction = [&](const std::function<int(const kernels::LinearBf16Params&)>& launch) {
+        const double seconds = seconds_per_call(
+            [&](int i) {
+              kernels::LinearBf16Params params{x.data, weights[i % weights.size()].data, y.data,
+                                               kernels::ElementType::BF16, m, shape.n, shape.k, workspace.as<float>()};
+              RS_CHECK(launch(params) == 0, "{} m={}: launch failed", shape.name, m);
+            },
+            20);
+        return bytes / seconds / ceilings.bandwidth;
+      };
+      const kernels::LinearBf16SmallMConfig planned = kernels::plan_linear_bf16_small_m(m, shape.n, shape.k);
+      const double cuda_core = fraction(
+          [](const kernels::LinearBf16Params& p) { return kernels::launch_linear_bf16_small_m(p, nullptr); });
+      const double tiled =
+          fraction([](const kernels::LinearBf16Params& p) { return kernels::launch_linear_bf16_tiled(p, nullptr); });
+      std::printf("| %s | %lld | %.2f | %.2f |", shape.name, static_cast<long long>(m), cuda_core, tiled);
+      for (int splits : forced) {
+        const kernels::LinearBf16SmallMConfig config = kernels::linear_bf16_small_m_config(m, shape.k, splits);
+        const bool is_planned = config.splits == planned.splits && config.row_warps == planned.row_warps;
+        std::printf(" %.2f%s |", fraction([&](const kernels::LinearBf16Params& p) {
+                      return kernels::launch_linear_bf16_small_m_mma(p, config, nullptr);
+                    }),
+                    is_planned ? "*" : "");
+      }
+      std::printf(" %.2f (%d x %d) |\n", fraction([&](const kernels::LinearBf16Params& p) {
+                    return kernels::launch_linear_bf16_small_m_mma(p, planned, nullptr);
+                  }),
+                  planned.row_warps, planned.splits);
     }
-    std::printf("\n");
   }
 }
 
@@ -175,66 +170,6 @@ void bench_gemm(const Ceilings& ceilings, bool quick) {
     }
   }
   bench_small_m_splits(ceilings, shapes);
-}
-
-// W8A8 FP8 linear at decode sizes (activation quantization + the small-M e4m3 GEMM, through
-// Backend::linear_fp8), both scale layouts, on the DeepSeek-V3 FP8 projections at TP 4 and 8.
-// Bytes: the e4m3 weight and its f32 scales once, bf16 x in and y out.
-void bench_fp8_decode(const Ceilings& ceilings, bool quick) {
-  std::vector<GemmShape> shapes = {{"q_a 7168->1536", 1536, 7168}, {"kv_a 7168->576", 576, 7168}};
-  std::vector<std::string> names;  // keeps the generated names alive
-  names.reserve(8);
-  for (int64_t tp : {4, 8}) {
-    names.push_back(fmt::format("q_b/{} 1536->{}", tp, 24576 / tp));
-    shapes.push_back({names.back().c_str(), 24576 / tp, 1536});
-    names.push_back(fmt::format("o/{} {}->7168", tp, 16384 / tp));
-    shapes.push_back({names.back().c_str(), 7168, 16384 / tp});
-    names.push_back(fmt::format("dense gate_up/{} 7168->{}", tp, 36864 / tp));
-    shapes.push_back({names.back().c_str(), 36864 / tp, 7168});
-    names.push_back(fmt::format("dense down/{} {}->7168", tp, 18432 / tp));
-    shapes.push_back({names.back().c_str(), 7168, 18432 / tp});
-  }
-  const std::vector<int64_t> decode_m = quick ? std::vector<int64_t>{1, 32} : std::vector<int64_t>{1, 8, 32};
-  std::printf("\n## FP8 W8A8 linear, decode (e4m3 weight + f32 scales, activations quantized per token)\n\n");
-  std::printf("| shape | scales | m | time us | weight GB/s | fraction of copy bw |\n|---|---|---|---|---|---|\n");
-  std::mt19937 rng(5);
-  for (const GemmShape& shape : shapes) {
-    // Random e4m3 codes (never the NaN codes 0x7f / 0xff) and scales around 2^-10.
-    std::vector<uint8_t> codes(static_cast<size_t>(shape.n * shape.k));
-    for (uint8_t& code : codes) {
-      code = static_cast<uint8_t>(rng());
-      if ((code & 0x7f) == 0x7f) --code;
-    }
-    for (Fp8Scaling scaling : {Fp8Scaling::Block, Fp8Scaling::Channel}) {
-      const bool block = scaling == Fp8Scaling::Block;
-      const Shape scale_shape = block ? Shape{(shape.n + 127) / 128, shape.k / 128} : Shape{shape.n};
-      std::vector<float> scales(static_cast<size_t>(shape_numel(scale_shape)));
-      for (float& scale : scales) scale = std::ldexp(1.0f + static_cast<float>(rng() % 256) / 256.0f, -10);
-      QuantizedWeight host;
-      host.scaling = scaling;
-      host.block_out = block ? 128 : 0;
-      host.block_in = block ? 128 : 0;
-      host.values = Tensor{codes.data(), DType::F8_E4M3, {shape.n, shape.k}, Device{}};
-      host.scales = Tensor{scales.data(), DType::F32, scale_shape, Device{}};
-      auto backend = make_cuda_backend(CudaBackendOptions{});
-      const int64_t weight_bytes = shape.n * shape.k + static_cast<int64_t>(scales.size()) * 4;
-      std::vector<QuantizedWeight> weights(rotation_copies(weight_bytes));
-      for (QuantizedWeight& weight : weights) weight = backend->upload_quantized_weight(host);
-      for (int64_t m : decode_m) {
-        Tensor x = backend->allocate_persistent(DType::BF16, {m, shape.k});
-        backend->fill_random(x, 7, 1.0f);
-        double seconds = seconds_per_call(
-            [&](int i) {
-              backend->begin_step();
-              backend->linear_fp8(x, weights[i % weights.size()]);
-            },
-            20);
-        const double bytes = weight_bytes + 2.0 * m * (shape.k + shape.n);
-        std::printf("| %s | %s | %lld | %.1f | %.0f | %.2f |\n", shape.name, block ? "128x128" : "channel",
-                    static_cast<long long>(m), seconds * 1e6, bytes / seconds / 1e9, bytes / seconds / ceilings.bandwidth);
-      }
-    }
-  }
 }
 
 // Fills an FP8 latent cache [pages, page, lora + rope] through mla_write_cache from random
@@ -388,15 +323,19 @@ int run(bool quick, const std::set<std::string>& sections) {
   char date[32];
   std::time_t now = std::time(nullptr);
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
-  Ceilings ceilings{bench::measure_copy_bandwidth(), cublas_bf16_flops()};
+  const Ceilings ceilings{bench::measure_copy_bandwidth(), cublas_bf16_flops(),
+                         bench::measure_mma_sync_flops(bench::MmaKind::E4m3),
+                         bench::measure_mma_sync_flops(bench::MmaKind::Bf16)};
   std::printf("# kernel roofline: %s (sm_%d%d, %d SMs, L2 %lld MB), %s\n\n", properties.name, properties.major,
-              properties.minor, properties.multiProcessorCount, static_cast<long long>(l2_bytes() >> 20), date);
-  std::printf("measured ceilings: copy bandwidth %.0f GB/s (read + write), cuBLAS BF16 GEMM %.0f TFLOP/s\n",
-              ceilings.bandwidth / 1e9, ceilings.flops / 1e12);
+              properties.minor, properties.multiProcessorCount, static_cast<long long>(bench::l2_bytes() >> 20), date);
+  std::printf("measured ceilings: copy bandwidth %.0f GB/s (read + write), cuBLAS BF16 GEMM %.0f TFLOP/s, "
+              "mma.sync peak (registers only) e4m3 m16n8k32 %.0f TFLOP/s, bf16 m16n8k16 %.0f TFLOP/s\n",
+              ceilings.bandwidth / 1e9, ceilings.flops / 1e12, ceilings.mma_e4m3 / 1e12, ceilings.mma_bf16 / 1e12);
   if (wanted("gemm")) bench_gemm(ceilings, quick);
-  if (wanted("fp8")) bench_fp8_decode(ceilings, quick);
+  if (wanted("fp8")) bench::bench_fp8_linear(ceilings, quick);
   if (wanted("mla")) bench_mla_decode(ceilings, quick);
   if (wanted("moe")) bench_moe_decode(ceilings, quick);
+  if (wanted("moe_fp8")) bench::bench_moe_fp8(ceilings, quick);
   return 0;
 }
 

@@ -16,19 +16,19 @@ library="$build/kernels/librackserve_kernels.a"
 
 # Substrings of the (mangled) kernel names that must use tensor cores. Attention kernels
 # join this list as they land.
-tensor_core_kernels=(linear_bf16_tiled_kernel mla_decode_split_kv_kernel linear_fp8_small_m_kernel
-                     linear_fp8_tiled_kernel)
+tensor_core_kernels=(linear_bf16_tiled_kernel linear_bf16_small_m_mma_kernel mla_decode_split_kv_kernel
+                     linear_fp8_small_m_kernel linear_fp8_tiled_kernel moe_fp8_gemm_kernel)
 
 # The SASS opcode each kernel's sm_120a code must contain, and the PTX line standing in for it.
 sass_opcode() {
   case $1 in
-    linear_fp8_*) echo QMMA ;;
+    linear_fp8_* | moe_fp8_*) echo QMMA ;;
     *) echo HMMA ;;
   esac
 }
 ptx_pattern() {
   case $1 in
-    linear_fp8_*) echo 'mma[.]sync[.]aligned[.]m16n8k32[.]row[.]col[.]f32[.]e4m3[.]e4m3[.]f32' ;;
+    linear_fp8_* | moe_fp8_*) echo 'mma[.]sync[.]aligned[.]m16n8k32[.]row[.]col[.]f32[.]e4m3[.]e4m3[.]f32' ;;
     *) echo 'mma[.]sync' ;;
   esac
 }
@@ -48,7 +48,15 @@ if [[ -z $cuobjdump ]]; then
   trap 'rm -rf "$ptx_dir"' EXIT
   status=0
   for kernel in "${tensor_core_kernels[@]}"; do
-    sources=$(grep -rl --include='*.cu' --include='*.cuh' "$kernel" kernels | grep '\.cu$' || true)
+    # The .cu files naming the kernel; where none does, those including a .cuh that defines it
+    # (a kernel template instantiated through a dispatcher, like moe_fp8_gemm_kernel).
+    sources=$(grep -rl --include='*.cu' "$kernel" kernels || true)
+    if [[ -z $sources ]]; then
+      for header in $(grep -rl --include='*.cuh' "$kernel" kernels || true); do
+        sources+=$'\n'$(grep -rlF --include='*.cu' "\"${header#kernels/}\"" kernels || true)
+      done
+      sources=$(grep '\.cu$' <<< "$sources" | sort -u || true)
+    fi
     if [[ -z $sources ]]; then
       echo "check-sass: FAILED: no source under kernels/ defines '$kernel'" >&2
       status=1

@@ -3,13 +3,16 @@
 # (no text/API modules, so cpp-httplib and PCRE2 are not needed), runs `ctest -L gpu`,
 # compute-sanitizer memcheck + racecheck over the kernel tests, the sm_120a SASS check
 # (cuobjdump), and the benchmarks; every log goes to OUT_DIR (default gpu-suite-out/).
-# Usage: scripts/gpu-suite.sh [tests|sanitize|sass|doctor|bench]...   (default: all five)
+# Usage: scripts/gpu-suite.sh [tests|sanitize|sass|doctor|tune|bench]...   (default: all but tune)
+# MODELS_DIR (default ../shared/models) holds the real config.json files the tune and bench
+# steps read; CTEST_JOBS (default 1) runs GPU tests in parallel (correctness only).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT_DIR:-gpu-suite-out}
 mkdir -p "$out"
 steps=("$@")
 [[ ${#steps[@]} -eq 0 ]] && steps=(tests sanitize sass doctor bench)
+models=${MODELS_DIR:-../shared/models}
 generator=$(command -v ninja > /dev/null && echo Ninja || echo "Unix Makefiles")
 status=0
 summary=()
@@ -28,17 +31,22 @@ note "build: $(( $(date +%s) - start )) s"
 for step in "${steps[@]}"; do
   case $step in
     tests)
-      ctest --test-dir build-gpu -L gpu --output-on-failure -j 1 > "$out/ctest-gpu.log" 2>&1 || status=1
+      ctest --test-dir build-gpu -L gpu --output-on-failure -j "${CTEST_JOBS:-1}" > "$out/ctest-gpu.log" 2>&1 || status=1
       note "ctest -L gpu: $(grep -E 'tests passed|tests failed' "$out/ctest-gpu.log" | tail -1)"
       grep -E '^\s+[a-z0-9_-]+ .*(cosine|graphs|captured|min )' -h build-gpu/Testing/Temporary/LastTest.log 2>/dev/null | head -30 > "$out/test-prints.log" || true
       ;;
     sanitize)
       # Each kernel test under both tools, on its smaller cases (the sanitizers slow kernels
       # 10-100x), each bounded by SANITIZE_TIMEOUT seconds so one slow case cannot eat the run.
+      # SANITIZE_CASES="test:filter ..." picks a subset.
       cases=("backend_ops_test:*" "sampling_cuda_test:*MatchesCpuReference*:*EveryTokenMasked*"
              "step_graphs_test:*NewCacheRecaptures*" "linear_fp8_cuda_test:*"
              "mla_decode_test:*TinyShape*:*PageSizeNotPowerOfTwo*" "moe_experts_test:*TinyFixtureShapes*:*AlignTokens*"
-             "kv_cache_fp8_cuda_test:*WriteStores*:*AttentionKernels*")
+             "kv_cache_fp8_cuda_test:*WriteStores*:*AttentionKernels*" "moe_fp8_cuda_test:*Tiny*"
+             "fill_random_test:*")
+      # custom_all_reduce_test is not run under the sanitizers: they serialize kernels, and
+      # ranks sharing one GPU wait for each other's kernels (it would hang until its timeout).
+      [[ -n ${SANITIZE_CASES:-} ]] && read -r -a cases <<< "$SANITIZE_CASES"
       for tool in memcheck racecheck; do
         for entry in "${cases[@]}"; do
           test=${entry%%:*}
@@ -62,11 +70,31 @@ for step in "${steps[@]}"; do
       scripts/check-sass.sh build-gpu > "$out/check-sass.log" 2>&1 || status=1
       note "check-sass: $(grep -c 'ok' "$out/check-sass.log") ok, $(grep -c FAILED "$out/check-sass.log") failed"
       ;;
+    tune)
+      # The fused FP8 MoE configs of this device for the target models' per-GPU shapes
+      # (written under $out/kernels/<device>/; commit them as configs/kernels/<device>/).
+      while read -r model tp dtype; do
+        timeout 120 build-gpu/src/cli/rackserve tune-moe --model "$models/$model" --tp "$tp" --dtype "$dtype" \
+          --repetitions "${TUNE_REPETITIONS:-5}" --out "$out/kernels" >> "$out/tune-moe.log" 2>&1 || status=1
+        note "tune-moe $model TP $tp $dtype: rc $?"
+      done <<< "deepseek-v3 8 fp8_block
+deepseek-v3 4 fp8_block
+kimi-k2 8 fp8_block
+minimax-m2.5 4 fp8_block
+glm-4.7-fp8 8 fp8_channel
+glm-4.7-fp8 4 fp8_channel"
+      ;;
     bench)
-      build-gpu/bench/kernel_roofline > "$out/kernel_roofline.md" 2>&1 || status=1
+      timeout 240 build-gpu/bench/kernel_roofline > "$out/kernel_roofline.md" 2>&1 || status=1
       note "kernel_roofline: rc $?"
-      build-gpu/bench/decode_step "${MODELS_DIR:-../shared/models}/deepseek-v3" --batch 1,32 > "$out/decode_step.md" 2>&1 || status=1
-      note "decode_step: rc $?"
+      timeout 120 build-gpu/bench/decode_step "$models/deepseek-v3" --batch 1,32 > "$out/decode_step.md" 2>&1 || status=1
+      note "decode_step (FP8 checkpoint config): rc $?"
+      timeout 120 build-gpu/bench/decode_step "$models/deepseek-v3" --batch 1,32 --dequantize-fp8 > "$out/decode_step_bf16.md" 2>&1 || status=1
+      note "decode_step (BF16 weights): rc $?"
+      timeout 60 python3 bench/cublas_fp8.py > "$out/cublas_fp8.md" 2>&1 || status=1
+      note "cublas_fp8.py: rc $?"
+      timeout 60 build-gpu/bench/all_reduce > "$out/all_reduce.md" 2>&1 || status=1
+      note "all_reduce: rc $?"
       ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac

@@ -1,6 +1,8 @@
 // Row-wise and element-wise kernels: embedding gather, RMSNorm (+ fused residual add),
 // add, SiLU-and-mul, row gather and fill. Memory-bound; one block per row where a row
 // reduction is needed, grid-stride loops elsewhere.
+#include <cuda_fp8.h>
+
 #include "common/device_utils.cuh"
 #include "rackserve/kernels/elementwise_params.h"
 #include "rackserve/random_hash.h"
@@ -78,8 +80,13 @@ __global__ void fill_kernel(FillParams p) {
 
 __global__ void fill_random_kernel(FillRandomParams p) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < p.count;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    store_element(p.data, p.type, i, uniform_symmetric(p.seed, static_cast<uint64_t>(i), p.scale));
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float value = uniform_symmetric(p.seed, static_cast<uint64_t>(i), p.scale);
+    if (p.type == ElementType::F8_E4M3)
+      static_cast<__nv_fp8_storage_t*>(p.data)[i] = __nv_cvt_float_to_fp8(value, __NV_SATFINITE, __NV_E4M3);
+    else
+      store_element(p.data, p.type, i, value);
+  }
 }
 
 constexpr int kThreads = 256;

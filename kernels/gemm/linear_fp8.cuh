@@ -1,6 +1,6 @@
 // Pieces shared by the two W8A8 FP8 GEMMs (linear_fp8_small_m.cu, linear_fp8_tiled.cu): the
 // e4m3 mma.sync, the launch-time validation of LinearFp8Params, output stores, and the
-// split-K reduction (linear_fp8_split_k.cu).
+// split-K reduction (the GEMMs' common one, linear_split_k.cuh).
 //
 // mma.sync m16n8k32 e4m3 has the byte image of m16n8k16 bf16 (mma_utils.cuh): each 32-bit
 // register holds 4 consecutive k values instead of 2, with g = lane / 4, t = lane % 4:
@@ -15,6 +15,7 @@
 
 #include <cstdint>
 
+#include "gemm/linear_split_k.cuh"
 #include "rackserve/kernels/fp8_gemm_params.h"
 
 namespace rackserve::kernels {
@@ -85,8 +86,10 @@ inline int validate_linear_fp8(const LinearFp8Params& p, const LinearFp8Config& 
   return cudaSuccess;
 }
 
-// y = sum over splits of workspace[split] (in split order), converted to y_type. Defined in
-// linear_fp8_split_k.cu; params already validated.
-int launch_linear_fp8_split_reduce(const LinearFp8Params& params, int splits, cudaStream_t stream);
+// y = sum over splits of workspace[split] (in split order), converted to y_type; params
+// already validated.
+inline int launch_linear_fp8_split_reduce(const LinearFp8Params& params, int splits, cudaStream_t stream) {
+  return launch_linear_split_reduce(params.workspace, params.y, params.y_type, params.m * params.n, splits, stream);
+}
 
 }  // namespace rackserve::kernels

@@ -26,8 +26,8 @@
 //   time       DRAM share of one block per SM: 2 KB / 9.6 GB/s = ~550 clocks at 2.6 GHz; the
 //              MMAs of m = 64 (2 groups x T = 4) take ~32 x 4096 / 512 MAC per clock = ~256 clocks
 //              (SM120 e4m3 mma.sync rate, estimated): memory-bound for every m <= 64
-//   grid       ceil(n / 16) x splits CTAs, splits planned to fill the resident CTA slots when n is
-//              small (kv_a 576 x 7168: 36 x 7), capped so every warp keeps >= 1 block and the f32
+//   grid       ceil(n / 16) x splits CTAs, splits planned by waves of resident CTAs x blocks per
+//              warp (plan_small_m_split_k; kv_a 576 x 7168: 36 x 7), capped so every warp keeps >= 1 block and the f32
 //              partials (splits x m x n x 8 B of workspace traffic) stay small next to the weights
 #include <algorithm>
 
@@ -253,24 +253,17 @@ int dispatch_tokens(const LinearFp8Params& p, const LinearFp8Config& config, cud
 }  // namespace
 
 LinearFp8Config plan_linear_fp8_small_m(int64_t m, int64_t n, int64_t k, int sm_count) {
-  if (sm_count <= 0) {
-    int device = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
-      sm_count = 1;
-  }
   const int64_t k_blocks = std::max<int64_t>(1, fp8_k_blocks(k));
   const int64_t row_ctas = std::max<int64_t>(1, (n + kRowsPerCta - 1) / kRowsPerCta);
   const int64_t tokens = std::max<int64_t>(1, m);
-  const int64_t resident = ctas_per_sm(tokens) * int64_t{sm_count};
-  int64_t splits = (resident + row_ctas - 1) / row_ctas;
   // Every warp of a CTA keeps at least one K block; the f32 partials (written and read back:
   // 8 x splits x m x n bytes) stay within ~half the weight bytes (n x k).
-  splits = std::min({splits, k_blocks / kWarps, k / (16 * tokens)});
-  splits = std::max<int64_t>(1, std::min<int64_t>(splits, 65535));
+  const SplitK cut = plan_small_m_split_k(row_ctas, ctas_per_sm(tokens) * int64_t{resolve_sm_count(sm_count)},
+                                          k_blocks, tokens > 32 ? kWarps / 2 : kWarps,
+                                          std::min(k_blocks / kWarps, k / (16 * tokens)));
   LinearFp8Config config;
-  config.k_blocks_per_split = static_cast<int>((k_blocks + splits - 1) / splits);
-  config.splits = static_cast<int>((k_blocks + config.k_blocks_per_split - 1) / config.k_blocks_per_split);
+  config.splits = cut.splits;
+  config.k_blocks_per_split = cut.k_blocks_per_split;
   return config;
 }
 

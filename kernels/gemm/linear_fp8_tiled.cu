@@ -18,7 +18,7 @@
 //   L2         x is re-read n / 64 times, W m / 128 times (the grid runs m tiles fastest, so the
 //              CTAs sharing a W tile run together)
 //   split-K    when the tiles do not fill the SMs (small n or m), K is split and the partials are
-//              summed by linear_fp8_split_reduce (linear_fp8_split_k.cu)
+//              summed by linear_fp8_split_reduce (linear_split_k.cu)
 #include <algorithm>
 
 #include "common/device_utils.cuh"
@@ -268,12 +268,7 @@ int dispatch_layout(const LinearFp8Params& p, const LinearFp8Config& config, cud
 }  // namespace
 
 LinearFp8Config plan_linear_fp8_tiled(int64_t m, int64_t n, int64_t k, int sm_count) {
-  if (sm_count <= 0) {
-    int device = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
-      sm_count = 1;
-  }
+  sm_count = resolve_sm_count(sm_count);
   constexpr int kMinBlocksPerSplit = 4;  // keeps the ring busy past its prologue
   const int64_t k_blocks = std::max<int64_t>(1, fp8_k_blocks(k));
   const int64_t tiles = std::max<int64_t>(1, (m + PrefillConfig::kBlockM - 1) / PrefillConfig::kBlockM) *
@@ -291,9 +286,10 @@ LinearFp8Config plan_linear_fp8_tiled(int64_t m, int64_t n, int64_t k, int sm_co
   for (int64_t candidate = 2; candidate <= limit; ++candidate) best = std::min(best, cost(candidate));
   int64_t splits = 1;
   while (cost(splits) > best * 1.05) ++splits;
+  const SplitK cut = split_k_evenly(k_blocks, splits);
   LinearFp8Config config;
-  config.k_blocks_per_split = static_cast<int>((k_blocks + splits - 1) / splits);
-  config.splits = static_cast<int>((k_blocks + config.k_blocks_per_split - 1) / config.k_blocks_per_split);
+  config.splits = cut.splits;
+  config.k_blocks_per_split = cut.k_blocks_per_split;
   return config;
 }
 

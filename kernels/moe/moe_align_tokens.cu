@@ -1,6 +1,7 @@
 // Token sort/align per expert: from expert_ids [tokens, top_k], the per-expert lists of
-// (token, slot) pairs padded to kMoeAlignBlock with -1, the list of active experts and the
-// block -> expert map that the grouped expert kernels launch over (moe_params.h).
+// (token, slot) pairs padded to the align block (MoeAlignParams::block) with -1, the list of
+// active experts and the block -> expert map that the grouped expert kernels launch over
+// (moe_params.h).
 // One CTA of 16 warps. Warp w owns a contiguous range of pairs; a per-warp histogram and a
 // prefix over warps give every warp its starting position inside each expert's list, and
 // __match_any_sync ranks equal experts inside each 32-pair step, so the lists keep pair
@@ -30,10 +31,11 @@ __global__ void __launch_bounds__(kThreads) moe_align_tokens_kernel(MoeAlignPara
   const int pairs = static_cast<int>(p.pairs);
   const int per_warp = (pairs + kWarps - 1) / kWarps;
   const int begin = warp * per_warp, end = min(pairs, begin + per_warp);
+  const int block = static_cast<int>(p.block);
 
   // 0. Defaults for everything the lists below do not overwrite.
   for (int i = threadIdx.x; i < kWarps * experts; i += kThreads) histogram[i] = 0;
-  for (int64_t i = threadIdx.x; i < p.max_blocks * kMoeAlignBlock; i += kThreads) p.sorted_pairs[i] = -1;
+  for (int64_t i = threadIdx.x; i < p.max_blocks * block; i += kThreads) p.sorted_pairs[i] = -1;
   for (int64_t i = threadIdx.x; i < p.max_blocks; i += kThreads) p.block_slots[i] = -1;
   for (int64_t i = threadIdx.x; i < p.max_active; i += kThreads) {
     p.active_experts[i] = -1;
@@ -67,7 +69,7 @@ __global__ void __launch_bounds__(kThreads) moe_align_tokens_kernel(MoeAlignPara
     const int run = (experts + 31) / 32, first = lane * run, last = min(experts, first + run);
     int padded = 0, active = 0;
     for (int e = first; e < last; ++e) {
-      padded += (counts[e] + kMoeAlignBlock - 1) / kMoeAlignBlock * kMoeAlignBlock;
+      padded += (counts[e] + block - 1) / block * block;
       active += counts[e] > 0;
     }
     int padded_before = padded, active_before = active;  // inclusive scans, made exclusive below
@@ -85,12 +87,12 @@ __global__ void __launch_bounds__(kThreads) moe_align_tokens_kernel(MoeAlignPara
       list_start[e] = position;
       const int count = counts[e];
       if (count == 0) continue;
-      const int blocks = (count + kMoeAlignBlock - 1) / kMoeAlignBlock;
+      const int blocks = (count + block - 1) / block;
       p.active_experts[slot] = e;
       p.active_offsets[slot] = position;
       p.active_counts[slot] = count;
-      for (int b = 0; b < blocks; ++b) p.block_slots[position / kMoeAlignBlock + b] = slot;
-      position += blocks * kMoeAlignBlock;
+      for (int b = 0; b < blocks; ++b) p.block_slots[position / block + b] = slot;
+      position += blocks * block;
       ++slot;
     }
   }
@@ -115,11 +117,12 @@ __global__ void __launch_bounds__(kThreads) moe_align_tokens_kernel(MoeAlignPara
 
 int launch_moe_align_tokens(const MoeAlignParams& p, Stream stream) {
   if (p.pairs < 0 || p.experts <= 0 || p.experts > kMoeAlignMaxExperts || p.pairs > INT32_MAX / 2 ||
-      p.max_active < 0 || p.max_blocks < 0 ||
+      p.max_active < 0 || p.max_blocks < 0 || p.block < 1 || p.block > kMoeAlignMaxBlock ||
       (p.pairs > 0 && (!p.expert_ids || !p.sorted_pairs || !p.active_experts || !p.active_offsets ||
                        !p.active_counts || !p.block_slots)))
     return cudaErrorInvalidValue;
-  const MoeAlignLayout layout = moe_align_layout(p.pairs, 1, p.experts);
+  const MoeAlignLayout layout = moe_align_layout(p.pairs, 1, p.experts, p.block);
+  if (layout.capacity > INT32_MAX) return cudaErrorInvalidValue;
   if (p.max_active < layout.max_active || p.max_blocks < layout.max_blocks) return cudaErrorInvalidValue;
   if (p.pairs == 0) return cudaSuccess;
   const int bytes = shared_bytes(p.experts);

@@ -23,7 +23,9 @@ nlohmann::json CompletionFormatter::object(nlohmann::json choices) const {
 std::string CompletionFormatter::stream_output(const RequestOutput& output) {
   std::string events;
   for (const auto& sequence : output.sequences) {
-    if (sequence.text.empty() && sequence.logprobs.empty() && !sequence.finish_reason) continue;
+    // A token whose text is held back (an incomplete UTF-8 sequence) still has an id to report.
+    const bool ids_to_report = return_token_ids_ && !sequence.token_ids.empty();
+    if (sequence.text.empty() && sequence.logprobs.empty() && !sequence.finish_reason && !ids_to_report) continue;
     nlohmann::json logprobs = nullptr;
     if (!sequence.logprobs.empty()) logprobs = completion_logprobs(sequence.logprobs, token_text_, text_offsets_[sequence.index]);
     nlohmann::json choice = {{"index", sequence.index},

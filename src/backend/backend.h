@@ -48,12 +48,19 @@ class Backend {
   virtual void begin_step() = 0;
   // Copies host integers into a step tensor (token ids, positions, slots, ...).
   virtual Tensor upload_step_ints(std::span<const int32_t> values) = 0;
+  // A step tensor with unspecified contents, valid until the next begin_step(): the output
+  // of work that is not a backend op (the collectives of a Communicator).
+  virtual Tensor allocate_step(DType dtype, const Shape& shape) = 0;
+  // The native stream the ops run on (a cudaStream_t), for collectives to enqueue on;
+  // nullptr on a backend whose ops finish before they return (the CPU).
+  virtual void* native_stream() const { return nullptr; }
   // Copies a tensor to host memory as float32 (blocking).
   virtual std::vector<float> download_f32(const Tensor& tensor) = 0;
   // Fills `tensor` with `value` (used to poison unused KV pages in tests).
   virtual void fill(const Tensor& tensor, float value) = 0;
   // Element i = uniform_symmetric(seed, i, scale) from rackserve/random_hash.h (rounded to
-  // the tensor's dtype): the same values on every backend. Dummy weights and benchmarks.
+  // the tensor's dtype; F8_E4M3 to nearest even, saturated): the same values on every
+  // backend. Dummy weights and benchmarks.
   virtual void fill_random(const Tensor& tensor, uint64_t seed, float scale) = 0;
 
   // ---- dense ops -------------------------------------------------------------

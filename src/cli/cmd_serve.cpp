@@ -18,6 +18,8 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "engine/engine.h"
+#include "parallel/gpu_topology.h"
+#include "parallel/nccl_advice.h"
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
 
@@ -42,7 +44,11 @@ void add_serve_options(cxxopts::Options& options) {
       "chat-template", "Jinja file replacing the model's chat template", cxxopts::value<std::string>())(
       "reasoning-parser", "auto, think or none: move <think>…</think> text to reasoning_content",
       cxxopts::value<std::string>())("device", "cpu, cuda or auto", cxxopts::value<std::string>())(
-      "threads", "CPU backend threads (0: all cores)", cxxopts::value<uint32_t>())(
+      "threads", "CPU backend threads per rank (0: all cores / --tp)", cxxopts::value<uint32_t>())(
+      "tp", "tensor-parallel size: ranks splitting the model (CUDA: GPUs 0..N-1, NCCL; cpu: N backends in this "
+            "process)", cxxopts::value<int32_t>())(
+      "tp-timeout", "seconds a tensor-parallel step may take before the server aborts and exits (0: no deadline)",
+      cxxopts::value<int32_t>())(
       "stats-interval", "seconds between stats lines (0: off)", cxxopts::value<int32_t>())(
       "print-config", "print the effective configuration as YAML and exit")("h,help", "show this help");
 }
@@ -69,14 +75,34 @@ ServerConfig config_from(const cxxopts::ParseResult& result) {
   override_with("reasoning-parser", config.reasoning_parser);
   override_with("device", config.device);
   override_with("threads", config.threads);
+  override_with("tp", config.tensor_parallel_size);
+  override_with("tp-timeout", config.tp_timeout_seconds);
   override_with("stats-interval", config.stats_interval_seconds);
   config.validate();
   return config;
 }
 
-std::unique_ptr<Backend> make_backend(const ServerConfig& config) {
-  if (config.device == "cuda" || (config.device == "auto" && cuda_device_available())) return make_cuda_backend(0);
-  return make_cpu_backend(config.threads);
+Placement placement_of(const ServerConfig& config) {
+  Placement placement;
+  placement.device = config.device;
+  placement.threads = config.threads;
+  placement.tp = config.tensor_parallel_size;
+  placement.tp_step_timeout = std::chrono::seconds(config.tp_timeout_seconds);
+  return placement;
+}
+
+// Tensor parallelism on CUDA: before NCCL starts, set the NCCL variables `rackserve doctor`
+// advises for this box (only those the user has not set) and log them.
+void apply_nccl_advice(const Placement& placement) {
+  const bool cuda = placement.device == "cuda" || (placement.device == "auto" && cuda_device_available());
+  if (placement.tp <= 1 || !cuda) return;
+  parallel::ProbeOptions probe;
+  probe.measure_peers = true;  // the PCIe advice depends on measured peer bandwidth
+  const parallel::Advice advice = parallel::advise(parallel::probe_gpu_topology(probe), placement.tp);
+  const std::vector<parallel::Advice::Setting> applied = parallel::apply_advice(advice);
+  for (const auto& setting : applied) spdlog::info("NCCL: set {}={} ({})", setting.name, setting.value, setting.reason);
+  if (applied.empty()) spdlog::info("NCCL: no environment change advised (see `rackserve doctor --tp {}`)", placement.tp);
+  for (const auto& warning : advice.warnings) spdlog::warn("NCCL: {}", warning);
 }
 
 // The chat template of the model directory or --chat-template; without one, chat
@@ -136,13 +162,17 @@ int run_serve(const Arguments& args) {
   }
   auto tokenizer = std::make_shared<const text::Tokenizer>(text::Tokenizer::from_directory(config.model));
   spdlog::info("tokenizer: {} ids from {}", tokenizer->vocab_size(), config.model);
-  std::unique_ptr<Backend> backend = make_backend(config);
+  const Placement placement = placement_of(config);
+  apply_nccl_advice(placement);
+  const RankGroup ranks = make_ranks(placement, config.model);
+  Backend* backend = ranks.backends.front().get();  // rank 0: sampling runs there
   const std::optional<KvCacheDtype> kv_dtype = kv_cache_dtype_for(config.kv_cache_dtype, *backend);
-  std::unique_ptr<CausalLM> model = load_model(config.model, *backend, load_options_from(result));
+  std::unique_ptr<CausalLM> model = load_model_on(ranks, placement, config.model, load_options_from(result));
   const ModelConfig& model_config = model->config();
-  spdlog::info("model: {} ({} layers, hidden {}, {} routed experts, vocab {}, {} positions) on {}", config.model,
+  spdlog::info("model: {} ({} layers, hidden {}, {} routed experts, vocab {}, {} positions) on {}{}", config.model,
                model_config.num_layers, model_config.hidden_size, model_config.moe.num_routed_experts,
-               model_config.vocab_size, model_config.max_position_embeddings, backend->name());
+               model_config.vocab_size, model_config.max_position_embeddings, backend->name(),
+               placement.tp > 1 ? fmt::format(" x {} tensor-parallel ranks", placement.tp) : std::string());
   RS_CHECK(tokenizer->vocab_size() <= static_cast<size_t>(model_config.vocab_size),
            "the tokenizer has {} ids but the model only {}: they do not belong together", tokenizer->vocab_size(),
            model_config.vocab_size);
@@ -158,6 +188,12 @@ int run_serve(const Arguments& args) {
   engine_config.max_n = config.max_n;
   engine_config.max_logprobs = config.max_logprobs;
   engine_config.kv_cache_dtype = kv_dtype;
+  // A failed tensor-parallel rank leaves nothing to serve with: stop, and exit non-zero below.
+  std::function<void()> stop_server;
+  engine_config.on_model_failure = [&stop_server](const std::string& message) {
+    spdlog::error("the model failed, shutting down: {}", message);
+    if (stop_server) stop_server();
+  };
   RS_CHECK(config.max_model_len <= model_config.max_position_embeddings,
            "--max-model-len {} exceeds the model's {} positions", config.max_model_len,
            model_config.max_position_embeddings);
@@ -186,6 +222,7 @@ int run_serve(const Arguments& args) {
 
   sigset_t signals;
   api::HttpServer server(config, engine, served);
+  stop_server = [&server] { server.stop(); };
   std::thread signal_waiter = start_signal_waiter([&server] { server.stop(); }, signals);
   engine.start();
   int port = 0;
@@ -204,6 +241,7 @@ int run_serve(const Arguments& args) {
   // Wake the signal thread if serve() returned for another reason than a signal.
   pthread_kill(signal_waiter.native_handle(), SIGUSR1);
   signal_waiter.join();
+  if (const std::string failure = engine.model_failure(); !failure.empty()) RS_FAIL("{}", failure);
   spdlog::info("stopped");
   return 0;
 }

@@ -14,6 +14,8 @@ int run_generate(const Arguments& args);
 int run_logits(const Arguments& args);
 int run_inspect(const Arguments& args);
 int run_doctor(const Arguments& args);
+// Without CUDA only --untuned-defaults works; tuning itself says so and returns 1.
+int run_tune_moe(const Arguments& args);
 // Built with the api module (RACKSERVE_HAVE_API).
 int run_serve(const Arguments& args);
 // Built with the text module (RACKSERVE_HAVE_TEXT).

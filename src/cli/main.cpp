@@ -21,6 +21,8 @@ constexpr Subcommand kSubcommands[] = {
     {"logits", "float32 logits for every position of a token sequence", rackserve::cli::run_logits},
     {"inspect", "parameters, bytes per GPU and KV capacity of a model", rackserve::cli::run_inspect},
     {"doctor", "GPUs, PCIe links, peer access and bandwidth, NCCL, and what to set", rackserve::cli::run_doctor},
+    {"tune-moe", "fastest fused FP8 MoE launch config per batch size on this GPU, written as a JSON file",
+     rackserve::cli::run_tune_moe},
 #if RACKSERVE_HAVE_API
     {"serve", "OpenAI-compatible HTTP server for one model", rackserve::cli::run_serve},
 #endif

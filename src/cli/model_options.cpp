@@ -4,6 +4,7 @@
 #include <fmt/core.h>
 
 #include "core/error.h"
+#include "models/tensor_parallel_model.h"
 
 namespace rackserve::cli {
 
@@ -12,11 +13,55 @@ void add_model_options(cxxopts::Options& options) {
                         cxxopts::value<std::string>())(
       "tokens", "comma-separated token ids, e.g. 1,2,3", cxxopts::value<std::string>())(
       "device", "cpu, cuda or auto", cxxopts::value<std::string>()->default_value("auto"))(
-      "threads", "CPU threads (0: all)", cxxopts::value<unsigned>()->default_value("0"))(
+      "threads", "CPU threads per rank (0: all cores / --tp)", cxxopts::value<unsigned>()->default_value("0"))(
       "kv-cache-dtype", "auto (the backend's native cache: bf16 on CUDA, f32 on the CPU), bf16 or fp8 (e4m3 with a "
                         "scale per token)",
       cxxopts::value<std::string>()->default_value("auto"))("h,help", "show this help");
+  add_tensor_parallel_options(options);
   add_load_options(options);
+}
+
+void add_tensor_parallel_options(cxxopts::Options& options) {
+  options.add_options()("tp", "tensor-parallel size: ranks splitting the model (CUDA: one GPU each, devices 0..N-1; "
+                              "cpu: N CPU backends in this process)",
+                        cxxopts::value<int>()->default_value("1"))(
+      "tp-timeout", "seconds a tensor-parallel step may take on every rank before the group is aborted and the "
+                    "process exits (0: no deadline)",
+      cxxopts::value<int64_t>()->default_value("600"));
+}
+
+Placement placement_from(const cxxopts::ParseResult& result) {
+  Placement placement;
+  placement.device = result["device"].as<std::string>();
+  placement.threads = result["threads"].as<unsigned>();
+  placement.tp = result["tp"].as<int>();
+  const int64_t timeout = result["tp-timeout"].as<int64_t>();
+  RS_CHECK(placement.tp >= 1, "--tp must be >= 1, got {}", placement.tp);
+  RS_CHECK(timeout >= 0, "--tp-timeout must be >= 0, got {}", timeout);
+  placement.tp_step_timeout = std::chrono::seconds(timeout);
+  return placement;
+}
+
+RankGroup make_ranks(const Placement& placement, const std::string& model_directory) {
+  RS_CHECK(placement.device == "cpu" || placement.device == "auto" || placement.device == "cuda",
+           "--device must be cpu, cuda or auto, got \"{}\"", placement.device);
+  check_tensor_parallel_size(model_directory, placement.tp);
+  RankGroupOptions options;
+  options.world = placement.tp;
+  options.cpu_threads = placement.threads;
+  const bool cuda = placement.device == "cuda" || (placement.device == "auto" && cuda_device_available());
+  options.device = cuda ? DeviceKind::Cuda : DeviceKind::Host;
+  return make_rank_group(options);
+}
+
+std::unique_ptr<CausalLM> load_model_on(const RankGroup& ranks, const Placement& placement,
+                                        const std::string& model_directory, const LoadOptions& options) {
+  if (ranks.backends.size() == 1) return load_model(model_directory, *ranks.backends.front(), options);
+  TensorParallelOptions tp_options;
+  tp_options.bind_thread = ranks.bind_thread;
+  tp_options.watchdog.step_timeout = placement.tp_step_timeout;
+  return std::make_unique<TensorParallelModel>(model_directory, ranks.backend_pointers(), ranks.communicator_pointers(),
+                                               options, tp_options);
 }
 
 std::optional<KvCacheDtype> kv_cache_dtype_from(const cxxopts::ParseResult& result) {
@@ -26,8 +71,9 @@ std::optional<KvCacheDtype> kv_cache_dtype_from(const cxxopts::ParseResult& resu
 void add_load_options(cxxopts::Options& options) {
   options.add_options()(
       "load-format",
-      "auto or safetensors: the checkpoint's weights; dummy: random unquantized weights (BF16 on CUDA, f32 on the "
-      "CPU) with the shapes of config.json, generated on the device (quantization_config is ignored)",
+      "auto or safetensors: the checkpoint's weights; dummy: random weights with the shapes of config.json, "
+      "generated on the device: the linears its quantization_config stores in FP8 (block or channel) as e4m3 + "
+      "scales in the checkpoint's layout (dense with --dequantize-fp8), the rest BF16 on CUDA, f32 on the CPU",
       cxxopts::value<std::string>()->default_value("auto"))(
       "num-layers", "build only the first N decoder layers (0: all); the first_k_dense_replace layers stay dense",
       cxxopts::value<int64_t>()->default_value("0"))(
@@ -87,15 +133,12 @@ std::vector<int32_t> parse_token_list(const std::string& text) {
 
 LoadedModel load_model_from_options(const cxxopts::ParseResult& result) {
   RS_CHECK(result.count("model"), "--model DIR is required");
-  std::string device = result["device"].as<std::string>();
-  RS_CHECK(device == "cpu" || device == "auto" || device == "cuda", "--device must be cpu, cuda or auto, got \"{}\"",
-           device);
+  const std::string directory = result["model"].as<std::string>();
+  const Placement placement = placement_from(result);
+  const LoadOptions options = load_options_from(result);
   LoadedModel loaded;
-  if (device == "cuda" || (device == "auto" && cuda_device_available()))
-    loaded.backend = make_cuda_backend(0);
-  else
-    loaded.backend = make_cpu_backend(result["threads"].as<unsigned>());
-  loaded.model = load_model(result["model"].as<std::string>(), *loaded.backend, load_options_from(result));
+  loaded.ranks = make_ranks(placement, directory);
+  loaded.model = load_model_on(loaded.ranks, placement, directory, options);
   return loaded;
 }
 

@@ -1,7 +1,9 @@
-// Options shared by the subcommands that run a model (--model, --device, --threads,
-// --tokens) and the helpers that turn them into a backend and a loaded model.
+// Options shared by the subcommands that run a model (--model, --device, --threads, --tp,
+// --tokens) and the helpers that turn them into backends (one per tensor-parallel rank) and
+// a loaded model.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -13,11 +15,12 @@
 #include "backend/backend.h"
 #include "cli/commands.h"
 #include "models/model.h"
+#include "parallel/rank_group.h"
 
 namespace rackserve::cli {
 
-// Adds --model, --device, --threads, --tokens and --kv-cache-dtype to `options`, and the load
-// options below.
+// Adds --model, --device, --threads, --tp, --tokens and --kv-cache-dtype to `options`, and the
+// load options below.
 void add_model_options(cxxopts::Options& options);
 // --kv-cache-dtype of add_model_options: nullopt for auto; throws on an unknown name.
 std::optional<KvCacheDtype> kv_cache_dtype_from(const cxxopts::ParseResult& result);
@@ -34,12 +37,32 @@ bool parse_or_help(cxxopts::Options& options, const Arguments& args, cxxopts::Pa
 // "1,2,3" -> {1, 2, 3}; throws with the offending entry on anything else.
 std::vector<int32_t> parse_token_list(const std::string& text);
 
+// Where a model runs: --device (cpu, cuda, auto), --threads (CPU threads per rank), --tp.
+struct Placement {
+  std::string device = "auto";
+  unsigned threads = 0;
+  int tp = 1;
+  std::chrono::seconds tp_step_timeout{600};  // --tp-timeout; 0: no deadline
+};
+// --tp and --tp-timeout (add_model_options adds them; serve adds them itself).
+void add_tensor_parallel_options(cxxopts::Options& options);
+Placement placement_from(const cxxopts::ParseResult& result);
+
+// The ranks' backends and communicators for `placement` (rank 0's backend is the one
+// sampling runs on). Checks first, in one line each, that --tp divides the model in
+// `model_directory` and that there are enough GPUs.
+RankGroup make_ranks(const Placement& placement, const std::string& model_directory);
+// The model on `ranks`: a plain model for one rank, a TensorParallelModel (worker thread per
+// rank, watchdog with placement.tp_step_timeout) for more. `ranks` must outlive it.
+std::unique_ptr<CausalLM> load_model_on(const RankGroup& ranks, const Placement& placement,
+                                        const std::string& model_directory, const LoadOptions& options);
+
 struct LoadedModel {
-  std::unique_ptr<Backend> backend;
+  RankGroup ranks;
   std::unique_ptr<CausalLM> model;
 };
 
-// Backend from --device/--threads, model from --model, --load-format and --num-layers.
+// Ranks from --device/--threads/--tp, model from --model, --load-format and --num-layers.
 LoadedModel load_model_from_options(const cxxopts::ParseResult& result);
 
 }  // namespace rackserve::cli

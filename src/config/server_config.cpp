@@ -30,6 +30,8 @@ const std::array kFields = {
     Field{"reasoning_parser", &ServerConfig::reasoning_parser},
     Field{"device", &ServerConfig::device},
     Field{"threads", &ServerConfig::threads},
+    Field{"tensor_parallel_size", &ServerConfig::tensor_parallel_size},
+    Field{"tp_timeout_seconds", &ServerConfig::tp_timeout_seconds},
     Field{"host", &ServerConfig::host},
     Field{"port", &ServerConfig::port},
     Field{"api_key", &ServerConfig::api_key},
@@ -111,6 +113,8 @@ void ServerConfig::validate() const {
            kv_cache_dtype);
   RS_CHECK(!host.empty(), "host must not be empty");
   check_range(port, 0, 65535, "port");
+  check_range(tensor_parallel_size, 1, 64, "tensor_parallel_size");
+  check_range(tp_timeout_seconds, 0, 86400, "tp_timeout_seconds");
   check_range(max_request_body_bytes, 1024, int64_t{1} << 32, "max_request_body_bytes");
   check_range(http_threads, 0, 4096, "http_threads");
   check_range(stats_interval_seconds, 0, 86400, "stats_interval_seconds");

@@ -17,7 +17,9 @@ struct ServerConfig {
   std::string chat_template;       // Jinja file overriding tokenizer_config.json's; empty: the model's own
   std::string reasoning_parser = "auto";  // auto (on when the vocabulary has </think>), think, none
   std::string device = "auto";     // cpu, cuda or auto
-  uint32_t threads = 0;            // CPU backend threads; 0: all cores
+  uint32_t threads = 0;            // CPU backend threads per rank; 0: all cores / tensor_parallel_size
+  int32_t tensor_parallel_size = 1;  // --tp: ranks splitting the model (CUDA: GPUs 0..N-1)
+  int32_t tp_timeout_seconds = 600;  // a tensor-parallel step longer than this aborts the server; 0: none
 
   // HTTP.
   std::string host = "127.0.0.1";  // listen address; 0.0.0.0 exposes the server to the network

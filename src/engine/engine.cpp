@@ -121,6 +121,11 @@ class Engine::Impl {
     return stats_;
   }
 
+  std::string model_failure() const {
+    std::lock_guard lock(inbox_mutex_);
+    return failure_message_;
+  }
+
   const EngineConfig& config() const { return config_; }
   const GenerationConfig& generation_config() const { return generation_; }
   SamplingParams resolve(SamplingParams params, int32_t prompt_length) const {
@@ -176,7 +181,25 @@ class Engine::Impl {
         if (request->stream.use_count() == 1) finish_all(*request, FinishReason::Abort, {});
       if (scheduler_.has_work()) step();
       push_outputs();
+      if (!model_failure_.empty()) {
+        fail_remaining_requests();
+        if (config_.on_model_failure) config_.on_model_failure(model_failure_);
+        return;
+      }
     }
+  }
+
+  // After a ModelFailure (accepting_ is false by then): requests queued meanwhile get their
+  // final output too.
+  void fail_remaining_requests() {
+    std::deque<Incoming> incoming;
+    {
+      std::lock_guard lock(inbox_mutex_);
+      incoming.swap(inbox_);
+    }
+    for (Incoming& request : incoming) admit(std::move(request));
+    for (auto& [id, request] : requests_) finish_all(*request, FinishReason::Error, model_failure_);
+    push_outputs();
   }
 
   void admit(Incoming incoming) {
@@ -240,6 +263,16 @@ class Engine::Impl {
       }
       masked_out = every_token_banned(plan, rows);
       sampled = model_.backend().sample(logits, rows);
+    } catch (const ModelFailure& error) {
+      // The model cannot run another step: fail everything and stop accepting.
+      {
+        std::lock_guard lock(inbox_mutex_);
+        accepting_ = false;
+        failure_message_ = error.what();
+      }
+      model_failure_ = error.what();
+      for (auto& [id, request] : requests_) finish_all(*request, FinishReason::Error, error.what());
+      return;
     } catch (const std::exception& error) {
       for (const PlannedSequence& planned : plan.sequences)
         if (auto owner = owners_.find(planned.sequence_id); owner != owners_.end())
@@ -378,6 +411,7 @@ class Engine::Impl {
   std::deque<Incoming> inbox_;
   std::vector<RequestId> cancels_;
   bool accepting_ = false, stopping_ = false;
+  std::string failure_message_;  // the ModelFailure that stopped the engine
   int32_t unfinished_requests_ = 0;
   RequestId next_request_id_ = 1;
   std::thread thread_;
@@ -393,6 +427,7 @@ class Engine::Impl {
   std::unordered_map<SequenceId, SequenceOwner> owners_;
   SequenceId next_sequence_id_ = 0;
   EngineStats counters_;
+  std::string model_failure_;
 };
 
 Engine::Engine(CausalLM& model, const EngineConfig& config, GenerationConfig generation,
@@ -405,6 +440,7 @@ bool Engine::running() const { return impl_->running(); }
 SubmitResult Engine::submit(Request request) { return impl_->submit(std::move(request)); }
 void Engine::cancel(RequestId id) { impl_->cancel(id); }
 EngineStats Engine::stats() const { return impl_->stats(); }
+std::string Engine::model_failure() const { return impl_->model_failure(); }
 const EngineConfig& Engine::config() const { return impl_->config(); }
 const GenerationConfig& Engine::generation_config() const { return impl_->generation_config(); }
 SamplingParams Engine::resolve(SamplingParams params, int32_t prompt_length) const {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,6 +31,10 @@ struct EngineConfig {
   int32_t max_n = 16;                 // largest accepted SamplingParams::n
   int32_t max_logprobs = 20;          // largest accepted SamplingParams::logprobs
   std::optional<KvCacheDtype> kv_cache_dtype;  // nullopt: the backend's native cache (kv_cache.h)
+  // Called once, on the engine thread, when the model throws ModelFailure (a tensor-parallel
+  // rank failed): every request has then been failed and the engine has stopped (submits
+  // answer Stopped). The server uses it to shut down and exit non-zero.
+  std::function<void(const std::string& message)> on_model_failure;
 };
 
 struct SubmitResult {
@@ -48,7 +53,8 @@ struct SubmitResult {
 // - Every public method is thread-safe. `model` must outlive the engine and is used only
 //   by the engine thread once start() has been called.
 // - Every accepted request gets exactly one final output (finished == true), whatever
-//   happens: finish, cancel, stream dropped, stop(), or an exception in a step.
+//   happens: finish, cancel, stream dropped, stop(), or an exception in a step (a
+//   ModelFailure also stops the engine: see EngineConfig::on_model_failure).
 // - Greedy requests give the same tokens whatever else is batched or preempted; seeded
 //   requests too (counter-based sampling per sequence).
 class Engine {
@@ -74,6 +80,8 @@ class Engine {
   void cancel(RequestId id);
 
   EngineStats stats() const;
+  // The ModelFailure message that stopped the engine; empty while it has not.
+  std::string model_failure() const;
 
   // Immutable after construction.
   const EngineConfig& config() const;  // with num_pages and max_model_len resolved

@@ -8,10 +8,14 @@
 namespace rackserve {
 
 DeepseekV3Model::DeepseekV3Model(ModelConfig config, WeightSource& weights, Backend& backend,
-                                 const StepGraphOptions& graphs)
+                                 const StepGraphOptions& graphs, Communicator* tp)
     : config_(std::move(config)), backend_(backend), graphs_(backend, graphs, config_.max_position_embeddings) {
   const ModelConfig& c = config_;
   WeightLoader loader(weights);
+  const ShardSpec& shard = weights.shard();
+  RS_CHECK(tp == nullptr ? shard.world == 1 : tp->rank() == shard.rank && tp->world_size() == shard.world,
+           "the weights are loaded for rank {} of {}, the communicator is rank {} of {}", shard.rank, shard.world,
+           tp ? tp->rank() : 0, tp ? tp->world_size() : 1);
   RS_CHECK(!c.indexer, "model_type {}: DeepSeek sparse attention (the indexer) is not implemented yet", c.model_type);
 
   RotaryFrequencies frequencies = rotary_frequencies(c.rope, c.mla.qk_rope_head_dim);
@@ -21,11 +25,12 @@ DeepseekV3Model::DeepseekV3Model(ModelConfig config, WeightSource& weights, Back
   rope_.scale = frequencies.scale;
   rope_.interleaved = c.rope.interleaved;
 
-  embed_tokens_ = loader.load("model.embed_tokens.weight", {c.vocab_size, c.hidden_size}, WeightRole::Embedding);
+  embed_tokens_ =
+      std::make_unique<VocabParallelEmbedding>(loader, "model.embed_tokens.weight", c.vocab_size, c.hidden_size, tp);
   final_norm_ = loader.load("model.norm.weight", {c.hidden_size}, WeightRole::Norm);
   lm_head_ = c.tie_word_embeddings && !loader.contains("lm_head.weight")
-                 ? embed_tokens_
-                 : loader.load("lm_head.weight", {c.vocab_size, c.hidden_size}, WeightRole::Linear);
+                 ? std::make_unique<VocabParallelLmHead>(*embed_tokens_, c.vocab_size, tp)
+                 : std::make_unique<VocabParallelLmHead>(loader, "lm_head.weight", c.vocab_size, c.hidden_size, tp);
 
   for (int64_t i = 0; i < c.num_layers; ++i) {
     std::string prefix = fmt::format("model.layers.{}", i);
@@ -33,11 +38,11 @@ DeepseekV3Model::DeepseekV3Model(ModelConfig config, WeightSource& weights, Back
     layer.input_norm = loader.load(prefix + ".input_layernorm.weight", {c.hidden_size}, WeightRole::Norm);
     layer.post_attention_norm =
         loader.load(prefix + ".post_attention_layernorm.weight", {c.hidden_size}, WeightRole::Norm);
-    layer.attention = std::make_unique<MlaAttentionBlock>(c, loader, prefix + ".self_attn");
+    layer.attention = std::make_unique<MlaAttentionBlock>(c, loader, prefix + ".self_attn", tp);
     if (c.is_moe_layer(i))
-      layer.moe = std::make_unique<MoeBlock>(c, loader, prefix + ".mlp");
+      layer.moe = std::make_unique<MoeBlock>(c, loader, prefix + ".mlp", tp);
     else
-      layer.dense_mlp = std::make_unique<DenseMlp>(loader, prefix + ".mlp", c.hidden_size, c.intermediate_size);
+      layer.dense_mlp = std::make_unique<DenseMlp>(loader, prefix + ".mlp", c.hidden_size, c.intermediate_size, tp);
     layers_.push_back(std::move(layer));
   }
 }
@@ -55,6 +60,7 @@ Tensor DeepseekV3Model::forward(const ForwardBatch& batch, PagedKvCache& cache) 
   const int64_t rows = static_cast<int64_t>(flat.logit_rows.size());
   const std::optional<StepGraphShape> shape = graphs_.shape_for(flat, cache.page_size());
   if (shape) StepGraphs::pad(flat, *shape, cache.page_size());
+  embed_tokens_->localize(flat.token_ids);
   backend_.begin_step();
   const StepInputs inputs = upload_step_inputs(backend_, flat, cache.page_size());
   auto run_layers = [&] { return compute(inputs, cache); };
@@ -67,7 +73,7 @@ Tensor DeepseekV3Model::compute(const StepInputs& inputs, const PagedKvCache& ca
   step.rope = &rope_;
   step.attention = inputs.attention;
   const float eps = static_cast<float>(config_.rms_norm_eps);
-  Tensor hidden = backend_.embedding(embed_tokens_, inputs.token_ids);
+  Tensor hidden = embed_tokens_->forward(backend_, inputs.token_ids);
   Tensor normed = backend_.rms_norm(hidden, layers_.front().input_norm, eps);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const DecoderLayer& layer = layers_[i];
@@ -79,7 +85,7 @@ Tensor DeepseekV3Model::compute(const StepInputs& inputs, const PagedKvCache& ca
     normed = backend_.add_rms_norm(hidden, mlp_out, next_norm, eps);
   }
   Tensor selected = backend_.gather_rows(normed, inputs.logit_rows);
-  return backend_.linear_f32(selected, lm_head_);
+  return lm_head_->forward(backend_, selected);
 }
 
 }  // namespace rackserve

@@ -1,5 +1,7 @@
 // The DeepSeek-V3 family (DeepSeek-V3/R1/V3.1, Kimi K2/K2.5 text, GLM-5 without its
 // sparse indexer yet): MLA attention, dense first layers, routed MoE with shared experts.
+// Built for one tensor-parallel rank when given a communicator: the weights' source loads
+// that rank's slices and each layer inserts its collectives (layers/*.h say which).
 #pragma once
 
 #include <memory>
@@ -8,6 +10,7 @@
 #include "models/layers/feed_forward.h"
 #include "models/layers/mla_attention.h"
 #include "models/layers/rotary_embedding.h"
+#include "models/layers/vocab_parallel.h"
 #include "models/layers/weight_source.h"
 #include "models/flat_batch.h"
 #include "models/model.h"
@@ -17,8 +20,11 @@ namespace rackserve {
 
 class DeepseekV3Model final : public CausalLM {
  public:
-  // Builds every layer of `config` (config.num_layers of them) from `weights`.
-  DeepseekV3Model(ModelConfig config, WeightSource& weights, Backend& backend, const StepGraphOptions& graphs = {});
+  // Builds every layer of `config` (config.num_layers of them) from `weights`. `tp` is this
+  // rank's communicator (nullptr: one rank); its rank and size must be weights.shard()'s.
+  // Throws when the TP size does not divide the heads, intermediate sizes or vocabulary.
+  DeepseekV3Model(ModelConfig config, WeightSource& weights, Backend& backend, const StepGraphOptions& graphs = {},
+                  Communicator* tp = nullptr);
 
   const ModelConfig& config() const override { return config_; }
   Backend& backend() const override { return backend_; }
@@ -43,7 +49,9 @@ class DeepseekV3Model final : public CausalLM {
   ModelConfig config_;
   Backend& backend_;
   RopeTable rope_;
-  Tensor embed_tokens_, final_norm_, lm_head_;
+  std::unique_ptr<VocabParallelEmbedding> embed_tokens_;
+  std::unique_ptr<VocabParallelLmHead> lm_head_;
+  Tensor final_norm_;
   std::vector<DecoderLayer> layers_;
   StepGraphs graphs_;
 };

@@ -5,10 +5,22 @@
 
 namespace rackserve {
 
-WeightManifest dummy_weight_manifest(const ModelConfig& config) {
+QuantConfig dummy_quant_config(const ModelConfig& config, Fp8Weights fp8_weights) {
+  if (fp8_weights == Fp8Weights::Dequantize) return {};
+  QuantConfig quant = QuantConfig::from_config_json(config.raw);
+  if (quant.method() == "none") return quant;
+  const WeightManifest manifest = dummy_weight_manifest(config, quant);
+  for (const ManifestEntry& entry : manifest.entries()) {
+    const bool fp8 = entry.format == WeightFormat::Fp8Block || entry.format == WeightFormat::Fp8Channel;
+    if ((entry.format != WeightFormat::Dense && !fp8) || entry.name.ends_with(".input_scale")) return {};
+  }
+  return quant;
+}
+
+WeightManifest dummy_weight_manifest(const ModelConfig& config, const QuantConfig& quant) {
   ModelConfig bf16 = config;
   bf16.raw["torch_dtype"] = "bfloat16";  // read before "dtype" by the manifest
-  return WeightManifest::build(bf16, QuantConfig{});
+  return WeightManifest::build(bf16, quant);
 }
 
 uint64_t DummyWeightPlan::total() const { return total_of_first(static_cast<int64_t>(layers.size())); }
@@ -20,22 +32,31 @@ uint64_t DummyWeightPlan::total_of_first(int64_t count) const {
   return bytes;
 }
 
-DummyWeightPlan plan_dummy_weights(const ModelConfig& config) {
+namespace {
+// The bytes `entry` takes once loaded: an FP8 kv_b_proj is expanded to BF16 (its scales
+// are folded in), everything else as the manifest stores it.
+uint64_t loaded_bytes(const ManifestEntry& entry) {
+  if (entry.format == WeightFormat::Dense || entry.name.find(".kv_b_proj.") == std::string::npos) return entry.bytes();
+  return entry.name.ends_with(".weight") ? static_cast<uint64_t>(entry.numel()) * dtype_size(DType::BF16) : 0;
+}
+}  // namespace
+
+DummyWeightPlan plan_dummy_weights(const ModelConfig& config, Fp8Weights fp8_weights) {
   DummyWeightPlan plan;
   plan.layers.resize(static_cast<size_t>(config.num_layers));
-  const WeightManifest manifest = dummy_weight_manifest(config);
+  const WeightManifest manifest = dummy_weight_manifest(config, dummy_quant_config(config, fp8_weights));
   for (const ManifestEntry& entry : manifest.entries()) {
     if (entry.optional) continue;  // MTP layers are not loaded
     if (entry.layer < 0) {
-      (entry.name.ends_with("embed_tokens.weight") ? plan.embedding : plan.head) += entry.bytes();
+      (entry.name.ends_with("embed_tokens.weight") ? plan.embedding : plan.head) += loaded_bytes(entry);
       continue;
     }
     LayerWeightBytes& layer = plan.layers.at(static_cast<size_t>(entry.layer));
     if (entry.split == TpSplit::ExpertIntermediate) {
-      layer.routed_experts += entry.bytes();
+      layer.routed_experts += loaded_bytes(entry);
       layer.num_routed_experts = config.moe.num_routed_experts;
     } else {
-      layer.read_every_step += entry.bytes();
+      layer.read_every_step += loaded_bytes(entry);
     }
   }
   return plan;

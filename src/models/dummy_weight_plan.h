@@ -8,14 +8,23 @@
 #include <vector>
 
 #include "config/model_config.h"
+#include "models/load_options.h"
 #include "models/weight_manifest.h"
 
 namespace rackserve {
 
-// The manifest dummy weights follow: every tensor of `config` unquantized, stored as the
-// CUDA backend stores weights (BF16; the router's correction bias f32), whatever the
-// config's torch_dtype or quantization_config say.
-WeightManifest dummy_weight_manifest(const ModelConfig& config);
+// How dummy weights store `config`'s linears: as its quantization_config says when that
+// stores them in FP8 block or channel layout (what a checkpoint loads natively, W8A8) and
+// `fp8_weights` is Native; otherwise unquantized. So --dequantize-fp8 gives dense linears
+// as it does for a checkpoint, and formats the loader does not run natively (int4, nvfp4,
+// per-tensor fp8, static input scales) stay dense as before.
+QuantConfig dummy_quant_config(const ModelConfig& config, Fp8Weights fp8_weights = Fp8Weights::Native);
+
+// The manifest dummy weights follow: every tensor of `config`, linears stored as `quant`
+// says (dummy_quant_config: e4m3 values and f32 scales in the checkpoint's layout), every
+// other tensor as the CUDA backend stores weights (BF16; the router's correction bias f32),
+// whatever the config's torch_dtype says.
+WeightManifest dummy_weight_manifest(const ModelConfig& config, const QuantConfig& quant = {});
 
 struct LayerWeightBytes {
   uint64_t read_every_step = 0;  // attention, norms, dense MLP or shared experts, router
@@ -33,7 +42,9 @@ struct DummyWeightPlan {
   uint64_t total_of_first(int64_t layers) const;  // embedding + head + the first `layers` layers
 };
 
-DummyWeightPlan plan_dummy_weights(const ModelConfig& config);
+// Bytes as loaded: FP8 linears 1 byte per value plus their scales, except kv_b_proj, which
+// the model keeps dense (BF16) whatever the checkpoint stores, as it is absorbed into attention.
+DummyWeightPlan plan_dummy_weights(const ModelConfig& config, Fp8Weights fp8_weights = Fp8Weights::Native);
 
 // The most decoder layers (>= 0) whose dummy weights, with the embedding and head, fit in
 // `budget_bytes`; the first layers are the cheaper dense ones, so depth is a prefix.

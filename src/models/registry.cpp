@@ -9,18 +9,19 @@
 namespace rackserve {
 
 std::unique_ptr<CausalLM> load_model(const std::filesystem::path& directory, Backend& backend,
-                                     const LoadOptions& options) {
+                                     const LoadOptions& options, Communicator* tp) {
   ModelConfig config = with_layers_cut(ModelConfig::load(directory), options.num_layers);
+  const ShardSpec shard{tp ? tp->rank() : 0, tp ? tp->world_size() : 1};
   // Every model type ModelConfig accepts is a DeepSeek-V3-family architecture.
   if (options.format == LoadFormat::Dummy) {
-    DummyWeightSource weights(config, backend, options.dummy_seed);
-    auto model = std::make_unique<DeepseekV3Model>(std::move(config), weights, backend, options.step_graphs);
+    DummyWeightSource weights(config, backend, options.dummy_seed, shard, options.fp8_weights);
+    auto model = std::make_unique<DeepseekV3Model>(std::move(config), weights, backend, options.step_graphs, tp);
     weights.check_complete();
     return model;
   }
   WeightStore store = WeightStore::open(directory);
-  CheckpointWeightSource weights(store, backend, QuantConfig::load(directory), options.fp8_weights);
-  return std::make_unique<DeepseekV3Model>(std::move(config), weights, backend, options.step_graphs);
+  CheckpointWeightSource weights(store, backend, QuantConfig::load(directory), options.fp8_weights, shard);
+  return std::make_unique<DeepseekV3Model>(std::move(config), weights, backend, options.step_graphs, tp);
 }
 
 }  // namespace rackserve

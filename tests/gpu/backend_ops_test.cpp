@@ -75,9 +75,12 @@ class OpsTest : public ::testing::Test {
 constexpr double kBf16Tolerance = 8e-3;
 
 TEST_F(OpsTest, LinearOnRealProjectionShapes) {
-  // (m, n, k): DeepSeek-V3 q_a, kv_a, o_proj per GPU at TP=8, a dense gate_up slice; odd m.
+  // (m, n, k): DeepSeek-V3 q_a, kv_a, q_b, o_proj per GPU at TP=8, a dense gate_up slice; odd m;
+  // m <= 64 runs the small-M tensor-core kernel (every token-tile count and row_warps), 70 the
+  // tiled one; k = 1000 ends inside a 64-wide K block.
   for (auto [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
-           {1, 1536, 7168}, {3, 576, 7168}, {8, 7168, 2048}, {13, 4608, 7168}, {64, 512, 1536}, {70, 96, 64}}) {
+           {1, 1536, 7168}, {3, 576, 7168}, {8, 7168, 2048}, {13, 4608, 7168}, {17, 576, 7168}, {32, 1536, 7168},
+           {33, 7168, 2048}, {64, 576, 7168}, {1, 24576, 1536}, {5, 129, 1000}, {64, 512, 1536}, {70, 96, 64}}) {
     auto x_values = random(m * k), w_values = random(n * k, 1.0f / std::sqrt(float(k)));
     Pair x = upload(x_values, {m, k}), w = upload(w_values, {n, k});
     cpu_->begin_step();

@@ -2,7 +2,7 @@
 // generated on the GPU equal the CPU backend's rounded to BF16 (the same seed gives the same
 // model on both); a dummy fixture model runs to finite logits; a backend made with
 // profile_ops times every op of a step per label, records nothing while disabled, and a
-// plain backend has no profiler.
+// plain backend has no profiler. FP8 dummy weights (e4m3 + scales) are the CPU's too.
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -92,6 +92,46 @@ TEST(DummyWeightsCuda, FixtureModelRunsFiniteAndTheProfilerTimesEveryOp) {
   EXPECT_GE(linear_calls, 4 * config.num_layers);
   EXPECT_TRUE(std::is_sorted(timings.begin(), timings.end(),
                              [](const OpTiming& a, const OpTiming& b) { return a.milliseconds > b.milliseconds; }));
+}
+
+// An FP8 config (the channel-scaled fixture: the CUDA kernels take its widths; the block
+// fixtures' 16-wide blocks they do not): e4m3 values and scales generated on the GPU are the
+// CPU's, and the dummy model runs W8A8 to finite logits.
+TEST(DummyWeightsCuda, Fp8WeightsAreTheCpuValuesAndRunFinite) {
+  ASSERT_TRUE(cuda_device_available()) << "the gpu tests need a CUDA device";
+  const std::string name = "dsv3-qlora-yarn-groups-fp8-channel";
+  const ModelConfig config = ModelConfig::load(fixture(name));
+  auto cpu = make_cpu_backend(2);
+  auto gpu = make_cuda_backend(CudaBackendOptions{});
+  DummyWeightSource on_cpu(config, *cpu, 11), on_gpu(config, *gpu, 11);
+  const std::string prefix = "model.layers.1";
+  ASSERT_TRUE(config.is_moe_layer(1));
+  const int64_t inner = config.moe.expert_intermediate_size;
+  LinearRequest experts{{}, {inner, inner}, config.hidden_size, config.moe.num_routed_experts, WeightRole::ExpertGateUp,
+                        TpSplit::Column};
+  for (int64_t e = 0; e < config.moe.num_routed_experts; ++e) {
+    experts.modules.push_back(prefix + ".mlp.experts." + std::to_string(e) + ".gate_proj");
+    experts.modules.push_back(prefix + ".mlp.experts." + std::to_string(e) + ".up_proj");
+  }
+  const LinearRequest o_proj{{prefix + ".self_attn.o_proj"}, {config.hidden_size},
+                             config.mla.num_heads * config.mla.v_head_dim, 1, WeightRole::Linear, TpSplit::Row};
+  for (const LinearRequest& request : {experts, o_proj}) {
+    const LinearWeight expected = on_cpu.load_linear(request), actual = on_gpu.load_linear(request);
+    ASSERT_TRUE(expected.fp8 && actual.fp8) << request.modules.front();
+    const std::string& what = request.modules.front();
+    EXPECT_EQ(gpu->download_f32(actual.fp8->values), cpu->download_f32(expected.fp8->values)) << what;
+    EXPECT_EQ(gpu->download_f32(actual.fp8->scales), cpu->download_f32(expected.fp8->scales)) << what;
+  }
+
+  LoadOptions load;
+  load.format = LoadFormat::Dummy;
+  std::unique_ptr<CausalLM> model = load_model(fixture(name), *gpu, load);
+  PagedKvCache cache = model->allocate_kv_cache(4, 16);
+  ForwardBatch batch;
+  batch.sequences.push_back({{1, 2, 3, 4, 5}, 0, {0}, true});
+  batch.sequences.push_back({{6, 7}, 0, {1}, false});
+  const std::vector<float> logits = gpu->download_f32(model->forward(batch, cache));
+  for (float v : logits) ASSERT_TRUE(std::isfinite(v));
 }
 
 }  // namespace

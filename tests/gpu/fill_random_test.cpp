@@ -1,5 +1,7 @@
 // Backend::fill_random gives the same values on the CUDA and CPU backends (the contract
-// dummy weights rely on): float32 bit-exact, bf16 equal to the float32 value rounded.
+// dummy weights rely on): float32 bit-exact, bf16 equal to the float32 value rounded, e4m3
+// (FP8 dummy weights) the same codes as the CPU's rounding (nearest even, saturated).
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -42,6 +44,27 @@ TEST(FillRandom, CudaMatchesCpuAndIsUniform) {
   // Uniform on [-0.5, 0.5): mean 0 (standard error 0.29 / sqrt(count) ~ 3e-4), variance 1/12.
   EXPECT_NEAR(sum / count, 0.0, 2e-3);
   EXPECT_NEAR(sum_squares / count, scale * scale * 4.0 / 12.0, 2e-3);
+}
+
+TEST(FillRandom, E4m3CodesMatchTheCpu) {
+  ASSERT_TRUE(cuda_device_available()) << "the gpu tests need a CUDA device";
+  auto cpu = make_cpu_backend(0);
+  auto gpu = make_cuda_backend(CudaBackendOptions{});
+  const int64_t count = (1 << 20) + 5;
+  // 448 spans the whole e4m3 range (subnormals included); 500 also exercises saturation.
+  for (const float scale : {448.0f, 500.0f}) {
+    Tensor expected = cpu->allocate_persistent(DType::F8_E4M3, {count});
+    Tensor on_gpu = gpu->allocate_persistent(DType::F8_E4M3, {count});
+    cpu->fill_random(expected, 99, scale);
+    gpu->fill_random(on_gpu, 99, scale);
+    const std::vector<float> reference = cpu->download_f32(expected), values = gpu->download_f32(on_gpu);
+    int64_t mismatches = 0, first = -1;
+    for (int64_t i = 0; i < count; ++i)
+      if (std::bit_cast<uint32_t>(values[i]) != std::bit_cast<uint32_t>(reference[i]) && mismatches++ == 0) first = i;
+    EXPECT_EQ(mismatches, 0) << "scale " << scale << ", first at " << first << ": gpu "
+                             << (first >= 0 ? values[first] : 0.0f) << " cpu "
+                             << (first >= 0 ? reference[first] : 0.0f);
+  }
 }
 
 // Regression: uploads once went through the legacy default stream while allocation

@@ -1,6 +1,7 @@
-// The prefill (tiled tensor-core) linear against the CPU backend on the real per-GPU
-// projection shapes of DeepSeek-V3, Kimi-K2 and GLM-5.1 at TP 1/2/4/8 and on odd n / k,
-// for m in {65, 128, 333, 1024} (all above the small-M threshold, so the tiled kernel runs).
+// The BF16 linear kernels against the CPU backend on the real per-GPU projection shapes of
+// DeepSeek-V3, Kimi-K2 and GLM-5.1 at TP 1/2/4/8 and on odd n / k: the prefill (tiled) kernel
+// for m in {65, 128, 333, 1024}, and the decode (small-M tensor-core) kernel for m in
+// {1, 3, 8, 17, 32, 64}, as the backend plans it and with forced split-K / row_warps configs.
 // Inputs are fresh each run (fill_random with a clock seed, printed), already bf16 on the
 // GPU, and the CPU sees the very same values, so only the summation order differs. Outputs
 // come from NaN-poisoned step memory: every element of every output must be finite. Where
@@ -19,6 +20,7 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
+#include "rackserve/kernels/gemm_params.h"
 
 namespace rackserve {
 namespace {
@@ -172,6 +174,105 @@ TEST(LinearPrefill, MatchesCpuOnRealProjectionShapes) {
     std::printf("%-32s n=%6lld k=%6lld  relative error bf16 %.2e f32 %.2e  worst element / bound bf16 %.2f f32 %.2f\n",
                 projection.name.c_str(), static_cast<long long>(n), static_cast<long long>(k), worst_relative[0],
                 worst_relative[1], worst_element[0], worst_element[1]);
+  }
+}
+
+
+// The CUDA backend with its stream exposed, so the test can launch the small-M kernel directly
+// in order with the backend's fills and downloads.
+class StreamCudaBackend : public CudaBackend {
+ public:
+  using CudaBackend::CudaBackend;
+  using CudaBackend::stream;
+};
+
+TEST(LinearSmallM, MatchesCpuOnRealProjectionShapesWithForcedSplits) {
+  ASSERT_TRUE(cuda_device_available()) << "the gpu tests need a CUDA device";
+  const uint64_t seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
+  std::mt19937_64 rng(seed);
+  uint64_t tensor_seed = seed;
+  constexpr int64_t kFullOracleMacs = int64_t{1} << 27;
+
+  for (const Projection& projection : projections()) {
+    const int64_t n = projection.n, k = projection.k;
+    const int64_t k_blocks = (k + kernels::kLinearBf16SmallMBlockK - 1) / kernels::kLinearBf16SmallMBlockK;
+    StreamCudaBackend gpu(CudaBackendOptions{0, /*poison_step_allocations=*/true});
+    auto cpu = make_cpu_backend(0);
+    Tensor weight = gpu.allocate_persistent(DType::BF16, {n, k});
+    gpu.fill_random(weight, ++tensor_seed, std::sqrt(3.0f / float(k)));  // unit-variance outputs
+    // Outputs and workspace are allocated once per shape (persistent memory is only freed with
+    // the backend): y views of [64, n], the workspace grown when a config needs more.
+    Tensor y_f32 = gpu.allocate_persistent(DType::F32, {kernels::kLinearBf16SmallMMaxTokens, n});
+    Tensor y_bf16 = gpu.allocate_persistent(DType::BF16, {kernels::kLinearBf16SmallMMaxTokens, n});
+    Tensor workspace = gpu.allocate_persistent(DType::F32, {1});
+    double worst_relative = 0, worst_element = 0;
+    for (int64_t m : {1, 3, 8, 17, 32, 64}) {
+      Tensor x = gpu.allocate_persistent(DType::BF16, {m, k});
+      gpu.fill_random(x, ++tensor_seed, 1.0f);
+      const bool full = m * n * k <= kFullOracleMacs;
+      const std::vector<int32_t> rows = sample(m, true, 0, rng);
+      const std::vector<int32_t> columns = sample(n, full || n <= 512, 160, rng);
+      gpu.begin_step();
+      cpu->begin_step();
+      std::vector<float> w_rows = gpu.download_f32(gpu.gather_rows(weight, gpu.upload_step_ints(columns)));
+      std::vector<float> x_rows = gpu.download_f32(x);
+      const int64_t column_count = static_cast<int64_t>(columns.size());
+      Tensor cpu_x = cpu->upload_persistent(Tensor{x_rows.data(), DType::F32, {m, k}, Device{}}, DType::F32);
+      Tensor cpu_w = cpu->upload_persistent(Tensor{w_rows.data(), DType::F32, {column_count, k}, Device{}}, DType::F32);
+      const std::vector<float> expected = cpu->download_f32(cpu->linear(cpu_x, cpu_w));
+      const std::string what = projection.name + " m=" + std::to_string(m) + " n=" + std::to_string(n) +
+                               " k=" + std::to_string(k) + (full ? "" : " (sampled oracle)");
+      auto check = [&](const std::vector<float>& actual, bool bf16, const std::string& how) {
+        Comparison result = compare(actual, expected, n, rows, columns, bf16);
+        const std::string label = what + " " + how + (bf16 ? " bf16" : " f32");
+        EXPECT_EQ(result.non_finite, 0) << label << ": unwritten or non-finite outputs";
+        EXPECT_LT(result.relative, bf16 ? kBf16Relative : kF32Relative) << label;
+        EXPECT_LE(result.worst, 1.0) << label << ": an element is off";
+        worst_relative = std::max(worst_relative, result.relative);
+        worst_element = std::max(worst_element, result.worst);
+      };
+
+      // As the server runs it: Backend::linear plans the config, outputs in poisoned step memory.
+      check(gpu.download_f32(gpu.linear(x, weight)), true, "planned");
+      check(gpu.download_f32(gpu.linear_f32(x, weight)), false, "planned");
+
+      // Forced configs, launched directly into NaN-filled outputs and workspace: no split,
+      // uneven splits, every row_warps, one K block per split (capped where the workspace
+      // would be large), and the plan twice to check that split-K is deterministic.
+      const int many = static_cast<int>(std::min<int64_t>(k_blocks, n <= 8192 ? 128 : 16));
+      const kernels::LinearBf16SmallMConfig planned = kernels::plan_linear_bf16_small_m(m, n, k);
+      std::vector<kernels::LinearBf16SmallMConfig> configs = {
+          kernels::linear_bf16_small_m_config(m, k, 1, 1), kernels::linear_bf16_small_m_config(m, k, 2, 2),
+          kernels::linear_bf16_small_m_config(m, k, 3), kernels::linear_bf16_small_m_config(m, k, 7, 4),
+          kernels::linear_bf16_small_m_config(m, k, many), planned, planned};
+      std::vector<float> planned_f32;
+      for (size_t c = 0; c < configs.size(); ++c) {
+        const kernels::LinearBf16SmallMConfig& config = configs[c];
+        const std::string how = "row_warps " + std::to_string(config.row_warps) + " splits " +
+                                std::to_string(config.splits) + " x " + std::to_string(config.k_blocks_per_split);
+        const int64_t workspace_floats = kernels::linear_bf16_workspace_floats(m, n, config);
+        if (workspace_floats > workspace.numel()) workspace = gpu.allocate_persistent(DType::F32, {workspace_floats});
+        for (bool bf16 : {false, true}) {
+          Tensor y = (bf16 ? y_bf16 : y_f32).rows(0, m);
+          gpu.fill(y, NAN);
+          gpu.fill(workspace, NAN);
+          kernels::LinearBf16Params params{x.data, weight.data, y.data,
+                                           bf16 ? kernels::ElementType::BF16 : kernels::ElementType::F32,
+                                           m, n, k, workspace.as<float>()};
+          ASSERT_EQ(kernels::launch_linear_bf16_small_m_mma(params, config, gpu.stream()), 0) << what << " " << how;
+          const std::vector<float> actual = gpu.download_f32(y);
+          check(actual, bf16, how);
+          if (!bf16 && c + 2 == configs.size()) planned_f32 = actual;
+          if (!bf16 && c + 1 == configs.size()) {
+            EXPECT_TRUE(actual == planned_f32) << what << " " << how << ": two runs of the plan differ";
+          }
+        }
+      }
+    }
+    std::printf("%-32s n=%6lld k=%6lld  small-M worst relative error %.2e, worst element / bound %.2f\n",
+                projection.name.c_str(), static_cast<long long>(n), static_cast<long long>(k), worst_relative,
+                worst_element);
   }
 }
 

@@ -178,12 +178,15 @@ TEST_F(MoeExpertsTest, RealWidths) {
 }
 
 // The align kernel itself: lists in pair order, padded with -1 to the block, active experts
-// ascending, the block map, and nothing written for unused experts.
+// ascending, the block map, and nothing written for unused experts; for the BF16 kernels'
+// block (32) and the FP8 kernels' block_m values (16, 64).
 TEST_F(MoeExpertsTest, AlignTokensMatchesHostReference) {
+  for (int64_t block : {kernels::kMoeAlignBlock, int64_t{16}, int64_t{64}})
   for (Shape3 s : {Shape3{1, 256, 8, 0, 0}, Shape3{300, 256, 8, 0, 0}, Shape3{2000, 384, 8, 0, 0},
                    Shape3{64, 12, 8, 0, 0}}) {
+    SCOPED_TRACE(::testing::Message() << "block " << block);
     std::vector<int32_t> ids = skewed_routing(s, 3, 2, rng_);
-    const kernels::MoeAlignLayout layout = kernels::moe_align_layout(s.tokens, s.top_k, s.experts);
+    const kernels::MoeAlignLayout layout = kernels::moe_align_layout(s.tokens, s.top_k, s.experts, block);
     const size_t ints = layout.pairs + layout.capacity + 3 * layout.max_active + layout.max_blocks;
     int32_t* device = nullptr;
     ASSERT_EQ(cudaMalloc(&device, ints * sizeof(int32_t)), cudaSuccess);
@@ -200,6 +203,7 @@ TEST_F(MoeExpertsTest, AlignTokensMatchesHostReference) {
     p.experts = s.experts;
     p.max_active = layout.max_active;
     p.max_blocks = layout.max_blocks;
+    p.block = block;
     ASSERT_EQ(kernels::launch_moe_align_tokens(p, nullptr), cudaSuccess);
     std::vector<int32_t> out(ints);
     ASSERT_EQ(cudaMemcpy(out.data(), device, ints * sizeof(int32_t), cudaMemcpyDeviceToHost), cudaSuccess);
@@ -213,12 +217,12 @@ TEST_F(MoeExpertsTest, AlignTokensMatchesHostReference) {
       for (int32_t pair = 0; pair < layout.pairs; ++pair)
         if (ids[pair] == e) sorted[position + count++] = pair;
       if (count == 0) continue;
-      const int32_t blocks = (count + kernels::kMoeAlignBlock - 1) / kernels::kMoeAlignBlock;
-      for (int32_t b = 0; b < blocks; ++b) slots[position / kernels::kMoeAlignBlock + b] = int32_t(active.size());
+      const int32_t blocks = static_cast<int32_t>((count + block - 1) / block);
+      for (int32_t b = 0; b < blocks; ++b) slots[position / block + b] = int32_t(active.size());
       active.push_back(e);
       offsets.push_back(position);
       counts.push_back(count);
-      position += blocks * kernels::kMoeAlignBlock;
+      position += static_cast<int32_t>(blocks * block);
     }
     active.resize(layout.max_active, -1);
     offsets.resize(layout.max_active, 0);

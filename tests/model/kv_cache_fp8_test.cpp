@@ -29,6 +29,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "engine/sequence_runner.h"
 #include "models/model.h"
+#include "support/fixtures.h"
 
 namespace rackserve {
 namespace {
@@ -38,13 +39,7 @@ namespace fs = std::filesystem;
 constexpr double kMinCosine = 0.99, kMinMeanCosine = 0.999;
 constexpr int64_t kPageSize = 16, kPromptTokens = 112, kChunk = 24, kDecodeSteps = 12;
 
-std::vector<std::string> fixture_names() {
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(fs::path(RACKSERVE_TEST_DATA_DIR) / "models"))
-    if (fs::exists(entry.path() / "reference.safetensors")) names.push_back(entry.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
+std::vector<std::string> fixture_names() { return testing::fixture_names(testing::FixtureKind::Bf16); }
 
 double cosine(const std::vector<float>& a, const std::vector<float>& b) {
   double dot = 0, norm_a = 0, norm_b = 0;

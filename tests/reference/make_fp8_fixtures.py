@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """FP8 versions of the tiny DeepSeek-V3 fixtures, with Hugging Face reference logits.
 
-*** NOT RUN YET. *** Written without a machine that has transformers 5.x and a torch with
-float8_e4m3fn at hand; the first run (on the device machine) may need small fixes for API
-drift. Nothing under tests/data comes from it yet.
+The fixtures under tests/data/models/*-fp8-* come from this script (transformers 5.17,
+torch 2.11, on the CPU; it takes about a minute), run before experts_implementation="eager"
+and the W8A8 coverage assertion were added: their prompt_<i>.w8a8 leaves the routed experts'
+inputs unquantized (reference.json says so). Those two additions have not run yet; the next
+regeneration makes w8a8 the full W8A8 reference (fp8_reference_test then can bound our W8A8
+against it).
 
 For each tiny model of make_fixtures.MODELS this script
   1. builds and re-initialises it exactly as make_fixtures.py does (bf16-rounded weights,
@@ -31,13 +34,15 @@ For each tiny model of make_fixtures.MODELS this script
        w8a8   the w8a16 model with the input of every quantized product quantized as the
               rackserve CPU oracle does (src/backend/cpu/fp8_linear.h): per token per
               16-column group (block) or per token (channel), scale = max(amax / 448,
-              floor), e4m3 round-to-nearest-even with saturation; products in float32.
-     plus the cosine of w8a8 against w8a16 per prompt (reference.json), which issue 6
-     asks to report.
+              floor), e4m3 round-to-nearest-even with saturation; products in float32
+              (kv_b_proj's input excepted: it is absorbed into the attention, see W8A8),
+     plus a 16-token greedy continuation of the w8a16 model (generate, do_sample=False;
+     prompts are redrawn until no greedy step is a near-tie, as make_fixtures.py does) and
+     the cosine of w8a8 against w8a16 per prompt (reference.json).
 
 Outputs per checkpoint directory: config.json, model.safetensors, reference.safetensors
-(prompt_<i>.tokens I32, prompt_<i>.w8a16 F32 [len, vocab], prompt_<i>.w8a8 F32) and
-reference.json.
+(prompt_<i>.tokens I32, prompt_<i>.w8a16 F32 [len, vocab], prompt_<i>.w8a8 F32,
+prompt_<i>.greedy I32 [16]) and reference.json.
 
 Usage: python3 make_fp8_fixtures.py OUT_DIR
 """
@@ -47,6 +52,7 @@ import shutil
 import sys
 
 import torch
+import transformers
 from safetensors.torch import load_file, save_file
 from transformers import DeepseekV3ForCausalLM
 
@@ -57,10 +63,15 @@ E4M3_MAX = 448.0
 BLOCK_MIN_SCALE = 1e-10 / E4M3_MAX            # vLLM per-token-group eps
 TOKEN_MIN_SCALE = 1.0 / (E4M3_MAX * 512.0)    # vLLM dynamic per-token floor
 PROMPT_LENGTHS = [1, 5, 33, 70]
+GREEDY_TOKENS = 16
+MIN_MARGIN = 1e-3  # smallest accepted gap between the best and second-best logit of a greedy step
 
 
 def kept_in_bf16(name, tensor):
-    return (tensor.dim() != 2 or not name.endswith("_proj.weight") or name.endswith("eh_proj.weight"))
+    """Like the real DeepSeek FP8 checkpoints: every projection (kv_a_proj_with_mqa included)
+    is FP8; lm_head, the router gate, embeddings, norms and the MTP eh_proj stay bf16."""
+    projection = name.endswith("_proj.weight") or name.endswith("_proj_with_mqa.weight")
+    return tensor.dim() != 2 or not projection or name.endswith("eh_proj.weight")
 
 
 def to_e4m3(x):
@@ -135,7 +146,10 @@ def write_quantized(src, dst, layout):
 
 def dense_model(src, dense):
     """A float32 DeepseekV3ForCausalLM holding the dequantized weights."""
-    model = DeepseekV3ForCausalLM.from_pretrained(src, dtype=torch.float32, attn_implementation="eager")
+    # Eager experts call F.linear once per expert, which W8A8 intercepts; the default CPU
+    # backend (grouped_mm) would run the experts unquantized.
+    model = DeepseekV3ForCausalLM.from_pretrained(src, dtype=torch.float32, attn_implementation="eager",
+                                                  experts_implementation="eager")
     model.load_state_dict(make_fixtures_state(model, dense), strict=True)
     return model.eval()
 
@@ -169,17 +183,23 @@ def quantize_activations(x, layout):
 
 class W8A8:
     """While active, F.linear quantizes its input whenever the weight belongs to a
-    quantized parameter (nn.Linear layers and the fused expert tensors alike)."""
+    quantized parameter (nn.Linear layers and the fused expert tensors alike). kv_b_proj is
+    the exception: serving engines (vLLM, SGLang, rackserve) dequantize it and absorb it into
+    the attention (q_nope . W_UK, out . W_UV), so its input is never quantized."""
 
     def __init__(self, model, layout):
         self.layout = layout
         self.storages = {p.untyped_storage().data_ptr() for n, p in model.named_parameters()
-                         if p.dim() >= 2 and "_proj" in n and "eh_proj" not in n}
+                         if p.dim() >= 2 and "_proj" in n and "eh_proj" not in n and "kv_b_proj" not in n}
         self.original = torch.nn.functional.linear
 
     def __enter__(self):
+        self.hits = set()
+
         def linear(x, weight, bias=None):
-            if weight.untyped_storage().data_ptr() in self.storages:
+            storage = weight.untyped_storage().data_ptr()
+            if storage in self.storages:
+                self.hits.add(storage)
                 x = quantize_activations(x.float(), self.layout)
             return self.original(x, weight, bias)
         torch.nn.functional.linear = linear
@@ -187,11 +207,37 @@ class W8A8:
 
     def __exit__(self, *exc):
         torch.nn.functional.linear = self.original
+        # Every quantized weight (each layer's fused experts included) must have gone through
+        # the quantizing F.linear, or the reference would be partly W8A16.
+        if exc[0] is None:
+            assert self.hits == self.storages, f"{len(self.storages - self.hits)} quantized weights bypassed F.linear"
 
 
 def logits_of(model, tokens):
     with torch.no_grad():
         return model(torch.tensor([tokens])).logits[0].float()
+
+
+def greedy_without_near_ties(model, vocab_size, length, generator):
+    """A prompt of `length` tokens whose greedy continuation has no step with a top-2 margin
+    below MIN_MARGIN, the continuation (generate with the KV cache), and the smallest margin;
+    the cached and uncached paths must agree."""
+    model.generation_config.eos_token_id = None  # no end-of-sequence stop: always GREEDY_TOKENS long
+    model.generation_config.pad_token_id = 0
+    for _ in range(100):
+        tokens = torch.randint(2, vocab_size, (1, length), generator=generator)
+        with torch.no_grad():
+            generated = model.generate(tokens, max_new_tokens=GREEDY_TOKENS, do_sample=False, use_cache=True)[0, length:]
+            assert generated.numel() == GREEDY_TOKENS
+            sequence, margin = tokens, float("inf")
+            for _ in range(GREEDY_TOKENS):
+                step = model(input_ids=sequence, use_cache=False).logits[0, -1].float()
+                top = step.topk(2).values
+                margin = min(margin, float(top[0] - top[1]))
+                sequence = torch.cat([sequence, step.argmax().view(1, 1)], dim=1)
+        if margin >= MIN_MARGIN and torch.equal(generated, sequence[0, length:]):
+            return tokens[0].tolist(), generated, margin
+    raise RuntimeError(f"no prompt of length {length} without a near-tie")
 
 
 def cosine(a, b):
@@ -211,8 +257,6 @@ def main(out_dir):
         src = os.path.join(out_dir, f"{name}-bf16")
         model.save_pretrained(src)
         make_fixtures.split_fused_experts(src)
-        prompts = [torch.randint(2, config.vocab_size, (n,), generator=generator).tolist() for n in PROMPT_LENGTHS]
-
         for layout in ("block", "channel"):
             dst = os.path.join(out_dir, f"{name}-fp8-{layout}")
             dense = write_quantized(src, dst, layout)
@@ -222,8 +266,14 @@ def main(out_dir):
                 hf = DeepseekV3ForCausalLM.from_pretrained(
                     dst, dtype=torch.float32, attn_implementation="eager",
                     quantization_config=FineGrainedFP8Config(dequantize=True)).eval()
-            tensors, summary = {}, {"layout": layout, "block": list(BLOCK), "prompts": []}
-            for i, tokens in enumerate(prompts):
+            reference = hf if hf is not None else ours
+            tensors = {}
+            summary = {"generator": "tests/reference/make_fp8_fixtures.py", "transformers_version": transformers.__version__,
+                       "torch_version": torch.__version__, "layout": layout, "block": list(BLOCK),
+                       "w8a16_reference": "transformers FineGrainedFP8Config(dequantize=True)" if hf is not None
+                       else "dequantized weights in DeepseekV3ForCausalLM", "prompts": []}
+            for i, length in enumerate(PROMPT_LENGTHS):
+                tokens, greedy, margin = greedy_without_near_ties(reference, config.vocab_size, length, generator)
                 w8a16 = logits_of(ours, tokens)
                 if hf is not None:
                     difference = (logits_of(hf, tokens) - w8a16).abs().max().item()
@@ -233,7 +283,9 @@ def main(out_dir):
                 tensors[f"prompt_{i}.tokens"] = torch.tensor(tokens, dtype=torch.int32)
                 tensors[f"prompt_{i}.w8a16"] = w8a16.contiguous()
                 tensors[f"prompt_{i}.w8a8"] = w8a8.contiguous()
-                summary["prompts"].append({"length": len(tokens), "w8a8_cosine_vs_w8a16": cosine(w8a8, w8a16)})
+                tensors[f"prompt_{i}.greedy"] = greedy.to(torch.int32).contiguous()
+                summary["prompts"].append({"length": len(tokens), "greedy_min_top2_margin": margin,
+                                           "w8a8_cosine_vs_w8a16": cosine(w8a8, w8a16)})
             save_file(tensors, os.path.join(dst, "reference.safetensors"))
             with open(os.path.join(dst, "reference.json"), "w") as f:
                 json.dump(summary, f, indent=2)

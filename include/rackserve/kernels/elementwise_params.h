@@ -61,7 +61,7 @@ int launch_fill(const FillParams& params, Stream stream);
 
 struct FillRandomParams {
   void* data;  // [count] type; element i = uniform_symmetric(seed, i, scale) (rackserve/random_hash.h)
-  ElementType type;
+  ElementType type;  // F8_E4M3: rounded to nearest even, saturated to +-448 (as f32_to_e4m3 in core/dtype.h)
   int64_t count;
   uint64_t seed;
   float scale;

@@ -11,8 +11,38 @@ struct LinearBf16Params {
   void* y;              // [m, n] y_type
   ElementType y_type;
   int64_t m, n, k;      // k a multiple of 8
+  float* workspace = nullptr;  // [splits, m, n] f32 partials of the small-M tensor-core kernel when it
+                               // splits K (linear_bf16_workspace_floats); else may be nullptr
 };
-// Memory-bound design for small m (decode): every weight row is read once per group of
+
+// Decode (m <= 64), tensor cores: weight rows are the 16-row A operand of mma.sync m16n8k16,
+// tokens the 8-column B operand, so every weight byte is read once for up to 64 tokens,
+// streamed through a per-warp 16-byte cp.async ring; float32 accumulation. A CTA of 8 warps
+// owns 16 x row_warps weight rows; its 8 / row_warps K-parallel warps share a split's K blocks
+// (64 bf16 wide). With splits > 1 every split writes its partial y to the workspace and a
+// second kernel sums them in split order (deterministic) into y.
+constexpr int kLinearBf16SmallMBlockK = 64;
+constexpr int kLinearBf16SmallMMaxTokens = 64;
+struct LinearBf16SmallMConfig {
+  int row_warps = 1;           // 1, 2 or 4: warps side by side over rows (CTA rows = 16 x row_warps)
+  int splits = 1;              // K ranges, split s = blocks [s * k_blocks_per_split, ...), none empty
+  int k_blocks_per_split = 1;
+};
+// The config that fills `sm_count` SMs (<= 0: the current device's); the reasons are in the
+// definition (linear_bf16_small_m_mma.cu).
+LinearBf16SmallMConfig plan_linear_bf16_small_m(int64_t m, int64_t n, int64_t k, int sm_count = 0);
+// K cut into at most `splits` near-equal ranges (fewer when more would leave one empty), and
+// row_warps (0: the plan's minimum for m): for benchmarks and tests that force a config.
+LinearBf16SmallMConfig linear_bf16_small_m_config(int64_t m, int64_t k, int splits, int row_warps = 0);
+// Floats of workspace the config needs, 0 when splits == 1.
+int64_t linear_bf16_workspace_floats(int64_t m, int64_t n, const LinearBf16SmallMConfig& config);
+// cudaErrorInvalidValue for m > 64, a bad config, or splits > 1 without a workspace;
+// cudaErrorInvalidConfiguration (said on stderr) where shared memory per block is too small.
+int launch_linear_bf16_small_m_mma(const LinearBf16Params& params, const LinearBf16SmallMConfig& config,
+                                   Stream stream);
+
+// CUDA-core design for small m, kept for comparison with the tensor-core kernel until the
+// GPU run decides (bench/kernel_roofline.cpp): every weight row is read once per group of
 // 8 tokens with 16-byte loads; float32 accumulation. `split` warps share one output
 // feature's K range (1, 2, 4 or 8; 0: plan_linear_small_m_split). Benchmarks force it.
 int launch_linear_bf16_small_m(const LinearBf16Params& params, Stream stream, int split = 0);

@@ -18,33 +18,37 @@ int launch_moe_route(const MoeRouteParams& params, Stream stream);
 
 // --- Token sort/align per expert (moe_align_tokens) --------------------------------------
 // A "pair" is one (token, slot) routing choice, numbered token * top_k + slot. The grouped
-// expert kernels work on per-expert lists of pairs, each padded to a multiple of
-// kMoeAlignBlock (the tiled kernel's M tile) with sentinel entries (-1).
+// expert kernels work on per-expert lists of pairs, each padded to a multiple of the align
+// block (the M tile of the kernel that consumes them: kMoeAlignBlock for the BF16 grouped
+// experts, MoeFp8Config::block_m for the FP8 ones) with sentinel entries (-1).
 constexpr int64_t kMoeAlignBlock = 32;
+constexpr int64_t kMoeAlignMaxBlock = 1024;
 constexpr int64_t kMoeAlignMaxExperts = 1024;
 
 // Upper bounds of the align outputs, known on the host without reading expert_ids:
 // at most min(experts, pairs) experts are active, and sum_e ceil(count_e / block) <=
 // (pairs + active * (block - 1)) / block.
 struct MoeAlignLayout {
-  int64_t pairs, max_active, max_blocks, capacity;  // capacity = max_blocks * kMoeAlignBlock
+  int64_t pairs, max_active, max_blocks, capacity;  // capacity = max_blocks * block
 };
-inline MoeAlignLayout moe_align_layout(int64_t tokens, int64_t top_k, int64_t experts) {
+inline MoeAlignLayout moe_align_layout(int64_t tokens, int64_t top_k, int64_t experts,
+                                       int64_t block = kMoeAlignBlock) {
   const int64_t pairs = tokens * top_k;
   const int64_t max_active = pairs < experts ? pairs : experts;
-  const int64_t max_blocks = (pairs + max_active * (kMoeAlignBlock - 1) + kMoeAlignBlock - 1) / kMoeAlignBlock;
-  return {pairs, max_active, max_blocks, max_blocks * kMoeAlignBlock};
+  const int64_t max_blocks = (pairs + max_active * (block - 1) + block - 1) / block;
+  return {pairs, max_active, max_blocks, max_blocks * block};
 }
 
 struct MoeAlignParams {
   const int32_t* expert_ids;  // [pairs] (= [tokens, top_k]); ids outside [0, experts) are dropped
   int32_t* sorted_pairs;      // [capacity]: each active expert's pairs in increasing order, then -1 up to
-                              //   the next multiple of kMoeAlignBlock; -1 past the last list
+                              //   the next multiple of `block`; -1 past the last list
   int32_t* active_experts;    // [max_active]: experts with >= 1 pair, ascending; -1 after the last
   int32_t* active_offsets;    // [max_active]: start of each active expert's list (a multiple of the block)
   int32_t* active_counts;     // [max_active]: pairs of each active expert; 0 after the last
   int32_t* block_slots;       // [max_blocks]: active slot owning sorted_pairs[b * block, (b + 1) * block); -1 after
-  int64_t pairs, experts, max_active, max_blocks;  // from moe_align_layout; experts <= kMoeAlignMaxExperts
+  int64_t pairs, experts, max_active, max_blocks;  // from moe_align_layout(..., block); experts <= kMoeAlignMaxExperts
+  int64_t block = kMoeAlignBlock;                  // list padding granule, 1..kMoeAlignMaxBlock
 };
 // One CTA; deterministic (the lists keep pair order, no order-dependent atomics).
 int launch_moe_align_tokens(const MoeAlignParams& params, Stream stream);

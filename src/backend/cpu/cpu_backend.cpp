@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "backend/cpu/sampling_reference.h"
+#include "core/dtype.h"
 #include "core/error.h"
 #include "rackserve/random_hash.h"
 
@@ -62,7 +63,14 @@ std::vector<float> CpuBackend::download_f32(const Tensor& tensor) {
 }
 
 void CpuBackend::fill_random(const Tensor& tensor, uint64_t seed, float scale) {
-  RS_CHECK(tensor.dtype == DType::F32, "CPU fill_random supports F32 tensors, got {}", dtype_name(tensor.dtype));
+  RS_CHECK(tensor.dtype == DType::F32 || tensor.dtype == DType::F8_E4M3,
+           "CPU fill_random supports F32 and F8_E4M3 tensors, got {}", dtype_name(tensor.dtype));
+  if (tensor.dtype == DType::F8_E4M3) {  // FP8 weights: the CUDA kernel's rounding (nearest even, saturated)
+    uint8_t* codes = static_cast<uint8_t*>(tensor.data);
+    for (int64_t i = 0; i < tensor.numel(); ++i)
+      codes[i] = f32_to_e4m3(uniform_symmetric(seed, static_cast<uint64_t>(i), scale));
+    return;
+  }
   float* data = tensor.as<float>();
   for (int64_t i = 0; i < tensor.numel(); ++i) data[i] = uniform_symmetric(seed, static_cast<uint64_t>(i), scale);
 }

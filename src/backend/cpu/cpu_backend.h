@@ -28,6 +28,7 @@ class CpuBackend : public Backend {
   QuantizedWeight upload_quantized_weight(const QuantizedWeight& host) override;
   void begin_step() override { step_buffers_.clear(); }
   Tensor upload_step_ints(std::span<const int32_t> values) override;
+  Tensor allocate_step(DType dtype, const Shape& shape) override;
   std::vector<float> download_f32(const Tensor& tensor) override;
   void fill(const Tensor& tensor, float value) override;
   void fill_random(const Tensor& tensor, uint64_t seed, float scale) override;
@@ -59,8 +60,6 @@ class CpuBackend : public Backend {
   void release_step_graph(int64_t graph) override;
 
  private:
-  Tensor allocate_step(DType dtype, const Shape& shape);
-
   ThreadPool pool_;
   std::vector<std::unique_ptr<std::byte[]>> persistent_buffers_;
   std::vector<std::unique_ptr<std::byte[]>> step_buffers_;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "backend/cuda/moe_fp8_config_file.h"
 #include "backend/cuda/profiling_cuda_backend.h"
 #include "core/error.h"
 #include "rackserve/kernels/elementwise_params.h"
@@ -46,6 +47,13 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options) : options_(options) 
            count);
   check_cuda(cudaSetDevice(options.device), "cudaSetDevice");
   check_cuda(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, options.device), "SM count");
+  cudaDeviceProp properties{};
+  check_cuda(cudaGetDeviceProperties(&properties, options.device), "cudaGetDeviceProperties");
+  const MoeDeviceInfo moe_device{properties.name, properties.major * 10 + properties.minor,
+                                 properties.sharedMemPerBlockOptin};
+  const MoeFp8ConfigChecks moe_checks{moe_device.max_shared_bytes, kernels::moe_fp8_config_supported};
+  moe_fp8_configs_ = std::make_unique<MoeFp8ConfigSelector>(default_kernel_config_root(), moe_device, moe_checks,
+                                                            kernels::default_moe_fp8_config);
   cudaStream_t stream;
   check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
   stream_ = stream;
@@ -188,11 +196,12 @@ void CudaBackend::fill(const Tensor& tensor, float value) {
 }
 
 void CudaBackend::fill_random(const Tensor& tensor, uint64_t seed, float scale) {
-  RS_CHECK(tensor.dtype == DType::F32 || tensor.dtype == DType::BF16, "CUDA fill_random supports F32 and BF16, got {}",
-           dtype_name(tensor.dtype));
-  kernels::FillRandomParams params{tensor.data,
-                                   tensor.dtype == DType::F32 ? kernels::ElementType::F32 : kernels::ElementType::BF16,
-                                   tensor.numel(), seed, scale};
+  RS_CHECK(tensor.dtype == DType::F32 || tensor.dtype == DType::BF16 || tensor.dtype == DType::F8_E4M3,
+           "CUDA fill_random supports F32, BF16 and F8_E4M3, got {}", dtype_name(tensor.dtype));
+  const kernels::ElementType type = tensor.dtype == DType::F32    ? kernels::ElementType::F32
+                                    : tensor.dtype == DType::BF16 ? kernels::ElementType::BF16
+                                                                  : kernels::ElementType::F8_E4M3;
+  kernels::FillRandomParams params{tensor.data, type, tensor.numel(), seed, scale};
   check(kernels::launch_fill_random(params, stream_), "fill_random");
 }
 

@@ -5,9 +5,12 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <vector>
 
 #include "backend/backend.h"
+#include "rackserve/kernels/moe_fp8_params.h"
+#include "rackserve/kernels/moe_params.h"
 
 namespace rackserve {
 
@@ -22,6 +25,8 @@ struct CudaBackendOptions {
 };
 
 std::unique_ptr<Backend> make_cuda_backend(const CudaBackendOptions& options);
+
+class MoeFp8ConfigSelector;  // backend/cuda/moe_fp8_config_file.h
 
 class CudaBackend : public Backend {
  public:
@@ -40,6 +45,8 @@ class CudaBackend : public Backend {
   QuantizedWeight upload_quantized_weight(const QuantizedWeight& host) override;
   void begin_step() override;
   Tensor upload_step_ints(std::span<const int32_t> values) override;
+  Tensor allocate_step(DType dtype, const Shape& shape) override;
+  void* native_stream() const override { return stream_; }
   std::vector<float> download_f32(const Tensor& tensor) override;
   void fill(const Tensor& tensor, float value) override;
   void fill_random(const Tensor& tensor, uint64_t seed, float scale) override;
@@ -61,6 +68,11 @@ class CudaBackend : public Backend {
   MoeRouting moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
                        const MoeRouterParams& params) override;
   Tensor moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) override;
+  // FP8 experts (gate_up_fp8 / down_fp8) with an explicit config (moe_experts takes the tuned
+  // one from moe_fp8_configs_); throws on a config the kernels refuse (unsupported, or over the
+  // device's shared memory).
+  Tensor moe_experts_fp8(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts,
+                         const kernels::MoeFp8Config& config);
 
   // cuda_sampling.cpp: every row on the GPU (kernels/sampling), results copied back.
   std::vector<SampledRow> sample(const Tensor& logits, std::span<const SamplingRow> rows) override;
@@ -75,6 +87,10 @@ class CudaBackend : public Backend {
   void* stream() const { return stream_; }  // cudaStream_t every op runs on
 
  private:
+  // Sorts the routing's pairs into per-expert lists padded to `block` (moe_align_tokens) in
+  // step memory and returns the launched kernel's params: its pointers and layout are what
+  // the grouped expert kernels read.
+  kernels::MoeAlignParams align_moe_pairs(const MoeRouting& routing, int64_t experts, int64_t block);
   struct Chunk {
     std::byte* data = nullptr;
     size_t bytes = 0;
@@ -87,7 +103,6 @@ class CudaBackend : public Backend {
     void* exec = nullptr;  // cudaGraphExec_t; nullptr once released
     ArenaMark start, end;  // arena before and after the recorded ops' allocations
   };
-  Tensor allocate_step(DType dtype, const Shape& shape);
   Tensor allocate_persistent_uninitialized(DType dtype, const Shape& shape);
   // Synchronous host-to-device copy through stream_.
   void copy_to_device(void* device_data, const void* host_data, size_t bytes);
@@ -101,6 +116,9 @@ class CudaBackend : public Backend {
   std::vector<Chunk> chunks_;
   size_t chunk_index_ = 0, chunk_offset_ = 0;
   std::vector<StepGraph> graphs_;  // indexed by graph id
+  // The fused FP8 experts' launch configs: tuned files under default_kernel_config_root() for
+  // this device, else the kernels' default. Files are read on a shape's first moe_experts call.
+  std::unique_ptr<MoeFp8ConfigSelector> moe_fp8_configs_;
 };
 
 }  // namespace rackserve

@@ -1,10 +1,16 @@
 // CudaBackend's FP8 ops: storing a QuantizedWeight on the device (e4m3 bytes as they are,
-// scales widened to f32) and the W8A8 linear of the CPU contract (backend/cpu/fp8_linear.h):
+// scales widened to f32), the W8A8 linear of the CPU contract (backend/cpu/fp8_linear.h):
 // the activations are quantized to e4m3 per token by one kernel, then the small-M (decode)
-// or tiled (prefill) FP8 GEMM runs on them.
+// or tiled (prefill) FP8 GEMM runs on them; and the FP8 routed experts (the same contract per
+// expert, kernels/moe/moe_experts_fp8.cu) after the pair lists are aligned to the config's
+// block_m.
+#include <algorithm>
+
 #include "backend/cuda/cuda_backend.h"
 #include "core/error.h"
 #include "rackserve/kernels/fp8_gemm_params.h"
+#include "rackserve/kernels/moe_fp8_params.h"
+#include "rackserve/kernels/moe_params.h"
 
 namespace rackserve {
 
@@ -42,6 +48,10 @@ void check_fp8_weight(const QuantizedWeight& w, int rank) {
   }
   RS_CHECK(w.scales.shape == expected, "FP8 weight {} has scales {}, expected {}", shape_string(w.values.shape),
            shape_string(w.scales.shape), shape_string(expected));
+}
+
+kernels::Fp8ScaleLayout kernel_layout(Fp8Scaling scaling) {
+  return scaling == Fp8Scaling::Block ? kernels::Fp8ScaleLayout::Block : kernels::Fp8ScaleLayout::Channel;
 }
 
 }  // namespace
@@ -101,6 +111,67 @@ Tensor CudaBackend::linear_fp8(const Tensor& x, const QuantizedWeight& w) {
     check(kernels::launch_linear_fp8_small_m(params, config, stream_), "linear_fp8_small_m");
   else
     check(kernels::launch_linear_fp8_tiled(params, config, stream_), "linear_fp8_tiled");
+  return out;
+}
+
+Tensor CudaBackend::moe_experts_fp8(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts,
+                                    const kernels::MoeFp8Config& config) {
+  RS_CHECK(x.dtype == DType::BF16 && x.rank() == 2, "moe input must be a 2-D BF16 tensor, got {} {}",
+           dtype_name(x.dtype), shape_string(x.shape));
+  RS_CHECK(experts.gate_up_fp8 && experts.down_fp8, "moe_experts_fp8 needs FP8 gate_up and down");
+  const QuantizedWeight& gate_up = *experts.gate_up_fp8;
+  const QuantizedWeight& down = *experts.down_fp8;
+  check_fp8_weight(gate_up, 3);
+  check_fp8_weight(down, 3);
+  RS_CHECK(gate_up.scales.dtype == DType::F32 && down.scales.dtype == DType::F32,
+           "FP8 expert scales must be F32 (upload_quantized_weight)");
+  RS_CHECK(gate_up.scaling == down.scaling && (gate_up.scaling != Fp8Scaling::Block || gate_up.block_out == down.block_out),
+           "FP8 expert gate_up and down must share the scale layout and block size");
+  const int64_t tokens = x.dim(0), hidden = x.dim(1), top_k = routing.expert_ids.dim(1);
+  const int64_t count = gate_up.values.dim(0), inter = gate_up.out_features() / 2;
+  RS_CHECK(gate_up.out_features() == 2 * inter && gate_up.in_features() == hidden &&
+               down.values.shape == Shape({count, hidden, inter}),
+           "FP8 expert weights {} / {} do not match hidden {}", shape_string(gate_up.values.shape),
+           shape_string(down.values.shape), hidden);
+  RS_CHECK(routing.expert_ids.dtype == DType::I32 && routing.weights.dtype == DType::F32 &&
+               routing.expert_ids.dim(0) == tokens && routing.weights.numel() == tokens * top_k,
+           "moe routing {} does not match {} tokens", shape_string(routing.expert_ids.shape), tokens);
+  RS_CHECK(count <= kernels::kMoeAlignMaxExperts, "{} experts: the align kernel takes at most {}", count,
+           kernels::kMoeAlignMaxExperts);
+  RS_CHECK(kernels::moe_fp8_config_supported(config), "unsupported FP8 MoE config {{block_m {}, block_n {}, block_k {}, "
+           "stages {}, warps {}}}", config.block_m, config.block_n, config.block_k, config.stages, config.warps);
+  Tensor out = allocate_step(DType::F32, {tokens, hidden});
+  if (tokens == 0) return out;
+
+  // Pair lists padded to the config's block_m, then the kernels' workspace.
+  const kernels::MoeAlignParams align = align_moe_pairs(routing, count, config.block_m);
+  const size_t workspace_bytes = kernels::moe_fp8_workspace_bytes(tokens, top_k, hidden, inter, config);
+  Tensor workspace = allocate_step(DType::U8, {static_cast<int64_t>(std::max<size_t>(workspace_bytes, 1))});
+
+  kernels::MoeFp8ExpertsParams params{};
+  params.x = x.data;
+  params.weights = routing.weights.as<float>();
+  params.gate_up = gate_up.values.data;
+  params.gate_up_scales = gate_up.scales.as<float>();
+  params.down = down.values.data;
+  params.down_scales = down.scales.as<float>();
+  params.sorted_pairs = align.sorted_pairs;
+  params.active_experts = align.active_experts;
+  params.active_offsets = align.active_offsets;
+  params.active_counts = align.active_counts;
+  params.block_slots = align.block_slots;
+  params.workspace = workspace.data;
+  params.output = out.as<float>();
+  params.layout = kernel_layout(gate_up.scaling);
+  params.block_out = gate_up.scaling == Fp8Scaling::Block ? gate_up.block_out : 1;
+  params.tokens = tokens;
+  params.top_k = top_k;
+  params.experts = count;
+  params.hidden = hidden;
+  params.inter = inter;
+  params.max_active = align.max_active;
+  params.max_blocks = align.max_blocks;
+  check(kernels::launch_moe_experts_fp8(params, config, stream_), "moe_experts_fp8");
   return out;
 }
 

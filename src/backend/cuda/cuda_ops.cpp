@@ -1,6 +1,7 @@
 // CudaBackend ops: shape validation, output allocation, and the kernel launch.
 #include "backend/cuda/cuda_backend.h"
 
+#include "backend/cuda/moe_fp8_config_file.h"
 #include "core/error.h"
 #include "rackserve/kernels/elementwise_params.h"
 #include "rackserve/kernels/gemm_params.h"
@@ -18,19 +19,17 @@ kernels::ElementType element_type(const Tensor& tensor, const char* what) {
   return tensor.dtype == DType::F32 ? kernels::ElementType::F32 : kernels::ElementType::BF16;
 }
 
-// Which GEMM kernel: the small-M kernel streams the weights once per 8 tokens at close to
-// full bandwidth, so beyond 8 tokens it re-reads them; the tiled tensor-core kernel reads
-// them once per 128 tokens but launches only ceil(n / 128) CTAs per 128 tokens, too few to
-// pull the bandwidth when n is small (no split-K yet). Measured on H100 at m = 32
-// (bench/results/2026-11-24-h100-gemm-dispatch.md): tiled is 1.5-4x faster for n >= 4096,
-// 2-4x slower for n = 1536 and 576.
-constexpr int64_t kSmallMAlwaysTokens = 8;
-constexpr int64_t kSmallMMaxTokens = 64;
-constexpr int64_t kTiledMinFeatures = 4096;
+// Which BF16 GEMM kernel, decided here only: m <= 64 runs the tensor-core small-M kernel
+// (weights read once for up to 64 tokens, split-K planned so small-n projections fill the
+// SMs), larger m the tiled kernel. Why: on the H200 the CUDA-core small-M kernel it replaces
+// re-read the weights per 8 tokens and reached 0.26-0.77 of copy bandwidth at m = 1 and 0.05
+// at m = 32 on n < 4096, and the tiled kernel at m = 32 (ceil(n / 128) CTAs, no split-K)
+// 0.12-0.47 on n >= 4096 (bench/results/2026-12-02-h200-kernel-roofline.md). The
+// tensor-core kernel is compiled, not yet measured: kernel_roofline's gemm section compares
+// it with both at m = 1, 8, 32, 64, and that run confirms or moves this threshold.
+constexpr int64_t kSmallMMaxTokens = kernels::kLinearBf16SmallMMaxTokens;
 
-bool use_small_m_kernel(int64_t m, int64_t n) {
-  return m <= kSmallMAlwaysTokens || (m <= kSmallMMaxTokens && n < kTiledMinFeatures);
-}
+bool use_small_m_kernel(int64_t m) { return m <= kSmallMMaxTokens; }
 
 void expect(const Tensor& tensor, DType dtype, int rank, const char* what) {
   RS_CHECK(tensor.dtype == dtype && tensor.rank() == rank, "{} must be a {}-D {} tensor, got {} {}", what, rank,
@@ -90,12 +89,17 @@ Tensor CudaBackend::linear_into(const Tensor& x, const Tensor& weight, DType out
   RS_CHECK(weight.dim(1) == x.dim(1), "linear: input width {} does not match weight {}", x.dim(1),
            shape_string(weight.shape));
   Tensor out = allocate_step(output_dtype, {x.dim(0), weight.dim(0)});
-  kernels::LinearBf16Params params{x.data, weight.data, out.data, element_type(out, "linear output"), x.dim(0),
-                                   weight.dim(0), x.dim(1)};
-  if (use_small_m_kernel(x.dim(0), weight.dim(0)))
-    check(kernels::launch_linear_bf16_small_m(params, stream_), "linear_bf16_small_m");
-  else
+  const int64_t m = x.dim(0), n = weight.dim(0), k = x.dim(1);
+  kernels::LinearBf16Params params{x.data, weight.data, out.data, element_type(out, "linear output"), m, n, k};
+  if (use_small_m_kernel(m)) {
+    const kernels::LinearBf16SmallMConfig config = kernels::plan_linear_bf16_small_m(m, n, k, sm_count_);
+    const int64_t workspace_floats = kernels::linear_bf16_workspace_floats(m, n, config);
+    Tensor workspace = workspace_floats > 0 ? allocate_step(DType::F32, {workspace_floats}) : Tensor{};
+    params.workspace = workspace.as<float>();
+    check(kernels::launch_linear_bf16_small_m_mma(params, config, stream_), "linear_bf16_small_m_mma");
+  } else {
     check(kernels::launch_linear_bf16_tiled(params, stream_), "linear_bf16_tiled");
+  }
   return out;
 }
 
@@ -260,9 +264,37 @@ MoeRouting CudaBackend::moe_route(const Tensor& router_logits, const Tensor& sco
   return routing;
 }
 
+kernels::MoeAlignParams CudaBackend::align_moe_pairs(const MoeRouting& routing, int64_t experts, int64_t block) {
+  const int64_t tokens = routing.expert_ids.dim(0), top_k = routing.expert_ids.dim(1);
+  const kernels::MoeAlignLayout layout = kernels::moe_align_layout(tokens, top_k, experts, block);
+  Tensor lists = allocate_step(DType::I32, {layout.capacity + 3 * layout.max_active + layout.max_blocks});
+  kernels::MoeAlignParams align{};
+  align.expert_ids = routing.expert_ids.as<int32_t>();
+  align.sorted_pairs = lists.as<int32_t>();
+  align.active_experts = align.sorted_pairs + layout.capacity;
+  align.active_offsets = align.active_experts + layout.max_active;
+  align.active_counts = align.active_offsets + layout.max_active;
+  align.block_slots = align.active_counts + layout.max_active;
+  align.pairs = layout.pairs;
+  align.experts = experts;
+  align.max_active = layout.max_active;
+  align.max_blocks = layout.max_blocks;
+  align.block = block;
+  check(kernels::launch_moe_align_tokens(align, stream_), "moe_align_tokens");
+  return align;
+}
+
 Tensor CudaBackend::moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) {
   expect(x, DType::BF16, 2, "moe input");
-  RS_CHECK(!experts.gate_up_fp8 && !experts.down_fp8, "FP8 experts need the FP8 kernels (not implemented yet)");
+  RS_CHECK(experts.gate_up_fp8.has_value() == experts.down_fp8.has_value(),
+           "expert gate_up and down must both be FP8 or both dense");
+  if (experts.gate_up_fp8) {  // cuda_fp8_ops.cpp
+    const QuantizedWeight& gate_up = *experts.gate_up_fp8;
+    RS_CHECK(gate_up.values.rank() == 3, "FP8 expert gate_up must be rank 3, got {}", shape_string(gate_up.values.shape));
+    const MoeFp8Shape shape{gate_up.values.dim(0), gate_up.out_features() / 2, x.dim(1), routing.expert_ids.dim(1),
+                            gate_up.scaling == Fp8Scaling::Block ? MoeFp8Dtype::Block : MoeFp8Dtype::Channel};
+    return moe_experts_fp8(x, routing, experts, moe_fp8_configs_->select(shape, x.dim(0)));
+  }
   expect(experts.gate_up, DType::BF16, 3, "expert gate_up");
   expect(experts.down, DType::BF16, 3, "expert down");
   const int64_t tokens = x.dim(0), hidden = x.dim(1), top_k = routing.expert_ids.dim(1);
@@ -275,23 +307,10 @@ Tensor CudaBackend::moe_experts(const Tensor& x, const MoeRouting& routing, cons
            "moe routing {} does not match {} tokens", shape_string(routing.expert_ids.shape), tokens);
   // Workspace: the per-expert pair lists (ints), the activation as bf16 high + low parts, and
   // one f32 contribution row per pair (summed per token in slot order by the last kernel).
-  const kernels::MoeAlignLayout layout = kernels::moe_align_layout(tokens, top_k, count);
-  Tensor lists = allocate_step(DType::I32, {layout.capacity + 3 * layout.max_active + layout.max_blocks});
-  Tensor activated = allocate_step(DType::BF16, {2, layout.pairs, inter});
-  Tensor contributions = allocate_step(DType::F32, {layout.pairs, hidden});
+  const kernels::MoeAlignParams align = align_moe_pairs(routing, count, kernels::kMoeAlignBlock);
+  Tensor activated = allocate_step(DType::BF16, {2, align.pairs, inter});
+  Tensor contributions = allocate_step(DType::F32, {align.pairs, hidden});
   Tensor out = allocate_step(DType::F32, {tokens, hidden});
-  kernels::MoeAlignParams align{};
-  align.expert_ids = routing.expert_ids.as<int32_t>();
-  align.sorted_pairs = lists.as<int32_t>();
-  align.active_experts = align.sorted_pairs + layout.capacity;
-  align.active_offsets = align.active_experts + layout.max_active;
-  align.active_counts = align.active_offsets + layout.max_active;
-  align.block_slots = align.active_counts + layout.max_active;
-  align.pairs = layout.pairs;
-  align.experts = count;
-  align.max_active = layout.max_active;
-  align.max_blocks = layout.max_blocks;
-  check(kernels::launch_moe_align_tokens(align, stream_), "moe_align_tokens");
   kernels::MoeGroupedExpertsParams params{};
   params.x = x.data;
   params.weights = routing.weights.as<float>();
@@ -303,7 +322,7 @@ Tensor CudaBackend::moe_experts(const Tensor& x, const MoeRouting& routing, cons
   params.active_counts = align.active_counts;
   params.block_slots = align.block_slots;
   params.activated_high = activated.data;
-  params.activated_low = static_cast<std::byte*>(activated.data) + layout.pairs * inter * 2;
+  params.activated_low = static_cast<std::byte*>(activated.data) + align.pairs * inter * 2;
   params.contributions = contributions.as<float>();
   params.output = out.as<float>();
   params.tokens = tokens;
@@ -311,8 +330,8 @@ Tensor CudaBackend::moe_experts(const Tensor& x, const MoeRouting& routing, cons
   params.experts = count;
   params.hidden = hidden;
   params.inter = inter;
-  params.max_active = layout.max_active;
-  params.max_blocks = layout.max_blocks;
+  params.max_active = align.max_active;
+  params.max_blocks = align.max_blocks;
   check(kernels::launch_moe_experts_grouped(params, kernels::plan_moe_grouped(tokens, top_k, count), stream_),
         "moe_experts_grouped");
   return out;

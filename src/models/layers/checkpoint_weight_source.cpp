@@ -29,8 +29,8 @@ const LinearScheme& CheckpointWeightSource::fp8_scheme(const std::string& module
   return scheme;
 }
 
-void CheckpointWeightSource::append_scales(const std::string& module, const LinearScheme& scheme, int64_t rows,
-                                           int64_t cols, std::vector<float>& scales) const {
+std::vector<float> CheckpointWeightSource::read_scales(const std::string& module, const LinearScheme& scheme,
+                                                       int64_t rows, int64_t cols) const {
   Shape shape = scheme.format == WeightFormat::Fp8Block
                     ? Shape{ceil_div(rows, scheme.block_out), ceil_div(cols, scheme.block_in)}
                     : Shape{rows, 1};
@@ -40,19 +40,38 @@ void CheckpointWeightSource::append_scales(const std::string& module, const Line
            scheme.describe(), shape_string(shape));
   RS_CHECK(record.dtype == DType::F32 || record.dtype == DType::BF16 || record.dtype == DType::F16,
            "tensor {} has dtype {}; FP8 scales must be a float dtype", name, dtype_name(record.dtype));
-  const size_t at = scales.size();
-  scales.resize(at + static_cast<size_t>(shape_numel(record.shape)));
-  convert_to_f32(record.dtype, record.data, scales.data() + at, static_cast<size_t>(shape_numel(record.shape)));
+  std::vector<float> scales(static_cast<size_t>(shape_numel(record.shape)));
+  convert_to_f32(record.dtype, record.data, scales.data(), scales.size());
+  return scales;
 }
 
 bool CheckpointWeightSource::is_fp8_weight(const std::string& name) const {
   return name.ends_with(".weight") && store_.get(name).dtype == DType::F8_E4M3;
 }
 
-void CheckpointWeightSource::read_f32(const std::string& name, const Shape& shape, float* out) const {
+namespace {
+// Converts the `slice` of a row-major [rows, full_cols] tensor of `dtype` at `data` to f32.
+void convert_slice(DType dtype, const void* data, int64_t full_cols, const TensorSlice& slice, float* out) {
+  const size_t element = dtype_size(dtype);
+  for (int64_t r = 0; r < slice.rows; ++r)
+    convert_to_f32(dtype,
+                   static_cast<const std::byte*>(data) +
+                       static_cast<size_t>((slice.row_begin + r) * full_cols + slice.col_begin) * element,
+                   out + r * slice.cols, static_cast<size_t>(slice.cols));
+}
+}  // namespace
+
+void CheckpointWeightSource::read_f32(const std::string& name, const Shape& shape, const TensorSlice& slice,
+                                      float* out) const {
+  const bool whole = slice.row_begin == 0 && slice.col_begin == 0 && slice.rows * slice.cols == shape_numel(shape);
   if (!is_fp8_weight(name) || shape.size() != 2) {
     const TensorRecord& record = checked(name, shape);
-    convert_to_f32(record.dtype, record.data, out, static_cast<size_t>(shape_numel(shape)));
+    if (whole) {
+      convert_to_f32(record.dtype, record.data, out, static_cast<size_t>(shape_numel(shape)));
+      return;
+    }
+    RS_CHECK(shape.size() == 2, "{}: only matrices are split for tensor parallelism, not {}", name, shape_string(shape));
+    convert_slice(record.dtype, record.data, shape[1], slice, out);
     return;
   }
   const TensorRecord& record = store_.get(name);
@@ -62,37 +81,58 @@ void CheckpointWeightSource::read_f32(const std::string& name, const Shape& shap
   RS_CHECK(quant_.linear(module).format != WeightFormat::Dense, "tensor {} is F8_E4M3, but {} keeps it unquantized",
            name, quant_.describe());
   const LinearScheme& scheme = fp8_scheme(module);
-  std::vector<float> scales;
-  append_scales(module, scheme, shape[0], shape[1], scales);
-  const int64_t rows = shape[0], cols = shape[1];
-  convert_to_f32(DType::F8_E4M3, record.data, out, static_cast<size_t>(rows * cols));
+  const std::vector<float> scales = read_scales(module, scheme, shape[0], shape[1]);
+  const int64_t cols = shape[1];
+  convert_slice(DType::F8_E4M3, record.data, cols, slice, out);
+  // Each value takes the scale of its position in the whole tensor, so a slice needs no
+  // block alignment here (the values are expanded to dense weights).
   const int64_t scale_cols = scheme.format == WeightFormat::Fp8Block ? ceil_div(cols, scheme.block_in) : 1;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      out[r * cols + c] *= scheme.format == WeightFormat::Fp8Block
-                               ? scales[(r / scheme.block_out) * scale_cols + c / scheme.block_in]
-                               : scales[r];
+  for (int64_t r = 0; r < slice.rows; ++r) {
+    const int64_t row = slice.row_begin + r;
+    for (int64_t c = 0; c < slice.cols; ++c) {
+      const int64_t col = slice.col_begin + c;
+      out[r * slice.cols + c] *= scheme.format == WeightFormat::Fp8Block
+                                     ? scales[static_cast<size_t>((row / scheme.block_out) * scale_cols +
+                                                                  col / scheme.block_in)]
+                                     : scales[static_cast<size_t>(row)];
+    }
+  }
 }
 
-Tensor CheckpointWeightSource::load(const std::string& name, const Shape& shape, WeightRole role) {
-  if (!is_fp8_weight(name)) return backend_.upload_weight(checked(name, shape).view(), role);
-  std::vector<float> staging(static_cast<size_t>(shape_numel(shape)));
-  read_f32(name, shape, staging.data());
-  return backend_.upload_weight(Tensor{staging.data(), DType::F32, shape, Device{}}, role);
+Tensor CheckpointWeightSource::load(const std::string& name, const Shape& shape, WeightRole role,
+                                    const TensorSharding& sharding) {
+  const bool split = sharding.split != TpSplit::Replicated && shard().world > 1;
+  if (!split && !sharding.append_zero_row && !is_fp8_weight(name))
+    return backend_.upload_weight(checked(name, shape).view(), role);
+  RS_CHECK(shape.size() == 2 || !split, "{}: only matrices are split for tensor parallelism, not {}", name,
+           shape_string(shape));
+  const int64_t rows = shape.empty() ? 1 : shape[0];
+  const int64_t cols = rows == 0 ? 0 : shape_numel(shape) / rows;
+  const TensorSlice slice = shard_slice(name, rows, cols, sharding.split, shard());
+  const int64_t padded_rows = slice.rows + (sharding.append_zero_row ? 1 : 0);
+  std::vector<float> staging(static_cast<size_t>(padded_rows * slice.cols), 0.0f);
+  read_f32(name, shape, slice, staging.data());
+  Shape local = split || sharding.append_zero_row ? Shape{padded_rows, slice.cols} : shape;
+  return backend_.upload_weight(Tensor{staging.data(), DType::F32, local, Device{}}, role);
 }
 
 Tensor CheckpointWeightSource::load_row_concat(const std::vector<std::string>& names, const std::vector<int64_t>& rows,
-                                               int64_t cols, WeightRole role) {
+                                               int64_t cols, WeightRole role, TpSplit split) {
   RS_CHECK(names.size() == rows.size(), "load_row_concat: {} names for {} row counts", names.size(), rows.size());
-  int64_t total_rows = 0;
-  for (int64_t r : rows) total_rows += r;
-  std::vector<float> staging(static_cast<size_t>(total_rows * cols));
+  std::vector<TensorSlice> slices;
+  int64_t total_rows = 0, local_cols = cols;
+  for (size_t i = 0; i < names.size(); ++i) {
+    slices.push_back(shard_slice(names[i], rows[i], cols, split, shard()));
+    total_rows += slices.back().rows;
+    local_cols = slices.back().cols;
+  }
+  std::vector<float> staging(static_cast<size_t>(total_rows * local_cols));
   int64_t offset = 0;
   for (size_t i = 0; i < names.size(); ++i) {
-    read_f32(names[i], {rows[i], cols}, staging.data() + offset * cols);
-    offset += rows[i];
+    read_f32(names[i], {rows[i], cols}, slices[i], staging.data() + offset * local_cols);
+    offset += slices[i].rows;
   }
-  Tensor host{staging.data(), DType::F32, {total_rows, cols}, Device{}};
+  Tensor host{staging.data(), DType::F32, {total_rows, local_cols}, Device{}};
   return backend_.upload_weight(host, role);
 }
 
@@ -108,43 +148,46 @@ LinearWeight CheckpointWeightSource::load_linear(const LinearRequest& request) {
   const LinearScheme& scheme = fp8_scheme(request.modules.front());
   const bool block = scheme.format == WeightFormat::Fp8Block;
   const size_t pieces = request.rows.size();
-  RS_CHECK(request.modules.size() == pieces * request.matrices, "load_linear: {} modules for {} matrices of {} pieces",
-           request.modules.size(), request.matrices, pieces);
-  // Activations are quantized in groups of block_in columns; like DeepSeek's act_quant (and
-  // vLLM's per-token-group quantization) the width must be a whole number of groups.
-  RS_CHECK(!block || request.cols % scheme.block_in == 0,
-           "{}: input width {} is not a multiple of the FP8 block width {}", request.modules.front(), request.cols,
-           scheme.block_in);
+  const std::vector<TensorSlice> slices = fp8_linear_slices(request, scheme, shard());  // the same for every matrix
   int64_t per_matrix = 0;
-  for (size_t i = 0; i < pieces; ++i) {
-    RS_CHECK(!block || i + 1 == pieces || request.rows[i] % scheme.block_out == 0,
-             "{}: {} rows do not fill whole FP8 blocks of {} rows, so it cannot be fused with {}",
-             request.modules[i], request.rows[i], scheme.block_out, request.modules[i + 1]);
-    per_matrix += request.rows[i];
-  }
-  std::vector<uint8_t> values(static_cast<size_t>(request.matrices * per_matrix * request.cols));
+  for (const TensorSlice& slice : slices) per_matrix += slice.rows;
+  const int64_t cols = slices.front().cols;
+  const int64_t scale_cols = block ? cols / scheme.block_in : 1;
+  std::vector<uint8_t> values(static_cast<size_t>(request.matrices * per_matrix * cols));
   std::vector<float> scales;
   size_t offset = 0;
   for (size_t i = 0; i < request.modules.size(); ++i) {
     const std::string& module = request.modules[i];
     const int64_t rows = request.rows[i % pieces];
+    const TensorSlice& slice = slices[i % pieces];
     const TensorRecord& record = store_.get(module + ".weight");
     RS_CHECK(record.shape == Shape({rows, request.cols}), "tensor {}.weight has shape {}, the config implies {}",
              module, shape_string(record.shape), shape_string({rows, request.cols}));
     RS_CHECK(record.dtype == DType::F8_E4M3, "tensor {}.weight has dtype {}, but {} says it is FP8", module,
              dtype_name(record.dtype), quant_.describe());
-    std::memcpy(values.data() + offset, record.data, static_cast<size_t>(shape_numel(record.shape)));
-    offset += static_cast<size_t>(shape_numel(record.shape));
-    append_scales(module, scheme, rows, request.cols, scales);
+    for (int64_t r = 0; r < slice.rows; ++r)  // only this rank's bytes of the mapped file are read
+      std::memcpy(values.data() + offset + static_cast<size_t>(r * cols),
+                  record.data + static_cast<size_t>((slice.row_begin + r) * request.cols + slice.col_begin),
+                  static_cast<size_t>(cols));
+    offset += static_cast<size_t>(slice.rows * cols);
+    const std::vector<float> all = read_scales(module, scheme, rows, request.cols);
+    if (block) {
+      const int64_t all_cols = request.cols / scheme.block_in;
+      const int64_t first_row = slice.row_begin / scheme.block_out, first_col = slice.col_begin / scheme.block_in;
+      for (int64_t r = 0; r < ceil_div(slice.rows, scheme.block_out); ++r)
+        for (int64_t c = 0; c < scale_cols; ++c)
+          scales.push_back(all[static_cast<size_t>((first_row + r) * all_cols + first_col + c)]);
+    } else {
+      scales.insert(scales.end(), all.begin() + slice.row_begin, all.begin() + slice.row_begin + slice.rows);
+    }
   }
 
   QuantizedWeight host;
   host.scaling = block ? Fp8Scaling::Block : Fp8Scaling::Channel;
   host.block_out = block ? scheme.block_out : 0;
   host.block_in = block ? scheme.block_in : 0;
-  Shape values_shape{per_matrix, request.cols};
-  Shape scales_shape = block ? Shape{ceil_div(per_matrix, scheme.block_out), request.cols / scheme.block_in}
-                             : Shape{per_matrix};
+  Shape values_shape{per_matrix, cols};
+  Shape scales_shape = block ? Shape{ceil_div(per_matrix, scheme.block_out), scale_cols} : Shape{per_matrix};
   if (request.matrices > 1) {
     values_shape.insert(values_shape.begin(), request.matrices);
     scales_shape.insert(scales_shape.begin(), request.matrices);

@@ -17,32 +17,36 @@ class CheckpointWeightSource final : public WeightSource {
  public:
   // `store` and `backend` must outlive the source.
   CheckpointWeightSource(const WeightStore& store, Backend& backend, QuantConfig quant = {},
-                         Fp8Weights fp8_weights = Fp8Weights::Native)
-      : store_(store), backend_(backend), quant_(std::move(quant)), fp8_weights_(fp8_weights) {}
+                         Fp8Weights fp8_weights = Fp8Weights::Native, ShardSpec shard = {})
+      : WeightSource(shard), store_(store), backend_(backend), quant_(std::move(quant)), fp8_weights_(fp8_weights) {}
 
   bool contains(const std::string& name) const override { return store_.contains(name); }
   // An FP8 "<module>.weight" asked for here (kv_b_proj, absorbed into attention) is
   // dequantized to f32 (values * scales) before upload; so are FP8 pieces of load_row_concat.
-  Tensor load(const std::string& name, const Shape& shape, WeightRole role) override;
+  // Only this rank's slice is read from the mapped file.
+  Tensor load(const std::string& name, const Shape& shape, WeightRole role,
+              const TensorSharding& sharding = {}) override;
   // Staged in float32 on the host; the backend converts to its own layout on upload.
   Tensor load_row_concat(const std::vector<std::string>& names, const std::vector<int64_t>& rows, int64_t cols,
-                         WeightRole role) override;
+                         WeightRole role, TpSplit split = TpSplit::Replicated) override;
   // Dense modules as WeightSource does; FP8 modules (all of a request in one format) as a
   // QuantizedWeight. Block scales are concatenated along rows, so every piece but the last
   // of a matrix must fill whole blocks (gate/up of DeepSeek: 18432 and 2048 rows, 128 each).
+  // A TP slice of a block-scaled weight must start and end on block boundaries (its scales
+  // are the blocks' scales); a channel-scaled one takes its rows' scales.
   LinearWeight load_linear(const LinearRequest& request) override;
 
  private:
   const TensorRecord& checked(const std::string& name, const Shape& shape) const;
   bool is_fp8_weight(const std::string& name) const;  // an F8_E4M3 "<module>.weight"
-  // The tensor `name` of `shape` as f32 into out[0, numel): float dtypes converted, FP8
-  // weights dequantized with their scales.
-  void read_f32(const std::string& name, const Shape& shape, float* out) const;
+  // The `slice` of tensor `name` of (full) `shape` as f32 into out[0, slice rows * cols):
+  // float dtypes converted, FP8 weights dequantized with the scales of their global position.
+  void read_f32(const std::string& name, const Shape& shape, const TensorSlice& slice, float* out) const;
   // The scheme of an FP8 module, checked to be one this loader reads.
   const LinearScheme& fp8_scheme(const std::string& module) const;
-  // Appends the f32 scales of `module` ([rows, cols], stored as `scheme`) to `scales`.
-  void append_scales(const std::string& module, const LinearScheme& scheme, int64_t rows, int64_t cols,
-                     std::vector<float>& scales) const;
+  // The f32 scales of `module` ([rows, cols], stored as `scheme`), row-major as stored.
+  std::vector<float> read_scales(const std::string& module, const LinearScheme& scheme, int64_t rows,
+                                 int64_t cols) const;
 
   const WeightStore& store_;
   Backend& backend_;

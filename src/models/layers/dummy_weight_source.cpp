@@ -34,19 +34,48 @@ DummyWeightInit dummy_weight_init(WeightRole role, const Shape& shape) {
   RS_FAIL("no dummy initialisation for weight role {}", static_cast<int>(role));
 }
 
-DummyWeightSource::DummyWeightSource(const ModelConfig& config, Backend& backend, uint64_t seed)
-    : backend_(backend), seed_(seed), prefix_(config.checkpoint_prefix), manifest_(dummy_weight_manifest(config)) {
+DummyWeightSource::DummyWeightSource(const ModelConfig& config, Backend& backend, uint64_t seed, ShardSpec shard,
+                                     Fp8Weights fp8_weights)
+    : WeightSource(shard),
+      backend_(backend),
+      seed_(seed),
+      prefix_(config.checkpoint_prefix),
+      quant_(dummy_quant_config(config, fp8_weights)),
+      manifest_(dummy_weight_manifest(config, quant_)) {
   for (size_t i = 0; i < manifest_.entries().size(); ++i) index_.emplace(manifest_.entries()[i].name, i);
 }
 
-void DummyWeightSource::check_requested(const std::string& model_name, const Shape& shape) {
+namespace {
+int split_axis(TpSplit split) {
+  switch (split) {
+    case TpSplit::Replicated: return -1;
+    case TpSplit::Row: return 1;
+    default: return 0;
+  }
+}
+}  // namespace
+
+void DummyWeightSource::check_requested(const std::string& model_name, const Shape& shape, TpSplit split) {
   const std::string name = prefix_ + model_name;
   auto it = index_.find(name);
   RS_CHECK(it != index_.end(), "dummy weights: the model asks for {}, which the config's manifest does not hold", name);
   const ManifestEntry& entry = manifest_.entries()[it->second];
   RS_CHECK(entry.shape == shape, "dummy weights: the model asks for {} as {}, the manifest has {}", name,
            shape_string(shape), shape_string(entry.shape));
+  RS_CHECK(shard().world == 1 || split_axis(split) == entry.split_axis,
+           "dummy weights: the model splits {} as {} (axis {}), the manifest as {} (axis {})", name,
+           tp_split_name(split), split_axis(split), tp_split_name(entry.split), entry.split_axis);
   requested_.insert(name);
+  // An FP8 weight's scales come with it (loaded dense, as kv_b_proj is, they are folded in).
+  if (entry.format == WeightFormat::Dense || !name.ends_with(".weight")) return;
+  const std::string module = name.substr(0, name.size() - 7);
+  const LinearScheme& scheme = quant_.linear(module);
+  requested_.insert(module + "." + (scheme.format == WeightFormat::Fp8Block ? scheme.scale_name : "weight_scale"));
+}
+
+uint64_t DummyWeightSource::shard_key(uint64_t key, TpSplit split) const {
+  if (split == TpSplit::Replicated || shard().world == 1) return key;
+  return mix_hash(key, static_cast<uint64_t>(shard().rank) + 1);
 }
 
 Tensor DummyWeightSource::generate(uint64_t key, const Shape& shape, WeightRole role) {
@@ -59,23 +88,79 @@ Tensor DummyWeightSource::generate(uint64_t key, const Shape& shape, WeightRole 
   return tensor;
 }
 
-Tensor DummyWeightSource::load(const std::string& name, const Shape& shape, WeightRole role) {
-  check_requested(name, shape);
-  return generate(name_key(name), shape, role);
+Tensor DummyWeightSource::load(const std::string& name, const Shape& shape, WeightRole role,
+                               const TensorSharding& sharding) {
+  check_requested(name, shape, sharding.split);
+  if (sharding.split == TpSplit::Replicated && !sharding.append_zero_row) return generate(name_key(name), shape, role);
+  RS_CHECK(shape.size() == 2, "{}: only matrices are split for tensor parallelism, not {}", name, shape_string(shape));
+  const TensorSlice slice = shard_slice(name, shape[0], shape[1], sharding.split, shard());
+  const int64_t rows = slice.rows + (sharding.append_zero_row ? 1 : 0);
+  Tensor tensor = generate(shard_key(name_key(name), sharding.split), {rows, slice.cols}, role);
+  if (sharding.append_zero_row) backend_.fill(tensor.rows(slice.rows, rows), 0.0f);
+  return tensor;
 }
 
 Tensor DummyWeightSource::load_row_concat(const std::vector<std::string>& names, const std::vector<int64_t>& rows,
-                                          int64_t cols, WeightRole role) {
+                                          int64_t cols, WeightRole role, TpSplit split) {
   RS_CHECK(names.size() == rows.size() && !names.empty(), "load_row_concat: {} names for {} row counts", names.size(),
            rows.size());
-  int64_t total_rows = 0;
+  int64_t total_rows = 0, local_cols = cols;
   uint64_t key = 0xcbf29ce484222325ull;
   for (size_t i = 0; i < names.size(); ++i) {
-    check_requested(names[i], {rows[i], cols});
-    total_rows += rows[i];
+    check_requested(names[i], {rows[i], cols}, split);
+    const TensorSlice slice = shard_slice(names[i], rows[i], cols, split, shard());
+    total_rows += slice.rows;
+    local_cols = slice.cols;
     key = name_key(names[i], key);
   }
-  return generate(key, {total_rows, cols}, role);
+  return generate(shard_key(key, split), {total_rows, local_cols}, role);
+}
+
+const LinearScheme& DummyWeightSource::request_scheme(const LinearRequest& request) const {
+  RS_CHECK(!request.modules.empty(), "load_linear: no modules");
+  const LinearScheme& scheme = quant_.linear(prefix_ + request.modules.front());
+  for (const std::string& module : request.modules)
+    RS_CHECK(quant_.linear(prefix_ + module).format == scheme.format,
+             "{} and {} are fused into one weight but stored as {} and {}", request.modules.front(), module,
+             weight_format_name(scheme.format), weight_format_name(quant_.linear(prefix_ + module).format));
+  return scheme;
+}
+
+LinearWeight DummyWeightSource::load_linear(const LinearRequest& request) {
+  const LinearScheme& scheme = request_scheme(request);
+  if (scheme.format == WeightFormat::Dense) return WeightSource::load_linear(request);
+  const bool block = scheme.format == WeightFormat::Fp8Block;
+  const std::vector<TensorSlice> slices = fp8_linear_slices(request, scheme, shard());
+  int64_t per_matrix = 0;
+  for (const TensorSlice& slice : slices) per_matrix += slice.rows;
+  const int64_t cols = slices.front().cols;
+  uint64_t key = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < request.modules.size(); ++i) {
+    const std::string name = request.modules[i] + ".weight";
+    check_requested(name, {request.rows[i % slices.size()], request.cols}, request.split);
+    key = name_key(name, key);
+  }
+
+  constexpr float kE4m3Max = 448.0f;
+  const float scale = dummy_weight_init(request.role, {per_matrix, cols}).scale / kE4m3Max;
+  Shape values_shape{per_matrix, cols};
+  Shape scales_shape = block ? Shape{(per_matrix + scheme.block_out - 1) / scheme.block_out, cols / scheme.block_in}
+                             : Shape{per_matrix};
+  if (request.matrices > 1) {
+    values_shape.insert(values_shape.begin(), request.matrices);
+    scales_shape.insert(scales_shape.begin(), request.matrices);
+  }
+  QuantizedWeight fp8;
+  fp8.scaling = block ? Fp8Scaling::Block : Fp8Scaling::Channel;
+  fp8.block_out = block ? scheme.block_out : 0;
+  fp8.block_in = block ? scheme.block_in : 0;
+  fp8.values = backend_.allocate_persistent(DType::F8_E4M3, values_shape);
+  backend_.fill_random(fp8.values, mix_hash(seed_, shard_key(key, request.split)), kE4m3Max);
+  fp8.scales = backend_.allocate_persistent(DType::F32, scales_shape);
+  backend_.fill(fp8.scales, scale);
+  LinearWeight weight;
+  weight.fp8 = std::move(fp8);
+  return weight;
 }
 
 void DummyWeightSource::check_complete() const {

@@ -3,7 +3,10 @@
 // (Backend::fill_random; nothing passes through host memory, so full-scale layers load in
 // seconds). Values are a pure function of (seed, tensor name): two loads with the same seed
 // hold the same weights on every backend. Scaled per role so activations stay finite
-// through any depth (see dummy_weight_init). Unquantized: BF16 on CUDA, f32 on the CPU.
+// through any depth (see dummy_weight_init). Dense tensors are BF16 on CUDA, f32 on the
+// CPU; the linears the config's quantization_config stores in FP8 (block or channel) come
+// back as e4m3 values and f32 scales in the checkpoint's layout (dummy_quant_config), as a
+// checkpoint's would, with Fp8Weights::Dequantize as dense ones.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +17,7 @@
 
 #include "config/model_config.h"
 #include "models/layers/weight_source.h"
+#include "models/load_options.h"
 #include "models/weight_manifest.h"
 
 namespace rackserve {
@@ -34,15 +38,26 @@ class DummyWeightSource final : public WeightSource {
  public:
   // `config` is the (possibly depth-cut) config the model is built from; `backend` must
   // outlive the source.
-  DummyWeightSource(const ModelConfig& config, Backend& backend, uint64_t seed);
+  // With a shard of several ranks, a split tensor's slice is random values keyed by (name,
+  // rank): a sharded dummy model is not the TP=1 one cut up (values come from the device's
+  // own generator, which cannot start mid-tensor), only of the same shapes and scale.
+  DummyWeightSource(const ModelConfig& config, Backend& backend, uint64_t seed, ShardSpec shard = {},
+                    Fp8Weights fp8_weights = Fp8Weights::Native);
 
   // Names are the model's ("model.layers.0..."); the manifest's carry the config's
   // checkpoint_prefix ("language_model." for Kimi-K2.5), added here before every lookup.
   bool contains(const std::string& name) const override { return index_.contains(prefix_ + name); }
-  Tensor load(const std::string& name, const Shape& shape, WeightRole role) override;
+  Tensor load(const std::string& name, const Shape& shape, WeightRole role,
+              const TensorSharding& sharding = {}) override;
   // One random stream over the whole concatenation (keyed by all the names).
   Tensor load_row_concat(const std::vector<std::string>& names, const std::vector<int64_t>& rows, int64_t cols,
-                         WeightRole role) override;
+                         WeightRole role, TpSplit split = TpSplit::Replicated) override;
+  // FP8 modules (all of a request in one format) as a QuantizedWeight: values uniform over
+  // the e4m3 range [-448, 448) (one random stream over the request, keyed by its names), each
+  // scale role_scale / 448 (the scale dummy_weight_init gives the dense weight), so values *
+  // scales have the dense dummy's magnitude. Tensor-parallel slices as the checkpoint
+  // loader takes them (fp8_linear_slices). Dense modules as WeightSource does.
+  LinearWeight load_linear(const LinearRequest& request) override;
 
   // Throws naming the first required manifest tensor that no load asked for: the model and
   // the manifest disagree, and a real checkpoint would not load the same way.
@@ -50,12 +65,18 @@ class DummyWeightSource final : public WeightSource {
   const WeightManifest& manifest() const { return manifest_; }
 
  private:
-  void check_requested(const std::string& name, const Shape& shape);
+  // With several ranks, also checks that the layer splits the tensor along the axis the
+  // manifest gives it (the footprint's bytes per GPU come from the manifest).
+  void check_requested(const std::string& name, const Shape& shape, TpSplit split);
   Tensor generate(uint64_t key, const Shape& shape, WeightRole role);
+  uint64_t shard_key(uint64_t key, TpSplit split) const;  // `key`, mixed with the rank when split
+  // The scheme an FP8 request's modules share (Dense when they are not FP8).
+  const LinearScheme& request_scheme(const LinearRequest& request) const;
 
   Backend& backend_;
   uint64_t seed_;
   std::string prefix_;
+  QuantConfig quant_;  // dummy_quant_config: what is generated in FP8
   WeightManifest manifest_;
   std::unordered_map<std::string, size_t> index_;  // name -> manifest entry
   std::unordered_set<std::string> requested_;

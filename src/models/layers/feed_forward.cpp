@@ -2,21 +2,35 @@
 
 #include <fmt/format.h>
 
+#include "models/layers/tensor_parallel.h"
+
 namespace rackserve {
 
-DenseMlp::DenseMlp(WeightLoader& loader, const std::string& prefix, int64_t hidden, int64_t intermediate)
-    : gate_up_(loader.load_linear_concat({prefix + ".gate_proj", prefix + ".up_proj"}, {intermediate, intermediate},
-                                         hidden)),
-      down_(loader.load_linear(prefix + ".down_proj", hidden, intermediate)) {}
+DenseMlp::DenseMlp(WeightLoader& loader, const std::string& prefix, int64_t hidden, int64_t intermediate,
+                   Communicator* tp)
+    : tp_(tp) {
+  per_rank((prefix + " intermediate size").c_str(), intermediate, loader.shard());
+  gate_up_ = loader.load_linear_concat({prefix + ".gate_proj", prefix + ".up_proj"}, {intermediate, intermediate},
+                                       hidden, TpSplit::Column);
+  down_ = loader.load_linear(prefix + ".down_proj", hidden, intermediate, TpSplit::Row);
+}
 
-Tensor DenseMlp::forward(Backend& backend, const Tensor& x) const {
+Tensor DenseMlp::forward_partial(Backend& backend, const Tensor& x) const {
   return down_.apply(backend, backend.silu_mul(gate_up_.apply(backend, x)));
 }
 
-MoeBlock::MoeBlock(const ModelConfig& config, WeightLoader& loader, const std::string& prefix) {
+Tensor DenseMlp::forward(Backend& backend, const Tensor& x) const {
+  Tensor out = forward_partial(backend, x);
+  all_reduce_partial_sums(tp_, out);
+  return out;
+}
+
+MoeBlock::MoeBlock(const ModelConfig& config, WeightLoader& loader, const std::string& prefix, Communicator* tp)
+    : tp_(tp) {
   const MoeConfig& moe = config.moe;
   const int64_t hidden = config.hidden_size, experts = moe.num_routed_experts;
   const int64_t intermediate = moe.expert_intermediate_size;
+  per_rank("moe_intermediate_size", intermediate, loader.shard());
   router_params_.top_k = moe.experts_per_token;
   router_params_.num_groups = moe.num_groups;
   router_params_.top_k_groups = moe.top_k_groups;
@@ -32,23 +46,24 @@ MoeBlock::MoeBlock(const ModelConfig& config, WeightLoader& loader, const std::s
   LinearWeight gate_up = loader.load_linear_stacked(
       experts,
       [&](int64_t e) { return std::vector<std::string>{expert_prefix(e) + ".gate_proj", expert_prefix(e) + ".up_proj"}; },
-      {intermediate, intermediate}, hidden, WeightRole::ExpertGateUp);
+      {intermediate, intermediate}, hidden, WeightRole::ExpertGateUp, TpSplit::Column);
   LinearWeight down = loader.load_linear_stacked(
       experts, [&](int64_t e) { return std::vector<std::string>{expert_prefix(e) + ".down_proj"}; }, {hidden},
-      intermediate, WeightRole::ExpertDown);
+      intermediate, WeightRole::ExpertDown, TpSplit::Row);
   experts_.gate_up = gate_up.dense;
   experts_.gate_up_fp8 = gate_up.fp8;
   experts_.down = down.dense;
   experts_.down_fp8 = down.fp8;
   if (moe.num_shared_experts > 0)
-    shared_experts_.emplace(loader, prefix + ".shared_experts", hidden, intermediate * moe.num_shared_experts);
+    shared_experts_.emplace(loader, prefix + ".shared_experts", hidden, intermediate * moe.num_shared_experts, tp);
 }
 
 Tensor MoeBlock::forward(Backend& backend, const Tensor& x) const {
   // Router logits in float32 from float32 weights, as the reference computes them.
   MoeRouting routing = backend.moe_route(backend.linear_f32(x, router_weight_), correction_bias_, router_params_);
   Tensor routed = backend.moe_experts(x, routing, experts_);
-  if (shared_experts_) backend.add_inplace(routed, shared_experts_->forward(backend, x));
+  if (shared_experts_) backend.add_inplace(routed, shared_experts_->forward_partial(backend, x));
+  all_reduce_partial_sums(tp_, routed);
   return routed;
 }
 

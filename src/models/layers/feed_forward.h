@@ -1,5 +1,9 @@
 // Feed-forward blocks of the DeepSeek-V3 family: the dense SwiGLU MLP (first layers and
 // shared experts) and the routed mixture of experts with its shared experts.
+// Tensor parallelism: every rank holds a slice of the intermediate dimension of every MLP
+// and every expert (gate/up by rows, down by columns), computes partial sums of the
+// output, and one all-reduce per block adds them (routed and shared experts together).
+// The router is replicated: every rank routes the same (bit-identical) input alike.
 #pragma once
 
 #include <optional>
@@ -8,22 +12,28 @@
 #include "backend/backend.h"
 #include "config/model_config.h"
 #include "models/layers/weight_loader.h"
+#include "parallel/communicator.h"
 
 namespace rackserve {
 
 class DenseMlp {
  public:
-  // `prefix` is e.g. "model.layers.0.mlp"; weights gate_proj/up_proj/down_proj.
-  DenseMlp(WeightLoader& loader, const std::string& prefix, int64_t hidden, int64_t intermediate);
+  // `prefix` is e.g. "model.layers.0.mlp"; weights gate_proj/up_proj/down_proj of the full
+  // `intermediate`, which loader.shard().world must divide.
+  DenseMlp(WeightLoader& loader, const std::string& prefix, int64_t hidden, int64_t intermediate,
+           Communicator* tp = nullptr);
   Tensor forward(Backend& backend, const Tensor& x) const;  // [T, hidden] -> [T, hidden]
+  // This rank's partial sum of forward (before the all-reduce).
+  Tensor forward_partial(Backend& backend, const Tensor& x) const;
 
  private:
   LinearWeight gate_up_, down_;
+  Communicator* tp_;
 };
 
 class MoeBlock {
  public:
-  MoeBlock(const ModelConfig& config, WeightLoader& loader, const std::string& prefix);
+  MoeBlock(const ModelConfig& config, WeightLoader& loader, const std::string& prefix, Communicator* tp = nullptr);
   Tensor forward(Backend& backend, const Tensor& x) const;  // [T, hidden] -> [T, hidden]
 
  private:
@@ -31,6 +41,7 @@ class MoeBlock {
   Tensor router_weight_, correction_bias_;
   ExpertWeights experts_;
   std::optional<DenseMlp> shared_experts_;
+  Communicator* tp_;
 };
 
 }  // namespace rackserve

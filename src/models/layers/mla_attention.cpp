@@ -1,29 +1,34 @@
 #include "models/layers/mla_attention.h"
 
+#include "models/layers/tensor_parallel.h"
+
 namespace rackserve {
 
-MlaAttentionBlock::MlaAttentionBlock(const ModelConfig& config, WeightLoader& loader, const std::string& prefix)
+MlaAttentionBlock::MlaAttentionBlock(const ModelConfig& config, WeightLoader& loader, const std::string& prefix,
+                                     Communicator* tp)
     : shape_(config.mla),
+      local_heads_(per_rank("num_attention_heads", config.mla.num_heads, loader.shard())),
+      tp_(tp),
       norm_eps_(static_cast<float>(config.rms_norm_eps)),
       softmax_scale_(static_cast<float>(config.attention_softmax_scale())) {
   const MlaConfig& m = shape_;
   const int64_t hidden = config.hidden_size;
   RS_CHECK(!config.attention_bias, "attention_bias=true is not supported");
   if (m.q_lora_rank > 0) {
-    q_a_proj_ = loader.load_linear(prefix + ".q_a_proj", m.q_lora_rank, hidden);
+    q_a_proj_ = loader.load_linear(prefix + ".q_a_proj", m.q_lora_rank, hidden, TpSplit::Replicated);
     q_a_norm_ = loader.load(prefix + ".q_a_layernorm.weight", {m.q_lora_rank}, WeightRole::Norm);
-    q_b_proj_ = loader.load_linear(prefix + ".q_b_proj", m.num_heads * m.qk_head_dim(), m.q_lora_rank);
+    q_b_proj_ = loader.load_linear(prefix + ".q_b_proj", m.num_heads * m.qk_head_dim(), m.q_lora_rank, TpSplit::Column);
   } else {
-    q_proj_ = loader.load_linear(prefix + ".q_proj", m.num_heads * m.qk_head_dim(), hidden);
+    q_proj_ = loader.load_linear(prefix + ".q_proj", m.num_heads * m.qk_head_dim(), hidden, TpSplit::Column);
   }
-  kv_a_proj_ = loader.load_linear(prefix + ".kv_a_proj_with_mqa", m.latent_width(), hidden);
+  kv_a_proj_ = loader.load_linear(prefix + ".kv_a_proj_with_mqa", m.latent_width(), hidden, TpSplit::Replicated);
   kv_a_norm_ = loader.load(prefix + ".kv_a_layernorm.weight", {m.kv_lora_rank}, WeightRole::Norm);
   // Absorbed into attention, so always dense: an FP8 checkpoint's kv_b_proj is dequantized at
   // load, as DeepSeek's reference (weight_dequant) and vLLM's MLA do.
   kv_b_proj_ = loader.load(prefix + ".kv_b_proj.weight", {m.num_heads * (m.qk_nope_head_dim + m.v_head_dim),
                                                           m.kv_lora_rank},
-                           WeightRole::MlaKvB);
-  o_proj_ = loader.load_linear(prefix + ".o_proj", hidden, m.num_heads * m.v_head_dim);
+                           WeightRole::MlaKvB, {TpSplit::Column});
+  o_proj_ = loader.load_linear(prefix + ".o_proj", hidden, m.num_heads * m.v_head_dim, TpSplit::Row);
 }
 
 Tensor MlaAttentionBlock::forward(Backend& backend, const Tensor& x, const StepContext& step,
@@ -33,7 +38,7 @@ Tensor MlaAttentionBlock::forward(Backend& backend, const Tensor& x, const StepC
   Tensor q = m.q_lora_rank > 0
                  ? q_b_proj_.apply(backend, backend.rms_norm(q_a_proj_.apply(backend, x), q_a_norm_, norm_eps_))
                  : q_proj_.apply(backend, x);
-  q = q.reshaped({tokens, m.num_heads, m.qk_head_dim()});
+  q = q.reshaped({tokens, local_heads_, m.qk_head_dim()});
   backend.rope_inplace(q, m.qk_nope_head_dim, *step.rope, step.attention.positions);
 
   MlaCacheWrite write;
@@ -53,14 +58,16 @@ Tensor MlaAttentionBlock::forward(Backend& backend, const Tensor& x, const StepC
   attention.cache_layer = cache_layer;
   attention.cache_scales = cache_scales;
   attention.batch = &step.attention;
-  attention.heads = m.num_heads;
+  attention.heads = local_heads_;
   attention.qk_nope_dim = m.qk_nope_head_dim;
   attention.rope_dim = m.qk_rope_head_dim;
   attention.v_dim = m.v_head_dim;
   attention.kv_lora_rank = m.kv_lora_rank;
   attention.softmax_scale = softmax_scale_;
   Tensor heads = backend.mla_attention(attention);
-  return o_proj_.apply(backend, heads.reshaped({tokens, m.num_heads * m.v_head_dim}));
+  Tensor out = o_proj_.apply(backend, heads.reshaped({tokens, local_heads_ * m.v_head_dim}));
+  all_reduce_partial_sums(tp_, out);
+  return out;
 }
 
 }  // namespace rackserve

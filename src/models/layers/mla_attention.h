@@ -1,5 +1,8 @@
 // Multi-head latent attention block of the DeepSeek-V3 family (with or without query
 // compression): projections, latent cache write, absorbed attention, output projection.
+// Tensor parallelism: heads are divided among the ranks (q_b / q_proj and kv_b by rows,
+// o_proj by columns, its partial sums all-reduced); the compressions (q_a, kv_a) and the
+// latent cache are replicated, every rank writes the same latents into its own cache.
 #pragma once
 
 #include <string>
@@ -8,13 +11,16 @@
 #include "config/model_config.h"
 #include "models/layers/step_context.h"
 #include "models/layers/weight_loader.h"
+#include "parallel/communicator.h"
 
 namespace rackserve {
 
 class MlaAttentionBlock {
  public:
-  // `prefix` is e.g. "model.layers.3.self_attn".
-  MlaAttentionBlock(const ModelConfig& config, WeightLoader& loader, const std::string& prefix);
+  // `prefix` is e.g. "model.layers.3.self_attn"; `tp` is the rank's group (nullptr: one
+  // rank), whose size must be loader.shard().world and divide num_attention_heads.
+  MlaAttentionBlock(const ModelConfig& config, WeightLoader& loader, const std::string& prefix,
+                    Communicator* tp = nullptr);
 
   // x [T, hidden] (already normalised) -> [T, hidden]; writes the step's latents into cache_layer
   // (and, for an FP8 cache, their scales into cache_scales; empty otherwise).
@@ -23,6 +29,8 @@ class MlaAttentionBlock {
 
  private:
   MlaConfig shape_;
+  int64_t local_heads_;  // this rank's heads
+  Communicator* tp_;
   float norm_eps_;
   float softmax_scale_;
   LinearWeight q_a_proj_, q_b_proj_;  // with query compression (q_lora_rank > 0)

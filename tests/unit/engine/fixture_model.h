@@ -11,6 +11,7 @@
 
 #include "backend/backend.h"
 #include "models/model.h"
+#include "support/fixtures.h"
 #include "weights/safetensors.h"
 
 namespace rackserve::testing_support {
@@ -22,13 +23,8 @@ struct ReferencePrompt {
 
 inline std::filesystem::path models_dir() { return std::filesystem::path(RACKSERVE_TEST_DATA_DIR) / "models"; }
 
-inline std::vector<std::string> fixture_names() {
-  std::vector<std::string> names;
-  for (const auto& entry : std::filesystem::directory_iterator(models_dir()))
-    if (std::filesystem::exists(entry.path() / "reference.safetensors")) names.push_back(entry.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
+// The BF16 fixtures (their greedy continuations are the unquantized model's).
+inline std::vector<std::string> fixture_names() { return testing::fixture_names(testing::FixtureKind::Bf16); }
 
 template <typename T>
 std::vector<T> read_tensor(const WeightStore& store, const std::string& name) {

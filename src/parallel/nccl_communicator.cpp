@@ -1,0 +1,231 @@
+// NCCL collectives on the backends' streams. all_gather_last_dim gathers rank-major
+// ([world, rows, n], what ncclAllGather writes) into a step tensor and then copies each
+// rank's block into its columns with one strided cudaMemcpy2DAsync per rank.
+// The communicators are non-blocking (ncclConfig_t::blocking = 0): initialisation is polled
+// with a deadline instead of hanging in ncclGroupEnd, a call answering ncclInProgress is
+// polled to completion, and every wait also watches the group's abort flag.
+// Small all-reduces take the custom one-shot kernel (custom_all_reduce.h) when the group
+// has one and the message is within its crossover size.
+#include "parallel/nccl_communicator.h"
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include <cuda_runtime.h>
+#include <fmt/format.h>
+#include <nccl.h>
+
+#include "core/error.h"
+#include "parallel/custom_all_reduce.h"
+
+namespace rackserve {
+
+namespace {
+
+void check_nccl(ncclResult_t result, const char* what) {
+  RS_CHECK(result == ncclSuccess, "{}: {}", what, ncclGetErrorString(result));
+}
+
+void check_cuda(cudaError_t result, const char* what) {
+  RS_CHECK(result == cudaSuccess, "{}: {}", what, cudaGetErrorString(result));
+}
+
+ncclDataType_t nccl_type(const char* op, DType dtype) {
+  if (dtype == DType::F32) return ncclFloat32;
+  if (dtype == DType::BF16) return ncclBfloat16;
+  RS_FAIL("{}: dtype {} (F32 or BF16 only)", op, dtype_name(dtype));
+}
+
+// What every rank's communicator shares: the NCCL communicators, so that one rank's
+// abort reaches all of them.
+struct NcclGroup {
+  std::vector<ncclComm_t> comms;
+  std::unique_ptr<CustomAllReduce> custom;  // null: every all-reduce goes to NCCL
+  std::mutex mutex;
+  std::atomic<bool> aborted{false};
+  std::string abort_reason;
+
+  void abort(const std::string& reason) {
+    std::lock_guard lock(mutex);
+    if (aborted) return;
+    abort_reason = reason;
+    aborted = true;
+    if (custom) custom->abort();  // its kernels stop spinning on peers' flags
+    for (ncclComm_t comm : comms)
+      if (comm) ncclCommAbort(comm);  // unblocks ranks waiting in a collective
+  }
+  ~NcclGroup() {
+    custom.reset();  // its buffers before the devices' NCCL state goes
+    if (!aborted)
+      for (ncclComm_t comm : comms)
+        if (comm) ncclCommDestroy(comm);
+  }
+
+  // Polls `comm` until no operation is in progress; throws on an error, an abort, or when
+  // `deadline` passes (then aborts the group: a hung init must not stay behind).
+  void wait_ready(ncclComm_t comm, const char* what,
+                  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max()) {
+    for (;;) {
+      ncclResult_t state = ncclSuccess;
+      check_nccl(ncclCommGetAsyncError(comm, &state), "ncclCommGetAsyncError");
+      if (state == ncclSuccess) return;
+      RS_CHECK(state == ncclInProgress, "{}: {}", what, ncclGetErrorString(state));
+      RS_CHECK(!aborted, "tensor-parallel group aborted: {}", abort_reason);
+      if (std::chrono::steady_clock::now() > deadline) {
+        abort(fmt::format("{} did not finish in time", what));
+        RS_FAIL("{} did not finish in time (check `rackserve doctor` and the NCCL_* environment)", what);
+      }
+      std::this_thread::yield();
+    }
+  }
+};
+
+// A non-blocking communicator's call may answer ncclInProgress: the work is still being
+// enqueued in the background; wait for it like NCCL documents.
+void check_enqueued(NcclGroup& group, ncclComm_t comm, ncclResult_t result, const char* what) {
+  if (result == ncclInProgress) return group.wait_ready(comm, what);
+  check_nccl(result, what);
+}
+
+class NcclCommunicator final : public Communicator {
+ public:
+  NcclCommunicator(std::shared_ptr<NcclGroup> group, int rank, Backend& backend)
+      : group_(std::move(group)), rank_(rank), backend_(backend),
+        stream_(static_cast<cudaStream_t>(backend.native_stream())),
+        barrier_word_(backend.allocate_persistent(DType::F32, {1})) {}
+
+  int rank() const override { return rank_; }
+  int world_size() const override { return static_cast<int>(group_->comms.size()); }
+
+  void all_reduce_sum(const Tensor& tensor) override {
+    check_usable("all_reduce_sum", tensor);
+    if (group_->custom && group_->custom->all_reduce(rank_, tensor, stream_)) return;
+    ncclComm_t nccl = comm();
+    check_enqueued(*group_, nccl,
+                   ncclAllReduce(tensor.data, tensor.data, static_cast<size_t>(tensor.numel()),
+                                 nccl_type("all_reduce_sum", tensor.dtype), ncclSum, nccl, stream_),
+                   "ncclAllReduce");
+  }
+
+  void all_gather_last_dim(const Tensor& in, const Tensor& out) override {
+    check_usable("all_gather_last_dim", in);
+    const int world = world_size();
+    RS_CHECK(in.rank() == 2 && out.rank() == 2 && out.dim(0) == in.dim(0) && out.dim(1) == in.dim(1) * world &&
+                 out.dtype == in.dtype && out.data != in.data && out.device == in.device,
+             "all_gather_last_dim: in {} {} and out {} {} are not [rows, n] and [rows, {} * n] of one dtype",
+             dtype_name(in.dtype), shape_string(in.shape), dtype_name(out.dtype), shape_string(out.shape), world);
+    const int64_t rows = in.dim(0), n = in.dim(1);
+    const ncclDataType_t type = nccl_type("all_gather_last_dim", in.dtype);
+    ncclComm_t nccl = comm();
+    if (rows == 1) {  // [world, 1, n] is already [1, world * n]
+      check_enqueued(*group_, nccl, ncclAllGather(in.data, out.data, static_cast<size_t>(n), type, nccl, stream_),
+                     "ncclAllGather");
+      return;
+    }
+    Tensor gathered = backend_.allocate_step(in.dtype, {world, rows, n});
+    check_enqueued(*group_, nccl,
+                   ncclAllGather(in.data, gathered.data, static_cast<size_t>(rows * n), type, nccl, stream_),
+                   "ncclAllGather");
+    const size_t element = dtype_size(in.dtype);
+    for (int r = 0; r < world; ++r)
+      check_cuda(cudaMemcpy2DAsync(static_cast<std::byte*>(out.data) + static_cast<size_t>(r * n) * element,
+                                   static_cast<size_t>(world * n) * element,
+                                   static_cast<const std::byte*>(gathered.data) + static_cast<size_t>(r * rows * n) * element,
+                                   static_cast<size_t>(n) * element, static_cast<size_t>(n) * element,
+                                   static_cast<size_t>(rows), cudaMemcpyDeviceToDevice, stream_),
+                 "all_gather_last_dim: column copy");
+  }
+
+  void barrier() override {
+    ncclComm_t nccl = comm();
+    check_enqueued(*group_, nccl, ncclAllReduce(barrier_word_.data, barrier_word_.data, 1, ncclFloat32, ncclSum, nccl, stream_),
+                   "barrier (ncclAllReduce)");
+    synchronize();
+  }
+
+  void abort(const std::string& reason) override { group_->abort(reason); }
+
+  // Polls the stream rather than blocking in cudaStreamSynchronize, so an abort (which makes
+  // NCCL's kernels return) or an async error ends the wait with an exception.
+  void synchronize() override {
+    for (;;) {
+      const cudaError_t state = cudaStreamQuery(stream_);
+      if (state == cudaSuccess) break;
+      RS_CHECK(state == cudaErrorNotReady, "rank {}: the device failed: {}", rank_, cudaGetErrorString(state));
+      RS_CHECK(!group_->aborted, "tensor-parallel group aborted: {}", group_->abort_reason);
+      if (std::string error = async_error(); !error.empty()) RS_FAIL("rank {}: NCCL error: {}", rank_, error);
+      std::this_thread::yield();
+    }
+    RS_CHECK(!group_->aborted, "tensor-parallel group aborted: {}", group_->abort_reason);
+  }
+
+  std::string async_error() const override {
+    if (group_->aborted) return {};  // aborted comms report errors of their own making
+    ncclResult_t state = ncclSuccess;
+    if (ncclCommGetAsyncError(group_->comms[static_cast<size_t>(rank_)], &state) != ncclSuccess) return {};
+    if (state == ncclSuccess || state == ncclInProgress) return {};
+    return ncclGetErrorString(state);
+  }
+
+ private:
+  ncclComm_t comm() const {
+    RS_CHECK(!group_->aborted, "tensor-parallel group aborted: {}", group_->abort_reason);
+    return group_->comms[static_cast<size_t>(rank_)];
+  }
+  void check_usable(const char* op, const Tensor& tensor) const {
+    RS_CHECK(tensor.device == backend_.device(), "{}: the tensor is not on rank {}'s device", op, rank_);
+    nccl_type(op, tensor.dtype);
+  }
+
+  std::shared_ptr<NcclGroup> group_;
+  int rank_;
+  Backend& backend_;
+  cudaStream_t stream_;
+  Tensor barrier_word_;  // [1] f32 the barrier all-reduces
+};
+
+}  // namespace
+
+bool nccl_available() { return true; }
+
+std::vector<std::unique_ptr<Communicator>> make_nccl_communicators(const std::vector<Backend*>& backends,
+                                                                  const NcclOptions& options) {
+  const int world = static_cast<int>(backends.size());
+  RS_CHECK(world >= 1, "NCCL: no ranks");
+  for (Backend* backend : backends)
+    RS_CHECK(backend && backend->device().kind == DeviceKind::Cuda && backend->native_stream(),
+             "NCCL communicators need CUDA backends");
+  ncclUniqueId id;
+  check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
+  auto group = std::make_shared<NcclGroup>();
+  group->comms.resize(static_cast<size_t>(world));
+  int previous_device = 0;
+  check_cuda(cudaGetDevice(&previous_device), "cudaGetDevice");
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = 0;
+  check_nccl(ncclGroupStart(), "ncclGroupStart");
+  for (int rank = 0; rank < world; ++rank) {
+    check_cuda(cudaSetDevice(backends[static_cast<size_t>(rank)]->device().index), "cudaSetDevice");
+    const ncclResult_t init = ncclCommInitRankConfig(&group->comms[static_cast<size_t>(rank)], world, id, rank, &config);
+    RS_CHECK(init == ncclSuccess || init == ncclInProgress, "ncclCommInitRankConfig (rank {}): {}", rank,
+             ncclGetErrorString(init));
+  }
+  const ncclResult_t result = ncclGroupEnd();
+  cudaSetDevice(previous_device);
+  if (result != ncclInProgress) check_nccl(result, "ncclCommInitRankConfig (group)");
+  const auto deadline = std::chrono::steady_clock::now() + options.init_timeout;
+  for (ncclComm_t comm : group->comms) group->wait_ready(comm, "NCCL initialisation", deadline);
+  if (options.custom_all_reduce && world > 1) {
+    std::vector<int> devices;
+    for (Backend* backend : backends) devices.push_back(backend->device().index);
+    group->custom = make_custom_all_reduce(devices);  // null where peer access is missing
+  }
+  std::vector<std::unique_ptr<Communicator>> communicators;
+  for (int rank = 0; rank < world; ++rank)
+    communicators.push_back(std::make_unique<NcclCommunicator>(group, rank, *backends[static_cast<size_t>(rank)]));
+  return communicators;
+}
+
+}  // namespace rackserve
