@@ -39,13 +39,6 @@ constexpr double kNearTie = 0.02;
 // A greedy token is a near-argmax when the oracle's logit for it is within this of the max.
 constexpr float kNearArgmax = 0.05f;
 
-template <typename T>
-std::vector<T> read_vector(const WeightStore& store, const std::string& name) {
-  const TensorRecord& record = store.get(name);
-  const T* data = reinterpret_cast<const T*>(record.data);
-  return std::vector<T>(data, data + record.bytes / sizeof(T));
-}
-
 double cosine(const float* a, const float* b, int64_t count) {
   double dot = 0, norm_a = 0, norm_b = 0;
   for (int64_t i = 0; i < count; ++i) {
@@ -93,8 +86,8 @@ class CudaReferenceModel : public ::testing::TestWithParam<std::string> {
 TEST_P(CudaReferenceModel, LogitsMatchOracleAndTransformers) {
   for (size_t p = 0; p < prompts_; ++p) {
     std::string prefix = "prompt_" + std::to_string(p);
-    auto tokens = read_vector<int32_t>(reference_, prefix + ".tokens");
-    auto expected = read_vector<float>(reference_, prefix + ".logits");
+    auto tokens = testing::read_reference_vector<int32_t>(reference_, prefix + ".tokens");
+    auto expected = testing::read_reference_vector<float>(reference_, prefix + ".logits");
     SequenceRunner runner(*model_, static_cast<int64_t>(tokens.size()));
     auto logits = runner.append(tokens, true);
     start_replay();
@@ -125,8 +118,8 @@ TEST_P(CudaReferenceModel, LogitsMatchOracleAndTransformers) {
 TEST_P(CudaReferenceModel, GreedyIsNearArgmaxOfOracle) {
   for (size_t p = 0; p < prompts_; ++p) {
     std::string prefix = "prompt_" + std::to_string(p);
-    auto tokens = read_vector<int32_t>(reference_, prefix + ".tokens");
-    auto greedy = read_vector<int32_t>(reference_, prefix + ".greedy");
+    auto tokens = testing::read_reference_vector<int32_t>(reference_, prefix + ".tokens");
+    auto greedy = testing::read_reference_vector<int32_t>(reference_, prefix + ".greedy");
     const int64_t steps = static_cast<int64_t>(greedy.size());
     SequenceRunner generator(*model_, static_cast<int64_t>(tokens.size()) + steps);
     auto generated = generator.generate_greedy(tokens, steps);
@@ -151,7 +144,7 @@ TEST_P(CudaReferenceModel, GreedyIsNearArgmaxOfOracle) {
 // the same way with the same routing. (Full forward vs stepped on the GPU itself may
 // differ by a routing flip, since the two paths round differently.)
 TEST_P(CudaReferenceModel, DecodeThroughCacheMatchesOracle) {
-  auto tokens = read_vector<int32_t>(reference_, "prompt_" + std::to_string(prompts_ - 1) + ".tokens");
+  auto tokens = testing::read_reference_vector<int32_t>(reference_, "prompt_" + std::to_string(prompts_ - 1) + ".tokens");
   SequenceRunner stepped(*model_, static_cast<int64_t>(tokens.size()));
   auto logits = stepped.append(tokens, true, 1);
   start_replay();

@@ -42,13 +42,6 @@ constexpr int64_t kCudaBlockIn = 128;
 // After a routing flip the paths may part: the GPU's token within this of the oracle's max.
 constexpr float kNearArgmax = 0.05f;
 
-template <typename T>
-std::vector<T> read_vector(const WeightStore& store, const std::string& name) {
-  const TensorRecord& record = store.get(name);
-  const T* data = reinterpret_cast<const T*>(record.data);
-  return std::vector<T>(data, data + record.bytes / sizeof(T));
-}
-
 double cosine(const float* a, const float* b, int64_t count) {
   double dot = 0, norm_a = 0, norm_b = 0;
   for (int64_t i = 0; i < count; ++i) {
@@ -84,7 +77,7 @@ class CudaFp8Model : public ::testing::TestWithParam<std::string> {
   }
   int64_t vocab() const { return model_->config().vocab_size; }
   std::vector<int32_t> prompt(size_t p) const {
-    return read_vector<int32_t>(reference_, "prompt_" + std::to_string(p) + ".tokens");
+    return testing::read_reference_vector<int32_t>(reference_, "prompt_" + std::to_string(p) + ".tokens");
   }
   void start_replay() {
     oracle_->replay(std::move(gpu_->log));

@@ -23,17 +23,6 @@
 namespace rackserve {
 namespace {
 
-std::vector<std::vector<int32_t>> reference_prompts(const std::filesystem::path& directory) {
-  WeightStore reference = WeightStore::open(directory / "reference.safetensors");
-  std::vector<std::vector<int32_t>> prompts;
-  for (int p = 0; reference.contains("prompt_" + std::to_string(p) + ".tokens"); ++p) {
-    const TensorRecord& record = reference.get("prompt_" + std::to_string(p) + ".tokens");
-    const auto* data = reinterpret_cast<const int32_t*>(record.data);
-    prompts.emplace_back(data, data + record.bytes / sizeof(int32_t));
-  }
-  return prompts;
-}
-
 class TensorParallelCuda : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(TensorParallelCuda, TpTwoMatchesTpOne) {
@@ -54,7 +43,7 @@ TEST_P(TensorParallelCuda, TpTwoMatchesTpOne) {
   TensorParallelModel split(directory, ranks.backend_pointers(), ranks.communicator_pointers(), {}, tp_options);
   const int64_t vocab = single->config().vocab_size;
 
-  const auto prompts = reference_prompts(directory);
+  const auto prompts = testing::fixture_prompts(directory);
   ASSERT_FALSE(prompts.empty());
   for (size_t p = 0; p < prompts.size(); ++p) {
     const std::vector<int32_t>& tokens = prompts[p];

@@ -36,13 +36,6 @@ namespace {
 
 using testing::FixtureKind;
 
-template <typename T>
-std::vector<T> read_vector(const WeightStore& store, const std::string& name) {
-  const TensorRecord& record = store.get(name);
-  const T* data = reinterpret_cast<const T*>(record.data);
-  return std::vector<T>(data, data + record.bytes / sizeof(T));
-}
-
 std::vector<float> flatten(const std::vector<std::vector<float>>& rows) {
   std::vector<float> flat;
   for (const auto& row : rows) flat.insert(flat.end(), row.begin(), row.end());
@@ -84,8 +77,8 @@ class Fp8ReferenceModel : public ::testing::TestWithParam<std::string> {
     const nlohmann::json meta = nlohmann::json::parse(meta_file);
     for (size_t p = 0; p < meta["prompts"].size(); ++p) {
       const std::string prefix = "prompt_" + std::to_string(p);
-      prompts_.push_back({read_vector<int32_t>(reference, prefix + ".tokens"), read_vector<float>(reference, prefix + ".w8a16"),
-                          read_vector<float>(reference, prefix + ".w8a8"), read_vector<int32_t>(reference, prefix + ".greedy")});
+      prompts_.push_back({testing::read_reference_vector<int32_t>(reference, prefix + ".tokens"), testing::read_reference_vector<float>(reference, prefix + ".w8a16"),
+                          testing::read_reference_vector<float>(reference, prefix + ".w8a8"), testing::read_reference_vector<int32_t>(reference, prefix + ".greedy")});
     }
     ASSERT_GE(prompts_.size(), 3u);
   }

@@ -27,13 +27,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-template <typename T>
-std::vector<T> read_vector(const WeightStore& store, const std::string& name) {
-  const TensorRecord& record = store.get(name);
-  const T* data = reinterpret_cast<const T*>(record.data);
-  return std::vector<T>(data, data + record.bytes / sizeof(T));
-}
-
 struct Prompt {
   std::vector<int32_t> tokens;
   std::vector<float> logits;  // [tokens.size(), vocab]
@@ -51,9 +44,9 @@ class ReferenceModel : public ::testing::TestWithParam<std::string> {
     meta_ = nlohmann::json::parse(meta_file);
     for (size_t p = 0; p < meta_["prompts"].size(); ++p) {
       std::string prefix = "prompt_" + std::to_string(p);
-      prompts_.push_back({read_vector<int32_t>(reference_, prefix + ".tokens"),
-                          read_vector<float>(reference_, prefix + ".logits"),
-                          read_vector<int32_t>(reference_, prefix + ".greedy")});
+      prompts_.push_back({testing::read_reference_vector<int32_t>(reference_, prefix + ".tokens"),
+                          testing::read_reference_vector<float>(reference_, prefix + ".logits"),
+                          testing::read_reference_vector<int32_t>(reference_, prefix + ".greedy")});
     }
   }
 
@@ -78,7 +71,7 @@ float max_abs_difference(const std::vector<std::vector<float>>& rows, const std:
 }
 
 TEST_P(ReferenceModel, RotaryTablesMatchTransformers) {
-  auto expected = read_vector<float>(reference_, "rope.inv_freq");
+  auto expected = testing::read_reference_vector<float>(reference_, "rope.inv_freq");
   RotaryFrequencies ours = rotary_frequencies(model_->config().rope, model_->config().mla.qk_rope_head_dim);
   ASSERT_EQ(ours.inv_freq.size(), expected.size());
   for (size_t i = 0; i < expected.size(); ++i)

@@ -29,17 +29,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<std::vector<int32_t>> reference_prompts(const fs::path& directory) {
-  WeightStore reference = WeightStore::open(directory / "reference.safetensors");
-  std::vector<std::vector<int32_t>> prompts;
-  for (int p = 0; reference.contains("prompt_" + std::to_string(p) + ".tokens"); ++p) {
-    const TensorRecord& record = reference.get("prompt_" + std::to_string(p) + ".tokens");
-    const auto* data = reinterpret_cast<const int32_t*>(record.data);
-    prompts.emplace_back(data, data + record.bytes / sizeof(int32_t));
-  }
-  return prompts;
-}
-
 // N CPU backends (one thread each: the ranks are the parallelism), N communicators, the model.
 struct TpModel {
   TpModel(const fs::path& directory, int world, const LoadOptions& options) {
@@ -86,7 +75,7 @@ TEST_P(TensorParallelLogits, MatchTpOneAtEveryPositionAndGreedy) {
   TpModel split(directory, c.tp, options);
   const int64_t vocab = single->config().vocab_size;
 
-  const auto prompts = reference_prompts(directory);
+  const auto prompts = testing::fixture_prompts(directory);
   ASSERT_FALSE(prompts.empty());
   for (size_t p = 0; p < prompts.size(); ++p) {
     const std::vector<int32_t>& tokens = prompts[p];

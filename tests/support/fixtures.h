@@ -5,11 +5,13 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "weights/quant_config.h"
+#include "weights/safetensors.h"
 
 namespace rackserve::testing {
 
@@ -29,6 +31,23 @@ inline std::vector<std::string> fixture_names(FixtureKind kind) {
   }
   std::sort(names.begin(), names.end());
   return names;
+}
+
+// The tensor `name` of a reference file as a flat vector of T (T must be its dtype's type).
+template <typename T>
+std::vector<T> read_reference_vector(const WeightStore& store, const std::string& name) {
+  const TensorRecord& record = store.get(name);
+  const T* data = reinterpret_cast<const T*>(record.data);
+  return std::vector<T>(data, data + record.bytes / sizeof(T));
+}
+
+// The token ids of every prompt_<i>.tokens in a fixture's reference.safetensors, in order.
+inline std::vector<std::vector<int32_t>> fixture_prompts(const std::filesystem::path& directory) {
+  WeightStore reference = WeightStore::open(directory / "reference.safetensors");
+  std::vector<std::vector<int32_t>> prompts;
+  for (int p = 0; reference.contains("prompt_" + std::to_string(p) + ".tokens"); ++p)
+    prompts.push_back(read_reference_vector<int32_t>(reference, "prompt_" + std::to_string(p) + ".tokens"));
+  return prompts;
 }
 
 // A gtest parameter name for a fixture ("dsv3-plain" -> "dsv3_plain").

@@ -26,13 +26,6 @@ inline std::filesystem::path models_dir() { return std::filesystem::path(RACKSER
 // The BF16 fixtures (their greedy continuations are the unquantized model's).
 inline std::vector<std::string> fixture_names() { return testing::fixture_names(testing::FixtureKind::Bf16); }
 
-template <typename T>
-std::vector<T> read_tensor(const WeightStore& store, const std::string& name) {
-  const TensorRecord& record = store.get(name);
-  const T* data = reinterpret_cast<const T*>(record.data);
-  return std::vector<T>(data, data + record.bytes / sizeof(T));
-}
-
 struct FixtureModel {
   explicit FixtureModel(const std::string& name) : directory(models_dir() / name) {
     backend = make_cpu_backend(2);
@@ -40,8 +33,8 @@ struct FixtureModel {
     WeightStore reference = WeightStore::open(directory / "reference.safetensors");
     for (int p = 0; reference.contains("prompt_" + std::to_string(p) + ".tokens"); ++p) {
       const std::string prefix = "prompt_" + std::to_string(p);
-      prompts.push_back({read_tensor<int32_t>(reference, prefix + ".tokens"),
-                         read_tensor<int32_t>(reference, prefix + ".greedy")});
+      prompts.push_back({testing::read_reference_vector<int32_t>(reference, prefix + ".tokens"),
+                         testing::read_reference_vector<int32_t>(reference, prefix + ".greedy")});
     }
   }
 
