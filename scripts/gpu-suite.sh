@@ -77,12 +77,12 @@ for step in "${steps[@]}"; do
         timeout 120 build-gpu/src/cli/rackserve tune-moe --model "$models/$model" --tp "$tp" --dtype "$dtype" \
           --repetitions "${TUNE_REPETITIONS:-5}" --out "$out/kernels" >> "$out/tune-moe.log" 2>&1 || status=1
         note "tune-moe $model TP $tp $dtype: rc $?"
-      done <<< "deepseek-v3 8 fp8_block
-deepseek-v3 4 fp8_block
-kimi-k2 8 fp8_block
-minimax-m2.5 4 fp8_block
-glm-4.7-fp8 8 fp8_channel
-glm-4.7-fp8 4 fp8_channel"
+      done <<< "deepseek-v3/config.json 8 fp8_block
+deepseek-v3/config.json 4 fp8_block
+kimi-k2/config.json 8 fp8_block
+minimax-m2.5/config.json 4 fp8_block
+glm-4.7-fp8/config.abridged.json 8 fp8_channel
+glm-4.7-fp8/config.abridged.json 4 fp8_channel"
       ;;
     bench)
       timeout 240 build-gpu/bench/kernel_roofline > "$out/kernel_roofline.md" 2>&1 || status=1
