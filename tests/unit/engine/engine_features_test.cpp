@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <cmath>
 #include <random>
 #include <thread>
@@ -114,12 +117,54 @@ TEST_F(EngineFeatures, RepeatedPromptHitsThePrefixCache) {
   EXPECT_EQ(second.usage.cached_prompt_tokens, 64);
 }
 
+// Holds the engine thread inside the detokenization of the second generated token until
+// open() is called, so a test can act while the request is certainly still running.
+class GatedDetokenizerState {
+ public:
+  void wait_at_second_token() {
+    std::unique_lock lock(mutex_);
+    if (++tokens_ == 2) opened_changed_.wait(lock, [&] { return opened_; });
+  }
+  void open() {
+    { std::lock_guard lock(mutex_); opened_ = true; }
+    opened_changed_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable opened_changed_;
+  int tokens_ = 0;
+  bool opened_ = false;
+};
+
 TEST_F(EngineFeatures, CancelFinishesWithAbortAndFreesPages) {
-  auto engine = make_engine();
+  // The cancel must land while the request runs: the engine thread waits inside the second
+  // token's detokenization until the cancel is queued (without the gate a fast engine could
+  // finish all 50 tokens first).
+  auto gate = std::make_shared<GatedDetokenizerState>();
+  struct Gated : IncrementalDetokenizer {
+    std::shared_ptr<GatedDetokenizerState> gate;
+    std::string append(int32_t token) override {
+      gate->wait_at_second_token();
+      return "<" + std::to_string(token) + ">";
+    }
+  };
+  auto engine = std::make_unique<Engine>(*fixture_.model, EngineConfig{}, GenerationConfig{},
+                                         [gate](std::span<const int32_t>) {
+                                           auto detokenizer = std::make_unique<Gated>();
+                                           detokenizer->gate = gate;
+                                           return detokenizer;
+                                         });
+  struct OpenOnExit {  // destroyed before the engine: a failed assertion cannot leave its thread waiting
+    std::shared_ptr<GatedDetokenizerState> gate;
+    ~OpenOnExit() { gate->open(); }
+  } open_on_exit{gate};
+  engine->start();
   auto stream = submit(*engine, sampled(prompt(5), 3, 50));
   auto first = stream->next(10s);
   ASSERT_TRUE(first);
   engine->cancel(stream->id());
+  gate->open();
   RequestOutput rest = stream->wait_all();
   ASSERT_EQ(rest.sequences.size(), 1u);
   EXPECT_EQ(rest.sequences[0].finish_reason, FinishReason::Abort);
