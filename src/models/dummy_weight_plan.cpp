@@ -34,10 +34,15 @@ uint64_t DummyWeightPlan::total_of_first(int64_t count) const {
 
 namespace {
 // The bytes `entry` takes once loaded: an FP8 kv_b_proj is expanded to BF16 (its scales
-// are folded in), everything else as the manifest stores it.
+// are folded in); other FP8 scales are widened to f32 (upload_quantized_weight; the dummy
+// source allocates f32), whatever the checkpoint stores (compressed-tensors: bf16);
+// everything else as the manifest stores it.
 uint64_t loaded_bytes(const ManifestEntry& entry) {
-  if (entry.format == WeightFormat::Dense || entry.name.find(".kv_b_proj.") == std::string::npos) return entry.bytes();
-  return entry.name.ends_with(".weight") ? static_cast<uint64_t>(entry.numel()) * dtype_size(DType::BF16) : 0;
+  if (entry.format == WeightFormat::Dense) return entry.bytes();
+  const bool values = entry.name.ends_with(".weight");
+  if (entry.name.find(".kv_b_proj.") != std::string::npos)
+    return values ? static_cast<uint64_t>(entry.numel()) * dtype_size(DType::BF16) : 0;
+  return values ? entry.bytes() : static_cast<uint64_t>(entry.numel()) * dtype_size(DType::F32);
 }
 }  // namespace
 

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 
 #include <cuda_runtime.h>
@@ -40,27 +41,53 @@ ncclDataType_t nccl_type(const char* op, DType dtype) {
 
 // What every rank's communicator shares: the NCCL communicators, so that one rank's
 // abort reaches all of them.
+//
+// ncclCommAbort frees the communicator, and (NCCL >= 2.26) the last ncclCommAbort /
+// ncclCommDestroy of the process's ranks blocks until every CUDA graph that captured one
+// of their collectives is destroyed: the step graphs live until the models go, i.e. after
+// the failed step returns. So abort() (1) waits until no thread is inside an NCCL call on
+// the comms and marks the group aborted (every later call throws instead of touching a
+// comm: no use after free), then (2) runs the ncclCommAbort calls on a thread of their own:
+// each sets its comm's abort flag first (the ranks' kernels quit), and the caller (a rank
+// or the watchdog) returns instead of waiting for the graphs. The destructor joins it.
 struct NcclGroup {
   std::vector<ncclComm_t> comms;
   std::unique_ptr<CustomAllReduce> custom;  // null: every all-reduce goes to NCCL
   std::mutex mutex;
+  std::shared_mutex in_use;  // shared: one NCCL call on a comm; exclusive: abort() marking the group
   std::atomic<bool> aborted{false};
   std::string abort_reason;
+  std::thread aborter;
 
   void abort(const std::string& reason) {
     std::lock_guard lock(mutex);
     if (aborted) return;
     abort_reason = reason;
-    aborted = true;
     if (custom) custom->abort();  // its kernels stop spinning on peers' flags
-    for (ncclComm_t comm : comms)
-      if (comm) ncclCommAbort(comm);  // unblocks ranks waiting in a collective
+    {
+      std::unique_lock exclusive(in_use);
+      aborted = true;
+    }
+    aborter = std::thread([comms = comms] {
+      for (ncclComm_t comm : comms)
+        if (comm) ncclCommAbort(comm);  // unblocks ranks waiting in a collective
+    });
   }
   ~NcclGroup() {
+    if (aborter.joinable()) aborter.join();  // every comm's abort flag is set before the buffers go
     custom.reset();  // its buffers before the devices' NCCL state goes
     if (!aborted)
       for (ncclComm_t comm : comms)
         if (comm) ncclCommDestroy(comm);
+  }
+
+  // Runs `call` (one NCCL call on a comm) unless the group was aborted: then it throws, and
+  // the comm, freed or being freed by ncclCommAbort, is not touched.
+  template <typename Call>
+  ncclResult_t use(Call&& call) {
+    std::shared_lock lock(in_use);
+    RS_CHECK(!aborted, "tensor-parallel group aborted: {}", abort_reason);
+    return call();
   }
 
   // Polls `comm` until no operation is in progress; throws on an error, an abort, or when
@@ -69,7 +96,7 @@ struct NcclGroup {
                   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max()) {
     for (;;) {
       ncclResult_t state = ncclSuccess;
-      check_nccl(ncclCommGetAsyncError(comm, &state), "ncclCommGetAsyncError");
+      check_nccl(use([&] { return ncclCommGetAsyncError(comm, &state); }), "ncclCommGetAsyncError");
       if (state == ncclSuccess) return;
       RS_CHECK(state == ncclInProgress, "{}: {}", what, ncclGetErrorString(state));
       RS_CHECK(!aborted, "tensor-parallel group aborted: {}", abort_reason);
@@ -103,10 +130,10 @@ class NcclCommunicator final : public Communicator {
     check_usable("all_reduce_sum", tensor);
     if (group_->custom && group_->custom->all_reduce(rank_, tensor, stream_)) return;
     ncclComm_t nccl = comm();
-    check_enqueued(*group_, nccl,
-                   ncclAllReduce(tensor.data, tensor.data, static_cast<size_t>(tensor.numel()),
-                                 nccl_type("all_reduce_sum", tensor.dtype), ncclSum, nccl, stream_),
-                   "ncclAllReduce");
+    const ncclDataType_t type = nccl_type("all_reduce_sum", tensor.dtype);
+    check_enqueued(*group_, nccl, group_->use([&] {
+      return ncclAllReduce(tensor.data, tensor.data, static_cast<size_t>(tensor.numel()), type, ncclSum, nccl, stream_);
+    }), "ncclAllReduce");
   }
 
   void all_gather_last_dim(const Tensor& in, const Tensor& out) override {
@@ -120,14 +147,15 @@ class NcclCommunicator final : public Communicator {
     const ncclDataType_t type = nccl_type("all_gather_last_dim", in.dtype);
     ncclComm_t nccl = comm();
     if (rows == 1) {  // [world, 1, n] is already [1, world * n]
-      check_enqueued(*group_, nccl, ncclAllGather(in.data, out.data, static_cast<size_t>(n), type, nccl, stream_),
+      check_enqueued(*group_, nccl,
+                     group_->use([&] { return ncclAllGather(in.data, out.data, static_cast<size_t>(n), type, nccl, stream_); }),
                      "ncclAllGather");
       return;
     }
     Tensor gathered = backend_.allocate_step(in.dtype, {world, rows, n});
-    check_enqueued(*group_, nccl,
-                   ncclAllGather(in.data, gathered.data, static_cast<size_t>(rows * n), type, nccl, stream_),
-                   "ncclAllGather");
+    check_enqueued(*group_, nccl, group_->use([&] {
+      return ncclAllGather(in.data, gathered.data, static_cast<size_t>(rows * n), type, nccl, stream_);
+    }), "ncclAllGather");
     const size_t element = dtype_size(in.dtype);
     for (int r = 0; r < world; ++r)
       check_cuda(cudaMemcpy2DAsync(static_cast<std::byte*>(out.data) + static_cast<size_t>(r * n) * element,
@@ -140,8 +168,9 @@ class NcclCommunicator final : public Communicator {
 
   void barrier() override {
     ncclComm_t nccl = comm();
-    check_enqueued(*group_, nccl, ncclAllReduce(barrier_word_.data, barrier_word_.data, 1, ncclFloat32, ncclSum, nccl, stream_),
-                   "barrier (ncclAllReduce)");
+    check_enqueued(*group_, nccl, group_->use([&] {
+      return ncclAllReduce(barrier_word_.data, barrier_word_.data, 1, ncclFloat32, ncclSum, nccl, stream_);
+    }), "barrier (ncclAllReduce)");
     synchronize();
   }
 
@@ -162,9 +191,12 @@ class NcclCommunicator final : public Communicator {
   }
 
   std::string async_error() const override {
-    if (group_->aborted) return {};  // aborted comms report errors of their own making
     ncclResult_t state = ncclSuccess;
-    if (ncclCommGetAsyncError(group_->comms[static_cast<size_t>(rank_)], &state) != ncclSuccess) return {};
+    {
+      std::shared_lock lock(group_->in_use);
+      if (group_->aborted) return {};  // aborted comms report errors of their own making (and may be freed)
+      if (ncclCommGetAsyncError(group_->comms[static_cast<size_t>(rank_)], &state) != ncclSuccess) return {};
+    }
     if (state == ncclSuccess || state == ncclInProgress) return {};
     return ncclGetErrorString(state);
   }
@@ -222,9 +254,14 @@ std::vector<std::unique_ptr<Communicator>> make_nccl_communicators(const std::ve
     for (Backend* backend : backends) devices.push_back(backend->device().index);
     group->custom = make_custom_all_reduce(devices);  // null where peer access is missing
   }
+  // Each communicator allocates its barrier word with cudaMalloc on the current device:
+  // the rank's, not the caller's.
   std::vector<std::unique_ptr<Communicator>> communicators;
-  for (int rank = 0; rank < world; ++rank)
+  for (int rank = 0; rank < world; ++rank) {
+    check_cuda(cudaSetDevice(backends[static_cast<size_t>(rank)]->device().index), "cudaSetDevice");
     communicators.push_back(std::make_unique<NcclCommunicator>(group, rank, *backends[static_cast<size_t>(rank)]));
+  }
+  check_cuda(cudaSetDevice(previous_device), "cudaSetDevice");
   return communicators;
 }
 

@@ -68,7 +68,9 @@ TEST_P(DummyFixture, EveryManifestTensorHasItsShapeAndSeededValuesInRange) {
     if (init.scale > 0.0f) {
       EXPECT_NE(values, reseeded) << entry.name << ": another seed must give other values";
       const auto [low, high] = std::minmax_element(values.begin(), values.end());
-      if (values.size() >= 64) EXPECT_GT(*high - *low, init.scale) << entry.name << ": values should spread";
+      if (values.size() >= 64) {
+        EXPECT_GT(*high - *low, init.scale) << entry.name << ": values should spread";
+      }
     } else {
       EXPECT_EQ(values, reseeded) << entry.name << ": constant weights do not depend on the seed";
     }
@@ -319,6 +321,19 @@ TEST(DummyPlan, DeepSeekV3Fp8BytesPerLayer) {
   const DummyWeightPlan whole = plan_dummy_weights(full);
   EXPECT_GT(whole.total(), 0.6e12);
   EXPECT_LT(whole.total(), 0.75e12);
+}
+
+// A compressed-tensors (channel) config: its checkpoint stores bf16 weight_scale, loaded
+// (and generated) as f32, so the plan counts 4 bytes per scale row.
+TEST(DummyPlan, ChannelScalesCountAsLoadedF32) {
+  const ModelConfig c = ModelConfig::load(testing::fixture_directory("dsv3-qlora-yarn-groups-fp8-channel"));
+  const DummyWeightPlan plan = plan_dummy_weights(c);
+  int64_t layer = 0;
+  while (!c.is_moe_layer(layer)) ++layer;
+  const uint64_t hidden = c.hidden_size, inner = c.moe.expert_intermediate_size;
+  const uint64_t expert = 2 * (inner * hidden + inner * 4) + (hidden * inner + hidden * 4);
+  EXPECT_EQ(plan.layers[layer].bytes_per_expert(), expert);
+  EXPECT_EQ(plan.layers[layer].routed_experts, expert * c.moe.num_routed_experts);
 }
 
 }  // namespace
