@@ -29,7 +29,7 @@ class FailingModel final : public CausalLM {
   PagedKvCache allocate_kv_cache(int64_t pages, int64_t page_size, std::optional<KvCacheDtype> dtype) const override {
     return inner_.allocate_kv_cache(pages, page_size, dtype);
   }
-  Tensor forward(const ForwardBatch& batch, PagedKvCache& cache) override {
+  Tensor forward(const ForwardBatch&, PagedKvCache&) override {
     gate_.wait();
     throw Failure("tensor-parallel rank 1 failed: injected");
   }
