@@ -2,11 +2,15 @@
 // thread and one stream per rank like the tensor-parallel workers: 2 and 4 ranks sharing
 // GPU 0 (so a one-GPU machine tests the whole protocol), and 2 / 4 ranks on distinct GPUs
 // when that many are visible with peer access. Messages of 1 element up to 8 MB, odd sizes
-// included; F32 must equal the rank-ordered host sum bit for bit, BF16 the same sum rounded
-// once (within one bf16 step), and every rank must hold bit-identical results. Eager
-// launches and CUDA-graph replays (captured once, replayed with new inputs) alternate; the
-// elements past each message are poisoned and must stay untouched. A hang (a protocol
-// deadlock) aborts the group after 60 s and fails instead of blocking the suite.
+// included; F32 must equal the rank-ordered host sum bit for bit, BF16 the same f32 sum
+// rounded once to nearest even (bit for bit too), and every rank must hold bit-identical
+// results. Eager launches and CUDA-graph replays (captured once, replayed with new inputs)
+// alternate; the elements past each message are poisoned and must stay untouched. Those
+// calls are one at a time (the host waits for every rank in between); BackToBack queues
+// many calls of changing sizes on each rank without waiting, the only way a rank can run
+// ahead of a peer that still reads its previous message (a buffer reused too early, a flag
+// of an earlier call taken for the current one). A hang (a protocol deadlock) aborts the
+// group after 60 s and fails instead of blocking the suite.
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -48,6 +52,10 @@ std::vector<Config> configs() {
   return out;
 }
 
+// The sum the kernel must produce, as element bits: each element's rank-ordered f32 sum
+// (((x0 + x1) + x2) + ...), for BF16 rounded once to nearest even (__float2bfloat16_rn).
+std::vector<uint8_t> expected_sum(const std::vector<std::vector<uint8_t>>& inputs, DType dtype, int64_t count);
+
 // Host inputs of one rank, as the element bits the device holds.
 std::vector<uint8_t> make_input(DType dtype, int64_t count, uint64_t seed) {
   std::mt19937_64 random(seed);
@@ -74,6 +82,34 @@ float element(const std::vector<uint8_t>& bytes, DType dtype, int64_t i) {
   uint16_t bits;
   std::memcpy(&bits, bytes.data() + i * 2, 2);
   return bf16_to_f32(bits);
+}
+
+std::vector<uint8_t> expected_sum(const std::vector<std::vector<uint8_t>>& inputs, DType dtype, int64_t count) {
+  std::vector<uint8_t> out(static_cast<size_t>(count) * dtype_size(dtype));
+  for (int64_t i = 0; i < count; ++i) {
+    float sum = element(inputs[0], dtype, i);
+    for (size_t r = 1; r < inputs.size(); ++r) sum += element(inputs[r], dtype, i);
+    if (dtype == DType::F32) {
+      std::memcpy(out.data() + i * 4, &sum, 4);
+    } else {
+      const uint16_t bits = f32_to_bf16(sum);
+      std::memcpy(out.data() + i * 2, &bits, 2);
+    }
+  }
+  return out;
+}
+
+// Empty when `got` holds exactly `want`, else the first element that differs.
+std::string first_difference(const uint8_t* got, const std::vector<uint8_t>& want, DType dtype) {
+  if (std::memcmp(got, want.data(), want.size()) == 0) return {};
+  const size_t size = dtype_size(dtype);
+  for (size_t i = 0; i < want.size() / size; ++i)
+    if (std::memcmp(got + i * size, want.data() + i * size, size) != 0) {
+      std::vector<uint8_t> one(got + i * size, got + (i + 1) * size);
+      return "element " + std::to_string(i) + ": " + std::to_string(element(one, dtype, 0)) + " instead of " +
+             std::to_string(element(want, dtype, static_cast<int64_t>(i)));
+    }
+  return "differs";
 }
 
 class CustomAllReduceTest : public ::testing::TestWithParam<DType> {};
@@ -119,6 +155,9 @@ void run_config(const Config& config, DType dtype) {
         CUDA_OK(cudaSetDevice(rank.device));
         CUDA_OK(cudaMemset(static_cast<uint8_t*>(rank.data) + bytes, kPoison, kGuardBytes));
         CUDA_OK(cudaMemcpy(rank.data, inputs[static_cast<size_t>(r)].data(), bytes, cudaMemcpyHostToDevice));
+        // A copy from pageable memory may return before its DMA lands, and the legacy default
+        // stream does not order with the rank's non-blocking stream: wait for both here.
+        CUDA_OK(cudaDeviceSynchronize());
       }
       // Every rank on its own thread, as in the tensor-parallel runtime: the kernels of
       // ranks sharing a GPU must be resident together, or this never returns.
@@ -160,12 +199,7 @@ void run_config(const Config& config, DType dtype) {
       }
       ASSERT_FALSE(hung) << "the all-reduce did not finish within 60 s (round " << round << ")";
 
-      std::vector<float> expected(static_cast<size_t>(count));
-      for (int64_t i = 0; i < count; ++i) {
-        float sum = element(inputs[0], dtype, i);
-        for (int r = 1; r < world; ++r) sum += element(inputs[static_cast<size_t>(r)], dtype, i);
-        expected[static_cast<size_t>(i)] = sum;
-      }
+      const std::vector<uint8_t> expected = expected_sum(inputs, dtype, count);
       std::vector<uint8_t> first;
       for (int r = 0; r < world; ++r) {
         RankState& rank = ranks[static_cast<size_t>(r)];
@@ -178,17 +212,8 @@ void run_config(const Config& config, DType dtype) {
         if (r == 0) first = result;
         ASSERT_EQ(std::memcmp(result.data(), first.data(), bytes), 0) << "rank " << r << " differs from rank 0";
         if (r > 0) continue;
-        for (int64_t i = 0; i < count; ++i) {
-          const float got = element(result, dtype, i), want = expected[static_cast<size_t>(i)];
-          if (dtype == DType::F32) {
-            ASSERT_EQ(std::memcmp(&got, &want, 4), 0) << "element " << i << ": " << got << " vs " << want;
-          } else {
-            // One bf16 rounding of the f32 sum: within half a bf16 step (2^-8 relative), plus
-            // the sum's own magnitude floor.
-            ASSERT_LE(std::fabs(got - want), std::ldexp(std::fabs(want), -8) + 1e-30f)
-                << "element " << i << ": " << got << " vs " << want;
-          }
-        }
+        const std::string difference = first_difference(result.data(), expected, dtype);
+        ASSERT_TRUE(difference.empty()) << "rank 0, " << difference;
       }
     }
   }
@@ -198,6 +223,112 @@ void run_config(const Config& config, DType dtype) {
     cudaStreamDestroy(rank.stream);
     cudaFree(rank.data);
   }
+}
+
+void run_back_to_back(const Config& config, DType dtype) {
+  SCOPED_TRACE(config.name);
+  const std::string no_peer = CustomAllReduce::peer_access_between(config.devices);
+  if (!no_peer.empty()) GTEST_SKIP() << no_peer;
+  const int world = static_cast<int>(config.devices.size());
+  const size_t element_bytes = dtype_size(dtype);
+  // Sizes change every call: the grid (1 to max_blocks blocks) and the tail change with them.
+  const std::vector<int64_t> pattern = {262143, 1, 65537, 9, 131072, 4097, 3, 32768, 1000, 262144};
+  constexpr int kCalls = 60;
+  std::vector<int64_t> counts;
+  std::vector<size_t> offsets;  // call k's message: [offsets[k], + counts[k] elements), 256-byte aligned
+  size_t total = 0;
+  for (int k = 0; k < kCalls; ++k) {
+    counts.push_back(pattern[static_cast<size_t>(k) % pattern.size()]);
+    offsets.push_back(total);
+    total += (static_cast<size_t>(counts.back()) * element_bytes + 255) / 256 * 256;
+  }
+  CustomAllReduceOptions options;
+  options.capacity_bytes = int64_t{1} << 20;
+  CustomAllReduce all_reduce(config.devices, options);
+  // inputs[k][r]: call k's message on rank r.
+  std::vector<std::vector<std::vector<uint8_t>>> inputs(kCalls);
+  uint64_t seed = 1000;
+  for (int k = 0; k < kCalls; ++k)
+    for (int r = 0; r < world; ++r) inputs[static_cast<size_t>(k)].push_back(make_input(dtype, counts[static_cast<size_t>(k)], seed++));
+  std::vector<RankState> ranks(static_cast<size_t>(world));
+  for (int r = 0; r < world; ++r) {
+    RankState& rank = ranks[static_cast<size_t>(r)];
+    rank.device = config.devices[static_cast<size_t>(r)];
+    CUDA_OK(cudaSetDevice(rank.device));
+    CUDA_OK(cudaMalloc(&rank.data, total));
+    CUDA_OK(cudaStreamCreateWithFlags(&rank.stream, cudaStreamNonBlocking));
+    std::vector<uint8_t> host(total, kPoison);
+    for (int k = 0; k < kCalls; ++k) {
+      const auto& input = inputs[static_cast<size_t>(k)][static_cast<size_t>(r)];
+      std::memcpy(host.data() + offsets[static_cast<size_t>(k)], input.data(), input.size());
+    }
+    CUDA_OK(cudaMemcpy(rank.data, host.data(), total, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaDeviceSynchronize());
+  }
+  std::vector<std::future<std::string>> done;
+  for (int r = 0; r < world; ++r)
+    done.push_back(std::async(std::launch::async, [&, r]() -> std::string {
+      RankState& rank = ranks[static_cast<size_t>(r)];
+      try {
+        if (cudaSetDevice(rank.device) != cudaSuccess) return "cudaSetDevice";
+        for (int k = 0; k < kCalls; ++k) {
+          all_reduce.launch(r, static_cast<uint8_t*>(rank.data) + offsets[static_cast<size_t>(k)],
+                            counts[static_cast<size_t>(k)], dtype, rank.stream);
+          // Ranks drift apart on the host too: odd ranks pause now and then.
+          if (r % 2 == 1 && k % 7 == 3) std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
+        const cudaError_t status = cudaStreamSynchronize(rank.stream);
+        return status == cudaSuccess ? "" : cudaGetErrorString(status);
+      } catch (const std::exception& error) {
+        return error.what();
+      }
+    }));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  bool hung = false;
+  for (auto& future : done)
+    if (future.wait_until(deadline) != std::future_status::ready) hung = true;
+  if (hung) all_reduce.abort();
+  bool failed = hung;
+  for (int r = 0; r < world; ++r) {
+    const std::string error = done[static_cast<size_t>(r)].get();
+    EXPECT_TRUE(error.empty()) << "rank " << r << ": " << error;
+    failed = failed || !error.empty();
+  }
+  EXPECT_FALSE(hung) << kCalls << " back-to-back all-reduces did not finish within 60 s";
+  if (failed) {
+    for (RankState& rank : ranks) {
+      cudaSetDevice(rank.device);
+      cudaStreamDestroy(rank.stream);
+      cudaFree(rank.data);
+    }
+    return;
+  }
+  std::vector<std::vector<uint8_t>> results;
+  for (int r = 0; r < world; ++r) {
+    RankState& rank = ranks[static_cast<size_t>(r)];
+    results.emplace_back(total);
+    CUDA_OK(cudaSetDevice(rank.device));
+    CUDA_OK(cudaMemcpy(results.back().data(), rank.data, total, cudaMemcpyDeviceToHost));
+  }
+  for (int k = 0; k < kCalls; ++k) {
+    const std::vector<uint8_t> expected = expected_sum(inputs[static_cast<size_t>(k)], dtype, counts[static_cast<size_t>(k)]);
+    for (int r = 0; r < world; ++r) {
+      const std::string difference = first_difference(results[static_cast<size_t>(r)].data() + offsets[static_cast<size_t>(k)], expected, dtype);
+      ASSERT_TRUE(difference.empty()) << "call " << k << " (" << counts[static_cast<size_t>(k)] << " elements), rank " << r
+                                      << ", " << difference;
+    }
+  }
+  for (RankState& rank : ranks) {
+    cudaSetDevice(rank.device);
+    cudaStreamDestroy(rank.stream);
+    cudaFree(rank.data);
+  }
+}
+
+TEST_P(CustomAllReduceTest, BackToBack) {
+  const std::vector<Config> all = configs();
+  if (all.empty()) GTEST_SKIP() << "no CUDA device visible";
+  for (const Config& config : all) run_back_to_back(config, GetParam());
 }
 
 TEST_P(CustomAllReduceTest, MatchesTheRankOrderedSumEverywhere) {
