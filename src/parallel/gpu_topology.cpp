@@ -71,6 +71,7 @@ bool wait_for(cudaEvent_t event, double timeout_seconds) {
     const cudaError_t status = cudaEventQuery(event);
     if (status == cudaSuccess) return true;
     RS_CHECK(status == cudaErrorNotReady, "peer copy failed: {}", cudaGetErrorString(status));
+    (void)cudaGetLastError();  // "not ready" is an answer, not a fault: keep it out of the next launch check
     if (std::chrono::steady_clock::now() > deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }

@@ -183,6 +183,7 @@ class NcclCommunicator final : public Communicator {
       const cudaError_t state = cudaStreamQuery(stream_);
       if (state == cudaSuccess) break;
       RS_CHECK(state == cudaErrorNotReady, "rank {}: the device failed: {}", rank_, cudaGetErrorString(state));
+      (void)cudaGetLastError();  // "not ready" is an answer, not a fault: keep it out of the next launch check
       RS_CHECK(!group_->aborted, "tensor-parallel group aborted: {}", group_->abort_reason);
       if (std::string error = async_error(); !error.empty()) RS_FAIL("rank {}: NCCL error: {}", rank_, error);
       std::this_thread::yield();
