@@ -3,7 +3,8 @@
 # (no text/API modules, so cpp-httplib and PCRE2 are not needed), runs `ctest -L gpu`,
 # compute-sanitizer memcheck + racecheck over the kernel tests, the sm_120a SASS check
 # (cuobjdump), and the benchmarks; every log goes to OUT_DIR (default gpu-suite-out/).
-# Usage: scripts/gpu-suite.sh [tests|sanitize|sass|doctor|tune|bench]...   (default: all but tune)
+# Usage: scripts/gpu-suite.sh [tests|sanitize|sass|doctor|fixtures|tune|bench]...
+#        (default: tests sanitize sass doctor bench)
 # MODELS_DIR (default ../shared/models) holds the real config.json files the tune and bench
 # steps read; CTEST_JOBS (default 1) runs GPU tests in parallel (correctness only).
 set -uo pipefail
@@ -73,6 +74,15 @@ for step in "${steps[@]}"; do
     sass)
       scripts/check-sass.sh build-gpu > "$out/check-sass.log" 2>&1 || status=1
       note "check-sass: $(grep -c 'ok' "$out/check-sass.log") ok, $(grep -c FAILED "$out/check-sass.log") failed"
+      ;;
+    fixtures)
+      # Regenerates the FP8 fixtures with transformers (CPU torch is enough; the device machine
+      # has it): copy $out/fixtures/*-fp8-* over tests/data/models/ and rerun fp8_reference_test.
+      fixtures=$(realpath -m "$out/fixtures")
+      rm -rf "$fixtures"
+      (cd tests/reference && PYTHONUNBUFFERED=1 timeout 600 python3 make_fp8_fixtures.py "$fixtures") \
+        > "$out/fixtures.log" 2>&1 || status=1
+      note "make_fp8_fixtures.py: $(tail -1 "$out/fixtures.log")"
       ;;
     tune)
       # The fused FP8 MoE configs of this device for the target models' per-GPU shapes
