@@ -1,5 +1,5 @@
-// The benchmarks' own device code (bench_kernels.h): mma.sync peak kernels and the random
-// e4m3 fill. Compiled for the project's CUDA architectures with the bench target.
+// The benchmarks' own device code (bench_kernels.h): the mma.sync peak kernels. Compiled for
+// the project's CUDA architectures with the bench target.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -74,18 +74,6 @@ __global__ void __launch_bounds__(kPeakThreads) mma_peak_kernel(int iterations, 
   }
 }
 
-// Random e4m3 codes, 8 per 64-bit word; a NaN byte (low 7 bits all set) loses its lowest bit,
-// becoming 0x7e / 0xfe (±448).
-__global__ void fill_random_e4m3_kernel(uint64_t* words, size_t count, uint64_t seed) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < count; i += size_t(gridDim.x) * blockDim.x) {
-    const uint64_t word = splitmix64(seed * 0x100000001b3ULL + i);
-    const uint64_t low7 = word & 0x7f7f7f7f7f7f7f7fULL;
-    // Bytes whose low 7 bits are 0x7f: adding 1 to each 7-bit field carries into bit 7 only there.
-    const uint64_t nan_bytes = ((low7 + 0x0101010101010101ULL) & 0x8080808080808080ULL) >> 7;
-    words[i] = word ^ nan_bytes;
-  }
-}
-
 }  // namespace
 
 double measure_mma_sync_flops(MmaKind kind) {
@@ -122,18 +110,4 @@ double measure_mma_sync_flops(MmaKind kind) {
   const double mmas = double(ctas) * (kPeakThreads / 32) * double(iterations) * kPeakChains;
   return mmas * flops_per_mma / samples[samples.size() / 2];
 }
-
-void fill_random_e4m3(void* data, size_t bytes, uint64_t seed) {
-  if (reinterpret_cast<uintptr_t>(data) % 8 != 0) throw std::runtime_error("fill_random_e4m3 needs 8-byte aligned data");
-  const size_t words = bytes / 8;
-  if (words > 0) {
-    fill_random_e4m3_kernel<<<1024, 256>>>(static_cast<uint64_t*>(data), words, seed);
-    check_cuda(cudaGetLastError(), "fill_random_e4m3 launch");
-  }
-  if (bytes % 8 != 0) {  // the tail: codes 0x38 (1.0)
-    check_cuda(cudaMemset(static_cast<uint8_t*>(data) + words * 8, 0x38, bytes % 8), "cudaMemset");
-  }
-  check_cuda(cudaDeviceSynchronize(), "fill_random_e4m3");
-}
-
 }  // namespace rackserve::bench

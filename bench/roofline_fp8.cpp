@@ -35,8 +35,7 @@ QuantizedWeight random_fp8_weight(Backend& backend, const Shape& shape, Fp8Scali
   weight.block_in = block ? 128 : 0;
   weight.values = backend.allocate_persistent(DType::F8_E4M3, shape);
   weight.scales = backend.allocate_persistent(DType::F32, scale_shape);
-  check_cuda(cudaDeviceSynchronize(), "allocate");  // the backend's stream does not order the default one
-  fill_random_e4m3(weight.values.data, weight.values.bytes(), seed);
+  backend.fill_random(weight.values, seed, 448.0f);  // every finite e4m3 magnitude, never a NaN code
   backend.fill_random(weight.scales, seed + 1, 1.0f / 512);
   return weight;
 }

@@ -131,8 +131,8 @@ void bench_moe_fp8(const Ceilings& ceilings, bool quick) {
   std::vector<std::string> skipped;
   std::printf("\n## FP8 MoE experts, decode (routed experts only; bytes = experts actually touched)\n\n");
   std::printf("eager = Backend::moe_experts; graph = its launches replayed as a CUDA graph; GEMMs = the graph's two "
-              "GEMM kernels alone. Fractions: the same bytes over each time. config = the kernels' default for the "
-              "step (what the backend runs where no tuned file exists for the device).\n\n");
+              "GEMM kernels alone. Fractions: the same bytes over each time. config = what the backend runs for the "
+              "step (the device's tuned file, else the kernels' default).\n\n");
   std::printf("| model | TP | scales | tokens | config | experts touched | MB | eager us | graph us | GEMMs us | "
               "eager | graph | GEMMs |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const MoeFp8Model& model : models) {
@@ -199,7 +199,8 @@ void bench_moe_fp8(const Ceilings& ceilings, bool quick) {
                                              gemm > 0 ? fmt::format("{:.2f}", fraction(gemm)) : "-"};
         std::printf("| %s | %lld | %s | %lld | %s | %.1f | %.1f | %.1f | %.1f | %s | %.2f | %.2f | %s |\n", model.name,
                     static_cast<long long>(tp), block ? "128x128" : "channel", static_cast<long long>(tokens),
-                    config_string(kernels::default_moe_fp8_config(tokens, model.top_k, model.experts)).c_str(),
+                    config_string(dynamic_cast<CudaBackend&>(*backend).moe_fp8_config(experts, tokens, model.top_k))
+                        .c_str(),
                     touched, bytes / 1e6, eager * 1e6, graph * 1e6, gemm_columns[0].c_str(), fraction(eager),
                     fraction(graph), gemm_columns[1].c_str());
       }

@@ -73,6 +73,9 @@ class CudaBackend : public Backend {
   // device's shared memory).
   Tensor moe_experts_fp8(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts,
                          const kernels::MoeFp8Config& config);
+  // The config moe_experts runs these FP8 experts with for `tokens` tokens routed to `top_k`
+  // experts each: the device's tuned file (nearest M), else the default.
+  kernels::MoeFp8Config moe_fp8_config(const ExpertWeights& experts, int64_t tokens, int64_t top_k);
 
   // cuda_sampling.cpp: every row on the GPU (kernels/sampling), results copied back.
   std::vector<SampledRow> sample(const Tensor& logits, std::span<const SamplingRow> rows) override;

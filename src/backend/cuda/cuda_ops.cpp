@@ -284,16 +284,21 @@ kernels::MoeAlignParams CudaBackend::align_moe_pairs(const MoeRouting& routing, 
   return align;
 }
 
+kernels::MoeFp8Config CudaBackend::moe_fp8_config(const ExpertWeights& experts, int64_t tokens, int64_t top_k) {
+  RS_CHECK(experts.gate_up_fp8.has_value(), "moe_fp8_config: the experts are not FP8");
+  const QuantizedWeight& gate_up = *experts.gate_up_fp8;
+  RS_CHECK(gate_up.values.rank() == 3, "FP8 expert gate_up must be rank 3, got {}", shape_string(gate_up.values.shape));
+  const MoeFp8Shape shape{gate_up.values.dim(0), gate_up.out_features() / 2, gate_up.in_features(), top_k,
+                          gate_up.scaling == Fp8Scaling::Block ? MoeFp8Dtype::Block : MoeFp8Dtype::Channel};
+  return moe_fp8_configs_->select(shape, tokens);
+}
+
 Tensor CudaBackend::moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) {
   expect(x, DType::BF16, 2, "moe input");
   RS_CHECK(experts.gate_up_fp8.has_value() == experts.down_fp8.has_value(),
            "expert gate_up and down must both be FP8 or both dense");
   if (experts.gate_up_fp8) {  // cuda_fp8_ops.cpp
-    const QuantizedWeight& gate_up = *experts.gate_up_fp8;
-    RS_CHECK(gate_up.values.rank() == 3, "FP8 expert gate_up must be rank 3, got {}", shape_string(gate_up.values.shape));
-    const MoeFp8Shape shape{gate_up.values.dim(0), gate_up.out_features() / 2, x.dim(1), routing.expert_ids.dim(1),
-                            gate_up.scaling == Fp8Scaling::Block ? MoeFp8Dtype::Block : MoeFp8Dtype::Channel};
-    return moe_experts_fp8(x, routing, experts, moe_fp8_configs_->select(shape, x.dim(0)));
+    return moe_experts_fp8(x, routing, experts, moe_fp8_config(experts, x.dim(0), routing.expert_ids.dim(1)));
   }
   expect(experts.gate_up, DType::BF16, 3, "expert gate_up");
   expect(experts.down, DType::BF16, 3, "expert down");
