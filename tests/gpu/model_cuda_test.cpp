@@ -20,6 +20,7 @@
 #include "engine/sequence_runner.h"
 #include "models/model.h"
 #include "support/fixtures.h"
+#include "support/similarity.h"
 #include "routing_replay.h"
 #include "weights/safetensors.h"
 
@@ -38,16 +39,6 @@ constexpr double kMinCosine = 0.9995;
 constexpr double kNearTie = 0.02;
 // A greedy token is a near-argmax when the oracle's logit for it is within this of the max.
 constexpr float kNearArgmax = 0.05f;
-
-double cosine(const float* a, const float* b, int64_t count) {
-  double dot = 0, norm_a = 0, norm_b = 0;
-  for (int64_t i = 0; i < count; ++i) {
-    dot += double(a[i]) * b[i];
-    norm_a += double(a[i]) * a[i];
-    norm_b += double(b[i]) * b[i];
-  }
-  return dot / std::sqrt(norm_a * norm_b);  // NaN anywhere makes this NaN and fails >=
-}
 
 class CudaReferenceModel : public ::testing::TestWithParam<std::string> {
  protected:
@@ -99,11 +90,11 @@ TEST_P(CudaReferenceModel, LogitsMatchOracleAndTransformers) {
     const size_t first_flip = flipped.empty() ? tokens.size() : static_cast<size_t>(*flipped.begin());
     double worst_oracle = 1.0, worst_hf = 1.0;
     for (size_t r = 0; r < tokens.size(); ++r) {
-      double to_oracle = cosine(logits[r].data(), oracle_logits[r].data(), vocab());
+      double to_oracle = testing::cosine(logits[r], oracle_logits[r]);
       worst_oracle = std::min(worst_oracle, to_oracle);
       EXPECT_GE(to_oracle, kMinCosine) << "prompt " << p << " position " << r << " vs the oracle";
       if (r >= first_flip) continue;
-      double to_hf = cosine(logits[r].data(), expected.data() + r * vocab(), vocab());
+      double to_hf = testing::cosine({logits[r].data(), size_t(vocab())}, {expected.data() + r * vocab(), size_t(vocab())});
       worst_hf = std::min(worst_hf, to_hf);
       EXPECT_GE(to_hf, kMinCosine) << "prompt " << p << " position " << r << " vs transformers";
     }
@@ -152,7 +143,7 @@ TEST_P(CudaReferenceModel, DecodeThroughCacheMatchesOracle) {
   auto expected = oracle_runner.append(tokens, true, 1);
   expect_flips_are_near_ties(prompts_ - 1);
   for (size_t r = 0; r < tokens.size(); ++r)
-    EXPECT_GE(cosine(logits[r].data(), expected[r].data(), vocab()), kMinCosine) << "position " << r;
+    EXPECT_GE(testing::cosine(logits[r], expected[r]), kMinCosine) << "position " << r;
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaReferenceModel,

@@ -21,6 +21,7 @@
 #include "models/model.h"
 #include "routing_replay.h"
 #include "support/fixtures.h"
+#include "support/similarity.h"
 #include "weights/quant_config.h"
 #include "weights/safetensors.h"
 
@@ -41,16 +42,6 @@ constexpr double kNearTie = 0.02;
 constexpr int64_t kCudaBlockIn = 128;
 // After a routing flip the paths may part: the GPU's token within this of the oracle's max.
 constexpr float kNearArgmax = 0.05f;
-
-double cosine(const float* a, const float* b, int64_t count) {
-  double dot = 0, norm_a = 0, norm_b = 0;
-  for (int64_t i = 0; i < count; ++i) {
-    dot += double(a[i]) * b[i];
-    norm_a += double(a[i]) * a[i];
-    norm_b += double(b[i]) * b[i];
-  }
-  return dot / std::sqrt(norm_a * norm_b);  // NaN anywhere makes this NaN and fails >=
-}
 
 int32_t argmax(const std::vector<float>& row) {
   return static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
@@ -97,7 +88,7 @@ class CudaFp8Model : public ::testing::TestWithParam<std::string> {
     const auto& flipped = oracle_->stats.flipped_rows;
     double worst = 1.0;
     for (size_t r = 0; r < gpu.size(); ++r) {
-      const double value = cosine(gpu[r].data(), oracle[r].data(), vocab());
+      const double value = testing::cosine(gpu[r], oracle[r]);
       worst = std::min(worst, value);
       if (value >= kMinCosine) continue;
       // A flip excuses a low cosine, never a non-finite one (NaN logits, e.g. a poisoned
@@ -158,7 +149,7 @@ TEST_P(CudaFp8Model, W8A8DecodeThroughCacheMatchesTheCpuOracle) {
   // position: an outlier is only excused when some step flipped.
   double worst = 1.0;
   for (size_t r = 0; r < tokens.size(); ++r) {
-    const double value = cosine(logits[r].data(), oracle_logits[r].data(), vocab());
+    const double value = testing::cosine(logits[r], oracle_logits[r]);
     worst = std::min(worst, value);
     EXPECT_TRUE(std::isfinite(value)) << "position " << r;  // NaN logits fail even after a flip
     if (oracle_->stats.flips == 0) {

@@ -20,6 +20,7 @@
 #include "models/deepseek_v3.h"
 #include "models/model.h"
 #include "support/fixtures.h"
+#include "support/similarity.h"
 
 namespace rackserve {
 namespace {
@@ -28,16 +29,6 @@ namespace fs = std::filesystem;
 
 constexpr int64_t kPageSize = 16;
 constexpr double kMinCosine = 0.99999;
-
-double cosine(const std::vector<float>& a, const std::vector<float>& b, size_t offset, size_t count) {
-  double dot = 0, norm_a = 0, norm_b = 0;
-  for (size_t i = offset; i < offset + count; ++i) {
-    dot += double(a[i]) * b[i];
-    norm_a += double(a[i]) * a[i];
-    norm_b += double(b[i]) * b[i];
-  }
-  return dot / std::sqrt(norm_a * norm_b);  // NaN fails every comparison
-}
 
 struct Sequence {
   std::vector<int32_t> pages;
@@ -114,7 +105,7 @@ TEST_P(StepGraphsTest, GraphReplayMatchesEagerSteps) {
       ASSERT_EQ(a.size(), batch.sequences.size() * vocab);
       ASSERT_EQ(b.size(), a.size());
       for (size_t r = 0; r < batch.sequences.size(); ++r) {
-        const double c = cosine(a, b, r * vocab, vocab);
+        const double c = testing::cosine(std::span(a).subspan(r * vocab, vocab), std::span(b).subspan(r * vocab, vocab));
         worst = std::min(worst, c);
         ASSERT_GE(c, kMinCosine) << "step " << steps << " row " << r << " of " << batch.sequences.size();
         std::vector<float> row_a(a.begin() + r * vocab, a.begin() + (r + 1) * vocab);

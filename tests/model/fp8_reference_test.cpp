@@ -29,6 +29,7 @@
 #include "engine/sequence_runner.h"
 #include "models/model.h"
 #include "support/fixtures.h"
+#include "support/similarity.h"
 #include "weights/safetensors.h"
 
 namespace rackserve {
@@ -40,16 +41,6 @@ std::vector<float> flatten(const std::vector<std::vector<float>>& rows) {
   std::vector<float> flat;
   for (const auto& row : rows) flat.insert(flat.end(), row.begin(), row.end());
   return flat;
-}
-
-double cosine(const std::vector<float>& a, const std::vector<float>& b) {
-  double dot = 0, aa = 0, bb = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    dot += double(a[i]) * b[i];
-    aa += double(a[i]) * a[i];
-    bb += double(b[i]) * b[i];
-  }
-  return dot / std::sqrt(aa * bb);
 }
 
 float max_abs_difference(const std::vector<float>& a, const std::vector<float>& b) {
@@ -77,8 +68,10 @@ class Fp8ReferenceModel : public ::testing::TestWithParam<std::string> {
     const nlohmann::json meta = nlohmann::json::parse(meta_file);
     for (size_t p = 0; p < meta["prompts"].size(); ++p) {
       const std::string prefix = "prompt_" + std::to_string(p);
-      prompts_.push_back({testing::read_reference_vector<int32_t>(reference, prefix + ".tokens"), testing::read_reference_vector<float>(reference, prefix + ".w8a16"),
-                          testing::read_reference_vector<float>(reference, prefix + ".w8a8"), testing::read_reference_vector<int32_t>(reference, prefix + ".greedy")});
+      prompts_.push_back({testing::read_reference_vector<int32_t>(reference, prefix + ".tokens"),
+                          testing::read_reference_vector<float>(reference, prefix + ".w8a16"),
+                          testing::read_reference_vector<float>(reference, prefix + ".w8a8"),
+                          testing::read_reference_vector<int32_t>(reference, prefix + ".greedy")});
     }
     ASSERT_GE(prompts_.size(), 3u);
   }
@@ -122,9 +115,9 @@ TEST_P(Fp8ReferenceModel, W8A8StaysCloseToW8A16) {
     SequenceRunner runner(*model, static_cast<int64_t>(prompt.tokens.size()));
     const std::vector<float> logits = flatten(runner.append(prompt.tokens, /*all_logits=*/true));
     ASSERT_EQ(logits.size(), prompt.w8a16.size());
-    const double ours_vs_w8a16 = cosine(logits, prompt.w8a16);
+    const double ours_vs_w8a16 = testing::cosine(logits, prompt.w8a16);
     std::printf("  %s W8A8 prompt of %zu: cosine vs W8A16 %.6f (vs the fixture's partial W8A8 %.6f)\n",
-                GetParam().c_str(), prompt.tokens.size(), ours_vs_w8a16, cosine(logits, prompt.w8a8));
+                GetParam().c_str(), prompt.tokens.size(), ours_vs_w8a16, testing::cosine(logits, prompt.w8a8));
     EXPECT_GE(ours_vs_w8a16, 0.95) << "prompt of " << prompt.tokens.size();
   }
 }

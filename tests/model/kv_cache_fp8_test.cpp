@@ -30,6 +30,7 @@
 #include "engine/sequence_runner.h"
 #include "models/model.h"
 #include "support/fixtures.h"
+#include "support/similarity.h"
 
 namespace rackserve {
 namespace {
@@ -40,16 +41,6 @@ constexpr double kMinCosine = 0.99, kMinMeanCosine = 0.999;
 constexpr int64_t kPageSize = 16, kPromptTokens = 112, kChunk = 24, kDecodeSteps = 12;
 
 std::vector<std::string> fixture_names() { return testing::fixture_names(testing::FixtureKind::Bf16); }
-
-double cosine(const std::vector<float>& a, const std::vector<float>& b) {
-  double dot = 0, norm_a = 0, norm_b = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    dot += double(a[i]) * b[i];
-    norm_a += double(a[i]) * a[i];
-    norm_b += double(b[i]) * b[i];
-  }
-  return a.size() == b.size() ? dot / std::sqrt(norm_a * norm_b) : 0.0;  // NaN fails every comparison
-}
 
 // Records the expert ids of every moe_route call, or replays recorded ones: the replayed
 // experts are forced through the router with a correction bias (which steers selection
@@ -141,7 +132,7 @@ TEST_P(KvCacheFp8Model, LogitsMatchTheF32CacheAtEveryPosition) {
   ASSERT_EQ(actual.size(), expected.size());
   double worst = 1.0, total = 0.0;
   for (size_t p = 0; p < expected.size(); ++p) {
-    const double c = cosine(actual[p], expected[p]);
+    const double c = testing::cosine(actual[p], expected[p]);
     EXPECT_GE(c, kMinCosine) << "position " << p;
     worst = std::isnan(c) || worst < 0 ? -1.0 : std::min(worst, c);
     total += c;
@@ -157,7 +148,7 @@ double worst_decode_cosine(KvCacheFp8Model& test, const std::vector<std::vector<
                            const std::vector<std::vector<float>>& corrupted) {
   double worst = 1.0;
   for (size_t p = kPromptTokens; p < expected.size(); ++p) {
-    const double c = cosine(corrupted[p], expected[p]);
+    const double c = testing::cosine(corrupted[p], expected[p]);
     worst = std::isnan(c) || worst < 0 ? -1.0 : std::min(worst, c);
   }
   std::printf("  %s: ", test.GetParam().c_str());

@@ -1,0 +1,23 @@
+// Similarity of two float vectors for the tests that compare logits across backends and
+// formats (the blueprint's metric for quantized paths).
+#pragma once
+
+#include <cmath>
+#include <span>
+
+namespace rackserve::testing {
+
+// Cosine similarity of a and b computed in double. Vectors of different lengths give 0; a NaN
+// or infinity anywhere gives NaN, which fails every >= bound.
+inline double cosine(std::span<const float> a, std::span<const float> b) {
+  if (a.size() != b.size()) return 0.0;
+  double dot = 0, norm_a = 0, norm_b = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    dot += double(a[i]) * b[i];
+    norm_a += double(a[i]) * a[i];
+    norm_b += double(b[i]) * b[i];
+  }
+  return dot / std::sqrt(norm_a * norm_b);
+}
+
+}  // namespace rackserve::testing
