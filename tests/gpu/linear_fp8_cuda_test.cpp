@@ -26,9 +26,14 @@
 #include "backend/cuda/cuda_backend.h"
 #include "core/dtype.h"
 #include "support/shared_models.h"
+#include "support/test_random.h"
 
 namespace rackserve {
 namespace {
+
+using testing::run_seed;
+using testing::parallel_for;
+using testing::SplitMix;
 
 using testing::error_of;
 
@@ -51,35 +56,6 @@ constexpr int64_t kBlock = 128;  // DeepSeek's weight_block_size [128, 128]
 constexpr double kOutputRelative = 1.0 / 256;
 constexpr double kMagnitudeRelative = 1.0 / 4096;
 constexpr double kMinCosine = 0.99999;
-
-uint64_t run_seed() {
-  static const uint64_t seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-  return seed;
-}
-
-// body(i) for i in [0, count) on every hardware thread (weight generation is the slow part).
-void parallel_for(int64_t count, const std::function<void(int64_t)>& body) {
-  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
-  std::atomic<int64_t> next{0};
-  std::vector<std::thread> pool;
-  for (unsigned i = 0; i < threads; ++i)
-    pool.emplace_back([&] {
-      for (int64_t j = next++; j < count; j = next++) body(j);
-    });
-  for (std::thread& thread : pool) thread.join();
-}
-
-// A small fast generator (weights are hundreds of millions of values).
-struct SplitMix {
-  uint64_t state;
-  uint64_t next() {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  float uniform() { return static_cast<float>(next() >> 40) * 0x1p-24f; }  // [0, 1)
-};
 
 struct HostFp8Weight {
   int64_t n = 0, k = 0;

@@ -26,9 +26,14 @@
 #include "backend/cuda/cuda_backend.h"
 #include "core/dtype.h"
 #include "rackserve/kernels/moe_fp8_params.h"
+#include "support/test_random.h"
 
 namespace rackserve {
 namespace {
+
+using testing::run_seed;
+using testing::parallel_for;
+using testing::SplitMix;
 
 constexpr int64_t kBlock = 128;  // weight_block_size [128, 128]
 
@@ -54,33 +59,6 @@ constexpr double kAccumulation = 1.0 / 4096;
 constexpr double kFlips = 4;
 constexpr double kRounding = 1.0 / (1 << 20);
 constexpr double kMinCosine = 0.99999;
-
-uint64_t run_seed() {
-  static const uint64_t seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-  return seed;
-}
-
-void parallel_for(int64_t count, const std::function<void(int64_t)>& body) {
-  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
-  std::atomic<int64_t> next{0};
-  std::vector<std::thread> pool;
-  for (unsigned i = 0; i < threads; ++i)
-    pool.emplace_back([&] {
-      for (int64_t j = next++; j < count; j = next++) body(j);
-    });
-  for (std::thread& thread : pool) thread.join();
-}
-
-struct Mix64 {  // splitmix64: fast enough for billions of weight bytes
-  uint64_t state;
-  uint64_t next() {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  float uniform() { return static_cast<float>(next() >> 40) * 0x1p-24f; }
-};
 
 struct Problem {
   std::string name;
@@ -121,7 +99,7 @@ HostMatrix random_matrix(int64_t experts, int64_t rows, int64_t cols, Fp8Scaling
   m.scales.resize(static_cast<size_t>(experts * m.scale_rows() * m.scale_cols()));
   const float base = 1.0f / (4.0f * std::sqrt(static_cast<float>(cols)));
   parallel_for(experts, [&](int64_t e) {
-    Mix64 rng{seed * 0x2545f4914f6cdd1dull + static_cast<uint64_t>(e)};
+    SplitMix rng{seed * 0x2545f4914f6cdd1dull + static_cast<uint64_t>(e)};
     uint8_t* codes = m.codes.data() + e * rows * cols;
     for (int64_t i = 0; i < rows * cols; i += 8) {
       const uint64_t bits = rng.next();

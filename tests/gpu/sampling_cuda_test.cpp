@@ -19,14 +19,12 @@
 #include "backend/cuda/cuda_backend.h"
 #include "core/dtype.h"
 #include "core/error.h"
+#include "support/test_random.h"
 
 namespace rackserve {
 namespace {
 
-uint64_t run_seed() {
-  static const uint64_t seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-  return seed;
-}
+using testing::run_seed;
 
 class SamplingTest : public ::testing::Test {
  protected:
