@@ -23,6 +23,10 @@ struct Candidate {
 // Penalised, masked logits of the row and, unless greedy, the kept candidates in
 // ascending id order (the draw's order). Returns the greedy token instead when greedy.
 std::optional<int32_t> keep_set(std::span<const float> logits, const SamplingRow& row, std::vector<Candidate>& kept) {
+  // A model that produced NaN or +inf has no distribution to sample: an error for this
+  // request (the engine fails it), never an empty candidate set.
+  RS_CHECK(std::none_of(logits.begin(), logits.end(), [](float x) { return std::isnan(x) || x == -kNegativeInfinity; }),
+           "the logits hold NaN or +inf: the model produced invalid values");
   std::vector<float> work(logits.begin(), logits.end());
   apply_penalties(work, row);
   for (int32_t token : row.banned) work.at(token) = kNegativeInfinity;

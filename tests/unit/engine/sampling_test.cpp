@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "backend/cpu/sampling_reference.h"
+#include "core/error.h"
 #include "engine/sampling_row.h"
 #include "rackserve/random_hash.h"
 
@@ -184,6 +186,25 @@ TEST(SamplerGreedy, ArgmaxWithLowestIdOnTies) {
   const int32_t banned[] = {0};
   history.banned = banned;
   EXPECT_EQ(sampler.sample(kLogits, greedy, history).token, 1);
+}
+
+TEST(SamplerInvalidLogits, NanOrPositiveInfinityIsAnErrorNotACrash) {
+  Sampler sampler;
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  for (const std::vector<float>& logits : {std::vector<float>{1.0f, inf, 0.0f}, std::vector<float>{nan, 1.0f, 0.0f},
+                                           std::vector<float>{1.0f, 0.0f, nan}}) {
+    for (float temperature : {0.0f, 1.0f}) {
+      EXPECT_THROW(sampler.sample(logits, params_with(temperature, 0.9f, 2), {}), Error) << "temperature " << temperature;
+      EXPECT_THROW(sampler.distribution(logits, params_with(temperature), {}), Error);
+    }
+  }
+  // -inf is a masked token, not an error.
+  const std::vector<float> masked = {1.0f, -inf, 0.0f};
+  for (uint64_t seed = 0; seed < 32; ++seed) {
+    SamplingHistory history;
+    history.seed = seed;
+    EXPECT_NE(sampler.sample(masked, params_with(1.0f), history).token, 1);
+  }
 }
 
 TEST(SamplerPenalties, VllmSemantics) {
