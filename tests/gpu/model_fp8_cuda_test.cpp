@@ -5,11 +5,16 @@
 // where the router flipped an expert on a near-tie (the flip is printed with its score
 // deficit). Greedy continuations are the oracle's argmax path until the first routing flip,
 // a near-argmax path after it. Step allocations are poisoned with NaN.
+// The FP8 fixtures' 64-wide layers only allow 16x16 blocks, which the CUDA kernels do not
+// take (they take DeepSeek's 128-wide blocks), so the block layout runs end to end on a
+// dummy model instead: the fixture's architecture widened to 128-multiples, FP8 block
+// [128, 128] dummy weights (the same values on both backends), random prompts.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -22,6 +27,7 @@
 #include "routing_replay.h"
 #include "support/fixtures.h"
 #include "support/similarity.h"
+#include "support/test_random.h"
 #include "weights/quant_config.h"
 #include "weights/safetensors.h"
 
@@ -43,6 +49,30 @@ constexpr int64_t kCudaBlockIn = 128;
 // After a routing flip the paths may part: the GPU's token within this of the oracle's max.
 constexpr float kNearArgmax = 0.05f;
 
+// The parameter naming the dummy block-layout model (not a fixture directory).
+constexpr const char* kDummyBlockModel = "dummy-dsv3-fp8-block128";
+
+// dsv3-qlora-yarn-groups (MLA with q_lora, YaRN, group-limited routing, a dense first layer)
+// with every FP8 linear's input width a multiple of 128, and DeepSeek's fp8 block config.
+fs::path write_dummy_block_config() {
+  std::ifstream file(testing::fixture_directory("dsv3-qlora-yarn-groups") / "config.json");
+  nlohmann::json config = nlohmann::json::parse(file);
+  config["hidden_size"] = 256;
+  config["intermediate_size"] = 256;
+  config["moe_intermediate_size"] = 128;
+  config["q_lora_rank"] = 128;
+  config["v_head_dim"] = 32;  // o_proj input: 4 heads x 32
+  config["quantization_config"] = {{"quant_method", "fp8"},
+                                   {"fmt", "e4m3"},
+                                   {"activation_scheme", "dynamic"},
+                                   {"weight_block_size", {128, 128}}};
+  const fs::path directory =
+      fs::temp_directory_path() / ("rackserve_fp8_block_model_" + std::to_string(std::random_device{}()));
+  fs::create_directories(directory);
+  std::ofstream(directory / "config.json") << config.dump(1);
+  return directory;
+}
+
 int32_t argmax(const std::vector<float>& row) {
   return static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
 }
@@ -51,24 +81,43 @@ class CudaFp8Model : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     ASSERT_TRUE(cuda_device_available()) << "the gpu tests need a CUDA device";
-    directory_ = testing::fixture_directory(GetParam());
+    gpu_ = std::make_unique<RecordingCudaBackend>(CudaBackendOptions{0, /*poison_step_allocations=*/true});
+    oracle_ = std::make_unique<ReplayingCpuBackend>();
+    if (GetParam() == kDummyBlockModel) {
+      const fs::path directory = write_dummy_block_config();
+      LoadOptions options;
+      options.format = LoadFormat::Dummy;
+      model_ = load_model(directory, *gpu_, options);
+      oracle_model_ = load_model(directory, *oracle_, options);
+      fs::remove_all(directory);
+      std::mt19937_64 rng(testing::run_seed());
+      std::printf("  %s: prompts from seed %llu\n", kDummyBlockModel, static_cast<unsigned long long>(testing::run_seed()));
+      std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(vocab() - 1));
+      for (size_t length : {1, 5, 33, 70}) {
+        std::vector<int32_t> tokens(length);
+        for (int32_t& t : tokens) t = token(rng);
+        random_prompts_.push_back(std::move(tokens));
+      }
+      prompts_ = random_prompts_.size();
+      return;
+    }
+    const fs::path directory = testing::fixture_directory(GetParam());
     // The CUDA FP8 kernels quantize activations in groups of 128 columns (DeepSeek's block);
     // a fixture with narrower blocks loads on the CPU only.
     // A copy: QuantConfig::load returns a temporary, and linear() a reference into it.
-    const LinearScheme scheme = QuantConfig::load(directory_).linear("model.layers.0.self_attn.o_proj");
+    const LinearScheme scheme = QuantConfig::load(directory).linear("model.layers.0.self_attn.o_proj");
     if (scheme.format == WeightFormat::Fp8Block && scheme.block_in != kCudaBlockIn)
       GTEST_SKIP() << GetParam() << ": FP8 blocks of " << scheme.block_in << " inputs; the CUDA kernels take "
                    << kCudaBlockIn;
-    gpu_ = std::make_unique<RecordingCudaBackend>(CudaBackendOptions{0, /*poison_step_allocations=*/true});
-    model_ = load_model(directory_, *gpu_);  // Fp8Weights::Native: W8A8
-    oracle_ = std::make_unique<ReplayingCpuBackend>();
-    oracle_model_ = load_model(directory_, *oracle_);
-    reference_ = WeightStore::open(directory_ / "reference.safetensors");
-    std::ifstream meta(directory_ / "reference.json");
+    model_ = load_model(directory, *gpu_);  // Fp8Weights::Native: W8A8
+    oracle_model_ = load_model(directory, *oracle_);
+    reference_ = WeightStore::open(directory / "reference.safetensors");
+    std::ifstream meta(directory / "reference.json");
     prompts_ = nlohmann::json::parse(meta)["prompts"].size();
   }
   int64_t vocab() const { return model_->config().vocab_size; }
   std::vector<int32_t> prompt(size_t p) const {
+    if (!random_prompts_.empty()) return random_prompts_.at(p);
     return testing::read_reference_vector<int32_t>(reference_, "prompt_" + std::to_string(p) + ".tokens");
   }
   void start_replay() {
@@ -109,12 +158,12 @@ class CudaFp8Model : public ::testing::TestWithParam<std::string> {
                 stats.flips ? "; worst: " : "", stats.flips ? stats.worst_flip.substr(0, 200).c_str() : "");
   }
 
-  fs::path directory_;
   std::unique_ptr<RecordingCudaBackend> gpu_;
   std::unique_ptr<CausalLM> model_;
   std::unique_ptr<ReplayingCpuBackend> oracle_;
   std::unique_ptr<CausalLM> oracle_model_;
-  WeightStore reference_;
+  WeightStore reference_;                           // the fixture's references (fixtures only)
+  std::vector<std::vector<int32_t>> random_prompts_;  // the dummy model's prompts
   size_t prompts_ = 0;
 };
 
@@ -205,8 +254,13 @@ TEST_P(CudaFp8Model, GreedyIsTheOraclesUntilARoutingFlip) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fp8Fixtures, CudaFp8Model,
-                         ::testing::ValuesIn(testing::fixture_names(testing::FixtureKind::Fp8)),
+std::vector<std::string> fp8_models() {
+  std::vector<std::string> names = testing::fixture_names(testing::FixtureKind::Fp8);
+  names.push_back(kDummyBlockModel);
+  return names;
+}
+
+INSTANTIATE_TEST_SUITE_P(Fp8Models, CudaFp8Model, ::testing::ValuesIn(fp8_models()),
                          [](const auto& info) { return testing::fixture_test_name(info.param); });
 
 }  // namespace
