@@ -156,8 +156,12 @@ LinearWeight DummyWeightSource::load_linear(const LinearRequest& request) {
   fp8.block_in = block ? scheme.block_in : 0;
   fp8.values = backend_.allocate_persistent(DType::F8_E4M3, values_shape);
   backend_.fill_random(fp8.values, mix_hash(seed_, shard_key(key, request.split)), kE4m3Max);
-  fp8.scales = backend_.allocate_persistent(DType::F32, scales_shape);
-  backend_.fill(fp8.scales, scale);
+  // Scales vary per entry, in [0.5, 1.5) x the BF16 dummy's magnitude / 448, the same values on
+  // every backend: a kernel that applies another block's or row's scale gives other numbers.
+  std::vector<float> scales(static_cast<size_t>(shape_numel(scales_shape)));
+  const uint64_t scales_seed = mix_hash(seed_, shard_key(key, request.split) + 1);
+  for (size_t i = 0; i < scales.size(); ++i) scales[i] = scale * (1.0f + uniform_symmetric(scales_seed, i, 0.5f));
+  fp8.scales = backend_.upload_persistent(Tensor{scales.data(), DType::F32, scales_shape, Device{}}, DType::F32);
   LinearWeight weight;
   weight.fp8 = std::move(fp8);
   return weight;
