@@ -54,6 +54,7 @@ struct Case {
   // Bounds against TP=1: the same arithmetic up to the order of the partial sums.
   float max_abs = 1e-4f;
   double min_cosine = 0.99999;
+  bool same_greedy = true;
 };
 
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
@@ -103,7 +104,10 @@ TEST_P(TensorParallelLogits, MatchTpOneAtEveryPositionAndGreedy) {
     }
     SequenceRunner one_greedy(*single, length + 16);
     SequenceRunner many_greedy(*split.model, length + 16);
-    EXPECT_EQ(many_greedy.generate_greedy(tokens, 16), one_greedy.generate_greedy(tokens, 16)) << "prompt " << p;
+    const auto greedy_one = one_greedy.generate_greedy(tokens, 16), greedy_many = many_greedy.generate_greedy(tokens, 16);
+    if (c.same_greedy) {
+      EXPECT_EQ(greedy_many, greedy_one) << "prompt " << p;
+    }
   }
 }
 
@@ -113,10 +117,20 @@ std::vector<Case> cases() {
     for (int tp : {2, 4}) all.push_back({fixture, tp});
   for (const std::string& fixture : testing::fixture_names(testing::FixtureKind::Fp8)) {
     for (int tp : {2, 4}) all.push_back({fixture, tp, Fp8Weights::Dequantize});
-    // Native W8A8 models are not compared here: the FP8 fixtures do not load natively even
-    // at TP=1 (kv_a_proj_with_mqa is stored BF16 while their quantization_config quantizes
-    // it; fp8_reference_test's W8A8 cases fail the same way). Native slices are checked
-    // tensor by tensor below (NativeFp8Slices).
+    // Native W8A8 with block scales: a rank's slice of a row-parallel input is whole
+    // 16-column groups, so every activation group is quantized as at TP=1 and only the
+    // partial sums' order differs (TP=4 does not fall on block boundaries: refused at load,
+    // TensorParallelErrors below). That order difference can move an activation across an
+    // e4m3 rounding midpoint, a step of 1/16 in one value, which then shows in the logits
+    // (measured: 1 of 109 positions of the kimi-like fixture at cosine 0.99980, |diff| 0.06;
+    // its later greedy tokens part). Bounds for that: cosine >= 0.999 at every position,
+    // no greedy equality. A missing all-reduce or a wrong slice gives cosines far lower. Channel scales are per token over the whole row, which a
+    // row-parallel rank does not see: it quantizes its slice with its own scale (as vLLM
+    // does), a different rounding than TP=1, so channel W8A8 is checked slice by slice only
+    // (NativeFp8Slices).
+    if (QuantConfig::load(testing::fixture_directory(fixture)).linear("model.layers.0.self_attn.o_proj").format ==
+        WeightFormat::Fp8Block)
+      all.push_back({fixture, 2, Fp8Weights::Native, /*max_abs=*/0.25f, /*min_cosine=*/0.999, /*same_greedy=*/false});
   }
   return all;
 }
