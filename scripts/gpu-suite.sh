@@ -83,6 +83,8 @@ for step in "${steps[@]}"; do
       (cd tests/reference && PYTHONUNBUFFERED=1 timeout 600 python3 make_fp8_fixtures.py "$fixtures") \
         > "$out/fixtures.log" 2>&1 || status=1
       note "make_fp8_fixtures.py: $(tail -1 "$out/fixtures.log")"
+      # One archive, so the result travels as a single plain file.
+      [[ -d $fixtures ]] && tar czf "$out/fixtures.tgz" -C "$fixtures" .
       ;;
     tune)
       # The fused FP8 MoE configs of this device for the target models' per-GPU shapes
@@ -97,6 +99,8 @@ kimi-k2/config.json 8 fp8_block
 minimax-m2.5/config.json 4 fp8_block
 glm-4.7-fp8/config.abridged.json 8 fp8_channel
 glm-4.7-fp8/config.abridged.json 4 fp8_channel"
+      # The file names hold commas and '=': archive them for transport.
+      [[ -d $out/kernels ]] && tar czf "$out/kernels.tgz" -C "$out" kernels
       ;;
     bench)
       timeout 240 build-gpu/bench/kernel_roofline > "$out/kernel_roofline.md" 2>&1 || status=1
