@@ -1,6 +1,7 @@
 #include "models/dummy_weight_plan.h"
 
 #include "core/error.h"
+#include "models/footprint.h"
 #include "weights/quant_config.h"
 
 namespace rackserve {
@@ -32,19 +33,6 @@ uint64_t DummyWeightPlan::total_of_first(int64_t count) const {
   return bytes;
 }
 
-namespace {
-// The bytes `entry` takes once loaded: an FP8 kv_b_proj is expanded to BF16 (its scales
-// are folded in); other FP8 scales are widened to f32 (upload_quantized_weight; the dummy
-// source allocates f32), whatever the checkpoint stores (compressed-tensors: bf16);
-// everything else as the manifest stores it.
-uint64_t loaded_bytes(const ManifestEntry& entry) {
-  if (entry.format == WeightFormat::Dense) return entry.bytes();
-  const bool values = entry.name.ends_with(".weight");
-  if (entry.name.find(".kv_b_proj.") != std::string::npos)
-    return values ? static_cast<uint64_t>(entry.numel()) * dtype_size(DType::BF16) : 0;
-  return values ? entry.bytes() : static_cast<uint64_t>(entry.numel()) * dtype_size(DType::F32);
-}
-}  // namespace
 
 DummyWeightPlan plan_dummy_weights(const ModelConfig& config, Fp8Weights fp8_weights) {
   DummyWeightPlan plan;
@@ -53,15 +41,15 @@ DummyWeightPlan plan_dummy_weights(const ModelConfig& config, Fp8Weights fp8_wei
   for (const ManifestEntry& entry : manifest.entries()) {
     if (entry.optional) continue;  // MTP layers are not loaded
     if (entry.layer < 0) {
-      (entry.name.ends_with("embed_tokens.weight") ? plan.embedding : plan.head) += loaded_bytes(entry);
+      (entry.name.ends_with("embed_tokens.weight") ? plan.embedding : plan.head) += loaded_bytes_per_rank(entry, 1);
       continue;
     }
     LayerWeightBytes& layer = plan.layers.at(static_cast<size_t>(entry.layer));
     if (entry.split == TpSplit::ExpertIntermediate) {
-      layer.routed_experts += loaded_bytes(entry);
+      layer.routed_experts += loaded_bytes_per_rank(entry, 1);
       layer.num_routed_experts = config.moe.num_routed_experts;
     } else {
-      layer.read_every_step += loaded_bytes(entry);
+      layer.read_every_step += loaded_bytes_per_rank(entry, 1);
     }
   }
   return plan;

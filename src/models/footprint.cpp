@@ -40,10 +40,18 @@ WeightTotals weight_totals(const WeightManifest& manifest, bool include_mtp) {
   return totals;
 }
 
+uint64_t loaded_bytes_per_rank(const ManifestEntry& entry, int64_t tp) {
+  if (entry.format != WeightFormat::Fp8Block && entry.format != WeightFormat::Fp8Channel) return entry.bytes_per_rank(tp);
+  const uint64_t values = static_cast<uint64_t>(shape_numel(entry.shape_per_rank(tp)));
+  const bool weight = entry.name.ends_with(".weight");
+  if (entry.name.find(".kv_b_proj.") != std::string::npos) return weight ? values * dtype_size(DType::BF16) : 0;
+  return weight ? entry.bytes_per_rank(tp) : values * dtype_size(DType::F32);
+}
+
 uint64_t weight_bytes_per_rank(const WeightManifest& manifest, int64_t tp, bool include_mtp) {
   uint64_t bytes = 0;
   for (const auto& entry : manifest.entries())
-    if (!entry.optional || include_mtp) bytes += entry.bytes_per_rank(tp);
+    if (!entry.optional || include_mtp) bytes += loaded_bytes_per_rank(entry, tp);
   return bytes;
 }
 

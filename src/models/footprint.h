@@ -40,7 +40,12 @@ struct WeightTotals {
 };
 // Totals of the main model, or of main + MTP layers.
 WeightTotals weight_totals(const WeightManifest& manifest, bool include_mtp);
-// Bytes one of `tp` ranks holds: split tensors divided, replicated tensors whole on every rank.
+// Bytes `entry` takes on one of `tp` ranks once rackserve has loaded it (split tensors
+// divided, replicated ones whole): an FP8 kv_b_proj is expanded to BF16 (it is absorbed into
+// the attention; its scales are folded in and take nothing), FP8 scales are held as f32
+// whatever the checkpoint stores (compressed-tensors: bf16); everything else as stored.
+uint64_t loaded_bytes_per_rank(const ManifestEntry& entry, int64_t tp);
+// Loaded bytes one of `tp` ranks holds (loaded_bytes_per_rank over the manifest).
 uint64_t weight_bytes_per_rank(const WeightManifest& manifest, int64_t tp, bool include_mtp);
 
 // The memory plan of one GPU, as the server makes it at start:

@@ -152,13 +152,17 @@ TEST(Footprint, DeepSeekV3Fp8CheckpointBytes) {
 //     = 15,175,392 × 61 = 925,698,912
 //   routers 3,670,016 + bias 1,024 = 3,671,040 × 58 = 212,920,320; final norm 14,336
 //   replicated = 1,138,633,568
-//   per GPU = (673,150,611,808 − 1,138,633,568) / 4 + 1,138,633,568 = 169,141,628,128
-//   TP=8:     672,011,978,240 / 8 + 1,138,633,568 = 85,140,130,848
+//   checkpoint bytes per GPU = (673,150,611,808 − 1,138,633,568) / 4 + 1,138,633,568 = 169,141,628,128
+//     TP=8: 672,011,978,240 / 8 + 1,138,633,568 = 85,140,130,848
+// Loaded, kv_b_proj ([128 × 256, 512], split by heads) is BF16 and its scales are folded in:
+//   per layer 2 × 16,777,216 − (16,777,216 + 1,024 × 4) = 16,773,120 more, × 61 = 1,023,160,320
+//   TP=1: 674,173,772,128; TP=4: 169,141,628,128 + 255,790,080 = 169,397,418,208;
+//   TP=8: 85,140,130,848 + 127,895,040 = 85,268,025,888
 TEST(Footprint, DeepSeekV3BytesPerGpu) {
   Model v3 = load("deepseek-v3");
-  EXPECT_EQ(weight_bytes_per_rank(v3.manifest, 1, false), 673'150'611'808u);
-  EXPECT_EQ(weight_bytes_per_rank(v3.manifest, 4, false), 169'141'628'128u);
-  EXPECT_EQ(weight_bytes_per_rank(v3.manifest, 8, false), 85'140'130'848u);
+  EXPECT_EQ(weight_bytes_per_rank(v3.manifest, 1, false), 674'173'772'128u);
+  EXPECT_EQ(weight_bytes_per_rank(v3.manifest, 4, false), 169'397'418'208u);
+  EXPECT_EQ(weight_bytes_per_rank(v3.manifest, 8, false), 85'268'025'888u);
   std::string message;
   try {
     v3.manifest.check_divisible(3);
@@ -187,10 +191,10 @@ TEST(Footprint, KvBytesPerTokenPerGpu) {
 
 // DeepSeek-V3 FP8 at TP=8 on 96 GiB, utilization 0.9, reserve 4 GiB:
 //   usable = floor(103,079,215,104 × 0.9) = 92,771,293,593
-//   budget = 92,771,293,593 − 85,140,130,848 − 4,294,967,296 = 3,336,195,449
-//   fp8 page = 35,380 × 64 = 2,264,320 bytes → 1,473 pages = 94,272 tokens;
+//   budget = 92,771,293,593 − 85,268,025,888 (loaded weights) − 4,294,967,296 = 3,208,300,409
+//   fp8 page = 35,380 × 64 = 2,264,320 bytes → 1,416 pages = 90,624 tokens;
 //   32,768-token sequences need 512 pages → 2 of them.
-//   bf16 page = 4,497,408 → 741 pages = 47,424 tokens.
+//   bf16 page = 4,497,408 → 713 pages = 45,632 tokens.
 TEST(Footprint, DeepSeekV3MemoryPlanAtTp8) {
   Model v3 = load("deepseek-v3");
   MemoryPlanOptions options;
@@ -199,12 +203,12 @@ TEST(Footprint, DeepSeekV3MemoryPlanAtTp8) {
   options.context_tokens = 32'768;
   MemoryPlan plan = plan_memory(v3.config, v3.manifest, options);
   EXPECT_EQ(plan.usable_bytes, 92'771'293'593u);
-  EXPECT_EQ(plan.weight_bytes, 85'140'130'848u);
-  EXPECT_EQ(plan.kv_budget_bytes, 3'336'195'449);
-  EXPECT_EQ(plan.kv_tokens, 94'272);
+  EXPECT_EQ(plan.weight_bytes, 85'268'025'888u);
+  EXPECT_EQ(plan.kv_budget_bytes, 3'208'300'409);
+  EXPECT_EQ(plan.kv_tokens, 90'624);
   EXPECT_EQ(plan.sequences_at_context, 2);
   options.kv_dtype = KvCacheDtype::Bf16;
-  EXPECT_EQ(plan_memory(v3.config, v3.manifest, options).kv_tokens, 47'424);
+  EXPECT_EQ(plan_memory(v3.config, v3.manifest, options).kv_tokens, 45'632);
 }
 
 // GLM-5.1-NVFP4 (routed experts NVFP4; attention, indexer, shared experts, dense layers 0-2,
