@@ -141,6 +141,7 @@ class Engine::Impl {
     SequenceId id = 0;
     uint64_t seed = 0;
     SequenceOutput output;
+    PenaltyTally penalties;  // engine thread only; used when the request has penalties on
   };
   struct RequestState {
     RequestId id = 0;
@@ -215,7 +216,8 @@ class Engine::Impl {
       auto sequence = std::make_unique<SequenceState>(SequenceState{
           next_sequence_id_++, sequence_seed(*request->params.seed, index),
           SequenceOutput(index, request->params, generation_.eos_token_ids, prompt_length, config_.max_model_len,
-                         std::move(detokenizer))});
+                         std::move(detokenizer)),
+          PenaltyTally{}});
       // Siblings wait for the first sequence's prefill so they find its pages cached.
       std::optional<SequenceId> leader;
       if (index > 0 && config_.scheduler.enable_prefix_cache) leader = request->sequences.front()->id;
@@ -306,13 +308,13 @@ class Engine::Impl {
     return masked_out;
   }
 
-  SamplingRow sampling_row(SequenceId id) const {
+  SamplingRow sampling_row(SequenceId id) {
     const SequenceOwner& owner = owners_.at(id);
     const std::vector<int32_t>& tokens = scheduler_.tokens(id);
     const size_t prompt_length = owner.request->prompt.size();
     SamplingHistory history{std::span(tokens).first(prompt_length), std::span(tokens).subspan(prompt_length),
                             owner.sequence->output.banned_tokens(), owner.sequence->seed};
-    return make_sampling_row(owner.request->params, history);
+    return make_sampling_row(owner.request->params, history, &owner.sequence->penalties);
   }
 
   void record(SequenceId id, const SampledRow& sampled) {

@@ -5,7 +5,24 @@
 
 namespace rackserve {
 
-SamplingRow make_sampling_row(const SamplingParams& params, const SamplingHistory& history) {
+void PenaltyTally::add(int32_t token, int32_t output_count) {
+  auto at = std::lower_bound(tokens_.begin(), tokens_.end(), token,
+                             [](const PenaltyToken& entry, int32_t value) { return entry.token < value; });
+  if (at == tokens_.end() || at->token != token) at = tokens_.insert(at, PenaltyToken{token, 0, true});
+  at->output_count += output_count;
+}
+
+void PenaltyTally::update(const SamplingHistory& history, bool with_prompt) {
+  if (history.output.size() < counted_output_ || (prompt_counted_ && !with_prompt)) *this = PenaltyTally{};  // not an extension: recount
+  if (with_prompt && !prompt_counted_) {
+    for (int32_t token : history.prompt) add(token, 0);
+    prompt_counted_ = true;
+  }
+  for (size_t i = counted_output_; i < history.output.size(); ++i) add(history.output[i], 1);
+  counted_output_ = history.output.size();
+}
+
+SamplingRow make_sampling_row(const SamplingParams& params, const SamplingHistory& history, PenaltyTally* tally) {
   SamplingRow row;
   row.temperature = params.temperature.value_or(1.0f);
   row.top_p = params.top_p.value_or(1.0f);
@@ -24,6 +41,15 @@ SamplingRow make_sampling_row(const SamplingParams& params, const SamplingHistor
   const bool repetition = row.repetition_penalty != 1.0f;
   const bool counted = row.frequency_penalty != 0.0f || row.presence_penalty != 0.0f;
   if (!repetition && !counted) return row;
+  if (tally) {
+    tally->update(history, repetition);
+    row.penalty_tokens = tally->tokens();
+    for (PenaltyToken& entry : row.penalty_tokens) {
+      entry.repeated = repetition;
+      if (!counted) entry.output_count = 0;
+    }
+    return row;
+  }
   // (token, from output) pairs sorted by token: one PenaltyToken per distinct token.
   std::vector<std::pair<int32_t, bool>> seen;
   if (repetition)

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "backend/ops.h"
 #include "engine/sampling_params.h"
@@ -21,8 +22,31 @@ struct SamplingHistory {
   uint64_t seed = 0;                // resolved seed of this sequence
 };
 
+// The distinct tokens of one sequence's history with their output counts, kept up to date a
+// token at a time: the engine holds one per sequence, so a step costs O(distinct tokens)
+// instead of sorting the whole history again.
+class PenaltyTally {
+ public:
+  // Counts what `history` adds to what was counted before: the prompt (when `with_prompt`,
+  // once) and the output tokens past the last call. The history must extend the previous
+  // one (same prompt, output only appended); a shorter output or a dropped prompt starts
+  // the count over.
+  void update(const SamplingHistory& history, bool with_prompt);
+  // Sorted by token; `repeated` and `output_count` as make_sampling_row's rules give them
+  // when both kinds of penalty are on (callers clear what is off).
+  const std::vector<PenaltyToken>& tokens() const { return tokens_; }
+
+ private:
+  void add(int32_t token, int32_t output_count);
+  std::vector<PenaltyToken> tokens_;
+  size_t counted_output_ = 0;
+  bool prompt_counted_ = false;
+};
+
 // `params` must be resolved (GenerationConfig::apply). Penalty tokens are listed only for
 // the penalties that are on (the repetition set is prompt + output, the others the output).
-SamplingRow make_sampling_row(const SamplingParams& params, const SamplingHistory& history);
+// With a `tally`, the list comes from it (updated here) instead of sorting the history.
+SamplingRow make_sampling_row(const SamplingParams& params, const SamplingHistory& history,
+                              PenaltyTally* tally = nullptr);
 
 }  // namespace rackserve

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <random>
 
 #include "backend/cpu/sampling_reference.h"
 #include "core/error.h"
@@ -204,6 +205,49 @@ TEST(SamplerInvalidLogits, NanOrPositiveInfinityIsAnErrorNotACrash) {
     SamplingHistory history;
     history.seed = seed;
     EXPECT_NE(sampler.sample(masked, params_with(1.0f), history).token, 1);
+  }
+}
+
+// The engine's incremental tally gives the same penalty list as sorting the history, step
+// after step, for every combination of penalties.
+TEST(SamplingRowFromParams, IncrementalTallyEqualsTheSortedHistory) {
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int32_t> token(0, 40);
+  for (int combination = 0; combination < 4; ++combination) {
+    SamplingParams params = params_with(1.0f);
+    if (combination & 1) params.repetition_penalty = 1.3f;
+    if (combination & 2) {
+      params.frequency_penalty = 0.5f;
+      params.presence_penalty = 0.25f;
+    }
+    std::vector<int32_t> prompt(30), output;
+    for (int32_t& t : prompt) t = token(rng);
+    PenaltyTally tally;
+    for (int step = 0; step < 60; ++step) {
+      SamplingHistory history;
+      history.prompt = prompt;
+      history.output = output;
+      const SamplingRow sorted = make_sampling_row(params, history);
+      const SamplingRow incremental = make_sampling_row(params, history, &tally);
+      ASSERT_EQ(incremental.penalty_tokens.size(), sorted.penalty_tokens.size()) << "step " << step;
+      for (size_t i = 0; i < sorted.penalty_tokens.size(); ++i) {
+        EXPECT_EQ(incremental.penalty_tokens[i].token, sorted.penalty_tokens[i].token) << "step " << step;
+        EXPECT_EQ(incremental.penalty_tokens[i].output_count, sorted.penalty_tokens[i].output_count) << "step " << step;
+        EXPECT_EQ(incremental.penalty_tokens[i].repeated, sorted.penalty_tokens[i].repeated) << "step " << step;
+      }
+      output.push_back(token(rng));
+      if (step % 7 == 6) output.push_back(token(rng));  // sometimes two tokens between rows
+    }
+    // A history that does not extend the last one is counted afresh.
+    output.resize(3);
+    SamplingHistory shorter;
+    shorter.prompt = prompt;
+    shorter.output = output;
+    const SamplingRow again = make_sampling_row(params, shorter, &tally);
+    const SamplingRow expected = make_sampling_row(params, shorter);
+    ASSERT_EQ(again.penalty_tokens.size(), expected.penalty_tokens.size());
+    for (size_t i = 0; i < expected.penalty_tokens.size(); ++i)
+      EXPECT_EQ(again.penalty_tokens[i].output_count, expected.penalty_tokens[i].output_count);
   }
 }
 
