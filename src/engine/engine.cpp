@@ -182,9 +182,9 @@ class Engine::Impl {
         if (request->stream.use_count() == 1) finish_all(*request, FinishReason::Abort, {});
       if (scheduler_.has_work()) step();
       push_outputs();
-      if (!model_failure_.empty()) {
+      if (!failure_message_.empty()) {
         fail_remaining_requests();
-        if (config_.on_model_failure) config_.on_model_failure(model_failure_);
+        if (config_.on_model_failure) config_.on_model_failure(failure_message_);
         return;
       }
     }
@@ -199,7 +199,7 @@ class Engine::Impl {
       incoming.swap(inbox_);
     }
     for (Incoming& request : incoming) admit(std::move(request));
-    for (auto& [id, request] : requests_) finish_all(*request, FinishReason::Error, model_failure_);
+    for (auto& [id, request] : requests_) finish_all(*request, FinishReason::Error, failure_message_);
     push_outputs();
   }
 
@@ -272,7 +272,6 @@ class Engine::Impl {
         accepting_ = false;
         failure_message_ = error.what();
       }
-      model_failure_ = error.what();
       for (auto& [id, request] : requests_) finish_all(*request, FinishReason::Error, error.what());
       return;
     } catch (const std::exception& error) {
@@ -413,7 +412,9 @@ class Engine::Impl {
   std::deque<Incoming> inbox_;
   std::vector<RequestId> cancels_;
   bool accepting_ = false, stopping_ = false;
-  std::string failure_message_;  // the ModelFailure that stopped the engine
+  // The ModelFailure that stopped the engine. Written once by the engine thread under
+  // inbox_mutex_; the engine thread reads it without the lock, other threads with it.
+  std::string failure_message_;
   int32_t unfinished_requests_ = 0;
   RequestId next_request_id_ = 1;
   std::thread thread_;
@@ -429,7 +430,6 @@ class Engine::Impl {
   std::unordered_map<SequenceId, SequenceOwner> owners_;
   SequenceId next_sequence_id_ = 0;
   EngineStats counters_;
-  std::string model_failure_;
 };
 
 Engine::Engine(CausalLM& model, const EngineConfig& config, GenerationConfig generation,
