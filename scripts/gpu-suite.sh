@@ -16,8 +16,9 @@ steps=("$@")
 models=${MODELS_DIR:-../shared/models}
 generator=$(command -v ninja > /dev/null && echo Ninja || echo "Unix Makefiles")
 status=0
-summary=()
-note() { summary+=("$1"); echo "== $1"; }
+# Each line also lands in summary.txt at once, so a run cut short keeps what it measured.
+: > "$out/summary.txt"
+note() { echo "$1" >> "$out/summary.txt"; echo "== $1"; }
 
 start=$(date +%s)
 if ! cmake -S . -B build-gpu -G "$generator" -DCMAKE_BUILD_TYPE=Release -DRACKSERVE_TEXT=OFF \
@@ -117,6 +118,5 @@ glm-4.7-fp8/config.abridged.json 4 fp8_channel"
     *) echo "unknown step $step"; exit 2 ;;
   esac
 done
-printf '%s\n' "${summary[@]}" > "$out/summary.txt"
 echo; cat "$out/summary.txt"
 exit $status
