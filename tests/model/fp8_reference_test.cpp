@@ -4,21 +4,21 @@
 //   W8A16 (--dequantize-fp8: weights expanded to values x scales, activations unquantized):
 //     logits at every position within 1e-3 of transformers' dequantized model, and the same
 //     16-token greedy continuation.
-//   W8A8 (the default: activations quantized to e4m3 per token per group): quantization
-//     noise on 64-wide random models with 8 experts is large and flips experts, so the bound
-//     against W8A16 is loose (cosine >= 0.95; measured 0.971-0.9996): it catches a misapplied
-//     scale (each weight read with its neighbour's scale: 0.62-0.97, most prompts below), not
-//     rounding details, which fp8_linear_test checks against the definition. The per-prompt
-//     cosines are printed.
-//     The fixtures' prompt_<i>.w8a8 was written before make_fp8_fixtures.py forced eager
-//     experts: transformers' default CPU experts backend (grouped_mm) bypasses F.linear, so
-//     that reference quantized every input except the routed experts'. It is printed for
-//     information only until the fixtures are regenerated (our W8A8 with the routed experts
-//     dequantized instead matched it to cosine 1.0000000 on 21 of 24 prompts, the other three
-//     0.995-0.998 from routing flips).
+//   W8A8 (the default: activations quantized to e4m3 per token per group) against
+//     transformers running the same rules (make_fp8_fixtures.py hooks every FP8 F.linear with
+//     DeepSeek's act_quant / per-token quantization and runs eager experts): both compute in
+//     float32, so the logits agree to cosine >= 0.9999 at each position until the two part,
+//     which only a routing near-tie or an activation on an e4m3 rounding boundary (reached in
+//     a different float32 summation order) can cause; later positions attend to the parted one
+//     and may carry the difference. Asserted: every prompt's first position agrees (a wrong
+//     rule or scale shows there), and at most one prompt per fixture parts anywhere. Measured
+//     (2026-12-04): 21 of 24 prompts agree at every position, the other three part at
+//     positions 2, 4 and 32. The per-prompt cosines (and W8A8 vs W8A16, the quantization noise of
+//     these 64-wide random models: 0.971-0.9996) are printed.
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -36,6 +36,9 @@ namespace rackserve {
 namespace {
 
 using testing::FixtureKind;
+
+constexpr double kSameW8A8 = 0.9999;       // a position computed from the same quantized inputs
+constexpr size_t kPromptsThatMayPart = 1;  // of a fixture's 4 (near-ties; measured: 0 or 1)
 
 std::vector<float> flatten(const std::vector<std::vector<float>>& rows) {
   std::vector<float> flat;
@@ -109,17 +112,31 @@ TEST_P(Fp8ReferenceModel, DequantizedGreedyContinuationMatchesTransformers) {
   }
 }
 
-TEST_P(Fp8ReferenceModel, W8A8StaysCloseToW8A16) {
+TEST_P(Fp8ReferenceModel, W8A8MatchesTransformersW8A8) {
   auto model = load(Fp8Weights::Native);
+  size_t parted = 0;  // prompts with a position below kSameW8A8
   for (const Fp8Prompt& prompt : prompts_) {
     SequenceRunner runner(*model, static_cast<int64_t>(prompt.tokens.size()));
-    const std::vector<float> logits = flatten(runner.append(prompt.tokens, /*all_logits=*/true));
-    ASSERT_EQ(logits.size(), prompt.w8a16.size());
-    const double ours_vs_w8a16 = testing::cosine(logits, prompt.w8a16);
-    std::printf("  %s W8A8 prompt of %zu: cosine vs W8A16 %.6f (vs the fixture's partial W8A8 %.6f)\n",
-                GetParam().c_str(), prompt.tokens.size(), ours_vs_w8a16, testing::cosine(logits, prompt.w8a8));
-    EXPECT_GE(ours_vs_w8a16, 0.95) << "prompt of " << prompt.tokens.size();
+    const std::vector<std::vector<float>> rows = runner.append(prompt.tokens, /*all_logits=*/true);
+    const std::vector<float> logits = flatten(rows);
+    ASSERT_EQ(logits.size(), prompt.w8a8.size());
+    const size_t vocab = rows.front().size();
+    double worst = 1.0;
+    int64_t first_apart = -1;
+    for (size_t t = 0; t < rows.size(); ++t) {
+      const double value = testing::cosine(rows[t], std::span(prompt.w8a8).subspan(t * vocab, vocab));
+      worst = std::min(worst, value);
+      if (!(value >= kSameW8A8) && first_apart < 0) first_apart = static_cast<int64_t>(t);
+    }
+    parted += first_apart >= 0;
+    std::printf("  %s W8A8 prompt of %zu: cosine vs transformers W8A8 %.7f, worst position %.6f, first position "
+                "below %.4f: %lld; vs W8A16 %.6f\n",
+                GetParam().c_str(), prompt.tokens.size(), testing::cosine(logits, prompt.w8a8), worst, kSameW8A8,
+                static_cast<long long>(first_apart), testing::cosine(logits, prompt.w8a16));
+    EXPECT_NE(first_apart, 0) << "the first position of the prompt of " << prompt.tokens.size()
+                              << " already differs: not a near-tie carried along but a different computation";
   }
+  EXPECT_LE(parted, kPromptsThatMayPart) << "prompts whose W8A8 logits part from transformers' somewhere";
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Fp8ReferenceModel, ::testing::ValuesIn(testing::fixture_names(FixtureKind::Fp8)),
