@@ -1,9 +1,12 @@
 // Row-wise and element-wise kernels: embedding gather, RMSNorm (+ fused residual add),
 // add, SiLU-and-mul, row gather and fill. Memory-bound; one block per row where a row
-// reduction is needed, grid-stride loops elsewhere.
+// reduction is needed, grid-stride loops elsewhere. The RMSNorm and SiLU math lives in
+// rms_norm.cuh / silu_mul.cuh, shared with their FP8-quantizing variants (*_fp8.cu).
 #include <cuda_fp8.h>
 
 #include "common/device_utils.cuh"
+#include "common/rms_norm.cuh"
+#include "common/silu_mul.cuh"
 #include "rackserve/kernels/elementwise_params.h"
 #include "rackserve/random_hash.h"
 
@@ -20,26 +23,13 @@ __global__ void embedding_kernel(EmbeddingParams p) {
     p.output[t * p.hidden + c] = valid ? __bfloat162float(row[c]) : __int_as_float(0x7fc00000);
 }
 
-__global__ void __launch_bounds__(1024) rms_norm_kernel(RmsNormParams p) {
+__global__ void __launch_bounds__(kRmsNormThreads) rms_norm_kernel(RmsNormParams p) {
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
-  float sum_squares = 0.0f;
-  for (int64_t c = threadIdx.x; c < p.width; c += blockDim.x) {
-    float value = load_element(p.x, p.x_type, row * p.width + c);
-    if (p.residual) {
-      value += p.residual[row * p.width + c];
-      p.residual[row * p.width + c] = value;
-    }
-    sum_squares += value * value;
-  }
-  const float inverse_rms = rsqrtf(block_sum(sum_squares, scratch) / static_cast<float>(p.width) + p.eps);
-  const __nv_bfloat16* weight = static_cast<const __nv_bfloat16*>(p.weight);
+  const float inverse_rms = rms_norm_inverse_rms(p, row, scratch);
   __nv_bfloat16* output = static_cast<__nv_bfloat16*>(p.output);
-  for (int64_t c = threadIdx.x; c < p.width; c += blockDim.x) {
-    // Each thread re-reads only what it wrote itself, so no barrier is needed.
-    float value = p.residual ? p.residual[row * p.width + c] : load_element(p.x, p.x_type, row * p.width + c);
-    output[row * p.width + c] = __float2bfloat16(__bfloat162float(weight[c]) * (value * inverse_rms));
-  }
+  for (int64_t c = threadIdx.x; c < p.width; c += blockDim.x)
+    output[row * p.width + c] = rms_norm_value(p, row, c, inverse_rms);
 }
 
 __global__ void add_kernel(AddParams p) {
@@ -56,9 +46,7 @@ __global__ void silu_mul_kernel(SiluMulParams p) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     int64_t row = i / p.width, column = i % p.width;
-    float gate = __bfloat162float(input[row * 2 * p.width + column]);
-    float up = __bfloat162float(input[row * 2 * p.width + p.width + column]);
-    output[i] = __float2bfloat16(gate / (1.0f + expf(-gate)) * up);
+    output[i] = silu_mul_value(input[row * 2 * p.width + column], input[row * 2 * p.width + p.width + column]);
   }
 }
 
@@ -90,7 +78,6 @@ __global__ void fill_random_kernel(FillRandomParams p) {
 }
 
 constexpr int kThreads = 256;
-constexpr int kNormThreads = 1024;
 
 }  // namespace
 
@@ -105,9 +92,7 @@ int launch_embedding(const EmbeddingParams& p, Stream stream) {
 int launch_rms_norm(const RmsNormParams& p, Stream stream) {
   if (p.rows < 0 || p.width <= 0 || !p.x || !p.weight || !p.output) return cudaErrorInvalidValue;
   if (p.rows == 0) return cudaSuccess;
-  // One block per row: at decode batch sizes the rows are few, so the block is wide to keep
-  // enough loads in flight on its one SM (a 7168-wide row is 7 elements per thread).
-  rms_norm_kernel<<<static_cast<unsigned>(p.rows), kNormThreads, 0, static_cast<cudaStream_t>(stream)>>>(p);
+  rms_norm_kernel<<<static_cast<unsigned>(p.rows), kRmsNormThreads, 0, static_cast<cudaStream_t>(stream)>>>(p);
   return launch_status();
 }
 

@@ -1,6 +1,6 @@
 // Dynamic activation quantization for the W8A8 FP8 linear: bf16 [m, k] -> e4m3 [m, k] plus
-// one f32 scale per group, with exactly the CPU oracle's rounding (fp8_linear.h), so both
-// backends feed identical e4m3 bytes and scales to their products.
+// one f32 scale per group, with exactly the CPU oracle's rounding (fp8_linear.h, in device code
+// common/e4m3_quantize.cuh), so both backends feed identical e4m3 bytes and scales to their products.
 // A team of threads owns one group: a warp per 128-column block (Block), the whole CTA per
 // token row (Channel). Two passes over the group (amax, then quantize); the second pass
 // re-reads the group from L1. Memory-bound and small next to the GEMM (2 bytes in, 1 out).
@@ -8,6 +8,7 @@
 #include <cuda_fp8.h>
 
 #include "common/device_utils.cuh"
+#include "common/e4m3_quantize.cuh"
 #include "rackserve/kernels/fp8_gemm_params.h"
 
 namespace rackserve::kernels {
@@ -16,10 +17,6 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kElementsPerLoad = 4;  // 8 bytes of bf16 in, 4 bytes of e4m3 out
-constexpr float kE4m3Max = 448.0f;
-// The contract's floors (fp8_linear.h: kBlockMinScale, kTokenMinScale).
-constexpr float kBlockMinScale = 1e-10f / kE4m3Max;
-constexpr float kTokenMinScale = 1.0f / (kE4m3Max * 512.0f);
 
 __device__ __forceinline__ void load_bf16x4(const __nv_bfloat16* source, float (&out)[4]) {
   const uint2 raw = *reinterpret_cast<const uint2*>(source);
@@ -49,20 +46,12 @@ __global__ void __launch_bounds__(kThreads) fp8_quantize_kernel(Fp8QuantizeParam
     for (int j = 0; j < 4; ++j) amax = fmaxf(amax, fabsf(v[j]));
   }
   amax = kTeam == 32 ? warp_max(amax) : block_max(amax, scratch);
-  // The contract: scale = max(amax / 448, min_scale), q = e4m3(x / scale) with true divisions
-  // (never a reciprocal multiply), round to nearest even, saturating to ±448.
-  const float scale = fmaxf(__fdiv_rn(amax, kE4m3Max), min_scale);
+  const float scale = e4m3::scale_of(amax, min_scale);
 
   for (int64_t i = member * kElementsPerLoad; i < group; i += kTeam * kElementsPerLoad) {
     float v[4];
     load_bf16x4(x + i, v);
-    uint32_t packed = 0;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const uint32_t code = __nv_cvt_float_to_fp8(__fdiv_rn(v[j], scale), __NV_SATFINITE, __NV_E4M3);
-      packed |= code << (8 * j);
-    }
-    *reinterpret_cast<uint32_t*>(q + i) = packed;
+    *reinterpret_cast<uint32_t*>(q + i) = e4m3::encode4(v, scale);
   }
   if (member == 0) p.scales[index] = scale;
 }
@@ -84,10 +73,11 @@ int launch_fp8_quantize_activations(const Fp8QuantizeParams& p, Stream stream) {
     constexpr int kGroupsPerBlock = kThreads / 32;
     const int64_t blocks = (groups + kGroupsPerBlock - 1) / kGroupsPerBlock;
     if (blocks > INT32_MAX) return cudaErrorInvalidValue;
-    fp8_quantize_kernel<32><<<static_cast<unsigned>(blocks), kThreads, 0, s>>>(p, p.group, groups, kBlockMinScale);
+    fp8_quantize_kernel<32>
+        <<<static_cast<unsigned>(blocks), kThreads, 0, s>>>(p, p.group, groups, e4m3::kBlockMinScale);
   } else {
     if (p.m > INT32_MAX) return cudaErrorInvalidValue;
-    fp8_quantize_kernel<kThreads><<<static_cast<unsigned>(p.m), kThreads, 0, s>>>(p, p.k, p.m, kTokenMinScale);
+    fp8_quantize_kernel<kThreads><<<static_cast<unsigned>(p.m), kThreads, 0, s>>>(p, p.k, p.m, e4m3::kTokenMinScale);
   }
   return launch_status();
 }

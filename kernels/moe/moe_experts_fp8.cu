@@ -1,10 +1,9 @@
 // The fused FP8 (W8A8 e4m3) routed experts (moe_fp8_params.h): configs, the K-split plan,
-// the workspace, validation, and the launches in order:
-//   1. x quantized per token (gemm/fp8_quantize.cu: Block per 128 columns, Channel per row);
-//   2. gate_up GEMM (moe_fp8_gemm.cuh) -> f32 partials [splits, pairs, 2 * inter];
-//   3. SiLU x up and its e4m3 quantization per pair (moe_fp8_activation.cu);
-//   4. down GEMM -> f32 partials [splits, pairs, hidden];
-//   5. output[t] = sum over slots k in order of weight[t, k] x (sum over splits in order).
+// the workspace, validation, and the launches in order, on x the caller quantized per token:
+//   1. gate_up GEMM (moe_fp8_gemm.cuh) -> f32 partials [splits, pairs, 2 * inter];
+//   2. SiLU x up and its e4m3 quantization per pair (moe_fp8_activation.cu);
+//   3. down GEMM -> f32 partials [splits, pairs, hidden];
+//   4. output[t] = sum over slots k in order of weight[t, k] x (sum over splits in order).
 // Every sum has a fixed order (no float atomics), so a run is bit-reproducible, and the split
 // plan does not depend on the device, so neither does the order.
 #include <algorithm>
@@ -99,9 +98,9 @@ int validate(const MoeFp8ExpertsParams& p, const MoeFp8Config& config) {
     return cudaErrorInvalidValue;
   if ((2 * p.inter + config.block_n - 1) / config.block_n > 65535 || (p.hidden + config.block_n - 1) / config.block_n > 65535)
     return cudaErrorInvalidValue;
-  if (p.tokens > 0 && (!p.x || !p.weights || !p.gate_up || !p.gate_up_scales || !p.down || !p.down_scales ||
-                       !p.sorted_pairs || !p.active_experts || !p.active_offsets || !p.active_counts ||
-                       !p.block_slots || !p.workspace || !p.output))
+  if (p.tokens > 0 && (!p.x || !p.x_scales || !p.weights || !p.gate_up || !p.gate_up_scales || !p.down ||
+                       !p.down_scales || !p.sorted_pairs || !p.active_experts || !p.active_offsets ||
+                       !p.active_counts || !p.block_slots || !p.workspace || !p.output))
     return cudaErrorInvalidValue;
   if (!aligned16(p.x) || !aligned16(p.gate_up) || !aligned16(p.down) || !aligned16(p.workspace) || !aligned16(p.output))
     return cudaErrorInvalidValue;
@@ -157,7 +156,6 @@ MoeFp8Workspace moe_fp8_workspace(int64_t tokens, int64_t top_k, int64_t hidden,
   w.gate_up = plan_moe_fp8_splits(pairs, 2 * inter, hidden, config);
   w.down = plan_moe_fp8_splits(pairs, hidden, inter, config);
   // Scales sized for the Block layout (>= the Channel layout's one per row).
-  const int64_t x_scales = tokens * std::max<int64_t>(1, fp8_k_blocks(hidden));
   const int64_t a_scales = pairs * std::max<int64_t>(1, fp8_k_blocks(inter));
   size_t at = 0;
   auto take = [&](size_t bytes) {
@@ -165,8 +163,6 @@ MoeFp8Workspace moe_fp8_workspace(int64_t tokens, int64_t top_k, int64_t hidden,
     at += align256(bytes);
     return offset;
   };
-  w.x_q = take(static_cast<size_t>(tokens * hidden));
-  w.x_scales = take(static_cast<size_t>(x_scales) * 4);
   w.gate_up_partials = take(static_cast<size_t>(w.gate_up.splits) * pairs * 2 * inter * 4);
   w.activation_q = take(static_cast<size_t>(pairs * inter));
   w.activation_scales = take(static_cast<size_t>(a_scales) * 4);
@@ -194,20 +190,14 @@ int launch_moe_experts_fp8(const MoeFp8ExpertsParams& p, const MoeFp8Config& con
   const int64_t pairs = p.tokens * p.top_k;
   const MoeFp8Workspace w = moe_fp8_workspace(p.tokens, p.top_k, p.hidden, p.inter, config);
   auto* workspace = static_cast<uint8_t*>(p.workspace);
-  auto* x_q = workspace + w.x_q;
-  auto* x_scales = reinterpret_cast<float*>(workspace + w.x_scales);
   auto* gate_up_partials = reinterpret_cast<float*>(workspace + w.gate_up_partials);
   auto* activation_q = workspace + w.activation_q;
   auto* activation_scales = reinterpret_cast<float*>(workspace + w.activation_scales);
   auto* down_partials = reinterpret_cast<float*>(workspace + w.down_partials);
 
-  if (int status = launch_fp8_quantize_activations(
-          {p.x, x_q, x_scales, p.layout, p.tokens, p.hidden, block ? kFp8BlockK : p.hidden}, stream))
-    return status;
-
   MoeFp8GemmArgs gemm{};
-  gemm.activations = x_q;
-  gemm.activation_scales = x_scales;
+  gemm.activations = static_cast<const uint8_t*>(p.x);
+  gemm.activation_scales = p.x_scales;
   gemm.pairs_per_row = p.top_k;
   gemm.weights = static_cast<const uint8_t*>(p.gate_up);
   gemm.weight_scales = p.gate_up_scales;

@@ -50,7 +50,7 @@ MoeFp8SplitPlan plan_moe_fp8_splits(int64_t pairs, int64_t n, int64_t k, const M
 // Byte offsets inside the workspace (each 256-byte aligned) and its total size.
 struct MoeFp8Workspace {
   MoeFp8SplitPlan gate_up, down;
-  size_t x_q, x_scales, gate_up_partials, activation_q, activation_scales, down_partials, bytes;
+  size_t gate_up_partials, activation_q, activation_scales, down_partials, bytes;
 };
 MoeFp8Workspace moe_fp8_workspace(int64_t tokens, int64_t top_k, int64_t hidden, int64_t inter,
                                   const MoeFp8Config& config);

@@ -11,6 +11,7 @@
 #include <cuda_fp8.h>
 
 #include "common/device_utils.cuh"
+#include "common/e4m3_quantize.cuh"
 #include "common/shared_memory_budget.cuh"
 #include "gemm/linear_fp8.cuh"
 #include "moe/moe_fp8.cuh"
@@ -20,19 +21,6 @@ namespace rackserve::kernels {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr float kE4m3Max = 448.0f;
-constexpr float kBlockMinScale = 1e-10f / kE4m3Max;
-constexpr float kTokenMinScale = 1.0f / (kE4m3Max * 512.0f);
-
-__device__ __forceinline__ uint32_t quantize4(const float* values, float scale) {
-  uint32_t packed = 0;
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    const uint32_t code = __nv_cvt_float_to_fp8(__fdiv_rn(values[j], scale), __NV_SATFINITE, __NV_E4M3);
-    packed |= code << (8 * j);
-  }
-  return packed;
-}
 
 template <bool kBlockScaling>
 __global__ void __launch_bounds__(kThreads) moe_fp8_activation_kernel(MoeFp8ActivationArgs p) {
@@ -60,17 +48,17 @@ __global__ void __launch_bounds__(kThreads) moe_fp8_activation_kernel(MoeFp8Acti
 #pragma unroll
       for (int j = 0; j < 4; ++j) amax = fmaxf(amax, fabsf(values[j]));
       amax = warp_max(amax);
-      const float scale = fmaxf(__fdiv_rn(amax, kE4m3Max), kBlockMinScale);
-      *reinterpret_cast<uint32_t*>(q + group * kFp8BlockK + lane * 4) = quantize4(values, scale);
+      const float scale = e4m3::scale_of(amax, e4m3::kBlockMinScale);
+      *reinterpret_cast<uint32_t*>(q + group * kFp8BlockK + lane * 4) = e4m3::encode4(values, scale);
       if (lane == 0) p.scales[pair * groups + group] = scale;
     }
   } else {
     float amax = 0.0f;
     for (int64_t c = threadIdx.x; c < p.inter; c += kThreads) amax = fmaxf(amax, fabsf(activation[c]));
     amax = block_max(amax, scratch);
-    const float scale = fmaxf(__fdiv_rn(amax, kE4m3Max), kTokenMinScale);
+    const float scale = e4m3::scale_of(amax, e4m3::kTokenMinScale);
     for (int64_t c = threadIdx.x * 4; c < p.inter; c += kThreads * 4)
-      *reinterpret_cast<uint32_t*>(q + c) = quantize4(activation + c, scale);
+      *reinterpret_cast<uint32_t*>(q + c) = e4m3::encode4(activation + c, scale);
     if (threadIdx.x == 0) p.scales[pair] = scale;
   }
 }

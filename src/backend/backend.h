@@ -77,13 +77,37 @@ class Backend {
   // The same product with a float32 output whatever the activation dtype (router and
   // lm_head logits).
   virtual Tensor linear_f32(const Tensor& x, const Tensor& weight) = 0;
-  // x [T, in], w [out, in] FP8 -> [T, out]: W8A8 with activations quantized dynamically to
-  // e4m3 as w.scaling says (the CPU backend's fp8_linear.h holds the exact contract).
-  virtual Tensor linear_fp8(const Tensor& x, const QuantizedWeight& w) = 0;
   // gate_up [T, 2I] (gate columns first) -> [T, I] = silu(gate) * up
   virtual Tensor silu_mul(const Tensor& gate_up) = 0;
   // x [T, width], row_indices [R] int32 -> [R, width]
   virtual Tensor gather_rows(const Tensor& x, const Tensor& row_indices) = 0;
+
+  // ---- FP8 (W8A8) activations and products ---------------------------------------------
+  // The CPU backend's fp8_linear.h holds the exact contract: activations are quantized per
+  // token (per group of columns for Block weights) with dynamic scales, always from the values
+  // as this backend stores them in activation_dtype() (bf16 on CUDA), so an activation quantized
+  // by quantize_fp8 and one quantized inside the op that produced it are the same bytes.
+  //
+  // x [T, K] activation_dtype() -> its e4m3 values and scales in `layout`.
+  virtual QuantizedActivation quantize_fp8(const Tensor& x, const Fp8ActivationLayout& layout) = 0;
+  // rms_norm / add_rms_norm together with the quantized copy of their output, made in the same
+  // pass (one kernel on CUDA): `normed` equals the plain op's output and `fp8` equals
+  // quantize_fp8(normed, layout), bit for bit; add_rms_norm_fp8 updates the residual as
+  // add_rms_norm does. For a norm whose output feeds FP8 linears and dense consumers alike.
+  virtual NormedActivation rms_norm_fp8(const Tensor& x, const Tensor& weight, float eps,
+                                        const Fp8ActivationLayout& layout) = 0;
+  virtual NormedActivation add_rms_norm_fp8(const Tensor& residual, const Tensor& x, const Tensor& weight, float eps,
+                                            const Fp8ActivationLayout& layout) = 0;
+  // quantize_fp8(silu_mul(gate_up), layout) bit for bit, without making the plain output (its
+  // one consumer, an FP8 down projection, reads only the copy).
+  virtual QuantizedActivation silu_mul_fp8(const Tensor& gate_up, const Fp8ActivationLayout& layout) = 0;
+  // x [T, in] quantized in Fp8ActivationLayout::of(w), w [out, in] FP8 -> [T, out]
+  // (activation_dtype()): the W8A8 product of fp8_linear.h on already quantized activations.
+  virtual Tensor linear_fp8(const QuantizedActivation& x, const QuantizedWeight& w) = 0;
+  // x [T, in] -> [T, out]: x quantized dynamically as w.scaling says, then the product above.
+  Tensor linear_fp8(const Tensor& x, const QuantizedWeight& w) {
+    return linear_fp8(quantize_fp8(x, Fp8ActivationLayout::of(w)), w);
+  }
 
   // ---- multi-head latent attention ---------------------------------------------
   // Rotates x[t, h, offset : offset + rope.dim] in place for every token t and head h.
@@ -99,8 +123,13 @@ class Backend {
   virtual MoeRouting moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
                                const MoeRouterParams& params) = 0;
   // Sum over the chosen experts of weight * down(silu(gate(x)) * up(x)) -> [T, hidden].
-  // FP8 experts (experts.*_fp8) run each product with the W8A8 math of linear_fp8.
+  // FP8 experts (experts.*_fp8) run each product with the W8A8 math of linear_fp8: x is
+  // quantized once per token (as the moe_experts overload below takes it), each expert's
+  // activation silu(gate) * up once per (token, expert) from its f32 value.
   virtual Tensor moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) = 0;
+  // The same for FP8 experts on x already quantized in Fp8ActivationLayout::of(*experts.gate_up_fp8).
+  virtual Tensor moe_experts(const QuantizedActivation& x, const MoeRouting& routing,
+                             const ExpertWeights& experts) = 0;
 
   // ---- sampling -------------------------------------------------------------------
   // logits [R, vocab] f32, rows.size() == R -> one SampledRow per row (SamplingRow's

@@ -138,6 +138,66 @@ struct QuantizedWeight {
   int64_t in_features() const { return values.dim(values.rank() - 1); }
 };
 
+// How a W8A8 product quantizes its activations (the contract is the CPU backend's
+// fp8_linear.h): per token per `group` consecutive columns (Block, group = the weight's
+// block_in), or per token over the whole row (Channel, group 0). A weight decides it: of(w).
+struct Fp8ActivationLayout {
+  Fp8Scaling scaling = Fp8Scaling::Block;
+  int64_t group = 0;  // Block: columns per scale (> 0, divides the width); Channel: 0
+
+  static Fp8ActivationLayout of(const QuantizedWeight& w) {
+    return w.scaling == Fp8Scaling::Block ? Fp8ActivationLayout{Fp8Scaling::Block, w.block_in}
+                                          : Fp8ActivationLayout{Fp8Scaling::Channel, 0};
+  }
+  // The scales' shape for rows x width activations: Block [rows, width / group]; Channel [rows].
+  Shape scales_shape(int64_t rows, int64_t width) const {
+    return scaling == Fp8Scaling::Block ? Shape{rows, width / group} : Shape{rows};
+  }
+  bool operator==(const Fp8ActivationLayout&) const = default;
+};
+
+// Activations quantized to e4m3 for W8A8 products, by Backend::quantize_fp8 or fused into the
+// op that produced them (rms_norm_fp8, add_rms_norm_fp8, silu_mul_fp8): x[t, k] ≈ values[t, k] *
+// scale of (t, k)'s group. Step memory, like any op output. Under tensor parallelism it is the
+// quantization of the tensor this rank holds (a row-parallel input: the local shard).
+struct QuantizedActivation {
+  Tensor values;  // [T, K] F8_E4M3 (OCP e4m3fn)
+  Tensor scales;  // F32, layout.scales_shape(T, K)
+  Fp8ActivationLayout layout;
+
+  int64_t rows() const { return values.dim(0); }
+  int64_t width() const { return values.dim(1); }
+};
+
+// A normalised activation and its quantized copy, made by one pass (Backend::rms_norm_fp8 and
+// add_rms_norm_fp8): `normed` for the dense consumers (the router), `fp8` for the FP8 linears.
+struct NormedActivation {
+  Tensor normed;
+  QuantizedActivation fp8;
+};
+
+// Throws unless `x` is a well-formed QuantizedActivation (rank-2 F8_E4M3 values, F32 scales of
+// its layout's shape, Block groups dividing the width).
+inline void check_quantized_activation(const char* op, const QuantizedActivation& x) {
+  RS_CHECK(x.values.dtype == DType::F8_E4M3 && x.values.rank() == 2,
+           "{}: quantized activations must be a 2-D F8_E4M3 tensor, got {} {}", op, dtype_name(x.values.dtype),
+           shape_string(x.values.shape));
+  RS_CHECK(x.layout.scaling != Fp8Scaling::Block || (x.layout.group > 0 && x.width() % x.layout.group == 0),
+           "{}: activation groups of {} columns do not divide the width {}", op, x.layout.group, x.width());
+  const Shape expected = x.layout.scales_shape(x.rows(), x.width());
+  RS_CHECK(x.scales.dtype == DType::F32 && x.scales.shape == expected,
+           "{}: activations {} need F32 scales {}, got {} {}", op, shape_string(x.values.shape),
+           shape_string(expected), dtype_name(x.scales.dtype), shape_string(x.scales.shape));
+}
+
+// Throws unless activations quantized in `have` can feed a product with `w`.
+inline void check_layout_matches(const char* op, const Fp8ActivationLayout& have, const QuantizedWeight& w) {
+  const Fp8ActivationLayout want = Fp8ActivationLayout::of(w);
+  RS_CHECK(have == want, "{}: activations quantized {} (group {}) but the weight takes {} (group {})", op,
+           have.scaling == Fp8Scaling::Block ? "per block" : "per channel", have.group,
+           want.scaling == Fp8Scaling::Block ? "per block" : "per channel", want.group);
+}
+
 // Exactly one of the dense pair and the FP8 pair is set.
 struct ExpertWeights {
   Tensor gate_up;  // [experts, 2 * intermediate, hidden] (gate rows first)

@@ -74,17 +74,23 @@ Tensor DeepseekV3Model::compute(const StepInputs& inputs, const PagedKvCache& ca
   step.attention = inputs.attention;
   const float eps = static_cast<float>(config_.rms_norm_eps);
   Tensor hidden = embed_tokens_->forward(backend_, inputs.token_ids);
-  Tensor normed = backend_.rms_norm(hidden, layers_.front().input_norm, eps);
+  // Each norm also quantizes its output when the projections it feeds are FP8, in their layout
+  // (models/layers/activation.h); the final norm feeds the dense lm_head.
+  const DecoderLayer& first = layers_.front();
+  Activation normed = rms_norm_activation(backend_, hidden, first.input_norm, eps, first.attention->input_fp8_layout());
   for (size_t i = 0; i < layers_.size(); ++i) {
     const DecoderLayer& layer = layers_[i];
     const int64_t index = static_cast<int64_t>(i);
     Tensor attended = layer.attention->forward(backend_, normed, step, cache.layer(index), cache.layer_scales(index));
-    normed = backend_.add_rms_norm(hidden, attended, layer.post_attention_norm, eps);
+    const std::optional<Fp8ActivationLayout> mlp_layout =
+        layer.moe ? layer.moe->input_fp8_layout() : layer.dense_mlp->input_fp8_layout();
+    normed = add_rms_norm_activation(backend_, hidden, attended, layer.post_attention_norm, eps, mlp_layout);
     Tensor mlp_out = layer.moe ? layer.moe->forward(backend_, normed) : layer.dense_mlp->forward(backend_, normed);
-    const Tensor& next_norm = i + 1 < layers_.size() ? layers_[i + 1].input_norm : final_norm_;
-    normed = backend_.add_rms_norm(hidden, mlp_out, next_norm, eps);
+    const bool last = i + 1 == layers_.size();
+    normed = add_rms_norm_activation(backend_, hidden, mlp_out, last ? final_norm_ : layers_[i + 1].input_norm, eps,
+                                     last ? std::nullopt : layers_[i + 1].attention->input_fp8_layout());
   }
-  Tensor selected = backend_.gather_rows(normed, inputs.logit_rows);
+  Tensor selected = backend_.gather_rows(normed.tensor, inputs.logit_rows);
   return lm_head_->forward(backend_, selected);
 }
 

@@ -1,6 +1,8 @@
 // The FP8 fixtures run W8A8 on the CUDA backend (FP8 linear kernels, fused FP8 MoE) against
 // the CPU oracle running W8A8 too, both loaded natively (e4m3 values + scales), the oracle
-// replaying the GPU's MoE routing (routing_replay.h). At every position of every reference
+// replaying the GPU's MoE routing (routing_replay.h) and rounding its activations and dense
+// weights to BF16 where the CUDA backend stores BF16 (e4m3 quantization turns any BF16-level
+// difference into whole e4m3 steps: without that the logits parted at cosine ~0.998 on the H200). At every position of every reference
 // prompt the logits agree to cosine >= 0.9999; the one acceptable exception is a position
 // where the router flipped an expert on a near-tie (the flip is printed with its score
 // deficit). Greedy continuations are the oracle's argmax path until the first routing flip,
@@ -24,6 +26,7 @@
 #include "backend/backend.h"
 #include "engine/sequence_runner.h"
 #include "models/model.h"
+#include "op_trace.h"
 #include "routing_replay.h"
 #include "support/fixtures.h"
 #include "support/similarity.h"
@@ -35,12 +38,12 @@ namespace rackserve {
 namespace {
 
 namespace fs = std::filesystem;
-using testing::RecordingCudaBackend;
-using testing::ReplayingCpuBackend;
+using TracedCudaBackend = testing::Tracing<testing::RecordingCudaBackend>;
+using TracedOracle = testing::Tracing<testing::ReplayingCpuBackend>;
 
 // Both sides quantize every linear's input to e4m3 per 128-column group (block) or per
-// token (channel); what differs is BF16 vs float32 activations between the linears, which
-// moves an activation across an e4m3 rounding boundary now and then.
+// token (channel), from BF16-rounded activations and weights (the oracle rounds where the CUDA
+// backend stores BF16: bf16_activations_cpu_backend.h); what differs is float32 summation order.
 constexpr double kMinCosine = 0.9999;
 // Summed selection scores of the replayed experts within this of the oracle's optimum.
 constexpr double kNearTie = 0.02;
@@ -81,8 +84,8 @@ class CudaFp8Model : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     ASSERT_TRUE(cuda_device_available()) << "the gpu tests need a CUDA device";
-    gpu_ = std::make_unique<RecordingCudaBackend>(CudaBackendOptions{0, /*poison_step_allocations=*/true});
-    oracle_ = std::make_unique<ReplayingCpuBackend>();
+    gpu_ = std::make_unique<TracedCudaBackend>(CudaBackendOptions{0, /*poison_step_allocations=*/true});
+    oracle_ = std::make_unique<TracedOracle>(/*bf16_activations=*/true);
     if (GetParam() == kDummyBlockModel) {
       const fs::path directory = write_dummy_block_config();
       LoadOptions options;
@@ -158,9 +161,9 @@ class CudaFp8Model : public ::testing::TestWithParam<std::string> {
                 stats.flips ? "; worst: " : "", stats.flips ? stats.worst_flip.substr(0, 200).c_str() : "");
   }
 
-  std::unique_ptr<RecordingCudaBackend> gpu_;
+  std::unique_ptr<TracedCudaBackend> gpu_;
   std::unique_ptr<CausalLM> model_;
-  std::unique_ptr<ReplayingCpuBackend> oracle_;
+  std::unique_ptr<TracedOracle> oracle_;
   std::unique_ptr<CausalLM> oracle_model_;
   WeightStore reference_;                           // the fixture's references (fixtures only)
   std::vector<std::vector<int32_t>> random_prompts_;  // the dummy model's prompts
@@ -182,6 +185,28 @@ TEST_P(CudaFp8Model, W8A8LogitsMatchTheCpuOracleAtEveryPosition) {
                 tokens.size(), worst);
     print_flips(what);
   }
+}
+
+// Op by op on one prompt's prefill: every op's output (quantized activations dequantized)
+// against the oracle's, printed, so a logit mismatch above is located at the first op where the
+// two part. Asserted when the router did not flip on this prompt (a flip changes every later op).
+TEST_P(CudaFp8Model, EveryOpOfAPrefillMatchesTheOracle) {
+  const size_t p = std::min<size_t>(1, prompts_ - 1);
+  const std::vector<int32_t> tokens = prompt(p);
+  gpu_->tracing = oracle_->tracing = true;
+  SequenceRunner runner(*model_, static_cast<int64_t>(tokens.size()));
+  runner.append(tokens, true);
+  start_replay();
+  SequenceRunner oracle_runner(*oracle_model_, static_cast<int64_t>(tokens.size()));
+  oracle_runner.append(tokens, true);
+  gpu_->tracing = oracle_->tracing = false;
+  std::printf("  %s prompt %zu (%zu tokens):\n", GetParam().c_str(), p, tokens.size());
+  const int64_t first_below = testing::print_trace_comparison(gpu_->trace, oracle_->trace, kMinCosine);
+  ASSERT_EQ(gpu_->trace.size(), oracle_->trace.size());
+  print_flips("prompt " + std::to_string(p));
+  if (oracle_->stats.flips == 0)
+    EXPECT_EQ(first_below, -1) << "op " << first_below << " (" << gpu_->trace[first_below].label
+                               << ") is the first below cosine " << kMinCosine;
 }
 
 // Decode through the paged cache one token per step: the small-M FP8 GEMMs and the

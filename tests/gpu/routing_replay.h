@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "backend/cpu/cpu_backend.h"
+#include "bf16_activations_cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "core/error.h"
 
@@ -53,9 +53,11 @@ struct ReplayStats {
   std::string worst_flip;          // the worst flip's call, row, expert sets and scores
 };
 
-class ReplayingCpuBackend : public CpuBackend {
+// `bf16_activations`: see Bf16ActivationsCpuBackend (the FP8 models need it; the BF16 models
+// are compared with the float32 oracle).
+class ReplayingCpuBackend : public Bf16ActivationsCpuBackend {
  public:
-  ReplayingCpuBackend() : CpuBackend(0) {}
+  explicit ReplayingCpuBackend(bool bf16_activations = false) : Bf16ActivationsCpuBackend(bf16_activations) {}
 
   void replay(RoutingLog log) {
     log_ = std::move(log);
@@ -66,7 +68,7 @@ class ReplayingCpuBackend : public CpuBackend {
 
   MoeRouting moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
                        const MoeRouterParams& params) override {
-    MoeRouting own = CpuBackend::moe_route(router_logits, score_correction_bias, params);
+    MoeRouting own = Bf16ActivationsCpuBackend::moe_route(router_logits, score_correction_bias, params);
     RS_CHECK(!log_.empty(), "routing replay: more moe_route calls than recorded");
     std::vector<int32_t> replayed = std::move(log_.front());
     log_.pop_front();

@@ -1,7 +1,8 @@
 // Fused FP8 (e4m3, W8A8) routed experts (kernels/moe/): the FP8 counterpart of
-// MoeGroupedExpertsParams. Each routed pair (token, slot) runs
-//   1. gate_up: a = silu(gate_e x_t) * (up_e x_t), with x_t quantized per the layout below and
-//      each product in the W8A8 math of fp8_gemm_params.h (f32 accumulation, both scales);
+// MoeGroupedExpertsParams. x comes quantized per token (launch_fp8_quantize_activations, or a
+// fused producer: fp8_activation_params.h). Each routed pair (token, slot) runs
+//   1. gate_up: a = silu(gate_e x_t) * (up_e x_t), each product in the W8A8 math of
+//      fp8_gemm_params.h (f32 accumulation, both scales);
 //   2. down:    the activation a is quantized again (same layout rules, per pair) and
 //               contribution = weight[pair] * (down_e a);
 //   3. output[t] = sum over slots k in order of contribution[t * top_k + k] (no float atomics).
@@ -18,7 +19,8 @@ namespace rackserve::kernels {
 // The problem. Pair lists come from launch_moe_align_tokens (moe_params.h), run with
 // config.block_m as the align block.
 struct MoeFp8ExpertsParams {
-  const void* x;                 // [tokens, hidden] bf16
+  const void* x;                 // [tokens, hidden] e4m3, x quantized per the layout (Block: per 128 columns)
+  const float* x_scales;         // Block: [tokens, hidden / 128]; Channel: [tokens]
   const float* weights;          // [pairs] routing weights (= [tokens, top_k])
   const void* gate_up;           // [experts, 2 * inter, hidden] e4m3 (gate rows, then up rows)
   const float* gate_up_scales;   // Block: [experts, ceil(2 * inter / block_out), hidden / 128]; Channel: [experts, 2 * inter]

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -39,9 +40,19 @@ class CpuBackend : public Backend {
   void add_inplace(const Tensor& residual, const Tensor& x) override;
   Tensor linear(const Tensor& x, const Tensor& weight) override;
   Tensor linear_f32(const Tensor& x, const Tensor& weight) override { return linear(x, weight); }
-  Tensor linear_fp8(const Tensor& x, const QuantizedWeight& w) override;  // fp8_ops.cpp
   Tensor silu_mul(const Tensor& gate_up) override;
   Tensor gather_rows(const Tensor& x, const Tensor& row_indices) override;
+
+  // fp8_activation_ops.cpp: the fused producers are the plain op (a virtual call, so a subclass
+  // that changes rms_norm or silu_mul changes its FP8 variant alike) followed by quantize_fp8.
+  QuantizedActivation quantize_fp8(const Tensor& x, const Fp8ActivationLayout& layout) override;
+  NormedActivation rms_norm_fp8(const Tensor& x, const Tensor& weight, float eps,
+                                const Fp8ActivationLayout& layout) override;
+  NormedActivation add_rms_norm_fp8(const Tensor& residual, const Tensor& x, const Tensor& weight, float eps,
+                                    const Fp8ActivationLayout& layout) override;
+  QuantizedActivation silu_mul_fp8(const Tensor& gate_up, const Fp8ActivationLayout& layout) override;
+  using Backend::linear_fp8;
+  Tensor linear_fp8(const QuantizedActivation& x, const QuantizedWeight& w) override;  // fp8_ops.cpp
 
   void rope_inplace(const Tensor& x, int64_t offset, const RopeTable& rope, const Tensor& positions) override;
   void mla_write_cache(const MlaCacheWrite& args) override;
@@ -50,6 +61,7 @@ class CpuBackend : public Backend {
   MoeRouting moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
                        const MoeRouterParams& params) override;
   Tensor moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) override;
+  Tensor moe_experts(const QuantizedActivation& x, const MoeRouting& routing, const ExpertWeights& experts) override;
 
   // Each row through the oracle in sampling_reference.h.
   std::vector<SampledRow> sample(const Tensor& logits, std::span<const SamplingRow> rows) override;
@@ -60,6 +72,14 @@ class CpuBackend : public Backend {
   void release_step_graph(int64_t graph) override;
 
  private:
+  // moe_ops.cpp: the routed experts' per-pair work and its slot-ordered sum.
+  struct ExpertScratch {
+    std::vector<float> gate_up, activated, matvec;
+  };
+  using ExpertOutput = std::function<void(int64_t item, float* target, ExpertScratch& scratch)>;
+  Tensor sum_expert_outputs(int64_t tokens, int64_t hidden, const MoeRouting& routing,
+                            const ExpertOutput& expert_output);
+
   ThreadPool pool_;
   std::vector<std::unique_ptr<std::byte[]>> persistent_buffers_;
   std::vector<std::unique_ptr<std::byte[]>> step_buffers_;
@@ -71,6 +91,8 @@ namespace cpu {
 void matvec(const float* weight, const float* x, float* out, int64_t rows, int64_t cols);
 float dot(const float* a, const float* b, int64_t count);
 void rms_norm_row(const float* x, const float* weight, float* out, int64_t width, float eps);
+// out[i] = silu(gate_up[i]) * gate_up[half + i] for i in [0, half): one token's SiLU-and-mul.
+void silu_mul_row(const float* gate_up, int64_t half, float* out);
 // Rotates one head's rope part in place; see RopeTable for the layouts.
 void rope_row(float* x, const RopeTable& rope, int32_t position);
 }  // namespace cpu

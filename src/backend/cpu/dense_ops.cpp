@@ -30,6 +30,11 @@ void rms_norm_row(const float* x, const float* weight, float* out, int64_t width
   for (int64_t i = 0; i < width; ++i) out[i] = weight[i] * (x[i] * inverse_rms);
 }
 
+void silu_mul_row(const float* gate_up, int64_t half, float* out) {
+  const float* up = gate_up + half;
+  for (int64_t i = 0; i < half; ++i) out[i] = gate_up[i] / (1.0f + std::exp(-gate_up[i])) * up[i];
+}
+
 }  // namespace cpu
 
 namespace {
@@ -99,12 +104,8 @@ Tensor CpuBackend::silu_mul(const Tensor& gate_up) {
   RS_CHECK(gate_up.dim(1) % 2 == 0, "silu_mul input width {} is odd", gate_up.dim(1));
   int64_t tokens = gate_up.dim(0), half = gate_up.dim(1) / 2;
   Tensor out = allocate_step(DType::F32, {tokens, half});
-  for (int64_t t = 0; t < tokens; ++t) {
-    const float* gate = gate_up.as<float>() + t * 2 * half;
-    const float* up = gate + half;
-    float* target = out.as<float>() + t * half;
-    for (int64_t i = 0; i < half; ++i) target[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
-  }
+  for (int64_t t = 0; t < tokens; ++t)
+    cpu::silu_mul_row(gate_up.as<float>() + t * 2 * half, half, out.as<float>() + t * half);
   return out;
 }
 

@@ -61,18 +61,28 @@ void check_quantized_weight(const QuantizedWeight& w, int64_t rank) {
            shape_string(w.scales.shape), shape_string(expected));
 }
 
-void fp8_matvec(const QuantizedWeight& w, int64_t expert, const float* x, float* out, std::vector<float>& scratch) {
+float activation_min_scale(Fp8Scaling scaling) {
+  return scaling == Fp8Scaling::Block ? kBlockMinScale : kTokenMinScale;
+}
+
+void quantize_e4m3_row(const float* x, int64_t width, const Fp8ActivationLayout& layout, uint8_t* codes,
+                       float* scales) {
+  const int64_t group = layout.scaling == Fp8Scaling::Block ? layout.group : width;
+  const float min_scale = activation_min_scale(layout.scaling);
+  for (int64_t g = 0; g * group < width; ++g)
+    scales[g] = quantize_e4m3_group_codes(x + g * group, group, min_scale, codes + g * group);
+}
+
+namespace {
+
+// out[n] = sum over groups g of (f32 dot of q[g] and W[n, g]) * activation_scales[g] * weight scale,
+// for q the token's e4m3 values decoded to f32 (exact).
+void fp8_dot_rows(const QuantizedWeight& w, int64_t expert, const float* q, const float* activation_scales,
+                  float* out) {
   const int64_t rows = w.out_features(), in = w.in_features();
   const bool block = w.scaling == Fp8Scaling::Block;
   const int64_t group = block ? w.block_in : in;
   const int64_t groups = in / group;
-  scratch.resize(static_cast<size_t>(in + groups));
-  float* q = scratch.data();
-  float* activation_scales = q + in;
-  for (int64_t g = 0; g < groups; ++g)
-    activation_scales[g] =
-        quantize_e4m3_group(x + g * group, group, block ? kBlockMinScale : kTokenMinScale, q + g * group);
-
   const uint8_t* values = w.values.as<uint8_t>() + expert * rows * in;
   const int64_t scale_rows = block ? (rows + w.block_out - 1) / w.block_out : rows;
   const float* weight_scales = w.scales.as<float>() + expert * scale_rows * groups;
@@ -88,6 +98,30 @@ void fp8_matvec(const QuantizedWeight& w, int64_t expert, const float* x, float*
     }
     out[n] = accumulator;
   }
+}
+
+}  // namespace
+
+void fp8_matvec(const QuantizedWeight& w, int64_t expert, const float* x, float* out, std::vector<float>& scratch) {
+  const int64_t in = w.in_features();
+  const bool block = w.scaling == Fp8Scaling::Block;
+  const int64_t group = block ? w.block_in : in;
+  const int64_t groups = in / group;
+  scratch.resize(static_cast<size_t>(in + groups));
+  float* q = scratch.data();
+  float* activation_scales = q + in;
+  for (int64_t g = 0; g < groups; ++g)
+    activation_scales[g] = quantize_e4m3_group(x + g * group, group, activation_min_scale(w.scaling), q + g * group);
+  fp8_dot_rows(w, expert, q, activation_scales, out);
+}
+
+void fp8_matvec_quantized(const QuantizedWeight& w, int64_t expert, const uint8_t* codes, const float* scales,
+                          float* out, std::vector<float>& scratch) {
+  const int64_t in = w.in_features();
+  scratch.resize(static_cast<size_t>(in));
+  const float* table = e4m3_table();
+  for (int64_t k = 0; k < in; ++k) scratch[k] = table[codes[k]];
+  fp8_dot_rows(w, expert, scratch.data(), scales, out);
 }
 
 }  // namespace rackserve::cpu

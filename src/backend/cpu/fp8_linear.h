@@ -42,9 +42,21 @@ float quantize_e4m3_group_codes(const float* x, int64_t count, float min_scale, 
 // Every e4m3 byte decoded to f32 (the 256-entry table the loops use).
 const float* e4m3_table();
 
+// The min_scale of a layout: kBlockMinScale for Block groups, kTokenMinScale for Channel rows.
+float activation_min_scale(Fp8Scaling scaling);
+// Quantizes one token's row x[0, width) in `layout` (Backend::quantize_fp8 row by row): e4m3
+// bytes into codes[0, width), the scale of each group (Block: width / layout.group of them;
+// Channel: one) into scales.
+void quantize_e4m3_row(const float* x, int64_t width, const Fp8ActivationLayout& layout, uint8_t* codes,
+                       float* scales);
+
 // out[n] = row n of (x W^T) for the W8A8 product above, for one token x[0, in) and matrix
 // `expert` of w (0 for a rank-2 weight). `scratch` is reused across calls.
 void fp8_matvec(const QuantizedWeight& w, int64_t expert, const float* x, float* out, std::vector<float>& scratch);
+// The same product for a token already quantized in Fp8ActivationLayout::of(w): its e4m3 codes
+// [0, in) and group scales. Equal, bit for bit, to fp8_matvec on the row they were made from.
+void fp8_matvec_quantized(const QuantizedWeight& w, int64_t expert, const uint8_t* codes, const float* scales,
+                          float* out, std::vector<float>& scratch);
 
 // Throws unless w is a well-formed QuantizedWeight of rank `rank` held in host memory.
 void check_quantized_weight(const QuantizedWeight& w, int64_t rank);

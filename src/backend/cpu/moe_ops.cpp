@@ -1,6 +1,7 @@
 // Mixture-of-experts routing and expert evaluation on the CPU.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <vector>
@@ -79,8 +80,14 @@ MoeRouting CpuBackend::moe_route(const Tensor& router_logits, const Tensor& scor
   return routing;
 }
 
-Tensor CpuBackend::moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) {
-  RS_CHECK(x.rank() == 2, "moe input must be [T, hidden]");
+namespace {
+
+// Checks the expert weights (dense or FP8, never both) against x [tokens, hidden] and the routing;
+// returns the intermediate width.
+int64_t check_experts(int64_t tokens, int64_t hidden, const MoeRouting& routing, const ExpertWeights& experts) {
+  RS_CHECK(routing.expert_ids.rank() == 2 && routing.expert_ids.dim(0) == tokens &&
+               routing.weights.numel() == routing.expert_ids.numel(),
+           "moe routing {} does not match {} tokens", shape_string(routing.expert_ids.shape), tokens);
   const bool fp8 = experts.gate_up_fp8.has_value();
   RS_CHECK(fp8 == experts.down_fp8.has_value(), "expert gate_up and down must both be FP8 or both dense");
   if (fp8) {
@@ -89,38 +96,33 @@ Tensor CpuBackend::moe_experts(const Tensor& x, const MoeRouting& routing, const
   }
   const Shape& gate_up_shape = fp8 ? experts.gate_up_fp8->values.shape : experts.gate_up.shape;
   const Shape& down_shape = fp8 ? experts.down_fp8->values.shape : experts.down.shape;
-  const int64_t tokens = x.dim(0), hidden = x.dim(1), top_k = routing.expert_ids.dim(1);
   RS_CHECK(gate_up_shape.size() == 3 && gate_up_shape[2] == hidden, "expert gate_up {} does not take hidden {}",
            shape_string(gate_up_shape), hidden);
   const int64_t num_experts = gate_up_shape[0], intermediate = gate_up_shape[1] / 2;
   RS_CHECK(down_shape == Shape({num_experts, hidden, intermediate}), "expert down {} is not [{}, {}, {}]",
            shape_string(down_shape), num_experts, hidden, intermediate);
-  for (int64_t item = 0; item < tokens * top_k; ++item) {
+  for (int64_t item = 0; item < routing.expert_ids.numel(); ++item) {
     int32_t expert = routing.expert_ids.as<int32_t>()[item];
     RS_CHECK(expert >= 0 && expert < num_experts, "expert id {} out of [0, {})", expert, num_experts);
   }
+  return intermediate;
+}
+
+}  // namespace
+
+// One (token, slot) pair per work item: `expert_output(item, target, scratch)` writes the chosen
+// expert's down(silu(gate(x)) * up(x)) for the pair into target [hidden]; the per-token sum of the
+// weighted contributions runs in slot order afterwards.
+Tensor CpuBackend::sum_expert_outputs(int64_t tokens, int64_t hidden, const MoeRouting& routing,
+                                      const ExpertOutput& expert_output) {
+  const int64_t top_k = routing.expert_ids.dim(1);
   Tensor out = allocate_step(DType::F32, {tokens, hidden});
-  // One (token, slot) pair per work item; the per-token sum runs in slot order afterwards.
   std::vector<float> contributions(static_cast<size_t>(tokens * top_k * hidden));
   pool_.parallel_for(tokens * top_k, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> gate_up(2 * intermediate), activated(intermediate), scratch;
+    ExpertScratch scratch;
     for (int64_t item = begin; item < end; ++item) {
-      int64_t t = item / top_k;
-      int32_t expert = routing.expert_ids.as<int32_t>()[item];
-      const float* row = x.as<float>() + t * hidden;
       float* target = contributions.data() + item * hidden;
-      if (fp8)
-        cpu::fp8_matvec(*experts.gate_up_fp8, expert, row, gate_up.data(), scratch);
-      else
-        cpu::matvec(experts.gate_up.as<float>() + expert * 2 * intermediate * hidden, row, gate_up.data(),
-                    2 * intermediate, hidden);
-      for (int64_t i = 0; i < intermediate; ++i)
-        activated[i] = gate_up[i] / (1.0f + std::exp(-gate_up[i])) * gate_up[intermediate + i];
-      if (fp8)
-        cpu::fp8_matvec(*experts.down_fp8, expert, activated.data(), target, scratch);
-      else
-        cpu::matvec(experts.down.as<float>() + expert * hidden * intermediate, activated.data(), target, hidden,
-                    intermediate);
+      expert_output(item, target, scratch);
       float weight = routing.weights.as<float>()[item];
       for (int64_t i = 0; i < hidden; ++i) target[i] *= weight;
     }
@@ -129,6 +131,44 @@ Tensor CpuBackend::moe_experts(const Tensor& x, const MoeRouting& routing, const
     for (int64_t k = 0; k < top_k; ++k)
       for (int64_t i = 0; i < hidden; ++i) out.as<float>()[t * hidden + i] += contributions[(t * top_k + k) * hidden + i];
   return out;
+}
+
+Tensor CpuBackend::moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) {
+  RS_CHECK(x.rank() == 2, "moe input must be [T, hidden]");
+  if (experts.gate_up_fp8)  // x quantized once per token, then the FP8 experts below
+    return moe_experts(quantize_fp8(x, Fp8ActivationLayout::of(*experts.gate_up_fp8)), routing, experts);
+  const int64_t tokens = x.dim(0), hidden = x.dim(1), top_k = routing.expert_ids.dim(1);
+  const int64_t intermediate = check_experts(tokens, hidden, routing, experts);
+  return sum_expert_outputs(tokens, hidden, routing, [&](int64_t item, float* target, ExpertScratch& scratch) {
+    scratch.gate_up.resize(2 * intermediate);
+    scratch.activated.resize(intermediate);
+    const int32_t expert = routing.expert_ids.as<int32_t>()[item];
+    cpu::matvec(experts.gate_up.as<float>() + expert * 2 * intermediate * hidden,
+                x.as<float>() + (item / top_k) * hidden, scratch.gate_up.data(), 2 * intermediate, hidden);
+    cpu::silu_mul_row(scratch.gate_up.data(), intermediate, scratch.activated.data());
+    cpu::matvec(experts.down.as<float>() + expert * hidden * intermediate, scratch.activated.data(), target, hidden,
+                intermediate);
+  });
+}
+
+Tensor CpuBackend::moe_experts(const QuantizedActivation& x, const MoeRouting& routing, const ExpertWeights& experts) {
+  check_quantized_activation("moe_experts", x);
+  RS_CHECK(experts.gate_up_fp8.has_value(), "moe_experts on quantized activations needs FP8 experts");
+  const int64_t tokens = x.rows(), hidden = x.width(), top_k = routing.expert_ids.dim(1);
+  const int64_t intermediate = check_experts(tokens, hidden, routing, experts);
+  check_layout_matches("moe_experts", x.layout, *experts.gate_up_fp8);
+  const int64_t scales_per_token = x.layout.scaling == Fp8Scaling::Block ? hidden / x.layout.group : 1;
+  return sum_expert_outputs(tokens, hidden, routing, [&](int64_t item, float* target, ExpertScratch& scratch) {
+    scratch.gate_up.resize(2 * intermediate);
+    scratch.activated.resize(intermediate);
+    const int32_t expert = routing.expert_ids.as<int32_t>()[item];
+    const int64_t t = item / top_k;
+    cpu::fp8_matvec_quantized(*experts.gate_up_fp8, expert, x.values.as<uint8_t>() + t * hidden,
+                              x.scales.as<float>() + t * scales_per_token, scratch.gate_up.data(), scratch.matvec);
+    cpu::silu_mul_row(scratch.gate_up.data(), intermediate, scratch.activated.data());
+    // The activation is quantized per pair from its f32 value, as fp8_matvec does.
+    cpu::fp8_matvec(*experts.down_fp8, expert, scratch.activated.data(), target, scratch.matvec);
+  });
 }
 
 }  // namespace rackserve

@@ -112,6 +112,8 @@ Tensor CudaBackend::allocate_step(DType dtype, const Shape& shape) {
   Tensor tensor{chunks_[chunk_index_].data + chunk_offset_, dtype, shape, device()};
   chunk_offset_ += bytes;
   if (options_.poison_step_allocations && (dtype == DType::F32 || dtype == DType::BF16)) fill(tensor, NAN);
+  if (options_.poison_step_allocations && dtype == DType::F8_E4M3)  // 0x7f: e4m3fn NaN
+    check_cuda(cudaMemsetAsync(tensor.data, 0x7f, tensor.bytes(), static_cast<cudaStream_t>(stream_)), "cudaMemset");
   return tensor;
 }
 

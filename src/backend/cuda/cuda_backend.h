@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "rackserve/kernels/elementwise_params.h"
 #include "rackserve/kernels/moe_fp8_params.h"
 #include "rackserve/kernels/moe_params.h"
 
@@ -16,8 +17,9 @@ namespace rackserve {
 
 struct CudaBackendOptions {
   int device = 0;
-  // Fill every step allocation with NaN before handing it out, so an op that leaves part
-  // of its output unwritten fails the tests (costs a memset per allocation).
+  // Fill every step allocation with NaN (F32, BF16; F8_E4M3 with its NaN code 0x7f) before
+  // handing it out, so an op that leaves part of its output unwritten fails the tests (costs a
+  // memset per allocation).
   bool poison_step_allocations = false;
   // Time every compute op with a cudaEvent pair, summed per op (ProfilingCudaBackend;
   // read it with op_profiler()). Off: the plain backend, no cost.
@@ -41,7 +43,7 @@ class CudaBackend : public Backend {
   Tensor allocate_weight(const Shape& shape, WeightRole role) override;
   Tensor allocate_persistent(DType dtype, const Shape& shape) override;
   Tensor upload_persistent(const Tensor& host, DType dtype) override;
-  // FP8 weights need the FP8 kernels (issue 6, not implemented yet): both throw.
+  // cuda_fp8_ops.cpp: the layouts the FP8 kernels take (cuda_fp8_layout.h), checked here.
   QuantizedWeight upload_quantized_weight(const QuantizedWeight& host) override;
   void begin_step() override;
   Tensor upload_step_ints(std::span<const int32_t> values) override;
@@ -57,9 +59,19 @@ class CudaBackend : public Backend {
   void add_inplace(const Tensor& residual, const Tensor& x) override;
   Tensor linear(const Tensor& x, const Tensor& weight) override;
   Tensor linear_f32(const Tensor& x, const Tensor& weight) override;
-  Tensor linear_fp8(const Tensor& x, const QuantizedWeight& w) override;
   Tensor silu_mul(const Tensor& gate_up) override;
   Tensor gather_rows(const Tensor& x, const Tensor& row_indices) override;
+
+  // cuda_fp8_activation_ops.cpp: quantization and the producers fused with it.
+  QuantizedActivation quantize_fp8(const Tensor& x, const Fp8ActivationLayout& layout) override;
+  NormedActivation rms_norm_fp8(const Tensor& x, const Tensor& weight, float eps,
+                                const Fp8ActivationLayout& layout) override;
+  NormedActivation add_rms_norm_fp8(const Tensor& residual, const Tensor& x, const Tensor& weight, float eps,
+                                    const Fp8ActivationLayout& layout) override;
+  QuantizedActivation silu_mul_fp8(const Tensor& gate_up, const Fp8ActivationLayout& layout) override;
+  // cuda_fp8_ops.cpp: the W8A8 products.
+  using Backend::linear_fp8;
+  Tensor linear_fp8(const QuantizedActivation& x, const QuantizedWeight& w) override;
 
   void rope_inplace(const Tensor& x, int64_t offset, const RopeTable& rope, const Tensor& positions) override;
   void mla_write_cache(const MlaCacheWrite& args) override;
@@ -68,9 +80,12 @@ class CudaBackend : public Backend {
   MoeRouting moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
                        const MoeRouterParams& params) override;
   Tensor moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) override;
+  Tensor moe_experts(const QuantizedActivation& x, const MoeRouting& routing, const ExpertWeights& experts) override;
   // FP8 experts (gate_up_fp8 / down_fp8) with an explicit config (moe_experts takes the tuned
   // one from moe_fp8_configs_); throws on a config the kernels refuse (unsupported, or over the
-  // device's shared memory).
+  // device's shared memory). The Tensor form quantizes x first (quantize_fp8).
+  Tensor moe_experts_fp8(const QuantizedActivation& x, const MoeRouting& routing, const ExpertWeights& experts,
+                         const kernels::MoeFp8Config& config);
   Tensor moe_experts_fp8(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts,
                          const kernels::MoeFp8Config& config);
   // The config moe_experts runs these FP8 experts with for `tokens` tokens routed to `top_k`
@@ -107,6 +122,18 @@ class CudaBackend : public Backend {
     ArenaMark start, end;  // arena before and after the recorded ops' allocations
   };
   Tensor allocate_persistent_uninitialized(DType dtype, const Shape& shape);
+  // A (residual +) RMSNorm's operands validated at the op boundary `op`, its bf16 output
+  // allocated, and the params of launch_rms_norm / launch_rms_norm_fp8 (residual may be nullptr).
+  struct RmsNormLaunch {
+    kernels::RmsNormParams params;
+    Tensor output;
+  };
+  RmsNormLaunch prepare_rms_norm(const char* op, const Tensor* residual, const Tensor& x, const Tensor& weight,
+                                 float eps);
+  // Step memory for rows x width activations quantized in `layout`, which must be one the FP8
+  // kernels read (checked, naming `op`).
+  QuantizedActivation allocate_fp8_activation(const char* op, int64_t rows, int64_t width,
+                                              const Fp8ActivationLayout& layout);
   // Synchronous host-to-device copy through stream_.
   void copy_to_device(void* device_data, const void* host_data, size_t bytes);
   Tensor linear_into(const Tensor& x, const Tensor& weight, DType output_dtype);

@@ -1,12 +1,12 @@
-// CudaBackend's FP8 ops: storing a QuantizedWeight on the device (e4m3 bytes as they are,
-// scales widened to f32), the W8A8 linear of the CPU contract (backend/cpu/fp8_linear.h):
-// the activations are quantized to e4m3 per token by one kernel, then the small-M (decode)
-// or tiled (prefill) FP8 GEMM runs on them; and the FP8 routed experts (the same contract per
-// expert, kernels/moe/moe_experts_fp8.cu) after the pair lists are aligned to the config's
-// block_m.
+// CudaBackend's FP8 products: storing a QuantizedWeight on the device (e4m3 bytes as they are,
+// scales widened to f32), the W8A8 linear of the CPU contract (backend/cpu/fp8_linear.h) on
+// quantized activations (cuda_fp8_activation_ops.cpp makes them): the small-M (decode) or tiled
+// (prefill) FP8 GEMM; and the FP8 routed experts (the same contract per expert,
+// kernels/moe/moe_experts_fp8.cu) after the pair lists are aligned to the config's block_m.
 #include <algorithm>
 
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_fp8_layout.h"
 #include "core/error.h"
 #include "rackserve/kernels/fp8_gemm_params.h"
 #include "rackserve/kernels/moe_fp8_params.h"
@@ -16,10 +16,6 @@ namespace rackserve {
 
 namespace {
 
-// The kernels' K block: the Block layout's block_in must be this (DeepSeek's 128).
-constexpr int64_t kKernelBlockIn = 128;
-// The Channel layout's input width granule (16-byte loads of e4m3).
-constexpr int64_t kChannelWidthGranule = 16;
 // The small-M kernel holds up to 8 tiles of 8 tokens; beyond that the tiled kernel reads each
 // weight byte once per 128 tokens instead of once per 64.
 constexpr int64_t kSmallMMaxTokens = 64;
@@ -36,22 +32,27 @@ void check_fp8_weight(const QuantizedWeight& w, int rank) {
   if (w.scaling == Fp8Scaling::Block) {
     RS_CHECK(w.block_out > 0 && w.block_in > 0 && in % w.block_in == 0,
              "FP8 block weight [{}, {}]: blocks [{}, {}] must divide the input width", out, in, w.block_out, w.block_in);
-    RS_CHECK(w.block_in == kKernelBlockIn, "FP8 block weight [{}, {}]: the CUDA kernels take block_in {}, not {}", out,
-             in, kKernelBlockIn, w.block_in);
+    RS_CHECK(w.block_in == kCudaFp8BlockIn, "FP8 block weight [{}, {}]: the CUDA kernels take block_in {}, not {}", out,
+             in, kCudaFp8BlockIn, w.block_in);
     expected.push_back((out + w.block_out - 1) / w.block_out);
     expected.push_back(in / w.block_in);
   } else {
-    RS_CHECK(in % kChannelWidthGranule == 0,
+    RS_CHECK(in % kCudaFp8ChannelGranule == 0,
              "FP8 channel weight [{}, {}]: the CUDA kernels need an input width that is a multiple of {}", out, in,
-             kChannelWidthGranule);
+             kCudaFp8ChannelGranule);
     expected.push_back(out);
   }
   RS_CHECK(w.scales.shape == expected, "FP8 weight {} has scales {}, expected {}", shape_string(w.values.shape),
            shape_string(w.scales.shape), shape_string(expected));
 }
 
-kernels::Fp8ScaleLayout kernel_layout(Fp8Scaling scaling) {
-  return scaling == Fp8Scaling::Block ? kernels::Fp8ScaleLayout::Block : kernels::Fp8ScaleLayout::Channel;
+// Throws unless `x` is quantized activations the kernels can multiply with `w`.
+void check_fp8_operands(const char* op, const QuantizedActivation& x, const QuantizedWeight& w) {
+  check_quantized_activation(op, x);
+  RS_CHECK(w.in_features() == x.width(), "{}: input width {} does not match weight {}", op, x.width(),
+           shape_string(w.values.shape));
+  check_layout_matches(op, x.layout, w);
+  check_cuda_fp8_activation_layout(op, x.layout, x.width());
 }
 
 }  // namespace
@@ -69,25 +70,15 @@ QuantizedWeight CudaBackend::upload_quantized_weight(const QuantizedWeight& host
   return stored;
 }
 
-Tensor CudaBackend::linear_fp8(const Tensor& x, const QuantizedWeight& w) {
-  RS_CHECK(x.dtype == DType::BF16 && x.rank() == 2, "linear_fp8 input must be a 2-D BF16 tensor, got {} {}",
-           dtype_name(x.dtype), shape_string(x.shape));
+Tensor CudaBackend::linear_fp8(const QuantizedActivation& x, const QuantizedWeight& w) {
   check_fp8_weight(w, 2);
   RS_CHECK(w.scales.dtype == DType::F32, "FP8 weight scales must be F32 (upload_quantized_weight), got {}",
            dtype_name(w.scales.dtype));
-  const int64_t m = x.dim(0), k = x.dim(1), n = w.out_features();
-  RS_CHECK(w.in_features() == k, "linear_fp8: input width {} does not match weight {}", k,
-           shape_string(w.values.shape));
+  check_fp8_operands("linear_fp8", x, w);
+  const int64_t m = x.rows(), k = x.width(), n = w.out_features();
   const bool block = w.scaling == Fp8Scaling::Block;
   Tensor out = allocate_step(DType::BF16, {m, n});
   if (m == 0) return out;
-
-  Tensor quantized = allocate_step(DType::F8_E4M3, {m, k});
-  Tensor x_scales = allocate_step(DType::F32, block ? Shape{m, k / kKernelBlockIn} : Shape{m});
-  const kernels::Fp8ScaleLayout layout = block ? kernels::Fp8ScaleLayout::Block : kernels::Fp8ScaleLayout::Channel;
-  check(kernels::launch_fp8_quantize_activations(
-            {x.data, quantized.data, x_scales.as<float>(), layout, m, k, block ? kKernelBlockIn : k}, stream_),
-        "fp8_quantize_activations");
 
   const bool small_m = m <= kSmallMMaxTokens;
   const kernels::LinearFp8Config config =
@@ -95,14 +86,14 @@ Tensor CudaBackend::linear_fp8(const Tensor& x, const QuantizedWeight& w) {
   const int64_t workspace_floats = kernels::linear_fp8_workspace_floats(m, n, config);
   Tensor workspace = workspace_floats > 0 ? allocate_step(DType::F32, {workspace_floats}) : Tensor{};
   kernels::LinearFp8Params params{};
-  params.x = quantized.data;
-  params.x_scales = x_scales.as<float>();
+  params.x = x.values.data;
+  params.x_scales = x.scales.as<float>();
   params.weight = w.values.data;
   params.weight_scales = w.scales.as<float>();
   params.y = out.data;
   params.workspace = workspace.as<float>();
   params.y_type = kernels::ElementType::BF16;
-  params.layout = layout;
+  params.layout = cuda_fp8_scale_layout(w.scaling);
   params.m = m;
   params.n = n;
   params.k = k;
@@ -116,21 +107,25 @@ Tensor CudaBackend::linear_fp8(const Tensor& x, const QuantizedWeight& w) {
 
 Tensor CudaBackend::moe_experts_fp8(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts,
                                     const kernels::MoeFp8Config& config) {
-  RS_CHECK(x.dtype == DType::BF16 && x.rank() == 2, "moe input must be a 2-D BF16 tensor, got {} {}",
-           dtype_name(x.dtype), shape_string(x.shape));
+  RS_CHECK(experts.gate_up_fp8 && experts.down_fp8, "moe_experts_fp8 needs FP8 gate_up and down");
+  return moe_experts_fp8(quantize_fp8(x, Fp8ActivationLayout::of(*experts.gate_up_fp8)), routing, experts, config);
+}
+
+Tensor CudaBackend::moe_experts_fp8(const QuantizedActivation& x, const MoeRouting& routing,
+                                    const ExpertWeights& experts, const kernels::MoeFp8Config& config) {
   RS_CHECK(experts.gate_up_fp8 && experts.down_fp8, "moe_experts_fp8 needs FP8 gate_up and down");
   const QuantizedWeight& gate_up = *experts.gate_up_fp8;
   const QuantizedWeight& down = *experts.down_fp8;
   check_fp8_weight(gate_up, 3);
   check_fp8_weight(down, 3);
+  check_fp8_operands("moe_experts_fp8", x, gate_up);
   RS_CHECK(gate_up.scales.dtype == DType::F32 && down.scales.dtype == DType::F32,
            "FP8 expert scales must be F32 (upload_quantized_weight)");
   RS_CHECK(gate_up.scaling == down.scaling && (gate_up.scaling != Fp8Scaling::Block || gate_up.block_out == down.block_out),
            "FP8 expert gate_up and down must share the scale layout and block size");
-  const int64_t tokens = x.dim(0), hidden = x.dim(1), top_k = routing.expert_ids.dim(1);
+  const int64_t tokens = x.rows(), hidden = x.width(), top_k = routing.expert_ids.dim(1);
   const int64_t count = gate_up.values.dim(0), inter = gate_up.out_features() / 2;
-  RS_CHECK(gate_up.out_features() == 2 * inter && gate_up.in_features() == hidden &&
-               down.values.shape == Shape({count, hidden, inter}),
+  RS_CHECK(gate_up.out_features() == 2 * inter && down.values.shape == Shape({count, hidden, inter}),
            "FP8 expert weights {} / {} do not match hidden {}", shape_string(gate_up.values.shape),
            shape_string(down.values.shape), hidden);
   RS_CHECK(routing.expert_ids.dtype == DType::I32 && routing.weights.dtype == DType::F32 &&
@@ -149,7 +144,8 @@ Tensor CudaBackend::moe_experts_fp8(const Tensor& x, const MoeRouting& routing, 
   Tensor workspace = allocate_step(DType::U8, {static_cast<int64_t>(std::max<size_t>(workspace_bytes, 1))});
 
   kernels::MoeFp8ExpertsParams params{};
-  params.x = x.data;
+  params.x = x.values.data;
+  params.x_scales = x.scales.as<float>();
   params.weights = routing.weights.as<float>();
   params.gate_up = gate_up.values.data;
   params.gate_up_scales = gate_up.scales.as<float>();
@@ -162,7 +158,7 @@ Tensor CudaBackend::moe_experts_fp8(const Tensor& x, const MoeRouting& routing, 
   params.block_slots = align.block_slots;
   params.workspace = workspace.data;
   params.output = out.as<float>();
-  params.layout = kernel_layout(gate_up.scaling);
+  params.layout = cuda_fp8_scale_layout(gate_up.scaling);
   params.block_out = gate_up.scaling == Fp8Scaling::Block ? gate_up.block_out : 1;
   params.tokens = tokens;
   params.top_k = top_k;

@@ -49,29 +49,33 @@ Tensor CudaBackend::embedding(const Tensor& table, const Tensor& token_ids) {
   return out;
 }
 
-Tensor CudaBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps) {
-  RS_CHECK(x.rank() == 2 && weight.numel() == x.dim(1), "rms_norm: input {} and weight {} disagree",
-           shape_string(x.shape), shape_string(weight.shape));
+CudaBackend::RmsNormLaunch CudaBackend::prepare_rms_norm(const char* op, const Tensor* residual, const Tensor& x,
+                                                          const Tensor& weight, float eps) {
+  if (residual) {
+    expect(*residual, DType::F32, 2, "residual stream");
+    RS_CHECK(x.shape == residual->shape && weight.numel() == x.dim(1), "{}: shapes {} / {} / {} disagree", op,
+             shape_string(residual->shape), shape_string(x.shape), shape_string(weight.shape));
+  } else {
+    RS_CHECK(x.rank() == 2 && weight.numel() == x.dim(1), "{}: input {} and weight {} disagree", op,
+             shape_string(x.shape), shape_string(weight.shape));
+  }
   expect(weight, DType::BF16, 1, "rms_norm weight");
   Tensor out = allocate_step(DType::BF16, x.shape);
-  check(kernels::launch_rms_norm({x.data, element_type(x, "rms_norm input"), nullptr, weight.data, out.data, x.dim(0),
-                                  x.dim(1), eps},
-                                 stream_),
-        "rms_norm");
-  return out;
+  return {{x.data, element_type(x, residual ? "add_rms_norm input" : "rms_norm input"),
+           residual ? residual->as<float>() : nullptr, weight.data, out.data, x.dim(0), x.dim(1), eps},
+          out};
+}
+
+Tensor CudaBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps) {
+  const RmsNormLaunch norm = prepare_rms_norm("rms_norm", nullptr, x, weight, eps);
+  check(kernels::launch_rms_norm(norm.params, stream_), "rms_norm");
+  return norm.output;
 }
 
 Tensor CudaBackend::add_rms_norm(const Tensor& residual, const Tensor& x, const Tensor& weight, float eps) {
-  expect(residual, DType::F32, 2, "residual stream");
-  RS_CHECK(x.shape == residual.shape && weight.numel() == x.dim(1), "add_rms_norm: shapes {} / {} / {} disagree",
-           shape_string(residual.shape), shape_string(x.shape), shape_string(weight.shape));
-  expect(weight, DType::BF16, 1, "rms_norm weight");
-  Tensor out = allocate_step(DType::BF16, x.shape);
-  check(kernels::launch_rms_norm({x.data, element_type(x, "add_rms_norm input"), residual.as<float>(), weight.data,
-                                  out.data, x.dim(0), x.dim(1), eps},
-                                 stream_),
-        "add_rms_norm");
-  return out;
+  const RmsNormLaunch norm = prepare_rms_norm("add_rms_norm", &residual, x, weight, eps);
+  check(kernels::launch_rms_norm(norm.params, stream_), "add_rms_norm");
+  return norm.output;
 }
 
 void CudaBackend::add_inplace(const Tensor& residual, const Tensor& x) {
@@ -297,9 +301,8 @@ Tensor CudaBackend::moe_experts(const Tensor& x, const MoeRouting& routing, cons
   expect(x, DType::BF16, 2, "moe input");
   RS_CHECK(experts.gate_up_fp8.has_value() == experts.down_fp8.has_value(),
            "expert gate_up and down must both be FP8 or both dense");
-  if (experts.gate_up_fp8) {  // cuda_fp8_ops.cpp
-    return moe_experts_fp8(x, routing, experts, moe_fp8_config(experts, x.dim(0), routing.expert_ids.dim(1)));
-  }
+  if (experts.gate_up_fp8)  // x quantized once per token, then the FP8 experts (cuda_fp8_ops.cpp)
+    return moe_experts(quantize_fp8(x, Fp8ActivationLayout::of(*experts.gate_up_fp8)), routing, experts);
   expect(experts.gate_up, DType::BF16, 3, "expert gate_up");
   expect(experts.down, DType::BF16, 3, "expert down");
   const int64_t tokens = x.dim(0), hidden = x.dim(1), top_k = routing.expert_ids.dim(1);
@@ -340,6 +343,14 @@ Tensor CudaBackend::moe_experts(const Tensor& x, const MoeRouting& routing, cons
   check(kernels::launch_moe_experts_grouped(params, kernels::plan_moe_grouped(tokens, top_k, count), stream_),
         "moe_experts_grouped");
   return out;
+}
+
+Tensor CudaBackend::moe_experts(const QuantizedActivation& x, const MoeRouting& routing, const ExpertWeights& experts) {
+  RS_CHECK(experts.gate_up_fp8 && experts.down_fp8, "moe_experts on quantized activations needs FP8 experts");
+  check_quantized_activation("moe_experts", x);
+  RS_CHECK(routing.expert_ids.rank() == 2, "moe routing ids must be [T, top_k], got {}",
+           shape_string(routing.expert_ids.shape));
+  return moe_experts_fp8(x, routing, experts, moe_fp8_config(experts, x.rows(), routing.expert_ids.dim(1)));
 }
 
 }  // namespace rackserve

@@ -1,5 +1,6 @@
 // tune-moe's measurement loop. Random e4m3 weights (valid codes, no NaN) and f32 scales of the
-// real per-GPU shape live on the device once; each batch size M gets warmup + repetitions random
+// real per-GPU shape, and random quantized activations (the launch takes x quantized), live on
+// the device once; each batch size M gets warmup + repetitions random
 // routings (distinct experts per token), so consecutive timed launches touch different experts and
 // small M reads its weights from memory, not from L2, as a real decode step does. The pair lists
 // of each routing are built on the host for every align block the candidates use (the contract
@@ -18,7 +19,6 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "core/dtype.h"
 #include "core/error.h"
 #include "rackserve/kernels/moe_params.h"
 
@@ -130,7 +130,7 @@ bool same_config(const MoeFp8Config& a, const MoeFp8Config& b) {
 
 // The device-resident problem of one shape, sized for the largest M.
 struct Problem {
-  DeviceBuffer x, gate_up, gate_up_scales, down, down_scales, output, workspace;
+  DeviceBuffer x, x_scales, gate_up, gate_up_scales, down, down_scales, output, workspace;
 };
 
 // Median microseconds of `repetitions` launches, or the launch error's text.
@@ -184,12 +184,10 @@ MoeFp8TuneResult tune_moe_fp8(const MoeFp8Shape& shape, const MoeFp8TuneOptions&
   const int64_t e = shape.experts, n = shape.inter, h = shape.hidden;
   std::mt19937_64 rng(options.seed);
   Problem problem;
-  {
-    std::uniform_real_distribution<float> value(-1.0f, 1.0f);
-    std::vector<uint16_t> x(max_tokens * h);
-    for (auto& bits : x) bits = f32_to_bf16(value(rng));
-    problem.x = DeviceBuffer::upload(x);
-  }
+  // x as the experts take it, already quantized (its quantization is the caller's, outside the
+  // timed launch): random e4m3 codes and one scale per 128 columns (Block) or per token.
+  problem.x = random_e4m3(size_t(max_tokens) * h, rng);
+  problem.x_scales = random_floats(block ? max_tokens * (h / 128) : max_tokens, 1e-3f, 1e-2f, rng);
   problem.gate_up = random_e4m3(size_t(e) * 2 * n * h, rng);
   problem.down = random_e4m3(size_t(e) * h * n, rng);
   problem.gate_up_scales = random_floats(block ? e * ((2 * n + 127) / 128) * (h / 128) : e * 2 * n, 5e-4f, 1.5e-3f, rng);
@@ -245,6 +243,7 @@ MoeFp8TuneResult tune_moe_fp8(const MoeFp8Shape& shape, const MoeFp8TuneOptions&
         const PairLists& lists = routing.lists.at(config.block_m);
         MoeFp8ExpertsParams params{};
         params.x = problem.x.as<void>();
+        params.x_scales = problem.x_scales.as<float>();
         params.weights = routing.weights.as<float>();
         params.gate_up = problem.gate_up.as<void>();
         params.gate_up_scales = problem.gate_up_scales.as<float>();

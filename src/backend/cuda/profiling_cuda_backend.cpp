@@ -9,6 +9,11 @@ namespace {
 std::string product_label(const char* op, const Tensor& weight) {
   return fmt::format("{} {}->{}", op, weight.dim(weight.rank() - 1), weight.dim(weight.rank() - 2));
 }
+// "moe_experts 256x2048": the experts' count and intermediate width, dense or FP8.
+std::string experts_label(const ExpertWeights& experts) {
+  const Tensor& down = experts.down_fp8 ? experts.down_fp8->values : experts.down;
+  return fmt::format("moe_experts {}x{}", down.dim(0), down.dim(2));
+}
 }  // namespace
 
 ProfilingCudaBackend::ProfilingCudaBackend(const CudaBackendOptions& options)
@@ -87,8 +92,41 @@ MoeRouting ProfilingCudaBackend::moe_route(const Tensor& router_logits, const Te
 }
 
 Tensor ProfilingCudaBackend::moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) {
-  RS_PROFILED(fmt::format("moe_experts {}x{}", experts.down.dim(0), experts.down.dim(2)));
+  RS_PROFILED(experts_label(experts));
   return CudaBackend::moe_experts(x, routing, experts);
+}
+
+Tensor ProfilingCudaBackend::moe_experts(const QuantizedActivation& x, const MoeRouting& routing,
+                                         const ExpertWeights& experts) {
+  RS_PROFILED(experts_label(experts));
+  return CudaBackend::moe_experts(x, routing, experts);
+}
+
+QuantizedActivation ProfilingCudaBackend::quantize_fp8(const Tensor& x, const Fp8ActivationLayout& layout) {
+  RS_PROFILED(fmt::format("quantize_fp8 {}", x.dim(-1)));
+  return CudaBackend::quantize_fp8(x, layout);
+}
+
+NormedActivation ProfilingCudaBackend::rms_norm_fp8(const Tensor& x, const Tensor& weight, float eps,
+                                                    const Fp8ActivationLayout& layout) {
+  RS_PROFILED(fmt::format("rms_norm_fp8 {}", weight.numel()));
+  return CudaBackend::rms_norm_fp8(x, weight, eps, layout);
+}
+
+NormedActivation ProfilingCudaBackend::add_rms_norm_fp8(const Tensor& residual, const Tensor& x, const Tensor& weight,
+                                                        float eps, const Fp8ActivationLayout& layout) {
+  RS_PROFILED("add_rms_norm_fp8");
+  return CudaBackend::add_rms_norm_fp8(residual, x, weight, eps, layout);
+}
+
+QuantizedActivation ProfilingCudaBackend::silu_mul_fp8(const Tensor& gate_up, const Fp8ActivationLayout& layout) {
+  RS_PROFILED(fmt::format("silu_mul_fp8 {}", gate_up.dim(1) / 2));
+  return CudaBackend::silu_mul_fp8(gate_up, layout);
+}
+
+Tensor ProfilingCudaBackend::linear_fp8(const QuantizedActivation& x, const QuantizedWeight& w) {
+  RS_PROFILED(product_label("linear_fp8", w.values));
+  return CudaBackend::linear_fp8(x, w);
 }
 
 #undef RS_PROFILED

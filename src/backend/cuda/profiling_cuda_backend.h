@@ -33,6 +33,15 @@ class ProfilingCudaBackend : public CudaBackend {
   MoeRouting moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
                        const MoeRouterParams& params) override;
   Tensor moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) override;
+  Tensor moe_experts(const QuantizedActivation& x, const MoeRouting& routing, const ExpertWeights& experts) override;
+  QuantizedActivation quantize_fp8(const Tensor& x, const Fp8ActivationLayout& layout) override;
+  NormedActivation rms_norm_fp8(const Tensor& x, const Tensor& weight, float eps,
+                                const Fp8ActivationLayout& layout) override;
+  NormedActivation add_rms_norm_fp8(const Tensor& residual, const Tensor& x, const Tensor& weight, float eps,
+                                    const Fp8ActivationLayout& layout) override;
+  QuantizedActivation silu_mul_fp8(const Tensor& gate_up, const Fp8ActivationLayout& layout) override;
+  using CudaBackend::linear_fp8;
+  Tensor linear_fp8(const QuantizedActivation& x, const QuantizedWeight& w) override;
 
  private:
   OpProfiler profiler_;

@@ -15,11 +15,13 @@ DenseMlp::DenseMlp(WeightLoader& loader, const std::string& prefix, int64_t hidd
   down_ = loader.load_linear(prefix + ".down_proj", hidden, intermediate, TpSplit::Row);
 }
 
-Tensor DenseMlp::forward_partial(Backend& backend, const Tensor& x) const {
-  return down_.apply(backend, backend.silu_mul(gate_up_.apply(backend, x)));
+Tensor DenseMlp::forward_partial(Backend& backend, const Activation& x) const {
+  // down_proj is row-parallel: the SiLU output is this rank's slice, quantized per rank (as
+  // linear_fp8 would quantize it) when down_proj is FP8.
+  return down_.apply(backend, silu_mul_activation(backend, gate_up_.apply(backend, x), down_.input_fp8_layout()));
 }
 
-Tensor DenseMlp::forward(Backend& backend, const Tensor& x) const {
+Tensor DenseMlp::forward(Backend& backend, const Activation& x) const {
   Tensor out = forward_partial(backend, x);
   all_reduce_partial_sums(tp_, out);
   return out;
@@ -58,10 +60,20 @@ MoeBlock::MoeBlock(const ModelConfig& config, WeightLoader& loader, const std::s
     shared_experts_.emplace(loader, prefix + ".shared_experts", hidden, intermediate * moe.num_shared_experts, tp);
 }
 
-Tensor MoeBlock::forward(Backend& backend, const Tensor& x) const {
+std::optional<Fp8ActivationLayout> MoeBlock::input_fp8_layout() const {
+  return first_fp8_layout({experts_.gate_up_fp8 ? std::optional(Fp8ActivationLayout::of(*experts_.gate_up_fp8))
+                                                : std::nullopt,
+                           shared_experts_ ? shared_experts_->input_fp8_layout() : std::nullopt});
+}
+
+Tensor MoeBlock::forward(Backend& backend, const Activation& x) const {
   // Router logits in float32 from float32 weights, as the reference computes them.
-  MoeRouting routing = backend.moe_route(backend.linear_f32(x, router_weight_), correction_bias_, router_params_);
-  Tensor routed = backend.moe_experts(x, routing, experts_);
+  MoeRouting routing =
+      backend.moe_route(backend.linear_f32(x.tensor, router_weight_), correction_bias_, router_params_);
+  const QuantizedActivation* x_fp8 =
+      experts_.gate_up_fp8 ? x.fp8_in(Fp8ActivationLayout::of(*experts_.gate_up_fp8)) : nullptr;
+  Tensor routed =
+      x_fp8 ? backend.moe_experts(*x_fp8, routing, experts_) : backend.moe_experts(x.tensor, routing, experts_);
   if (shared_experts_) backend.add_inplace(routed, shared_experts_->forward_partial(backend, x));
   all_reduce_partial_sums(tp_, routed);
   return routed;

@@ -11,6 +11,7 @@
 
 #include "backend/backend.h"
 #include "config/model_config.h"
+#include "models/layers/activation.h"
 #include "models/layers/weight_loader.h"
 #include "parallel/communicator.h"
 
@@ -22,9 +23,11 @@ class DenseMlp {
   // `intermediate`, which loader.shard().world must divide.
   DenseMlp(WeightLoader& loader, const std::string& prefix, int64_t hidden, int64_t intermediate,
            Communicator* tp = nullptr);
-  Tensor forward(Backend& backend, const Tensor& x) const;  // [T, hidden] -> [T, hidden]
+  Tensor forward(Backend& backend, const Activation& x) const;  // [T, hidden] -> [T, hidden]
   // This rank's partial sum of forward (before the all-reduce).
-  Tensor forward_partial(Backend& backend, const Tensor& x) const;
+  Tensor forward_partial(Backend& backend, const Activation& x) const;
+  // The layout x's producer should quantize it in (gate_up_proj's), nullopt when it is dense.
+  std::optional<Fp8ActivationLayout> input_fp8_layout() const { return gate_up_.input_fp8_layout(); }
 
  private:
   LinearWeight gate_up_, down_;
@@ -34,7 +37,12 @@ class DenseMlp {
 class MoeBlock {
  public:
   MoeBlock(const ModelConfig& config, WeightLoader& loader, const std::string& prefix, Communicator* tp = nullptr);
-  Tensor forward(Backend& backend, const Tensor& x) const;  // [T, hidden] -> [T, hidden]
+  // [T, hidden] -> [T, hidden]. The router reads x.tensor (f32 logits from the bf16 / f32
+  // values); FP8 routed and shared experts take x.fp8 when it is in their layout.
+  Tensor forward(Backend& backend, const Activation& x) const;
+  // The layout x's producer should quantize it in: the routed experts' when FP8, else the
+  // shared experts'; nullopt when neither is FP8.
+  std::optional<Fp8ActivationLayout> input_fp8_layout() const;
 
  private:
   MoeRouterParams router_params_;

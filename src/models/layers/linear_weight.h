@@ -2,9 +2,12 @@
 // scales) and the one call that runs it, so model code stays the same for both.
 #pragma once
 
+#include <initializer_list>
 #include <optional>
 
 #include "backend/backend.h"
+#include "core/error.h"
+#include "models/layers/activation.h"
 
 namespace rackserve {
 
@@ -12,10 +15,34 @@ struct LinearWeight {
   Tensor dense;                        // [(experts,) out, in] in the backend's weight layout; empty when fp8
   std::optional<QuantizedWeight> fp8;  // set when the checkpoint stores the layer in FP8
 
+  // How this layer wants its input quantized: nullopt for a dense weight.
+  std::optional<Fp8ActivationLayout> input_fp8_layout() const {
+    return fp8 ? std::optional(Fp8ActivationLayout::of(*fp8)) : std::nullopt;
+  }
+
   // x [T, in] -> [T, out]; only for rank-2 weights (experts go through Backend::moe_experts).
   Tensor apply(Backend& backend, const Tensor& x) const {
     return fp8 ? backend.linear_fp8(x, *fp8) : backend.linear(x, dense);
   }
+  // The same on an activation that may carry its quantized copy: an FP8 weight takes the copy
+  // when it is in its layout (the same result as quantizing x.tensor, one kernel less).
+  Tensor apply(Backend& backend, const Activation& x) const {
+    if (fp8) {
+      if (const QuantizedActivation* quantized = x.fp8_in(Fp8ActivationLayout::of(*fp8)))
+        return backend.linear_fp8(*quantized, *fp8);
+    }
+    RS_CHECK(!x.tensor.empty(), "a linear layer got only an e4m3 copy of its input, in another layout than its own");
+    return apply(backend, x.tensor);
+  }
 };
+
+// The layout in which one activation with several consumers is quantized: the first FP8
+// consumer's (a consumer in another layout quantizes for itself); nullopt when none is FP8.
+inline std::optional<Fp8ActivationLayout> first_fp8_layout(
+    std::initializer_list<std::optional<Fp8ActivationLayout>> consumers) {
+  for (const auto& layout : consumers)
+    if (layout) return layout;
+  return std::nullopt;
+}
 
 }  // namespace rackserve

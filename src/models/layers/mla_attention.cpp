@@ -31,13 +31,24 @@ MlaAttentionBlock::MlaAttentionBlock(const ModelConfig& config, WeightLoader& lo
   o_proj_ = loader.load_linear(prefix + ".o_proj", hidden, m.num_heads * m.v_head_dim, TpSplit::Row);
 }
 
-Tensor MlaAttentionBlock::forward(Backend& backend, const Tensor& x, const StepContext& step,
+std::optional<Fp8ActivationLayout> MlaAttentionBlock::input_fp8_layout() const {
+  const LinearWeight& q_in = shape_.q_lora_rank > 0 ? q_a_proj_ : q_proj_;
+  return first_fp8_layout({kv_a_proj_.input_fp8_layout(), q_in.input_fp8_layout()});
+}
+
+Tensor MlaAttentionBlock::forward(Backend& backend, const Activation& x, const StepContext& step,
                                   const Tensor& cache_layer, const Tensor& cache_scales) const {
   const MlaConfig& m = shape_;
-  const int64_t tokens = x.dim(0);
-  Tensor q = m.q_lora_rank > 0
-                 ? q_b_proj_.apply(backend, backend.rms_norm(q_a_proj_.apply(backend, x), q_a_norm_, norm_eps_))
-                 : q_proj_.apply(backend, x);
+  const int64_t tokens = x.tensor.dim(0);
+  Tensor q;
+  if (m.q_lora_rank > 0) {
+    // q_a_layernorm's output feeds q_b_proj only: quantized by the norm when q_b_proj is FP8.
+    const Activation q_latent = rms_norm_activation(backend, q_a_proj_.apply(backend, x), q_a_norm_, norm_eps_,
+                                                    q_b_proj_.input_fp8_layout());
+    q = q_b_proj_.apply(backend, q_latent);
+  } else {
+    q = q_proj_.apply(backend, x);
+  }
   q = q.reshaped({tokens, local_heads_, m.qk_head_dim()});
   backend.rope_inplace(q, m.qk_nope_head_dim, *step.rope, step.attention.positions);
 

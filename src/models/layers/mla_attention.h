@@ -5,10 +5,12 @@
 // latent cache are replicated, every rank writes the same latents into its own cache.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "backend/backend.h"
 #include "config/model_config.h"
+#include "models/layers/activation.h"
 #include "models/layers/step_context.h"
 #include "models/layers/weight_loader.h"
 #include "parallel/communicator.h"
@@ -24,8 +26,12 @@ class MlaAttentionBlock {
 
   // x [T, hidden] (already normalised) -> [T, hidden]; writes the step's latents into cache_layer
   // (and, for an FP8 cache, their scales into cache_scales; empty otherwise).
-  Tensor forward(Backend& backend, const Tensor& x, const StepContext& step, const Tensor& cache_layer,
+  Tensor forward(Backend& backend, const Activation& x, const StepContext& step, const Tensor& cache_layer,
                  const Tensor& cache_scales = Tensor{}) const;
+
+  // The layout the producer of x should quantize it in: one copy serves both projections of x
+  // (kv_a_proj_with_mqa and q_a_proj / q_proj) when they are FP8; nullopt when neither is.
+  std::optional<Fp8ActivationLayout> input_fp8_layout() const;
 
  private:
   MlaConfig shape_;

@@ -1,0 +1,139 @@
+// Where the model quantizes its activations (models/layers/activation.h): every FP8 linear fed
+// by a norm or by SiLU-and-mul must take the copy its producer quantized in the same op
+// (rms_norm_fp8 / add_rms_norm_fp8 / silu_mul_fp8), one copy serving q_a / q_proj and
+// kv_a_proj_with_mqa, and the routed experts taking the post-attention norm's; only o_proj
+// (fed by attention) quantizes its own input. A BF16 model, and an FP8 one loaded with
+// --dequantize-fp8, must call no FP8 op at all. Counted on the CPU oracle, per forward step.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "backend/cpu/cpu_backend.h"
+#include "engine/sequence_runner.h"
+#include "models/model.h"
+#include "support/fixtures.h"
+
+namespace rackserve {
+namespace {
+
+struct OpCounts {
+  int64_t rms_norm_fp8 = 0, add_rms_norm_fp8 = 0, silu_mul_fp8 = 0, quantize_fp8 = 0;
+  int64_t linear_fp8 = 0, moe_experts_on_tensor = 0, moe_experts_quantized = 0;
+};
+
+// Counts the calls the model makes (the oracle's producers call quantize_fp8 themselves: those
+// are not counted).
+class CountingCpuBackend : public CpuBackend {
+ public:
+  CountingCpuBackend() : CpuBackend(2) {}
+  OpCounts counts;
+
+  QuantizedActivation quantize_fp8(const Tensor& x, const Fp8ActivationLayout& layout) override {
+    if (!inside_producer_) ++counts.quantize_fp8;
+    return CpuBackend::quantize_fp8(x, layout);
+  }
+  NormedActivation rms_norm_fp8(const Tensor& x, const Tensor& weight, float eps,
+                                const Fp8ActivationLayout& layout) override {
+    ++counts.rms_norm_fp8;
+    const Producer inside(*this);
+    return CpuBackend::rms_norm_fp8(x, weight, eps, layout);
+  }
+  NormedActivation add_rms_norm_fp8(const Tensor& residual, const Tensor& x, const Tensor& weight, float eps,
+                                    const Fp8ActivationLayout& layout) override {
+    ++counts.add_rms_norm_fp8;
+    const Producer inside(*this);
+    return CpuBackend::add_rms_norm_fp8(residual, x, weight, eps, layout);
+  }
+  QuantizedActivation silu_mul_fp8(const Tensor& gate_up, const Fp8ActivationLayout& layout) override {
+    ++counts.silu_mul_fp8;
+    const Producer inside(*this);
+    return CpuBackend::silu_mul_fp8(gate_up, layout);
+  }
+  using CpuBackend::linear_fp8;
+  Tensor linear_fp8(const QuantizedActivation& x, const QuantizedWeight& w) override {
+    ++counts.linear_fp8;
+    return CpuBackend::linear_fp8(x, w);
+  }
+  Tensor moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) override {
+    ++counts.moe_experts_on_tensor;
+    return CpuBackend::moe_experts(x, routing, experts);
+  }
+  Tensor moe_experts(const QuantizedActivation& x, const MoeRouting& routing, const ExpertWeights& experts) override {
+    ++counts.moe_experts_quantized;
+    return CpuBackend::moe_experts(x, routing, experts);
+  }
+
+ private:
+  struct Producer {  // marks a fused producer's own calls for the scope of one op
+    explicit Producer(CountingCpuBackend& backend) : backend(backend) { backend.inside_producer_ = true; }
+    ~Producer() { backend.inside_producer_ = false; }
+    CountingCpuBackend& backend;
+  };
+  bool inside_producer_ = false;
+};
+
+// One forward step over a short prompt; the counts of that step.
+OpCounts count_one_step(CountingCpuBackend& backend, CausalLM& model) {
+  const std::vector<int32_t> tokens = {1, 5, 9, 2};
+  SequenceRunner runner(model, static_cast<int64_t>(tokens.size()));
+  backend.counts = {};
+  runner.append(tokens, /*all_logits=*/false);
+  return backend.counts;
+}
+
+class Fp8FusionWiring : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Fp8FusionWiring, NormAndSiluFeedFp8LinearsTheirFusedCopies) {
+  CountingCpuBackend backend;
+  auto model = load_model(testing::fixture_directory(GetParam()), backend);
+  const ModelConfig& c = model->config();
+  const OpCounts counts = count_one_step(backend, *model);
+
+  int64_t moe_layers = 0, dense_layers = 0;
+  for (int64_t i = 0; i < c.num_layers; ++i) (c.is_moe_layer(i) ? moe_layers : dense_layers) += 1;
+  const int64_t shared = c.moe.num_shared_experts > 0 ? moe_layers : 0;
+  const bool q_lora = c.mla.q_lora_rank > 0;
+  // The first input norm, plus q_a_layernorm per layer with query compression.
+  EXPECT_EQ(counts.rms_norm_fp8, 1 + (q_lora ? c.num_layers : 0));
+  // Post-attention norms, and the next layer's input norm (the final norm feeds the dense lm_head).
+  EXPECT_EQ(counts.add_rms_norm_fp8, 2 * c.num_layers - 1);
+  EXPECT_EQ(counts.silu_mul_fp8, dense_layers + shared);
+  // Per layer: q_a + q_b (or q_proj), kv_a, o_proj, then gate_up + down of the dense MLP or the
+  // shared experts. Only o_proj's input (attention output) is quantized on its own.
+  EXPECT_EQ(counts.linear_fp8, c.num_layers * ((q_lora ? 2 : 1) + 2) + 2 * (dense_layers + shared));
+  EXPECT_EQ(counts.quantize_fp8, c.num_layers);
+  EXPECT_EQ(counts.moe_experts_quantized, moe_layers);
+  EXPECT_EQ(counts.moe_experts_on_tensor, 0);
+}
+
+TEST_P(Fp8FusionWiring, DequantizedWeightsCallNoFp8Op) {
+  CountingCpuBackend backend;
+  LoadOptions options;
+  options.fp8_weights = Fp8Weights::Dequantize;
+  auto model = load_model(testing::fixture_directory(GetParam()), backend, options);
+  const OpCounts counts = count_one_step(backend, *model);
+  EXPECT_EQ(counts.rms_norm_fp8 + counts.add_rms_norm_fp8 + counts.silu_mul_fp8 + counts.quantize_fp8 +
+                counts.linear_fp8 + counts.moe_experts_quantized,
+            0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, Fp8FusionWiring,
+                         ::testing::ValuesIn(testing::fixture_names(testing::FixtureKind::Fp8)),
+                         [](const auto& info) { return testing::fixture_test_name(info.param); });
+
+TEST(Bf16FusionWiring, Bf16ModelsCallNoFp8Op) {
+  for (const std::string& name : testing::fixture_names(testing::FixtureKind::Bf16)) {
+    CountingCpuBackend backend;
+    auto model = load_model(testing::fixture_directory(name), backend);
+    const OpCounts counts = count_one_step(backend, *model);
+    EXPECT_EQ(counts.rms_norm_fp8 + counts.add_rms_norm_fp8 + counts.silu_mul_fp8 + counts.quantize_fp8 +
+                  counts.linear_fp8 + counts.moe_experts_quantized,
+              0)
+        << name;
+  }
+}
+
+}  // namespace
+}  // namespace rackserve
