@@ -1,5 +1,6 @@
-// The half of a fused FP8 producer (rms_norm_fp8.cu, silu_mul_fp8.cu) that turns the row it
-// produces into e4m3 (Fp8RowsOutput): one CTA per row; thread i produces columns i, i +
+// The half of a fused FP8 producer (rms_norm_fp8.cu, silu_mul_fp8.cu) that turns the columns it
+// produces into e4m3 (Fp8RowsOutput): one CTA per row, or for Block scaling per group-aligned
+// span of a row (groups are independent); thread i produces columns begin + i, begin + i +
 // blockDim.x, ... and keeps their bf16 values in shared memory while the CTA finds each group's
 // amax, then quantizes them with the contract's math (e4m3_quantize.cuh). Block groups are
 // whole warps' column slots (a warp's 32 columns of one pass lie in one group when the group
@@ -17,8 +18,8 @@
 
 namespace rackserve::kernels {
 
-// Dynamic shared memory of one row: its bf16 values (padded to 16 bytes), then for Block the
-// maxima of each warp's 32-column slot and the scale of each group.
+// Dynamic shared memory of a span of `width` columns: their bf16 values (padded to 16 bytes),
+// then for Block the maxima of each warp's 32-column slot and the scale of each group.
 constexpr int64_t fp8_row_values_bytes(int64_t width) { return (width * 2 + 15) / 16 * 16; }
 constexpr int64_t fp8_row_shared_bytes(int64_t width, bool block, int64_t group) {
   return fp8_row_values_bytes(width) + (block ? (width / 32 + width / group) * 4 : 0);
@@ -35,19 +36,22 @@ inline bool fp8_rows_output_valid(const Fp8RowsOutput& out, int64_t rows, int64_
   return rows == 0 || (out.q && out.scales);
 }
 
-// Produces and quantizes `row`: produce(c) returns column c's bf16 value (and may store it
-// elsewhere too). Every thread of the CTA must call it; blockDim.x a multiple of 32.
+// Produces and quantizes columns [begin, begin + count) of `row` (a row of `width`): produce(c)
+// returns column c's bf16 value (and may store it elsewhere too). Channel scaling needs the
+// whole row (begin 0, count width); Block scaling takes any span of whole groups. Every thread
+// of the CTA must call it; blockDim.x a multiple of 32; shared holds fp8_row_shared_bytes(count).
 template <bool kBlockScaling, typename Produce>
-__device__ __forceinline__ void produce_fp8_row(const Fp8RowsOutput& out, int64_t row, int64_t width,
-                                                unsigned char* shared, float* scratch, Produce produce) {
+__device__ __forceinline__ void produce_fp8_row(const Fp8RowsOutput& out, int64_t row, int64_t width, int64_t begin,
+                                                int64_t count, unsigned char* shared, float* scratch,
+                                                Produce produce) {
   __nv_bfloat16* values = reinterpret_cast<__nv_bfloat16*>(shared);
-  float* slot_amax = reinterpret_cast<float*>(shared + fp8_row_values_bytes(width));  // [width / 32], Block
-  float* group_scales = slot_amax + width / 32;                                      // [width / group], Block
+  float* slot_amax = reinterpret_cast<float*>(shared + fp8_row_values_bytes(count));  // [count / 32], Block
+  float* group_scales = slot_amax + count / 32;                                      // [count / group], Block
   float amax = 0.0f;
-  // Block: width is whole groups of whole warps, so a warp is either all inside or all past the
-  // row and warp_max sees all 32 lanes.
-  for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
-    const __nv_bfloat16 value = produce(c);
+  // Block: the span is whole groups of whole warps, so a warp is either all inside or all past
+  // it and warp_max sees all 32 lanes. c counts from the span's first column.
+  for (int64_t c = threadIdx.x; c < count; c += blockDim.x) {
+    const __nv_bfloat16 value = produce(begin + c);
     values[c] = value;
     const float magnitude = fabsf(__bfloat162float(value));
     if constexpr (kBlockScaling) {
@@ -57,24 +61,25 @@ __device__ __forceinline__ void produce_fp8_row(const Fp8RowsOutput& out, int64_
       amax = fmaxf(amax, magnitude);
     }
   }
-  uint8_t* q = static_cast<uint8_t*>(out.q) + row * width;
+  uint8_t* q = static_cast<uint8_t*>(out.q) + row * width + begin;
   if constexpr (kBlockScaling) {
     __syncthreads();
-    const int64_t groups = width / out.group, slots = out.group / 32;
+    const int64_t groups = count / out.group, slots = out.group / 32;
+    float* scales = out.scales + row * (width / out.group) + begin / out.group;
     for (int64_t g = threadIdx.x; g < groups; g += blockDim.x) {
       float group_amax = 0.0f;
       for (int64_t s = 0; s < slots; ++s) group_amax = fmaxf(group_amax, slot_amax[g * slots + s]);
       const float scale = e4m3::scale_of(group_amax, e4m3::kBlockMinScale);
       group_scales[g] = scale;
-      out.scales[row * groups + g] = scale;
+      scales[g] = scale;
     }
     __syncthreads();
     // Each thread quantizes the columns it produced itself.
-    for (int64_t c = threadIdx.x; c < width; c += blockDim.x)
+    for (int64_t c = threadIdx.x; c < count; c += blockDim.x)
       q[c] = e4m3::encode(__bfloat162float(values[c]), group_scales[c / out.group]);
   } else {
     const float scale = e4m3::scale_of(block_max(amax, scratch), e4m3::kTokenMinScale);
-    for (int64_t c = threadIdx.x; c < width; c += blockDim.x) q[c] = e4m3::encode(__bfloat162float(values[c]), scale);
+    for (int64_t c = threadIdx.x; c < count; c += blockDim.x) q[c] = e4m3::encode(__bfloat162float(values[c]), scale);
     if (threadIdx.x == 0) out.scales[row] = scale;
   }
 }

@@ -21,7 +21,7 @@ __global__ void __launch_bounds__(kRmsNormThreads) rms_norm_fp8_kernel(RmsNormFp
   const int64_t row = blockIdx.x;
   const float inverse_rms = rms_norm_inverse_rms(p.norm, row, scratch);
   __nv_bfloat16* output = static_cast<__nv_bfloat16*>(p.norm.output) + row * p.norm.width;
-  produce_fp8_row<kBlockScaling>(p.fp8, row, p.norm.width, shared, scratch, [&](int64_t c) {
+  produce_fp8_row<kBlockScaling>(p.fp8, row, p.norm.width, 0, p.norm.width, shared, scratch, [&](int64_t c) {
     const __nv_bfloat16 value = rms_norm_value(p.norm, row, c, inverse_rms);
     output[c] = value;
     return value;

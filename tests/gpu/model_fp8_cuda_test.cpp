@@ -29,6 +29,7 @@
 #include "op_trace.h"
 #include "routing_replay.h"
 #include "support/fixtures.h"
+#include "support/fp8_block_model.h"
 #include "support/similarity.h"
 #include "support/test_random.h"
 #include "weights/quant_config.h"
@@ -55,27 +56,6 @@ constexpr float kNearArgmax = 0.05f;
 // The parameter naming the dummy block-layout model (not a fixture directory).
 constexpr const char* kDummyBlockModel = "dummy-dsv3-fp8-block128";
 
-// dsv3-qlora-yarn-groups (MLA with q_lora, YaRN, group-limited routing, a dense first layer)
-// with every FP8 linear's input width a multiple of 128, and DeepSeek's fp8 block config.
-fs::path write_dummy_block_config() {
-  std::ifstream file(testing::fixture_directory("dsv3-qlora-yarn-groups") / "config.json");
-  nlohmann::json config = nlohmann::json::parse(file);
-  config["hidden_size"] = 256;
-  config["intermediate_size"] = 256;
-  config["moe_intermediate_size"] = 128;
-  config["q_lora_rank"] = 128;
-  config["v_head_dim"] = 32;  // o_proj input: 4 heads x 32
-  config["quantization_config"] = {{"quant_method", "fp8"},
-                                   {"fmt", "e4m3"},
-                                   {"activation_scheme", "dynamic"},
-                                   {"weight_block_size", {128, 128}}};
-  const fs::path directory =
-      fs::temp_directory_path() / ("rackserve_fp8_block_model_" + std::to_string(std::random_device{}()));
-  fs::create_directories(directory);
-  std::ofstream(directory / "config.json") << config.dump(1);
-  return directory;
-}
-
 int32_t argmax(const std::vector<float>& row) {
   return static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
 }
@@ -87,7 +67,7 @@ class CudaFp8Model : public ::testing::TestWithParam<std::string> {
     gpu_ = std::make_unique<TracedCudaBackend>(CudaBackendOptions{0, /*poison_step_allocations=*/true});
     oracle_ = std::make_unique<TracedOracle>(/*bf16_activations=*/true);
     if (GetParam() == kDummyBlockModel) {
-      const fs::path directory = write_dummy_block_config();
+      const fs::path directory = testing::write_fp8_block_model_config({});
       LoadOptions options;
       options.format = LoadFormat::Dummy;
       model_ = load_model(directory, *gpu_, options);

@@ -20,6 +20,7 @@
 #include "engine/sequence_runner.h"
 #include "models/model.h"
 #include "support/fixtures.h"
+#include "support/fp8_block_model.h"
 #include "support/test_random.h"
 
 namespace rackserve {
@@ -53,27 +54,6 @@ class UnfusedCudaBackend : public CudaBackend {
 
 constexpr const char* kDummyBlockModel = "dummy-fp8-block128";
 
-// A DeepSeek-V3 fixture's architecture with 128-multiple widths and DeepSeek's fp8 [128, 128]
-// block config; its weights are the dummy ones (the same on every backend).
-fs::path write_block_model_config() {
-  std::ifstream file(testing::fixture_directory("dsv3-qlora-yarn-groups") / "config.json");
-  nlohmann::json config = nlohmann::json::parse(file);
-  config["hidden_size"] = 384;
-  config["intermediate_size"] = 512;
-  config["moe_intermediate_size"] = 128;
-  config["q_lora_rank"] = 256;
-  config["v_head_dim"] = 32;
-  config["quantization_config"] = {{"quant_method", "fp8"},
-                                   {"fmt", "e4m3"},
-                                   {"activation_scheme", "dynamic"},
-                                   {"weight_block_size", {128, 128}}};
-  const fs::path directory =
-      fs::temp_directory_path() / ("rackserve_fp8_fusion_model_" + std::to_string(std::random_device{}()));
-  fs::create_directories(directory);
-  std::ofstream(directory / "config.json") << config.dump(1);
-  return directory;
-}
-
 std::vector<std::string> models() {
   std::vector<std::string> names{kDummyBlockModel};
   for (const std::string& name : testing::fixture_names(testing::FixtureKind::Fp8))
@@ -101,7 +81,7 @@ TEST_P(FusedFp8Model, LogitsEqualTheUnfusedProducersBitForBit) {
   UnfusedCudaBackend unfused_backend(options);
   std::unique_ptr<CausalLM> fused, unfused;
   if (GetParam() == kDummyBlockModel) {
-    const fs::path directory = write_block_model_config();
+    const fs::path directory = testing::write_fp8_block_model_config({384, 512, 128, 256});
     LoadOptions load;
     load.format = LoadFormat::Dummy;
     fused = load_model(directory, *fused_backend, load);
