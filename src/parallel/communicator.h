@@ -11,11 +11,19 @@
 // throws instead of waiting, so one failed rank never leaves the others hanging.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "core/tensor.h"
 
 namespace rackserve {
+
+// How a rank's all_reduce_sum calls were carried out, counted as issued (a call captured into
+// a CUDA graph counts once, not at each replay).
+struct AllReduceCounts {
+  int64_t calls = 0;
+  int64_t custom = 0;  // of them, by the custom peer-memory kernel (custom_all_reduce.h)
+};
 
 class Communicator {
  public:
@@ -43,6 +51,8 @@ class Communicator {
   // ncclCommGetAsyncError: a peer vanished, a network error); empty while healthy. Callable
   // from any thread: a watchdog polls it.
   virtual std::string async_error() const { return {}; }
+  // This rank's counts; all zero for a transport that does not count them (in-process).
+  virtual AllReduceCounts all_reduce_counts() const { return {}; }
 };
 
 }  // namespace rackserve

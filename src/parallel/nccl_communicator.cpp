@@ -128,7 +128,11 @@ class NcclCommunicator final : public Communicator {
 
   void all_reduce_sum(const Tensor& tensor) override {
     check_usable("all_reduce_sum", tensor);
-    if (group_->custom && group_->custom->all_reduce(rank_, tensor, stream_)) return;
+    ++counts_.calls;
+    if (group_->custom && group_->custom->all_reduce(rank_, tensor, stream_)) {
+      ++counts_.custom;
+      return;
+    }
     ncclComm_t nccl = comm();
     const ncclDataType_t type = nccl_type("all_reduce_sum", tensor.dtype);
     check_enqueued(*group_, nccl, group_->use([&] {
@@ -191,6 +195,8 @@ class NcclCommunicator final : public Communicator {
     RS_CHECK(!group_->aborted, "tensor-parallel group aborted: {}", group_->abort_reason);
   }
 
+  AllReduceCounts all_reduce_counts() const override { return counts_; }
+
   std::string async_error() const override {
     ncclResult_t state = ncclSuccess;
     {
@@ -217,6 +223,7 @@ class NcclCommunicator final : public Communicator {
   Backend& backend_;
   cudaStream_t stream_;
   Tensor barrier_word_;  // [1] f32 the barrier all-reduces
+  AllReduceCounts counts_;  // this rank's, written by its own thread only
 };
 
 }  // namespace

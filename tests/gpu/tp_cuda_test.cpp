@@ -2,10 +2,12 @@
 // all-reduce where the pair has peer access, decode steps replaying CUDA graphs) against
 // the same fixture at TP=1 on GPU 0: logits at every position of every reference prompt
 // with cosine >= 0.99999 (BF16 activations: the split changes where partial sums are
-// rounded, so not bit-equal), and identical 16-token greedy continuations. Skips unless at
-// least 2 GPUs are visible.
+// rounded, so not bit-equal), and identical 16-token greedy continuations; the custom
+// all-reduce carried some of the all-reduces exactly when the pair has peer access. Skips
+// unless at least 2 GPUs are visible.
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -16,6 +18,7 @@
 #include "engine/sequence_runner.h"
 #include "models/model.h"
 #include "models/tensor_parallel_model.h"
+#include "parallel/custom_all_reduce.h"
 #include "parallel/rank_group.h"
 #include "support/fixtures.h"
 #include "weights/safetensors.h"
@@ -68,6 +71,22 @@ TEST_P(TensorParallelCuda, TpTwoMatchesTpOne) {
     SequenceRunner many_greedy(split, length + 16);
     EXPECT_EQ(many_greedy.generate_greedy(tokens, 16), one_greedy.generate_greedy(tokens, 16)) << "prompt " << p;
   }
+  // The small all-reduces of these steps went through the custom kernel wherever the two
+  // GPUs have peer access (else NCCL carried them all).
+  const bool peers = CustomAllReduce::peer_access_between({0, 1}).empty();
+  for (Communicator* communicator : ranks.communicator_pointers()) {
+    const AllReduceCounts counts = communicator->all_reduce_counts();
+    EXPECT_GT(counts.calls, 0) << "rank " << communicator->rank();
+    if (peers) {
+      EXPECT_GT(counts.custom, 0) << "rank " << communicator->rank() << ": peer access, yet no custom all-reduce";
+    } else {
+      EXPECT_EQ(counts.custom, 0) << "rank " << communicator->rank();
+    }
+  }
+  const AllReduceCounts rank0 = ranks.communicators[0]->all_reduce_counts();
+  std::printf("  %s: %s; rank 0 issued %lld all-reduces, %lld of them custom\n", GetParam().c_str(),
+              peers ? "peer access" : "no peer access", static_cast<long long>(rank0.calls),
+              static_cast<long long>(rank0.custom));
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TensorParallelCuda,
