@@ -24,6 +24,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "bench_kernels.h"
@@ -39,6 +41,7 @@ using bench::Ceilings;
 using bench::check_cuda;
 using bench::rotation_copies;
 using bench::seconds_per_call;
+using bench::seconds_per_call_in_graph;
 
 // cuBLAS BF16 GEMM (f32 accumulation) at 8192^3: the compute ceiling for prefill GEMMs.
 double cublas_bf16_flops() {
@@ -145,8 +148,11 @@ void bench_gemm(const Ceilings& ceilings, bool quick) {
   const std::vector<int64_t> decode_m = quick ? std::vector<int64_t>{1, 32} : std::vector<int64_t>{1, 8, 32, 64};
   const std::vector<int64_t> prefill_m = quick ? std::vector<int64_t>{2048} : std::vector<int64_t>{512, 2048};
   std::printf("\n## BF16 linear (y = x W^T)\n\n");
-  std::printf("| shape | m | time us | weight GB/s | fraction of copy bw | TFLOP/s | fraction of cuBLAS |\n");
-  std::printf("|---|---|---|---|---|---|---|\n");
+  std::printf("time = eager calls (host launches included); graph = the same calls replayed as a CUDA graph, as a "
+              "decode step runs them.\n\n");
+  std::printf("| shape | m | time us | weight GB/s | fraction of copy bw | graph us | graph fraction | TFLOP/s | "
+              "fraction of cuBLAS |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|\n");
   for (const Shape& shape : shapes) {
     auto backend = make_cuda_backend(CudaBackendOptions{});
     const int64_t weight_bytes = shape.n * shape.k * 2;
@@ -156,17 +162,22 @@ void bench_gemm(const Ceilings& ceilings, bool quick) {
     for (int64_t m : ms) {
       Tensor x = backend->allocate_persistent(DType::BF16, {m, shape.k});
       backend->fill_random(x, 7, 1.0f);
-      double seconds = seconds_per_call(
-          [&](int i) {
-            backend->begin_step();
-            backend->linear(x, weights[i % weights.size()]);
-          },
-          20);
+      auto call = [&](int i) {
+        backend->begin_step();
+        backend->linear(x, weights[i % weights.size()]);
+      };
+      const double seconds = seconds_per_call(call, 20);
+      // Decode sizes only: a prefill call is long enough for the host to keep ahead.
+      const bool decode = m <= 64;
+      const double graph_seconds = decode ? seconds_per_call_in_graph(backend->native_stream(), call, 20) : 0.0;
       const double flops = 2.0 * m * shape.n * shape.k;
       const double bytes = weight_bytes + 2.0 * m * (shape.k + shape.n);
-      std::printf("| %s | %lld | %.1f | %.0f | %.2f | %.1f | %.2f |\n", shape.name, static_cast<long long>(m),
-                  seconds * 1e6, bytes / seconds / 1e9, bytes / seconds / ceilings.bandwidth, flops / seconds / 1e12,
-                  flops / seconds / ceilings.flops);
+      const std::string graph_columns =
+          decode ? fmt::format("{:.1f} | {:.2f}", graph_seconds * 1e6, bytes / graph_seconds / ceilings.bandwidth)
+                 : "- | -";
+      std::printf("| %s | %lld | %.1f | %.0f | %.2f | %s | %.1f | %.2f |\n", shape.name, static_cast<long long>(m),
+                  seconds * 1e6, bytes / seconds / 1e9, bytes / seconds / ceilings.bandwidth, graph_columns.c_str(),
+                  flops / seconds / 1e12, flops / seconds / ceilings.flops);
     }
   }
   bench_small_m_splits(ceilings, shapes);

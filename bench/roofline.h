@@ -44,6 +44,27 @@ inline double seconds_per_call(const std::function<void(int)>& body, int iterati
   return samples[samples.size() / 2];
 }
 
+// Median seconds per call of `body` (call i) when `calls` calls are captured into one CUDA
+// graph on `stream` (a cudaStream_t) and the graph is replayed: the host's launch cost is gone
+// and the GPU's own gaps between kernels stay, as in a decode step replaying its graph. The
+// eager seconds_per_call of a small op can measure the host instead (it enqueues slower than
+// the GPU runs). `body` must only enqueue work (no allocation outside the step arena, no sync).
+inline double seconds_per_call_in_graph(void* stream, const std::function<void(int)>& body, int calls,
+                                        int repeats = 5) {
+  auto s = static_cast<cudaStream_t>(stream);
+  cudaGraph_t graph = nullptr;
+  check_cuda(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed), "cudaStreamBeginCapture");
+  for (int i = 0; i < calls; ++i) body(i);
+  check_cuda(cudaStreamEndCapture(s, &graph), "cudaStreamEndCapture");
+  cudaGraphExec_t exec = nullptr;
+  check_cuda(cudaGraphInstantiate(&exec, graph, 0), "cudaGraphInstantiate");
+  cudaGraphDestroy(graph);
+  const double per_replay =
+      seconds_per_call([&](int) { check_cuda(cudaGraphLaunch(exec, s), "cudaGraphLaunch"); }, 3, repeats);
+  cudaGraphExecDestroy(exec);
+  return per_replay / calls;
+}
+
 inline int64_t l2_bytes() {
   int value = 0;
   check_cuda(cudaDeviceGetAttribute(&value, cudaDevAttrL2CacheSize, 0), "L2 size");

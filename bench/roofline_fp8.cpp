@@ -93,8 +93,11 @@ void bench_fp8_linear(const Ceilings& ceilings, bool quick) {
   const std::vector<int64_t> decode_m = quick ? std::vector<int64_t>{1, 32} : std::vector<int64_t>{1, 8, 32};
   const std::vector<int64_t> prefill_m = quick ? std::vector<int64_t>{4096} : std::vector<int64_t>{2048, 4096};
   std::printf("\n## FP8 W8A8 linear, decode (e4m3 weight + f32 scales, activations quantized per token)\n\n");
-  std::printf("bytes = e4m3 weight + f32 scales + bf16 x and y; the time includes the quantize kernel.\n\n");
-  std::printf("| shape | scales | m | time us | GB/s | fraction of copy bw |\n|---|---|---|---|---|---|\n");
+  std::printf("bytes = e4m3 weight + f32 scales + bf16 x and y; the time includes the quantize kernel (a model fuses "
+              "it into the norm or SiLU before). time = eager calls (host launches included); graph = the same calls "
+              "replayed as a CUDA graph, as a decode step runs them.\n\n");
+  std::printf("| shape | scales | m | time us | GB/s | fraction of copy bw | graph us | graph fraction |\n"
+              "|---|---|---|---|---|---|---|---|\n");
   // Prefill rows are printed after the decode table; collected here so each weight is made once.
   std::vector<std::string> prefill_rows;
   for (const Fp8Projection& projection : projections) {
@@ -105,24 +108,29 @@ void bench_fp8_linear(const Ceilings& ceilings, bool quick) {
     const int copies = rotation_copies(weight_bytes);
     for (int copy = 1; copy < copies; ++copy)
       weights.push_back(random_fp8_weight(*backend, {projection.n, projection.k}, projection.scaling, 1 + 2 * copy));
-    auto time_linear = [&](int64_t m, int iterations, int repeats) {
+    // Eager seconds per call, and with `graph` also per call replayed in a CUDA graph.
+    auto time_linear = [&](int64_t m, int iterations, int repeats, double* graph) {
       Tensor x = backend->allocate_persistent(DType::BF16, {m, projection.k});
       backend->fill_random(x, 7, 1.0f);
-      return seconds_per_call(
-          [&](int i) {
-            backend->begin_step();
-            backend->linear_fp8(x, weights[i % weights.size()]);
-          },
-          iterations, repeats);
+      auto call = [&](int i) {
+        backend->begin_step();
+        backend->linear_fp8(x, weights[i % weights.size()]);
+      };
+      // Eager first: it grows the step arena, so the capture allocates nothing.
+      const double seconds = seconds_per_call(call, iterations, repeats);
+      if (graph) *graph = seconds_per_call_in_graph(backend->native_stream(), call, iterations, repeats);
+      return seconds;
     };
     for (int64_t m : decode_m) {
-      const double seconds = time_linear(m, 20, 5);
+      double graph = 0.0;
+      const double seconds = time_linear(m, 20, 5, &graph);
       const double bytes = weight_bytes + 2.0 * m * (projection.k + projection.n);
-      std::printf("| %s | %s | %lld | %.1f | %.0f | %.2f |\n", projection.name.c_str(), layout_name(projection.scaling),
-                  static_cast<long long>(m), seconds * 1e6, bytes / seconds / 1e9, bytes / seconds / ceilings.bandwidth);
+      std::printf("| %s | %s | %lld | %.1f | %.0f | %.2f | %.1f | %.2f |\n", projection.name.c_str(),
+                  layout_name(projection.scaling), static_cast<long long>(m), seconds * 1e6, bytes / seconds / 1e9,
+                  bytes / seconds / ceilings.bandwidth, graph * 1e6, bytes / graph / ceilings.bandwidth);
     }
     for (int64_t m : prefill_m) {
-      const double seconds = time_linear(m, 5, 3);
+      const double seconds = time_linear(m, 5, 3, nullptr);
       const double flops = 2.0 * m * projection.n * projection.k;
       prefill_rows.push_back(fmt::format("| {} | {} | {} | {:.1f} | {:.1f} | {:.2f} | {:.2f} |", projection.name,
                                          layout_name(projection.scaling), m, seconds * 1e6, flops / seconds / 1e12,
