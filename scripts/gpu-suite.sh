@@ -3,7 +3,7 @@
 # (no text/API modules, so cpp-httplib and PCRE2 are not needed), runs `ctest -L gpu`,
 # compute-sanitizer memcheck + racecheck over the kernel tests, the sm_120a SASS check
 # (cuobjdump), and the benchmarks; every log goes to OUT_DIR (default gpu-suite-out/).
-# Usage: scripts/gpu-suite.sh [tests|sanitize|sass|doctor|fixtures|tune|bench]...
+# Usage: scripts/gpu-suite.sh [tests|sanitize|sass|doctor|fixtures|tune|bench|profile]...
 #        (default: tests sanitize sass doctor bench)
 # MODELS_DIR (default ../shared/models) holds the real config.json files the tune and bench
 # steps read; CTEST_JOBS (default 1) runs GPU tests in parallel (correctness only).
@@ -114,6 +114,26 @@ glm-4.7-fp8/config.abridged.json 4 fp8_channel"
       note "cublas_fp8.py: rc $?"
       timeout 60 build-gpu/bench/all_reduce > "$out/all_reduce.md" 2>&1 || status=1
       note "all_reduce: rc $?"
+      ;;
+    profile)
+      # Nsight Compute over the kernels of DeepSeek-V3 decode steps (4 dummy layers: 3 dense,
+      # 1 MoE; FP8 weights at batch 1 and 32, BF16 at batch 1): per kernel, DRAM throughput
+      # against the peak, achieved occupancy and warp stall reasons, the "why" behind a roofline
+      # fraction. Needs ncu and permission to read the GPU's counters; says which is missing.
+      ncu_bin=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2> /dev/null | head -1)
+      if [[ -z $ncu_bin ]]; then note "ncu: not found"; continue; fi
+      for run in fp8:1 fp8:32 bf16:1; do
+        weights=${run%%:*} batch=${run#*:}
+        log="$out/ncu-decode-$weights-batch$batch.txt"
+        # Past the warm-up steps (~100 launches each), about one step's launches.
+        timeout 240 "$ncu_bin" --launch-skip 300 --launch-count 100 --print-summary per-kernel \
+          --section SpeedOfLight --section Occupancy --section WarpStateStats \
+          build-gpu/bench/decode_step "$models/deepseek-v3" --num-layers 4 --batch "$batch" --steps 2 \
+          $([[ $weights == bf16 ]] && echo --dequantize-fp8) > "$log" 2>&1
+        rc=$?
+        grep -q ERR_NVGPUCTRPERM "$log" && { note "ncu: no permission to read the GPU counters"; break; }
+        note "ncu decode $weights batch $batch: rc $rc, $(grep -c 'Duration' "$log") kernel summaries"
+      done
       ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
