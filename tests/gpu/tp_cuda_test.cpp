@@ -6,7 +6,6 @@
 // all-reduce carried some of the all-reduces exactly when the pair has peer access. Skips
 // unless at least 2 GPUs are visible.
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -21,6 +20,7 @@
 #include "parallel/custom_all_reduce.h"
 #include "parallel/rank_group.h"
 #include "support/fixtures.h"
+#include "support/similarity.h"
 #include "weights/safetensors.h"
 
 namespace rackserve {
@@ -58,14 +58,7 @@ TEST_P(TensorParallelCuda, TpTwoMatchesTpOne) {
     ASSERT_EQ(got.size(), expected.size());
     for (size_t t = 0; t < got.size(); ++t) {
       ASSERT_EQ(static_cast<int64_t>(got[t].size()), vocab);
-      double dot = 0, norm_a = 0, norm_b = 0;
-      for (int64_t v = 0; v < vocab; ++v) {
-        const double a = got[t][static_cast<size_t>(v)], b = expected[t][static_cast<size_t>(v)];
-        dot += a * b;
-        norm_a += a * a;
-        norm_b += b * b;
-      }
-      EXPECT_GE(dot / std::sqrt(norm_a * norm_b), 0.99999) << "prompt " << p << " position " << t;
+      EXPECT_GE(testing::cosine(got[t], expected[t]), 0.99999) << "prompt " << p << " position " << t;
     }
     SequenceRunner one_greedy(*single, length + 16);
     SequenceRunner many_greedy(split, length + 16);

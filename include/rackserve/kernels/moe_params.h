@@ -53,6 +53,19 @@ struct MoeAlignParams {
 // One CTA; deterministic (the lists keep pair order, no order-dependent atomics).
 int launch_moe_align_tokens(const MoeAlignParams& params, Stream stream);
 
+// Copies the pair lists an align made (and their bounds) into a routed-experts launch:
+// MoeGroupedExpertsParams and MoeFp8ExpertsParams read them under the same names.
+template <typename ExpertsParams>
+void set_pair_lists(ExpertsParams& params, const MoeAlignParams& align) {
+  params.sorted_pairs = align.sorted_pairs;
+  params.active_experts = align.active_experts;
+  params.active_offsets = align.active_offsets;
+  params.active_counts = align.active_counts;
+  params.block_slots = align.block_slots;
+  params.max_active = align.max_active;
+  params.max_blocks = align.max_blocks;
+}
+
 // --- Grouped routed experts (weights read once per expert per step) -----------------------
 //   1. gate_up: activated[pair] = silu(gate_e x_t) * (up_e x_t) for every pair of expert e;
 //   2. down:    contributions[pair] = weight[pair] * down_e activated[pair];

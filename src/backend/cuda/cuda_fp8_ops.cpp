@@ -151,11 +151,7 @@ Tensor CudaBackend::moe_experts_fp8(const QuantizedActivation& x, const MoeRouti
   params.gate_up_scales = gate_up.scales.as<float>();
   params.down = down.values.data;
   params.down_scales = down.scales.as<float>();
-  params.sorted_pairs = align.sorted_pairs;
-  params.active_experts = align.active_experts;
-  params.active_offsets = align.active_offsets;
-  params.active_counts = align.active_counts;
-  params.block_slots = align.block_slots;
+  kernels::set_pair_lists(params, align);
   params.workspace = workspace.data;
   params.output = out.as<float>();
   params.layout = cuda_fp8_scale_layout(gate_up.scaling);
@@ -165,8 +161,6 @@ Tensor CudaBackend::moe_experts_fp8(const QuantizedActivation& x, const MoeRouti
   params.experts = count;
   params.hidden = hidden;
   params.inter = inter;
-  params.max_active = align.max_active;
-  params.max_blocks = align.max_blocks;
   check(kernels::launch_moe_experts_fp8(params, config, stream_), "moe_experts_fp8");
   return out;
 }

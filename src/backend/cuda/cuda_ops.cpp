@@ -324,11 +324,7 @@ Tensor CudaBackend::moe_experts(const Tensor& x, const MoeRouting& routing, cons
   params.weights = routing.weights.as<float>();
   params.gate_up = experts.gate_up.data;
   params.down = experts.down.data;
-  params.sorted_pairs = align.sorted_pairs;
-  params.active_experts = align.active_experts;
-  params.active_offsets = align.active_offsets;
-  params.active_counts = align.active_counts;
-  params.block_slots = align.block_slots;
+  kernels::set_pair_lists(params, align);
   params.activated_high = activated.data;
   params.activated_low = static_cast<std::byte*>(activated.data) + align.pairs * inter * 2;
   params.contributions = contributions.as<float>();
@@ -338,8 +334,6 @@ Tensor CudaBackend::moe_experts(const Tensor& x, const MoeRouting& routing, cons
   params.experts = count;
   params.hidden = hidden;
   params.inter = inter;
-  params.max_active = align.max_active;
-  params.max_blocks = align.max_blocks;
   check(kernels::launch_moe_experts_grouped(params, kernels::plan_moe_grouped(tokens, top_k, count), stream_),
         "moe_experts_grouped");
   return out;
