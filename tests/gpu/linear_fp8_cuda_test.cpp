@@ -284,7 +284,7 @@ void check_layout(Fp8Scaling scaling, bool small_only = false) {
     HostFp8Weight host = random_weight(projection.n, projection.k, scaling, ++weight_seed);
     const QuantizedWeight gpu_weight = gpu->upload_quantized_weight(host.view());
     double worst = 0, lowest_cosine = 1;
-    for (int64_t m : {1, 3, 8, 17, 64, 65, 300}) {
+    for (int64_t m : {1, 3, 8, 12, 17, 32, 64, 65, 300}) {  // small-M: 1, 2, 4, 8 token tiles
       const Comparison result = run_case(*gpu, *cpu, host, gpu_weight, m, rng);
       const std::string what = std::string(block ? "block " : "channel ") + projection.name + " m=" +
                                std::to_string(m) + " n=" + std::to_string(projection.n) +

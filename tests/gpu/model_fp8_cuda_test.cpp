@@ -184,9 +184,10 @@ TEST_P(CudaFp8Model, EveryOpOfAPrefillMatchesTheOracle) {
   const int64_t first_below = testing::print_trace_comparison(gpu_->trace, oracle_->trace, kMinCosine);
   ASSERT_EQ(gpu_->trace.size(), oracle_->trace.size());
   print_flips("prompt " + std::to_string(p));
-  if (oracle_->stats.flips == 0)
+  if (oracle_->stats.flips == 0) {
     EXPECT_EQ(first_below, -1) << "op " << first_below << " (" << gpu_->trace[first_below].label
                                << ") is the first below cosine " << kMinCosine;
+  }
 }
 
 // Decode through the paged cache one token per step: the small-M FP8 GEMMs and the

@@ -51,6 +51,8 @@ struct LinearFp8Params {
 struct LinearFp8Config {
   int splits = 1;
   int k_blocks_per_split = 0;
+  int row_warps = 1;  // small-M kernel: warps side by side over rows (1, 2 or 4; CTA rows = 16 x
+                      // row_warps); the tiled kernel ignores it
 };
 
 // Configs that fill `sm_count` SMs (<= 0: the current device's) without empty splits.
@@ -59,9 +61,10 @@ LinearFp8Config plan_linear_fp8_tiled(int64_t m, int64_t n, int64_t k, int sm_co
 // Floats of workspace the config needs, 0 when splits == 1.
 int64_t linear_fp8_workspace_floats(int64_t m, int64_t n, const LinearFp8Config& config);
 
-// Memory-bound design for decode (m <= 64): weight rows are the 16-row A operand of
-// mma.sync m16n8k32 e4m3, tokens the 8-column B operand, weights streamed once through 16-byte
-// cp.async by ceil(n / 16) x splits CTAs. Returns cudaErrorInvalidValue for m > 64.
+// Memory-bound design for decode (m <= 64), the BF16 small-M kernel's with e4m3 bytes: weight
+// rows are the 16-row A operand of mma.sync m16n8k32 e4m3, tokens the 8-column B operand,
+// weights streamed once through a per-warp 16-byte cp.async ring by ceil(n / (16 row_warps)) x
+// splits CTAs. Returns cudaErrorInvalidValue for m > 64 or a malformed config.
 int launch_linear_fp8_small_m(const LinearFp8Params& params, const LinearFp8Config& config, Stream stream);
 // Tiled tensor-core design for prefill (any m): 128 (tokens) x 64 (features) tiles of y,
 // 128-wide K slices in a 4-stage cp.async ring (96 KB of shared memory), ldmatrix + mma.sync

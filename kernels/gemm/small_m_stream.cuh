@@ -1,0 +1,307 @@
+// The decode-sized GEMM design (m <= 64) shared by the BF16 linear (linear_bf16_small_m_mma.cu)
+// and the W8A8 FP8 linear (linear_fp8_small_m.cu): y = x W^T with the weights as the stream,
+// read once. Both move 128-byte K blocks of a weight row (64 bf16 or 128 e4m3), so everything
+// but the element math is one kernel, templated on a Policy (below).
+//
+// A warp owns 16 weight rows (the 16-row A operand of mma.sync m16n8k16 bf16 / m16n8k32 e4m3)
+// and every (8 / row_warps)-th K block of its CTA's split; the tokens are the 8-column B
+// operand, T n8 tiles per warp (all m tokens: T = 1, 2, 4, 8 for m <= 8, 16, 32, 64). A CTA is
+// row_warps (1, 2, 4) warps over rows times 8 / row_warps over K; the warps over rows read the
+// same x block at about the same time, so x comes from L2 m / (16 row_warps) times per weight
+// row instead of m / 16 (L1 serves the rest; the plan keeps that ratio <= 1).
+//
+// Weights go global -> shared through a per-warp cp.async ring, and each lane copies and reads
+// back only its own chunks: the 16-byte chunks at byte offsets 16t and 64 + 16t of one K block,
+// for weight rows g and g + 8 (and it loads the same offsets of token g's x from L1/L2). Its 8
+// words are the fragments of the block's 4 MMAs: MMA j takes words 2j and 2j + 1 of A (rows g,
+// g + 8) and of B (token g) alike, which permutes k inside the block identically for both
+// operands, so the dot product (and a per-block scale) is unchanged.
+//
+// Budget (per warp, per K block):
+//   bytes      weights 16 rows x 128 B = 2 KB (4 cp.async of 16 B per lane, L1 bypassed, 64
+//              contiguous bytes per row per instruction = whole sectors); x T x 1 KB (2 loads of
+//              16 B per lane per tile) and the policy's scales, both issued before the ring
+//              wait so their latency overlaps it
+//   MMAs       4T (16 rows x 8T tokens x one block of k)
+//   registers  T <= kTwoCtaTiles (4 bf16, 2 e4m3) runs 2 CTAs per SM (<= 128 registers), more
+//              tiles one; ptxas numbers in docs/kernels.md
+//   smem       the ring: 8 warps x stages x 2 KB = 48 KB (3 stages, 2 CTAs per SM) or 96 KB (6
+//              stages, one); reused after the K loop for the cross-warp reduction (8 x 4T x 32 floats)
+//   in flight  (stages - 1) x 2 KB per warp = 64 KB (2 CTAs) or 80 KB (one) per SM;
+//              DRAM needs ~ bandwidth x latency per SM: 4.8 TB/s x ~1 us / 132 = ~36 KB on H200,
+//              1.8 TB/s x ~1 us / 188 = ~10 KB on SM120
+//   time       H200 DRAM share of one 2 KB block per SM: ~125 clocks (16 B/clock/SM at 1.98 GHz);
+//              the MMAs of m = 64, 32 per warp-block, stay far below the tensor rate: memory-bound
+//              for every m <= 64
+//
+// Policy (the element type and its math; Bf16SmallMPolicy, Fp8SmallMPolicy<bool>):
+//   using Params, Element; kElementBytes        the launch parameters and the stored element
+//   kTwoCtaTiles, kName                         see Config; the kernel's name in launch errors
+//   template <int T> struct Scales              what one K block's MMAs need besides the
+//                                               fragments (empty where nothing is scaled per block)
+//   load_scales<T>(p, rows, kb, k_blocks)       issued with the x loads, before the ring wait
+//   accumulate<T>(acc, weights, x, scales)      the block's 4T MMAs into acc[T][4]
+//   finish(p, sum, row, token)                  a finished dot's epilogue (e.g. per-row scales)
+#pragma once
+
+#include <algorithm>
+
+#include "common/device_utils.cuh"
+#include "common/mma_utils.cuh"
+#include "common/shared_memory_budget.cuh"
+#include "gemm/linear_split_k.cuh"
+
+namespace rackserve::kernels::small_m {
+
+constexpr int kWarps = 8, kThreads = kWarps * 32;
+constexpr int kBlockBytes = 128;   // bytes of one weight row per K block
+constexpr int kChunksPerLane = 4;  // rows g, g + 8 x byte offsets 16t, 64 + 16t
+constexpr int kMaxTokens = 64;
+
+// How the kernel runs for T token tiles per warp and R warps over rows. Up to kTwoCtaTiles
+// (the policy's: 4 for bf16, 2 for e4m3, whose per-block partials and scales need more) the
+// registers fit 128 per thread, so two CTAs share an SM with 3 ring stages each; above it (T = 8:
+// 32 accumulators and 64 registers of x per block) one CTA per SM gets 6 stages.
+// Shared memory: the weight ring, [kWarps][kStages][4 chunks][32 lanes] x 16 bytes (each lane
+// reads back only the chunks it copied itself, so the ring needs no barrier), then, after the
+// K loop, the cross-warp reduction [kWarps][4T][32] floats in the same bytes.
+template <int kTokenTiles, int kRowWarps, int kTwoCtaTiles>
+struct Config {
+  static_assert(kTokenTiles == 1 || kTokenTiles == 2 || kTokenTiles == 4 || kTokenTiles == 8, "1..8 n8 tiles");
+  static_assert(kRowWarps == 1 || kRowWarps == 2 || kRowWarps == 4, "1, 2 or 4 warps over rows");
+  static constexpr int kKWarps = kWarps / kRowWarps;  // warps sharing a row group's K range
+  static constexpr int kRowsPerCta = 16 * kRowWarps;
+  static constexpr int kCtasPerSm = kTokenTiles <= kTwoCtaTiles ? 2 : 1;
+  static constexpr int kStages = kCtasPerSm == 2 ? 3 : 6;
+  static constexpr int kValues = kTokenTiles * 4;  // accumulator floats per lane
+  static constexpr int kRingBytes = kWarps * kStages * kChunksPerLane * 32 * 16;
+  static constexpr int kReductionBytes = kWarps * kValues * 32 * 4;
+  static constexpr int kSharedBytes = kRingBytes > kReductionBytes ? kRingBytes : kReductionBytes;
+  static_assert(kSharedBytes <= kSharedMemoryBudgetBytes, "the SM120 budget is 99 KB of shared memory per block");
+  static_assert(kCtasPerSm * (kSharedBytes + 1024) <= 100 * 1024, "SM120 has 100 KB of shared memory per SM");
+};
+
+inline int64_t token_tiles(int64_t m) { return m <= 8 ? 1 : m <= 16 ? 2 : m <= 32 ? 4 : 8; }
+inline int ctas_per_sm(int64_t m, int two_cta_tiles) { return token_tiles(m) <= two_cta_tiles ? 2 : 1; }
+// The fewest warps over rows that keep x's L2 traffic <= the weight bytes (m / (16 R) <= 1).
+inline int min_row_warps(int64_t m) { return m <= 16 ? 1 : m <= 32 ? 2 : 4; }
+
+// How one problem runs: row_warps, and K cut into `splits` ranges of whole blocks.
+struct Plan {
+  int row_warps = 1;
+  int splits = 1;
+  int k_blocks_per_split = 1;
+};
+
+// The plan, for `element_bytes`-wide elements (2 bf16, 1 e4m3) and the policy's kTwoCtaTiles:
+//  - row_warps: the fewest that keep x's L2 traffic <= the weight bytes (min_row_warps), then
+//    doubled while each warp would stream fewer than 8 blocks (16 KB) and the wider CTAs still
+//    fill every resident slot: short-K, many-row shapes (q_b 1536 wide: 24 blocks of bf16)
+//    otherwise spend much of each CTA in its prologue and epilogue.
+//  - splits: the least modelled time, waves of resident CTAs x (blocks per warp + 1)
+//    (plan_small_m_split_k; kv_a 576 x 7168 at m = 1 on 132 SMs: 36 row CTAs x 7), capped so
+//    every K warp keeps >= 1 block and the f32 partials (written and read back: 8 x splits x m
+//    x n bytes) stay within half the weight bytes (element_bytes x n x k).
+inline Plan make_plan(int64_t m, int64_t n, int64_t k, int element_bytes, int two_cta_tiles, int sm_count) {
+  const int64_t tokens = std::clamp<int64_t>(m, 1, kMaxTokens);
+  const int64_t k_blocks = std::max<int64_t>(1, (k * element_bytes + kBlockBytes - 1) / kBlockBytes);
+  const int64_t resident = int64_t{ctas_per_sm(tokens, two_cta_tiles)} * resolve_sm_count(sm_count);
+  auto row_ctas = [&](int row_warps) { return std::max<int64_t>(1, (n + 16 * row_warps - 1) / (16 * row_warps)); };
+  int row_warps = min_row_warps(tokens);
+  while (row_warps < 4 && k_blocks / (kWarps / row_warps) < 8 && row_ctas(2 * row_warps) >= resident) row_warps *= 2;
+  const int k_warps = kWarps / row_warps;
+  const SplitK cut = plan_small_m_split_k(row_ctas(row_warps), resident, k_blocks, k_warps,
+                                          std::min(k_blocks / k_warps, k * element_bytes / (16 * tokens)));
+  return {row_warps, cut.splits, cut.k_blocks_per_split};
+}
+
+// Whether `plan` is well formed for k_blocks K blocks: row_warps 1, 2 or 4, splits covering
+// the blocks with none empty.
+inline bool valid_plan(const Plan& plan, int64_t k_blocks) {
+  return (plan.row_warps == 1 || plan.row_warps == 2 || plan.row_warps == 4) && plan.splits >= 1 &&
+         plan.splits <= 65535 && plan.k_blocks_per_split >= 1 &&
+         int64_t{plan.splits} * plan.k_blocks_per_split >= k_blocks &&
+         int64_t{plan.splits - 1} * plan.k_blocks_per_split < k_blocks;
+}
+
+__device__ __forceinline__ uint32_t word(const uint4 (&chunks)[2], int index) {
+  const uint4& chunk = chunks[index / 4];
+  switch (index % 4) {
+    case 0: return chunk.x;
+    case 1: return chunk.y;
+    case 2: return chunk.z;
+    default: return chunk.w;
+  }
+}
+
+// The A (rows g, g + 8) and B (token g) fragments of MMA j of a block: words 2j and 2j + 1 of
+// the lane's chunks.
+__device__ __forceinline__ void fragments(int j, const uint4 (&weights)[2][2], const uint4 (&x)[2], uint32_t (&a)[4],
+                                          uint32_t (&b)[2]) {
+  a[0] = word(weights[0], 2 * j), a[1] = word(weights[1], 2 * j);
+  a[2] = word(weights[0], 2 * j + 1), a[3] = word(weights[1], 2 * j + 1);
+  b[0] = word(x, 2 * j), b[1] = word(x, 2 * j + 1);
+}
+
+// Grid: x over row groups of 16 x kRowWarps, y over K splits. Dynamic shared memory:
+// Config::kSharedBytes.
+template <class Policy, int kTokenTiles, int kRowWarps>
+__global__ void __launch_bounds__(kThreads, Config<kTokenTiles, kRowWarps, Policy::kTwoCtaTiles>::kCtasPerSm)
+    small_m_kernel(typename Policy::Params p, int k_blocks_per_split) {
+  using C = Config<kTokenTiles, kRowWarps, Policy::kTwoCtaTiles>;
+  using Element = typename Policy::Element;
+  constexpr int kStages = C::kStages, kKWarps = C::kKWarps, kValues = C::kValues;
+  constexpr int kBlockK = kBlockBytes / Policy::kElementBytes, kChunkK = 16 / Policy::kElementBytes;
+  extern __shared__ __align__(16) uint8_t shared[];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
+  const int row_warp = warp / kKWarps, k_warp = warp % kKWarps;
+  const int64_t cta_row_begin = static_cast<int64_t>(blockIdx.x) * C::kRowsPerCta;
+  const int64_t n_begin = cta_row_begin + row_warp * 16;  // this warp's 16 rows
+  const int k_blocks = static_cast<int>((p.k + kBlockK - 1) / kBlockK);
+  const int kb_begin = static_cast<int>(blockIdx.y) * k_blocks_per_split;
+  const int kb_end = min(kb_begin + k_blocks_per_split, k_blocks);
+  // This warp's blocks: my_first, + kKWarps, ... (maybe none).
+  const int my_first = kb_begin + k_warp;
+  const int my_count = my_first < kb_end ? (kb_end - my_first + kKWarps - 1) / kKWarps : 0;
+  // Rows past n and tokens past m read row n - 1 / token m - 1 (valid memory); their results
+  // are never stored.
+  const int64_t rows[2] = {min(n_begin + g, p.n - 1), min(n_begin + g + 8, p.n - 1)};
+  const Element* weight = static_cast<const Element*>(p.weight);
+  const Element* x = static_cast<const Element*>(p.x);
+  const int chunk_offsets[2] = {kChunkK * t, kBlockK / 2 + kChunkK * t};
+  const Element* x_rows[kTokenTiles];
+#pragma unroll
+  for (int tile = 0; tile < kTokenTiles; ++tile)
+    x_rows[tile] = x + min(static_cast<int64_t>(tile * 8 + g), p.m - 1) * p.k;
+  // Chunk (stage, r, c) of this lane; a warp's 32 lanes' chunks are 512 contiguous bytes
+  // (conflict-free 16-byte accesses).
+  const uint32_t ring = smem_address(shared) + (warp * kStages * kChunksPerLane * 32 + lane) * 16;
+  auto chunk_address = [&](int stage, int r, int c) {
+    return ring + ((stage * kChunksPerLane + r * 2 + c) * 32) * 16;
+  };
+
+  // Copies this lane's 4 chunks of the warp's i-th block into its ring slot. Chunks past k
+  // (k not a multiple of the block; a multiple of the chunk, so a chunk is all in or all out)
+  // are zero-filled, and the x chunks there are zeros too.
+  auto load_block = [&](int i) {
+    const int64_t k0 = static_cast<int64_t>(my_first + i * kKWarps) * kBlockK;
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const int64_t k = k0 + chunk_offsets[c];
+        const bool valid = k < p.k;
+        cp_async_16(chunk_address(i % kStages, r, c), valid ? weight + rows[r] * p.k + k : weight, valid);
+      }
+  };
+
+  float accumulator[kTokenTiles][4] = {};
+  // Prologue: kStages - 1 blocks in flight. Every iteration commits exactly one group (maybe
+  // empty), so "group i holds block i" and wait<kStages - 2> means block i has landed.
+#pragma unroll
+  for (int i = 0; i < kStages - 1; ++i) {
+    if (i < my_count) load_block(i);
+    cp_async_commit();
+  }
+  for (int i = 0; i < my_count; ++i) {
+    const int kb = my_first + i * kKWarps;
+    const int64_t kb0 = static_cast<int64_t>(kb) * kBlockK;
+    // x and the scales first: their L1/L2 latency overlaps the wait for the weights.
+    uint4 x_chunks[kTokenTiles][2];
+#pragma unroll
+    for (int tile = 0; tile < kTokenTiles; ++tile)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const int64_t k = kb0 + chunk_offsets[c];
+        x_chunks[tile][c] =
+            k < p.k ? __ldg(reinterpret_cast<const uint4*>(x_rows[tile] + k)) : make_uint4(0, 0, 0, 0);
+      }
+    const typename Policy::template Scales<kTokenTiles> scales =
+        Policy::template load_scales<kTokenTiles>(p, rows, kb, k_blocks);
+    cp_async_wait<kStages - 2>();  // this lane's own copies of block i have landed
+    uint4 slice[2][2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const uint32_t address = chunk_address(i % kStages, r, c);
+        asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+                     : "=r"(slice[r][c].x), "=r"(slice[r][c].y), "=r"(slice[r][c].z), "=r"(slice[r][c].w)
+                     : "r"(address)
+                     : "memory");
+      }
+    // Into the slot of block i - 1, which this lane finished reading one iteration ago.
+    if (i + kStages - 1 < my_count) load_block(i + kStages - 1);
+    cp_async_commit();
+    Policy::template accumulate<kTokenTiles>(accumulator, slice, x_chunks, scales);
+  }
+  cp_async_wait<0>();  // only empty groups remain; leave nothing in flight
+
+  // Sum each row group's K warps' partials (each covered its own K blocks) in warp order, in
+  // the ring's bytes: after this barrier no warp reads the ring any more.
+  __syncthreads();
+  float* partials = reinterpret_cast<float*>(shared);  // [kWarps][kValues][32], K warps of a row group adjacent
+#pragma unroll
+  for (int tile = 0; tile < kTokenTiles; ++tile)
+#pragma unroll
+    for (int c = 0; c < 4; ++c) partials[(warp * kValues + tile * 4 + c) * 32 + lane] = accumulator[tile][c];
+  __syncthreads();
+  const bool split = gridDim.y > 1;
+  for (int e = threadIdx.x; e < kRowWarps * kValues * 32; e += kThreads) {
+    const int e_row_warp = e / (kValues * 32), e_value = e % (kValues * 32);
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kKWarps; ++w) sum += partials[((e_row_warp * kKWarps + w) * kValues) * 32 + e_value];
+    // Value e_value is accumulator[tile][c] of lane l: c0,c1 at (row g, tokens 2t, 2t + 1),
+    // c2,c3 at row g + 8.
+    const int value = e_value / 32, l = e_value % 32, tile = value / 4, c = value % 4;
+    const int64_t row = cta_row_begin + e_row_warp * 16 + l / 4 + (c >= 2 ? 8 : 0);
+    const int64_t token = tile * 8 + 2 * (l % 4) + (c & 1);
+    if (row >= p.n || token >= p.m) continue;
+    sum = Policy::finish(p, sum, row, token);
+    if (split)
+      p.workspace[(static_cast<int64_t>(blockIdx.y) * p.m + token) * p.n + row] = sum;
+    else
+      store_element(p.y, p.y_type, token * p.n + row, sum);
+  }
+}
+
+// Launches the kernel for (T, R), then the split reduction when the plan splits K. The
+// params and plan are validated by the caller.
+template <class Policy, int kTokenTiles, int kRowWarps>
+int launch(const typename Policy::Params& p, const Plan& plan, cudaStream_t stream) {
+  using C = Config<kTokenTiles, kRowWarps, Policy::kTwoCtaTiles>;
+  auto kernel = small_m_kernel<Policy, kTokenTiles, kRowWarps>;
+  if (int status = opt_in_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), C::kSharedBytes,
+                                                Policy::kName))
+    return status;
+  const int64_t row_ctas = (p.n + C::kRowsPerCta - 1) / C::kRowsPerCta;
+  if (row_ctas > INT32_MAX) return cudaErrorInvalidValue;
+  dim3 grid(static_cast<unsigned>(row_ctas), static_cast<unsigned>(plan.splits));
+  kernel<<<grid, kThreads, C::kSharedBytes, stream>>>(p, plan.k_blocks_per_split);
+  if (int status = launch_status()) return status;
+  return plan.splits > 1 ? launch_linear_split_reduce(p.workspace, p.y, p.y_type, p.m * p.n, plan.splits, stream)
+                         : cudaSuccess;
+}
+
+template <class Policy, int kTokenTiles>
+int dispatch_row_warps(const typename Policy::Params& p, const Plan& plan, cudaStream_t stream) {
+  switch (plan.row_warps) {
+    case 1: return launch<Policy, kTokenTiles, 1>(p, plan, stream);
+    case 2: return launch<Policy, kTokenTiles, 2>(p, plan, stream);
+    default: return launch<Policy, kTokenTiles, 4>(p, plan, stream);
+  }
+}
+
+// Runs y = x W^T for 1 <= p.m <= 64 with a valid plan (valid_plan) on validated params.
+template <class Policy>
+int run(const typename Policy::Params& p, const Plan& plan, cudaStream_t stream) {
+  switch (token_tiles(p.m)) {
+    case 1: return dispatch_row_warps<Policy, 1>(p, plan, stream);
+    case 2: return dispatch_row_warps<Policy, 2>(p, plan, stream);
+    case 4: return dispatch_row_warps<Policy, 4>(p, plan, stream);
+    default: return dispatch_row_warps<Policy, 8>(p, plan, stream);
+  }
+}
+
+}  // namespace rackserve::kernels::small_m

@@ -1,0 +1,85 @@
+// The small-M GEMM plans (plan_linear_bf16_small_m, plan_linear_fp8_small_m: host code of the
+// kernels library, no device needed, so this runs under the `unit` label wherever CUDA builds).
+// For every DeepSeek-V3 / Kimi-K2 / GLM-4.7 / MiniMax-M2 projection at TP 1-8, every m the
+// kernels take and the SM counts of an H200 and an RTX PRO 6000, a plan must be one the
+// launchers accept and must keep the promises the kernels' comments make.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "rackserve/kernels/fp8_gemm_params.h"
+#include "rackserve/kernels/gemm_params.h"
+
+namespace rackserve {
+namespace {
+
+struct Shape {
+  int64_t n, k;
+};
+
+// Per-GPU (n, k) of the models' projections at TP 1, 2, 4, 8 (replicated ones once), plus
+// ragged and tiny shapes.
+std::vector<Shape> shapes() {
+  std::vector<Shape> all = {{1536, 7168}, {576, 7168}, {2048, 7168}, {200, 256}, {1, 128}, {129, 384}, {7168, 128}};
+  for (int64_t tp : {1, 2, 4, 8}) {
+    all.push_back({24576 / tp, 1536});   // DeepSeek-V3 q_b
+    all.push_back({7168, 16384 / tp});   // o_proj
+    all.push_back({36864 / tp, 7168});   // dense gate_up
+    all.push_back({7168, 18432 / tp});   // dense down
+    all.push_back({4096 / tp, 7168});    // shared expert gate_up
+    all.push_back({7168, 2048 / tp});    // shared expert down
+    all.push_back({12288 / tp, 5120});   // GLM-4.7 q
+    all.push_back({5120, 12288 / tp});   // GLM-4.7 o
+    all.push_back({163840 / tp, 7168});  // Kimi-K2 lm_head
+    all.push_back({6144 / tp, 3072});    // MiniMax-M2 q
+  }
+  return all;
+}
+
+struct PlanView {
+  int row_warps, splits, k_blocks_per_split;
+};
+
+// What both kernels promise (small_m_stream.cuh): row_warps 1, 2 or 4 and at least m / 16 so
+// x comes from L2 at most once per weight byte; whole K blocks per split, none empty; splits
+// only when every K warp keeps a block and the f32 partials stay within half the weight bytes.
+void expect_valid(const PlanView& plan, int64_t m, const Shape& shape, int element_bytes, const std::string& what) {
+  const int64_t k_blocks = (shape.k * element_bytes + 127) / 128;
+  ASSERT_TRUE(plan.row_warps == 1 || plan.row_warps == 2 || plan.row_warps == 4) << what;
+  EXPECT_GE(16 * plan.row_warps, m <= 16 ? 16 : m <= 32 ? 32 : 64) << what;
+  ASSERT_GE(plan.splits, 1) << what;
+  ASSERT_GE(plan.k_blocks_per_split, 1) << what;
+  EXPECT_GE(int64_t{plan.splits} * plan.k_blocks_per_split, k_blocks) << what << ": blocks left out";
+  EXPECT_LT(int64_t{plan.splits - 1} * plan.k_blocks_per_split, k_blocks) << what << ": an empty split";
+  if (plan.splits > 1) {
+    EXPECT_GE(plan.k_blocks_per_split, 8 / plan.row_warps) << what << ": a K warp without a block";
+    EXPECT_LE(8 * plan.splits * m * shape.n, element_bytes * shape.n * shape.k / 2)
+        << what << ": partials heavier than half the weights";
+  }
+}
+
+TEST(SmallMPlan, EveryShapeGetsAPlanTheKernelsAccept) {
+  for (int sm_count : {132, 188})
+    for (const Shape& shape : shapes())
+      for (int64_t m = 1; m <= 64; ++m) {
+        const std::string what = "n=" + std::to_string(shape.n) + " k=" + std::to_string(shape.k) +
+                                 " m=" + std::to_string(m) + " sms=" + std::to_string(sm_count);
+        const kernels::LinearBf16SmallMConfig bf16 = kernels::plan_linear_bf16_small_m(m, shape.n, shape.k, sm_count);
+        expect_valid({bf16.row_warps, bf16.splits, bf16.k_blocks_per_split}, m, shape, 2, "bf16 " + what);
+        const kernels::LinearFp8Config fp8 = kernels::plan_linear_fp8_small_m(m, shape.n, shape.k, sm_count);
+        expect_valid({fp8.row_warps, fp8.splits, fp8.k_blocks_per_split}, m, shape, 1, "fp8 " + what);
+      }
+}
+
+// Small-n projections need split-K to fill the SMs at batch 1 (kv_a: 36 row CTAs on 132 SMs),
+// and a weight big enough for many waves needs none.
+TEST(SmallMPlan, SplitsOnlyWhereTheRowsCannotFillTheSms) {
+  EXPECT_GT(kernels::plan_linear_fp8_small_m(1, 576, 7168, 132).splits, 1);
+  EXPECT_GT(kernels::plan_linear_bf16_small_m(1, 576, 7168, 132).splits, 1);
+  EXPECT_EQ(kernels::plan_linear_fp8_small_m(1, 163840, 7168, 132).splits, 1);
+  EXPECT_EQ(kernels::plan_linear_bf16_small_m(1, 163840, 7168, 132).splits, 1);
+}
+
+}  // namespace
+}  // namespace rackserve
