@@ -1,7 +1,8 @@
 // kernel_roofline section `moe_fp8`: the fused FP8 routed experts (Backend::moe_experts with
 // FP8 experts: align -> quantize x -> gate_up GEMM -> SiLU x up + quantize -> down GEMM -> slot
 // sum, kernels/moe/moe_experts_fp8.cu) at decode sizes, on the per-GPU expert shapes of the
-// FP8 checkpoints at TP 4 and 8. Each is timed three ways:
+// FP8 checkpoints at TP 4 and 8, with the config the backend selects and, up to 64 tokens,
+// with the small-M path forced (MoeFp8Config::small_m). Each is timed three ways:
 //   eager   Backend::moe_experts as the server calls it (host launch cost included);
 //   graph   the same launches captured into a CUDA graph (GPU time and inter-kernel gaps);
 //   GEMMs   only the two GEMM kernels of that graph, chained (the memory-bound part).
@@ -11,7 +12,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdio>
-#include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -61,17 +62,26 @@ RandomRouting random_routing(Backend& backend, int64_t tokens, int64_t top_k, in
   return out;
 }
 
-// A new graph of the kernels of `captured` whose function appears exactly twice (the MoE
-// launcher runs its gate_up and down GEMMs with one kernel; align, quantize, activation and
-// slot sum run once each), chained in the order cudaGraphGetNodes lists them. nullptr when
-// the captured graph does not have that shape.
+// Whether a kernel is one of the expert GEMMs: the tiled moe_fp8_gemm_kernel or the small-M
+// kernel with the experts' policy (their gate_up and down instantiations may differ).
+bool is_expert_gemm(const void* func) {
+  const char* name = nullptr;
+  if (cudaFuncGetName(&name, func) != cudaSuccess || !name) {
+    cudaGetLastError();
+    return false;
+  }
+  const std::string text(name);
+  return text.find("moe_fp8_gemm_kernel") != std::string::npos || text.find("MoeFp8SmallMPolicy") != std::string::npos;
+}
+
+// A new graph of the two expert GEMM kernels of `captured` (is_expert_gemm), chained in the
+// order cudaGraphGetNodes lists them. nullptr when the captured graph does not hold exactly two.
 cudaGraph_t gemm_kernels_only(cudaGraph_t captured) {
   size_t count = 0;
   check_cuda(cudaGraphGetNodes(captured, nullptr, &count), "cudaGraphGetNodes");
   std::vector<cudaGraphNode_t> nodes(count);
   check_cuda(cudaGraphGetNodes(captured, nodes.data(), &count), "cudaGraphGetNodes");
   std::vector<cudaKernelNodeParams> kernels;
-  std::map<void*, int> uses;
   for (cudaGraphNode_t node : nodes) {
     cudaGraphNodeType type;
     check_cuda(cudaGraphNodeGetType(node, &type), "cudaGraphNodeGetType");
@@ -81,21 +91,13 @@ cudaGraph_t gemm_kernels_only(cudaGraph_t captured) {
       cudaGetLastError();
       return nullptr;
     }
-    kernels.push_back(params);
-    ++uses[params.func];
+    if (is_expert_gemm(params.func)) kernels.push_back(params);
   }
-  void* gemm = nullptr;
-  for (const auto& [func, n] : uses) {
-    if (n != 2) continue;
-    if (gemm) return nullptr;  // two candidates: not the expected launch sequence
-    gemm = func;
-  }
-  if (!gemm) return nullptr;
+  if (kernels.size() != 2) return nullptr;
   cudaGraph_t graph = nullptr;
   check_cuda(cudaGraphCreate(&graph, 0), "cudaGraphCreate");
   cudaGraphNode_t previous = nullptr;
   for (const cudaKernelNodeParams& params : kernels) {
-    if (params.func != gemm) continue;
     cudaGraphNode_t node = nullptr;
     check_cuda(cudaGraphAddKernelNode(&node, graph, previous ? &previous : nullptr, previous ? 1 : 0, &params),
                "cudaGraphAddKernelNode");
@@ -117,7 +119,8 @@ double seconds_per_graph(const std::vector<cudaGraphExec_t>& graphs, cudaStream_
       [&](int) { check_cuda(cudaGraphLaunch(graphs[call++ % graphs.size()], stream), "cudaGraphLaunch"); }, 16);
 }
 
-std::string config_string(const kernels::MoeFp8Config& c) {
+std::string config_string(const kernels::MoeFp8Config& c, int64_t tokens) {
+  if (kernels::moe_fp8_small_m_applies(c, tokens)) return "small-M";
   return fmt::format("{}x{}x{} s{} w{}", c.block_m, c.block_n, c.block_k, c.stages, c.warps);
 }
 
@@ -132,7 +135,8 @@ void bench_moe_fp8(const Ceilings& ceilings, bool quick) {
   std::printf("\n## FP8 MoE experts, decode (routed experts only; bytes = experts actually touched)\n\n");
   std::printf("eager = Backend::moe_experts; graph = its launches replayed as a CUDA graph; GEMMs = the graph's two "
               "GEMM kernels alone. Fractions: the same bytes over each time. config = what the backend runs for the "
-              "step (the device's tuned file, else the kernels' default).\n\n");
+              "step (the device's tuned file, else the kernels' default), then small-M = the small-M path forced "
+              "(MoeFp8Config::small_m) where the selection is not already it.\n\n");
   std::printf("| model | TP | scales | tokens | config | experts touched | MB | eager us | graph us | GEMMs us | "
               "eager | graph | GEMMs |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const MoeFp8Model& model : models) {
@@ -164,45 +168,61 @@ void bench_moe_fp8(const Ceilings& ceilings, bool quick) {
           routings.push_back(random_routing(*backend, tokens, model.top_k, model.experts, rng));
           touched += double(routings.back().distinct_experts) / kRoutings;
         }
-        size_t call = 0;
-        const double eager = seconds_per_call(
-            [&](int) {
-              backend->begin_step();
-              backend->moe_experts(x, routings[call++ % kRoutings].routing, experts);
-            },
-            16);
-        // One graph per routing, each with its own step buffers (the arena is not rewound
-        // between captures): a GEMMs-only graph reads the pair lists and quantized activations
-        // its full graph left there, so it streams its own routing's experts.
-        std::vector<cudaGraphExec_t> full, gemms;
-        backend->begin_step();
-        for (const RandomRouting& routing : routings) {
-          cudaGraph_t captured = nullptr;
-          check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed), "cudaStreamBeginCapture");
-          backend->moe_experts(x, routing.routing, experts);
-          check_cuda(cudaStreamEndCapture(stream, &captured), "cudaStreamEndCapture");
-          full.push_back(instantiate(captured));
-          if (cudaGraph_t only = gemm_kernels_only(captured)) {
-            gemms.push_back(instantiate(only));
-            cudaGraphDestroy(only);
+        // The backend's selection, then (decode sizes) the small-M path forced.
+        CudaBackend& cuda = dynamic_cast<CudaBackend&>(*backend);
+        std::vector<std::optional<kernels::MoeFp8Config>> runs = {std::nullopt};
+        kernels::MoeFp8Config small_m;
+        small_m.small_m = true;
+        if (kernels::moe_fp8_small_m_applies(small_m, tokens) &&
+            !kernels::moe_fp8_small_m_applies(cuda.moe_fp8_config(experts, tokens, model.top_k), tokens))
+          runs.push_back(small_m);
+        for (const std::optional<kernels::MoeFp8Config>& forced : runs) {
+          auto run_moe = [&](const MoeRouting& routing) {
+            if (forced)
+              cuda.moe_experts_fp8(x, routing, experts, *forced);
+            else
+              backend->moe_experts(x, routing, experts);
+          };
+          size_t call = 0;
+          const double eager = seconds_per_call(
+              [&](int) {
+                backend->begin_step();
+                run_moe(routings[call++ % kRoutings].routing);
+              },
+              16);
+          // One graph per routing, each with its own step buffers (the arena is not rewound
+          // between captures): a GEMMs-only graph reads the pair lists and quantized activations
+          // its full graph left there, so it streams its own routing's experts.
+          std::vector<cudaGraphExec_t> full, gemms;
+          backend->begin_step();
+          for (const RandomRouting& routing : routings) {
+            cudaGraph_t captured = nullptr;
+            check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed), "cudaStreamBeginCapture");
+            run_moe(routing.routing);
+            check_cuda(cudaStreamEndCapture(stream, &captured), "cudaStreamEndCapture");
+            full.push_back(instantiate(captured));
+            if (cudaGraph_t only = gemm_kernels_only(captured)) {
+              gemms.push_back(instantiate(only));
+              cudaGraphDestroy(only);
+            }
+            cudaGraphDestroy(captured);
           }
-          cudaGraphDestroy(captured);
-        }
-        const double graph = seconds_per_graph(full, stream);  // runs every full graph: the GEMMs' inputs
-        const double gemm = gemms.size() == full.size() ? seconds_per_graph(gemms, stream) : 0.0;
-        for (cudaGraphExec_t exec : full) cudaGraphExecDestroy(exec);
-        for (cudaGraphExec_t exec : gemms) cudaGraphExecDestroy(exec);
+          const double graph = seconds_per_graph(full, stream);  // runs every full graph: the GEMMs' inputs
+          const double gemm = gemms.size() == full.size() ? seconds_per_graph(gemms, stream) : 0.0;
+          for (cudaGraphExec_t exec : full) cudaGraphExecDestroy(exec);
+          for (cudaGraphExec_t exec : gemms) cudaGraphExecDestroy(exec);
 
-        const double bytes = touched * expert_bytes + double(tokens) * model.hidden * (2 + 4);
-        auto fraction = [&](double seconds) { return bytes / seconds / ceilings.bandwidth; };
-        const std::string gemm_columns[2] = {gemm > 0 ? fmt::format("{:.1f}", gemm * 1e6) : "-",
-                                             gemm > 0 ? fmt::format("{:.2f}", fraction(gemm)) : "-"};
-        std::printf("| %s | %lld | %s | %lld | %s | %.1f | %.1f | %.1f | %.1f | %s | %.2f | %.2f | %s |\n", model.name,
-                    static_cast<long long>(tp), block ? "128x128" : "channel", static_cast<long long>(tokens),
-                    config_string(dynamic_cast<CudaBackend&>(*backend).moe_fp8_config(experts, tokens, model.top_k))
-                        .c_str(),
-                    touched, bytes / 1e6, eager * 1e6, graph * 1e6, gemm_columns[0].c_str(), fraction(eager),
-                    fraction(graph), gemm_columns[1].c_str());
+          const double bytes = touched * expert_bytes + double(tokens) * model.hidden * (2 + 4);
+          auto fraction = [&](double seconds) { return bytes / seconds / ceilings.bandwidth; };
+          const std::string gemm_columns[2] = {gemm > 0 ? fmt::format("{:.1f}", gemm * 1e6) : "-",
+                                               gemm > 0 ? fmt::format("{:.2f}", fraction(gemm)) : "-"};
+          const kernels::MoeFp8Config config = forced ? *forced : cuda.moe_fp8_config(experts, tokens, model.top_k);
+          std::printf("| %s | %lld | %s | %lld | %s | %.1f | %.1f | %.1f | %.1f | %s | %.2f | %.2f | %s |\n",
+                      model.name, static_cast<long long>(tp), block ? "128x128" : "channel",
+                      static_cast<long long>(tokens), config_string(config, tokens).c_str(), touched, bytes / 1e6,
+                      eager * 1e6, graph * 1e6, gemm_columns[0].c_str(), fraction(eager), fraction(graph),
+                      gemm_columns[1].c_str());
+        }
       }
     }
   }

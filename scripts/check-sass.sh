@@ -16,20 +16,21 @@ library="$build/kernels/librackserve_kernels.a"
 
 # Substrings of the (mangled) kernel names that must use tensor cores. Attention kernels
 # join this list as they land. The small-M GEMMs are one template (gemm/small_m_stream.cuh),
-# told apart by their policy: Bf16SmallMPolicy, Fp8SmallMPolicy.
+# told apart by their policy: Bf16SmallMPolicy, Fp8SmallMPolicy (which also matches the FP8
+# experts' MoeFp8SmallMPolicy), MoeFp8SmallMPolicy.
 tensor_core_kernels=(linear_bf16_tiled_kernel Bf16SmallMPolicy mla_decode_split_kv_kernel
-                     Fp8SmallMPolicy linear_fp8_tiled_kernel moe_fp8_gemm_kernel)
+                     Fp8SmallMPolicy linear_fp8_tiled_kernel moe_fp8_gemm_kernel MoeFp8SmallMPolicy)
 
 # The SASS opcode each kernel's sm_120a code must contain, and the PTX line standing in for it.
 sass_opcode() {
   case $1 in
-    linear_fp8_* | moe_fp8_* | Fp8SmallMPolicy) echo QMMA ;;
+    linear_fp8_* | moe_fp8_* | *Fp8SmallMPolicy) echo QMMA ;;
     *) echo HMMA ;;
   esac
 }
 ptx_pattern() {
   case $1 in
-    linear_fp8_* | moe_fp8_* | Fp8SmallMPolicy) echo 'mma[.]sync[.]aligned[.]m16n8k32[.]row[.]col[.]f32[.]e4m3[.]e4m3[.]f32' ;;
+    linear_fp8_* | moe_fp8_* | *Fp8SmallMPolicy) echo 'mma[.]sync[.]aligned[.]m16n8k32[.]row[.]col[.]f32[.]e4m3[.]e4m3[.]f32' ;;
     *) echo 'mma[.]sync' ;;
   esac
 }

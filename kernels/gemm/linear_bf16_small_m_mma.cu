@@ -12,7 +12,7 @@ namespace {
 static_assert(kLinearBf16SmallMBlockK * 2 == small_m::kBlockBytes, "a K block is 128 bytes of a weight row");
 static_assert(kLinearBf16SmallMMaxTokens == small_m::kMaxTokens, "one token limit");
 
-struct Bf16SmallMPolicy {
+struct Bf16SmallMPolicy : small_m::DenseProblem<LinearBf16Params, __nv_bfloat16> {
   using Params = LinearBf16Params;
   using Element = __nv_bfloat16;
   static constexpr int kElementBytes = 2;
@@ -22,7 +22,7 @@ struct Bf16SmallMPolicy {
   struct Scales {};  // bf16 needs none
 
   template <int T>
-  __device__ static Scales<T> load_scales(const Params&, const int64_t (&)[2], int, int) {
+  __device__ static Scales<T> load_scales(const Params&, const View&, const int64_t (&)[2], int, int) {
     return {};
   }
   // The 4 MMAs per token tile, accumulated in the MMA (f32).
@@ -38,7 +38,9 @@ struct Bf16SmallMPolicy {
         mma_bf16_16x8x16(accumulator[tile], a, b);
       }
   }
-  __device__ static float finish(const Params&, float sum, int64_t, int64_t) { return sum; }
+  __device__ static void store(const Params& p, const View&, int64_t u, int64_t row, float sum) {
+    store_dense(p, u, row, sum);
+  }
 };
 
 small_m::Plan plan_of(const LinearBf16SmallMConfig& config) {
@@ -74,7 +76,7 @@ int launch_linear_bf16_small_m_mma(const LinearBf16Params& p, const LinearBf16Sm
   if (k_blocks > INT32_MAX / 2 || !small_m::valid_plan(plan_of(config), k_blocks)) return cudaErrorInvalidValue;
   if (config.splits > 1 && p.m > 0 && !p.workspace) return cudaErrorInvalidValue;
   if (p.m == 0) return cudaSuccess;
-  return small_m::run<Bf16SmallMPolicy>(p, plan_of(config), static_cast<cudaStream_t>(stream));
+  return small_m::run_dense<Bf16SmallMPolicy>(p, plan_of(config), static_cast<cudaStream_t>(stream));
 }
 
 }  // namespace rackserve::kernels

@@ -22,7 +22,7 @@ static_assert(kFp8BlockK == small_m::kBlockBytes, "a K block is one 128-wide sca
 constexpr int kFp8TwoCtaTiles = 2;
 
 template <bool kBlockScaling>
-struct Fp8SmallMPolicy {
+struct Fp8SmallMPolicy : small_m::DenseProblem<LinearFp8Params, uint8_t> {
   using Params = LinearFp8Params;
   using Element = uint8_t;
   static constexpr int kElementBytes = 1;
@@ -41,7 +41,8 @@ struct Fp8SmallMPolicy {
   };
 
   template <int T>
-  __device__ static Scales<T> load_scales(const Params& p, const int64_t (&rows)[2], int kb, int k_blocks) {
+  __device__ static Scales<T> load_scales(const Params& p, const View&, const int64_t (&rows)[2], int kb,
+                                          int k_blocks) {
     Scales<T> scales{};
     if constexpr (kBlockScaling) {
 #pragma unroll
@@ -80,11 +81,9 @@ struct Fp8SmallMPolicy {
     }
   }
 
-  __device__ static float finish(const Params& p, float sum, int64_t row, int64_t token) {
-    if constexpr (kBlockScaling)
-      return sum;
-    else
-      return sum * p.x_scales[token] * p.weight_scales[row];  // Channel: dot x x_scale x w_scale
+  __device__ static void store(const Params& p, const View&, int64_t u, int64_t row, float sum) {
+    if constexpr (!kBlockScaling) sum = sum * p.x_scales[u] * p.weight_scales[row];  // Channel: dot x x_scale x w_scale
+    store_dense(p, u, row, sum);
   }
 };
 
@@ -109,8 +108,8 @@ int launch_linear_fp8_small_m(const LinearFp8Params& p, const LinearFp8Config& c
     return cudaErrorInvalidValue;
   if (p.m == 0) return cudaSuccess;
   auto s = static_cast<cudaStream_t>(stream);
-  return p.layout == Fp8ScaleLayout::Block ? small_m::run<Fp8SmallMPolicy<true>>(p, plan_of(config), s)
-                                           : small_m::run<Fp8SmallMPolicy<false>>(p, plan_of(config), s);
+  return p.layout == Fp8ScaleLayout::Block ? small_m::run_dense<Fp8SmallMPolicy<true>>(p, plan_of(config), s)
+                                           : small_m::run_dense<Fp8SmallMPolicy<false>>(p, plan_of(config), s);
 }
 
 }  // namespace rackserve::kernels

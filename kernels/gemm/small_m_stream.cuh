@@ -34,14 +34,21 @@
 //              the MMAs of m = 64, 32 per warp-block, stay far below the tensor rate: memory-bound
 //              for every m <= 64
 //
-// Policy (the element type and its math; Bf16SmallMPolicy, Fp8SmallMPolicy<bool>):
-//   using Params, Element; kElementBytes        the launch parameters and the stored element
+// Policy (the element type, the problem's shape and the math; Bf16SmallMPolicy and
+// Fp8SmallMPolicy<bool> for the dense linears, MoeFp8SmallMPolicy<bool> for the FP8 experts):
+//   using Params, Element; kElementBytes        the launch parameters (p.n, p.k: the matrix's
+//                                               rows and k) and the stored element
 //   kTwoCtaTiles, kName                         see Config; the kernel's name in launch errors
+//   struct View; make_view(p, view) -> bool     this CTA's matrix (view.weight, [n, k]), x
+//                                               (view.x) and token count (view.m <= 8T); false
+//                                               when the CTA has nothing to do
+//   x_row(p, view, u)                           the row of view.x holding token u
 //   template <int T> struct Scales              what one K block's MMAs need besides the
 //                                               fragments (empty where nothing is scaled per block)
-//   load_scales<T>(p, rows, kb, k_blocks)       issued with the x loads, before the ring wait
+//   load_scales<T>(p, view, rows, kb, k_blocks) issued with the x loads, before the ring wait
 //   accumulate<T>(acc, weights, x, scales)      the block's 4T MMAs into acc[T][4]
-//   finish(p, sum, row, token)                  a finished dot's epilogue (e.g. per-row scales)
+//   store(p, view, u, row, sum)                 a finished dot of token u and weight row `row`
+//                                               (gridDim.y > 1: this split's partial)
 #pragma once
 
 #include <algorithm>
@@ -153,6 +160,8 @@ __global__ void __launch_bounds__(kThreads, Config<kTokenTiles, kRowWarps, Polic
   constexpr int kStages = C::kStages, kKWarps = C::kKWarps, kValues = C::kValues;
   constexpr int kBlockK = kBlockBytes / Policy::kElementBytes, kChunkK = 16 / Policy::kElementBytes;
   extern __shared__ __align__(16) uint8_t shared[];
+  typename Policy::View view;
+  if (!Policy::make_view(p, view)) return;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
   const int row_warp = warp / kKWarps, k_warp = warp % kKWarps;
   const int64_t cta_row_begin = static_cast<int64_t>(blockIdx.x) * C::kRowsPerCta;
@@ -166,13 +175,12 @@ __global__ void __launch_bounds__(kThreads, Config<kTokenTiles, kRowWarps, Polic
   // Rows past n and tokens past m read row n - 1 / token m - 1 (valid memory); their results
   // are never stored.
   const int64_t rows[2] = {min(n_begin + g, p.n - 1), min(n_begin + g + 8, p.n - 1)};
-  const Element* weight = static_cast<const Element*>(p.weight);
-  const Element* x = static_cast<const Element*>(p.x);
+  const Element* weight = view.weight;
   const int chunk_offsets[2] = {kChunkK * t, kBlockK / 2 + kChunkK * t};
   const Element* x_rows[kTokenTiles];
 #pragma unroll
   for (int tile = 0; tile < kTokenTiles; ++tile)
-    x_rows[tile] = x + min(static_cast<int64_t>(tile * 8 + g), p.m - 1) * p.k;
+    x_rows[tile] = view.x + Policy::x_row(p, view, min(static_cast<int64_t>(tile * 8 + g), view.m - 1)) * p.k;
   // Chunk (stage, r, c) of this lane; a warp's 32 lanes' chunks are 512 contiguous bytes
   // (conflict-free 16-byte accesses).
   const uint32_t ring = smem_address(shared) + (warp * kStages * kChunksPerLane * 32 + lane) * 16;
@@ -217,7 +225,7 @@ __global__ void __launch_bounds__(kThreads, Config<kTokenTiles, kRowWarps, Polic
             k < p.k ? __ldg(reinterpret_cast<const uint4*>(x_rows[tile] + k)) : make_uint4(0, 0, 0, 0);
       }
     const typename Policy::template Scales<kTokenTiles> scales =
-        Policy::template load_scales<kTokenTiles>(p, rows, kb, k_blocks);
+        Policy::template load_scales<kTokenTiles>(p, view, rows, kb, k_blocks);
     cp_async_wait<kStages - 2>();  // this lane's own copies of block i have landed
     uint4 slice[2][2];
 #pragma unroll
@@ -246,7 +254,6 @@ __global__ void __launch_bounds__(kThreads, Config<kTokenTiles, kRowWarps, Polic
 #pragma unroll
     for (int c = 0; c < 4; ++c) partials[(warp * kValues + tile * 4 + c) * 32 + lane] = accumulator[tile][c];
   __syncthreads();
-  const bool split = gridDim.y > 1;
   for (int e = threadIdx.x; e < kRowWarps * kValues * 32; e += kThreads) {
     const int e_row_warp = e / (kValues * 32), e_value = e % (kValues * 32);
     float sum = 0.0f;
@@ -257,51 +264,80 @@ __global__ void __launch_bounds__(kThreads, Config<kTokenTiles, kRowWarps, Polic
     const int value = e_value / 32, l = e_value % 32, tile = value / 4, c = value % 4;
     const int64_t row = cta_row_begin + e_row_warp * 16 + l / 4 + (c >= 2 ? 8 : 0);
     const int64_t token = tile * 8 + 2 * (l % 4) + (c & 1);
-    if (row >= p.n || token >= p.m) continue;
-    sum = Policy::finish(p, sum, row, token);
-    if (split)
-      p.workspace[(static_cast<int64_t>(blockIdx.y) * p.m + token) * p.n + row] = sum;
-    else
-      store_element(p.y, p.y_type, token * p.n + row, sum);
+    if (row >= p.n || token >= view.m) continue;
+    Policy::store(p, view, token, row, sum);
   }
 }
 
-// Launches the kernel for (T, R), then the split reduction when the plan splits K. The
-// params and plan are validated by the caller.
+// The dense linears' View and store (y = x W^T over all p.m tokens; splits write
+// p.workspace [splits, m, n], reduced by launch): the pieces Bf16SmallMPolicy and
+// Fp8SmallMPolicy share.
+template <class Params, class Element>
+struct DenseProblem {
+  struct View {
+    const Element* weight;
+    const Element* x;
+    int64_t m;
+  };
+  __device__ static bool make_view(const Params& p, View& view) {
+    view = {static_cast<const Element*>(p.weight), static_cast<const Element*>(p.x), p.m};
+    return true;
+  }
+  __device__ static int64_t x_row(const Params&, const View&, int64_t u) { return u; }
+  // sum already final (scaled) for token u, row `row`.
+  __device__ static void store_dense(const Params& p, int64_t u, int64_t row, float sum) {
+    if (gridDim.y > 1)
+      p.workspace[(static_cast<int64_t>(blockIdx.y) * p.m + u) * p.n + row] = sum;
+    else
+      store_element(p.y, p.y_type, u * p.n + row, sum);
+  }
+};
+
+// Launches the kernel for (T, R) over row CTAs x splits x `problems` (gridDim.z: the policy's
+// matrices, e.g. active experts). The params and plan are validated by the caller.
 template <class Policy, int kTokenTiles, int kRowWarps>
-int launch(const typename Policy::Params& p, const Plan& plan, cudaStream_t stream) {
+int launch(const typename Policy::Params& p, const Plan& plan, int64_t problems, cudaStream_t stream) {
   using C = Config<kTokenTiles, kRowWarps, Policy::kTwoCtaTiles>;
   auto kernel = small_m_kernel<Policy, kTokenTiles, kRowWarps>;
   if (int status = opt_in_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), C::kSharedBytes,
                                                 Policy::kName))
     return status;
   const int64_t row_ctas = (p.n + C::kRowsPerCta - 1) / C::kRowsPerCta;
-  if (row_ctas > INT32_MAX) return cudaErrorInvalidValue;
-  dim3 grid(static_cast<unsigned>(row_ctas), static_cast<unsigned>(plan.splits));
+  if (row_ctas > INT32_MAX || problems < 1 || problems > 65535) return cudaErrorInvalidValue;
+  dim3 grid(static_cast<unsigned>(row_ctas), static_cast<unsigned>(plan.splits), static_cast<unsigned>(problems));
   kernel<<<grid, kThreads, C::kSharedBytes, stream>>>(p, plan.k_blocks_per_split);
-  if (int status = launch_status()) return status;
-  return plan.splits > 1 ? launch_linear_split_reduce(p.workspace, p.y, p.y_type, p.m * p.n, plan.splits, stream)
-                         : cudaSuccess;
+  return launch_status();
 }
 
 template <class Policy, int kTokenTiles>
-int dispatch_row_warps(const typename Policy::Params& p, const Plan& plan, cudaStream_t stream) {
+int dispatch_row_warps(const typename Policy::Params& p, const Plan& plan, int64_t problems, cudaStream_t stream) {
   switch (plan.row_warps) {
-    case 1: return launch<Policy, kTokenTiles, 1>(p, plan, stream);
-    case 2: return launch<Policy, kTokenTiles, 2>(p, plan, stream);
-    default: return launch<Policy, kTokenTiles, 4>(p, plan, stream);
+    case 1: return launch<Policy, kTokenTiles, 1>(p, plan, problems, stream);
+    case 2: return launch<Policy, kTokenTiles, 2>(p, plan, problems, stream);
+    default: return launch<Policy, kTokenTiles, 4>(p, plan, problems, stream);
   }
 }
 
-// Runs y = x W^T for 1 <= p.m <= 64 with a valid plan (valid_plan) on validated params.
+// Launches the kernel for up to `max_tokens` (1..64) tokens per matrix, with a valid plan
+// (valid_plan) on validated params, over `problems` matrices.
 template <class Policy>
-int run(const typename Policy::Params& p, const Plan& plan, cudaStream_t stream) {
-  switch (token_tiles(p.m)) {
-    case 1: return dispatch_row_warps<Policy, 1>(p, plan, stream);
-    case 2: return dispatch_row_warps<Policy, 2>(p, plan, stream);
-    case 4: return dispatch_row_warps<Policy, 4>(p, plan, stream);
-    default: return dispatch_row_warps<Policy, 8>(p, plan, stream);
+int run(const typename Policy::Params& p, const Plan& plan, int64_t max_tokens, int64_t problems,
+        cudaStream_t stream) {
+  switch (token_tiles(max_tokens)) {
+    case 1: return dispatch_row_warps<Policy, 1>(p, plan, problems, stream);
+    case 2: return dispatch_row_warps<Policy, 2>(p, plan, problems, stream);
+    case 4: return dispatch_row_warps<Policy, 4>(p, plan, problems, stream);
+    default: return dispatch_row_warps<Policy, 8>(p, plan, problems, stream);
   }
+}
+
+// The dense linears' launch: the kernel over all p.m tokens, then the split reduction when the
+// plan splits K.
+template <class Policy>
+int run_dense(const typename Policy::Params& p, const Plan& plan, cudaStream_t stream) {
+  if (int status = run<Policy>(p, plan, p.m, 1, stream)) return status;
+  return plan.splits > 1 ? launch_linear_split_reduce(p.workspace, p.y, p.y_type, p.m * p.n, plan.splits, stream)
+                         : cudaSuccess;
 }
 
 }  // namespace rackserve::kernels::small_m

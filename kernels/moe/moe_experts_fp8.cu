@@ -1,6 +1,7 @@
 // The fused FP8 (W8A8 e4m3) routed experts (moe_fp8_params.h): configs, the K-split plan,
 // the workspace, validation, and the launches in order, on x the caller quantized per token:
-//   1. gate_up GEMM (moe_fp8_gemm.cuh) -> f32 partials [splits, pairs, 2 * inter];
+//   1. gate_up GEMM (moe_fp8_gemm.cuh tiled, or moe_fp8_small_m.cu for a small_m config at
+//      decode sizes) -> f32 partials [splits, pairs, 2 * inter];
 //   2. SiLU x up and its e4m3 quantization per pair (moe_fp8_activation.cu);
 //   3. down GEMM -> f32 partials [splits, pairs, hidden];
 //   4. output[t] = sum over slots k in order of weight[t, k] x (sum over splits in order).
@@ -125,6 +126,11 @@ bool moe_fp8_config_supported(const MoeFp8Config& c) {
 
 int moe_fp8_candidate_configs(MoeFp8Config* out, int capacity) {
   int count = 0;
+  // The small-M path (decode sizes; its tiled fields are the decode default's).
+  if (count < capacity) {
+    out[count] = MoeFp8Config{16, 64, 128, 4, 4};
+    out[count++].small_m = true;
+  }
   for (int block_m : kBlockMs)
     for (int block_n : kBlockNs)
       for (int block_k : kBlockKs)
@@ -153,8 +159,13 @@ MoeFp8Workspace moe_fp8_workspace(int64_t tokens, int64_t top_k, int64_t hidden,
                                   const MoeFp8Config& config) {
   const int64_t pairs = tokens * top_k;
   MoeFp8Workspace w;
-  w.gate_up = plan_moe_fp8_splits(pairs, 2 * inter, hidden, config);
-  w.down = plan_moe_fp8_splits(pairs, hidden, inter, config);
+  if (moe_fp8_small_m_applies(config, tokens)) {
+    w.gate_up = plan_moe_fp8_small_m(tokens, top_k, 2 * inter, hidden);
+    w.down = plan_moe_fp8_small_m(tokens, top_k, hidden, inter);
+  } else {
+    w.gate_up = plan_moe_fp8_splits(pairs, 2 * inter, hidden, config);
+    w.down = plan_moe_fp8_splits(pairs, hidden, inter, config);
+  }
   // Scales sized for the Block layout (>= the Channel layout's one per row).
   const int64_t a_scales = pairs * std::max<int64_t>(1, fp8_k_blocks(inter));
   size_t at = 0;
@@ -204,13 +215,21 @@ int launch_moe_experts_fp8(const MoeFp8ExpertsParams& p, const MoeFp8Config& con
   gemm.partials = gate_up_partials;
   gemm.sorted_pairs = p.sorted_pairs;
   gemm.active_experts = p.active_experts;
+  gemm.active_offsets = p.active_offsets;
+  gemm.active_counts = p.active_counts;
   gemm.block_slots = p.block_slots;
   gemm.pairs = pairs;
   gemm.n = 2 * p.inter;
   gemm.k = p.hidden;
   gemm.block_out = block ? p.block_out : 1;
   gemm.k_tiles_per_split = w.gate_up.k_tiles_per_split;
-  if (int status = launch_gemm(kernel, gemm, config, p.max_blocks, w.gate_up.splits, s)) return status;
+  const bool small_m = moe_fp8_small_m_applies(config, p.tokens);
+  // One GEMM on the chosen path: tiled over align blocks, or small-M over active slots.
+  auto run_gemm = [&](const MoeFp8SplitPlan& plan) {
+    return small_m ? launch_moe_fp8_gemm_small_m(gemm, p.layout, plan, p.tokens, p.max_active, s)
+                   : launch_gemm(kernel, gemm, config, p.max_blocks, plan.splits, s);
+  };
+  if (int status = run_gemm(w.gate_up)) return status;
 
   if (int status = launch_moe_fp8_activation(
           {gate_up_partials, activation_q, activation_scales, pairs, p.inter, w.gate_up.splits, p.layout}, s))
@@ -225,7 +244,7 @@ int launch_moe_experts_fp8(const MoeFp8ExpertsParams& p, const MoeFp8Config& con
   gemm.n = p.hidden;
   gemm.k = p.inter;
   gemm.k_tiles_per_split = w.down.k_tiles_per_split;
-  if (int status = launch_gemm(kernel, gemm, config, p.max_blocks, w.down.splits, s)) return status;
+  if (int status = run_gemm(w.down)) return status;
 
   moe_fp8_sum_slots_kernel<<<grid_blocks(p.tokens * p.hidden / 4, kSumThreads, 4096), kSumThreads, 0, s>>>(
       p, down_partials, w.down.splits);

@@ -28,9 +28,11 @@ struct MoeFp8GemmArgs {
   float* partials;                 // [splits, pairs, n] f32
   const int32_t* sorted_pairs;     // the align outputs, block = the config's block_m
   const int32_t* active_experts;
+  const int32_t* active_offsets;   // (the small-M path's; the tiled one walks block_slots)
+  const int32_t* active_counts;
   const int32_t* block_slots;
   int64_t pairs, n, k, block_out;
-  int k_tiles_per_split;  // K tiles of config.block_k bytes per split (gridDim.z splits)
+  int k_tiles_per_split;  // tiled: K tiles of config.block_k bytes per split (gridDim.z splits)
 };
 
 // Every GEMM instantiation has this signature; block_k and stages are runtime values.
@@ -43,9 +45,18 @@ MoeFp8GemmKernel moe_fp8_gemm_channel_kernel(const MoeFp8Config& config);
 // so a problem splits the same way, and sums in the same order, on every device).
 struct MoeFp8SplitPlan {
   int splits = 1;
-  int k_tiles_per_split = 1;
+  int k_tiles_per_split = 1;  // tiled: K tiles of block_k bytes; small-M: 128-byte K blocks
+  int row_warps = 1;          // small-M only (small_m_stream.cuh)
 };
 MoeFp8SplitPlan plan_moe_fp8_splits(int64_t pairs, int64_t n, int64_t k, const MoeFp8Config& config);
+
+// The small-M path (moe_fp8_small_m_applies): the dense small-M GEMM design
+// (gemm/small_m_stream.cuh) over each active expert's [n, k] weights, gridDim.z = the active
+// slots, the expert's pairs as the tokens (<= `tokens` of them: a token picks an expert once).
+// Writes the same partials [splits, pairs, n] as the tiled GEMM.
+MoeFp8SplitPlan plan_moe_fp8_small_m(int64_t tokens, int64_t top_k, int64_t n, int64_t k);
+int launch_moe_fp8_gemm_small_m(const MoeFp8GemmArgs& args, Fp8ScaleLayout layout, const MoeFp8SplitPlan& plan,
+                                int64_t tokens, int64_t max_active, cudaStream_t stream);
 
 // Byte offsets inside the workspace (each 256-byte aligned) and its total size.
 struct MoeFp8Workspace {

@@ -3,8 +3,8 @@
 // (backend/cpu/moe_ops.cpp + fp8_linear.h). Fresh random e4m3 experts and inputs each run
 // (seed printed), both scale layouts, on the per-GPU expert shapes of DeepSeek-V3 (TP 4, 8),
 // GLM-4.7 (channel: its FP8 format) and MiniMax-M2, for 1, 7, 32, 64 and 300 tokens with skewed
-// routing (hot experts with several align blocks, cold ones, unused ones), then every candidate
-// config on one small shape. Outputs come from NaN-poisoned step memory; an all-zero token must
+// routing (hot experts with several align blocks, cold ones, unused ones), up to 64 tokens also
+// on the small-M path, then every candidate config on one small shape. Outputs come from NaN-poisoned step memory; an all-zero token must
 // give exact zeros; a second run must be bit-identical.
 #include <algorithm>
 #include <atomic>
@@ -373,6 +373,12 @@ class MoeFp8CudaTest : public ::testing::Test {
                                " tokens=" + std::to_string(tokens);
       const double worst = check_gpu(s, w, in, nullptr, what);
       std::printf("%-40s worst element / bound %.3f\n", what.c_str(), worst);
+      if (tokens <= kernels::kMoeFp8SmallMMaxTokens) {  // the small-M GEMMs, whatever the selection picks
+        kernels::MoeFp8Config small_m;
+        small_m.small_m = true;
+        const double small_m_worst = check_gpu(s, w, in, &small_m, what + " small-M");
+        std::printf("%-40s worst element / bound %.3f\n", (what + " small-M").c_str(), small_m_worst);
+      }
     }
   }
 
@@ -422,7 +428,7 @@ TEST_F(MoeFp8CudaTest, EveryCandidateConfigBlock) {
   for (const auto& c : configs) {
     const std::string what = "block config m" + std::to_string(c.block_m) + " n" + std::to_string(c.block_n) + " k" +
                              std::to_string(c.block_k) + " stages " + std::to_string(c.stages) + " warps " +
-                             std::to_string(c.warps);
+                             std::to_string(c.warps) + (c.small_m ? " small-M" : "");
     ASSERT_TRUE(kernels::moe_fp8_config_supported(c)) << what;
     if (kernels::moe_fp8_shared_bytes(c) > static_cast<size_t>(optin)) {
       // Not on this device: refused, never launched.
@@ -451,7 +457,7 @@ TEST_F(MoeFp8CudaTest, EveryCandidateConfigChannel) {
     check_gpu(s, w, in, &c,
               "channel config m" + std::to_string(c.block_m) + " n" + std::to_string(c.block_n) + " k" +
                   std::to_string(c.block_k) + " stages " + std::to_string(c.stages) + " warps " +
-                  std::to_string(c.warps));
+                  std::to_string(c.warps) + (c.small_m ? " small-M" : ""));
   }
 }
 

@@ -96,7 +96,10 @@ TEST(MoeFp8ConfigNearest, PicksNearestBatchSizeAndTheSmallerOnTies) {
 }
 
 TEST_F(ConfigRoot, RoundTripKeepsEveryField) {
-  MoeFp8ConfigFile file = make_file("NVIDIA_H200", 90, true, {{1, config(16, 32, 4)}, {128, config(64, 128, 2)}});
+  MoeFp8Config small_m = config(16, 64, 4);
+  small_m.small_m = true;
+  MoeFp8ConfigFile file = make_file("NVIDIA_H200", 90, true,
+                                    {{1, config(16, 32, 4)}, {8, small_m}, {128, config(64, 128, 2)}});
   file.time_us[1] = 12.5;
   const fs::path path = put(file);
   const MoeFp8ConfigFile back = read_moe_fp8_config_file(path);
@@ -107,8 +110,11 @@ TEST_F(ConfigRoot, RoundTripKeepsEveryField) {
   EXPECT_EQ(back.shape.inter, 256);
   EXPECT_EQ(back.shape.hidden, 7168);
   EXPECT_EQ(back.shape.top_k, 8);
-  ASSERT_EQ(back.configs.size(), 2u);
+  ASSERT_EQ(back.configs.size(), 3u);
   EXPECT_EQ(describe(back.configs.at(128)), describe(config(64, 128, 2)));
+  EXPECT_FALSE(back.configs.at(128).small_m);
+  EXPECT_TRUE(back.configs.at(8).small_m);
+  EXPECT_EQ(describe(back.configs.at(8)), "block_m=16 block_n=64 block_k=128 stages=4 warps=4 small_m");
   EXPECT_DOUBLE_EQ(back.time_us.at(1), 12.5);
   // Batch sizes are written in numeric order, one per line.
   std::ifstream in(path);
@@ -136,6 +142,8 @@ TEST_F(ConfigRoot, MalformedFilesGiveClearErrors) {
   EXPECT_NE(parse_error([](auto& j) { j["dtype"] = "fp4"; }).find("unknown MoE FP8 dtype"), std::string::npos);
   EXPECT_NE(parse_error([](auto& j) { j["kernel"] = "other"; }).find("\"kernel\""), std::string::npos);
   EXPECT_NE(parse_error([](auto& j) { j["tuned"] = 1; }).find("\"tuned\""), std::string::npos);
+  EXPECT_NE(parse_error([](auto& j) { j["configs"]["1"]["small_m"] = 1; }).find("\"small_m\" must be true or false"),
+            std::string::npos);
 
   const fs::path path = put_text("NVIDIA_RTX_PRO_6000_Blackwell_Server_Edition", "{\"kernel\": ");
   const std::string message = error_of([&] { resolve_moe_fp8_configs(root_, kRtxPro, kShape, host_checks()); });
@@ -243,6 +251,22 @@ TEST(MoeFp8UntunedDefaults, OneEntryPerBatchSizeWithin99KB) {
   for (const auto& [m, c] : file.configs) EXPECT_LE(kernels::moe_fp8_shared_bytes(c), kSm120SharedBytes) << m;
   EXPECT_EQ(file.configs.at(1).block_m, 16);
   EXPECT_EQ(file.configs.at(4096).block_m, 64);
+}
+
+// A small_m config needs the small-M ring (96 KB at > 16 tokens) or its tiled fields' need,
+// whichever is larger (it runs tiled above 64 tokens), and still fits SM120's 99 KB.
+TEST(MoeFp8SmallMConfig, SharedBytesCoverBothPathsAndFit99KB) {
+  MoeFp8Config small_m = config(64, 128, 4);
+  EXPECT_GT(kernels::moe_fp8_shared_bytes(small_m), size_t{kernels::kMoeFp8SmallMSharedBytes});
+  small_m.small_m = true;
+  EXPECT_EQ(kernels::moe_fp8_shared_bytes(small_m), kernels::moe_fp8_shared_bytes(config(64, 128, 4)));
+  small_m = config(16, 64, 2);
+  small_m.small_m = true;
+  EXPECT_EQ(kernels::moe_fp8_shared_bytes(small_m), size_t{8 * 6 * 2048});
+  EXPECT_LE(kernels::moe_fp8_shared_bytes(small_m), kSm120SharedBytes);
+  EXPECT_TRUE(kernels::moe_fp8_small_m_applies(small_m, 64));
+  EXPECT_FALSE(kernels::moe_fp8_small_m_applies(small_m, 65));
+  EXPECT_FALSE(kernels::moe_fp8_small_m_applies(config(16, 64), 1));
 }
 
 // Every file under configs/kernels: parses, is named for its content, sits in its device's

@@ -47,22 +47,39 @@ struct MoeFp8Config {
   int block_k = 128; // K slice per pipeline stage in e4m3 bytes: 64 or 128
   int stages = 3;    // cp.async ring depth: 2, 3 or 4
   int warps = 4;     // warps per CTA: 4 or 8
+  // At <= kMoeFp8SmallMMaxTokens tokens, run both GEMMs on the small-M path instead of the
+  // tiled one: the dense small-M GEMM (per-warp cp.async rings over each active expert's weight
+  // rows, split over K; block_n, block_k, stages and warps unused). Above it the tiled GEMM runs
+  // with the fields above. Needs each token to route to an expert at most once (top-k of
+  // distinct experts), so that no expert has more pairs than there are tokens.
+  bool small_m = false;
 };
+
+constexpr int64_t kMoeFp8SmallMMaxTokens = 64;
+// Whether a launch of `tokens` tokens with `config` runs the small-M path.
+constexpr bool moe_fp8_small_m_applies(const MoeFp8Config& config, int64_t tokens) {
+  return config.small_m && tokens <= kMoeFp8SmallMMaxTokens;
+}
+// The small-M path's largest shared-memory need: 8 warps x 6 stages x 2 KB of weights (one CTA
+// per SM above 16 tokens); 48 KB at <= 16.
+constexpr int kMoeFp8SmallMSharedBytes = 8 * 6 * 2048;
 
 // Dynamic shared memory of a config, in plain constexpr C++ so the kernels (launches and
 // static_asserts), the tuner and the CUDA-free config files (moe_fp8_config_file.h) share one
 // formula: the cp.async ring, `stages` slots of block_n weight rows + block_m pair rows of
 // block_k e4m3 bytes (after the main loop the K groups' reduction reuses it), then the tables:
 // per pair its activation row's byte offset (int64), id and Block scale row (int32), per weight
-// row its Block scale row (int32). Checked against the device's opt-in limit before every
-// launch; a config over it is refused, never launched.
+// row its Block scale row (int32). A small_m config needs the larger of that and the small-M
+// ring. Checked against the device's opt-in limit before every launch; a config over it is
+// refused, never launched.
 constexpr int moe_fp8_ring_bytes(int block_m, int block_n, int block_k, int stages) {
   return stages * (block_m + block_n) * block_k;
 }
 constexpr int moe_fp8_table_bytes(int block_m, int block_n) { return block_m * (8 + 4 + 4) + block_n * 4; }
 constexpr size_t moe_fp8_shared_bytes(const MoeFp8Config& config) {
-  return static_cast<size_t>(moe_fp8_ring_bytes(config.block_m, config.block_n, config.block_k, config.stages) +
-                             moe_fp8_table_bytes(config.block_m, config.block_n));
+  const int tiled = moe_fp8_ring_bytes(config.block_m, config.block_n, config.block_k, config.stages) +
+                    moe_fp8_table_bytes(config.block_m, config.block_n);
+  return static_cast<size_t>(config.small_m && kMoeFp8SmallMSharedBytes > tiled ? kMoeFp8SmallMSharedBytes : tiled);
 }
 // Whether the kernel has an instantiation for `config`'s field values.
 bool moe_fp8_config_supported(const MoeFp8Config& config);

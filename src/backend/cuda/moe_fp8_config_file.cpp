@@ -40,14 +40,19 @@ MoeFp8Config config_from_json(const json& entry, const std::string& where) {
   RS_CHECK(entry.is_object(), "{}: must be an object of {}", where, fmt::join(kConfigFields, ", "));
   for (const auto& [key, value] : entry.items())
     RS_CHECK(std::find(std::begin(kConfigFields), std::end(kConfigFields), key) != std::end(kConfigFields) ||
-                 key == "time_us",
+                 key == "time_us" || key == "small_m",
              "{}: unknown field \"{}\"", where, key);
   auto field = [&](const char* name) {
     const int64_t value = positive_integer(entry, name, where);
     RS_CHECK(value <= 1024, "{}: \"{}\" = {} is out of range", where, name, value);
     return static_cast<int>(value);
   };
-  return MoeFp8Config{field("block_m"), field("block_n"), field("block_k"), field("stages"), field("warps")};
+  MoeFp8Config config{field("block_m"), field("block_n"), field("block_k"), field("stages"), field("warps")};
+  if (entry.contains("small_m")) {  // optional, false when absent
+    RS_CHECK(entry.at("small_m").is_boolean(), "{}: \"small_m\" must be true or false", where);
+    config.small_m = entry.at("small_m").get<bool>();
+  }
+  return config;
 }
 
 int64_t batch_size_key(const std::string& key, const std::string& where) {
@@ -85,8 +90,8 @@ std::string describe(const MoeFp8Shape& shape) {
 }
 
 std::string describe(const MoeFp8Config& config) {
-  return fmt::format("block_m={} block_n={} block_k={} stages={} warps={}", config.block_m, config.block_n,
-                     config.block_k, config.stages, config.warps);
+  return fmt::format("block_m={} block_n={} block_k={} stages={} warps={}{}", config.block_m, config.block_n,
+                     config.block_k, config.stages, config.warps, config.small_m ? " small_m" : "");
 }
 
 std::string device_directory_name(std::string_view device_name) {
@@ -149,6 +154,7 @@ json to_json(const MoeFp8ConfigFile& file) {
              {"block_k", config.block_k},
              {"stages", config.stages},
              {"warps", config.warps}};
+    if (config.small_m) entry["small_m"] = true;
     if (auto time = file.time_us.find(m); time != file.time_us.end()) entry["time_us"] = time->second;
   }
   return {{"kernel", kKernelName},
@@ -188,6 +194,7 @@ void write_moe_fp8_config_file(const std::filesystem::path& path, const MoeFp8Co
   for (const auto& [m, config] : file.configs) {
     text += fmt::format("    \"{}\": {{\"block_m\": {}, \"block_n\": {}, \"block_k\": {}, \"stages\": {}, \"warps\": {}", m,
                         config.block_m, config.block_n, config.block_k, config.stages, config.warps);
+    if (config.small_m) text += ", \"small_m\": true";
     if (auto time = file.time_us.find(m); time != file.time_us.end()) text += fmt::format(", \"time_us\": {}", time->second);
     text += ++index == file.configs.size() ? "}\n" : "},\n";
   }

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <map>
 #include <numeric>
 #include <random>
@@ -125,7 +126,7 @@ struct Routing {
 
 bool same_config(const MoeFp8Config& a, const MoeFp8Config& b) {
   return a.block_m == b.block_m && a.block_n == b.block_n && a.block_k == b.block_k && a.stages == b.stages &&
-         a.warps == b.warps;
+         a.warps == b.warps && a.small_m == b.small_m;
 }
 
 // The device-resident problem of one shape, sized for the largest M.
@@ -214,7 +215,10 @@ MoeFp8TuneResult tune_moe_fp8(const MoeFp8Shape& shape, const MoeFp8TuneOptions&
   for (const int64_t tokens : options.batch_sizes) {
     RS_CHECK(tokens >= 1, "batch size {} must be >= 1", tokens);
     const MoeFp8Config fallback = kernels::default_moe_fp8_config(tokens, shape.top_k, e);
-    std::vector<MoeFp8Config> configs = candidates;
+    // Above kMoeFp8SmallMMaxTokens a small_m config runs the tiled path: a duplicate, not timed.
+    std::vector<MoeFp8Config> configs;
+    std::copy_if(candidates.begin(), candidates.end(), std::back_inserter(configs),
+                 [&](const MoeFp8Config& c) { return !c.small_m || kernels::moe_fp8_small_m_applies(c, tokens); });
     if (std::none_of(configs.begin(), configs.end(), [&](const auto& c) { return same_config(c, fallback); }) &&
         moe_fp8_config_problem(fallback, checks).empty())
       configs.push_back(fallback);
