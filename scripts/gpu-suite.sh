@@ -88,14 +88,16 @@ for step in "${steps[@]}"; do
       [[ -d $fixtures ]] && tar czf "$out/fixtures.tgz" -C "$fixtures" .
       ;;
     tune)
-      # The fused FP8 MoE configs of this device for the target models' per-GPU shapes
-      # (written under $out/kernels/<device>/; commit them as configs/kernels/<device>/).
+      # The fused FP8 MoE configs of this device for the target models' per-GPU shapes, and
+      # DeepSeek-V3 at TP 1 (the shape decode_step runs) (written under $out/kernels/<device>/;
+      # commit them as configs/kernels/<device>/).
       while read -r model tp dtype; do
         timeout 120 build-gpu/src/cli/rackserve tune-moe --model "$models/$model" --tp "$tp" --dtype "$dtype" \
           --repetitions "${TUNE_REPETITIONS:-5}" --out "$out/kernels" >> "$out/tune-moe.log" 2>&1 || status=1
         note "tune-moe $model TP $tp $dtype: rc $?"
       done <<< "deepseek-v3/config.json 8 fp8_block
 deepseek-v3/config.json 4 fp8_block
+deepseek-v3/config.json 1 fp8_block
 kimi-k2/config.json 8 fp8_block
 minimax-m2.5/config.json 4 fp8_block
 glm-4.7-fp8/config.abridged.json 8 fp8_channel

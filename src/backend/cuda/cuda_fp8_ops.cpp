@@ -32,8 +32,10 @@ void check_fp8_weight(const QuantizedWeight& w, int rank) {
   if (w.scaling == Fp8Scaling::Block) {
     RS_CHECK(w.block_out > 0 && w.block_in > 0 && in % w.block_in == 0,
              "FP8 block weight [{}, {}]: blocks [{}, {}] must divide the input width", out, in, w.block_out, w.block_in);
-    RS_CHECK(w.block_in == kCudaFp8BlockIn, "FP8 block weight [{}, {}]: the CUDA kernels take block_in {}, not {}", out,
-             in, kCudaFp8BlockIn, w.block_in);
+    RS_CHECK(w.block_in == kCudaFp8BlockIn,
+             "FP8 block weight [{}, {}]: the CUDA kernels take block_in {}, not {} (--dequantize-fp8 runs this "
+             "checkpoint with BF16 weights)",
+             out, in, kCudaFp8BlockIn, w.block_in);
     expected.push_back((out + w.block_out - 1) / w.block_out);
     expected.push_back(in / w.block_in);
   } else {
