@@ -150,8 +150,8 @@ __device__ __forceinline__ void fragments(int j, const uint4 (&weights)[2][2], c
   b[0] = word(x, 2 * j), b[1] = word(x, 2 * j + 1);
 }
 
-// Grid: x over row groups of 16 x kRowWarps, y over K splits. Dynamic shared memory:
-// Config::kSharedBytes.
+// Grid: x over row groups of 16 x kRowWarps, y over K splits, z over the policy's matrices
+// (make_view). Dynamic shared memory: Config::kSharedBytes.
 template <class Policy, int kTokenTiles, int kRowWarps>
 __global__ void __launch_bounds__(kThreads, Config<kTokenTiles, kRowWarps, Policy::kTwoCtaTiles>::kCtasPerSm)
     small_m_kernel(typename Policy::Params p, int k_blocks_per_split) {

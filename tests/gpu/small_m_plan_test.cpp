@@ -1,15 +1,19 @@
-// The small-M GEMM plans (plan_linear_bf16_small_m, plan_linear_fp8_small_m: host code of the
-// kernels library, no device needed, so this runs under the `unit` label wherever CUDA builds).
+// The small-M GEMM plans (plan_linear_bf16_small_m, plan_linear_fp8_small_m, and the FP8
+// experts' small-M path: host code of the kernels library, no device needed, so this runs under
+// the `unit` label wherever CUDA builds).
 // For every DeepSeek-V3 / Kimi-K2 / GLM-4.7 / MiniMax-M2 projection at TP 1-8, every m the
 // kernels take and the SM counts of an H200 and an RTX PRO 6000, a plan must be one the
 // launchers accept and must keep the promises the kernels' comments make.
 #include <gtest/gtest.h>
 
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include "moe/moe_fp8.cuh"
 #include "rackserve/kernels/fp8_gemm_params.h"
 #include "rackserve/kernels/gemm_params.h"
+#include "rackserve/kernels/moe_fp8_params.h"
 
 namespace rackserve {
 namespace {
@@ -79,6 +83,35 @@ TEST(SmallMPlan, SplitsOnlyWhereTheRowsCannotFillTheSms) {
   EXPECT_GT(kernels::plan_linear_bf16_small_m(1, 576, 7168, 132).splits, 1);
   EXPECT_EQ(kernels::plan_linear_fp8_small_m(1, 163840, 7168, 132).splits, 1);
   EXPECT_EQ(kernels::plan_linear_bf16_small_m(1, 163840, 7168, 132).splits, 1);
+}
+
+// The FP8 experts' small-M path: for the per-GPU expert shapes (E, hidden, N) of DeepSeek-V3,
+// Kimi-K2, GLM-4.7 and MiniMax-M2 and every decode batch, both GEMMs get valid plans, and the
+// workspace the backend allocates is the one the launch carves (same splits, room for the
+// partials of every pair).
+TEST(SmallMPlan, MoeFp8SmallMPlansAndWorkspace) {
+  struct Experts {
+    int64_t hidden, inter;
+  };
+  kernels::MoeFp8Config config;
+  config.small_m = true;
+  for (const Experts& e : {Experts{7168, 2048}, Experts{7168, 512}, Experts{7168, 256}, Experts{5120, 384},
+                           Experts{5120, 192}, Experts{3072, 384}, Experts{3072, 192}, Experts{256, 128}})
+    for (int64_t tokens = 1; tokens <= kernels::kMoeFp8SmallMMaxTokens; ++tokens) {
+      const std::string what = "hidden " + std::to_string(e.hidden) + " inter " + std::to_string(e.inter) +
+                               " tokens " + std::to_string(tokens);
+      const int64_t top_k = 8, pairs = tokens * top_k;
+      const kernels::MoeFp8Workspace w = kernels::moe_fp8_workspace(tokens, top_k, e.hidden, e.inter, config);
+      for (const auto& [plan, k, n] : {std::tuple{w.gate_up, e.hidden, 2 * e.inter}, std::tuple{w.down, e.inter, e.hidden}}) {
+        expect_valid({plan.row_warps, plan.splits, plan.k_tiles_per_split}, tokens, Shape{n, k}, 1, what);
+        const kernels::MoeFp8SplitPlan direct = kernels::plan_moe_fp8_small_m(tokens, top_k, n, k);
+        EXPECT_EQ(plan.splits, direct.splits) << what;
+        EXPECT_EQ(plan.row_warps, direct.row_warps) << what;
+      }
+      EXPECT_GE(w.activation_q, w.gate_up_partials + size_t(w.gate_up.splits) * pairs * 2 * e.inter * 4) << what;
+      EXPECT_GE(w.bytes, w.down_partials + size_t(w.down.splits) * pairs * e.hidden * 4) << what;
+      EXPECT_EQ(w.bytes, kernels::moe_fp8_workspace_bytes(tokens, top_k, e.hidden, e.inter, config)) << what;
+    }
 }
 
 }  // namespace
