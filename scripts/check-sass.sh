@@ -3,10 +3,10 @@
 # the kernels library with cuobjdump and checks that every kernel named below has its
 # tensor-core instruction in its sm_120a SASS (HMMA for the bf16 kernels, QMMA for the e4m3
 # ones), so a silent scalar fallback cannot pass CI.
-# Where cuobjdump is absent (the Debian CI machine's CUDA install lacks it), the same
-# kernels are compiled to sm_120a PTX with nvcc and must contain mma.sync (the e4m3 form for
-# the FP8 kernels) instead: a weaker check (ptxas could still lower it badly), said so on
-# stdout, never a skip.
+# Where cuobjdump is absent (the Debian CI machine's CUDA install lacks it), the kernels'
+# sources are compiled to sm_120a cubins with nvcc and scripts/cubin_opcodes.py reads the same
+# SASS from the binary: the HMMA / QMMA opcodes are calibrated in the run from one-mma kernels.
+# Said so on stdout, never a skip.
 # Usage: scripts/check-sass.sh [BUILD_DIR]   (default: build)
 # Exit 0 = all present, 1 = a kernel lacks tensor-core instructions or is missing.
 set -euo pipefail
@@ -21,17 +21,11 @@ library="$build/kernels/librackserve_kernels.a"
 tensor_core_kernels=(linear_bf16_tiled_kernel Bf16SmallMPolicy mla_decode_split_kv_kernel
                      Fp8SmallMPolicy linear_fp8_tiled_kernel moe_fp8_gemm_kernel MoeFp8SmallMPolicy)
 
-# The SASS opcode each kernel's sm_120a code must contain, and the PTX line standing in for it.
+# The SASS opcode each kernel's sm_120a code must contain.
 sass_opcode() {
   case $1 in
     linear_fp8_* | moe_fp8_* | *Fp8SmallMPolicy) echo QMMA ;;
     *) echo HMMA ;;
-  esac
-}
-ptx_pattern() {
-  case $1 in
-    linear_fp8_* | moe_fp8_* | *Fp8SmallMPolicy) echo 'mma[.]sync[.]aligned[.]m16n8k32[.]row[.]col[.]f32[.]e4m3[.]e4m3[.]f32' ;;
-    *) echo 'mma[.]sync' ;;
   esac
 }
 
@@ -44,10 +38,16 @@ for candidate in "${CUDA_HOME:-/usr/local/cuda}/bin/cuobjdump" /usr/local/cuda/b
   [[ -z $cuobjdump && -x $candidate ]] && cuobjdump=$candidate
 done
 if [[ -z $cuobjdump ]]; then
+  # Without cuobjdump: each kernel's sources compiled to sm_120a cubins, their SASS scanned by
+  # scripts/cubin_opcodes.py for the HMMA / QMMA opcode, calibrated in this run from one-mma
+  # kernels (the same instructions cuobjdump would show, read from the binary).
   nvcc=${NVCC:-${CUDA_HOME:-/usr/local/cuda}/bin/nvcc}
-  echo "check-sass: cuobjdump not found; checking sm_120a PTX for mma.sync instead of SASS for HMMA / QMMA"
-  ptx_dir=$(mktemp -d)
-  trap 'rm -rf "$ptx_dir"' EXIT
+  cubin_dir=$(mktemp -d)
+  trap 'rm -rf "$cubin_dir"' EXIT
+  declare -A opcode_of
+  while read -r form opcode; do opcode_of[$form]=$opcode; done \
+    < <(python3 scripts/cubin_opcodes.py calibrate --nvcc "$nvcc" --arch sm_120a) || exit 1
+  echo "check-sass: cuobjdump not found; reading sm_120a SASS from cubins (HMMA = opcode ${opcode_of[hmma]}, QMMA = ${opcode_of[qmma]}, calibrated)"
   status=0
   for kernel in "${tensor_core_kernels[@]}"; do
     # The .cu files naming the kernel; where none does, those including a .cuh that defines it
@@ -64,26 +64,22 @@ if [[ -z $cuobjdump ]]; then
       status=1
       continue
     fi
+    opcode=$(sass_opcode "$kernel")
     for source in $sources; do
-      ptx="$ptx_dir/$(basename "$source" .cu).ptx"
-      "$nvcc" -std=c++17 --expt-relaxed-constexpr -arch=sm_120a -ptx -Iinclude -Ikernels "$source" -o "$ptx"
-      # Per .entry whose name contains the kernel: count of its mma.sync lines.
-      pattern=$(ptx_pattern "$kernel")
-      counts=$(awk -v kernel="$kernel" -v pattern="$pattern" '
-        /^(\.visible )?\.entry/ { name = $NF; sub(/\(.*/, "", name); active = index(name, kernel) > 0; if (active) mma[name] += 0 }
-        $0 ~ pattern { if (active) mma[name]++ }
-        END { for (f in mma) printf "%s\t%d\n", f, mma[f] }' "$ptx")
-      if [[ -z $counts ]]; then
-        echo "check-sass: FAILED: no PTX entry matching '$kernel' in $source" >&2
+      cubin="$cubin_dir/$(basename "$source" .cu).cubin"
+      [[ -f $cubin ]] || "$nvcc" -std=c++20 --expt-relaxed-constexpr -O3 -arch=sm_120a -cubin -Iinclude -Ikernels \
+        "$source" -o "$cubin" || { status=1; continue; }
+      if ! counts=$(python3 scripts/cubin_opcodes.py count --opcode "${opcode_of[${opcode,,}]}" --kernel "$kernel" "$cubin"); then
+        echo "check-sass: FAILED: no sm_120a kernel matching '$kernel' in $source" >&2
         status=1
+        continue
       fi
       while IFS=$'\t' read -r name count; do
-        [[ -z $name ]] && continue
         if (( count == 0 )); then
-          echo "check-sass: FAILED: $name has no line matching $pattern in its sm_120a PTX" >&2
+          echo "check-sass: FAILED: $name has no $opcode in its sm_120a SASS (scalar fallback?)" >&2
           status=1
         else
-          echo "check-sass: ok (PTX): $kernel: $count $(sass_opcode "$kernel")-form mma.sync in $name"
+          echo "check-sass: ok (cubin): $kernel: $count $opcode in $name"
         fi
       done <<< "$counts"
     done
