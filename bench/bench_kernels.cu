@@ -1,5 +1,5 @@
-// The benchmarks' own device code (bench_kernels.h): the mma.sync peak kernels. Compiled for
-// the project's CUDA architectures with the bench target.
+// The benchmarks' own device code (bench_kernels.h): the mma.sync peak kernels and the
+// same-size streaming read. Compiled for the project's CUDA architectures with the bench target.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -74,7 +74,73 @@ __global__ void __launch_bounds__(kPeakThreads) mma_peak_kernel(int iterations, 
   }
 }
 
+constexpr int kReadThreads = 256;
+
+// Reads `count` 16-byte words once (L1 bypassed) and folds them into one word, stored only if
+// it matches an impossible value: the loads must happen, nothing is written.
+__global__ void __launch_bounds__(kReadThreads) stream_read_kernel(const uint4* data, int64_t count, uint32_t* sink) {
+  uint32_t fold = 0;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+#pragma unroll 4
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(data + i));
+    fold ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  if (fold == 0x9e3779b9u && threadIdx.x == 0xffff) *sink = fold;
+}
+
 }  // namespace
+
+double measure_stream_read_seconds(int64_t bytes, int copies, void* stream) {
+  auto s = static_cast<cudaStream_t>(stream);
+  const int64_t words = std::max<int64_t>(1, (bytes + 15) / 16);
+  copies = std::max(1, copies);
+  uint4* data = nullptr;
+  uint32_t* sink = nullptr;
+  check_cuda(cudaMalloc(&data, static_cast<size_t>(words) * 16 * copies), "cudaMalloc (read ceiling)");
+  check_cuda(cudaMalloc(&sink, sizeof(uint32_t)), "cudaMalloc (read ceiling)");
+  check_cuda(cudaMemsetAsync(data, 0x5a, static_cast<size_t>(words) * 16 * copies, s), "cudaMemset (read ceiling)");
+  int device = 0, sms = 0, per_sm = 0;
+  check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+  check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "SM count");
+  check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, stream_read_kernel, kReadThreads, 0), "occupancy");
+  // One full wave at most, fewer CTAs when there are fewer words than threads.
+  const int64_t blocks = std::clamp<int64_t>((words + kReadThreads - 1) / kReadThreads, 1, int64_t{sms} * per_sm);
+  constexpr int kCalls = 20;
+  cudaGraph_t graph = nullptr;
+  check_cuda(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed), "cudaStreamBeginCapture");
+  for (int call = 0; call < kCalls; ++call)
+    stream_read_kernel<<<static_cast<unsigned>(blocks), kReadThreads, 0, s>>>(data + (call % copies) * words, words,
+                                                                              sink);
+  check_cuda(cudaStreamEndCapture(s, &graph), "cudaStreamEndCapture");
+  cudaGraphExec_t exec = nullptr;
+  check_cuda(cudaGraphInstantiate(&exec, graph, 0), "cudaGraphInstantiate");
+  cudaGraphDestroy(graph);
+  cudaEvent_t start, stop;
+  check_cuda(cudaEventCreate(&start), "cudaEventCreate");
+  check_cuda(cudaEventCreate(&stop), "cudaEventCreate");
+  check_cuda(cudaGraphLaunch(exec, s), "cudaGraphLaunch");  // warm-up
+  std::vector<float> samples;
+  for (int repeat = 0; repeat < 5; ++repeat) {
+    check_cuda(cudaEventRecord(start, s), "cudaEventRecord");
+    check_cuda(cudaGraphLaunch(exec, s), "cudaGraphLaunch");
+    check_cuda(cudaEventRecord(stop, s), "cudaEventRecord");
+    check_cuda(cudaEventSynchronize(stop), "cudaEventSynchronize");
+    float ms = 0;
+    check_cuda(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
+    samples.push_back(ms);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaGraphExecDestroy(exec);
+  cudaFree(sink);
+  cudaFree(data);
+  std::sort(samples.begin(), samples.end());
+  return samples[samples.size() / 2] * 1e-3 / kCalls;
+}
 
 double measure_mma_sync_flops(MmaKind kind) {
   int device = 0, sms = 0;

@@ -1,5 +1,6 @@
-// Device code the benchmarks need that the backend does not provide (bench_kernels.cu):
-// the mma.sync peak microbenchmark the large-M GEMMs are reported against.
+// Device code the benchmarks need that the backend does not provide (bench_kernels.cu): the
+// mma.sync peak microbenchmark the large-M GEMMs are reported against, and the same-size read
+// ceiling the decode kernels are.
 #pragma once
 
 #include <cstddef>
@@ -16,5 +17,13 @@ enum class MmaKind {
 // each warp running independent accumulator chains so the tensor pipes never wait on a
 // result. Median of 5 launches of ~20 ms each, timed with CUDA events on the default stream.
 double measure_mma_sync_flops(MmaKind kind);
+
+// The read ceiling of a decode kernel that streams `bytes` once: seconds per launch of a kernel
+// that only reads that many bytes (16-byte loads, L1 bypassed, one wave of full-occupancy
+// CTAs), replayed 20 times in a CUDA graph over `copies` rotating buffers (so, with copies
+// past the L2, from DRAM), median of 5 replays. For small operands it is well below the copy
+// bandwidth: launch, ramp-up and DRAM latency are part of any one kernel's time, and this is
+// what a kernel reading those bytes can reach on this GPU, measured the way the graph columns are.
+double measure_stream_read_seconds(int64_t bytes, int copies, void* stream);
 
 }  // namespace rackserve::bench

@@ -149,10 +149,11 @@ void bench_gemm(const Ceilings& ceilings, bool quick) {
   const std::vector<int64_t> prefill_m = quick ? std::vector<int64_t>{2048} : std::vector<int64_t>{512, 2048};
   std::printf("\n## BF16 linear (y = x W^T)\n\n");
   std::printf("time = eager calls (host launches included); graph = the same calls replayed as a CUDA graph, as a "
-              "decode step runs them.\n\n");
-  std::printf("| shape | m | time us | weight GB/s | fraction of copy bw | graph us | graph fraction | TFLOP/s | "
-              "fraction of cuBLAS |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|\n");
+              "decode step runs them; read us = a kernel that only reads the same bytes, timed the same way "
+              "(bench_kernels.h: what one kernel streaming them can reach here), and graph / read its fraction.\n\n");
+  std::printf("| shape | m | time us | weight GB/s | fraction of copy bw | graph us | graph fraction | read us | "
+              "graph / read | TFLOP/s | fraction of cuBLAS |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Shape& shape : shapes) {
     auto backend = make_cuda_backend(CudaBackendOptions{});
     const int64_t weight_bytes = shape.n * shape.k * 2;
@@ -172,9 +173,15 @@ void bench_gemm(const Ceilings& ceilings, bool quick) {
       const double graph_seconds = decode ? seconds_per_call_in_graph(backend->native_stream(), call, 20) : 0.0;
       const double flops = 2.0 * m * shape.n * shape.k;
       const double bytes = weight_bytes + 2.0 * m * (shape.k + shape.n);
+      const double read_seconds =
+          decode ? bench::measure_stream_read_seconds(static_cast<int64_t>(bytes), static_cast<int>(weights.size()),
+                                               backend->native_stream())
+                 : 0.0;
       const std::string graph_columns =
-          decode ? fmt::format("{:.1f} | {:.2f}", graph_seconds * 1e6, bytes / graph_seconds / ceilings.bandwidth)
-                 : "- | -";
+          decode ? fmt::format("{:.1f} | {:.2f} | {:.1f} | {:.2f}", graph_seconds * 1e6,
+                               bytes / graph_seconds / ceilings.bandwidth, read_seconds * 1e6,
+                               read_seconds / graph_seconds)
+                 : "- | - | - | -";
       std::printf("| %s | %lld | %.1f | %.0f | %.2f | %s | %.1f | %.2f |\n", shape.name, static_cast<long long>(m),
                   seconds * 1e6, bytes / seconds / 1e9, bytes / seconds / ceilings.bandwidth, graph_columns.c_str(),
                   flops / seconds / 1e12, flops / seconds / ceilings.flops);

@@ -95,9 +95,10 @@ void bench_fp8_linear(const Ceilings& ceilings, bool quick) {
   std::printf("\n## FP8 W8A8 linear, decode (e4m3 weight + f32 scales, activations quantized per token)\n\n");
   std::printf("bytes = e4m3 weight + f32 scales + bf16 x and y; the time includes the quantize kernel (a model fuses "
               "it into the norm or SiLU before). time = eager calls (host launches included); graph = the same calls "
-              "replayed as a CUDA graph, as a decode step runs them.\n\n");
-  std::printf("| shape | scales | m | time us | GB/s | fraction of copy bw | graph us | graph fraction |\n"
-              "|---|---|---|---|---|---|---|---|\n");
+              "replayed as a CUDA graph, as a decode step runs them; read us = a kernel that only reads the same "
+              "bytes, timed the same way (bench_kernels.h), and graph / read its fraction.\n\n");
+  std::printf("| shape | scales | m | time us | GB/s | fraction of copy bw | graph us | graph fraction | read us | "
+              "graph / read |\n|---|---|---|---|---|---|---|---|---|---|\n");
   // Prefill rows are printed after the decode table; collected here so each weight is made once.
   std::vector<std::string> prefill_rows;
   for (const Fp8Projection& projection : projections) {
@@ -125,9 +126,11 @@ void bench_fp8_linear(const Ceilings& ceilings, bool quick) {
       double graph = 0.0;
       const double seconds = time_linear(m, 20, 5, &graph);
       const double bytes = weight_bytes + 2.0 * m * (projection.k + projection.n);
-      std::printf("| %s | %s | %lld | %.1f | %.0f | %.2f | %.1f | %.2f |\n", projection.name.c_str(),
+      const double read = measure_stream_read_seconds(static_cast<int64_t>(bytes), copies, backend->native_stream());
+      std::printf("| %s | %s | %lld | %.1f | %.0f | %.2f | %.1f | %.2f | %.1f | %.2f |\n", projection.name.c_str(),
                   layout_name(projection.scaling), static_cast<long long>(m), seconds * 1e6, bytes / seconds / 1e9,
-                  bytes / seconds / ceilings.bandwidth, graph * 1e6, bytes / graph / ceilings.bandwidth);
+                  bytes / seconds / ceilings.bandwidth, graph * 1e6, bytes / graph / ceilings.bandwidth, read * 1e6,
+                  read / graph);
     }
     for (int64_t m : prefill_m) {
       const double seconds = time_linear(m, 5, 3, nullptr);

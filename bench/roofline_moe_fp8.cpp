@@ -23,6 +23,7 @@
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "rackserve/kernels/moe_fp8_params.h"
+#include "bench_kernels.h"
 #include "roofline.h"
 
 namespace rackserve::bench {
@@ -136,9 +137,12 @@ void bench_moe_fp8(const Ceilings& ceilings, bool quick) {
   std::printf("eager = Backend::moe_experts; graph = its launches replayed as a CUDA graph; GEMMs = the graph's two "
               "GEMM kernels alone. Fractions: the same bytes over each time. config = what the backend runs for the "
               "step (the device's tuned file, else the kernels' default), then small-M = the small-M path forced "
-              "(MoeFp8Config::small_m) where the selection is not already it.\n\n");
+              "(MoeFp8Config::small_m) where the selection is not already it. read us = a kernel that only reads the "
+              "same bytes from DRAM, in a graph (bench_kernels.h), and graph / read the full graph's fraction of "
+              "it.\n\n");
   std::printf("| model | TP | scales | tokens | config | experts touched | MB | eager us | graph us | GEMMs us | "
-              "eager | graph | GEMMs |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+              "eager | graph | GEMMs | read us | graph / read |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const MoeFp8Model& model : models) {
     for (int64_t tp : {4, 8}) {
       const int64_t inter = model.inter / tp;
@@ -213,15 +217,18 @@ void bench_moe_fp8(const Ceilings& ceilings, bool quick) {
           for (cudaGraphExec_t exec : gemms) cudaGraphExecDestroy(exec);
 
           const double bytes = touched * expert_bytes + double(tokens) * model.hidden * (2 + 4);
+          const double read = measure_stream_read_seconds(static_cast<int64_t>(bytes),
+                                                          rotation_copies(static_cast<int64_t>(bytes)), stream);
           auto fraction = [&](double seconds) { return bytes / seconds / ceilings.bandwidth; };
           const std::string gemm_columns[2] = {gemm > 0 ? fmt::format("{:.1f}", gemm * 1e6) : "-",
                                                gemm > 0 ? fmt::format("{:.2f}", fraction(gemm)) : "-"};
           const kernels::MoeFp8Config config = forced ? *forced : cuda.moe_fp8_config(experts, tokens, model.top_k);
-          std::printf("| %s | %lld | %s | %lld | %s | %.1f | %.1f | %.1f | %.1f | %s | %.2f | %.2f | %s |\n",
+          std::printf("| %s | %lld | %s | %lld | %s | %.1f | %.1f | %.1f | %.1f | %s | %.2f | %.2f | %s | %.1f | "
+                      "%.2f |\n",
                       model.name, static_cast<long long>(tp), block ? "128x128" : "channel",
                       static_cast<long long>(tokens), config_string(config, tokens).c_str(), touched, bytes / 1e6,
                       eager * 1e6, graph * 1e6, gemm_columns[0].c_str(), fraction(eager), fraction(graph),
-                      gemm_columns[1].c_str());
+                      gemm_columns[1].c_str(), read * 1e6, read / graph);
         }
       }
     }
