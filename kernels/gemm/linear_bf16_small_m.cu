@@ -124,7 +124,7 @@ int plan_linear_small_m_split(int64_t n, int64_t k) {
 
 int launch_linear_bf16_small_m(const LinearBf16Params& p, Stream stream, int split) {
   if (p.m < 0 || p.n <= 0 || p.k <= 0 || p.k % 8 != 0 || !p.weight || (p.m > 0 && (!p.x || !p.y)) ||
-      !aligned16(p.x) || !aligned16(p.weight))
+      !aligned16(p.x) || !aligned16(p.weight) || p.segment_rows != 0)
     return cudaErrorInvalidValue;
   if (split == 0) split = plan_linear_small_m_split(p.n, p.k);
   if (split != 1 && split != 2 && split != 4 && split != 8) return cudaErrorInvalidValue;

@@ -69,7 +69,8 @@ LinearBf16SmallMConfig linear_bf16_small_m_config(int64_t m, int64_t k, int spli
 
 int launch_linear_bf16_small_m_mma(const LinearBf16Params& p, const LinearBf16SmallMConfig& config, Stream stream) {
   if (p.m < 0 || p.m > kLinearBf16SmallMMaxTokens || p.n <= 0 || p.k <= 0 || p.k % 8 != 0 || !p.weight ||
-      !aligned16(p.weight) || (p.y_type != ElementType::F32 && p.y_type != ElementType::BF16))
+      !aligned16(p.weight) || (p.y_type != ElementType::F32 && p.y_type != ElementType::BF16) ||
+      p.segment_rows < 0 || p.segment_rows >= p.n)
     return cudaErrorInvalidValue;
   if (p.m > 0 && (!p.x || !p.y || !aligned16(p.x))) return cudaErrorInvalidValue;
   const int64_t k_blocks = (p.k + kLinearBf16SmallMBlockK - 1) / kLinearBf16SmallMBlockK;

@@ -29,7 +29,8 @@ int launch_tiled(const LinearBf16Params& p, cudaStream_t stream) {
 
 int launch_linear_bf16_tiled(const LinearBf16Params& p, Stream stream) {
   if (p.m < 0 || p.n <= 0 || p.k <= 0 || p.k % 8 != 0 || !p.weight || (p.m > 0 && (!p.x || !p.y)) ||
-      !aligned16(p.x) || !aligned16(p.weight) || (p.y_type != ElementType::F32 && p.y_type != ElementType::BF16))
+      !aligned16(p.x) || !aligned16(p.weight) || (p.y_type != ElementType::F32 && p.y_type != ElementType::BF16) ||
+      p.segment_rows != 0)
     return cudaErrorInvalidValue;
   if (p.m == 0) return cudaSuccess;
   auto s = static_cast<cudaStream_t>(stream);

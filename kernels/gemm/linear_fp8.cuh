@@ -72,6 +72,7 @@ inline int validate_linear_fp8(const LinearFp8Params& p, const LinearFp8Config& 
   if (p.m < 0 || p.n <= 0 || p.k <= 0 || p.k % (block ? kFp8BlockK : 16) != 0 || (block && p.block_out <= 0))
     return cudaErrorInvalidValue;
   if (p.y_type != ElementType::F32 && p.y_type != ElementType::BF16) return cudaErrorInvalidValue;
+  if (p.segment_rows < 0 || p.segment_rows >= p.n) return cudaErrorInvalidValue;
   if (!p.weight || !p.weight_scales || !aligned(p.weight)) return cudaErrorInvalidValue;
   if (p.m > 0 && (!p.x || !p.x_scales || !p.y || !aligned(p.x))) return cudaErrorInvalidValue;
   const int64_t k_blocks = fp8_k_blocks(p.k);

@@ -295,6 +295,7 @@ LinearFp8Config plan_linear_fp8_tiled(int64_t m, int64_t n, int64_t k, int sm_co
 
 int launch_linear_fp8_tiled(const LinearFp8Params& p, const LinearFp8Config& config, Stream stream) {
   if (int status = validate_linear_fp8(p, config)) return status;
+  if (p.segment_rows != 0) return cudaErrorInvalidValue;  // the small-M kernel's option only
   if (p.m == 0) return cudaSuccess;
   auto s = static_cast<cudaStream_t>(stream);
   return p.y_type == ElementType::F32 ? dispatch_layout<float>(p, config, s)

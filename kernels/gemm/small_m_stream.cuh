@@ -284,12 +284,21 @@ struct DenseProblem {
     return true;
   }
   __device__ static int64_t x_row(const Params&, const View&, int64_t u) { return u; }
+  // Where y[u, row] lives: row-major [m, n], or with p.segment_rows > 0 the block of its
+  // segment ([m, segment_rows], then [m, n - segment_rows]). A split's partials use the same
+  // index, so the split reduction (elementwise) needs no change.
+  __device__ static int64_t y_index(const Params& p, int64_t u, int64_t row) {
+    if (p.segment_rows <= 0) return u * p.n + row;
+    if (row < p.segment_rows) return u * p.segment_rows + row;
+    return p.m * p.segment_rows + u * (p.n - p.segment_rows) + (row - p.segment_rows);
+  }
   // sum already final (scaled) for token u, row `row`.
   __device__ static void store_dense(const Params& p, int64_t u, int64_t row, float sum) {
+    const int64_t index = y_index(p, u, row);
     if (gridDim.y > 1)
-      p.workspace[(static_cast<int64_t>(blockIdx.y) * p.m + u) * p.n + row] = sum;
+      p.workspace[static_cast<int64_t>(blockIdx.y) * p.m * p.n + index] = sum;
     else
-      store_element(p.y, p.y_type, u * p.n + row, sum);
+      store_element(p.y, p.y_type, index, sum);
   }
 };
 

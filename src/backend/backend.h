@@ -15,6 +15,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/ops.h"
@@ -107,6 +108,24 @@ class Backend {
   // x [T, in] -> [T, out]: x quantized dynamically as w.scaling says, then the product above.
   Tensor linear_fp8(const Tensor& x, const QuantizedWeight& w) {
     return linear_fp8(quantize_fp8(x, Fp8ActivationLayout::of(w)), w);
+  }
+
+  // ---- two stacked linears of one input ----------------------------------------
+  // `weight` [out, in] stacks two layers' rows, [0, first_rows) then [first_rows, out) (the
+  // loader's load_linear_concat): x W^T as the two outputs [T, first_rows] and
+  // [T, out - first_rows], each contiguous, with the math of linear / linear_fp8 on each part.
+  // This default runs the two parts; a backend may run them as one product (CUDA: one launch at
+  // decode sizes). FP8 Block weights need first_rows on a scale-block edge.
+  virtual std::pair<Tensor, Tensor> linear_split(const Tensor& x, const Tensor& weight, int64_t first_rows) {
+    RS_CHECK(weight.rank() == 2 && 0 < first_rows && first_rows < weight.dim(0),
+             "linear_split: rows cut at {} of a {} weight", first_rows, shape_string(weight.shape));
+    return {linear(x, weight.rows(0, first_rows)), linear(x, weight.rows(first_rows, weight.dim(0)))};
+  }
+  virtual std::pair<Tensor, Tensor> linear_fp8_split(const QuantizedActivation& x, const QuantizedWeight& w,
+                                                     int64_t first_rows) {
+    RS_CHECK(0 < first_rows && first_rows < w.out_features(), "linear_fp8_split: rows cut at {} of a {} weight",
+             first_rows, shape_string(w.values.shape));
+    return {linear_fp8(x, w.rows(0, first_rows)), linear_fp8(x, w.rows(first_rows, w.out_features()))};
   }
 
   // ---- multi-head latent attention ---------------------------------------------

@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include "core/error.h"
 #include "core/tensor.h"
 
 namespace rackserve {
@@ -136,6 +137,22 @@ struct QuantizedWeight {
 
   int64_t out_features() const { return values.dim(values.rank() - 2); }
   int64_t in_features() const { return values.dim(values.rank() - 1); }
+
+  // Rows [begin, end) of a rank-2 weight with their scales, as a view. Block: begin on a scale
+  // block's first row, end on one too or the last row (a scale block is never cut).
+  QuantizedWeight rows(int64_t begin, int64_t end) const {
+    RS_CHECK(values.rank() == 2, "rows of a rank-{} FP8 weight", values.rank());
+    QuantizedWeight part = *this;
+    part.values = values.rows(begin, end);
+    if (scaling == Fp8Scaling::Block) {
+      RS_CHECK(block_out > 0 && begin % block_out == 0 && (end % block_out == 0 || end == out_features()),
+               "FP8 weight rows [{}, {}) cut a {}-row scale block", begin, end, block_out);
+      part.scales = scales.rows(begin / block_out, (end + block_out - 1) / block_out);
+    } else {
+      part.scales = scales.rows(begin, end);
+    }
+    return part;
+  }
 };
 
 // How a W8A8 product quantizes its activations (the contract is the CPU backend's

@@ -310,6 +310,56 @@ TEST(LinearFp8Cuda, SmallShapesMatchCpu) {
   check_layout(Fp8Scaling::Channel, /*small_only=*/true);
 }
 
+// linear_fp8_split on a stacked weight (q_a over kv_a, and a ragged one whose second part ends in
+// a partial scale block) against the whole product's columns, both on the GPU from the same
+// quantized x. Up to 64 tokens it is one launch with linear_fp8's plan for the whole weight,
+// so each part must equal its columns bit for bit; above, two products on the parts (each with
+// its own plan): within f32 summation-order noise of them.
+TEST(LinearFp8Cuda, SplitEqualsTheWholeProductsColumns) {
+  ASSERT_TRUE(cuda_device_available()) << "the gpu tests need a CUDA device";
+  struct Stacked {
+    int64_t first, second, k;
+  };
+  std::mt19937_64 rng(run_seed() + 11);
+  for (Fp8Scaling scaling : {Fp8Scaling::Block, Fp8Scaling::Channel})
+    for (const Stacked& shape : {Stacked{1536, 576, 7168}, Stacked{256, 72, 384}}) {
+      auto gpu = make_cuda_backend(CudaBackendOptions{0, /*poison_step_allocations=*/true});
+      const int64_t n = shape.first + shape.second;
+      HostFp8Weight host = random_weight(n, shape.k, scaling, run_seed() + 5);
+      const QuantizedWeight w = gpu->upload_quantized_weight(host.view());
+      for (int64_t m : {1, 5, 17, 40, 64, 65, 130}) {
+        const std::string what = std::string(scaling == Fp8Scaling::Block ? "block " : "channel ") +
+                                 std::to_string(shape.first) + "+" + std::to_string(shape.second) + " k " +
+                                 std::to_string(shape.k) + " m " + std::to_string(m);
+        const std::vector<float> x = random_activations(m, shape.k, rng);
+        Tensor gpu_x = gpu->upload_persistent(Tensor{const_cast<float*>(x.data()), DType::F32, {m, shape.k}, Device{}},
+                                              DType::BF16);
+        gpu->begin_step();
+        const QuantizedActivation q = gpu->quantize_fp8(gpu_x, Fp8ActivationLayout::of(w));
+        const std::vector<float> whole = gpu->download_f32(gpu->linear_fp8(q, w));
+        const auto [first, second] = gpu->linear_fp8_split(q, w, shape.first);
+        ASSERT_EQ(first.shape, Shape({m, shape.first})) << what;
+        ASSERT_EQ(second.shape, Shape({m, shape.second})) << what;
+        const std::vector<float> parts[2] = {gpu->download_f32(first), gpu->download_f32(second)};
+        double dot = 0, whole_norm = 0, split_norm = 0;
+        int64_t differ = 0;
+        for (int64_t t = 0; t < m; ++t)
+          for (int64_t r = 0; r < n; ++r) {
+            const bool in_first = r < shape.first;
+            const float got = in_first ? parts[0][t * shape.first + r] : parts[1][t * shape.second + r - shape.first];
+            const float want = whole[t * n + r];
+            differ += !(got == want);
+            dot += double(got) * want, whole_norm += double(want) * want, split_norm += double(got) * got;
+          }
+        if (m <= 64) {
+          EXPECT_EQ(differ, 0) << what << ": the one-launch split must store linear_fp8's values";
+        } else {
+          EXPECT_GE(dot / std::sqrt(whole_norm * split_norm + 1e-300), kMinCosine) << what;
+        }
+      }
+    }
+}
+
 TEST(LinearFp8Cuda, UploadKeepsCodesAndWidensScales) {
   ASSERT_TRUE(cuda_device_available()) << "the gpu tests need a CUDA device";
   auto gpu = make_cuda_backend(CudaBackendOptions{0, /*poison_step_allocations=*/true});

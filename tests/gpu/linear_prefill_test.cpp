@@ -276,5 +276,44 @@ TEST(LinearSmallM, MatchesCpuOnRealProjectionShapesWithForcedSplits) {
   }
 }
 
+// linear_split on a stacked weight (q_a over kv_a; a ragged pair) against linear's columns on
+// the same GPU input: up to 64 tokens one small-M launch with linear's plan for the whole
+// weight, so bit for bit; above, two tiled products on the parts: within a bf16 rounding.
+TEST(LinearSplit, EqualsTheWholeProductsColumns) {
+  ASSERT_TRUE(cuda_device_available()) << "the gpu tests need a CUDA device";
+  struct Stacked {
+    int64_t first, second, k;
+  };
+  uint64_t tensor_seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  for (const Stacked& shape : {Stacked{1536, 576, 7168}, Stacked{200, 72, 264}}) {
+    auto gpu = make_cuda_backend(CudaBackendOptions{0, /*poison_step_allocations=*/true});
+    const int64_t n = shape.first + shape.second;
+    Tensor weight = gpu->allocate_persistent(DType::BF16, {n, shape.k});
+    gpu->fill_random(weight, ++tensor_seed, std::sqrt(3.0f / float(shape.k)));
+    for (int64_t m : {1, 5, 17, 40, 64, 65, 130}) {
+      const std::string what = std::to_string(shape.first) + "+" + std::to_string(shape.second) + " k " +
+                               std::to_string(shape.k) + " m " + std::to_string(m);
+      Tensor x = gpu->allocate_persistent(DType::BF16, {m, shape.k});
+      gpu->fill_random(x, ++tensor_seed, 1.0f);
+      gpu->begin_step();
+      const std::vector<float> whole = gpu->download_f32(gpu->linear(x, weight));
+      const auto [first, second] = gpu->linear_split(x, weight, shape.first);
+      ASSERT_EQ(first.shape, Shape({m, shape.first})) << what;
+      ASSERT_EQ(second.shape, Shape({m, shape.second})) << what;
+      const std::vector<float> parts[2] = {gpu->download_f32(first), gpu->download_f32(second)};
+      int64_t differ = 0;
+      const double tolerance = m <= 64 ? 0.0 : 1.0 / 128;  // one bf16 ulp at most past the one launch
+      for (int64_t t = 0; t < m; ++t)
+        for (int64_t r = 0; r < n; ++r) {
+          const float got =
+              r < shape.first ? parts[0][t * shape.first + r] : parts[1][t * shape.second + r - shape.first];
+          const float want = whole[t * n + r];
+          differ += !(std::fabs(double(got) - want) <= tolerance * std::fabs(want));
+        }
+      EXPECT_EQ(differ, 0) << what << ": linear_split must store linear's values";
+    }
+  }
+}
+
 }  // namespace
 }  // namespace rackserve

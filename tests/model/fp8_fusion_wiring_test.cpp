@@ -3,9 +3,12 @@
 // (rms_norm_fp8 / add_rms_norm_fp8 / silu_mul_fp8), one copy serving q_a / q_proj and
 // kv_a_proj_with_mqa, and the routed experts taking the post-attention norm's; only o_proj
 // (fed by attention) quantizes its own input. A BF16 model, and an FP8 one loaded with
-// --dequantize-fp8, must call no FP8 op at all. Counted on the CPU oracle, per forward step.
+// --dequantize-fp8, must call no FP8 op at all. With query compression q_a_proj and
+// kv_a_proj_with_mqa run as one stacked product (linear_fp8_split). Counted on the CPU oracle,
+// per forward step.
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -20,7 +23,7 @@ namespace {
 
 struct OpCounts {
   int64_t rms_norm_fp8 = 0, add_rms_norm_fp8 = 0, silu_mul_fp8 = 0, quantize_fp8 = 0;
-  int64_t linear_fp8 = 0, moe_experts_on_tensor = 0, moe_experts_quantized = 0;
+  int64_t linear_fp8 = 0, linear_fp8_split = 0, linear_split = 0, moe_experts_on_tensor = 0, moe_experts_quantized = 0;
 };
 
 // Counts the calls the model makes (the oracle's producers call quantize_fp8 themselves: those
@@ -55,6 +58,16 @@ class CountingCpuBackend : public CpuBackend {
   Tensor linear_fp8(const QuantizedActivation& x, const QuantizedWeight& w) override {
     ++counts.linear_fp8;
     return CpuBackend::linear_fp8(x, w);
+  }
+  std::pair<Tensor, Tensor> linear_split(const Tensor& x, const Tensor& weight, int64_t first_rows) override {
+    ++counts.linear_split;
+    return CpuBackend::linear_split(x, weight, first_rows);
+  }
+  // Counted, then run as the default does: two linear_fp8 calls (also counted).
+  std::pair<Tensor, Tensor> linear_fp8_split(const QuantizedActivation& x, const QuantizedWeight& w,
+                                             int64_t first_rows) override {
+    ++counts.linear_fp8_split;
+    return CpuBackend::linear_fp8_split(x, w, first_rows);
   }
   Tensor moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) override {
     ++counts.moe_experts_on_tensor;
@@ -101,8 +114,11 @@ TEST_P(Fp8FusionWiring, NormAndSiluFeedFp8LinearsTheirFusedCopies) {
   EXPECT_EQ(counts.add_rms_norm_fp8, 2 * c.num_layers - 1);
   EXPECT_EQ(counts.silu_mul_fp8, dense_layers + shared);
   // Per layer: q_a + q_b (or q_proj), kv_a, o_proj, then gate_up + down of the dense MLP or the
-  // shared experts. Only o_proj's input (attention output) is quantized on its own.
+  // shared experts. Only o_proj's input (attention output) is quantized on its own. With query
+  // compression q_a and kv_a are one stacked weight, run by one linear_fp8_split (whose CPU
+  // form makes the two linear_fp8 calls counted above).
   EXPECT_EQ(counts.linear_fp8, c.num_layers * ((q_lora ? 2 : 1) + 2) + 2 * (dense_layers + shared));
+  EXPECT_EQ(counts.linear_fp8_split, q_lora ? c.num_layers : 0);
   EXPECT_EQ(counts.quantize_fp8, c.num_layers);
   EXPECT_EQ(counts.moe_experts_quantized, moe_layers);
   EXPECT_EQ(counts.moe_experts_on_tensor, 0);
@@ -117,6 +133,8 @@ TEST_P(Fp8FusionWiring, DequantizedWeightsCallNoFp8Op) {
   EXPECT_EQ(counts.rms_norm_fp8 + counts.add_rms_norm_fp8 + counts.silu_mul_fp8 + counts.quantize_fp8 +
                 counts.linear_fp8 + counts.moe_experts_quantized,
             0);
+  // Dequantized, q_a and kv_a still stack (dense).
+  EXPECT_EQ(counts.linear_split, model->config().mla.q_lora_rank > 0 ? model->config().num_layers : 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Fp8FusionWiring,
@@ -132,6 +150,7 @@ TEST(Bf16FusionWiring, Bf16ModelsCallNoFp8Op) {
                   counts.linear_fp8 + counts.moe_experts_quantized,
               0)
         << name;
+    EXPECT_EQ(counts.linear_split, model->config().mla.q_lora_rank > 0 ? model->config().num_layers : 0) << name;
   }
 }
 

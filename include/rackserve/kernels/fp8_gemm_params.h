@@ -42,6 +42,9 @@ struct LinearFp8Params {
   Fp8ScaleLayout layout;
   int64_t m, n, k;             // Block: k a multiple of 128; Channel: k a multiple of 16
   int64_t block_out;           // Block: weight rows per scale (>= 1, typically 128); Channel: ignored
+  // Small-M kernel only (the tiled one refuses a nonzero value): 0 < segment_rows < n stores y
+  // as two contiguous blocks, [m, segment_rows] then [m, n - segment_rows] (LinearBf16Params).
+  int64_t segment_rows = 0;
 };
 
 // How to run it: K is cut into 128-wide blocks and split `splits` ways (split s takes blocks

@@ -13,6 +13,10 @@ struct LinearBf16Params {
   int64_t m, n, k;      // k a multiple of 8
   float* workspace = nullptr;  // [splits, m, n] f32 partials of the small-M tensor-core kernel when it
                                // splits K (linear_bf16_workspace_floats); else may be nullptr
+  // Small-M tensor-core kernel only (the others refuse a nonzero value): 0 < segment_rows < n
+  // stores y as two contiguous blocks, [m, segment_rows] for weight rows below segment_rows,
+  // then [m, n - segment_rows] (two stacked linears' outputs from one launch).
+  int64_t segment_rows = 0;
 };
 
 // Decode (m <= 64), tensor cores: weight rows are the 16-row A operand of mma.sync m16n8k16,

@@ -10,6 +10,7 @@
 
 #include "backend/backend.h"
 #include "rackserve/kernels/elementwise_params.h"
+#include "rackserve/kernels/gemm_params.h"
 #include "rackserve/kernels/moe_fp8_params.h"
 #include "rackserve/kernels/moe_params.h"
 
@@ -72,6 +73,11 @@ class CudaBackend : public Backend {
   // cuda_fp8_ops.cpp: the W8A8 products.
   using Backend::linear_fp8;
   Tensor linear_fp8(const QuantizedActivation& x, const QuantizedWeight& w) override;
+  // Both at decode sizes: one small-M launch writing the two parts' outputs one after the other
+  // (cuda_ops.cpp, cuda_fp8_ops.cpp); larger m: the two parts as two products.
+  std::pair<Tensor, Tensor> linear_split(const Tensor& x, const Tensor& weight, int64_t first_rows) override;
+  std::pair<Tensor, Tensor> linear_fp8_split(const QuantizedActivation& x, const QuantizedWeight& w,
+                                             int64_t first_rows) override;
 
   void rope_inplace(const Tensor& x, int64_t offset, const RopeTable& rope, const Tensor& positions) override;
   void mla_write_cache(const MlaCacheWrite& args) override;
@@ -137,6 +143,14 @@ class CudaBackend : public Backend {
   // Synchronous host-to-device copy through stream_.
   void copy_to_device(void* device_data, const void* host_data, size_t bytes);
   Tensor linear_into(const Tensor& x, const Tensor& weight, DType output_dtype);
+  // The small-M BF16 GEMM on `params` (its plan and workspace from here).
+  void launch_linear_small_m(kernels::LinearBf16Params params);
+  // The W8A8 GEMM of linear_fp8 into `out` (m x n elements); segment_rows as in LinearFp8Params.
+  void launch_linear_fp8(const QuantizedActivation& x, const QuantizedWeight& w, const Tensor& out,
+                         int64_t segment_rows);
+  // A flat [m * n] output of a segment_rows launch as its two blocks [m, first_rows] and
+  // [m, n - first_rows].
+  static std::pair<Tensor, Tensor> split_output(const Tensor& flat, int64_t m, int64_t first_rows, int64_t n);
   void check(int status, const char* what) const;
 
   CudaBackendOptions options_;

@@ -57,6 +57,14 @@ void check_fp8_operands(const char* op, const QuantizedActivation& x, const Quan
   check_cuda_fp8_activation_layout(op, x.layout, x.width());
 }
 
+// Throws unless linear_fp8 can run x [m, in] (quantized) times the rank-2 `w`.
+void check_linear_fp8_operands(const char* op, const QuantizedActivation& x, const QuantizedWeight& w) {
+  check_fp8_weight(w, 2);
+  RS_CHECK(w.scales.dtype == DType::F32, "FP8 weight scales must be F32 (upload_quantized_weight), got {}",
+           dtype_name(w.scales.dtype));
+  check_fp8_operands(op, x, w);
+}
+
 }  // namespace
 
 QuantizedWeight CudaBackend::upload_quantized_weight(const QuantizedWeight& host) {
@@ -73,14 +81,33 @@ QuantizedWeight CudaBackend::upload_quantized_weight(const QuantizedWeight& host
 }
 
 Tensor CudaBackend::linear_fp8(const QuantizedActivation& x, const QuantizedWeight& w) {
-  check_fp8_weight(w, 2);
-  RS_CHECK(w.scales.dtype == DType::F32, "FP8 weight scales must be F32 (upload_quantized_weight), got {}",
-           dtype_name(w.scales.dtype));
-  check_fp8_operands("linear_fp8", x, w);
+  check_linear_fp8_operands("linear_fp8", x, w);
+  Tensor out = allocate_step(DType::BF16, {x.rows(), w.out_features()});
+  launch_linear_fp8(x, w, out, 0);
+  return out;
+}
+
+// Decode sizes: one small-M launch storing the two row blocks' outputs one after the other
+// (segment_rows), viewed as two tensors. Otherwise the two parts as two products.
+std::pair<Tensor, Tensor> CudaBackend::linear_fp8_split(const QuantizedActivation& x, const QuantizedWeight& w,
+                                                        int64_t first_rows) {
+  check_linear_fp8_operands("linear_fp8_split", x, w);
+  const int64_t m = x.rows(), n = w.out_features();
+  RS_CHECK(0 < first_rows && first_rows < n, "linear_fp8_split: rows cut at {} of a {} weight",
+           first_rows, shape_string(w.values.shape));
+  if (m > kSmallMMaxTokens)
+    return {CudaBackend::linear_fp8(x, w.rows(0, first_rows)), CudaBackend::linear_fp8(x, w.rows(first_rows, n))};
+  w.rows(0, first_rows);  // the cut must not split a Block scale row (throws naming it)
+  Tensor out = allocate_step(DType::BF16, {m * n});
+  launch_linear_fp8(x, w, out, first_rows);
+  return split_output(out, m, first_rows, n);
+}
+
+void CudaBackend::launch_linear_fp8(const QuantizedActivation& x, const QuantizedWeight& w, const Tensor& out,
+                                    int64_t segment_rows) {
   const int64_t m = x.rows(), k = x.width(), n = w.out_features();
   const bool block = w.scaling == Fp8Scaling::Block;
-  Tensor out = allocate_step(DType::BF16, {m, n});
-  if (m == 0) return out;
+  if (m == 0) return;
 
   const bool small_m = m <= kSmallMMaxTokens;
   const kernels::LinearFp8Config config =
@@ -100,11 +127,11 @@ Tensor CudaBackend::linear_fp8(const QuantizedActivation& x, const QuantizedWeig
   params.n = n;
   params.k = k;
   params.block_out = block ? w.block_out : 1;
+  params.segment_rows = segment_rows;
   if (small_m)
     check(kernels::launch_linear_fp8_small_m(params, config, stream_), "linear_fp8_small_m");
   else
     check(kernels::launch_linear_fp8_tiled(params, config, stream_), "linear_fp8_tiled");
-  return out;
 }
 
 Tensor CudaBackend::moe_experts_fp8(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts,

@@ -36,6 +36,13 @@ void expect(const Tensor& tensor, DType dtype, int rank, const char* what) {
            dtype_name(dtype), dtype_name(tensor.dtype), shape_string(tensor.shape));
 }
 
+void check_linear_operands(const Tensor& x, const Tensor& weight) {
+  expect(x, DType::BF16, 2, "linear input");
+  expect(weight, DType::BF16, 2, "linear weight");
+  RS_CHECK(weight.dim(1) == x.dim(1), "linear: input width {} does not match weight {}", x.dim(1),
+           shape_string(weight.shape));
+}
+
 }  // namespace
 
 Tensor CudaBackend::embedding(const Tensor& table, const Tensor& token_ids) {
@@ -87,28 +94,51 @@ void CudaBackend::add_inplace(const Tensor& residual, const Tensor& x) {
         "add");
 }
 
+void CudaBackend::launch_linear_small_m(kernels::LinearBf16Params params) {
+  const kernels::LinearBf16SmallMConfig config = kernels::plan_linear_bf16_small_m(params.m, params.n, params.k,
+                                                                                   sm_count_);
+  const int64_t workspace_floats = kernels::linear_bf16_workspace_floats(params.m, params.n, config);
+  Tensor workspace = workspace_floats > 0 ? allocate_step(DType::F32, {workspace_floats}) : Tensor{};
+  params.workspace = workspace.as<float>();
+  check(kernels::launch_linear_bf16_small_m_mma(params, config, stream_), "linear_bf16_small_m_mma");
+}
+
 Tensor CudaBackend::linear_into(const Tensor& x, const Tensor& weight, DType output_dtype) {
-  expect(x, DType::BF16, 2, "linear input");
-  expect(weight, DType::BF16, 2, "linear weight");
-  RS_CHECK(weight.dim(1) == x.dim(1), "linear: input width {} does not match weight {}", x.dim(1),
-           shape_string(weight.shape));
+  check_linear_operands(x, weight);
   Tensor out = allocate_step(output_dtype, {x.dim(0), weight.dim(0)});
   const int64_t m = x.dim(0), n = weight.dim(0), k = x.dim(1);
   kernels::LinearBf16Params params{x.data, weight.data, out.data, element_type(out, "linear output"), m, n, k};
-  if (use_small_m_kernel(m)) {
-    const kernels::LinearBf16SmallMConfig config = kernels::plan_linear_bf16_small_m(m, n, k, sm_count_);
-    const int64_t workspace_floats = kernels::linear_bf16_workspace_floats(m, n, config);
-    Tensor workspace = workspace_floats > 0 ? allocate_step(DType::F32, {workspace_floats}) : Tensor{};
-    params.workspace = workspace.as<float>();
-    check(kernels::launch_linear_bf16_small_m_mma(params, config, stream_), "linear_bf16_small_m_mma");
-  } else {
+  if (use_small_m_kernel(m))
+    launch_linear_small_m(params);
+  else
     check(kernels::launch_linear_bf16_tiled(params, stream_), "linear_bf16_tiled");
-  }
   return out;
 }
 
 Tensor CudaBackend::linear(const Tensor& x, const Tensor& weight) { return linear_into(x, weight, DType::BF16); }
 Tensor CudaBackend::linear_f32(const Tensor& x, const Tensor& weight) { return linear_into(x, weight, DType::F32); }
+
+std::pair<Tensor, Tensor> CudaBackend::split_output(const Tensor& flat, int64_t m, int64_t first_rows, int64_t n) {
+  return {flat.rows(0, m * first_rows).reshaped({m, first_rows}),
+          flat.rows(m * first_rows, m * n).reshaped({m, n - first_rows})};
+}
+
+// Decode sizes: one small-M launch storing the two row blocks' outputs one after the other
+// (segment_rows), viewed as two tensors. Otherwise the two parts as two linears.
+std::pair<Tensor, Tensor> CudaBackend::linear_split(const Tensor& x, const Tensor& weight, int64_t first_rows) {
+  check_linear_operands(x, weight);
+  const int64_t m = x.dim(0), n = weight.dim(0), k = x.dim(1);
+  RS_CHECK(0 < first_rows && first_rows < n, "linear_split: rows cut at {} of a {} weight", first_rows,
+           shape_string(weight.shape));
+  if (!use_small_m_kernel(m))
+    return {linear_into(x, weight.rows(0, first_rows), DType::BF16),
+            linear_into(x, weight.rows(first_rows, n), DType::BF16)};
+  Tensor out = allocate_step(DType::BF16, {m * n});
+  kernels::LinearBf16Params params{x.data, weight.data, out.data, kernels::ElementType::BF16, m, n, k};
+  params.segment_rows = first_rows;
+  launch_linear_small_m(params);
+  return split_output(out, m, first_rows, n);
+}
 
 Tensor CudaBackend::silu_mul(const Tensor& gate_up) {
   expect(gate_up, DType::BF16, 2, "silu_mul input");

@@ -9,6 +9,10 @@ namespace {
 std::string product_label(const char* op, const Tensor& weight) {
   return fmt::format("{} {}->{}", op, weight.dim(weight.rank() - 1), weight.dim(weight.rank() - 2));
 }
+// "linear_split 7168->1536+576": the input width and the two parts' rows.
+std::string split_label(const char* op, const Tensor& weight, int64_t first_rows) {
+  return fmt::format("{} {}->{}+{}", op, weight.dim(1), first_rows, weight.dim(0) - first_rows);
+}
 // "moe_experts 256x2048": the experts' count and intermediate width, dense or FP8.
 std::string experts_label(const ExpertWeights& experts) {
   const Tensor& down = experts.down_fp8 ? experts.down_fp8->values : experts.down;
@@ -127,6 +131,18 @@ QuantizedActivation ProfilingCudaBackend::silu_mul_fp8(const Tensor& gate_up, co
 Tensor ProfilingCudaBackend::linear_fp8(const QuantizedActivation& x, const QuantizedWeight& w) {
   RS_PROFILED(product_label("linear_fp8", w.values));
   return CudaBackend::linear_fp8(x, w);
+}
+
+std::pair<Tensor, Tensor> ProfilingCudaBackend::linear_split(const Tensor& x, const Tensor& weight,
+                                                             int64_t first_rows) {
+  RS_PROFILED(split_label("linear_split", weight, first_rows));
+  return CudaBackend::linear_split(x, weight, first_rows);
+}
+
+std::pair<Tensor, Tensor> ProfilingCudaBackend::linear_fp8_split(const QuantizedActivation& x,
+                                                                 const QuantizedWeight& w, int64_t first_rows) {
+  RS_PROFILED(split_label("linear_fp8_split", w.values, first_rows));
+  return CudaBackend::linear_fp8_split(x, w, first_rows);
 }
 
 #undef RS_PROFILED

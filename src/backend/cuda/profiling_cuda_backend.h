@@ -42,6 +42,9 @@ class ProfilingCudaBackend : public CudaBackend {
   QuantizedActivation silu_mul_fp8(const Tensor& gate_up, const Fp8ActivationLayout& layout) override;
   using CudaBackend::linear_fp8;
   Tensor linear_fp8(const QuantizedActivation& x, const QuantizedWeight& w) override;
+  std::pair<Tensor, Tensor> linear_split(const Tensor& x, const Tensor& weight, int64_t first_rows) override;
+  std::pair<Tensor, Tensor> linear_fp8_split(const QuantizedActivation& x, const QuantizedWeight& w,
+                                             int64_t first_rows) override;
 
  private:
   OpProfiler profiler_;

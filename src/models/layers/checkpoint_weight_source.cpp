@@ -136,6 +136,16 @@ Tensor CheckpointWeightSource::load_row_concat(const std::vector<std::string>& n
   return backend_.upload_weight(host, role);
 }
 
+bool CheckpointWeightSource::can_stack_linear(const LinearRequest& request) const {
+  std::vector<LinearScheme> schemes;
+  for (const std::string& module : request.modules) {
+    schemes.push_back(quant_.linear(module));
+    if (fp8_weights_ == Fp8Weights::Dequantize && schemes.back().format != schemes.front().format) return false;
+  }
+  if (fp8_weights_ == Fp8Weights::Dequantize) return !schemes.empty();
+  return pieces_stack(request, schemes, shard());
+}
+
 LinearWeight CheckpointWeightSource::load_linear(const LinearRequest& request) {
   RS_CHECK(!request.modules.empty(), "load_linear: no modules");
   const WeightFormat format = quant_.linear(request.modules.front()).format;

@@ -35,6 +35,8 @@ class CheckpointWeightSource final : public WeightSource {
   // A TP slice of a block-scaled weight must start and end on block boundaries (its scales
   // are the blocks' scales); a channel-scaled one takes its rows' scales.
   LinearWeight load_linear(const LinearRequest& request) override;
+  // pieces_stack of the modules' schemes (any one format when FP8 is dequantized at load).
+  bool can_stack_linear(const LinearRequest& request) const override;
 
  private:
   const TensorRecord& checked(const std::string& name, const Shape& shape) const;

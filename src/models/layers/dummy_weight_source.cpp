@@ -126,6 +126,12 @@ const LinearScheme& DummyWeightSource::request_scheme(const LinearRequest& reque
   return scheme;
 }
 
+bool DummyWeightSource::can_stack_linear(const LinearRequest& request) const {
+  std::vector<LinearScheme> schemes;
+  for (const std::string& module : request.modules) schemes.push_back(quant_.linear(prefix_ + module));
+  return pieces_stack(request, schemes, shard());
+}
+
 LinearWeight DummyWeightSource::load_linear(const LinearRequest& request) {
   const LinearScheme& scheme = request_scheme(request);
   if (scheme.format == WeightFormat::Dense) return WeightSource::load_linear(request);

@@ -58,6 +58,7 @@ class DummyWeightSource final : public WeightSource {
   // scales have the dense dummy's magnitude. Tensor-parallel slices as the checkpoint
   // loader takes them (fp8_linear_slices). Dense modules as WeightSource does.
   LinearWeight load_linear(const LinearRequest& request) override;
+  bool can_stack_linear(const LinearRequest& request) const override;  // pieces_stack of the dummy schemes
 
   // Throws naming the first required manifest tensor that no load asked for: the model and
   // the manifest disagree, and a real checkpoint would not load the same way.

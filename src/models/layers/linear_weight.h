@@ -4,6 +4,7 @@
 
 #include <initializer_list>
 #include <optional>
+#include <utility>
 
 #include "backend/backend.h"
 #include "core/error.h"
@@ -33,6 +34,18 @@ struct LinearWeight {
     }
     RS_CHECK(!x.tensor.empty(), "a linear layer got only an e4m3 copy of its input, in another layout than its own");
     return apply(backend, x.tensor);
+  }
+  // Two layers stacked by load_linear_concat (rows [0, first_rows) and the rest) on one input:
+  // their two outputs (Backend::linear_split / linear_fp8_split).
+  std::pair<Tensor, Tensor> apply_split(Backend& backend, const Activation& x, int64_t first_rows) const {
+    if (!fp8) {
+      RS_CHECK(!x.tensor.empty(), "a dense linear layer got only an e4m3 copy of its input");
+      return backend.linear_split(x.tensor, dense, first_rows);
+    }
+    if (const QuantizedActivation* quantized = x.fp8_in(Fp8ActivationLayout::of(*fp8)))
+      return backend.linear_fp8_split(*quantized, *fp8, first_rows);
+    RS_CHECK(!x.tensor.empty(), "a linear layer got only an e4m3 copy of its input, in another layout than its own");
+    return backend.linear_fp8_split(backend.quantize_fp8(x.tensor, Fp8ActivationLayout::of(*fp8)), *fp8, first_rows);
   }
 };
 

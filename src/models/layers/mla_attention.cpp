@@ -1,5 +1,9 @@
 #include "models/layers/mla_attention.h"
 
+#include <string>
+#include <tuple>
+#include <vector>
+
 #include "models/layers/tensor_parallel.h"
 
 namespace rackserve {
@@ -14,14 +18,20 @@ MlaAttentionBlock::MlaAttentionBlock(const ModelConfig& config, WeightLoader& lo
   const MlaConfig& m = shape_;
   const int64_t hidden = config.hidden_size;
   RS_CHECK(!config.attention_bias, "attention_bias=true is not supported");
+  const std::vector<std::string> compressions = {prefix + ".q_a_proj", prefix + ".kv_a_proj_with_mqa"};
+  const std::vector<int64_t> compression_rows = {m.q_lora_rank, m.latent_width()};
   if (m.q_lora_rank > 0) {
-    q_a_proj_ = loader.load_linear(prefix + ".q_a_proj", m.q_lora_rank, hidden, TpSplit::Replicated);
+    if (loader.can_concat_linear(compressions, compression_rows, hidden, TpSplit::Replicated))
+      qkv_a_proj_ = loader.load_linear_concat(compressions, compression_rows, hidden, TpSplit::Replicated);
+    else
+      q_a_proj_ = loader.load_linear(compressions[0], m.q_lora_rank, hidden, TpSplit::Replicated);
     q_a_norm_ = loader.load(prefix + ".q_a_layernorm.weight", {m.q_lora_rank}, WeightRole::Norm);
     q_b_proj_ = loader.load_linear(prefix + ".q_b_proj", m.num_heads * m.qk_head_dim(), m.q_lora_rank, TpSplit::Column);
   } else {
     q_proj_ = loader.load_linear(prefix + ".q_proj", m.num_heads * m.qk_head_dim(), hidden, TpSplit::Column);
   }
-  kv_a_proj_ = loader.load_linear(prefix + ".kv_a_proj_with_mqa", m.latent_width(), hidden, TpSplit::Replicated);
+  if (!fused_qkv_a())
+    kv_a_proj_ = loader.load_linear(compressions[1], m.latent_width(), hidden, TpSplit::Replicated);
   kv_a_norm_ = loader.load(prefix + ".kv_a_layernorm.weight", {m.kv_lora_rank}, WeightRole::Norm);
   // Absorbed into attention, so always dense: an FP8 checkpoint's kv_b_proj is dequantized at
   // load, as DeepSeek's reference (weight_dequant) and vLLM's MLA do.
@@ -32,6 +42,7 @@ MlaAttentionBlock::MlaAttentionBlock(const ModelConfig& config, WeightLoader& lo
 }
 
 std::optional<Fp8ActivationLayout> MlaAttentionBlock::input_fp8_layout() const {
+  if (fused_qkv_a()) return qkv_a_proj_.input_fp8_layout();
   const LinearWeight& q_in = shape_.q_lora_rank > 0 ? q_a_proj_ : q_proj_;
   return first_fp8_layout({kv_a_proj_.input_fp8_layout(), q_in.input_fp8_layout()});
 }
@@ -40,11 +51,19 @@ Tensor MlaAttentionBlock::forward(Backend& backend, const Activation& x, const S
                                   const Tensor& cache_layer, const Tensor& cache_scales) const {
   const MlaConfig& m = shape_;
   const int64_t tokens = x.tensor.dim(0);
+  // The compressions of x: q_a (with query compression) and kv_a, in one product when stacked.
+  Tensor q_compressed, kv;
+  if (fused_qkv_a()) {
+    std::tie(q_compressed, kv) = qkv_a_proj_.apply_split(backend, x, m.q_lora_rank);
+  } else {
+    if (m.q_lora_rank > 0) q_compressed = q_a_proj_.apply(backend, x);
+    kv = kv_a_proj_.apply(backend, x);
+  }
   Tensor q;
   if (m.q_lora_rank > 0) {
     // q_a_layernorm's output feeds q_b_proj only: quantized by the norm when q_b_proj is FP8.
-    const Activation q_latent = rms_norm_activation(backend, q_a_proj_.apply(backend, x), q_a_norm_, norm_eps_,
-                                                    q_b_proj_.input_fp8_layout());
+    const Activation q_latent =
+        rms_norm_activation(backend, q_compressed, q_a_norm_, norm_eps_, q_b_proj_.input_fp8_layout());
     q = q_b_proj_.apply(backend, q_latent);
   } else {
     q = q_proj_.apply(backend, x);
@@ -53,7 +72,7 @@ Tensor MlaAttentionBlock::forward(Backend& backend, const Activation& x, const S
   backend.rope_inplace(q, m.qk_nope_head_dim, *step.rope, step.attention.positions);
 
   MlaCacheWrite write;
-  write.kv = kv_a_proj_.apply(backend, x);
+  write.kv = kv;
   write.norm_weight = kv_a_norm_;
   write.norm_eps = norm_eps_;
   write.rope = step.rope;

@@ -43,6 +43,11 @@ class MlaAttentionBlock {
   Tensor q_a_norm_;
   LinearWeight q_proj_;               // without
   LinearWeight kv_a_proj_, o_proj_;
+  // With query compression, q_a_proj's rows stacked on kv_a_proj_with_mqa's (both compress the
+  // same x; vLLM's fused_qkv_a_proj): one product instead of two. Empty (and q_a_proj_,
+  // kv_a_proj_ loaded on their own) when the checkpoint stores the two differently.
+  LinearWeight qkv_a_proj_;
+  bool fused_qkv_a() const { return !qkv_a_proj_.dense.empty() || qkv_a_proj_.fp8.has_value(); }
   Tensor kv_a_norm_, kv_b_proj_;
 };
 

@@ -33,6 +33,11 @@ class WeightLoader {
                                   int64_t cols, TpSplit split) {
     return source_.load_linear({modules, rows, cols, 1, WeightRole::Linear, split});
   }
+  // Whether load_linear_concat can fuse these modules (stored alike; FP8 block scales whole).
+  bool can_concat_linear(const std::vector<std::string>& modules, const std::vector<int64_t>& rows, int64_t cols,
+                         TpSplit split) const {
+    return source_.can_stack_linear({modules, rows, cols, 1, WeightRole::Linear, split});
+  }
   // Per-expert linear modules stacked into [experts, sum(rows), cols]; `modules_of(e)` lists
   // the modules of expert e (fused along rows, as in load_linear_concat).
   template <typename ModulesOf>

@@ -79,4 +79,20 @@ LinearWeight WeightSource::load_linear(const LinearRequest& request) {
   return weight;
 }
 
+bool pieces_stack(const LinearRequest& request, const std::vector<LinearScheme>& schemes, const ShardSpec& shard) {
+  if (schemes.empty() || schemes.size() != request.modules.size()) return false;
+  const LinearScheme& first = schemes.front();
+  for (const LinearScheme& scheme : schemes)
+    if (scheme.format != first.format || scheme.block_out != first.block_out || scheme.block_in != first.block_in)
+      return false;
+  if (first.format == WeightFormat::Dense || first.format == WeightFormat::Fp8Channel) return true;
+  if (first.format != WeightFormat::Fp8Block || first.block_out <= 0) return false;
+  const size_t pieces = request.rows.size();
+  for (size_t i = 0; i + 1 < pieces; ++i) {
+    const TensorSlice slice = shard_slice(request.modules[i], request.rows[i], request.cols, request.split, shard);
+    if (slice.rows % first.block_out != 0 || slice.row_begin % first.block_out != 0) return false;
+  }
+  return true;
+}
+
 }  // namespace rackserve

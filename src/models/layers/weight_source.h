@@ -66,6 +66,11 @@ struct LinearRequest {
 std::vector<TensorSlice> fp8_linear_slices(const LinearRequest& request, const LinearScheme& scheme,
                                            const ShardSpec& shard);
 
+// Whether the pieces of `request`, stored as `schemes` (one per module), can be stacked into
+// one weight: one format (dense, FP8 channel, or FP8 block with the same block sizes), and
+// with block scales every piece but the last keeps whole scale blocks on this rank.
+bool pieces_stack(const LinearRequest& request, const std::vector<LinearScheme>& schemes, const ShardSpec& shard);
+
 class WeightSource {
  public:
   explicit WeightSource(ShardSpec shard = {}) : shard_(shard) {}
@@ -86,6 +91,9 @@ class WeightSource {
   // ("<module>.weight" through load_row_concat); a checkpoint with a quantization config
   // returns FP8 layers as QuantizedWeight.
   virtual LinearWeight load_linear(const LinearRequest& request);
+  // Whether load_linear can stack the request's modules into one weight (pieces_stack of how
+  // they are stored). This default: always (every layer dense).
+  virtual bool can_stack_linear(const LinearRequest& request) const { return !request.modules.empty(); }
 
  private:
   ShardSpec shard_;
