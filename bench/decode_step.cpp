@@ -19,6 +19,7 @@
 //
 // usage: decode_step CONFIG_DIR [--num-layers N] [--batch 1,32] [--context 1024]
 //                    [--steps 20] [--page-size 64] [--seed 1] [--dequantize-fp8]
+//                    [--overlap-gemm-launches]   (CudaBackendOptions::overlap_gemm_launches)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -53,6 +54,7 @@ struct Arguments {
   int64_t page_size = 64;
   uint64_t seed = 1;
   Fp8Weights fp8_weights = Fp8Weights::Native;
+  bool overlap_gemm_launches = false;  // CudaBackendOptions::overlap_gemm_launches
 };
 
 // The CUDA backend with the op profiler, and on request the number of distinct experts
@@ -255,6 +257,10 @@ int run(const Arguments& args) {
 
   CudaBackendOptions options;
   options.profile_ops = true;
+  options.overlap_gemm_launches = args.overlap_gemm_launches;
+  std::printf("decode GEMM launches: %s\n", args.overlap_gemm_launches
+                                                ? "programmatic dependent launch (overlapping the previous kernel)"
+                                                : "plain stream order");
   DecodeBenchBackend backend(options);
   backend.profiler().set_enabled(false);
   auto start = std::chrono::steady_clock::now();
@@ -304,6 +310,8 @@ Arguments parse(int argc, char** argv) {
       args.seed = std::stoull(value());
     else if (flag == "--dequantize-fp8")
       args.fp8_weights = Fp8Weights::Dequantize;
+    else if (flag == "--overlap-gemm-launches")
+      args.overlap_gemm_launches = true;
     else if (args.config_dir.empty() && !flag.starts_with("--"))
       args.config_dir = flag;
     else
@@ -311,7 +319,7 @@ Arguments parse(int argc, char** argv) {
   }
   RS_CHECK(!args.config_dir.empty(),
            "usage: decode_step CONFIG_DIR [--num-layers N] [--batch 1,32] [--context 1024] [--steps 20] "
-           "[--page-size 64] [--seed 1] [--dequantize-fp8]");
+           "[--page-size 64] [--seed 1] [--dequantize-fp8] [--overlap-gemm-launches]");
   RS_CHECK(args.num_layers >= 0 && args.context >= 0 && args.steps > 0 && args.page_size > 0, "bad argument value");
   return args;
 }

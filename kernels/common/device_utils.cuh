@@ -69,6 +69,17 @@ __device__ __forceinline__ void store_element(void* data, ElementType type, int6
     static_cast<__nv_bfloat16*>(data)[index] = __float2bfloat16(value);
 }
 
+// Programmatic dependent launch (sm_90+): a kernel launched with
+// cudaLaunchAttributeProgrammaticStreamSerialization may start while the previous kernel on
+// its stream is still running; this waits until that kernel has completed and its writes are
+// visible. Everything before it may read only what no earlier kernel writes (weights). A
+// no-op for a kernel launched the usual way.
+__device__ __forceinline__ void wait_for_prior_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
 inline bool aligned16(const void* pointer) { return (reinterpret_cast<uintptr_t>(pointer) & 15u) == 0; }
 
 inline int launch_status() { return static_cast<int>(cudaGetLastError()); }

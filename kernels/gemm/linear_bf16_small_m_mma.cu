@@ -44,7 +44,7 @@ struct Bf16SmallMPolicy : small_m::DenseProblem<LinearBf16Params, __nv_bfloat16>
 };
 
 small_m::Plan plan_of(const LinearBf16SmallMConfig& config) {
-  return {config.row_warps, config.splits, config.k_blocks_per_split};
+  return {config.row_warps, config.splits, config.k_blocks_per_split, config.overlap_prior};
 }
 LinearBf16SmallMConfig config_of(const small_m::Plan& plan) {
   LinearBf16SmallMConfig config;

@@ -88,7 +88,7 @@ struct Fp8SmallMPolicy : small_m::DenseProblem<LinearFp8Params, uint8_t> {
 };
 
 small_m::Plan plan_of(const LinearFp8Config& config) {
-  return {config.row_warps, config.splits, config.k_blocks_per_split};
+  return {config.row_warps, config.splits, config.k_blocks_per_split, config.overlap_prior};
 }
 
 }  // namespace

@@ -39,6 +39,9 @@
 //   using Params, Element; kElementBytes        the launch parameters (p.n, p.k: the matrix's
 //                                               rows and k) and the stored element
 //   kTwoCtaTiles, kName                         see Config; the kernel's name in launch errors
+//   kStaticView                                 make_view reads nothing an earlier kernel writes:
+//                                               the weight prologue may run before
+//                                               wait_for_prior_kernel (Plan::overlap_prior)
 //   struct View; make_view(p, view) -> bool     this CTA's matrix (view.weight, [n, k]), x
 //                                               (view.x) and token count (view.m <= 8T); false
 //                                               when the CTA has nothing to do
@@ -98,6 +101,11 @@ struct Plan {
   int row_warps = 1;
   int splits = 1;
   int k_blocks_per_split = 1;
+  // Launch with programmatic stream serialization (sm_90+): the kernel may start while the
+  // previous one finishes, and streams its first weight blocks into the rings (static data)
+  // before wait_for_prior_kernel, hiding its launch and first DRAM round trip behind that
+  // kernel's tail. x, the scales of x and every store come after the wait.
+  bool overlap_prior = false;
 };
 
 // The plan, for `element_bytes`-wide elements (2 bf16, 1 e4m3) and the policy's kTwoCtaTiles:
@@ -160,6 +168,7 @@ __global__ void __launch_bounds__(kThreads, Config<kTokenTiles, kRowWarps, Polic
   constexpr int kStages = C::kStages, kKWarps = C::kKWarps, kValues = C::kValues;
   constexpr int kBlockK = kBlockBytes / Policy::kElementBytes, kChunkK = 16 / Policy::kElementBytes;
   extern __shared__ __align__(16) uint8_t shared[];
+  if constexpr (!Policy::kStaticView) wait_for_prior_kernel();
   typename Policy::View view;
   if (!Policy::make_view(p, view)) return;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
@@ -211,6 +220,7 @@ __global__ void __launch_bounds__(kThreads, Config<kTokenTiles, kRowWarps, Polic
     if (i < my_count) load_block(i);
     cp_async_commit();
   }
+  if constexpr (Policy::kStaticView) wait_for_prior_kernel();  // x and every store come after
   for (int i = 0; i < my_count; ++i) {
     const int kb = my_first + i * kKWarps;
     const int64_t kb0 = static_cast<int64_t>(kb) * kBlockK;
@@ -279,6 +289,7 @@ struct DenseProblem {
     const Element* x;
     int64_t m;
   };
+  static constexpr bool kStaticView = true;  // the weights and shapes are the step's constants
   __device__ static bool make_view(const Params& p, View& view) {
     view = {static_cast<const Element*>(p.weight), static_cast<const Element*>(p.x), p.m};
     return true;
@@ -313,8 +324,20 @@ int launch(const typename Policy::Params& p, const Plan& plan, int64_t problems,
     return status;
   const int64_t row_ctas = (p.n + C::kRowsPerCta - 1) / C::kRowsPerCta;
   if (row_ctas > INT32_MAX || problems < 1 || problems > 65535) return cudaErrorInvalidValue;
-  dim3 grid(static_cast<unsigned>(row_ctas), static_cast<unsigned>(plan.splits), static_cast<unsigned>(problems));
-  kernel<<<grid, kThreads, C::kSharedBytes, stream>>>(p, plan.k_blocks_per_split);
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(row_ctas), static_cast<unsigned>(plan.splits),
+                        static_cast<unsigned>(problems));
+  config.blockDim = dim3(kThreads);
+  config.dynamicSmemBytes = C::kSharedBytes;
+  config.stream = stream;
+  cudaLaunchAttribute overlap{};
+  overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  overlap.val.programmaticStreamSerializationAllowed = 1;
+  if (plan.overlap_prior) {
+    config.attrs = &overlap;
+    config.numAttrs = 1;
+  }
+  if (cudaError_t status = cudaLaunchKernelEx(&config, kernel, p, plan.k_blocks_per_split)) return status;
   return launch_status();
 }
 

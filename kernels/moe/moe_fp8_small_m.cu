@@ -32,6 +32,7 @@ struct MoeFp8SmallMPolicy {
   static constexpr int kTwoCtaTiles = kMoeTwoCtaTiles;
   static constexpr const char* kName = "moe_fp8_gemm_small_m";
 
+  static constexpr bool kStaticView = false;  // the active slots come from the align kernel
   struct View {
     const uint8_t* weight;  // the expert's [n, k]
     const uint8_t* x;       // the activations [rows, k]

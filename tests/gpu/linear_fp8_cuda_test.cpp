@@ -360,6 +360,36 @@ TEST(LinearFp8Cuda, SplitEqualsTheWholeProductsColumns) {
     }
 }
 
+// CudaBackendOptions::overlap_gemm_launches: x is quantized by the kernel right before the
+// GEMM, each round from new values; the overlapped backend must match the plain one bit for bit.
+TEST(LinearFp8Cuda, OverlappedLaunchesReadThePreviousKernelsOutput) {
+  ASSERT_TRUE(cuda_device_available()) << "the gpu tests need a CUDA device";
+  CudaBackendOptions overlapped_options{0, /*poison_step_allocations=*/true};
+  overlapped_options.overlap_gemm_launches = true;
+  auto plain = make_cuda_backend(CudaBackendOptions{0, /*poison_step_allocations=*/true});
+  auto overlapped = make_cuda_backend(overlapped_options);
+  std::mt19937_64 rng(run_seed() + 21);
+  for (Fp8Scaling scaling : {Fp8Scaling::Block, Fp8Scaling::Channel}) {
+    HostFp8Weight host = random_weight(576, 7168, scaling, run_seed() + 3);
+    const QuantizedWeight weights[2] = {plain->upload_quantized_weight(host.view()),
+                                        overlapped->upload_quantized_weight(host.view())};
+    for (int64_t m : {1, 9, 33, 64})
+      for (int round = 0; round < 8; ++round) {
+        const std::vector<float> x = random_activations(m, 7168, rng);
+        std::vector<float> out[2];
+        Backend* backends[2] = {plain.get(), overlapped.get()};
+        for (int b = 0; b < 2; ++b) {
+          Tensor gpu_x = backends[b]->upload_persistent(
+              Tensor{const_cast<float*>(x.data()), DType::F32, {m, 7168}, Device{}}, DType::BF16);
+          backends[b]->begin_step();
+          out[b] = backends[b]->download_f32(backends[b]->linear_fp8(gpu_x, weights[b]));  // quantize, then GEMM
+        }
+        EXPECT_TRUE(out[0] == out[1]) << (scaling == Fp8Scaling::Block ? "block" : "channel") << " m " << m
+                                      << " round " << round;
+      }
+  }
+}
+
 TEST(LinearFp8Cuda, UploadKeepsCodesAndWidensScales) {
   ASSERT_TRUE(cuda_device_available()) << "the gpu tests need a CUDA device";
   auto gpu = make_cuda_backend(CudaBackendOptions{0, /*poison_step_allocations=*/true});

@@ -14,6 +14,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -312,6 +313,37 @@ TEST(LinearSplit, EqualsTheWholeProductsColumns) {
         }
       EXPECT_EQ(differ, 0) << what << ": linear_split must store linear's values";
     }
+  }
+}
+
+// CudaBackendOptions::overlap_gemm_launches: the decode GEMMs start while the previous kernel
+// finishes and must still read its output. Each round a kernel rewrites x (fill_random with a
+// new seed) right before the GEMM, on the same stream; the overlapped backend must give the
+// plain one's values bit for bit, every round (a GEMM reading x before waiting would see the
+// previous round's x).
+TEST(LinearSmallM, OverlappedLaunchesReadThePreviousKernelsOutput) {
+  ASSERT_TRUE(cuda_device_available()) << "the gpu tests need a CUDA device";
+  CudaBackendOptions overlapped_options{0, /*poison_step_allocations=*/true};
+  overlapped_options.overlap_gemm_launches = true;
+  auto plain = make_cuda_backend(CudaBackendOptions{0, /*poison_step_allocations=*/true});
+  auto overlapped = make_cuda_backend(overlapped_options);
+  for (const auto& [n, k] : {std::pair<int64_t, int64_t>{576, 7168}, {7168, 2048}, {200, 264}}) {
+    Tensor weights[2] = {plain->allocate_persistent(DType::BF16, {n, k}),
+                         overlapped->allocate_persistent(DType::BF16, {n, k})};
+    plain->fill_random(weights[0], 99, std::sqrt(3.0f / float(k)));
+    overlapped->fill_random(weights[1], 99, std::sqrt(3.0f / float(k)));
+    for (int64_t m : {1, 9, 33, 64})
+      for (uint64_t round = 0; round < 8; ++round) {
+        std::vector<float> out[2];
+        Backend* backends[2] = {plain.get(), overlapped.get()};
+        for (int b = 0; b < 2; ++b) {
+          backends[b]->begin_step();
+          Tensor x = backends[b]->allocate_step(DType::BF16, {m, k});
+          backends[b]->fill_random(x, 1000 + round, 1.0f);
+          out[b] = backends[b]->download_f32(backends[b]->linear(x, weights[b]));
+        }
+        EXPECT_TRUE(out[0] == out[1]) << "n " << n << " k " << k << " m " << m << " round " << round;
+      }
   }
 }
 

@@ -56,6 +56,7 @@ struct LinearFp8Config {
   int k_blocks_per_split = 0;
   int row_warps = 1;  // small-M kernel: warps side by side over rows (1, 2 or 4; CTA rows = 16 x
                       // row_warps); the tiled kernel ignores it
+  bool overlap_prior = false;  // small-M kernel: as LinearBf16SmallMConfig::overlap_prior; the tiled one ignores it
 };
 
 // Configs that fill `sm_count` SMs (<= 0: the current device's) without empty splits.

@@ -31,6 +31,10 @@ struct LinearBf16SmallMConfig {
   int row_warps = 1;           // 1, 2 or 4: warps side by side over rows (CTA rows = 16 x row_warps)
   int splits = 1;              // K ranges, split s = blocks [s * k_blocks_per_split, ...), none empty
   int k_blocks_per_split = 1;
+  // Programmatic dependent launch (sm_90+): start while the previous kernel on the stream
+  // finishes, streaming the first weight blocks before waiting for it (only weights are read
+  // before the wait, so any previous kernel is safe).
+  bool overlap_prior = false;
 };
 // The config that fills `sm_count` SMs (<= 0: the current device's); the reasons are in the
 // definition (linear_bf16_small_m_mma.cu).

@@ -25,6 +25,11 @@ struct CudaBackendOptions {
   // Time every compute op with a cudaEvent pair, summed per op (ProfilingCudaBackend;
   // read it with op_profiler()). Off: the plain backend, no cost.
   bool profile_ops = false;
+  // Launch the decode (small-M) GEMMs with programmatic dependent launch on sm_90+: each may
+  // start while the previous kernel finishes and stream its first weight blocks meanwhile
+  // (kernels/gemm/small_m_stream.cuh). Off by default until measured (decode_step
+  // --overlap-gemm-launches times both).
+  bool overlap_gemm_launches = false;
 };
 
 std::unique_ptr<Backend> make_cuda_backend(const CudaBackendOptions& options);

@@ -95,8 +95,8 @@ void CudaBackend::add_inplace(const Tensor& residual, const Tensor& x) {
 }
 
 void CudaBackend::launch_linear_small_m(kernels::LinearBf16Params params) {
-  const kernels::LinearBf16SmallMConfig config = kernels::plan_linear_bf16_small_m(params.m, params.n, params.k,
-                                                                                   sm_count_);
+  kernels::LinearBf16SmallMConfig config = kernels::plan_linear_bf16_small_m(params.m, params.n, params.k, sm_count_);
+  config.overlap_prior = options_.overlap_gemm_launches;
   const int64_t workspace_floats = kernels::linear_bf16_workspace_floats(params.m, params.n, config);
   Tensor workspace = workspace_floats > 0 ? allocate_step(DType::F32, {workspace_floats}) : Tensor{};
   params.workspace = workspace.as<float>();
