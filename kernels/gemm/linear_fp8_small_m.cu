@@ -9,8 +9,7 @@
 // x_scale[token, block] x w_scale[row / block_out, block] (loaded with x, before the ring
 // wait), and the Channel layout adds as is, multiplying the finished dot by x_scale[token] x
 // w_scale[row] in the epilogue (the contract's order).
-#include "gemm/linear_fp8.cuh"
-#include "gemm/small_m_stream.cuh"
+#include "gemm/small_m_fp8.cuh"
 
 namespace rackserve::kernels {
 
@@ -57,28 +56,9 @@ struct Fp8SmallMPolicy : small_m::DenseProblem<LinearFp8Params, uint8_t> {
   template <int T>
   __device__ static void accumulate(float (&accumulator)[T][4], const uint4 (&weights)[2][2], const uint4 (&x)[T][2],
                                     const Scales<T>& scales) {
-#pragma unroll
-    for (int tile = 0; tile < T; ++tile) {
-      float partial[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // the f32 dot of this 128-wide block
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        uint32_t a[4], b[2];
-        small_m::fragments(j, weights, x[tile], a, b);
-        mma_e4m3_add(partial, a, b);
-      }
-      if constexpr (kBlockScaling) {
-        // c0,c1: (row g, tokens 2t, 2t + 1); c2,c3: row g + 8.
-        const int token = tile * 8 + 2 * static_cast<int>(threadIdx.x % 4);
-        const float x_scale[2] = {__ldg(scales.x_column + min(token, scales.last_token) * scales.k_blocks),
-                                  __ldg(scales.x_column + min(token + 1, scales.last_token) * scales.k_blocks)};
-#pragma unroll
-        for (int c = 0; c < 4; ++c)
-          accumulator[tile][c] = fmaf(partial[c], x_scale[c & 1] * scales.weight[c / 2], accumulator[tile][c]);
-      } else {
-#pragma unroll
-        for (int c = 0; c < 4; ++c) accumulator[tile][c] += partial[c];  // one dot over all of k
-      }
-    }
+    small_m::accumulate_e4m3<kBlockScaling>(accumulator, weights, x, scales.weight, [&](int u) {
+      return __ldg(scales.x_column + min(u, scales.last_token) * scales.k_blocks);
+    });
   }
 
   __device__ static void store(const Params& p, const View&, int64_t u, int64_t row, float sum) {

@@ -8,8 +8,7 @@
 // layout's scales on the finished dot. Each split writes its partial to
 // partials[split][pair][n] (the tiled GEMM's layout): the activation and the slot sum that
 // follow add the splits in order.
-#include "gemm/linear_fp8.cuh"
-#include "gemm/small_m_stream.cuh"
+#include "gemm/small_m_fp8.cuh"
 #include "moe/moe_fp8.cuh"
 
 namespace rackserve::kernels {
@@ -86,32 +85,10 @@ struct MoeFp8SmallMPolicy {
   template <int T>
   __device__ static void accumulate(float (&accumulator)[T][4], const uint4 (&weights)[2][2], const uint4 (&x)[T][2],
                                     const Scales<T>& scales) {
-#pragma unroll
-    for (int tile = 0; tile < T; ++tile) {
-      float partial[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // the f32 dot of this 128-wide block
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        uint32_t a[4], b[2];
-        small_m::fragments(j, weights, x[tile], a, b);
-        mma_e4m3_add(partial, a, b);
-      }
-      if constexpr (kBlockScaling) {
-        // c0,c1: (row g, tokens 2t, 2t + 1); c2,c3: row g + 8.
-        const int token = tile * 8 + 2 * static_cast<int>(threadIdx.x % 4);
-        float x_scale[2];
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int64_t row = scales.pairs[min(token + e, scales.last)] / scales.pairs_per_row;
-          x_scale[e] = __ldg(scales.x_column + row * scales.k_blocks);
-        }
-#pragma unroll
-        for (int c = 0; c < 4; ++c)
-          accumulator[tile][c] = fmaf(partial[c], x_scale[c & 1] * scales.weight[c / 2], accumulator[tile][c]);
-      } else {
-#pragma unroll
-        for (int c = 0; c < 4; ++c) accumulator[tile][c] += partial[c];  // one dot over all of k
-      }
-    }
+    small_m::accumulate_e4m3<kBlockScaling>(accumulator, weights, x, scales.weight, [&](int u) {
+      const int64_t row = scales.pairs[min(u, scales.last)] / scales.pairs_per_row;
+      return __ldg(scales.x_column + row * scales.k_blocks);
+    });
   }
 
   // Into this split's partials [pairs, n]; Channel: dot x activation scale x weight scale, the
