@@ -60,6 +60,7 @@
 #include "common/mma_utils.cuh"
 #include "common/shared_memory_budget.cuh"
 #include "gemm/linear_split_k.cuh"
+#include "rackserve/kernels/gemm_params.h"
 
 namespace rackserve::kernels::small_m {
 
@@ -277,6 +278,7 @@ __global__ void __launch_bounds__(kThreads, Config<kTokenTiles, kRowWarps, Polic
     if (row >= p.n || token >= view.m) continue;
     Policy::store(p, view, token, row, sum);
   }
+  if constexpr (Policy::kFinishesSplits) Policy::finish_splits(p, cta_row_begin, C::kRowsPerCta);
 }
 
 // The dense linears' View and store (y = x W^T over all p.m tokens; splits write
@@ -310,6 +312,32 @@ struct DenseProblem {
       p.workspace[static_cast<int64_t>(blockIdx.y) * p.m * p.n + index] = sum;
     else
       store_element(p.y, p.y_type, index, sum);
+  }
+
+  // With splits and p.split_counters: the split CTAs of a row group count themselves in; the
+  // last one sums every split's partial of the group's rows x all tokens in split order (as the
+  // reduction kernel does: 0 + s0 + s1 + ...) into y and zeroes the counter for the next
+  // launch. Called by every thread of the CTA after its stores.
+  static constexpr bool kFinishesSplits = true;
+  __device__ static void finish_splits(const Params& p, int64_t row_begin, int rows) {
+    if (gridDim.y == 1 || !p.split_counters) return;
+    __shared__ bool last;
+    __threadfence();  // this CTA's partials are visible device-wide before it counts in
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(p.split_counters + blockIdx.x, 1u) == gridDim.y - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();  // and the others' before the last one reads them
+    const int64_t count = p.m * p.n;
+    for (int64_t e = threadIdx.x; e < rows * p.m; e += blockDim.x) {
+      const int64_t row = row_begin + e % rows, u = e / rows;
+      if (row >= p.n) continue;
+      const int64_t index = y_index(p, u, row);
+      float sum = 0.0f;
+      for (int s = 0; s < static_cast<int>(gridDim.y); ++s) sum += __ldcg(p.workspace + s * count + index);
+      store_element(p.y, p.y_type, index, sum);
+    }
+    if (threadIdx.x == 0) p.split_counters[blockIdx.x] = 0;
   }
 };
 
@@ -363,13 +391,17 @@ int run(const typename Policy::Params& p, const Plan& plan, int64_t max_tokens, 
   }
 }
 
-// The dense linears' launch: the kernel over all p.m tokens, then the split reduction when the
-// plan splits K.
+// The dense linears' launch: the kernel over all p.m tokens, then, when the plan splits K and
+// the kernel cannot finish the splits itself (no counters, or more row groups than counters),
+// the split reduction.
 template <class Policy>
-int run_dense(const typename Policy::Params& p, const Plan& plan, cudaStream_t stream) {
+int run_dense(typename Policy::Params p, const Plan& plan, cudaStream_t stream) {
+  const int64_t row_groups = (p.n + 16 * plan.row_warps - 1) / (16 * plan.row_warps);
+  if (row_groups > kLinearSplitCounters) p.split_counters = nullptr;
   if (int status = run<Policy>(p, plan, p.m, 1, stream)) return status;
-  return plan.splits > 1 ? launch_linear_split_reduce(p.workspace, p.y, p.y_type, p.m * p.n, plan.splits, stream)
-                         : cudaSuccess;
+  return plan.splits > 1 && !p.split_counters
+             ? launch_linear_split_reduce(p.workspace, p.y, p.y_type, p.m * p.n, plan.splits, stream)
+             : cudaSuccess;
 }
 
 }  // namespace rackserve::kernels::small_m

@@ -207,6 +207,9 @@ TEST(LinearSmallM, MatchesCpuOnRealProjectionShapesWithForcedSplits) {
     Tensor y_f32 = gpu.allocate_persistent(DType::F32, {kernels::kLinearBf16SmallMMaxTokens, n});
     Tensor y_bf16 = gpu.allocate_persistent(DType::BF16, {kernels::kLinearBf16SmallMMaxTokens, n});
     Tensor workspace = gpu.allocate_persistent(DType::F32, {1});
+    // Split counters (LinearBf16Params::split_counters) as f32 zeros: one per row group.
+    Tensor counters = gpu.allocate_persistent(DType::F32, {std::min<int64_t>(n, kernels::kLinearSplitCounters)});
+    gpu.fill(counters, 0.0f);
     double worst_relative = 0, worst_element = 0;
     for (int64_t m : {1, 3, 8, 17, 32, 64}) {
       Tensor x = gpu.allocate_persistent(DType::BF16, {m, k});
@@ -264,6 +267,15 @@ TEST(LinearSmallM, MatchesCpuOnRealProjectionShapesWithForcedSplits) {
           ASSERT_EQ(kernels::launch_linear_bf16_small_m_mma(params, config, gpu.stream()), 0) << what << " " << how;
           const std::vector<float> actual = gpu.download_f32(y);
           check(actual, bf16, how);
+          // The same launch finishing its splits in the kernel (split counters): the reduction
+          // kernel's values bit for bit, and the counters left zeroed for the next launch.
+          gpu.fill(y, NAN);
+          params.split_counters = counters.as<unsigned>();
+          ASSERT_EQ(kernels::launch_linear_bf16_small_m_mma(params, config, gpu.stream()), 0) << what << " " << how;
+          EXPECT_TRUE(gpu.download_f32(y) == actual) << what << " " << how << ": in-kernel split sums differ";
+          const std::vector<float> left = gpu.download_f32(counters);
+          EXPECT_EQ(std::count(left.begin(), left.end(), 0.0f), static_cast<int64_t>(left.size()))
+              << what << " " << how << ": split counters not reset";
           if (!bf16 && c + 2 == configs.size()) planned_f32 = actual;
           if (!bf16 && c + 1 == configs.size()) {
             EXPECT_TRUE(actual == planned_f32) << what << " " << how << ": two runs of the plan differ";

@@ -45,6 +45,7 @@ struct LinearFp8Params {
   // Small-M kernel only (the tiled one refuses a nonzero value): 0 < segment_rows < n stores y
   // as two contiguous blocks, [m, segment_rows] then [m, n - segment_rows] (LinearBf16Params).
   int64_t segment_rows = 0;
+  unsigned* split_counters = nullptr;  // small-M kernel: as LinearBf16Params::split_counters
 };
 
 // How to run it: K is cut into 128-wide blocks and split `splits` ways (split s takes blocks

@@ -17,7 +17,14 @@ struct LinearBf16Params {
   // stores y as two contiguous blocks, [m, segment_rows] for weight rows below segment_rows,
   // then [m, n - segment_rows] (two stacked linears' outputs from one launch).
   int64_t segment_rows = 0;
+  // Small-M tensor-core kernel with splits > 1: one zeroed counter per row CTA (at least
+  // kLinearSplitCounters of them, left zeroed again after each launch). The last split CTA of
+  // each row group then sums the splits' partials into y itself, in split order (the reduction
+  // kernel's sums, bit for bit), and no reduction kernel is launched. nullptr: that kernel runs.
+  unsigned* split_counters = nullptr;
 };
+// Counters split_counters must hold; row groups beyond it fall back to the reduction kernel.
+constexpr int64_t kLinearSplitCounters = 65536;
 
 // Decode (m <= 64), tensor cores: weight rows are the 16-row A operand of mma.sync m16n8k16,
 // tokens the 8-column B operand, so every weight byte is read once for up to 64 tokens,

@@ -57,6 +57,11 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options) : options_(options) 
   cudaStream_t stream;
   check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
   stream_ = stream;
+  // Zeroed once; the small-M GEMMs leave them zeroed after every launch.
+  const size_t counter_bytes = kernels::kLinearSplitCounters * sizeof(unsigned);
+  check_cuda(cudaMalloc(&split_counters_, counter_bytes), "cudaMalloc (split counters)");
+  persistent_.push_back(split_counters_);
+  check_cuda(cudaMemset(split_counters_, 0, counter_bytes), "cudaMemset (split counters)");
 }
 
 CudaBackend::~CudaBackend() {

@@ -161,6 +161,9 @@ class CudaBackend : public Backend {
   CudaBackendOptions options_;
   void* stream_ = nullptr;
   int sm_count_ = 0;  // read once: kernel plans (split counts) depend on it every step
+  // The small-M GEMMs' per-row-group split counters (LinearBf16Params::split_counters), shared
+  // by every GEMM on the stream: launches on one stream never overlap where they use them.
+  void* split_counters_ = nullptr;
   std::vector<void*> persistent_;
   std::vector<Chunk> chunks_;
   size_t chunk_index_ = 0, chunk_offset_ = 0;

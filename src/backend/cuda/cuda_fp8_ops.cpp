@@ -129,6 +129,7 @@ void CudaBackend::launch_linear_fp8(const QuantizedActivation& x, const Quantize
   params.k = k;
   params.block_out = block ? w.block_out : 1;
   params.segment_rows = segment_rows;
+  if (small_m) params.split_counters = static_cast<unsigned*>(split_counters_);
   if (small_m)
     check(kernels::launch_linear_fp8_small_m(params, config, stream_), "linear_fp8_small_m");
   else
