@@ -28,24 +28,26 @@ struct LinearWeight {
   // The same on an activation that may carry its quantized copy: an FP8 weight takes the copy
   // when it is in its layout (the same result as quantizing x.tensor, one kernel less).
   Tensor apply(Backend& backend, const Activation& x) const {
-    if (fp8) {
-      if (const QuantizedActivation* quantized = x.fp8_in(Fp8ActivationLayout::of(*fp8)))
-        return backend.linear_fp8(*quantized, *fp8);
-    }
-    RS_CHECK(!x.tensor.empty(), "a linear layer got only an e4m3 copy of its input, in another layout than its own");
-    return apply(backend, x.tensor);
+    if (fp8) return backend.linear_fp8(fp8_input(backend, x), *fp8);
+    RS_CHECK(!x.tensor.empty(), "a dense linear layer got only an e4m3 copy of its input");
+    return backend.linear(x.tensor, dense);
   }
   // Two layers stacked by load_linear_concat (rows [0, first_rows) and the rest) on one input:
   // their two outputs (Backend::linear_split / linear_fp8_split).
   std::pair<Tensor, Tensor> apply_split(Backend& backend, const Activation& x, int64_t first_rows) const {
-    if (!fp8) {
-      RS_CHECK(!x.tensor.empty(), "a dense linear layer got only an e4m3 copy of its input");
-      return backend.linear_split(x.tensor, dense, first_rows);
-    }
-    if (const QuantizedActivation* quantized = x.fp8_in(Fp8ActivationLayout::of(*fp8)))
-      return backend.linear_fp8_split(*quantized, *fp8, first_rows);
+    if (fp8) return backend.linear_fp8_split(fp8_input(backend, x), *fp8, first_rows);
+    RS_CHECK(!x.tensor.empty(), "a dense linear layer got only an e4m3 copy of its input");
+    return backend.linear_split(x.tensor, dense, first_rows);
+  }
+
+ private:
+  // What the FP8 weight multiplies: x's quantized copy when it is in the weight's layout, else
+  // x quantized now.
+  QuantizedActivation fp8_input(Backend& backend, const Activation& x) const {
+    const Fp8ActivationLayout layout = Fp8ActivationLayout::of(*fp8);
+    if (const QuantizedActivation* quantized = x.fp8_in(layout)) return *quantized;
     RS_CHECK(!x.tensor.empty(), "a linear layer got only an e4m3 copy of its input, in another layout than its own");
-    return backend.linear_fp8_split(backend.quantize_fp8(x.tensor, Fp8ActivationLayout::of(*fp8)), *fp8, first_rows);
+    return backend.quantize_fp8(x.tensor, layout);
   }
 };
 
