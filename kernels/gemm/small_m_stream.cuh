@@ -1,7 +1,8 @@
-// The decode-sized GEMM design (m <= 64) shared by the BF16 linear (linear_bf16_small_m_mma.cu)
-// and the W8A8 FP8 linear (linear_fp8_small_m.cu): y = x W^T with the weights as the stream,
-// read once. Both move 128-byte K blocks of a weight row (64 bf16 or 128 e4m3), so everything
-// but the element math is one kernel, templated on a Policy (below).
+// The decode-sized GEMM design (m <= 64) shared by the BF16 linear (linear_bf16_small_m_mma.cu),
+// the W8A8 FP8 linear (linear_fp8_small_m.cu) and the FP8 experts' small-M path
+// (moe/moe_fp8_small_m.cu): y = x W^T with the weights as the stream, read once. All move
+// 128-byte K blocks of a weight row (64 bf16 or 128 e4m3), so everything but the element math
+// and the problem's shape is one kernel, templated on a Policy (below).
 //
 // A warp owns 16 weight rows (the 16-row A operand of mma.sync m16n8k16 bf16 / m16n8k32 e4m3)
 // and every (8 / row_warps)-th K block of its CTA's split; the tokens are the 8-column B
@@ -20,7 +21,7 @@
 // Budget (per warp, per K block):
 //   bytes      weights 16 rows x 128 B = 2 KB (4 cp.async of 16 B per lane, L1 bypassed, 64
 //              contiguous bytes per row per instruction = whole sectors); x T x 1 KB (2 loads of
-//              16 B per lane per tile) and the policy's scales, both issued before the ring
+//              16 B per lane per tile) and the policy's load_scales, both issued before the ring
 //              wait so their latency overlaps it
 //   MMAs       4T (16 rows x 8T tokens x one block of k)
 //   registers  T <= kTwoCtaTiles (4 bf16, 2 e4m3) runs 2 CTAs per SM (<= 128 registers), more
@@ -52,6 +53,9 @@
 //   accumulate<T>(acc, weights, x, scales)      the block's 4T MMAs into acc[T][4]
 //   store(p, view, u, row, sum)                 a finished dot of token u and weight row `row`
 //                                               (gridDim.y > 1: this split's partial)
+//   kFinishesSplits; finish_splits(p, row_begin, rows)
+//                                               after the stores: the dense linears' in-kernel
+//                                               split sum (DenseProblem); the experts' none
 #pragma once
 
 #include <algorithm>
