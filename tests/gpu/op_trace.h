@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/backend.h"
@@ -46,6 +47,19 @@ class Tracing : public Base {
   using Base::linear_fp8;
   Tensor linear_fp8(const QuantizedActivation &x, const QuantizedWeight &w) override {
     return record("linear_fp8", nested([&] { return Base::linear_fp8(x, w); }));
+  }
+  std::pair<Tensor, Tensor> linear_split(const Tensor &x, const Tensor &weight, int64_t first_rows) override {
+    auto out = nested([&] { return Base::linear_split(x, weight, first_rows); });
+    record("linear_split (first)", out.first);
+    record("linear_split (second)", out.second);
+    return out;
+  }
+  std::pair<Tensor, Tensor> linear_fp8_split(const QuantizedActivation &x, const QuantizedWeight &w,
+                                             int64_t first_rows) override {
+    auto out = nested([&] { return Base::linear_fp8_split(x, w, first_rows); });
+    record("linear_fp8_split (first)", out.first);
+    record("linear_fp8_split (second)", out.second);
+    return out;
   }
   Tensor silu_mul(const Tensor &gate_up) override {
     return record("silu_mul", nested([&] { return Base::silu_mul(gate_up); }));
