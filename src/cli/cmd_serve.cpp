@@ -48,7 +48,7 @@ void add_serve_options(cxxopts::Options& options) {
       "tp", "tensor-parallel size: ranks splitting the model (CUDA: GPUs 0..N-1, NCCL; cpu: N backends in this "
             "process)", cxxopts::value<int32_t>())(
       "tp-timeout", "seconds a tensor-parallel step may take before the server aborts and exits (0: no deadline)",
-      cxxopts::value<int32_t>())(
+      cxxopts::value<int32_t>())("custom-all-reduce-max-kib", kCustomAllReduceMaxKibHelp, cxxopts::value<int32_t>())(
       "stats-interval", "seconds between stats lines (0: off)", cxxopts::value<int32_t>())(
       "print-config", "print the effective configuration as YAML and exit")("h,help", "show this help");
 }
@@ -77,6 +77,7 @@ ServerConfig config_from(const cxxopts::ParseResult& result) {
   override_with("threads", config.threads);
   override_with("tp", config.tensor_parallel_size);
   override_with("tp-timeout", config.tp_timeout_seconds);
+  override_with("custom-all-reduce-max-kib", config.custom_all_reduce_max_kib);
   override_with("stats-interval", config.stats_interval_seconds);
   config.validate();
   return config;
@@ -88,6 +89,7 @@ Placement placement_of(const ServerConfig& config) {
   placement.threads = config.threads;
   placement.tp = config.tensor_parallel_size;
   placement.tp_step_timeout = std::chrono::seconds(config.tp_timeout_seconds);
+  placement.custom_all_reduce_max_bytes = custom_all_reduce_max_bytes(config.custom_all_reduce_max_kib);
   return placement;
 }
 

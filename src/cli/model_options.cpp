@@ -21,13 +21,20 @@ void add_model_options(cxxopts::Options& options) {
   add_load_options(options);
 }
 
+int64_t custom_all_reduce_max_bytes(int64_t kib) {
+  RS_CHECK(kib >= 0 && kib <= 8192, "--custom-all-reduce-max-kib must be 0 (off) to 8192, got {}", kib);
+  return kib << 10;
+}
+
 void add_tensor_parallel_options(cxxopts::Options& options) {
   options.add_options()("tp", "tensor-parallel size: ranks splitting the model (CUDA: one GPU each, devices 0..N-1; "
                               "cpu: N CPU backends in this process)",
                         cxxopts::value<int>()->default_value("1"))(
       "tp-timeout", "seconds a tensor-parallel step may take on every rank before the group is aborted and the "
                     "process exits (0: no deadline)",
-      cxxopts::value<int64_t>()->default_value("600"));
+      cxxopts::value<int64_t>()->default_value("600"))(
+      "custom-all-reduce-max-kib", kCustomAllReduceMaxKibHelp,
+      cxxopts::value<int64_t>()->default_value(std::to_string(kCustomAllReduceCrossoverBytes >> 10)));
 }
 
 Placement placement_from(const cxxopts::ParseResult& result) {
@@ -39,6 +46,7 @@ Placement placement_from(const cxxopts::ParseResult& result) {
   RS_CHECK(placement.tp >= 1, "--tp must be >= 1, got {}", placement.tp);
   RS_CHECK(timeout >= 0, "--tp-timeout must be >= 0, got {}", timeout);
   placement.tp_step_timeout = std::chrono::seconds(timeout);
+  placement.custom_all_reduce_max_bytes = custom_all_reduce_max_bytes(result["custom-all-reduce-max-kib"].as<int64_t>());
   return placement;
 }
 
@@ -49,6 +57,7 @@ RankGroup make_ranks(const Placement& placement, const std::string& model_direct
   RankGroupOptions options;
   options.world = placement.tp;
   options.cpu_threads = placement.threads;
+  options.custom_all_reduce_max_bytes = placement.custom_all_reduce_max_bytes;
   const bool cuda = placement.device == "cuda" || (placement.device == "auto" && cuda_device_available());
   options.device = cuda ? DeviceKind::Cuda : DeviceKind::Host;
   return make_rank_group(options);

@@ -43,8 +43,17 @@ struct Placement {
   unsigned threads = 0;
   int tp = 1;
   std::chrono::seconds tp_step_timeout{600};  // --tp-timeout; 0: no deadline
+  int64_t custom_all_reduce_max_bytes = kCustomAllReduceCrossoverBytes;  // --custom-all-reduce-max-kib
 };
-// --tp and --tp-timeout (add_model_options adds them; serve adds them itself).
+// --custom-all-reduce-max-kib (serve: custom_all_reduce_max_kib): its help, and the value in
+// bytes; throws outside 0 .. 8192 (the kernel's buffers hold 8 MiB).
+inline constexpr const char* kCustomAllReduceMaxKibHelp =
+    "CUDA tensor parallelism: all-reduces up to this many KiB take rackserve's one-shot peer-memory kernel "
+    "(where every GPU pair has peer access), larger ones NCCL; 0: NCCL for every size. Measure the crossover "
+    "of your box with bench/all_reduce";
+int64_t custom_all_reduce_max_bytes(int64_t kib);
+// --tp, --tp-timeout and --custom-all-reduce-max-kib (add_model_options adds them; serve
+// adds them itself).
 void add_tensor_parallel_options(cxxopts::Options& options);
 Placement placement_from(const cxxopts::ParseResult& result);
 

@@ -32,6 +32,7 @@ const std::array kFields = {
     Field{"threads", &ServerConfig::threads},
     Field{"tensor_parallel_size", &ServerConfig::tensor_parallel_size},
     Field{"tp_timeout_seconds", &ServerConfig::tp_timeout_seconds},
+    Field{"custom_all_reduce_max_kib", &ServerConfig::custom_all_reduce_max_kib},
     Field{"host", &ServerConfig::host},
     Field{"port", &ServerConfig::port},
     Field{"api_key", &ServerConfig::api_key},
@@ -115,6 +116,7 @@ void ServerConfig::validate() const {
   check_range(port, 0, 65535, "port");
   check_range(tensor_parallel_size, 1, 64, "tensor_parallel_size");
   check_range(tp_timeout_seconds, 0, 86400, "tp_timeout_seconds");
+  check_range(custom_all_reduce_max_kib, 0, 8192, "custom_all_reduce_max_kib");
   check_range(max_request_body_bytes, 1024, int64_t{1} << 32, "max_request_body_bytes");
   check_range(http_threads, 0, 4096, "http_threads");
   check_range(stats_interval_seconds, 0, 86400, "stats_interval_seconds");

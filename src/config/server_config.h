@@ -20,6 +20,7 @@ struct ServerConfig {
   uint32_t threads = 0;            // CPU backend threads per rank; 0: all cores / tensor_parallel_size
   int32_t tensor_parallel_size = 1;  // --tp: ranks splitting the model (CUDA: GPUs 0..N-1)
   int32_t tp_timeout_seconds = 600;  // a tensor-parallel step longer than this aborts the server; 0: none
+  int32_t custom_all_reduce_max_kib = 512;  // all-reduces up to this size take the one-shot peer kernel; 0: NCCL only
 
   // HTTP.
   std::string host = "127.0.0.1";  // listen address; 0.0.0.0 exposes the server to the network

@@ -139,7 +139,8 @@ void CustomAllReduce::abort() {
   if (abort_flag_) *static_cast<volatile int*>(abort_flag_) = 1;
 }
 
-std::unique_ptr<CustomAllReduce> make_custom_all_reduce(const std::vector<int>& devices, std::string* why_not) {
+std::unique_ptr<CustomAllReduce> make_custom_all_reduce(const std::vector<int>& devices, std::string* why_not,
+                                                        CustomAllReduceOptions options) {
   std::string reason = CustomAllReduce::peer_access_between(devices);
   if (reason.empty() && (devices.size() < 2 || devices.size() > kernels::kAllReduceMaxRanks))
     reason = fmt::format("{} ranks (the kernel takes 2 to {})", devices.size(), kernels::kAllReduceMaxRanks);
@@ -147,7 +148,7 @@ std::unique_ptr<CustomAllReduce> make_custom_all_reduce(const std::vector<int>& 
     if (why_not) *why_not = reason;
     return nullptr;
   }
-  return std::make_unique<CustomAllReduce>(devices);
+  return std::make_unique<CustomAllReduce>(devices, options);
 }
 
 }  // namespace rackserve

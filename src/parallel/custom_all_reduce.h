@@ -20,7 +20,8 @@ namespace rackserve {
 // Below this size the one-shot kernel (one launch, one flag exchange, every rank reads
 // every peer's whole message) beats NCCL's latency; above it NCCL's ring/tree bandwidth
 // wins. 512 KiB is a placeholder, NOT a measurement: it must be measured on each kind of
-// box (`bench/all_reduce` prints both latencies per size) and set from those tables.
+// box (`bench/all_reduce` prints both latencies per size); `--custom-all-reduce-max-kib`
+// (serve: custom_all_reduce_max_kib) sets it per box without a rebuild, 0 turns the kernel off.
 constexpr int64_t kCustomAllReduceCrossoverBytes = int64_t{512} << 10;
 
 struct CustomAllReduceOptions {
@@ -73,6 +74,7 @@ class CustomAllReduce {
 // A CustomAllReduce over `devices`, or nullptr (with the reason in *why_not) when peer
 // access is missing between two of them.
 std::unique_ptr<CustomAllReduce> make_custom_all_reduce(const std::vector<int>& devices,
-                                                        std::string* why_not = nullptr);
+                                                        std::string* why_not = nullptr,
+                                                        CustomAllReduceOptions options = {});
 
 }  // namespace rackserve

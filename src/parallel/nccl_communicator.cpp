@@ -16,6 +16,7 @@
 
 #include <cuda_runtime.h>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <nccl.h>
 
 #include "core/error.h"
@@ -257,10 +258,19 @@ std::vector<std::unique_ptr<Communicator>> make_nccl_communicators(const std::ve
   if (result != ncclInProgress) check_nccl(result, "ncclCommInitRankConfig (group)");
   const auto deadline = std::chrono::steady_clock::now() + options.init_timeout;
   for (ncclComm_t comm : group->comms) group->wait_ready(comm, "NCCL initialisation", deadline);
-  if (options.custom_all_reduce && world > 1) {
+  if (options.custom_all_reduce && options.custom_all_reduce_max_bytes > 0 && world > 1) {
     std::vector<int> devices;
     for (Backend* backend : backends) devices.push_back(backend->device().index);
-    group->custom = make_custom_all_reduce(devices);  // null where peer access is missing
+    CustomAllReduceOptions custom;
+    custom.crossover_bytes = options.custom_all_reduce_max_bytes;
+    std::string why_not;
+    group->custom = make_custom_all_reduce(devices, &why_not, custom);  // null where peer access is missing
+    if (group->custom)
+      spdlog::info("all-reduce: one-shot peer kernel up to {} KiB, NCCL above", custom.crossover_bytes >> 10);
+    else
+      spdlog::info("all-reduce: NCCL for every size ({})", why_not);
+  } else if (world > 1) {
+    spdlog::info("all-reduce: NCCL for every size (the one-shot peer kernel is off)");
   }
   // Each communicator allocates its barrier word with cudaMalloc on the current device:
   // the rank's, not the caller's.

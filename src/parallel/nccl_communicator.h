@@ -10,6 +10,7 @@
 
 #include "backend/backend.h"
 #include "parallel/communicator.h"
+#include "parallel/custom_all_reduce.h"
 
 namespace rackserve {
 
@@ -20,8 +21,10 @@ struct NcclOptions {
   // a broken peer link otherwise hangs start-up).
   std::chrono::milliseconds init_timeout{120'000};
   // Small all-reduces through the one-shot peer-memory kernel (custom_all_reduce.h) where
-  // every pair of GPUs has peer access; NCCL otherwise and above the crossover size.
+  // every pair of GPUs has peer access; NCCL otherwise and above custom_all_reduce_max_bytes
+  // (0: NCCL for every size).
   bool custom_all_reduce = true;
+  int64_t custom_all_reduce_max_bytes = kCustomAllReduceCrossoverBytes;
 };
 
 // One communicator per backend (rank r = backends[r], each on its own device), created

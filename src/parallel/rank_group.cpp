@@ -45,7 +45,9 @@ RankGroup make_rank_group(const RankGroupOptions& options) {
   if (options.world > 1) {
     RS_CHECK(nccl_available(),
              "--tp {} on CUDA needs NCCL, which this build does not have (rebuild with CUDA and NCCL)", options.world);
-    group.communicators = make_nccl_communicators(group.backend_pointers());
+    NcclOptions nccl;
+    nccl.custom_all_reduce_max_bytes = options.custom_all_reduce_max_bytes;
+    group.communicators = make_nccl_communicators(group.backend_pointers(), nccl);
   }
   set_current_cuda_device(0);  // the caller's thread (the engine's sampling) runs rank 0's ops
   return group;

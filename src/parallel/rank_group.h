@@ -12,6 +12,7 @@
 
 #include "backend/backend.h"
 #include "parallel/communicator.h"
+#include "parallel/custom_all_reduce.h"
 
 namespace rackserve {
 
@@ -28,6 +29,8 @@ struct RankGroupOptions {
   DeviceKind device = DeviceKind::Host;
   int world = 1;
   unsigned cpu_threads = 0;  // CPU threads per rank's backend; 0: the machine's threads / world
+  // CUDA: all-reduces up to this size take the one-shot peer kernel (NcclOptions); 0: NCCL only.
+  int64_t custom_all_reduce_max_bytes = kCustomAllReduceCrossoverBytes;
 };
 
 // Throws one line when the group cannot be built: --tp larger than the visible GPUs (with

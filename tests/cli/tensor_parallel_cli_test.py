@@ -83,6 +83,10 @@ ERRORS = [
     (["logits", "--model", fixture, "--device", "cuda", "--tp", "4", "--tokens", "1,2"], "--tp 4 needs 4 GPUs but"),
     (["serve", "--model", served, "--device", "cpu", "--tp", "3", "--port", "0"],
      "--tp 3 does not divide the model's 4 attention heads"),
+    (["logits", "--model", fixture, "--device", "cpu", "--tp", "2", "--custom-all-reduce-max-kib", "9000",
+      "--tokens", "1,2"], "--custom-all-reduce-max-kib must be 0 (off) to 8192, got 9000"),
+    (["serve", "--model", served, "--device", "cpu", "--custom-all-reduce-max-kib", "-1", "--port", "0"],
+     "custom_all_reduce_max_kib"),
 ]
 for args, expected in ERRORS:
     result = run(*args)

@@ -61,6 +61,8 @@ TEST(ServerConfig, ValidateNamesTheFieldOutOfRange) {
   expect_invalid([](ServerConfig& c) { c.device = "tpu"; }, "device");
   expect_invalid([](ServerConfig& c) { c.max_n = 0; }, "max_n");
   expect_invalid([](ServerConfig& c) { c.reasoning_parser = "x"; }, "reasoning_parser");
+  expect_invalid([](ServerConfig& c) { c.custom_all_reduce_max_kib = 8193; }, "custom_all_reduce_max_kib");
+  expect_invalid([](ServerConfig& c) { c.custom_all_reduce_max_kib = -1; }, "custom_all_reduce_max_kib");
 }
 
 TEST(ServerConfig, PrintedConfigReadsBackAndMasksTheKey) {
