@@ -28,7 +28,7 @@ struct Bf16SmallMPolicy : small_m::DenseProblem<LinearBf16Params, __nv_bfloat16>
   // The 4 MMAs per token tile, accumulated in the MMA (f32).
   template <int T>
   __device__ static void accumulate(float (&accumulator)[T][4], const uint4 (&weights)[2][2], const uint4 (&x)[T][2],
-                                    const Scales<T>&) {
+                                    const Scales<T>&, int /*tiles: all T (kTokensVaryPerCta is false)*/) {
 #pragma unroll
     for (int tile = 0; tile < T; ++tile)
 #pragma unroll

@@ -55,8 +55,8 @@ struct Fp8SmallMPolicy : small_m::DenseProblem<LinearFp8Params, uint8_t> {
 
   template <int T>
   __device__ static void accumulate(float (&accumulator)[T][4], const uint4 (&weights)[2][2], const uint4 (&x)[T][2],
-                                    const Scales<T>& scales) {
-    small_m::accumulate_e4m3<kBlockScaling>(accumulator, weights, x, scales.weight, [&](int u) {
+                                    const Scales<T>& scales, int tiles) {
+    small_m::accumulate_e4m3<kBlockScaling>(accumulator, weights, x, tiles, scales.weight, [&](int u) {
       return __ldg(scales.x_column + min(u, scales.last_token) * scales.k_blocks);
     });
   }

@@ -7,17 +7,18 @@
 
 namespace rackserve::kernels::small_m {
 
-// Per token tile, the block's 4 MMAs, each on a zero accumulator and added in f32 (linear_fp8.cuh
+// Per token tile below `tiles`, the block's 4 MMAs, each on a zero accumulator and added in f32 (linear_fp8.cuh
 // says why), give the f32 partial dot of this 128-wide block. Block: it is added times
 // x_scale_of(u) (token u's scale for the block; u may pass the last token, the callee clamps)
 // times weight_scale[0] (row g) or [1] (row g + 8). Channel: added as is (one dot over all of
 // k, scaled in the epilogue).
 template <bool kBlockScaling, int T, class XScaleOf>
 __device__ __forceinline__ void accumulate_e4m3(float (&accumulator)[T][4], const uint4 (&weights)[2][2],
-                                                const uint4 (&x)[T][2], const float (&weight_scale)[2],
+                                                const uint4 (&x)[T][2], int tiles, const float (&weight_scale)[2],
                                                 const XScaleOf& x_scale_of) {
 #pragma unroll
   for (int tile = 0; tile < T; ++tile) {
+    if (tile >= tiles) break;  // the CTA's tokens end before this tile
     float partial[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
     for (int j = 0; j < 4; ++j) {

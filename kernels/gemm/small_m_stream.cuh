@@ -50,7 +50,12 @@
 //   template <int T> struct Scales              what one K block's MMAs need besides the
 //                                               fragments (empty where nothing is scaled per block)
 //   load_scales<T>(p, view, rows, kb, k_blocks) issued with the x loads, before the ring wait
-//   accumulate<T>(acc, weights, x, scales)      the block's 4T MMAs into acc[T][4]
+//   accumulate<T>(acc, weights, x, scales, tiles)
+//                                               the block's MMAs of token tiles [0, tiles) into
+//                                               acc[T][4]
+//   kTokensVaryPerCta                           view.m differs between CTAs (experts): tiles
+//                                               past ceil(view.m / 8) are skipped, x loads and
+//                                               MMAs alike; otherwise every CTA runs all T
 //   store(p, view, u, row, sum)                 a finished dot of token u and weight row `row`
 //                                               (gridDim.y > 1: this split's partial)
 //   kFinishesSplits; finish_splits(p, row_begin, rows)
@@ -191,6 +196,9 @@ __global__ void __launch_bounds__(kThreads, Config<kTokenTiles, kRowWarps, Polic
   const int64_t rows[2] = {min(n_begin + g, p.n - 1), min(n_begin + g + 8, p.n - 1)};
   const Element* weight = view.weight;
   const int chunk_offsets[2] = {kChunkK * t, kBlockK / 2 + kChunkK * t};
+  // Token tiles that hold a token of this CTA (all T unless view.m varies per CTA).
+  const int active_tiles =
+      Policy::kTokensVaryPerCta ? min(kTokenTiles, static_cast<int>((view.m + 7) / 8)) : kTokenTiles;
   const Element* x_rows[kTokenTiles];
 #pragma unroll
   for (int tile = 0; tile < kTokenTiles; ++tile)
@@ -232,13 +240,15 @@ __global__ void __launch_bounds__(kThreads, Config<kTokenTiles, kRowWarps, Polic
     // x and the scales first: their L1/L2 latency overlaps the wait for the weights.
     uint4 x_chunks[kTokenTiles][2];
 #pragma unroll
-    for (int tile = 0; tile < kTokenTiles; ++tile)
+    for (int tile = 0; tile < kTokenTiles; ++tile) {
+      if (tile >= active_tiles) break;  // never read (accumulate stops at active_tiles)
 #pragma unroll
       for (int c = 0; c < 2; ++c) {
         const int64_t k = kb0 + chunk_offsets[c];
         x_chunks[tile][c] =
             k < p.k ? __ldg(reinterpret_cast<const uint4*>(x_rows[tile] + k)) : make_uint4(0, 0, 0, 0);
       }
+    }
     const typename Policy::template Scales<kTokenTiles> scales =
         Policy::template load_scales<kTokenTiles>(p, view, rows, kb, k_blocks);
     cp_async_wait<kStages - 2>();  // this lane's own copies of block i have landed
@@ -256,7 +266,7 @@ __global__ void __launch_bounds__(kThreads, Config<kTokenTiles, kRowWarps, Polic
     // Into the slot of block i - 1, which this lane finished reading one iteration ago.
     if (i + kStages - 1 < my_count) load_block(i + kStages - 1);
     cp_async_commit();
-    Policy::template accumulate<kTokenTiles>(accumulator, slice, x_chunks, scales);
+    Policy::template accumulate<kTokenTiles>(accumulator, slice, x_chunks, scales, active_tiles);
   }
   cp_async_wait<0>();  // only empty groups remain; leave nothing in flight
 
@@ -296,6 +306,7 @@ struct DenseProblem {
     int64_t m;
   };
   static constexpr bool kStaticView = true;  // the weights and shapes are the step's constants
+  static constexpr bool kTokensVaryPerCta = false;  // every CTA takes all p.m tokens
   __device__ static bool make_view(const Params& p, View& view) {
     view = {static_cast<const Element*>(p.weight), static_cast<const Element*>(p.x), p.m};
     return true;

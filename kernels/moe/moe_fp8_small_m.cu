@@ -32,6 +32,7 @@ struct MoeFp8SmallMPolicy {
   static constexpr const char* kName = "moe_fp8_gemm_small_m";
 
   static constexpr bool kStaticView = false;  // the active slots come from the align kernel
+  static constexpr bool kTokensVaryPerCta = true;  // an expert's pairs: mostly 1-2 at decode
   static constexpr bool kFinishesSplits = false;  // the activation / slot-sum kernels add the splits
   __device__ static void finish_splits(const Params&, int64_t, int) {}
   struct View {
@@ -86,8 +87,8 @@ struct MoeFp8SmallMPolicy {
 
   template <int T>
   __device__ static void accumulate(float (&accumulator)[T][4], const uint4 (&weights)[2][2], const uint4 (&x)[T][2],
-                                    const Scales<T>& scales) {
-    small_m::accumulate_e4m3<kBlockScaling>(accumulator, weights, x, scales.weight, [&](int u) {
+                                    const Scales<T>& scales, int tiles) {
+    small_m::accumulate_e4m3<kBlockScaling>(accumulator, weights, x, tiles, scales.weight, [&](int u) {
       const int64_t row = scales.pairs[min(u, scales.last)] / scales.pairs_per_row;
       return __ldg(scales.x_column + row * scales.k_blocks);
     });
