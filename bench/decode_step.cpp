@@ -201,6 +201,9 @@ void run_batch(CausalLM& model, DecodeBenchBackend& backend, PagedKvCache& cache
   };
   print_row("CUDA graph", seconds);
   print_row("eager", eager_seconds);
+  const int64_t kernels = backend.last_step_graph_kernels();
+  std::printf("\nkernels per step (the captured graph): %lld, %.1f per layer\n", static_cast<long long>(kernels),
+              double(kernels) / static_cast<double>(layers));
   std::printf("\nfloor per layer: dense %.1f us (%.3f GB + %.2f MB KV), MoE %.1f us (%.3f GB + %.2f MB KV); "
               "outside layers (lm_head, embedding rows) %.1f us\n",
               dense_layers ? (dense_layer_bytes / dense_layers + kv_bytes_layer) / bandwidth * 1e6 : 0.0,

@@ -111,6 +111,8 @@ class CudaBackend : public Backend {
   int64_t capture_step_graph(const std::function<void()>& record) override;
   void replay_step_graph(int64_t graph) override;
   void release_step_graph(int64_t graph) override;
+  // Kernels in the most recently captured step graph (0 before any): benches report it.
+  int64_t last_step_graph_kernels() const { return graphs_.empty() ? 0 : graphs_.back().kernels; }
 
  protected:
   void* stream() const { return stream_; }  // cudaStream_t every op runs on
@@ -131,6 +133,7 @@ class CudaBackend : public Backend {
   struct StepGraph {
     void* exec = nullptr;  // cudaGraphExec_t; nullptr once released
     ArenaMark start, end;  // arena before and after the recorded ops' allocations
+    int64_t kernels = 0;   // kernel nodes captured
   };
   Tensor allocate_persistent_uninitialized(DType dtype, const Shape& shape);
   // A (residual +) RMSNorm's operands validated at the op boundary `op`, its bf16 output

@@ -4,6 +4,8 @@
 // started (same inputs uploaded after begin_step) and moves it to where capture ended.
 #include <cuda_runtime.h>
 
+#include <vector>
+
 #include "backend/cuda/cuda_backend.h"
 #include "core/error.h"
 
@@ -25,6 +27,16 @@ int64_t CudaBackend::capture_step_graph(const std::function<void()>& record) {
     throw;
   }
   check(cudaStreamEndCapture(stream, &captured), "cudaStreamEndCapture");
+  size_t nodes = 0;
+  if (cudaGraphGetNodes(captured, nullptr, &nodes) == cudaSuccess) {
+    std::vector<cudaGraphNode_t> all(nodes);
+    if (nodes > 0 && cudaGraphGetNodes(captured, all.data(), &nodes) == cudaSuccess)
+      for (cudaGraphNode_t node : all) {
+        cudaGraphNodeType type;
+        if (cudaGraphNodeGetType(node, &type) == cudaSuccess && type == cudaGraphNodeTypeKernel) ++graph.kernels;
+      }
+  }
+  cudaGetLastError();  // counting is best effort
   cudaGraphExec_t exec = nullptr;
   const cudaError_t instantiated = cudaGraphInstantiate(&exec, captured, 0);
   cudaGraphDestroy(captured);
