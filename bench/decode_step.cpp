@@ -19,7 +19,7 @@
 //
 // usage: decode_step CONFIG_DIR [--num-layers N] [--batch 1,32] [--context 1024]
 //                    [--steps 20] [--page-size 64] [--seed 1] [--dequantize-fp8]
-//                    [--overlap-gemm-launches]   (CudaBackendOptions::overlap_gemm_launches)
+//                    [--overlap-launches]   (CudaBackendOptions::overlap_launches)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -54,7 +54,7 @@ struct Arguments {
   int64_t page_size = 64;
   uint64_t seed = 1;
   Fp8Weights fp8_weights = Fp8Weights::Native;
-  bool overlap_gemm_launches = false;  // CudaBackendOptions::overlap_gemm_launches
+  bool overlap_launches = false;  // CudaBackendOptions::overlap_launches
 };
 
 // The CUDA backend with the op profiler, and on request the number of distinct experts
@@ -202,8 +202,9 @@ void run_batch(CausalLM& model, DecodeBenchBackend& backend, PagedKvCache& cache
   print_row("CUDA graph", seconds);
   print_row("eager", eager_seconds);
   const int64_t kernels = backend.last_step_graph_kernels();
-  std::printf("\nkernels per step (the captured graph): %lld, %.1f per layer\n", static_cast<long long>(kernels),
-              double(kernels) / static_cast<double>(layers));
+  std::printf("\nkernels per step (the captured graph): %lld, %.1f per layer; %lld kernel edges made programmatic\n",
+              static_cast<long long>(kernels), double(kernels) / static_cast<double>(layers),
+              static_cast<long long>(backend.last_step_graph_overlapped_edges()));
   std::printf("\nfloor per layer: dense %.1f us (%.3f GB + %.2f MB KV), MoE %.1f us (%.3f GB + %.2f MB KV); "
               "outside layers (lm_head, embedding rows) %.1f us\n",
               dense_layers ? (dense_layer_bytes / dense_layers + kv_bytes_layer) / bandwidth * 1e6 : 0.0,
@@ -260,8 +261,8 @@ int run(const Arguments& args) {
 
   CudaBackendOptions options;
   options.profile_ops = true;
-  options.overlap_gemm_launches = args.overlap_gemm_launches;
-  std::printf("decode GEMM launches: %s\n", args.overlap_gemm_launches
+  options.overlap_launches = args.overlap_launches;
+  std::printf("decode GEMM launches: %s\n", args.overlap_launches
                                                 ? "programmatic dependent launch (overlapping the previous kernel)"
                                                 : "plain stream order");
   DecodeBenchBackend backend(options);
@@ -313,8 +314,8 @@ Arguments parse(int argc, char** argv) {
       args.seed = std::stoull(value());
     else if (flag == "--dequantize-fp8")
       args.fp8_weights = Fp8Weights::Dequantize;
-    else if (flag == "--overlap-gemm-launches")
-      args.overlap_gemm_launches = true;
+    else if (flag == "--overlap-launches")
+      args.overlap_launches = true;
     else if (args.config_dir.empty() && !flag.starts_with("--"))
       args.config_dir = flag;
     else
@@ -322,7 +323,7 @@ Arguments parse(int argc, char** argv) {
   }
   RS_CHECK(!args.config_dir.empty(),
            "usage: decode_step CONFIG_DIR [--num-layers N] [--batch 1,32] [--context 1024] [--steps 20] "
-           "[--page-size 64] [--seed 1] [--dequantize-fp8] [--overlap-gemm-launches]");
+           "[--page-size 64] [--seed 1] [--dequantize-fp8] [--overlap-launches]");
   RS_CHECK(args.num_layers >= 0 && args.context >= 0 && args.steps > 0 && args.page_size > 0, "bad argument value");
   return args;
 }

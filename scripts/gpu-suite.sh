@@ -110,7 +110,7 @@ glm-4.7-fp8/config.abridged.json 4 fp8_channel"
       note "kernel_roofline: rc $?"
       timeout 120 build-gpu/bench/decode_step "$models/deepseek-v3" --batch 1,32 > "$out/decode_step.md" 2>&1 || status=1
       note "decode_step (FP8 checkpoint config): rc $?"
-      timeout 120 build-gpu/bench/decode_step "$models/deepseek-v3" --batch 1,32 --overlap-gemm-launches \
+      timeout 120 build-gpu/bench/decode_step "$models/deepseek-v3" --batch 1,32 --overlap-launches \
         > "$out/decode_step_overlap.md" 2>&1 || status=1
       note "decode_step (FP8, GEMM launches overlapped): rc $?"
       timeout 120 build-gpu/bench/decode_step "$models/deepseek-v3" --batch 1,32 --dequantize-fp8 > "$out/decode_step_bf16.md" 2>&1 || status=1

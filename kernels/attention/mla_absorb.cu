@@ -24,6 +24,7 @@ constexpr int kMaxLora = 512;
 // grid (heads, ceil(lora / 64)). Shared: W_UK[h][:, c0:c0+64] as bf16 (nope x 64) and one
 // q_nope row per warp as f32.
 __global__ void __launch_bounds__(kThreads) q_latent_kernel(MlaAttentionParams p) {
+  wait_for_prior_kernel();
   __shared__ __nv_bfloat162 weight[kMaxNope][kColumnsPerBlock / 2];
   __shared__ float q_row[kWarps][kMaxNope];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -63,6 +64,7 @@ __global__ void __launch_bounds__(kThreads) q_latent_kernel(MlaAttentionParams p
 // grid (heads, ceil(v / 16)). Shared: 16 rows of W_UV[h] as bf16; each warp holds one
 // token's out_latent row in registers (16 values per lane) and reduces 16 dot products.
 __global__ void __launch_bounds__(kThreads) output_kernel(MlaAttentionParams p) {
+  wait_for_prior_kernel();
   __shared__ __nv_bfloat16 weight[kRowsPerBlock][kMaxLora];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t h = blockIdx.x, d0 = static_cast<int64_t>(blockIdx.y) * kRowsPerBlock;

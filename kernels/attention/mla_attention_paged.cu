@@ -42,6 +42,7 @@ __device__ __forceinline__ float cache_value(const void* cache, int64_t index, f
 
 template <MlaCacheType kCache>
 __global__ void attention_kernel(MlaAttentionParams p) {
+  wait_for_prior_kernel();
   __shared__ float q_rope[kMaxRope];
   __shared__ float warp_max_score[kWarps], warp_sum_exp[kWarps];
   __shared__ float merged[kWarps][kMaxLatentPerLane * 32];

@@ -123,6 +123,7 @@ __device__ __forceinline__ int used_splits(int64_t keys, const MlaDecodeConfig& 
 template <int kHeadTiles, int kStages, MlaCacheType kCache>
 __global__ void __launch_bounds__(kThreads, 1)
     mla_decode_split_kv_kernel(MlaDecodeParams p, MlaDecodeConfig config, int head_groups, int page_shift) {
+  wait_for_prior_kernel();
   using L = Layout<kHeadTiles, kStages>;
   constexpr bool kE4m3 = kCache == MlaCacheType::E4M3;
   static_assert(!kE4m3 || kStages == 2, "the e4m3 loader stages one tile in registers: a two-stage ring");
@@ -405,6 +406,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 // block per (token, head), four columns per thread.
 __global__ void __launch_bounds__(kCombineThreads)
     mla_decode_combine_kernel(MlaDecodeParams p, MlaDecodeConfig config) {
+  wait_for_prior_kernel();
   __shared__ float weights[kMaxSplits];
   const int64_t t = blockIdx.x / p.heads, h = blockIdx.x % p.heads;
   const int splits = used_splits(static_cast<int64_t>(p.positions[t]) + 1, config);

@@ -40,6 +40,7 @@ constexpr int kRopeWarpsPerBlock = 8;
 constexpr int kMaxPairsPerLane = kMaxRopeDim / 2 / 32;
 
 __global__ void __launch_bounds__(kRopeWarpsPerBlock * 32) rope_kernel(RopeParams p) {
+  wait_for_prior_kernel();
   const int lane = threadIdx.x % 32;
   const int64_t item = static_cast<int64_t>(blockIdx.x) * kRopeWarpsPerBlock + threadIdx.x / 32;
   if (item >= p.tokens * p.heads) return;
@@ -75,6 +76,7 @@ __global__ void __launch_bounds__(kRopeWarpsPerBlock * 32) rope_kernel(RopeParam
 // the block, then stores e4m3(x / scale) and the entry's scale.
 template <MlaCacheType kCache>
 __global__ void mla_cache_write_kernel(MlaCacheWriteParams p) {
+  wait_for_prior_kernel();
   extern __shared__ float staged[];  // E4M3: [lora + dim] f32, the entry before quantization
   __shared__ float scratch[32];
   __shared__ float slice[kMaxRopeDim];

@@ -7,6 +7,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include "common/device_utils.cuh"
 #include "rackserve/kernels/all_reduce_params.h"
 
 namespace rackserve::kernels {
@@ -47,6 +48,7 @@ union Pack {
 
 template <typename T>
 __global__ void __launch_bounds__(kAllReduceThreads) one_shot_all_reduce(const OneShotAllReduceParams params) {
+  wait_for_prior_kernel();
   constexpr int kPer = Pack<T>::kElements;
   // Every block reads the counter before the last block to finish increments it.
   const uint64_t call = *static_cast<volatile uint64_t*>(params.call_counter) + 1;

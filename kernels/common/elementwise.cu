@@ -15,6 +15,7 @@ namespace rackserve::kernels {
 namespace {
 
 __global__ void embedding_kernel(EmbeddingParams p) {
+  wait_for_prior_kernel();
   const int64_t t = blockIdx.x;
   const int32_t id = p.token_ids[t];
   const bool valid = id >= 0 && id < p.vocab;  // the host validates ids; NaN makes a slip visible
@@ -24,6 +25,7 @@ __global__ void embedding_kernel(EmbeddingParams p) {
 }
 
 __global__ void __launch_bounds__(kRmsNormThreads) rms_norm_kernel(RmsNormParams p) {
+  wait_for_prior_kernel();
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const float inverse_rms = rms_norm_inverse_rms(p, row, scratch);
@@ -33,6 +35,7 @@ __global__ void __launch_bounds__(kRmsNormThreads) rms_norm_kernel(RmsNormParams
 }
 
 __global__ void add_kernel(AddParams p) {
+  wait_for_prior_kernel();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < p.count;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
     store_element(p.target, p.target_type, i,
@@ -40,6 +43,7 @@ __global__ void add_kernel(AddParams p) {
 }
 
 __global__ void silu_mul_kernel(SiluMulParams p) {
+  wait_for_prior_kernel();
   const __nv_bfloat16* input = static_cast<const __nv_bfloat16*>(p.gate_up);
   __nv_bfloat16* output = static_cast<__nv_bfloat16*>(p.output);
   const int64_t count = p.rows * p.width;
@@ -51,6 +55,7 @@ __global__ void silu_mul_kernel(SiluMulParams p) {
 }
 
 __global__ void gather_rows_kernel(GatherRowsParams p) {
+  wait_for_prior_kernel();
   const int64_t row = blockIdx.x;
   const int32_t source = p.row_indices[row];
   const int64_t words = p.row_bytes / 4;
@@ -61,12 +66,14 @@ __global__ void gather_rows_kernel(GatherRowsParams p) {
 }
 
 __global__ void fill_kernel(FillParams p) {
+  wait_for_prior_kernel();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < p.count;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
     store_element(p.data, p.type, i, p.value);
 }
 
 __global__ void fill_random_kernel(FillRandomParams p) {
+  wait_for_prior_kernel();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < p.count;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const float value = uniform_symmetric(p.seed, static_cast<uint64_t>(i), p.scale);

@@ -16,6 +16,7 @@ namespace {
 
 template <bool kBlockScaling>
 __global__ void __launch_bounds__(kRmsNormThreads) rms_norm_fp8_kernel(RmsNormFp8Params p) {
+  wait_for_prior_kernel();
   extern __shared__ __align__(16) unsigned char shared[];
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;

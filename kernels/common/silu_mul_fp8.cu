@@ -33,6 +33,7 @@ int64_t span_columns(const SiluMulFp8Params& p, bool block) {
 // Grid (rows, spans); `span` columns per CTA (the last span of a row may be shorter).
 template <bool kBlockScaling>
 __global__ void __launch_bounds__(kRowThreads) silu_mul_fp8_kernel(SiluMulFp8Params p, int64_t span) {
+  wait_for_prior_kernel();
   extern __shared__ __align__(16) unsigned char shared[];
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;

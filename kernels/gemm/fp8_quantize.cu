@@ -30,6 +30,7 @@ __device__ __forceinline__ void load_bf16x4(const __nv_bfloat16* source, float (
 template <int kTeam>
 __global__ void __launch_bounds__(kThreads) fp8_quantize_kernel(Fp8QuantizeParams p, int64_t group,
                                                                 int64_t group_count, float min_scale) {
+  wait_for_prior_kernel();
   static_assert(kTeam == 32 || kTeam == kThreads, "a team is one warp or the whole CTA");
   __shared__ float scratch[32];
   const int member = threadIdx.x % kTeam;

@@ -44,6 +44,7 @@ __device__ __forceinline__ void fma_chunk(const uint4& w_raw, const __nv_bfloat1
 
 template <int kSplit>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) linear_bf16_small_m_kernel(LinearBf16Params p) {
+  wait_for_prior_kernel();
   constexpr int kRowsPerBlock = kWarpsPerBlock / kSplit;
   __shared__ float partials[kWarpsPerBlock][kTokensPerTile];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "common/device_utils.cuh"
 #include "common/mma_utils.cuh"
 #include "common/shared_memory_budget.cuh"
 #include "rackserve/kernels/gemm_params.h"
@@ -58,6 +59,7 @@ __device__ __forceinline__ void store_one(__nv_bfloat16* y, int64_t index, float
 // n tiles. Dynamic shared memory: Config::kSharedBytes.
 template <typename Config, typename Output>
 __global__ void __launch_bounds__(Config::kThreads, 1) linear_bf16_tiled_kernel(LinearBf16Params p) {
+  wait_for_prior_kernel();
   extern __shared__ __align__(128) __nv_bfloat16 shared[];
   const int thread = threadIdx.x, lane = thread % 32, warp = thread / 32;
   const int warp_m = warp % Config::kWarpsM, warp_n = warp / Config::kWarpsM;

@@ -62,6 +62,7 @@ __device__ __forceinline__ int swizzled_offset(int row, int chunk) { return row 
 template <typename Config, typename Output, bool kBlockScaling>
 __global__ void __launch_bounds__(Config::kThreads, 1) linear_fp8_tiled_kernel(LinearFp8Params p,
                                                                                int k_blocks_per_split) {
+  wait_for_prior_kernel();
   extern __shared__ __align__(128) uint8_t shared[];
   const int thread = threadIdx.x, lane = thread % 32, warp = thread / 32;
   const int warp_m = warp % Config::kWarpsM, warp_n = warp / Config::kWarpsM;

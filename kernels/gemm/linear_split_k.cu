@@ -24,6 +24,7 @@ template <typename Output>
 __global__ void __launch_bounds__(kThreads) linear_split_reduce_kernel(const float* __restrict__ workspace,
                                                                        Output* __restrict__ y, int64_t count,
                                                                        int splits) {
+  wait_for_prior_kernel();
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; i < count;
        i += static_cast<int64_t>(gridDim.x) * kThreads) {
     float sum = 0.0f;

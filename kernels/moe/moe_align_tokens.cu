@@ -22,6 +22,7 @@ constexpr int kThreads = kWarps * 32;
 constexpr int shared_bytes(int64_t experts) { return static_cast<int>((kWarps + 2) * experts * 4); }
 
 __global__ void __launch_bounds__(kThreads) moe_align_tokens_kernel(MoeAlignParams p) {
+  wait_for_prior_kernel();
   extern __shared__ int32_t shared[];
   const int experts = static_cast<int>(p.experts);
   int32_t* histogram = shared;

@@ -48,6 +48,7 @@ size_t align256(size_t bytes) { return (bytes + 255) / 256 * 256; }
 // output[t, h] = sum over k in order of weight[t, k] * (sum over s in order of partials[s][t * top_k + k][h]).
 __global__ void __launch_bounds__(kSumThreads) moe_fp8_sum_slots_kernel(MoeFp8ExpertsParams p, const float* partials,
                                                                         int splits) {
+  wait_for_prior_kernel();
   const int64_t pairs = p.tokens * p.top_k, quads = p.hidden / 4, total = p.tokens * quads;
   for (int64_t index = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; index < total;
        index += static_cast<int64_t>(gridDim.x) * blockDim.x) {

@@ -15,6 +15,7 @@ constexpr int kReduceThreads = 256;
 
 // output[t, h] = sum over k = 0..top_k-1, in order, of contributions[t * top_k + k, h].
 __global__ void __launch_bounds__(kReduceThreads) moe_sum_slots_kernel(MoeGroupedExpertsParams p) {
+  wait_for_prior_kernel();
   const int64_t quads_per_token = p.hidden / 4, total = p.tokens * quads_per_token;
   for (int64_t index = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; index < total;
        index += static_cast<int64_t>(gridDim.x) * blockDim.x) {

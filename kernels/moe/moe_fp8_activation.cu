@@ -24,6 +24,7 @@ constexpr int kThreads = 256;
 
 template <bool kBlockScaling>
 __global__ void __launch_bounds__(kThreads) moe_fp8_activation_kernel(MoeFp8ActivationArgs p) {
+  wait_for_prior_kernel();
   extern __shared__ float activation[];  // [inter]
   __shared__ float scratch[32];
   const int64_t pair = blockIdx.x;

@@ -88,6 +88,7 @@ __device__ __forceinline__ void moe_fp8_wait_ring(int stages) {
 // n, z = K splits. Dynamic shared memory: moe_fp8_shared_bytes(config).
 template <int BlockM, int BlockN, int Warps, bool kBlockScaling>
 __global__ void __launch_bounds__(Warps * 32, 1) moe_fp8_gemm_kernel(MoeFp8GemmArgs p, int block_k, int stages) {
+  wait_for_prior_kernel();
   using Tile = MoeFp8Tile<BlockM, BlockN, Warps>;
   constexpr int kFragmentsN = Tile::kFragmentsN, kFragmentsM = Tile::kFragmentsM;
   extern __shared__ __align__(128) uint8_t shared[];

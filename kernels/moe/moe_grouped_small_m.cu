@@ -84,6 +84,7 @@ __device__ __forceinline__ bool small_m_expert(const MoeGroupedExpertsParams& p,
 
 __global__ void __launch_bounds__(kThreads) moe_gate_up_small_m_kernel(MoeGroupedExpertsParams p,
                                                                        int64_t tiled_min_tokens) {
+  wait_for_prior_kernel();
   ExpertWork work;
   if (!small_m_expert(p, tiled_min_tokens, work)) return;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -153,6 +154,7 @@ __global__ void __launch_bounds__(kThreads) moe_gate_up_small_m_kernel(MoeGroupe
 
 __global__ void __launch_bounds__(kThreads) moe_down_small_m_kernel(MoeGroupedExpertsParams p,
                                                                     int64_t tiled_min_tokens) {
+  wait_for_prior_kernel();
   ExpertWork work;
   if (!small_m_expert(p, tiled_min_tokens, work)) return;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;

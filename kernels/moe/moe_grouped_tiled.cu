@@ -40,6 +40,7 @@ struct TiledLayout {
 template <bool kDown>
 __global__ void __launch_bounds__(Config::kThreads) moe_grouped_tiled_kernel(MoeGroupedExpertsParams p,
                                                                              int64_t tiled_min_tokens) {
+  wait_for_prior_kernel();
   using Layout = TiledLayout<kDown>;
   extern __shared__ __align__(128) __nv_bfloat16 shared[];
   const int slot = p.block_slots[blockIdx.x];

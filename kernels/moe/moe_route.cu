@@ -15,6 +15,7 @@ constexpr int kMaxGroups = 64;
 constexpr int kThreads = 128;
 
 __global__ void moe_route_kernel(MoeRouteParams p) {
+  wait_for_prior_kernel();
   __shared__ float scores[kMaxExperts], choice[kMaxExperts];
   __shared__ float scratch[32];
   const int64_t t = blockIdx.x;

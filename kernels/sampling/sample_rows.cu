@@ -485,6 +485,7 @@ __device__ void top_logprobs(const float* raw, int64_t vocab, int k, float raw_m
 }
 
 __global__ void __launch_bounds__(kThreads, 1) sample_rows_kernel(SampleRowsParams p) {
+  wait_for_prior_kernel();
   __shared__ SampleShared shared;
   const int64_t row = blockIdx.x, vocab = p.vocab;
   const SampleRowConfig config = p.configs[row];

@@ -360,12 +360,12 @@ TEST(LinearFp8Cuda, SplitEqualsTheWholeProductsColumns) {
     }
 }
 
-// CudaBackendOptions::overlap_gemm_launches: x is quantized by the kernel right before the
+// CudaBackendOptions::overlap_launches: x is quantized by the kernel right before the
 // GEMM, each round from new values; the overlapped backend must match the plain one bit for bit.
 TEST(LinearFp8Cuda, OverlappedLaunchesReadThePreviousKernelsOutput) {
   ASSERT_TRUE(cuda_device_available()) << "the gpu tests need a CUDA device";
   CudaBackendOptions overlapped_options{0, /*poison_step_allocations=*/true};
-  overlapped_options.overlap_gemm_launches = true;
+  overlapped_options.overlap_launches = true;
   auto plain = make_cuda_backend(CudaBackendOptions{0, /*poison_step_allocations=*/true});
   auto overlapped = make_cuda_backend(overlapped_options);
   std::mt19937_64 rng(run_seed() + 21);

@@ -328,7 +328,7 @@ TEST(LinearSplit, EqualsTheWholeProductsColumns) {
   }
 }
 
-// CudaBackendOptions::overlap_gemm_launches: the decode GEMMs start while the previous kernel
+// CudaBackendOptions::overlap_launches: the decode GEMMs start while the previous kernel
 // finishes and must still read its output. Each round a kernel rewrites x (fill_random with a
 // new seed) right before the GEMM, on the same stream; the overlapped backend must give the
 // plain one's values bit for bit, every round (a GEMM reading x before waiting would see the
@@ -336,7 +336,7 @@ TEST(LinearSplit, EqualsTheWholeProductsColumns) {
 TEST(LinearSmallM, OverlappedLaunchesReadThePreviousKernelsOutput) {
   ASSERT_TRUE(cuda_device_available()) << "the gpu tests need a CUDA device";
   CudaBackendOptions overlapped_options{0, /*poison_step_allocations=*/true};
-  overlapped_options.overlap_gemm_launches = true;
+  overlapped_options.overlap_launches = true;
   auto plain = make_cuda_backend(CudaBackendOptions{0, /*poison_step_allocations=*/true});
   auto overlapped = make_cuda_backend(overlapped_options);
   for (const auto& [n, k] : {std::pair<int64_t, int64_t>{576, 7168}, {7168, 2048}, {200, 264}}) {

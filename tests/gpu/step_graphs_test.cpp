@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -38,11 +39,14 @@ struct Sequence {
 
 class StepGraphsTest : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(StepGraphsTest, GraphReplayMatchesEagerSteps) {
+// `overlap`: CudaBackendOptions::overlap_launches, so the eager decode GEMMs launch
+// programmatically and the captured graphs' kernel edges become programmatic dependencies.
+void check_graph_replay_matches_eager(const std::string& fixture, bool overlap) {
   ASSERT_TRUE(cuda_device_available()) << "the gpu tests need a CUDA device";
-  const fs::path directory = fs::path(RACKSERVE_TEST_DATA_DIR) / "models" / GetParam();
+  const fs::path directory = fs::path(RACKSERVE_TEST_DATA_DIR) / "models" / fixture;
   CudaBackendOptions options;
   options.poison_step_allocations = true;
+  options.overlap_launches = overlap;
   auto backend = make_cuda_backend(options);
   ASSERT_TRUE(backend->supports_step_graphs());
   LoadOptions graphs_on, eager;
@@ -125,9 +129,21 @@ TEST_P(StepGraphsTest, GraphReplayMatchesEagerSteps) {
   // Buckets 1, 4 (3), 16 (11), 8 (8, 7, 5), 2 ... at context bound 256: at least 5 graphs.
   EXPECT_GE(model.step_graphs_captured(), 5u);
   EXPECT_EQ(dynamic_cast<const DeepseekV3Model&>(*plain).step_graphs_captured(), 0u);
-  std::printf("  %s: %d decode steps, %zu graphs captured, min cosine graph vs eager %.8f\n", GetParam().c_str(),
-              steps, model.step_graphs_captured(), worst);
+  const int64_t overlapped = dynamic_cast<const CudaBackend&>(*backend).last_step_graph_overlapped_edges();
+  if (overlap) {
+    EXPECT_GT(overlapped, 0) << "no kernel edge of the step graph was made programmatic";
+  } else {
+    EXPECT_EQ(overlapped, 0);
+  }
+  std::printf("  %s%s: %d decode steps, %zu graphs captured (last: %lld kernels, %lld edges programmatic), min "
+              "cosine graph vs eager %.8f\n",
+              fixture.c_str(), overlap ? " (overlapped launches)" : "", steps, model.step_graphs_captured(),
+              static_cast<long long>(dynamic_cast<const CudaBackend&>(*backend).last_step_graph_kernels()),
+              static_cast<long long>(overlapped), worst);
 }
+
+TEST_P(StepGraphsTest, GraphReplayMatchesEagerSteps) { check_graph_replay_matches_eager(GetParam(), false); }
+TEST_P(StepGraphsTest, OverlappedLaunchesMatchEagerSteps) { check_graph_replay_matches_eager(GetParam(), true); }
 
 // A model whose graphs were captured for one cache must recapture for another: the graphs
 // bake in the cache's address.

@@ -25,11 +25,13 @@ struct CudaBackendOptions {
   // Time every compute op with a cudaEvent pair, summed per op (ProfilingCudaBackend;
   // read it with op_profiler()). Off: the plain backend, no cost.
   bool profile_ops = false;
-  // Launch the decode (small-M) GEMMs with programmatic dependent launch on sm_90+: each may
-  // start while the previous kernel finishes and stream its first weight blocks meanwhile
-  // (kernels/gemm/small_m_stream.cuh). Off by default until measured (decode_step
-  // --overlap-gemm-launches times both).
-  bool overlap_gemm_launches = false;
+  // Programmatic dependent launch (sm_90+), so a kernel starts while the one before it
+  // finishes: the decode (small-M) GEMMs are launched with it and stream their first weight
+  // blocks meanwhile (kernels/gemm/small_m_stream.cuh), and in captured step graphs every
+  // edge from a kernel to one of rackserve's kernels becomes a programmatic dependency
+  // (cuda_step_graphs.cpp; each of those kernels waits for its predecessor before touching
+  // memory). Off by default until measured (decode_step --overlap-launches times both).
+  bool overlap_launches = false;
 };
 
 std::unique_ptr<Backend> make_cuda_backend(const CudaBackendOptions& options);
@@ -111,8 +113,10 @@ class CudaBackend : public Backend {
   int64_t capture_step_graph(const std::function<void()>& record) override;
   void replay_step_graph(int64_t graph) override;
   void release_step_graph(int64_t graph) override;
-  // Kernels in the most recently captured step graph (0 before any): benches report it.
+  // Kernels, and edges between them made programmatic, in the most recently captured step
+  // graph (0 before any): benches report them.
   int64_t last_step_graph_kernels() const { return graphs_.empty() ? 0 : graphs_.back().kernels; }
+  int64_t last_step_graph_overlapped_edges() const { return graphs_.empty() ? 0 : graphs_.back().overlapped_edges; }
 
  protected:
   void* stream() const { return stream_; }  // cudaStream_t every op runs on
@@ -134,6 +138,7 @@ class CudaBackend : public Backend {
     void* exec = nullptr;  // cudaGraphExec_t; nullptr once released
     ArenaMark start, end;  // arena before and after the recorded ops' allocations
     int64_t kernels = 0;   // kernel nodes captured
+    int64_t overlapped_edges = 0;  // kernel edges made programmatic (options_.overlap_launches)
   };
   Tensor allocate_persistent_uninitialized(DType dtype, const Shape& shape);
   // A (residual +) RMSNorm's operands validated at the op boundary `op`, its bf16 output

@@ -112,7 +112,7 @@ void CudaBackend::launch_linear_fp8(const QuantizedActivation& x, const Quantize
   const bool small_m = m <= kSmallMMaxTokens;
   kernels::LinearFp8Config config =
       small_m ? kernels::plan_linear_fp8_small_m(m, n, k, sm_count_) : kernels::plan_linear_fp8_tiled(m, n, k, sm_count_);
-  config.overlap_prior = small_m && options_.overlap_gemm_launches;
+  config.overlap_prior = small_m && options_.overlap_launches;
   const int64_t workspace_floats = kernels::linear_fp8_workspace_floats(m, n, config);
   Tensor workspace = workspace_floats > 0 ? allocate_step(DType::F32, {workspace_floats}) : Tensor{};
   kernels::LinearFp8Params params{};

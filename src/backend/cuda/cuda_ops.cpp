@@ -96,7 +96,7 @@ void CudaBackend::add_inplace(const Tensor& residual, const Tensor& x) {
 
 void CudaBackend::launch_linear_small_m(kernels::LinearBf16Params params) {
   kernels::LinearBf16SmallMConfig config = kernels::plan_linear_bf16_small_m(params.m, params.n, params.k, sm_count_);
-  config.overlap_prior = options_.overlap_gemm_launches;
+  config.overlap_prior = options_.overlap_launches;
   params.split_counters = static_cast<unsigned*>(split_counters_);
   const int64_t workspace_floats = kernels::linear_bf16_workspace_floats(params.m, params.n, config);
   Tensor workspace = workspace_floats > 0 ? allocate_step(DType::F32, {workspace_floats}) : Tensor{};

@@ -4,12 +4,71 @@
 // started (same inputs uploaded after begin_step) and moves it to where capture ended.
 #include <cuda_runtime.h>
 
+#include <cstring>
 #include <vector>
 
 #include "backend/cuda/cuda_backend.h"
 #include "core/error.h"
 
 namespace rackserve {
+
+namespace {
+
+// Whether `node` is a kernel of rackserve's (its mangled name is in namespace rackserve):
+// every one of them calls wait_for_prior_kernel before touching memory an earlier kernel
+// writes, so it may be launched programmatically. Library kernels (NCCL) are not.
+bool is_rackserve_kernel(cudaGraphNode_t node) {
+  cudaGraphNodeType type;
+  if (cudaGraphNodeGetType(node, &type) != cudaSuccess || type != cudaGraphNodeTypeKernel) return false;
+  cudaKernelNodeParams params{};
+  const char* name = nullptr;
+  if (cudaGraphKernelNodeGetParams(node, &params) != cudaSuccess ||
+      cudaFuncGetName(&name, params.func) != cudaSuccess || !name)
+    return false;
+  return std::strstr(name, "rackserve") != nullptr;
+}
+
+bool is_kernel(cudaGraphNode_t node) {
+  cudaGraphNodeType type;
+  return cudaGraphNodeGetType(node, &type) == cudaSuccess && type == cudaGraphNodeTypeKernel;
+}
+
+// Turns every full-completion edge from a kernel to a rackserve kernel into a programmatic
+// dependency (the edge a launch with programmatic stream serialization makes): the downstream
+// kernel may start as the upstream one's blocks finish, and waits in wait_for_prior_kernel
+// for its completion and memory. Returns the edges changed; on a CUDA error it stops there
+// (the edges changed so far stay valid) and clears the error.
+int64_t overlap_kernel_edges(cudaGraph_t graph) {
+  size_t count = 0;
+  if (cudaGraphGetEdges(graph, nullptr, nullptr, nullptr, &count) != cudaSuccess || count == 0) {
+    cudaGetLastError();
+    return 0;
+  }
+  std::vector<cudaGraphNode_t> from(count), to(count);
+  std::vector<cudaGraphEdgeData> data(count);
+  if (cudaGraphGetEdges(graph, from.data(), to.data(), data.data(), &count) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  int64_t changed = 0;
+  for (size_t i = 0; i < count; ++i) {
+    if (data[i].type != cudaGraphDependencyTypeDefault || data[i].from_port != 0) continue;
+    if (!is_kernel(from[i]) || !is_rackserve_kernel(to[i])) continue;
+    cudaGraphEdgeData programmatic{};
+    programmatic.from_port = cudaGraphKernelNodePortProgrammatic;
+    programmatic.type = cudaGraphDependencyTypeProgrammatic;
+    if (cudaGraphRemoveDependencies(graph, &from[i], &to[i], &data[i], 1) != cudaSuccess) break;
+    if (cudaGraphAddDependencies(graph, &from[i], &to[i], &programmatic, 1) != cudaSuccess) {
+      cudaGraphAddDependencies(graph, &from[i], &to[i], &data[i], 1);  // put the plain edge back
+      break;
+    }
+    ++changed;
+  }
+  cudaGetLastError();
+  return changed;
+}
+
+}  // namespace
 
 int64_t CudaBackend::capture_step_graph(const std::function<void()>& record) {
   cudaStream_t stream = static_cast<cudaStream_t>(stream_);
@@ -37,6 +96,7 @@ int64_t CudaBackend::capture_step_graph(const std::function<void()>& record) {
       }
   }
   cudaGetLastError();  // counting is best effort
+  if (options_.overlap_launches) graph.overlapped_edges = overlap_kernel_edges(captured);
   cudaGraphExec_t exec = nullptr;
   const cudaError_t instantiated = cudaGraphInstantiate(&exec, captured, 0);
   cudaGraphDestroy(captured);
