@@ -8,7 +8,8 @@ inputs unquantized (reference.json says so). Those two additions have not run ye
 regeneration makes w8a8 the full W8A8 reference (fp8_reference_test then can bound our W8A8
 against it).
 
-For each tiny model of make_fixtures.MODELS this script
+For each tiny model of make_fixtures.MODELS, and for FP8_ONLY_MODELS (dsv3-block128: 128-wide
+widths in the real checkpoints' 128 x 128 blocks, which the CUDA FP8 kernels take), this script
   1. builds and re-initialises it exactly as make_fixtures.py does (bf16-rounded weights,
      per-expert checkpoint names) and saves it as OUT/<name>-bf16,
   2. quantizes every linear layer except the ones real FP8 checkpoints keep in bf16
@@ -17,7 +18,8 @@ For each tiny model of make_fixtures.MODELS this script
      (round to nearest even), into
        OUT/<name>-fp8-block    DeepSeek `fp8`: F8_E4M3 `weight` + F32 `weight_scale_inv`
                                [ceil(out/16), in/16] (blocks of 16 x 16: the tiny widths are
-                               not multiples of 128; the loader takes weight_block_size),
+                               not multiples of 128; the loader takes weight_block_size;
+                               dsv3-block128: 128 x 128),
        OUT/<name>-fp8-channel  compressed-tensors float-quantized, strategy "channel":
                                F8_E4M3 `weight` + BF16 `weight_scale` [out, 1], dynamic
                                per-token activations,
@@ -58,7 +60,35 @@ from transformers import DeepseekV3ForCausalLM
 
 import make_fixtures
 
-BLOCK = (16, 16)
+BLOCK = (16, 16)  # the 64-wide fixtures' weight_block_size
+# Fixtures made only here, in the real checkpoints' 128 x 128 blocks, which the CUDA FP8 kernels
+# take (every K a multiple of 128: hidden, q_lora, kv_lora, heads x v_head, the MLP widths), so
+# the GPU tests run an FP8 block model with a transformers reference. Query compression: q_a
+# and kv_a stack into one weight (1 x 128 + 144 rows).
+FP8_ONLY_MODELS = {
+    "dsv3-block128": dict(
+        make_fixtures.COMMON,
+        hidden_size=256,
+        intermediate_size=256,
+        moe_intermediate_size=128,
+        kv_lora_rank=128,
+        num_hidden_layers=2,
+        q_lora_rank=128,
+        qk_nope_head_dim=32,
+        v_head_dim=32,
+        n_routed_experts=8,
+        num_experts_per_tok=2,
+        n_shared_experts=1,
+        n_group=1,
+        topk_group=1,
+        norm_topk_prob=True,
+        routed_scaling_factor=1.0,
+        first_k_dense_replace=1,
+        rope={"rope_type": "default", "rope_theta": 10000.0},
+        rope_interleave=True,
+    ),
+}
+BLOCKS = {"dsv3-block128": (128, 128)}  # weight_block_size per model; BLOCK where absent
 E4M3_MAX = 448.0
 BLOCK_MIN_SCALE = 1e-10 / E4M3_MAX            # vLLM per-token-group eps
 TOKEN_MIN_SCALE = 1.0 / (E4M3_MAX * 512.0)    # vLLM dynamic per-token floor
@@ -78,9 +108,9 @@ def to_e4m3(x):
     return x.clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn)
 
 
-def quantize_block(w):
+def quantize_block(w, block):
     rows, cols = w.shape
-    bo, bi = BLOCK
+    bo, bi = block
     assert cols % bi == 0, f"input width {cols} is not a multiple of {bi}"
     padded = torch.zeros(((rows + bo - 1) // bo) * bo, cols)
     padded[:rows] = w
@@ -97,16 +127,16 @@ def quantize_channel(w):
     return to_e4m3(w / scale.float()), scale
 
 
-def dequantize(q, scale, layout):
+def dequantize(q, scale, layout, block):
     values = q.float()
     if layout == "channel":
         return values * scale.float()
-    bo, bi = BLOCK
+    bo, bi = block
     expanded = scale.repeat_interleave(bo, 0)[: values.shape[0]].repeat_interleave(bi, 1)
     return values * expanded
 
 
-def write_quantized(src, dst, layout):
+def write_quantized(src, dst, layout, block):
     os.makedirs(dst, exist_ok=True)
     tensors = load_file(os.path.join(src, "model.safetensors"))
     out, dense = {}, {}
@@ -117,19 +147,19 @@ def write_quantized(src, dst, layout):
             continue
         module = name[: -len(".weight")]
         if layout == "block":
-            q, scale = quantize_block(tensor.float())
+            q, scale = quantize_block(tensor.float(), block)
             out[module + ".weight_scale_inv"] = scale
         else:
             q, scale = quantize_channel(tensor.float())
             out[module + ".weight_scale"] = scale
         out[name] = q
-        dense[name] = dequantize(q, scale, layout)
+        dense[name] = dequantize(q, scale, layout, block)
     save_file(out, os.path.join(dst, "model.safetensors"), metadata={"format": "pt"})
     with open(os.path.join(src, "config.json")) as f:
         config = json.load(f)
     if layout == "block":
         config["quantization_config"] = {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic",
-                                         "weight_block_size": list(BLOCK)}
+                                         "weight_block_size": list(block)}
     else:
         config["quantization_config"] = {
             "quant_method": "compressed-tensors", "format": "float-quantized", "ignore": ["lm_head"],
@@ -171,9 +201,8 @@ def make_fixtures_state(model, dense):
     return state
 
 
-def quantize_activations(x, layout):
+def quantize_activations(x, layout, group):
     if layout == "block":
-        group = BLOCK[1]
         grouped = x.reshape(*x.shape[:-1], x.shape[-1] // group, group)
         scale = (grouped.abs().amax(-1, keepdim=True) / E4M3_MAX).clamp(min=BLOCK_MIN_SCALE)
         return (to_e4m3(grouped / scale).float() * scale).reshape(x.shape)
@@ -187,8 +216,8 @@ class W8A8:
     the exception: serving engines (vLLM, SGLang, rackserve) dequantize it and absorb it into
     the attention (q_nope . W_UK, out . W_UV), so its input is never quantized."""
 
-    def __init__(self, model, layout):
-        self.layout = layout
+    def __init__(self, model, layout, group):
+        self.layout, self.group = layout, group
         self.storages = {p.untyped_storage().data_ptr() for n, p in model.named_parameters()
                          if p.dim() >= 2 and "_proj" in n and "eh_proj" not in n and "kv_b_proj" not in n}
         self.original = torch.nn.functional.linear
@@ -200,7 +229,7 @@ class W8A8:
             storage = weight.untyped_storage().data_ptr()
             if storage in self.storages:
                 self.hits.add(storage)
-                x = quantize_activations(x.float(), self.layout)
+                x = quantize_activations(x.float(), self.layout, self.group)
             return self.original(x, weight, bias)
         torch.nn.functional.linear = linear
         return self
@@ -247,7 +276,8 @@ def cosine(a, b):
 def main(out_dir):
     from transformers import FineGrainedFP8Config
     os.makedirs(out_dir, exist_ok=True)
-    for name, spec in make_fixtures.MODELS.items():
+    for name, spec in dict(make_fixtures.MODELS, **FP8_ONLY_MODELS).items():
+        block = BLOCKS.get(name, BLOCK)
         torch.manual_seed(0)
         generator = torch.Generator().manual_seed(1234)
         config = make_fixtures.make_config(spec)
@@ -259,7 +289,7 @@ def main(out_dir):
         make_fixtures.split_fused_experts(src)
         for layout in ("block", "channel"):
             dst = os.path.join(out_dir, f"{name}-fp8-{layout}")
-            dense = write_quantized(src, dst, layout)
+            dense = write_quantized(src, dst, layout, block)
             ours = dense_model(src, dense)
             hf = None
             if layout == "block":
@@ -269,7 +299,7 @@ def main(out_dir):
             reference = hf if hf is not None else ours
             tensors = {}
             summary = {"generator": "tests/reference/make_fp8_fixtures.py", "transformers_version": transformers.__version__,
-                       "torch_version": torch.__version__, "layout": layout, "block": list(BLOCK),
+                       "torch_version": torch.__version__, "layout": layout, "block": list(block),
                        "w8a16_reference": "transformers FineGrainedFP8Config(dequantize=True)" if hf is not None
                        else "dequantized weights in DeepseekV3ForCausalLM", "prompts": []}
             for i, length in enumerate(PROMPT_LENGTHS):
@@ -278,7 +308,7 @@ def main(out_dir):
                 if hf is not None:
                     difference = (logits_of(hf, tokens) - w8a16).abs().max().item()
                     assert difference <= 1e-5, f"{name} prompt {i}: transformers dequantization differs by {difference}"
-                with W8A8(ours, layout):
+                with W8A8(ours, layout, block[1]):
                     w8a8 = logits_of(ours, tokens)
                 tensors[f"prompt_{i}.tokens"] = torch.tensor(tokens, dtype=torch.int32)
                 tensors[f"prompt_{i}.w8a16"] = w8a16.contiguous()
