@@ -46,7 +46,8 @@ constexpr bool contains(const int (&values)[N], int value) {
 size_t align256(size_t bytes) { return (bytes + 255) / 256 * 256; }
 
 // output[t, h] = sum over k in order of weight[t, k] * (sum over s in order of partials[s][t * top_k + k][h]).
-__global__ void __launch_bounds__(kSumThreads) moe_fp8_sum_slots_kernel(MoeFp8ExpertsParams p, const float* partials,
+// Bounded to 4 CTAs per SM (64 registers): left free, ptxas gave sm_90a 32 registers and spilled.
+__global__ void __launch_bounds__(kSumThreads, 4) moe_fp8_sum_slots_kernel(MoeFp8ExpertsParams p, const float* partials,
                                                                         int splits) {
   wait_for_prior_kernel();
   const int64_t pairs = p.tokens * p.top_k, quads = p.hidden / 4, total = p.tokens * quads;
