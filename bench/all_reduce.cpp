@@ -4,7 +4,7 @@
 // Prints a markdown table with the device and the date. On one GPU the custom kernel runs
 // with 2 ranks sharing it (NCCL cannot put two ranks on one GPU): that measures the
 // protocol's overhead, not PCIe, and the table says so. Where NCCL wins from some size on,
-// that size is the crossover to set as kCustomAllReduceCrossoverBytes for that box.
+// that size is the crossover to pass as --custom-all-reduce-max-kib on that box (printed last).
 //   all_reduce [--iterations N]
 #include <barrier>
 #include <chrono>
@@ -110,6 +110,9 @@ int main(int argc, char** argv) {
   auto bind = [&](int r) { set_current_cuda_device(devices[static_cast<size_t>(r)]); };
   auto synchronize = [&](int r) { cudaStreamSynchronize(static_cast<cudaStream_t>(backends[static_cast<size_t>(r)]->native_stream())); };
 
+  // The measured crossover: the largest size up to which the custom kernel wins at every size.
+  int64_t custom_wins_up_to = 0;
+  bool custom_still_wins = true, compared = false;
   for (int64_t bytes = 1024; bytes <= max_bytes; bytes *= 2) {
     const int64_t count = bytes / 2;
     double custom_us = -1, nccl_us = -1;
@@ -124,12 +127,22 @@ int main(int argc, char** argv) {
         view.shape = {count};
         nccl[static_cast<size_t>(r)]->all_reduce_sum(view);
       }, synchronize);
+    if (custom_us > 0 && nccl_us > 0) {
+      compared = true;
+      custom_still_wins = custom_still_wins && custom_us < nccl_us;
+      if (custom_still_wins) custom_wins_up_to = bytes;
+    }
     auto cell = [](double us) { return us < 0 ? std::string("n/a") : fmt::format("{:.1f}", us); };
     fmt::print("| {} | {} | {} | {} |\n", bytes, cell(custom_us), cell(nccl_us),
                custom_us > 0 && nccl_us > 0 ? fmt::format("{:.2f}", custom_us / nccl_us) : std::string("n/a"));
   }
-  fmt::print("\nCrossover in use: kCustomAllReduceCrossoverBytes = {} (a placeholder until set from tables like this "
-             "one).\n",
-             kCustomAllReduceCrossoverBytes);
+  fmt::print("\nCrossover in use by default: {} KiB (kCustomAllReduceCrossoverBytes, a placeholder until set from "
+             "tables like this one).\n",
+             kCustomAllReduceCrossoverBytes >> 10);
+  if (compared)
+    fmt::print("Measured here: the custom kernel wins up to {} KiB; run with --custom-all-reduce-max-kib {}.\n",
+               custom_wins_up_to >> 10, custom_wins_up_to >> 10);
+  else
+    fmt::print("No crossover measured (NCCL and the custom kernel did not both run).\n");
   return 0;
 }
