@@ -73,8 +73,13 @@ class DecodeBenchBackend final : public ProfilingCudaBackend {
                        const MoeRouterParams& params) override {
     MoeRouting routing = ProfilingCudaBackend::moe_route(router_logits, score_correction_bias, params);
     if (count_routing) {
+      // Routed experts only: a stacked shared expert (id >= the router's experts) is counted
+      // with the layer's every-step bytes.
       std::vector<float> ids = download_f32(routing.expert_ids);  // small integers: exact
-      experts_touched.push_back(static_cast<int64_t>(std::set<float>(ids.begin(), ids.end()).size()));
+      std::set<float> routed;
+      for (float id : ids)
+        if (id < static_cast<float>(router_logits.dim(1))) routed.insert(id);
+      experts_touched.push_back(static_cast<int64_t>(routed.size()));
     }
     return routing;
   }

@@ -113,13 +113,18 @@ __global__ void moe_route_kernel(MoeRouteParams p) {
   }
 
   if (threadIdx.x == 0) {
+    const int64_t slots = p.top_k + p.shared_slots;
     float sum = 0.0f;
     for (int64_t k = 0; k < p.top_k; ++k) sum += scores[chosen_ids[k]];
     for (int64_t k = 0; k < p.top_k; ++k) {
       float weight = scores[chosen_ids[k]];
       if (p.normalize) weight /= sum + 1e-20f;
-      p.expert_ids[t * p.top_k + k] = chosen_ids[k];
-      p.weights[t * p.top_k + k] = weight * p.scaling;
+      p.expert_ids[t * slots + k] = chosen_ids[k];
+      p.weights[t * slots + k] = weight * p.scaling;
+    }
+    for (int64_t s = 0; s < p.shared_slots; ++s) {
+      p.expert_ids[t * slots + p.top_k + s] = static_cast<int32_t>(p.experts + s);
+      p.weights[t * slots + p.top_k + s] = 1.0f;
     }
   }
 }
@@ -128,6 +133,7 @@ __global__ void moe_route_kernel(MoeRouteParams p) {
 
 int launch_moe_route(const MoeRouteParams& p, Stream stream) {
   if (p.tokens < 0 || p.experts <= 0 || p.experts > kMaxExperts || p.top_k <= 0 || p.top_k > kMaxTopK ||
+      p.shared_slots < 0 || p.shared_slots > kMaxTopK ||
       p.top_k > p.experts || p.groups <= 0 || p.groups > kMaxGroups || p.experts % p.groups != 0 ||
       p.top_k_groups <= 0 || p.top_k_groups > p.groups || (p.groups > 1 && p.experts / p.groups < 2) ||
       (p.tokens > 0 && (!p.logits || !p.expert_ids || !p.weights)))

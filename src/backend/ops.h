@@ -112,11 +112,15 @@ struct MoeRouterParams {
   bool use_correction_bias = true;  // bias added for selection only, never to the weights
   bool normalize = true;        // weights of the chosen experts sum to 1 ...
   float scaling_factor = 1.0f;  // ... then are multiplied by this
+  // Always-on experts appended after the routed top_k (slots top_k .. top_k + shared_slots - 1):
+  // ids experts, experts + 1, ..., weight 1. A model's shared expert stacked after the routed
+  // ones (ExpertWeights::shared) runs in the same moe_experts call that way.
+  int64_t shared_slots = 0;
 };
 
 struct MoeRouting {
-  Tensor expert_ids;  // [T, top_k] int32
-  Tensor weights;     // [T, top_k] f32
+  Tensor expert_ids;  // [T, top_k + shared_slots] int32
+  Tensor weights;     // [T, top_k + shared_slots] f32
 };
 
 // How the scales of an FP8 weight map onto it (the checkpoint formats the loader accepts).
@@ -221,6 +225,10 @@ struct ExpertWeights {
   Tensor down;     // [experts, hidden, intermediate]
   std::optional<QuantizedWeight> gate_up_fp8 = std::nullopt;  // the same shapes, FP8 with scales
   std::optional<QuantizedWeight> down_fp8 = std::nullopt;
+  // The last `shared` of the experts are a shared expert stacked after the routed ones (the
+  // router's MoeRouterParams::shared_slots); tuned launch configs are looked up for the routed
+  // ones (experts - shared, top_k - shared).
+  int64_t shared = 0;
 };
 
 // ---- sampling ---------------------------------------------------------------------

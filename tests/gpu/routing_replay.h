@@ -26,7 +26,7 @@
 
 namespace rackserve::testing {
 
-using RoutingLog = std::deque<std::vector<int32_t>>;  // one [tokens * top_k] entry per moe_route call
+using RoutingLog = std::deque<std::vector<int32_t>>;  // one [tokens * slots] entry per moe_route call
 
 class RecordingCudaBackend : public CudaBackend {
  public:
@@ -73,9 +73,11 @@ class ReplayingCpuBackend : public Bf16ActivationsCpuBackend {
     std::vector<int32_t> replayed = std::move(log_.front());
     log_.pop_front();
     ++calls_;
+    // Slots past the routed top_k (a stacked shared expert) are the same on both sides.
     const int64_t tokens = router_logits.dim(0), experts = router_logits.dim(1), k = params.top_k;
-    RS_CHECK(static_cast<int64_t>(replayed.size()) == tokens * k, "routing replay: recorded {} ids for {} x {}",
-             replayed.size(), tokens, k);
+    const int64_t slots = own.expert_ids.dim(1);
+    RS_CHECK(static_cast<int64_t>(replayed.size()) == tokens * slots, "routing replay: recorded {} ids for {} x {}",
+             replayed.size(), tokens, slots);
     std::vector<float> scores(experts);
     for (int64_t t = 0; t < tokens; ++t) {
       const float* logits = router_logits.as<float>() + t * experts;
@@ -83,8 +85,8 @@ class ReplayingCpuBackend : public Bf16ActivationsCpuBackend {
       auto selection = [&](int32_t e) {
         return scores[e] + (params.use_correction_bias ? score_correction_bias.as<float>()[e] : 0.0f);
       };
-      int32_t* own_ids = own.expert_ids.as<int32_t>() + t * k;
-      const int32_t* new_ids = replayed.data() + t * k;
+      int32_t* own_ids = own.expert_ids.as<int32_t>() + t * slots;
+      const int32_t* new_ids = replayed.data() + t * slots;
       std::set<int32_t> own_set(own_ids, own_ids + k), new_set(new_ids, new_ids + k);
       ++stats.decisions;
       if (own_set != new_set) {
@@ -105,7 +107,7 @@ class ReplayingCpuBackend : public Bf16ActivationsCpuBackend {
       }
       float total = 0.0f;
       for (int64_t i = 0; i < k; ++i) total += scores[new_ids[i]];
-      float* weights = own.weights.as<float>() + t * k;
+      float* weights = own.weights.as<float>() + t * slots;
       for (int64_t i = 0; i < k; ++i) {
         own_ids[i] = new_ids[i];
         weights[i] = (params.normalize ? scores[new_ids[i]] / total : scores[new_ids[i]]) * params.scaling_factor;

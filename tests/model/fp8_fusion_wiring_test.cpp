@@ -24,6 +24,7 @@ namespace {
 struct OpCounts {
   int64_t rms_norm_fp8 = 0, add_rms_norm_fp8 = 0, silu_mul_fp8 = 0, quantize_fp8 = 0;
   int64_t linear_fp8 = 0, linear_fp8_split = 0, linear_split = 0, moe_experts_on_tensor = 0, moe_experts_quantized = 0;
+  int64_t moe_slots = 0;  // routing slots per token of the last moe_experts call
 };
 
 // Counts the calls the model makes (the oracle's producers call quantize_fp8 themselves: those
@@ -75,6 +76,7 @@ class CountingCpuBackend : public CpuBackend {
   }
   Tensor moe_experts(const QuantizedActivation& x, const MoeRouting& routing, const ExpertWeights& experts) override {
     ++counts.moe_experts_quantized;
+    counts.moe_slots = routing.expert_ids.dim(1);
     return CpuBackend::moe_experts(x, routing, experts);
   }
 
@@ -106,7 +108,8 @@ TEST_P(Fp8FusionWiring, NormAndSiluFeedFp8LinearsTheirFusedCopies) {
 
   int64_t moe_layers = 0, dense_layers = 0;
   for (int64_t i = 0; i < c.num_layers; ++i) (c.is_moe_layer(i) ? moe_layers : dense_layers) += 1;
-  const int64_t shared = c.moe.num_shared_experts > 0 ? moe_layers : 0;
+  // One shared expert runs stacked with the routed experts (MoeBlock); more run as their own MLP.
+  const int64_t shared = c.moe.num_shared_experts > 1 ? moe_layers : 0;
   const bool q_lora = c.mla.q_lora_rank > 0;
   // The first input norm, plus q_a_layernorm per layer with query compression.
   EXPECT_EQ(counts.rms_norm_fp8, 1 + (q_lora ? c.num_layers : 0));
@@ -121,6 +124,8 @@ TEST_P(Fp8FusionWiring, NormAndSiluFeedFp8LinearsTheirFusedCopies) {
   EXPECT_EQ(counts.linear_fp8_split, q_lora ? c.num_layers : 0);
   EXPECT_EQ(counts.quantize_fp8, c.num_layers);
   EXPECT_EQ(counts.moe_experts_quantized, moe_layers);
+  // The stacked shared expert is one more slot of every token.
+  EXPECT_EQ(counts.moe_slots, c.moe.experts_per_token + (c.moe.num_shared_experts == 1 ? 1 : 0));
   EXPECT_EQ(counts.moe_experts_on_tensor, 0);
 }
 

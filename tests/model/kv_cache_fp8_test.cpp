@@ -56,10 +56,13 @@ class RoutingReplayCpuBackend : public CpuBackend {
   MoeRouting moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
                        const MoeRouterParams& params) override {
     MoeRouting routing = CpuBackend::moe_route(router_logits, score_correction_bias, params);
+    // Slots past the routed top_k (a stacked shared expert) are the same every time.
     const int64_t tokens = router_logits.dim(0), experts = router_logits.dim(1), k = params.top_k;
+    const int64_t slots = routing.expert_ids.dim(1);
     int32_t* ids = routing.expert_ids.as<int32_t>();
     if (!replaying_) {
-      log_.emplace_back(ids, ids + tokens * k);
+      log_.emplace_back();
+      for (int64_t t = 0; t < tokens; ++t) log_.back().insert(log_.back().end(), ids + t * slots, ids + t * slots + k);
       return routing;
     }
     RS_CHECK(next_ < log_.size() && static_cast<int64_t>(log_[next_].size()) == tokens * k, "routing replay out of step");
@@ -72,8 +75,8 @@ class RoutingReplayCpuBackend : public CpuBackend {
       for (int64_t j = 0; j < k; ++j) bias[recorded[t * k + j]] = 1e6f;
       Tensor bias_tensor = upload_persistent(Tensor{bias.data(), DType::F32, {experts}, Device{}}, DType::F32);
       MoeRouting one = CpuBackend::moe_route(router_logits.rows(t, t + 1), bias_tensor, forced);
-      std::copy_n(one.expert_ids.as<int32_t>(), k, ids + t * k);
-      std::copy_n(one.weights.as<float>(), k, routing.weights.as<float>() + t * k);
+      std::copy_n(one.expert_ids.as<int32_t>(), k, ids + t * slots);
+      std::copy_n(one.weights.as<float>(), k, routing.weights.as<float>() + t * slots);
     }
     return routing;
   }

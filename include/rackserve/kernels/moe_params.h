@@ -8,11 +8,12 @@ namespace rackserve::kernels {
 struct MoeRouteParams {
   const float* logits;       // [tokens, experts]
   const float* bias;         // [experts] or nullptr (selection only)
-  int32_t* expert_ids;       // [tokens, top_k]
-  float* weights;            // [tokens, top_k]
+  int32_t* expert_ids;       // [tokens, top_k + shared_slots]
+  float* weights;            // [tokens, top_k + shared_slots]
   int64_t tokens, experts, top_k, groups, top_k_groups;
   bool sigmoid, normalize;
   float scaling;
+  int64_t shared_slots = 0;  // appended always-on slots: ids experts, experts + 1, ..., weight 1
 };
 int launch_moe_route(const MoeRouteParams& params, Stream stream);
 

@@ -40,7 +40,9 @@ MoeRouting CpuBackend::moe_route(const Tensor& router_logits, const Tensor& scor
   const int64_t per_group = experts / params.num_groups;
   RS_CHECK(params.num_groups == 1 || per_group >= 2, "group-limited routing needs >= 2 experts per group");
 
-  MoeRouting routing{allocate_step(DType::I32, {tokens, params.top_k}), allocate_step(DType::F32, {tokens, params.top_k})};
+  RS_CHECK(params.shared_slots >= 0, "shared_slots {} < 0", params.shared_slots);
+  const int64_t slots = params.top_k + params.shared_slots;
+  MoeRouting routing{allocate_step(DType::I32, {tokens, slots}), allocate_step(DType::F32, {tokens, slots})};
   std::vector<float> scores(experts), choice(experts), group_scores(params.num_groups);
   for (int64_t t = 0; t < tokens; ++t) {
     const float* logits = router_logits.as<float>() + t * experts;
@@ -73,8 +75,12 @@ MoeRouting CpuBackend::moe_route(const Tensor& router_logits, const Tensor& scor
     for (int64_t k = 0; k < params.top_k; ++k) {
       float weight = scores[chosen[k]];
       if (params.normalize) weight /= sum + 1e-20f;
-      routing.expert_ids.as<int32_t>()[t * params.top_k + k] = static_cast<int32_t>(chosen[k]);
-      routing.weights.as<float>()[t * params.top_k + k] = weight * params.scaling_factor;
+      routing.expert_ids.as<int32_t>()[t * slots + k] = static_cast<int32_t>(chosen[k]);
+      routing.weights.as<float>()[t * slots + k] = weight * params.scaling_factor;
+    }
+    for (int64_t s = 0; s < params.shared_slots; ++s) {
+      routing.expert_ids.as<int32_t>()[t * slots + params.top_k + s] = static_cast<int32_t>(experts + s);
+      routing.weights.as<float>()[t * slots + params.top_k + s] = 1.0f;
     }
   }
   return routing;

@@ -282,7 +282,8 @@ MoeRouting CudaBackend::moe_route(const Tensor& router_logits, const Tensor& sco
   RS_CHECK(!params.use_correction_bias || (score_correction_bias.dtype == DType::F32 &&
                                            score_correction_bias.numel() == experts),
            "score correction bias must be F32 [{}]", experts);
-  MoeRouting routing{allocate_step(DType::I32, {tokens, params.top_k}), allocate_step(DType::F32, {tokens, params.top_k})};
+  const int64_t slots = params.top_k + params.shared_slots;
+  MoeRouting routing{allocate_step(DType::I32, {tokens, slots}), allocate_step(DType::F32, {tokens, slots})};
   kernels::MoeRouteParams launch{router_logits.as<float>(),
                                  params.use_correction_bias ? score_correction_bias.as<float>() : nullptr,
                                  routing.expert_ids.as<int32_t>(),
@@ -294,7 +295,8 @@ MoeRouting CudaBackend::moe_route(const Tensor& router_logits, const Tensor& sco
                                  params.top_k_groups,
                                  params.sigmoid_scores,
                                  params.normalize,
-                                 params.scaling_factor};
+                                 params.scaling_factor,
+                                 params.shared_slots};
   check(kernels::launch_moe_route(launch, stream_), "moe_route");
   return routing;
 }
@@ -323,7 +325,10 @@ kernels::MoeFp8Config CudaBackend::moe_fp8_config(const ExpertWeights& experts, 
   RS_CHECK(experts.gate_up_fp8.has_value(), "moe_fp8_config: the experts are not FP8");
   const QuantizedWeight& gate_up = *experts.gate_up_fp8;
   RS_CHECK(gate_up.values.rank() == 3, "FP8 expert gate_up must be rank 3, got {}", shape_string(gate_up.values.shape));
-  const MoeFp8Shape shape{gate_up.values.dim(0), gate_up.out_features() / 2, gate_up.in_features(), top_k,
+  // The routed experts' shape (a stacked shared expert adds one expert and one slot to each
+  // token): the tuned files are keyed by the model's expert count.
+  const MoeFp8Shape shape{gate_up.values.dim(0) - experts.shared, gate_up.out_features() / 2, gate_up.in_features(),
+                          top_k - experts.shared,
                           gate_up.scaling == Fp8Scaling::Block ? MoeFp8Dtype::Block : MoeFp8Dtype::Channel};
   return moe_fp8_configs_->select(shape, tokens);
 }

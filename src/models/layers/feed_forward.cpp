@@ -44,19 +44,35 @@ MoeBlock::MoeBlock(const ModelConfig& config, WeightLoader& loader, const std::s
   router_weight_ = loader.load(prefix + ".gate.weight", {experts, hidden}, WeightRole::RouterGate);
   if (moe.has_score_correction_bias)
     correction_bias_ = loader.load(prefix + ".gate.e_score_correction_bias", {experts}, WeightRole::RouterBias);
-  auto expert_prefix = [&](int64_t e) { return fmt::format("{}.experts.{}", prefix, e); };
-  LinearWeight gate_up = loader.load_linear_stacked(
-      experts,
-      [&](int64_t e) { return std::vector<std::string>{expert_prefix(e) + ".gate_proj", expert_prefix(e) + ".up_proj"}; },
-      {intermediate, intermediate}, hidden, WeightRole::ExpertGateUp, TpSplit::Column);
-  LinearWeight down = loader.load_linear_stacked(
-      experts, [&](int64_t e) { return std::vector<std::string>{expert_prefix(e) + ".down_proj"}; }, {hidden},
-      intermediate, WeightRole::ExpertDown, TpSplit::Row);
+  // Expert e's modules; e == experts is the shared expert when it is stacked after them.
+  auto module_prefix = [&](int64_t e) {
+    return e < experts ? fmt::format("{}.experts.{}", prefix, e) : prefix + ".shared_experts";
+  };
+  auto gate_up_modules = [&](int64_t e) {
+    return std::vector<std::string>{module_prefix(e) + ".gate_proj", module_prefix(e) + ".up_proj"};
+  };
+  auto down_modules = [&](int64_t e) { return std::vector<std::string>{module_prefix(e) + ".down_proj"}; };
+  // One shared expert as wide as a routed one (DeepSeek-V3, Kimi-K2) joins the routed experts
+  // as expert `experts`, which the router appends to every token with weight 1 (SGLang's
+  // shared-experts fusion): one moe_experts call instead of a separate MLP and an add. Only
+  // where the checkpoint stores it as it stores the experts.
+  const bool stack_shared =
+      moe.num_shared_experts == 1 &&
+      loader.can_load_stacked(experts + 1, gate_up_modules, {intermediate, intermediate}, hidden,
+                              WeightRole::ExpertGateUp, TpSplit::Column) &&
+      loader.can_load_stacked(experts + 1, down_modules, {hidden}, intermediate, WeightRole::ExpertDown, TpSplit::Row);
+  const int64_t stacked = experts + (stack_shared ? 1 : 0);
+  LinearWeight gate_up = loader.load_linear_stacked(stacked, gate_up_modules, {intermediate, intermediate}, hidden,
+                                                    WeightRole::ExpertGateUp, TpSplit::Column);
+  LinearWeight down =
+      loader.load_linear_stacked(stacked, down_modules, {hidden}, intermediate, WeightRole::ExpertDown, TpSplit::Row);
   experts_.gate_up = gate_up.dense;
   experts_.gate_up_fp8 = gate_up.fp8;
   experts_.down = down.dense;
   experts_.down_fp8 = down.fp8;
-  if (moe.num_shared_experts > 0)
+  experts_.shared = stack_shared ? 1 : 0;
+  router_params_.shared_slots = experts_.shared;
+  if (moe.num_shared_experts > 0 && !stack_shared)
     shared_experts_.emplace(loader, prefix + ".shared_experts", hidden, intermediate * moe.num_shared_experts, tp);
 }
 

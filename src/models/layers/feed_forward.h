@@ -38,7 +38,8 @@ class MoeBlock {
  public:
   MoeBlock(const ModelConfig& config, WeightLoader& loader, const std::string& prefix, Communicator* tp = nullptr);
   // [T, hidden] -> [T, hidden]. The router reads x.tensor (f32 logits from the bf16 / f32
-  // values); FP8 routed and shared experts take x.fp8 when it is in their layout.
+  // values); FP8 routed and shared experts take x.fp8 when it is in their layout. A shared
+  // expert of the routed experts' width and format runs among them (experts_.shared).
   Tensor forward(Backend& backend, const Activation& x) const;
   // The layout x's producer should quantize it in: the routed experts' when FP8, else the
   // shared experts'; nullopt when neither is FP8.
@@ -48,7 +49,7 @@ class MoeBlock {
   MoeRouterParams router_params_;
   Tensor router_weight_, correction_bias_;
   ExpertWeights experts_;
-  std::optional<DenseMlp> shared_experts_;
+  std::optional<DenseMlp> shared_experts_;  // a shared expert not stacked with the routed ones
   Communicator* tp_;
 };
 

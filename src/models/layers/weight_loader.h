@@ -43,15 +43,27 @@ class WeightLoader {
   template <typename ModulesOf>
   LinearWeight load_linear_stacked(int64_t experts, const ModulesOf& modules_of, const std::vector<int64_t>& rows,
                                    int64_t cols, WeightRole role, TpSplit split) {
-    LinearRequest request{{}, rows, cols, experts, role, split};
-    for (int64_t e = 0; e < experts; ++e)
-      for (const std::string& module : modules_of(e)) request.modules.push_back(module);
-    return source_.load_linear(request);
+    return source_.load_linear(stacked_request(experts, modules_of, rows, cols, role, split));
+  }
+  // Whether load_linear_stacked can stack these modules (stored alike, as can_concat_linear).
+  template <typename ModulesOf>
+  bool can_load_stacked(int64_t experts, const ModulesOf& modules_of, const std::vector<int64_t>& rows, int64_t cols,
+                        WeightRole role, TpSplit split) const {
+    return source_.can_stack_linear(stacked_request(experts, modules_of, rows, cols, role, split));
   }
 
   bool contains(const std::string& name) const { return source_.contains(name); }
 
  private:
+  template <typename ModulesOf>
+  static LinearRequest stacked_request(int64_t experts, const ModulesOf& modules_of, const std::vector<int64_t>& rows,
+                                       int64_t cols, WeightRole role, TpSplit split) {
+    LinearRequest request{{}, rows, cols, experts, role, split};
+    for (int64_t e = 0; e < experts; ++e)
+      for (const std::string& module : modules_of(e)) request.modules.push_back(module);
+    return request;
+  }
+
   WeightSource& source_;
 };
 
