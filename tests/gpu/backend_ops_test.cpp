@@ -230,13 +230,22 @@ TEST_F(OpsTest, MlaCacheWriteAndAttention) {
 }
 
 TEST_F(OpsTest, MoeRouteAndExperts) {
-  struct Case { int64_t tokens, experts, top_k, groups, top_k_groups, hidden, inter; bool normalize; float scaling; };
+  // DeepSeek-V3 (groups), plain, Kimi-K2 (384 experts), softmax scoring without a bias, and a
+  // stacked shared expert (one more slot, experts + 1 weights).
+  struct Case {
+    int64_t tokens, experts, top_k, groups, top_k_groups, hidden, inter;
+    bool normalize;
+    float scaling;
+    bool sigmoid = true;
+    int64_t shared = 0;
+  };
   for (Case c : {Case{5, 256, 8, 8, 4, 512, 256, true, 2.5f}, Case{33, 64, 6, 1, 1, 1024, 128, false, 1.0f},
-                 Case{1, 384, 8, 1, 1, 256, 64, true, 2.827f}}) {
+                 Case{1, 384, 8, 1, 1, 256, 64, true, 2.827f}, Case{9, 64, 4, 4, 2, 256, 64, true, 1.0f, false},
+                 Case{3, 256, 8, 8, 4, 256, 64, true, 2.5f, true, 1}}) {
     auto logits_values = random(c.tokens * c.experts), bias_values = random(c.experts, 0.05f);
     Pair logits = upload(logits_values, {c.tokens, c.experts}, DType::F32);
     Pair bias = upload(bias_values, {c.experts}, DType::F32);
-    MoeRouterParams params{c.top_k, c.groups, c.top_k_groups, true, true, c.normalize, c.scaling};
+    MoeRouterParams params{c.top_k, c.groups, c.top_k_groups, c.sigmoid, c.sigmoid, c.normalize, c.scaling, c.shared};
     cpu_->begin_step();
     gpu_->begin_step();
     MoeRouting cpu_routing = cpu_->moe_route(logits.cpu, bias.cpu, params);
@@ -245,11 +254,12 @@ TEST_F(OpsTest, MoeRouteAndExperts) {
     EXPECT_LT(relative_error(cpu_routing.weights, gpu_routing.weights), 1e-6);
 
     auto x_values = random(c.tokens * c.hidden);
-    auto gate_up_values = random(c.experts * 2 * c.inter * c.hidden, 1.0f / std::sqrt(float(c.hidden)));
-    auto down_values = random(c.experts * c.hidden * c.inter, 1.0f / std::sqrt(float(c.inter)));
+    const int64_t stacked = c.experts + c.shared;
+    auto gate_up_values = random(stacked * 2 * c.inter * c.hidden, 1.0f / std::sqrt(float(c.hidden)));
+    auto down_values = random(stacked * c.hidden * c.inter, 1.0f / std::sqrt(float(c.inter)));
     Pair x = upload(x_values, {c.tokens, c.hidden});
-    Pair gate_up = upload(gate_up_values, {c.experts, 2 * c.inter, c.hidden});
-    Pair down = upload(down_values, {c.experts, c.hidden, c.inter});
+    Pair gate_up = upload(gate_up_values, {stacked, 2 * c.inter, c.hidden});
+    Pair down = upload(down_values, {stacked, c.hidden, c.inter});
     Tensor cpu_out = cpu_->moe_experts(x.cpu, cpu_routing, {gate_up.cpu, down.cpu});
     Tensor gpu_out = gpu_->moe_experts(x.gpu, gpu_routing, {gate_up.gpu, down.gpu});
     EXPECT_LT(relative_error(cpu_out, gpu_out), 1e-4) << "experts " << c.experts;
