@@ -34,7 +34,6 @@ struct MoeFp8SmallMPolicy {
   static constexpr bool kStaticView = false;  // the active slots come from the align kernel
   static constexpr bool kTokensVaryPerCta = true;  // an expert's pairs: mostly 1-2 at decode
   static constexpr bool kFinishesSplits = false;  // the activation / slot-sum kernels add the splits
-  __device__ static void finish_splits(const Params&, int64_t, int) {}
   struct View {
     const uint8_t* weight;  // the expert's [n, k]
     const uint8_t* x;       // the activations [rows, k]

@@ -95,9 +95,11 @@ std::pair<Tensor, Tensor> CudaBackend::linear_fp8_split(const QuantizedActivatio
   const int64_t m = x.rows(), n = w.out_features();
   RS_CHECK(0 < first_rows && first_rows < n, "linear_fp8_split: rows cut at {} of a {} weight",
            first_rows, shape_string(w.values.shape));
+  // Whatever m: the parts must be weights of their own (the path above 64 tokens runs them so).
+  RS_CHECK(w.scaling != Fp8Scaling::Block || first_rows % w.block_out == 0,
+           "linear_fp8_split: rows cut at {} inside a {}-row scale block", first_rows, w.block_out);
   if (m > kSmallMMaxTokens)
     return {CudaBackend::linear_fp8(x, w.rows(0, first_rows)), CudaBackend::linear_fp8(x, w.rows(first_rows, n))};
-  w.rows(0, first_rows);  // the cut must not split a Block scale row (throws naming it)
   Tensor out = allocate_step(DType::BF16, {m * n});
   launch_linear_fp8(x, w, out, first_rows);
   return split_output(out, m, first_rows, n);
