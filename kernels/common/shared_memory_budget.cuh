@@ -14,20 +14,25 @@ constexpr int kSharedMemoryBudgetBytes = 99 * 1024;
 
 // Raises `kernel`'s dynamic shared-memory limit to `bytes` on the current device. Returns
 // cudaSuccess, or cudaErrorInvalidConfiguration (after one line on stderr saying what was
-// needed and what the device allows) when the device's opt-in maximum is smaller.
+// needed and what the device allows) when the device's opt-in maximum is smaller than
+// `bytes` plus the kernel's static shared memory. The default limit without opt-in is 48 KB
+// for static and dynamic together, so a 48 KB ring plus one static byte needs the opt-in.
 // Safe to call before every launch: it changes no stream state (also legal while capturing).
 inline int opt_in_dynamic_shared_memory(const void* kernel, int bytes, const char* kernel_name) {
   int device = 0, optin = 0;
   if (cudaError_t error = cudaGetDevice(&device)) return error;
   if (cudaError_t error = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device)) return error;
-  if (bytes > optin) {
+  cudaFuncAttributes attributes{};
+  if (cudaError_t error = cudaFuncGetAttributes(&attributes, kernel)) return error;
+  const int total = bytes + static_cast<int>(attributes.sharedSizeBytes);
+  if (total > optin) {
     std::fprintf(stderr,
-                 "rackserve: kernel %s needs %d bytes of shared memory per block; device %d allows %d "
-                 "(cudaDevAttrMaxSharedMemoryPerBlockOptin)\n",
-                 kernel_name, bytes, device, optin);
+                 "rackserve: kernel %s needs %d bytes of shared memory per block (%d dynamic + %d static); "
+                 "device %d allows %d (cudaDevAttrMaxSharedMemoryPerBlockOptin)\n",
+                 kernel_name, total, bytes, total - bytes, device, optin);
     return cudaErrorInvalidConfiguration;
   }
-  if (bytes <= 48 * 1024) return cudaSuccess;  // within the default, no opt-in needed
+  if (total <= 48 * 1024) return cudaSuccess;  // within the default, no opt-in needed
   return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
 }
 

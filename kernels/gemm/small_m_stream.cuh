@@ -336,11 +336,12 @@ struct DenseProblem {
   static constexpr bool kFinishesSplits = true;
   __device__ static void finish_splits(const Params& p, int64_t row_begin, int rows) {
     if (gridDim.y == 1 || !p.split_counters) return;
-    __shared__ bool last;
     __threadfence();  // this CTA's partials are visible device-wide before it counts in
     __syncthreads();
-    if (threadIdx.x == 0) last = atomicAdd(p.split_counters + blockIdx.x, 1u) == gridDim.y - 1;
-    __syncthreads();
+    // No static __shared__ flag: it would add to the dynamic ring's bytes and push the 48 KB
+    // rings past the no-opt-in default.
+    const bool last =
+        __syncthreads_or(threadIdx.x == 0 && atomicAdd(p.split_counters + blockIdx.x, 1u) == gridDim.y - 1);
     if (!last) return;
     __threadfence();  // and the others' before the last one reads them
     const int64_t count = p.m * p.n;

@@ -61,7 +61,10 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options) : options_(options) 
   const size_t counter_bytes = kernels::kLinearSplitCounters * sizeof(unsigned);
   check_cuda(cudaMalloc(&split_counters_, counter_bytes), "cudaMalloc (split counters)");
   persistent_.push_back(split_counters_);
-  check_cuda(cudaMemset(split_counters_, 0, counter_bytes), "cudaMemset (split counters)");
+  // On the backend's stream, finished before any kernel can read them (a plain cudaMemset runs
+  // on the legacy stream, which the non-blocking stream does not wait for).
+  check_cuda(cudaMemsetAsync(split_counters_, 0, counter_bytes, stream), "cudaMemsetAsync (split counters)");
+  check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize (split counters)");
 }
 
 CudaBackend::~CudaBackend() {
