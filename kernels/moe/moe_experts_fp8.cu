@@ -115,7 +115,7 @@ int launch_gemm(MoeFp8GemmKernel kernel, const MoeFp8GemmArgs& args, const MoeFp
   if (max_blocks == 0) return cudaSuccess;
   const int64_t n_tiles = (args.n + config.block_n - 1) / config.block_n;
   dim3 grid(static_cast<unsigned>(max_blocks), static_cast<unsigned>(n_tiles), static_cast<unsigned>(splits));
-  kernel<<<grid, config.warps * 32, moe_fp8_shared_bytes(config), stream>>>(args, config.block_k, config.stages);
+  kernel<<<grid, config.warps * 32, moe_fp8_tiled_shared_bytes(config), stream>>>(args, config.block_k, config.stages);
   return launch_status();
 }
 

@@ -85,7 +85,7 @@ __device__ __forceinline__ void moe_fp8_wait_ring(int stages) {
 }
 
 // Grid: x = align blocks (max_blocks; blocks past the last list exit), y = block_n tiles of
-// n, z = K splits. Dynamic shared memory: moe_fp8_shared_bytes(config).
+// n, z = K splits. Dynamic shared memory: moe_fp8_tiled_shared_bytes(config).
 template <int BlockM, int BlockN, int Warps, bool kBlockScaling>
 __global__ void __launch_bounds__(Warps * 32, 1) moe_fp8_gemm_kernel(MoeFp8GemmArgs p, int block_k, int stages) {
   wait_for_prior_kernel();

@@ -76,10 +76,16 @@ constexpr int moe_fp8_ring_bytes(int block_m, int block_n, int block_k, int stag
   return stages * (block_m + block_n) * block_k;
 }
 constexpr int moe_fp8_table_bytes(int block_m, int block_n) { return block_m * (8 + 4 + 4) + block_n * 4; }
+// What the tiled GEMMs launch with (a small_m config runs them above kMoeFp8SmallMMaxTokens).
+constexpr size_t moe_fp8_tiled_shared_bytes(const MoeFp8Config& config) {
+  return static_cast<size_t>(moe_fp8_ring_bytes(config.block_m, config.block_n, config.block_k, config.stages) +
+                             moe_fp8_table_bytes(config.block_m, config.block_n));
+}
+// The most either path of `config` launches with: what must fit the device.
 constexpr size_t moe_fp8_shared_bytes(const MoeFp8Config& config) {
-  const int tiled = moe_fp8_ring_bytes(config.block_m, config.block_n, config.block_k, config.stages) +
-                    moe_fp8_table_bytes(config.block_m, config.block_n);
-  return static_cast<size_t>(config.small_m && kMoeFp8SmallMSharedBytes > tiled ? kMoeFp8SmallMSharedBytes : tiled);
+  const size_t tiled = moe_fp8_tiled_shared_bytes(config);
+  const size_t small_m = static_cast<size_t>(kMoeFp8SmallMSharedBytes);
+  return config.small_m && small_m > tiled ? small_m : tiled;
 }
 // Whether the kernel has an instantiation for `config`'s field values.
 bool moe_fp8_config_supported(const MoeFp8Config& config);
