@@ -119,6 +119,7 @@ __global__ void __launch_bounds__(kWarps * 32) moe_route_kernel(MoeRouteParams p
         if (!kept_groups[warp][g] && (index < 0 || group_scores[warp][g] > value))
           value = group_scores[warp][g], index = g;
       warp_argmax(value, index);
+      __syncwarp();  // every lane's reads of kept_groups before lane 0 writes (shuffles do not order memory)
       if (lane == 0) kept_groups[warp][index] = true;
       __syncwarp();
     }
