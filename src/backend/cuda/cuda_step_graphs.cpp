@@ -5,9 +5,12 @@
 #include <cuda_runtime.h>
 
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "backend/cuda/cuda_backend.h"
+#include <spdlog/spdlog.h>
+
 #include "core/error.h"
 
 namespace rackserve {
@@ -36,19 +39,19 @@ bool is_kernel(cudaGraphNode_t node) {
 // Turns every full-completion edge from a kernel to a rackserve kernel into a programmatic
 // dependency (the edge a launch with programmatic stream serialization makes): the downstream
 // kernel may start as the upstream one's blocks finish, and waits in wait_for_prior_kernel
-// for its completion and memory. Returns the edges changed; on a CUDA error it stops there
-// (the edges changed so far stay valid) and clears the error.
-int64_t overlap_kernel_edges(cudaGraph_t graph) {
+// for its completion and memory. Returns the edges changed, or nullopt after a CUDA error
+// (cleared), when the graph may have lost an edge half-way and must not be used.
+std::optional<int64_t> overlap_kernel_edges(cudaGraph_t graph) {
   size_t count = 0;
-  if (cudaGraphGetEdges(graph, nullptr, nullptr, nullptr, &count) != cudaSuccess || count == 0) {
+  if (cudaGraphGetEdges(graph, nullptr, nullptr, nullptr, &count) != cudaSuccess) {
     cudaGetLastError();
-    return 0;
+    return std::nullopt;
   }
   std::vector<cudaGraphNode_t> from(count), to(count);
   std::vector<cudaGraphEdgeData> data(count);
-  if (cudaGraphGetEdges(graph, from.data(), to.data(), data.data(), &count) != cudaSuccess) {
+  if (count > 0 && cudaGraphGetEdges(graph, from.data(), to.data(), data.data(), &count) != cudaSuccess) {
     cudaGetLastError();
-    return 0;
+    return std::nullopt;
   }
   int64_t changed = 0;
   for (size_t i = 0; i < count; ++i) {
@@ -57,15 +60,34 @@ int64_t overlap_kernel_edges(cudaGraph_t graph) {
     cudaGraphEdgeData programmatic{};
     programmatic.from_port = cudaGraphKernelNodePortProgrammatic;
     programmatic.type = cudaGraphDependencyTypeProgrammatic;
-    if (cudaGraphRemoveDependencies(graph, &from[i], &to[i], &data[i], 1) != cudaSuccess) break;
-    if (cudaGraphAddDependencies(graph, &from[i], &to[i], &programmatic, 1) != cudaSuccess) {
-      cudaGraphAddDependencies(graph, &from[i], &to[i], &data[i], 1);  // put the plain edge back
-      break;
+    if (cudaGraphRemoveDependencies(graph, &from[i], &to[i], &data[i], 1) != cudaSuccess ||
+        cudaGraphAddDependencies(graph, &from[i], &to[i], &programmatic, 1) != cudaSuccess) {
+      cudaGetLastError();
+      return std::nullopt;
     }
     ++changed;
   }
-  cudaGetLastError();
   return changed;
+}
+
+// The captured graph with its kernel edges made programmatic, instantiated; null when the
+// rewrite or the instantiation fails (the caller then instantiates the graph as captured).
+cudaGraphExec_t instantiate_overlapped(cudaGraph_t captured, int64_t& overlapped_edges) {
+  cudaGraph_t copy = nullptr;
+  if (cudaGraphClone(&copy, captured) != cudaSuccess) {
+    cudaGetLastError();
+    return nullptr;
+  }
+  cudaGraphExec_t exec = nullptr;
+  const std::optional<int64_t> changed = overlap_kernel_edges(copy);
+  if (changed && cudaGraphInstantiate(&exec, copy, 0) == cudaSuccess) {
+    overlapped_edges = *changed;
+  } else {
+    exec = nullptr;
+    cudaGetLastError();
+  }
+  cudaGraphDestroy(copy);
+  return exec;
 }
 
 }  // namespace
@@ -96,9 +118,10 @@ int64_t CudaBackend::capture_step_graph(const std::function<void()>& record) {
       }
   }
   cudaGetLastError();  // counting is best effort
-  if (options_.overlap_launches) graph.overlapped_edges = overlap_kernel_edges(captured);
-  cudaGraphExec_t exec = nullptr;
-  const cudaError_t instantiated = cudaGraphInstantiate(&exec, captured, 0);
+  cudaGraphExec_t exec = options_.overlap_launches ? instantiate_overlapped(captured, graph.overlapped_edges) : nullptr;
+  if (options_.overlap_launches && !exec)
+    spdlog::warn("CUDA refused the step graph's programmatic edges; this graph runs without overlapped launches");
+  const cudaError_t instantiated = exec ? cudaSuccess : cudaGraphInstantiate(&exec, captured, 0);
   cudaGraphDestroy(captured);
   check(instantiated, "cudaGraphInstantiate");
   graph.exec = exec;
