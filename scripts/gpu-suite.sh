@@ -19,6 +19,16 @@ status=0
 # Each line also lands in summary.txt at once, so a run cut short keeps what it measured.
 : > "$out/summary.txt"
 note() { echo "$1" >> "$out/summary.txt"; echo "== $1"; }
+# run_noted LABEL LOG COMMAND...: runs COMMAND with its output appended to LOG, notes its exit
+# status under LABEL, and fails the suite when it is not 0.
+run_noted() {
+  local label=$1 log=$2
+  shift 2
+  "$@" >> "$log" 2>&1
+  local rc=$?
+  (( rc != 0 )) && status=1
+  note "$label: rc $rc$( (( rc == 124 )) && echo ' (timeout)')"
+}
 
 start=$(date +%s)
 if ! cmake -S . -B build-gpu -G "$generator" -DCMAKE_BUILD_TYPE=Release -DRACKSERVE_TEXT=OFF \
@@ -47,7 +57,8 @@ for step in "${steps[@]}"; do
              "step_graphs_test:*NewCacheRecaptures/0" "linear_fp8_cuda_test:*SmallShapes*:*Upload*:*Invalid*"
              "mla_decode_test:*TinyShape*:*PageSizeNotPowerOfTwo*" "moe_experts_test:*TinyFixtureShapes*:*AlignTokens*"
              "kv_cache_fp8_cuda_test:*WriteStores*:*AttentionKernels*" "moe_fp8_cuda_test:*Tiny*"
-             "fill_random_test:*" "fp8_activation_cuda_test:*" "linear_prefill_test:*LinearSplit*")
+             "fill_random_test:*" "fp8_activation_cuda_test:*" "linear_prefill_test:*LinearSplit*:*Overlapped*"
+             "linear_fp8_cuda_test:*Split*:*Overlapped*")
       # custom_all_reduce_test is not run under the sanitizers: they serialize kernels, and
       # ranks sharing one GPU wait for each other's kernels (it would hang until its timeout).
       [[ -n ${SANITIZE_CASES:-} ]] && read -r -a cases <<< "$SANITIZE_CASES"
@@ -69,8 +80,7 @@ for step in "${steps[@]}"; do
       done
       ;;
     doctor)
-      timeout 120 build-gpu/src/cli/rackserve doctor > "$out/doctor.txt" 2>&1
-      note "doctor: rc $?"
+      run_noted doctor "$out/doctor.txt" timeout 120 build-gpu/src/cli/rackserve doctor
       ;;
     sass)
       scripts/check-sass.sh build-gpu > "$out/check-sass.log" 2>&1 || status=1
@@ -92,9 +102,8 @@ for step in "${steps[@]}"; do
       # DeepSeek-V3 at TP 1 (the shape decode_step runs) (written under $out/kernels/<device>/;
       # commit them as configs/kernels/<device>/).
       while read -r model tp dtype; do
-        timeout 120 build-gpu/src/cli/rackserve tune-moe --model "$models/$model" --tp "$tp" --dtype "$dtype" \
-          --repetitions "${TUNE_REPETITIONS:-5}" --out "$out/kernels" >> "$out/tune-moe.log" 2>&1 || status=1
-        note "tune-moe $model TP $tp $dtype: rc $?"
+        run_noted "tune-moe $model TP $tp $dtype" "$out/tune-moe.log" timeout 120 build-gpu/src/cli/rackserve tune-moe \
+          --model "$models/$model" --tp "$tp" --dtype "$dtype" --repetitions "${TUNE_REPETITIONS:-5}" --out "$out/kernels"
       done <<< "deepseek-v3/config.json 8 fp8_block
 deepseek-v3/config.json 4 fp8_block
 deepseek-v3/config.json 1 fp8_block
@@ -106,19 +115,15 @@ glm-4.7-fp8/config.abridged.json 4 fp8_channel"
       [[ -d $out/kernels ]] && tar czf "$out/kernels.tgz" -C "$out" kernels
       ;;
     bench)
-      timeout 240 build-gpu/bench/kernel_roofline > "$out/kernel_roofline.md" 2>&1 || status=1
-      note "kernel_roofline: rc $?"
-      timeout 120 build-gpu/bench/decode_step "$models/deepseek-v3" --batch 1,32 > "$out/decode_step.md" 2>&1 || status=1
-      note "decode_step (FP8 checkpoint config): rc $?"
-      timeout 120 build-gpu/bench/decode_step "$models/deepseek-v3" --batch 1,32 --overlap-launches \
-        > "$out/decode_step_overlap.md" 2>&1 || status=1
-      note "decode_step (FP8, GEMM launches overlapped): rc $?"
-      timeout 120 build-gpu/bench/decode_step "$models/deepseek-v3" --batch 1,32 --dequantize-fp8 > "$out/decode_step_bf16.md" 2>&1 || status=1
-      note "decode_step (BF16 weights): rc $?"
-      timeout 60 python3 bench/cublas_fp8.py > "$out/cublas_fp8.md" 2>&1 || status=1
-      note "cublas_fp8.py: rc $?"
-      timeout 60 build-gpu/bench/all_reduce > "$out/all_reduce.md" 2>&1 || status=1
-      note "all_reduce: rc $?"
+      run_noted kernel_roofline "$out/kernel_roofline.md" timeout 240 build-gpu/bench/kernel_roofline
+      run_noted "decode_step (FP8 checkpoint config)" "$out/decode_step.md" \
+        timeout 120 build-gpu/bench/decode_step "$models/deepseek-v3" --batch 1,32
+      run_noted "decode_step (FP8, launches overlapped)" "$out/decode_step_overlap.md" \
+        timeout 120 build-gpu/bench/decode_step "$models/deepseek-v3" --batch 1,32 --overlap-launches
+      run_noted "decode_step (BF16 weights)" "$out/decode_step_bf16.md" \
+        timeout 120 build-gpu/bench/decode_step "$models/deepseek-v3" --batch 1,32 --dequantize-fp8
+      run_noted cublas_fp8.py "$out/cublas_fp8.md" timeout 60 python3 bench/cublas_fp8.py
+      run_noted all_reduce "$out/all_reduce.md" timeout 60 build-gpu/bench/all_reduce
       ;;
     profile)
       # Nsight Compute over the kernels of DeepSeek-V3 decode steps (4 dummy layers: 3 dense,

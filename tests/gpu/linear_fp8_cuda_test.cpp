@@ -364,11 +364,13 @@ TEST(LinearFp8Cuda, SplitEqualsTheWholeProductsColumns) {
 
 // CudaBackendOptions::overlap_launches: x is quantized by the kernel right before the
 // GEMM, each round from new values; the overlapped backend must match the plain one bit for bit.
+// Step allocations are not poisoned: the output's poison fill would sit between the quantize
+// kernel and the GEMM and hide an early read of the quantized x.
 TEST(LinearFp8Cuda, OverlappedLaunchesReadThePreviousKernelsOutput) {
   ASSERT_TRUE(cuda_device_available()) << "the gpu tests need a CUDA device";
-  CudaBackendOptions overlapped_options{0, /*poison_step_allocations=*/true};
+  CudaBackendOptions overlapped_options{0, /*poison_step_allocations=*/false};
   overlapped_options.overlap_launches = true;
-  auto plain = make_cuda_backend(CudaBackendOptions{0, /*poison_step_allocations=*/true});
+  auto plain = make_cuda_backend(CudaBackendOptions{0, /*poison_step_allocations=*/false});
   auto overlapped = make_cuda_backend(overlapped_options);
   std::mt19937_64 rng(run_seed() + 21);
   for (Fp8Scaling scaling : {Fp8Scaling::Block, Fp8Scaling::Channel}) {
