@@ -47,6 +47,41 @@ nlohmann::json normalize_message(const nlohmann::json& message, size_t index) {
   return normalized;
 }
 
+// One entry of "tools": {"type": "function", "function": {"name": …, "parameters"?: {…}}}.
+void check_tool(const nlohmann::json& tool, size_t index) {
+  const std::string where = fmt::format("tools[{}].", index);
+  JsonFields fields(tool, where);
+  if (fields.string("type").value_or("function") != "function")
+    throw bad_request(where + "type", "'{}type' must be \"function\"", where);
+  auto function = fields.object("function");
+  if (!function) throw bad_request(where + "function", "'{}function' is required", where);
+  JsonFields function_fields(*function, where + "function.");
+  auto name = function_fields.string("name");
+  if (!name || name->empty()) throw bad_request(where + "function.name", "'{}function.name' is required", where);
+  function_fields.object("parameters");  // validates the type when present
+}
+
+// "none" | "auto" | "required" | {"type": "function", "function": {"name": …}}.
+ToolChoice read_tool_choice(const JsonFields& fields, bool has_tools) {
+  const nlohmann::json* choice = fields.find("tool_choice");
+  if (choice == nullptr || choice->is_null()) return has_tools ? ToolChoice::Auto : ToolChoice::None;
+  if (choice->is_string()) {
+    const auto& value = choice->get_ref<const std::string&>();
+    if (value == "none") return ToolChoice::None;
+    if (value == "auto") return has_tools ? ToolChoice::Auto : ToolChoice::None;
+    if (value == "required") {
+      if (!has_tools) throw bad_request("tool_choice", "'tool_choice' is \"required\" but no 'tools' were given");
+      throw unsupported("tool_choice", "'tool_choice': \"required\" (it needs constrained decoding; use \"auto\")");
+    }
+    throw bad_request("tool_choice", "'tool_choice' must be \"none\", \"auto\", \"required\" or a function, got \"{}\"", value);
+  }
+  if (choice->is_object()) {
+    if (!has_tools) throw bad_request("tool_choice", "'tool_choice' names a function but no 'tools' were given");
+    throw unsupported("tool_choice", "'tool_choice' naming a function (it needs constrained decoding; use \"auto\")");
+  }
+  throw bad_request("tool_choice", "'tool_choice' must be a string or an object, got {}", json_type_name(*choice));
+}
+
 }  // namespace
 
 ChatRequest parse_chat_request(const nlohmann::json& body, const FieldLimits& limits) {
@@ -62,10 +97,14 @@ ChatRequest parse_chat_request(const nlohmann::json& body, const FieldLimits& li
   request.messages = nlohmann::json::array();
   for (size_t i = 0; i < messages->size(); ++i) request.messages.push_back(normalize_message(messages->at(i), i));
 
-  if (const auto* tools = fields.find("tools")) {
+  if (const auto* tools = fields.find("tools"); tools != nullptr && !tools->is_null()) {
     if (!tools->is_array()) throw bad_request("tools", "'tools' must be an array, got {}", json_type_name(*tools));
-    request.tools = *tools;
+    for (size_t i = 0; i < tools->size(); ++i) check_tool(tools->at(i), i);
+    if (!tools->empty()) request.tools = *tools;
   }
+  request.tool_choice = read_tool_choice(fields, !request.tools.is_null());
+  if (request.tool_choice == ToolChoice::None) request.tools = nullptr;
+  request.parallel_tool_calls = fields.boolean("parallel_tool_calls").value_or(true);
   if (auto kwargs = fields.object("chat_template_kwargs")) request.chat_template_kwargs = std::move(*kwargs);
   request.add_generation_prompt = fields.boolean("add_generation_prompt").value_or(true);
   request.continue_final_message = fields.boolean("continue_final_message").value_or(false);

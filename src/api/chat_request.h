@@ -14,10 +14,18 @@
 
 namespace rackserve::api {
 
+// What the client allows the model to do with the tools offered.
+enum class ToolChoice {
+  None,  // "none": answer in text; the tools are not shown to the model
+  Auto,  // "auto" (the default when tools are given): the answer may call tools
+};
+
 struct ChatRequest {
   std::optional<std::string> model;  // absent: the served model
   nlohmann::json messages;           // array of normalized message objects, non-empty
   nlohmann::json tools;              // null or the client's array, passed to the template
+  ToolChoice tool_choice = ToolChoice::None;  // Auto when tools are given, unless the client said "none"
+  bool parallel_tool_calls = true;            // false: only the answer's first call is returned
   nlohmann::json chat_template_kwargs = nlohmann::json::object();  // extra template variables
   bool add_generation_prompt = true;
   bool continue_final_message = false;  // render the last (assistant) message open-ended
@@ -25,7 +33,8 @@ struct ChatRequest {
   SamplingParams sampling;
 };
 
-// Throws a 400/422 ApiError naming the field at fault.
+// Throws a 400/422 ApiError naming the field at fault. "tool_choice": "required" and a
+// named function need constrained decoding, which is not implemented: they answer 422.
 ChatRequest parse_chat_request(const nlohmann::json& body, const FieldLimits& limits);
 
 }  // namespace rackserve::api

@@ -5,10 +5,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "text/parsers/tool_call_parser.h"
 #include "text/tokenizer.h"
 
 namespace rackserve::api {
@@ -37,6 +39,9 @@ struct ServedModel {
   std::shared_ptr<const text::Tokenizer> tokenizer;
   std::shared_ptr<const ChatPromptRenderer> chat;  // null: the model has no chat template (chat answers 422)
   bool split_reasoning = false;  // <think> text goes to reasoning_content
+  // How the model writes tool calls; unset: a request's tools are shown to the model but
+  // its answer is returned as text.
+  std::optional<text::ToolCallFormat> tool_call_format;
 };
 
 }  // namespace rackserve::api

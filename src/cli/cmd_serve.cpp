@@ -43,6 +43,9 @@ void add_serve_options(cxxopts::Options& options) {
       "api-key", "require \"Authorization: Bearer KEY\" on /v1/*, /tokenize, /detokenize", cxxopts::value<std::string>())(
       "chat-template", "Jinja file replacing the model's chat template", cxxopts::value<std::string>())(
       "reasoning-parser", "auto, think or none: move <think>…</think> text to reasoning_content",
+      cxxopts::value<std::string>())(
+      "tool-call-parser", "auto (the chat template's format), none, deepseek_v3, deepseek_v31, kimi_k2, glm45 or "
+                          "minimax_m2: tool calls in the answer become tool_calls",
       cxxopts::value<std::string>())("device", "cpu, cuda or auto", cxxopts::value<std::string>())(
       "threads", "CPU backend threads per rank (0: all cores / --tp)", cxxopts::value<uint32_t>())(
       "tp", "tensor-parallel size: ranks splitting the model (CUDA: GPUs 0..N-1, NCCL; cpu: N backends in this "
@@ -73,6 +76,7 @@ ServerConfig config_from(const cxxopts::ParseResult& result) {
   override_with("api-key", config.api_key);
   override_with("chat-template", config.chat_template);
   override_with("reasoning-parser", config.reasoning_parser);
+  override_with("tool-call-parser", config.tool_call_parser);
   override_with("device", config.device);
   override_with("threads", config.threads);
   override_with("tp", config.tensor_parallel_size);
@@ -109,18 +113,37 @@ void apply_nccl_advice(const Placement& placement) {
 
 // The chat template of the model directory or --chat-template; without one, chat
 // requests answer 422 and completions still work.
-std::shared_ptr<const api::ChatPromptRenderer> load_chat(const ServerConfig& config) {
+// --tool-call-parser: auto takes the format the chat template renders tool calls in.
+std::optional<text::ToolCallFormat> tool_call_format_for(const ServerConfig& config, const text::ChatTemplate* chat) {
+  if (config.tool_call_parser == "none") return std::nullopt;
+  if (config.tool_call_parser == "auto") return chat ? chat->tool_call_format() : std::nullopt;
+  auto format = text::tool_call_format_named(config.tool_call_parser);
+  RS_CHECK(format.has_value(),
+           "tool_call_parser must be auto, none, deepseek_v3, deepseek_v31, kimi_k2, glm45 or minimax_m2, got \"{}\"",
+           config.tool_call_parser);
+  return format;
+}
+
+// The chat template, and the formats its answers are read in (reasoning, tool calls).
+void load_chat(const ServerConfig& config, const text::Tokenizer& tokenizer, api::ServedModel& served) {
   std::optional<std::filesystem::path> override_file;
   if (!config.chat_template.empty()) override_file = config.chat_template;
+  std::shared_ptr<const text::ChatTemplate> chat_template;
   try {
-    auto chat_template = std::make_shared<text::ChatTemplate>(text::ChatTemplate::from_model_dir(config.model, override_file));
+    chat_template = std::make_shared<text::ChatTemplate>(text::ChatTemplate::from_model_dir(config.model, override_file));
     spdlog::info("chat template: {}", chat_template->origin());
-    return api::make_template_renderer(std::move(chat_template));
+    served.chat = api::make_template_renderer(chat_template);
   } catch (const Error& error) {
     if (override_file) throw;
     spdlog::warn("no chat template ({}); /v1/chat/completions is disabled", error.what());
-    return nullptr;
   }
+  served.split_reasoning = config.reasoning_parser == "think" ||
+                           (config.reasoning_parser == "auto" && tokenizer.token_to_id("</think>").has_value());
+  spdlog::info("reasoning parser: {}", served.split_reasoning ? "<think> -> reasoning_content" : "off");
+  served.tool_call_format = tool_call_format_for(config, chat_template.get());
+  spdlog::info("tool-call parser: {}", served.tool_call_format
+                                           ? std::string(text::tool_call_format_name(*served.tool_call_format))
+                                           : std::string("off (tool calls stay in the answer text)"));
 }
 
 // Blocks SIGINT/SIGTERM in every thread (call before starting any) and returns a thread
@@ -164,6 +187,8 @@ int run_serve(const Arguments& args) {
   }
   auto tokenizer = std::make_shared<const text::Tokenizer>(text::Tokenizer::from_directory(config.model));
   spdlog::info("tokenizer: {} ids from {}", tokenizer->vocab_size(), config.model);
+  api::ServedModel served;
+  load_chat(config, *tokenizer, served);  // before the weights: a bad template or parser fails fast
   const Placement placement = placement_of(config);
   apply_nccl_advice(placement);
   const RankGroup ranks = make_ranks(placement, config.model);
@@ -211,16 +236,11 @@ int run_serve(const Arguments& args) {
                model_config.num_layers, resolved.max_model_len, resolved.scheduler.max_running_requests,
                resolved.scheduler.max_num_batched_tokens);
 
-  api::ServedModel served;
   served.name = config.effective_model_name();
   served.max_model_len = resolved.max_model_len;
   served.vocab_size = static_cast<int32_t>(model_config.vocab_size);
   served.created = static_cast<int64_t>(std::time(nullptr));
   served.tokenizer = tokenizer;
-  served.chat = load_chat(config);
-  served.split_reasoning = config.reasoning_parser == "think" ||
-                           (config.reasoning_parser == "auto" && tokenizer->token_to_id("</think>").has_value());
-  spdlog::info("reasoning parser: {}", served.split_reasoning ? "<think> -> reasoning_content" : "off");
 
   sigset_t signals;
   api::HttpServer server(config, engine, served);

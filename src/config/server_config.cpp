@@ -28,6 +28,7 @@ const std::array kFields = {
     Field{"served_model_name", &ServerConfig::served_model_name},
     Field{"chat_template", &ServerConfig::chat_template},
     Field{"reasoning_parser", &ServerConfig::reasoning_parser},
+    Field{"tool_call_parser", &ServerConfig::tool_call_parser},
     Field{"device", &ServerConfig::device},
     Field{"threads", &ServerConfig::threads},
     Field{"tensor_parallel_size", &ServerConfig::tensor_parallel_size},
@@ -110,6 +111,7 @@ void ServerConfig::validate() const {
   RS_CHECK(one_of(device, {"cpu", "cuda", "auto"}), "device must be cpu, cuda or auto, got \"{}\"", device);
   RS_CHECK(one_of(reasoning_parser, {"auto", "think", "none"}), "reasoning_parser must be auto, think or none, got \"{}\"",
            reasoning_parser);
+  RS_CHECK(!tool_call_parser.empty(), "tool_call_parser must be auto, none or a format name");
   RS_CHECK(one_of(kv_cache_dtype, {"auto", "bf16", "fp8"}), "kv_cache_dtype must be auto, bf16 or fp8, got \"{}\"",
            kv_cache_dtype);
   RS_CHECK(!host.empty(), "host must not be empty");

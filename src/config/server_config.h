@@ -16,6 +16,9 @@ struct ServerConfig {
   std::string served_model_name;   // name clients send as "model"; empty: the model directory's name
   std::string chat_template;       // Jinja file overriding tokenizer_config.json's; empty: the model's own
   std::string reasoning_parser = "auto";  // auto (on when the vocabulary has </think>), think, none
+  // auto (the format the chat template renders tool calls in), none, or a format name
+  // (deepseek_v3, deepseek_v31, kimi_k2, glm45, minimax_m2); checked at start by serve.
+  std::string tool_call_parser = "auto";
   std::string device = "auto";     // cpu, cuda or auto
   uint32_t threads = 0;            // CPU backend threads per rank; 0: all cores / tensor_parallel_size
   int32_t tensor_parallel_size = 1;  // --tp: ranks splitting the model (CUDA: GPUs 0..N-1)

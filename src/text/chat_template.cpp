@@ -92,7 +92,10 @@ SpecialTokens read_special_tokens(const std::filesystem::path& model_dir) {
 }
 
 ChatTemplate::ChatTemplate(ChatTemplateSource source, SpecialTokens tokens, jinja::TemplateOptions options)
-    : origin_(std::move(source.origin)), tokens_(std::move(tokens)), template_(source.text, std::move(options)) {}
+    : origin_(std::move(source.origin)),
+      tool_call_format_(detect_tool_call_format(source.text)),
+      tokens_(std::move(tokens)),
+      template_(source.text, std::move(options)) {}
 
 ChatTemplate ChatTemplate::from_model_dir(const std::filesystem::path& model_dir,
                                           const std::optional<std::filesystem::path>& override_file,

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "text/jinja/template.h"
+#include "text/parsers/tool_call_parser.h"
 
 namespace rackserve::text {
 
@@ -65,9 +66,12 @@ class ChatTemplate {
 
   const std::string& origin() const { return origin_; }
   const SpecialTokens& special_tokens() const { return tokens_; }
+  // The format the template renders assistant tool calls in, when it is one we parse.
+  std::optional<ToolCallFormat> tool_call_format() const { return tool_call_format_; }
 
  private:
   std::string origin_;
+  std::optional<ToolCallFormat> tool_call_format_;
   SpecialTokens tokens_;
   jinja::Template template_;
 };

@@ -1,5 +1,5 @@
 // The official OpenAI Node SDK against rackserve serve: chat and completions, streamed and
-// not, usage, seeds, stop strings, logprobs, n, typed errors, reasoning_content; greedy
+// not, usage, seeds, stop strings, logprobs, n, typed errors, reasoning_content, tools; greedy
 // output equals `rackserve generate` token for token.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -175,4 +175,25 @@ test('typed errors: unknown model, bad n, context overflow, wrong key', async ()
   });
   await assert.rejects(client('wrong-key').models.list(), OpenAI.AuthenticationError);
   await assert.rejects(openai.chat.completions.create({ model: MODEL, messages: [] }), OpenAI.BadRequestError);
+});
+
+test('tools: offered tools are accepted; tool_choice required and named answer 422', async () => {
+  const tools = [{
+    type: 'function',
+    function: { name: 'get_weather', description: 'Weather of a city', parameters: { type: 'object', properties: { city: { type: 'string' } } } },
+  }];
+  const completion = await openai.chat.completions.create({ model: MODEL, messages, tools, max_tokens: 4 });
+  assert.equal(completion.choices[0].message.role, 'assistant');
+  // The tiny model's template renders no tools and has no tool-call format: plain text comes back.
+  assert.equal(completion.choices[0].message.tool_calls, undefined);
+  await assert.rejects(openai.chat.completions.create({ model: MODEL, messages, tools, tool_choice: 'required' }), (error) => {
+    assert.ok(error instanceof OpenAI.UnprocessableEntityError);
+    assert.equal(error.param, 'tool_choice');
+    return true;
+  });
+  await assert.rejects(openai.chat.completions.create({
+    model: MODEL, messages, tools, tool_choice: { type: 'function', function: { name: 'get_weather' } },
+  }), OpenAI.UnprocessableEntityError);
+  await assert.rejects(openai.chat.completions.create({ model: MODEL, messages, tools: [{ type: 'function', function: {} }] }),
+    OpenAI.BadRequestError);
 });

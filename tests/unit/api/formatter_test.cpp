@@ -1,6 +1,7 @@
 // Response formatting: the SSE event sequence of a streamed chat (role chunk, deltas,
-// finish chunk, usage, [DONE]), reasoning split across outputs, engine errors as error
-// events, non-stream objects, and completions logprobs offsets.
+// finish chunk, usage, [DONE]), reasoning split across outputs, tool calls in OpenAI's
+// stream and message shapes, engine errors as error events, non-stream objects, and
+// completions logprobs offsets.
 #include <gtest/gtest.h>
 
 #include "api/chat_formatter.h"
@@ -84,7 +85,7 @@ TEST(ChatFormatter, WithoutIncludeUsageThereIsNoUsageField) {
 }
 
 TEST(ChatFormatter, ReasoningIsSplitAcrossOutputsAndInFullResponses) {
-  ChatFormatter formatter(kHeader, {.n = 1, .split_reasoning = true}, token_text);
+  ChatFormatter formatter(kHeader, {.n = 1, .output = {.split_reasoning = true}}, token_text);
   std::string reasoning, content;
   for (const char* piece : {"<thi", "nk>plan</th", "ink>ok"}) {
     RequestOutput output;
@@ -109,6 +110,101 @@ TEST(ChatFormatter, ReasoningIsSplitAcrossOutputsAndInFullResponses) {
   EXPECT_EQ(full["choices"][0]["message"]["content"], "ok");
   EXPECT_EQ(full["choices"][0]["finish_reason"], "stop");
   EXPECT_EQ(full["choices"][0]["stop_reason"], 1);
+}
+
+// A DeepSeek-V3 answer that calls two tools, in the format its chat template renders
+// assistant tool calls in (text::ToolCallFormat::DeepSeekV3).
+const std::string kDeepSeekTwoCalls =
+    "Checking.<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n"
+    "{\"city\": \"Paris\"}\n```<｜tool▁call▁end｜>\n<｜tool▁call▁begin｜>function<｜tool▁sep｜>web_search\n"
+    "```json\n{\"query\": \"jinja\"}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>";
+
+ChatFormatOptions deepseek_tools() {
+  return {.n = 1,
+          .output = {.tool_call_format = text::ToolCallFormat::DeepSeekV3, .tools = nlohmann::json::array()}};
+}
+
+TEST(ChatFormatter, StreamedToolCallsCarryIdTypeAndNameFirstThenArguments) {
+  ChatFormatter formatter(kHeader, deepseek_tools(), token_text);
+  std::string sse;
+  // A few bytes at a time, so markers and arguments arrive in pieces.
+  for (size_t at = 0; at < kDeepSeekTwoCalls.size(); at += 5) {
+    RequestOutput output;
+    output.sequences.push_back(delta(0, kDeepSeekTwoCalls.substr(at, 5), {1}));
+    if (at + 5 >= kDeepSeekTwoCalls.size()) {
+      output.sequences[0].finish_reason = FinishReason::Stop;
+      output.finished = true;
+    }
+    sse += formatter.stream_output(output);
+  }
+  bool done = false;
+  std::string content;
+  nlohmann::json calls = nlohmann::json::array();  // merged as the OpenAI SDKs merge them
+  nlohmann::json finish_reason;
+  for (const auto& event : parse_events(sse, done)) {
+    const auto& choice = event["choices"][0];
+    if (!choice["finish_reason"].is_null()) finish_reason = choice["finish_reason"];
+    const auto& d = choice["delta"];
+    if (d.contains("content")) content += d["content"].get<std::string>();
+    if (!d.contains("tool_calls")) continue;
+    for (const auto& call : d["tool_calls"]) {
+      const size_t index = call["index"].get<size_t>();
+      if (index == calls.size()) {
+        ASSERT_TRUE(call.contains("id") && call["type"] == "function" && call["function"].contains("name")) << call;
+        calls.push_back({{"id", call["id"]}, {"name", call["function"]["name"]}, {"arguments", ""}});
+      } else {
+        ASSERT_LT(index, calls.size());
+        EXPECT_FALSE(call.contains("id")) << "only a call's first delta carries its id";
+      }
+      calls[index]["arguments"] = calls[index]["arguments"].get<std::string>() + call["function"]["arguments"].get<std::string>();
+    }
+  }
+  EXPECT_TRUE(done);
+  EXPECT_EQ(content, "Checking.");
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0]["name"], "get_weather");
+  EXPECT_EQ(nlohmann::json::parse(calls[0]["arguments"].get<std::string>()), (nlohmann::json{{"city", "Paris"}}));
+  EXPECT_EQ(calls[1]["name"], "web_search");
+  EXPECT_EQ(nlohmann::json::parse(calls[1]["arguments"].get<std::string>()), (nlohmann::json{{"query", "jinja"}}));
+  EXPECT_NE(calls[0]["id"], calls[1]["id"]);
+  EXPECT_EQ(calls[0]["id"].get<std::string>().rfind("call_", 0), 0u);
+  EXPECT_EQ(finish_reason, "tool_calls");
+}
+
+TEST(ChatFormatter, FullResponseHoldsWholeToolCalls) {
+  ChatFormatter formatter(kHeader, deepseek_tools(), token_text);
+  RequestOutput merged;
+  merged.sequences.push_back(delta(0, kDeepSeekTwoCalls.substr(kDeepSeekTwoCalls.find("<｜tool▁calls▁begin｜>")), {1, 2}));
+  merged.sequences[0].finish_reason = FinishReason::Stop;
+  nlohmann::json message = formatter.full_response(merged)["choices"][0]["message"];
+  EXPECT_TRUE(message["content"].is_null()) << "a message of tool calls only has null content, as OpenAI's";
+  ASSERT_EQ(message["tool_calls"].size(), 2u);
+  EXPECT_EQ(message["tool_calls"][1]["type"], "function");
+  EXPECT_EQ(message["tool_calls"][1]["function"]["name"], "web_search");
+  EXPECT_EQ(nlohmann::json::parse(message["tool_calls"][1]["function"]["arguments"].get<std::string>()),
+            (nlohmann::json{{"query", "jinja"}}));
+  EXPECT_EQ(formatter.full_response(merged)["choices"][0]["finish_reason"], "tool_calls");
+}
+
+TEST(ChatFormatter, WithoutAToolFormatMarkupStaysInTheContent) {
+  ChatFormatter formatter(kHeader, {.n = 1}, token_text);
+  RequestOutput merged;
+  merged.sequences.push_back(delta(0, kDeepSeekTwoCalls, {1}));
+  merged.sequences[0].finish_reason = FinishReason::Stop;
+  nlohmann::json choice = formatter.full_response(merged)["choices"][0];
+  EXPECT_EQ(choice["message"]["content"], kDeepSeekTwoCalls);
+  EXPECT_FALSE(choice["message"].contains("tool_calls"));
+  EXPECT_EQ(choice["finish_reason"], "stop");
+}
+
+TEST(ChatFormatter, ACallCutByMaxTokensFinishesWithLength) {
+  ChatFormatter formatter(kHeader, deepseek_tools(), token_text);
+  RequestOutput merged;
+  merged.sequences.push_back(delta(0, kDeepSeekTwoCalls.substr(0, kDeepSeekTwoCalls.find("web_search")), {1}));
+  merged.sequences[0].finish_reason = FinishReason::Length;
+  nlohmann::json choice = formatter.full_response(merged)["choices"][0];
+  EXPECT_EQ(choice["finish_reason"], "length");
+  EXPECT_EQ(choice["message"]["tool_calls"][0]["function"]["name"], "get_weather");
 }
 
 TEST(ChatFormatter, EngineErrorBecomesAnErrorEventBeforeDone) {

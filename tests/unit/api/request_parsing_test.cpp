@@ -137,6 +137,47 @@ TEST(ChatRequest, RejectsMalformedMessages) {
             422);
 }
 
+TEST(ChatRequest, ToolsAreCalledOnlyUnderAutoToolChoice) {
+  const std::string tools = R"("tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}])";
+  auto parse = [&](const std::string& extra) {
+    return parse_chat_request(nlohmann::json::parse(R"({"messages": [{"role": "user", "content": "a"}])" + extra + "}"),
+                              kLimits);
+  };
+  ChatRequest plain = parse("");
+  EXPECT_TRUE(plain.tools.is_null());
+  EXPECT_EQ(plain.tool_choice, ToolChoice::None);
+  ChatRequest offered = parse(", " + tools);
+  EXPECT_EQ(offered.tools.size(), 1u);
+  EXPECT_EQ(offered.tool_choice, ToolChoice::Auto);
+  EXPECT_EQ(parse(", " + tools + R"(, "tool_choice": "auto")").tool_choice, ToolChoice::Auto);
+  EXPECT_TRUE(offered.parallel_tool_calls);
+  EXPECT_FALSE(parse(", " + tools + R"(, "parallel_tool_calls": false)").parallel_tool_calls);
+  ChatRequest refused = parse(", " + tools + R"(, "tool_choice": "none")");
+  EXPECT_EQ(refused.tool_choice, ToolChoice::None);
+  EXPECT_TRUE(refused.tools.is_null()) << "with tool_choice none the model is not shown the tools";
+  EXPECT_EQ(parse(R"(, "tools": [])").tool_choice, ToolChoice::None);
+}
+
+TEST(ChatRequest, RejectsMalformedToolsAndUnsupportedToolChoices) {
+  const std::string messages = R"({"messages": [{"role": "user", "content": "a"}], )";
+  const std::string tools = R"("tools": [{"type": "function", "function": {"name": "f"}}])";
+  EXPECT_EQ(chat_error(messages + R"("tools": {}})").param(), "tools");
+  EXPECT_EQ(chat_error(messages + R"("tools": [{"type": "function"}]})").param(), "tools[0].function");
+  EXPECT_EQ(chat_error(messages + R"("tools": [{"type": "web", "function": {"name": "f"}}]})").param(), "tools[0].type");
+  EXPECT_EQ(chat_error(messages + R"("tools": [{"function": {"name": ""}}]})").param(), "tools[0].function.name");
+  EXPECT_EQ(chat_error(messages + R"("tools": [{"function": {"name": "f", "parameters": 3}}]})").param(),
+            "tools[0].function.parameters");
+  EXPECT_EQ(chat_error(messages + tools + R"(, "tool_choice": "sometimes"})").status(), 400);
+  EXPECT_EQ(chat_error(messages + tools + R"(, "tool_choice": 1})").param(), "tool_choice");
+  EXPECT_EQ(chat_error(messages + R"("tool_choice": "required"})").status(), 400);  // nothing to require
+  ApiError required = chat_error(messages + tools + R"(, "tool_choice": "required"})");
+  EXPECT_EQ(required.status(), 422);
+  EXPECT_EQ(required.param(), "tool_choice");
+  EXPECT_EQ(chat_error(messages + tools + R"(, "tool_choice": {"type": "function", "function": {"name": "f"}}})").status(),
+            422);
+  EXPECT_EQ(chat_error(messages + tools + R"(, "parallel_tool_calls": 0})").param(), "parallel_tool_calls");
+}
+
 TEST(ApiError, BodyIsTheOpenAiErrorObject) {
   ApiError error(404, "no such model", "model", "model_not_found");
   nlohmann::json body = nlohmann::json::parse(error.body());

@@ -1,0 +1,52 @@
+#include "api/assistant_output.h"
+
+namespace rackserve::api {
+
+AssistantOutputOptions assistant_output_options(const ServedModel& model, std::string_view prompt,
+                                                const nlohmann::json& tools) {
+  AssistantOutputOptions options;
+  options.split_reasoning = model.split_reasoning;
+  options.starts_in_reasoning = model.split_reasoning && prompt_opens_reasoning(prompt);
+  if (!tools.is_null() && model.tool_call_format) {
+    options.tool_call_format = model.tool_call_format;
+    options.tools = tools;
+  }
+  return options;
+}
+
+AssistantOutputParser::AssistantOutputParser(const AssistantOutputOptions& options) {
+  if (options.split_reasoning) reasoning_.emplace(options.starts_in_reasoning);
+  if (options.tool_call_format) tool_calls_ = text::make_tool_call_parser(*options.tool_call_format, options.tools);
+  first_tool_call_only_ = options.first_tool_call_only;
+}
+
+AssistantDelta AssistantOutputParser::append(std::string_view text) {
+  if (!reasoning_) return route({.reasoning = {}, .content = std::string(text)}, false);
+  return route(reasoning_->append(text), false);
+}
+
+AssistantDelta AssistantOutputParser::finish() {
+  return route(reasoning_ ? reasoning_->finish() : ReasoningDelta{}, true);
+}
+
+AssistantDelta AssistantOutputParser::route(ReasoningDelta split, bool last) {
+  AssistantDelta delta{.reasoning = std::move(split.reasoning), .content = {}, .tool_calls = {}};
+  if (!tool_calls_) {
+    delta.content = std::move(split.content);
+    return delta;
+  }
+  text::ToolCallParse parsed = tool_calls_->append(split.content);
+  if (last) {
+    text::ToolCallParse rest = tool_calls_->finish();
+    parsed.content += rest.content;
+    for (auto& call : rest.calls) parsed.calls.push_back(std::move(call));
+  }
+  delta.content = std::move(parsed.content);
+  delta.tool_calls = std::move(parsed.calls);
+  if (first_tool_call_only_)
+    std::erase_if(delta.tool_calls, [](const text::ToolCallDelta& call) { return call.index > 0; });
+  called_tools_ = called_tools_ || !delta.tool_calls.empty();
+  return delta;
+}
+
+}  // namespace rackserve::api

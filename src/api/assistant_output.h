@@ -1,0 +1,63 @@
+// AssistantOutputParser: splits one generated answer, as it streams, into what the chat
+// APIs report separately: reasoning ("<think>…</think>"), plain content, and tool calls in
+// the model family's format. One instance per sequence; the OpenAI and Anthropic
+// formatters both use it, so both APIs read a model's output the same way.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "api/reasoning_splitter.h"
+#include "api/served_model.h"
+#include "text/parsers/tool_call_parser.h"
+
+namespace rackserve::api {
+
+struct AssistantOutputOptions {
+  bool split_reasoning = false;      // the reasoning parser is on
+  bool starts_in_reasoning = false;  // the prompt already opened <think>
+  // Set when the request offered tools and the answer may call them: the family's format.
+  std::optional<text::ToolCallFormat> tool_call_format;
+  nlohmann::json tools;  // the request's tools (OpenAI shape), for argument types
+  bool first_tool_call_only = false;  // OpenAI's parallel_tool_calls: false
+};
+
+struct AssistantDelta {
+  std::string reasoning;
+  std::string content;
+  std::vector<text::ToolCallDelta> tool_calls;
+
+  bool empty() const { return reasoning.empty() && content.empty() && tool_calls.empty(); }
+};
+
+// The options for `model`'s answer to `prompt`. `tools` is what the request lets the
+// model call (null: none); calls are parsed when the model's format is known.
+AssistantOutputOptions assistant_output_options(const ServedModel& model, std::string_view prompt,
+                                                const nlohmann::json& tools);
+
+class AssistantOutputParser {
+ public:
+  explicit AssistantOutputParser(const AssistantOutputOptions& options);
+
+  AssistantDelta append(std::string_view text);
+  // The end of the answer: releases whatever was held back.
+  AssistantDelta finish();
+  // Whether the answer has called a tool so far (finish_reason "tool_calls" / stop_reason "tool_use").
+  bool called_tools() const { return called_tools_; }
+
+ private:
+  // Passes the answer part of a reasoning split on to the tool-call parser, if any.
+  AssistantDelta route(ReasoningDelta split, bool last);
+
+  std::optional<ReasoningSplitter> reasoning_;      // set when reasoning is split off
+  std::unique_ptr<text::ToolCallParser> tool_calls_;  // set when tools may be called
+  bool first_tool_call_only_ = false;
+  bool called_tools_ = false;
+};
+
+}  // namespace rackserve::api
