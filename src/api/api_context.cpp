@@ -1,5 +1,7 @@
 #include "api/api_context.h"
 
+#include <string_view>
+
 #include <spdlog/spdlog.h>
 
 #include "api/api_error.h"
@@ -7,24 +9,33 @@
 
 namespace rackserve::api {
 
-void write_error(httplib::Response& response, const ApiError& error) {
-  response.status = error.status();
+void write_error(httplib::Response& response, const ApiError& error, ErrorShape shape) {
+  response.status = error.status_in(shape);
   if (error.status() == 503) response.set_header("Retry-After", "1");
   if (error.status() == 401) response.set_header("WWW-Authenticate", "Bearer");
-  response.set_content(error.body(), "application/json");
+  response.set_content(error.body(shape), "application/json");
+}
+
+ErrorShape error_shape_for_path(const std::string& path) {
+  constexpr std::string_view kAnthropicPrefix = "/v1/messages";
+  const bool anthropic = path.compare(0, kAnthropicPrefix.size(), kAnthropicPrefix) == 0 &&
+                         (path.size() == kAnthropicPrefix.size() || path[kAnthropicPrefix.size()] == '/');
+  return anthropic ? ErrorShape::Anthropic : ErrorShape::OpenAI;
 }
 
 void run_handler(const ApiContext& context, const httplib::Request& request, httplib::Response& response, Auth auth,
-                 const std::function<void()>& handler) {
+                 const std::function<void()>& handler, ErrorShape shape) {
   try {
-    if (auth == Auth::Required && !context.api_key.allows(request.get_header_value("Authorization")))
-      throw ApiError(401, "Invalid or missing API key: send \"Authorization: Bearer <key>\"", {}, "invalid_api_key");
+    if (auth == Auth::Required &&
+        !context.api_key.allows(request.get_header_value("Authorization"), request.get_header_value("x-api-key")))
+      throw ApiError(401, "Invalid or missing API key: send \"Authorization: Bearer <key>\" or \"x-api-key: <key>\"", {},
+                     "invalid_api_key");
     handler();
   } catch (const ApiError& error) {
-    write_error(response, error);
+    write_error(response, error, shape);
   } catch (const std::exception& error) {
     spdlog::error("{} {}: internal error: {}", request.method, request.path, error.what());
-    write_error(response, ApiError(500, "Internal server error"));
+    write_error(response, ApiError(500, "Internal server error"), shape);
   }
 }
 

@@ -10,6 +10,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "api/api_error.h"
 #include "api/auth.h"
 #include "api/served_model.h"
 #include "config/server_config.h"
@@ -26,11 +27,12 @@ struct ApiContext {
 
 enum class Auth { Required, Open };
 
-// Runs `handler` for one HTTP request: checks the API key (401) when `auth` is Required,
-// turns ApiError into its status + OpenAI error body, any other exception into a 500
-// (logged). Never lets an exception escape into httplib.
+// Runs `handler` for one HTTP request: checks the API key (401) when `auth` is Required
+// ("Authorization: Bearer KEY" or "x-api-key: KEY"), turns ApiError into its status and
+// error body in `shape`, any other exception into a 500 (logged). Never lets an
+// exception escape into httplib.
 void run_handler(const ApiContext& context, const httplib::Request& request, httplib::Response& response, Auth auth,
-                 const std::function<void()>& handler);
+                 const std::function<void()>& handler, ErrorShape shape = ErrorShape::OpenAI);
 
 // The request body as JSON; 400 when it is not valid JSON.
 nlohmann::json parse_json_body(const httplib::Request& request);
@@ -38,7 +40,10 @@ nlohmann::json parse_json_body(const httplib::Request& request);
 // 404 unless `requested` is absent or names the served model.
 void check_model_name(const ApiContext& context, const std::optional<std::string>& requested);
 
-// Writes an ApiError as the response (status, JSON body, Retry-After for 503).
-void write_error(httplib::Response& response, const class ApiError& error);
+// Writes an ApiError as the response (status, JSON body in `shape`, Retry-After for 503).
+void write_error(httplib::Response& response, const ApiError& error, ErrorShape shape = ErrorShape::OpenAI);
+
+// The error shape of the API `path` belongs to: Anthropic's under /v1/messages.
+ErrorShape error_shape_for_path(const std::string& path);
 
 }  // namespace rackserve::api

@@ -18,16 +18,29 @@ bool constant_time_equals(std::string_view a, std::string_view b) {
   return difference == 0;
 }
 
+namespace {
+
+std::string_view trim_blanks(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  return text;
+}
+
+}  // namespace
+
 bool ApiKeyCheck::allows(std::string_view header) const {
   if (key_.empty()) return true;
   constexpr std::string_view kScheme = "bearer ";
   if (header.size() < kScheme.size()) return false;
   for (size_t i = 0; i < kScheme.size(); ++i)
     if (std::tolower(static_cast<unsigned char>(header[i])) != kScheme[i]) return false;
-  std::string_view token = header.substr(kScheme.size());
-  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
-  while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
-  return constant_time_equals(token, key_);
+  return constant_time_equals(trim_blanks(header.substr(kScheme.size())), key_);
+}
+
+bool ApiKeyCheck::allows_x_api_key(std::string_view header) const {
+  if (key_.empty()) return true;
+  std::string_view token = trim_blanks(header);
+  return !token.empty() && constant_time_equals(token, key_);
 }
 
 }  // namespace rackserve::api

@@ -5,6 +5,7 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include "api/anthropic_routes.h"
 #include "api/api_context.h"
 #include "api/api_error.h"
 #include "api/generation_routes.h"
@@ -15,8 +16,9 @@
 namespace rackserve::api {
 namespace {
 
-// A response httplib produced itself (unknown route, body over the limit) gets the
-// OpenAI error body too; responses a handler filled are left alone.
+// A response httplib produced itself (unknown route, body over the limit) gets an error
+// body too, in the shape of the API its path belongs to; responses a handler filled are
+// left alone.
 httplib::Server::HandlerResponse fill_error_body(const httplib::Request& request, httplib::Response& response) {
   if (!response.body.empty() || response.content_length_ > 0) return httplib::Server::HandlerResponse::Unhandled;
   std::string message;
@@ -26,7 +28,7 @@ httplib::Server::HandlerResponse fill_error_body(const httplib::Request& request
     case 405: message = "Method not allowed"; break;
     default: message = "The request failed"; break;
   }
-  write_error(response, ApiError(response.status, message));
+  write_error(response, ApiError(response.status, message), error_shape_for_path(request.path));
   return httplib::Server::HandlerResponse::Handled;
 }
 
@@ -56,12 +58,13 @@ HttpServer::HttpServer(const ServerConfig& config, Engine& engine, const ServedM
   server_->set_error_handler(httplib::Server::HandlerWithResponse(fill_error_body));
   server_->set_exception_handler([](const httplib::Request& request, httplib::Response& response, std::exception_ptr) {
     spdlog::error("{} {}: unhandled exception", request.method, request.path);
-    write_error(response, ApiError(500, "Internal server error"));
+    write_error(response, ApiError(500, "Internal server error"), error_shape_for_path(request.path));
   });
   server_->set_logger([](const httplib::Request& request, const httplib::Response& response) {
     spdlog::debug("{} {} {} -> {}", request.remote_addr, request.method, request.path, response.status);
   });
   add_generation_routes(*server_, *context_);
+  add_anthropic_routes(*server_, *context_);
   add_text_routes(*server_, *context_);
   add_info_routes(*server_, *context_);
 }

@@ -1,6 +1,6 @@
-// HttpServer: the OpenAI-compatible HTTP front of one Engine. Wiring only: it configures
-// cpp-httplib (thread pool, body limit, timeouts, error bodies) and registers the routes
-// of generation_routes, text_routes and info_routes.
+// HttpServer: the OpenAI- and Anthropic-compatible HTTP front of one Engine. Wiring only:
+// it configures cpp-httplib (thread pool, body limit, timeouts, error bodies) and
+// registers the routes of generation_routes, anthropic_routes, text_routes and info_routes.
 //
 // Threads: httplib's pool runs the handlers; a streaming response holds its thread until
 // the stream ends, so the pool is sized from max_running_requests (see ServerConfig).

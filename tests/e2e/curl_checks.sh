@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # curl against rackserve serve (started by run_suite.sh): SSE framing, /health, auth,
-# 413 for a body over the limit, 400 for malformed JSON, error bodies in OpenAI's shape,
-# and --print-config (flags override the YAML file).
+# 413 for a body over the limit, 400 for malformed JSON, error bodies in OpenAI's shape
+# (Anthropic's on /v1/messages), and --print-config (flags override the YAML file).
 set -uo pipefail
 url=$RACKSERVE_URL key=$RACKSERVE_API_KEY model=$RACKSERVE_MODEL
 failures=0
@@ -65,6 +65,43 @@ assert payloads[-1]["choices"] == [] and payloads[-1]["usage"]["completion_token
 assert all(p["usage"] is None for p in payloads[:-1])
 finish = [c["finish_reason"] for p in payloads for c in p["choices"] if c["finish_reason"]]
 assert finish == ["length"], finish
+PY
+
+# Anthropic's Messages API: x-api-key, its error shape (also where httplib answers itself)
+# and its named SSE events, byte for byte.
+is_anthropic_error() {  # is_anthropic_error TYPE: the body is {"type": "error", "error": {"type": TYPE, "message": str}}
+  python3 -c 'import json,sys; b=json.load(open(sys.argv[1])); assert b["type"]=="error" and b["error"]["type"]==sys.argv[2] and isinstance(b["error"]["message"],str), b' "$tmp/body" "$1"
+}
+xkey=(-H "x-api-key: $key")
+hello="{\"model\": \"$model\", \"max_tokens\": 4, \"temperature\": 0, \"messages\": [{\"role\": \"user\", \"content\": \"Hello world\"}]"
+check "POST /v1/messages with x-api-key is 200" test "$(status POST /v1/messages "${xkey[@]}" "${json[@]}" -d "$hello}")" = 200
+check "  ... a message" python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["type"]=="message" and m["usage"]["output_tokens"]>0, m' "$tmp/body"
+check "POST /v1/messages with a wrong key is 401" \
+  test "$(status POST /v1/messages -H 'x-api-key: nope' "${json[@]}" -d "$hello}")" = 401
+check "  ... with an Anthropic error body" is_anthropic_error authentication_error
+check "malformed JSON on /v1/messages is 400" test "$(status POST /v1/messages "${xkey[@]}" "${json[@]}" -d '{"model": ')" = 400
+check "  ... with an Anthropic error body" is_anthropic_error invalid_request_error
+check "an unknown route under /v1/messages is 404" test "$(status POST /v1/messages/batches "${xkey[@]}" "${json[@]}" -d '{}')" = 404
+check "  ... with an Anthropic error body" is_anthropic_error not_found_error
+check "a body over the limit on /v1/messages is 413" \
+  test "$(status POST /v1/messages "${xkey[@]}" "${json[@]}" --data-binary @"$tmp/huge.json")" = 413
+check "  ... with an Anthropic error body" is_anthropic_error request_too_large
+curl -s -N -D "$tmp/anthropic_headers" -o "$tmp/anthropic_sse" "$url/v1/messages" "${xkey[@]}" "${json[@]}" -d "$hello, \"stream\": true}"
+check "Anthropic SSE content type is text/event-stream" grep -qi '^Content-Type: text/event-stream' "$tmp/anthropic_headers"
+check "Anthropic SSE events are 'event: TYPE' + 'data: {json}' + blank line, message_start to message_stop" \
+  python3 - "$tmp/anthropic_sse" <<'PY'
+import json, sys
+text = open(sys.argv[1], encoding="utf-8").read()
+assert text.endswith("\n\n"), repr(text[-20:])
+names = []
+for event in text[:-2].split("\n\n"):
+    name_line, data_line = event.split("\n")
+    assert name_line.startswith("event: ") and data_line.startswith("data: "), repr(event)
+    name = name_line[len("event: "):]
+    assert json.loads(data_line[len("data: "):])["type"] == name, repr(event)
+    names.append(name)
+assert names[:3] == ["message_start", "ping", "content_block_start"], names
+assert names[-3:] == ["content_block_stop", "message_delta", "message_stop"], names
 PY
 
 check "/tokenize and /detokenize round-trip" python3 - "$url" "$key" <<'PY'

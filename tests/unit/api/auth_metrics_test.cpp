@@ -1,4 +1,4 @@
-// API key check (constant-time compare, Bearer parsing) and the Prometheus exposition.
+// API key check (constant-time compare, Bearer parsing, x-api-key) and the Prometheus exposition.
 #include <gtest/gtest.h>
 
 #include "api/auth.h"
@@ -27,6 +27,21 @@ TEST(ApiKeyCheck, AcceptsOnlyTheBearerKey) {
   EXPECT_FALSE(check.allows(""));
   EXPECT_TRUE(ApiKeyCheck("").allows(""));
   EXPECT_FALSE(ApiKeyCheck("").enabled());
+}
+
+TEST(ApiKeyCheck, AcceptsTheKeyAsXApiKeyToo) {
+  ApiKeyCheck check("k3y");
+  EXPECT_TRUE(check.allows_x_api_key("k3y"));
+  EXPECT_TRUE(check.allows_x_api_key(" k3y\t"));
+  EXPECT_FALSE(check.allows_x_api_key("Bearer k3y"));
+  EXPECT_FALSE(check.allows_x_api_key("k3"));
+  EXPECT_FALSE(check.allows_x_api_key(""));
+  EXPECT_TRUE(check.allows("", "k3y"));
+  EXPECT_TRUE(check.allows("Bearer k3y", ""));
+  EXPECT_TRUE(check.allows("Bearer wrong", "k3y"));
+  EXPECT_FALSE(check.allows("Bearer wrong", "wrong"));
+  EXPECT_FALSE(check.allows("", ""));
+  EXPECT_TRUE(ApiKeyCheck("").allows("", ""));
 }
 
 TEST(PrometheusMetrics, ExposesGaugesAndCountersWithHelpAndType) {
