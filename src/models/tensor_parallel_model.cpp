@@ -140,12 +140,13 @@ void TensorParallelModel::run_on_all_ranks(const std::function<void(size_t rank)
       try {
         if (options_.bind_thread) options_.bind_thread(r);
         task(r);
-      } catch (const std::exception& e) {
+      } catch (...) {  // any exception: the other ranks must not wait for this one in a collective
+        const std::string what = message_of(std::current_exception());
         {
           std::lock_guard lock(first_mutex);
-          if (first.empty()) first = fmt::format("tensor-parallel rank {} failed: {}", r, e.what());
+          if (first.empty()) first = fmt::format("tensor-parallel rank {} failed: {}", r, what);
         }
-        communicator->abort(fmt::format("rank {} failed: {}", r, e.what()));  // release the waiting ranks
+        communicator->abort(fmt::format("rank {} failed: {}", r, what));  // release the waiting ranks
         throw;
       }
     });

@@ -10,6 +10,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <string_view>
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
@@ -51,8 +53,16 @@ ncclDataType_t nccl_type(const char* op, DType dtype) {
 // comm: no use after free), then (2) runs the ncclCommAbort calls on a thread of their own:
 // each sets its comm's abort flag first (the ranks' kernels quit), and the caller (a rank
 // or the watchdog) returns instead of waiting for the graphs. The destructor joins it.
+//
+// One NCCL call at a time per comm: a non-blocking comm's collective is finished by whichever
+// thread next calls ncclCommGetAsyncError on it, and two threads doing so at once (the rank's
+// own wait and the watchdog's poll) would both release the same background job. The rank's
+// thread holds its comm's lock for each call; the watchdog only tries it and skips a busy comm.
 struct NcclGroup {
+  explicit NcclGroup(size_t ranks) : comms(ranks), comm_locks(ranks) {}
+
   std::vector<ncclComm_t> comms;
+  std::vector<std::mutex> comm_locks;  // one per comm
   std::unique_ptr<CustomAllReduce> custom;  // null: every all-reduce goes to NCCL
   std::mutex mutex;
   std::shared_mutex in_use;  // shared: one NCCL call on a comm; exclusive: abort() marking the group
@@ -82,22 +92,24 @@ struct NcclGroup {
         if (comm) ncclCommDestroy(comm);
   }
 
-  // Runs `call` (one NCCL call on a comm) unless the group was aborted: then it throws, and
-  // the comm, freed or being freed by ncclCommAbort, is not touched.
+  // Runs `call` (one NCCL call on rank `rank`'s comm, under its lock) unless the group was
+  // aborted: then it throws, and the comm, freed or being freed by ncclCommAbort, is not touched.
   template <typename Call>
-  ncclResult_t use(Call&& call) {
+  ncclResult_t use(size_t rank, Call&& call) {
     std::shared_lock lock(in_use);
     RS_CHECK(!aborted, "tensor-parallel group aborted: {}", abort_reason);
-    return call();
+    std::lock_guard comm_lock(comm_locks[rank]);
+    return call(comms[rank]);
   }
 
-  // Polls `comm` until no operation is in progress; throws on an error, an abort, or when
-  // `deadline` passes (then aborts the group: a hung init must not stay behind).
-  void wait_ready(ncclComm_t comm, const char* what,
+  // Polls rank `rank`'s comm until no operation is in progress; throws on an error, an
+  // abort, or when `deadline` passes (then aborts the group: a hung init must not stay behind).
+  void wait_ready(size_t rank, const char* what,
                   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max()) {
     for (;;) {
       ncclResult_t state = ncclSuccess;
-      check_nccl(use([&] { return ncclCommGetAsyncError(comm, &state); }), "ncclCommGetAsyncError");
+      check_nccl(use(rank, [&](ncclComm_t comm) { return ncclCommGetAsyncError(comm, &state); }),
+                 "ncclCommGetAsyncError");
       if (state == ncclSuccess) return;
       RS_CHECK(state == ncclInProgress, "{}: {}", what, ncclGetErrorString(state));
       RS_CHECK(!aborted, "tensor-parallel group aborted: {}", abort_reason);
@@ -112,8 +124,8 @@ struct NcclGroup {
 
 // A non-blocking communicator's call may answer ncclInProgress: the work is still being
 // enqueued in the background; wait for it like NCCL documents.
-void check_enqueued(NcclGroup& group, ncclComm_t comm, ncclResult_t result, const char* what) {
-  if (result == ncclInProgress) return group.wait_ready(comm, what);
+void check_enqueued(NcclGroup& group, size_t rank, ncclResult_t result, const char* what) {
+  if (result == ncclInProgress) return group.wait_ready(rank, what);
   check_nccl(result, what);
 }
 
@@ -134,9 +146,8 @@ class NcclCommunicator final : public Communicator {
       ++counts_.custom;
       return;
     }
-    ncclComm_t nccl = comm();
     const ncclDataType_t type = nccl_type("all_reduce_sum", tensor.dtype);
-    check_enqueued(*group_, nccl, group_->use([&] {
+    check_enqueued(*group_, slot(), group_->use(slot(), [&](ncclComm_t nccl) {
       return ncclAllReduce(tensor.data, tensor.data, static_cast<size_t>(tensor.numel()), type, ncclSum, nccl, stream_);
     }), "ncclAllReduce");
   }
@@ -150,15 +161,14 @@ class NcclCommunicator final : public Communicator {
              dtype_name(in.dtype), shape_string(in.shape), dtype_name(out.dtype), shape_string(out.shape), world);
     const int64_t rows = in.dim(0), n = in.dim(1);
     const ncclDataType_t type = nccl_type("all_gather_last_dim", in.dtype);
-    ncclComm_t nccl = comm();
     if (rows == 1) {  // [world, 1, n] is already [1, world * n]
-      check_enqueued(*group_, nccl,
-                     group_->use([&] { return ncclAllGather(in.data, out.data, static_cast<size_t>(n), type, nccl, stream_); }),
-                     "ncclAllGather");
+      check_enqueued(*group_, slot(), group_->use(slot(), [&](ncclComm_t nccl) {
+        return ncclAllGather(in.data, out.data, static_cast<size_t>(n), type, nccl, stream_);
+      }), "ncclAllGather");
       return;
     }
     Tensor gathered = backend_.allocate_step(in.dtype, {world, rows, n});
-    check_enqueued(*group_, nccl, group_->use([&] {
+    check_enqueued(*group_, slot(), group_->use(slot(), [&](ncclComm_t nccl) {
       return ncclAllGather(in.data, gathered.data, static_cast<size_t>(rows * n), type, nccl, stream_);
     }), "ncclAllGather");
     const size_t element = dtype_size(in.dtype);
@@ -172,8 +182,7 @@ class NcclCommunicator final : public Communicator {
   }
 
   void barrier() override {
-    ncclComm_t nccl = comm();
-    check_enqueued(*group_, nccl, group_->use([&] {
+    check_enqueued(*group_, slot(), group_->use(slot(), [&](ncclComm_t nccl) {
       return ncclAllReduce(barrier_word_.data, barrier_word_.data, 1, ncclFloat32, ncclSum, nccl, stream_);
     }), "barrier (ncclAllReduce)");
     synchronize();
@@ -203,17 +212,17 @@ class NcclCommunicator final : public Communicator {
     {
       std::shared_lock lock(group_->in_use);
       if (group_->aborted) return {};  // aborted comms report errors of their own making (and may be freed)
-      if (ncclCommGetAsyncError(group_->comms[static_cast<size_t>(rank_)], &state) != ncclSuccess) return {};
+      // A busy comm is in a call of its rank's thread, which sees the error itself.
+      std::unique_lock comm_lock(group_->comm_locks[slot()], std::try_to_lock);
+      if (!comm_lock.owns_lock()) return {};
+      if (ncclCommGetAsyncError(group_->comms[slot()], &state) != ncclSuccess) return {};
     }
     if (state == ncclSuccess || state == ncclInProgress) return {};
     return ncclGetErrorString(state);
   }
 
  private:
-  ncclComm_t comm() const {
-    RS_CHECK(!group_->aborted, "tensor-parallel group aborted: {}", group_->abort_reason);
-    return group_->comms[static_cast<size_t>(rank_)];
-  }
+  size_t slot() const { return static_cast<size_t>(rank_); }  // this rank's comm in the group
   void check_usable(const char* op, const Tensor& tensor) const {
     RS_CHECK(tensor.device == backend_.device(), "{}: the tensor is not on rank {}'s device", op, rank_);
     nccl_type(op, tensor.dtype);
@@ -240,8 +249,7 @@ std::vector<std::unique_ptr<Communicator>> make_nccl_communicators(const std::ve
              "NCCL communicators need CUDA backends");
   ncclUniqueId id;
   check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
-  auto group = std::make_shared<NcclGroup>();
-  group->comms.resize(static_cast<size_t>(world));
+  auto group = std::make_shared<NcclGroup>(static_cast<size_t>(world));
   int previous_device = 0;
   check_cuda(cudaGetDevice(&previous_device), "cudaGetDevice");
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
@@ -257,8 +265,14 @@ std::vector<std::unique_ptr<Communicator>> make_nccl_communicators(const std::ve
   cudaSetDevice(previous_device);
   if (result != ncclInProgress) check_nccl(result, "ncclCommInitRankConfig (group)");
   const auto deadline = std::chrono::steady_clock::now() + options.init_timeout;
-  for (ncclComm_t comm : group->comms) group->wait_ready(comm, "NCCL initialisation", deadline);
-  if (options.custom_all_reduce && options.custom_all_reduce_max_bytes > 0 && world > 1) {
+  for (size_t rank = 0; rank < group->comms.size(); ++rank) group->wait_ready(rank, "NCCL initialisation", deadline);
+  // NCCL_P2P_DISABLE=1 (set by the user, or by serve's advice after the peer-copy probe
+  // failed or hung): the one-shot kernel would spin on peer flags over the same broken path.
+  const char* p2p_disable = std::getenv("NCCL_P2P_DISABLE");
+  const bool peer_copies_off = p2p_disable && std::string_view(p2p_disable) == "1";
+  if (peer_copies_off && world > 1) {
+    spdlog::info("all-reduce: NCCL for every size (NCCL_P2P_DISABLE=1: no peer copies on this box)");
+  } else if (options.custom_all_reduce && options.custom_all_reduce_max_bytes > 0 && world > 1) {
     std::vector<int> devices;
     for (Backend* backend : backends) devices.push_back(backend->device().index);
     CustomAllReduceOptions custom;
