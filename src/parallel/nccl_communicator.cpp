@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <future>
 #include <string_view>
 #include <mutex>
 #include <shared_mutex>
@@ -69,6 +70,8 @@ struct NcclGroup {
   std::atomic<bool> aborted{false};
   std::string abort_reason;
   std::thread aborter;
+  std::future<void> abort_finished;  // ready when the aborter's ncclCommAbort calls returned
+  static constexpr std::chrono::seconds kAbortGrace{60};
 
   void abort(const std::string& reason) {
     std::lock_guard lock(mutex);
@@ -79,13 +82,26 @@ struct NcclGroup {
       std::unique_lock exclusive(in_use);
       aborted = true;
     }
-    aborter = std::thread([comms = comms] {
+    std::promise<void> finished;
+    abort_finished = finished.get_future();
+    aborter = std::thread([comms = comms, finished = std::move(finished)]() mutable {
       for (ncclComm_t comm : comms)
         if (comm) ncclCommAbort(comm);  // unblocks ranks waiting in a collective
+      finished.set_value();
     });
   }
   ~NcclGroup() {
-    if (aborter.joinable()) aborter.join();  // every comm's abort flag is set before the buffers go
+    if (aborter.joinable()) {
+      // Every comm's abort flag is set before the buffers go. An abort that never returns (a
+      // rank stuck in a device call, a graph still holding NCCL resources) must not leave a
+      // failed server hanging instead of exiting for its supervisor to restart it.
+      if (abort_finished.wait_for(kAbortGrace) != std::future_status::ready) {
+        spdlog::critical("NCCL did not finish aborting the tensor-parallel group within {} s ({}); exiting",
+                         kAbortGrace.count(), abort_reason);
+        std::_Exit(EXIT_FAILURE);
+      }
+      aborter.join();
+    }
     custom.reset();  // its buffers before the devices' NCCL state goes
     if (!aborted)
       for (ncclComm_t comm : comms)
