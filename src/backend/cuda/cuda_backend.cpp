@@ -70,8 +70,7 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options) : options_(options) 
 CudaBackend::~CudaBackend() {
   cudaSetDevice(options_.device);
   cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
-  for (const StepGraph& graph : graphs_)
-    if (graph.exec) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graph.exec));
+  for (int64_t id = 0; id < static_cast<int64_t>(graphs_.size()); ++id) CudaBackend::release_step_graph(id);
   for (void* pointer : persistent_) cudaFree(pointer);
   for (const Chunk& chunk : chunks_) cudaFree(chunk.data);
   cudaStreamDestroy(static_cast<cudaStream_t>(stream_));

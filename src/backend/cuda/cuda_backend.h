@@ -136,6 +136,10 @@ class CudaBackend : public Backend {
   };
   struct StepGraph {
     void* exec = nullptr;  // cudaGraphExec_t; nullptr once released
+    // cudaGraph_t as captured, kept while `exec` lives when exec was instantiated from a copy
+    // (overlapped launches): the captured graph owns what libraries attached to the capture
+    // (NCCL's resources), which a copy need not reference.
+    void* captured = nullptr;
     ArenaMark start, end;  // arena before and after the recorded ops' allocations
     int64_t kernels = 0;   // kernel nodes captured
     int64_t overlapped_edges = 0;  // kernel edges made programmatic (options_.overlap_launches)

@@ -121,8 +121,12 @@ int64_t CudaBackend::capture_step_graph(const std::function<void()>& record) {
   cudaGraphExec_t exec = options_.overlap_launches ? instantiate_overlapped(captured, graph.overlapped_edges) : nullptr;
   if (options_.overlap_launches && !exec)
     spdlog::warn("CUDA refused the step graph's programmatic edges; this graph runs without overlapped launches");
-  const cudaError_t instantiated = exec ? cudaSuccess : cudaGraphInstantiate(&exec, captured, 0);
-  cudaGraphDestroy(captured);
+  const bool from_copy = exec != nullptr;
+  const cudaError_t instantiated = from_copy ? cudaSuccess : cudaGraphInstantiate(&exec, captured, 0);
+  if (from_copy)
+    graph.captured = captured;
+  else
+    cudaGraphDestroy(captured);
   check(instantiated, "cudaGraphInstantiate");
   graph.exec = exec;
   graph.end = {chunk_index_, chunk_offset_};
@@ -148,8 +152,11 @@ void CudaBackend::replay_step_graph(int64_t id) {
 
 void CudaBackend::release_step_graph(int64_t id) {
   RS_CHECK(id >= 0 && id < static_cast<int64_t>(graphs_.size()), "step graph {} does not exist", id);
-  if (graphs_[id].exec) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graphs_[id].exec));
-  graphs_[id].exec = nullptr;
+  StepGraph& graph = graphs_[id];
+  if (graph.exec) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graph.exec));
+  if (graph.captured) cudaGraphDestroy(static_cast<cudaGraph_t>(graph.captured));
+  graph.exec = nullptr;
+  graph.captured = nullptr;
 }
 
 }  // namespace rackserve
