@@ -41,7 +41,7 @@ ApiError unsupported_block(const std::string& where, const std::string& type) {
 
 // A string, or an array of text blocks joined with "\n" (system prompts, system-role
 // messages and tool results take this form).
-std::string text_of(const nlohmann::json& content, const std::string& name) {
+std::string text_of(const nlohmann::ordered_json& content, const std::string& name) {
   if (content.is_string()) return content.get<std::string>();
   if (!content.is_array())
     throw bad_request(name, "'{}' must be a string or an array of text blocks, got {}", name, json_type_name(content));
@@ -56,21 +56,22 @@ std::string text_of(const nlohmann::json& content, const std::string& name) {
   return text;
 }
 
-nlohmann::json tool_message(const JsonFields& block, const ToolNames& tool_names) {
+nlohmann::ordered_json tool_message(const JsonFields& block, const ToolNames& tool_names) {
   const std::string id = required_string(block, "tool_use_id");
   std::string text;
   if (const auto* content = block.find("content")) text = text_of(*content, block.name("content"));
   // The chat templates have no place for the flag; the model reads it in the text.
   if (block.boolean("is_error").value_or(false)) text = "Error: " + text;
-  nlohmann::json message = {{"role", "tool"}, {"tool_call_id", id}, {"content", std::move(text)}};
+  nlohmann::ordered_json message = {{"role", "tool"}, {"tool_call_id", id}};
   if (auto name = tool_names.find(id); name != tool_names.end()) message["name"] = name->second;
+  message["content"] = std::move(text);
   return message;
 }
 
 // A user turn: its tool results as tool messages first, then its text (if any block was
 // text, or the content was a plain string) as one user message.
-void add_user_turn(const nlohmann::json& content, const std::string& where, const ToolNames& tool_names,
-                   nlohmann::json& out) {
+void add_user_turn(const nlohmann::ordered_json& content, const std::string& where, const ToolNames& tool_names,
+                   nlohmann::ordered_json& out) {
   if (content.is_string()) {
     out.push_back({{"role", "user"}, {"content", content}});
     return;
@@ -95,10 +96,10 @@ void add_user_turn(const nlohmann::json& content, const std::string& where, cons
   if (has_text) out.push_back({{"role", "user"}, {"content", std::move(text)}});
 }
 
-nlohmann::json tool_call(const JsonFields& block, ToolNames& tool_names) {
+nlohmann::ordered_json tool_call(const JsonFields& block, ToolNames& tool_names) {
   const std::string id = required_string(block, "id");
   const std::string name = required_string(block, "name");
-  const nlohmann::json* input = block.find("input");
+  const nlohmann::ordered_json* input = block.find("input");
   if (input == nullptr) throw bad_request(block.name("input"), "'{}' is required", block.name("input"));
   if (!input->is_object())
     throw bad_request(block.name("input"), "'{}' must be an object, got {}", block.name("input"), json_type_name(*input));
@@ -108,14 +109,14 @@ nlohmann::json tool_call(const JsonFields& block, ToolNames& tool_names) {
           {"function", {{"name", name}, {"arguments", input->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)}}}};
 }
 
-void add_assistant_turn(const nlohmann::json& content, const std::string& where, ToolNames& tool_names,
-                        nlohmann::json& out) {
+void add_assistant_turn(const nlohmann::ordered_json& content, const std::string& where, ToolNames& tool_names,
+                        nlohmann::ordered_json& out) {
   if (content.is_string()) {
     out.push_back({{"role", "assistant"}, {"content", content}});
     return;
   }
   std::string text, reasoning;
-  nlohmann::json calls = nlohmann::json::array();
+  nlohmann::ordered_json calls = nlohmann::ordered_json::array();
   for (size_t index = 0; index < content.size(); ++index) {
     const std::string block_where = fmt::format("{}[{}].", where, index);
     JsonFields block(content[index], block_where);
@@ -134,9 +135,10 @@ void add_assistant_turn(const nlohmann::json& content, const std::string& where,
       throw unsupported_block(block_where, type);
     }
   }
-  nlohmann::json message = {{"role", "assistant"}};
+  nlohmann::ordered_json message = {{"role", "assistant"}};
   // OpenAI clients send null content beside tool calls; templates test for it.
-  message["content"] = text.empty() && !calls.empty() ? nlohmann::json(nullptr) : nlohmann::json(text);
+  message["content"] =
+      text.empty() && !calls.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(text);
   if (!calls.empty()) message["tool_calls"] = std::move(calls);
   if (!reasoning.empty()) message["reasoning_content"] = std::move(reasoning);
   out.push_back(std::move(message));
@@ -144,8 +146,9 @@ void add_assistant_turn(const nlohmann::json& content, const std::string& where,
 
 }  // namespace
 
-nlohmann::json chat_messages_from_anthropic(const nlohmann::json* system, const nlohmann::json* messages) {
-  nlohmann::json out = nlohmann::json::array();
+nlohmann::ordered_json chat_messages_from_anthropic(const nlohmann::ordered_json* system,
+                                                    const nlohmann::ordered_json* messages) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
   if (system != nullptr && !system->is_null()) out.push_back({{"role", "system"}, {"content", text_of(*system, "system")}});
 
   if (messages == nullptr) throw bad_request("messages", "'messages' is required");
@@ -157,7 +160,7 @@ nlohmann::json chat_messages_from_anthropic(const nlohmann::json* system, const 
     const std::string where = fmt::format("messages[{}].", index);
     JsonFields message(messages->at(index), where);
     const std::string role = required_string(message, "role");
-    const nlohmann::json* content = message.find("content");
+    const nlohmann::ordered_json* content = message.find("content");
     if (content == nullptr) throw bad_request(where + "content", "'{}content' is required", where);
     if (!content->is_string() && !content->is_array())
       throw bad_request(where + "content", "'{}content' must be a string or an array of content blocks, got {}", where,

@@ -8,6 +8,8 @@
 //   assistant text / tool_use / thinking -> {"role": "assistant", "content": text or null,
 //                                           "tool_calls": [{id, type: function, function: {name,
 //                                           arguments: JSON text}}]?, "reasoning_content"?}
+//                                          (arguments: the input written compactly, keys in
+//                                          the client's order)
 // Text blocks of one turn are joined with "\n" (as OpenAI content parts are, see
 // chat_request.h). redacted_thinking is dropped (it is another server's ciphertext).
 // cache_control, citations and signatures are accepted and ignored.
@@ -21,6 +23,7 @@ namespace rackserve::api {
 // Throws a 400 ApiError naming the field at fault ("messages[2].content[0].tool_use_id"),
 // and 422 for blocks this server cannot show a text model (image, document, server-tool
 // results), which the Anthropic routes answer as 400.
-nlohmann::json chat_messages_from_anthropic(const nlohmann::json* system, const nlohmann::json* messages);
+nlohmann::ordered_json chat_messages_from_anthropic(const nlohmann::ordered_json* system,
+                                                    const nlohmann::ordered_json* messages);
 
 }  // namespace rackserve::api

@@ -13,7 +13,7 @@ namespace {
 
 // One entry of "tools": a client tool {name, description?, input_schema, type?: "custom"}.
 // Anthropic's server tools (bash_…, web_search_…, text_editor_…) name a versioned type.
-nlohmann::json function_tool(const nlohmann::json& tool, size_t index) {
+nlohmann::ordered_json function_tool(const nlohmann::ordered_json& tool, size_t index) {
   const std::string where = fmt::format("tools[{}].", index);
   JsonFields fields(tool, where);
   if (auto type = fields.string("type"); type && *type != "custom")
@@ -26,18 +26,18 @@ nlohmann::json function_tool(const nlohmann::json& tool, size_t index) {
   if (!name || name->empty()) throw bad_request(where + "name", "'{}name' is required", where);
   auto schema = fields.object("input_schema");
   if (!schema) throw bad_request(where + "input_schema", "'{}input_schema' is required", where);
-  nlohmann::json function = {{"name", *name}};
+  nlohmann::ordered_json function = {{"name", *name}};
   if (auto description = fields.string("description")) function["description"] = *description;
   function["parameters"] = std::move(*schema);
   return {{"type", "function"}, {"function", std::move(function)}};
 }
 
-nlohmann::json read_tools(const JsonFields& fields) {
-  const nlohmann::json* tools = fields.find("tools");
+nlohmann::ordered_json read_tools(const JsonFields& fields) {
+  const nlohmann::ordered_json* tools = fields.find("tools");
   if (tools == nullptr) return nullptr;
   if (!tools->is_array()) throw bad_request("tools", "'tools' must be an array, got {}", json_type_name(*tools));
   if (tools->empty()) return nullptr;
-  nlohmann::json functions = nlohmann::json::array();
+  nlohmann::ordered_json functions = nlohmann::ordered_json::array();
   for (size_t index = 0; index < tools->size(); ++index) functions.push_back(function_tool(tools->at(index), index));
   return functions;
 }
@@ -65,7 +65,7 @@ void read_tool_choice(const JsonFields& fields, AnthropicRequest& request) {
 }
 
 // "thinking" -> the template switches. Absent: the template's own default.
-void read_thinking(const JsonFields& fields, nlohmann::json& kwargs) {
+void read_thinking(const JsonFields& fields, nlohmann::ordered_json& kwargs) {
   auto thinking = fields.object("thinking");
   if (!thinking) return;
   JsonFields thinking_fields(*thinking, "thinking.");
@@ -112,7 +112,7 @@ SamplingParams read_sampling(const JsonFields& fields, const FieldLimits& limits
 // A final assistant message is a prefill the answer continues (Anthropic's rule); an
 // empty one asks for nothing and is dropped.
 void read_prefill(AnthropicRequest& request) {
-  const nlohmann::json& last = request.messages.back();
+  const nlohmann::ordered_json& last = request.messages.back();
   if (last["role"] != "assistant") return;
   if (last.contains("tool_calls"))
     throw bad_request("messages", "The final assistant message (a prefill the answer continues) must not hold tool_use "
@@ -126,7 +126,7 @@ void read_prefill(AnthropicRequest& request) {
 
 }  // namespace
 
-AnthropicRequest parse_anthropic_request(const nlohmann::json& body, const FieldLimits& limits,
+AnthropicRequest parse_anthropic_request(const nlohmann::ordered_json& body, const FieldLimits& limits,
                                          AnthropicEndpoint endpoint) {
   JsonFields fields(body);
   AnthropicRequest request;

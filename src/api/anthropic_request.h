@@ -1,6 +1,7 @@
 // POST /v1/messages (and /v1/messages/count_tokens) request body, validated and translated
 // into what the chat template and the engine take: OpenAI-shaped messages and tools
-// (anthropic_messages.h), template kwargs, sampling params.
+// (anthropic_messages.h), template kwargs, sampling params. Objects the client wrote
+// (input_schema, tool_use input) keep its key order, as the template should see them.
 //
 //   tools [{name, description?, input_schema}]  -> [{"type": "function", "function":
 //                                                  {name, description?, parameters}}]
@@ -33,10 +34,10 @@ enum class AnthropicEndpoint { Messages, CountTokens };
 
 struct AnthropicRequest {
   std::string model;       // required by Anthropic's API, checked against the served model
-  nlohmann::json messages;  // OpenAI-shaped chat messages, non-empty
-  nlohmann::json tools;     // null, or OpenAI-shaped function tools (null when tool_choice is none)
+  nlohmann::ordered_json messages;  // OpenAI-shaped chat messages, non-empty
+  nlohmann::ordered_json tools;     // null, or OpenAI-shaped function tools (null when tool_choice is none)
   bool first_tool_call_only = false;  // tool_choice.disable_parallel_tool_use
-  nlohmann::json chat_template_kwargs = nlohmann::json::object();
+  nlohmann::ordered_json chat_template_kwargs = nlohmann::ordered_json::object();
   // A final assistant message is a prefill: the answer continues it (no generation prompt).
   bool continue_final_message = false;
   SamplingParams sampling;  // max_tokens always set for Messages
@@ -46,7 +47,7 @@ struct AnthropicRequest {
 // Throws a 400 ApiError naming the field at fault, 422 for what this server does not
 // support (image and document blocks, server tools, tool_choice any / tool, structured
 // output), which the Anthropic routes answer as 400 (see api_error.h).
-AnthropicRequest parse_anthropic_request(const nlohmann::json& body, const FieldLimits& limits,
+AnthropicRequest parse_anthropic_request(const nlohmann::ordered_json& body, const FieldLimits& limits,
                                          AnthropicEndpoint endpoint);
 
 }  // namespace rackserve::api

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api/api_error.h"
+#include "api/ordered_json_parser.h"
 #include "core/error.h"
 
 namespace rackserve::api {
@@ -39,7 +40,7 @@ void run_handler(const ApiContext& context, const httplib::Request& request, htt
   }
 }
 
-nlohmann::json parse_json_body(const httplib::Request& request) {
+nlohmann::ordered_json parse_json_body(const httplib::Request& request) {
   // Depth is bounded by the body size limit; nlohmann's parser is recursive, so cap the
   // nesting too, before a hostile "[[[[…" reaches it.
   constexpr int kMaxDepth = 256;
@@ -58,9 +59,9 @@ nlohmann::json parse_json_body(const httplib::Request& request) {
       --depth;
     }
   }
-  nlohmann::json body = nlohmann::json::parse(request.body, nullptr, false);
-  if (body.is_discarded()) throw ApiError(400, "The request body is not valid JSON", {}, "invalid_json");
-  return body;
+  auto body = parse_ordered_json(request.body, kMaxDepth);
+  if (!body) throw ApiError(400, "The request body is not valid JSON", {}, "invalid_json");
+  return std::move(*body);
 }
 
 void check_model_name(const ApiContext& context, const std::optional<std::string>& requested) {

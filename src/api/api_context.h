@@ -34,8 +34,9 @@ enum class Auth { Required, Open };
 void run_handler(const ApiContext& context, const httplib::Request& request, httplib::Response& response, Auth auth,
                  const std::function<void()>& handler, ErrorShape shape = ErrorShape::OpenAI);
 
-// The request body as JSON; 400 when it is not valid JSON.
-nlohmann::json parse_json_body(const httplib::Request& request);
+// The request body as JSON, objects in the client's key order (ordered_json_parser.h);
+// 400 when it is not valid JSON.
+nlohmann::ordered_json parse_json_body(const httplib::Request& request);
 
 // 404 unless `requested` is absent or names the served model.
 void check_model_name(const ApiContext& context, const std::optional<std::string>& requested);

@@ -3,13 +3,13 @@
 namespace rackserve::api {
 
 AssistantOutputOptions assistant_output_options(const ServedModel& model, std::string_view prompt,
-                                                const nlohmann::json& tools) {
+                                                const nlohmann::ordered_json& tools) {
   AssistantOutputOptions options;
   options.split_reasoning = model.split_reasoning;
   options.starts_in_reasoning = model.split_reasoning && prompt_opens_reasoning(prompt);
   if (!tools.is_null() && model.tool_call_format) {
     options.tool_call_format = model.tool_call_format;
-    options.tools = tools;
+    options.tools = nlohmann::json(tools);  // looked up by name: the order does not matter
   }
   return options;
 }

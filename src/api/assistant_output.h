@@ -38,7 +38,7 @@ struct AssistantDelta {
 // The options for `model`'s answer to `prompt`. `tools` is what the request lets the
 // model call (null: none); calls are parsed when the model's format is known.
 AssistantOutputOptions assistant_output_options(const ServedModel& model, std::string_view prompt,
-                                                const nlohmann::json& tools);
+                                                const nlohmann::ordered_json& tools);
 
 class AssistantOutputParser {
  public:

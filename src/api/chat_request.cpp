@@ -11,7 +11,7 @@ namespace {
 constexpr size_t kMaxMessages = 4096;
 
 // One message, content flattened to a string (or null, for assistant tool-call turns).
-nlohmann::json normalize_message(const nlohmann::json& message, size_t index) {
+nlohmann::ordered_json normalize_message(const nlohmann::ordered_json& message, size_t index) {
   const std::string where = fmt::format("messages[{}].", index);
   JsonFields fields(message, where);
   auto role = fields.string("role");
@@ -21,8 +21,8 @@ nlohmann::json normalize_message(const nlohmann::json& message, size_t index) {
   for (const char* candidate : kRoles) known = known || *role == candidate;
   if (!known) throw bad_request(where + "role", "'{}role' must be one of system, developer, user, assistant, tool; got \"{}\"", where, *role);
 
-  nlohmann::json normalized = message;
-  const nlohmann::json* content = fields.find("content");
+  nlohmann::ordered_json normalized = message;
+  const nlohmann::ordered_json* content = fields.find("content");
   if (content == nullptr) {
     if (*role != "assistant") throw bad_request(where + "content", "'{}content' is required for role {}", where, *role);
     normalized["content"] = nullptr;
@@ -48,7 +48,7 @@ nlohmann::json normalize_message(const nlohmann::json& message, size_t index) {
 }
 
 // One entry of "tools": {"type": "function", "function": {"name": …, "parameters"?: {…}}}.
-void check_tool(const nlohmann::json& tool, size_t index) {
+void check_tool(const nlohmann::ordered_json& tool, size_t index) {
   const std::string where = fmt::format("tools[{}].", index);
   JsonFields fields(tool, where);
   if (fields.string("type").value_or("function") != "function")
@@ -63,7 +63,7 @@ void check_tool(const nlohmann::json& tool, size_t index) {
 
 // "none" | "auto" | "required" | {"type": "function", "function": {"name": …}}.
 ToolChoice read_tool_choice(const JsonFields& fields, bool has_tools) {
-  const nlohmann::json* choice = fields.find("tool_choice");
+  const nlohmann::ordered_json* choice = fields.find("tool_choice");
   if (choice == nullptr || choice->is_null()) return has_tools ? ToolChoice::Auto : ToolChoice::None;
   if (choice->is_string()) {
     const auto& value = choice->get_ref<const std::string&>();
@@ -84,17 +84,17 @@ ToolChoice read_tool_choice(const JsonFields& fields, bool has_tools) {
 
 }  // namespace
 
-ChatRequest parse_chat_request(const nlohmann::json& body, const FieldLimits& limits) {
+ChatRequest parse_chat_request(const nlohmann::ordered_json& body, const FieldLimits& limits) {
   JsonFields fields(body);
   ChatRequest request;
   request.model = fields.string("model");
 
-  const nlohmann::json* messages = fields.find("messages");
+  const nlohmann::ordered_json* messages = fields.find("messages");
   if (messages == nullptr) throw bad_request("messages", "'messages' is required");
   if (!messages->is_array()) throw bad_request("messages", "'messages' must be an array, got {}", json_type_name(*messages));
   if (messages->empty()) throw bad_request("messages", "'messages' must not be empty");
   if (messages->size() > kMaxMessages) throw bad_request("messages", "'messages' may hold at most {} entries", kMaxMessages);
-  request.messages = nlohmann::json::array();
+  request.messages = nlohmann::ordered_json::array();
   for (size_t i = 0; i < messages->size(); ++i) request.messages.push_back(normalize_message(messages->at(i), i));
 
   if (const auto* tools = fields.find("tools"); tools != nullptr && !tools->is_null()) {

@@ -1,7 +1,8 @@
 // POST /v1/chat/completions request body, validated. Messages are normalized for the
 // chat template: content given as an array of {"type": "text"} parts becomes one string
 // (parts joined with "\n", as vLLM does); every other message field (name, tool_calls,
-// tool_call_id, reasoning_content) passes through untouched.
+// tool_call_id, reasoning_content) passes through untouched. Objects keep the client's key
+// order (ordered_json): the template renders them as Hugging Face would.
 #pragma once
 
 #include <optional>
@@ -22,11 +23,11 @@ enum class ToolChoice {
 
 struct ChatRequest {
   std::optional<std::string> model;  // absent: the served model
-  nlohmann::json messages;           // array of normalized message objects, non-empty
-  nlohmann::json tools;              // null or the client's array, passed to the template
+  nlohmann::ordered_json messages;   // array of normalized message objects, non-empty
+  nlohmann::ordered_json tools;      // null or the client's array, passed to the template
   ToolChoice tool_choice = ToolChoice::None;  // Auto when tools are given, unless the client said "none"
   bool parallel_tool_calls = true;            // false: only the answer's first call is returned
-  nlohmann::json chat_template_kwargs = nlohmann::json::object();  // extra template variables
+  nlohmann::ordered_json chat_template_kwargs = nlohmann::ordered_json::object();  // extra template variables
   bool add_generation_prompt = true;
   bool continue_final_message = false;  // render the last (assistant) message open-ended
   StreamOptions stream;
@@ -35,6 +36,6 @@ struct ChatRequest {
 
 // Throws a 400/422 ApiError naming the field at fault. "tool_choice": "required" and a
 // named function need constrained decoding, which is not implemented: they answer 422.
-ChatRequest parse_chat_request(const nlohmann::json& body, const FieldLimits& limits);
+ChatRequest parse_chat_request(const nlohmann::ordered_json& body, const FieldLimits& limits);
 
 }  // namespace rackserve::api

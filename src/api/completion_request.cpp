@@ -6,14 +6,14 @@
 namespace rackserve::api {
 namespace {
 
-bool is_token_array(const nlohmann::json& value) {
+bool is_token_array(const nlohmann::ordered_json& value) {
   if (!value.is_array() || value.empty()) return false;
   for (const auto& item : value)
     if (!item.is_number_integer() && !item.is_number_unsigned()) return false;
   return true;
 }
 
-void read_prompt(const nlohmann::json& prompt, const FieldLimits& limits, CompletionRequest& request) {
+void read_prompt(const nlohmann::ordered_json& prompt, const FieldLimits& limits, CompletionRequest& request) {
   if (prompt.is_string()) {
     request.prompt_text = prompt.get<std::string>();
     if (request.prompt_text->empty()) throw bad_request("prompt", "'prompt' must not be empty");
@@ -40,11 +40,11 @@ void read_prompt(const nlohmann::json& prompt, const FieldLimits& limits, Comple
 
 }  // namespace
 
-CompletionRequest parse_completion_request(const nlohmann::json& body, const FieldLimits& limits) {
+CompletionRequest parse_completion_request(const nlohmann::ordered_json& body, const FieldLimits& limits) {
   JsonFields fields(body);
   CompletionRequest request;
   request.model = fields.string("model");
-  const nlohmann::json* prompt = fields.find("prompt");
+  const nlohmann::ordered_json* prompt = fields.find("prompt");
   if (prompt == nullptr) throw bad_request("prompt", "'prompt' is required");
   read_prompt(*prompt, limits, request);
   if (fields.boolean("echo").value_or(false)) throw unsupported("echo", "'echo'");

@@ -23,6 +23,6 @@ struct CompletionRequest {
 };
 
 // Throws a 400/422 ApiError naming the field at fault.
-CompletionRequest parse_completion_request(const nlohmann::json& body, const FieldLimits& limits);
+CompletionRequest parse_completion_request(const nlohmann::ordered_json& body, const FieldLimits& limits);
 
 }  // namespace rackserve::api

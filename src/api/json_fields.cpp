@@ -6,7 +6,7 @@
 
 namespace rackserve::api {
 
-const char* json_type_name(const nlohmann::json& value) {
+const char* json_type_name(const nlohmann::ordered_json& value) {
   switch (value.type()) {
     case nlohmann::json::value_t::null: return "null";
     case nlohmann::json::value_t::object: return "object";
@@ -20,7 +20,8 @@ const char* json_type_name(const nlohmann::json& value) {
   }
 }
 
-JsonFields::JsonFields(const nlohmann::json& object, std::string where) : object_(object), where_(std::move(where)) {
+JsonFields::JsonFields(const nlohmann::ordered_json& object, std::string where)
+    : object_(object), where_(std::move(where)) {
   if (!object_.is_object()) {
     std::string what = where_.empty() ? "the request body" : where_.substr(0, where_.size() - 1);
     throw bad_request(what, "{} must be a JSON object, got {}", what, json_type_name(object_));
@@ -29,7 +30,7 @@ JsonFields::JsonFields(const nlohmann::json& object, std::string where) : object
 
 std::string JsonFields::name(std::string_view key) const { return where_ + std::string(key); }
 
-const nlohmann::json* JsonFields::find(std::string_view key) const {
+const nlohmann::ordered_json* JsonFields::find(std::string_view key) const {
   auto it = object_.find(key);
   if (it == object_.end() || it->is_null()) return nullptr;
   return &*it;
@@ -53,7 +54,7 @@ std::optional<bool> JsonFields::boolean(std::string_view key) const {
 namespace {
 
 // The integer `value` holds, or nullopt when it holds a non-integral number or another type.
-std::optional<int64_t> as_integer(const nlohmann::json& value) {
+std::optional<int64_t> as_integer(const nlohmann::ordered_json& value) {
   if (value.is_number_integer()) return value.get<int64_t>();
   if (value.is_number_unsigned()) {
     uint64_t unsigned_value = value.get<uint64_t>();
@@ -127,7 +128,7 @@ std::vector<int64_t> JsonFields::integers(std::string_view key, int64_t low, int
   return result;
 }
 
-std::optional<nlohmann::json> JsonFields::object(std::string_view key) const {
+std::optional<nlohmann::ordered_json> JsonFields::object(std::string_view key) const {
   const auto* value = find(key);
   if (!value) return std::nullopt;
   if (!value->is_object())

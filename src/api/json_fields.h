@@ -19,10 +19,10 @@ class JsonFields {
  public:
   // `object` must outlive the reader; throws 400 when it is not a JSON object.
   // `where` prefixes field names in messages ("messages[2]." for a nested object).
-  explicit JsonFields(const nlohmann::json& object, std::string where = {});
+  explicit JsonFields(const nlohmann::ordered_json& object, std::string where = {});
 
   // The raw value, nullptr when absent or null.
-  const nlohmann::json* find(std::string_view key) const;
+  const nlohmann::ordered_json* find(std::string_view key) const;
   bool has(std::string_view key) const { return find(key) != nullptr; }
 
   std::optional<std::string> string(std::string_view key) const;
@@ -36,17 +36,17 @@ class JsonFields {
   // An array of integers in [low, high].
   std::vector<int64_t> integers(std::string_view key, int64_t low, int64_t high, size_t max_items) const;
   // An object (for pass-through fields such as chat_template_kwargs); nullopt when absent.
-  std::optional<nlohmann::json> object(std::string_view key) const;
+  std::optional<nlohmann::ordered_json> object(std::string_view key) const;
 
   // "where" + key, for messages.
   std::string name(std::string_view key) const;
 
  private:
-  const nlohmann::json& object_;
+  const nlohmann::ordered_json& object_;
   std::string where_;
 };
 
 // The JSON type name of `value` as a client would say it ("string", "array", ...).
-const char* json_type_name(const nlohmann::json& value);
+const char* json_type_name(const nlohmann::ordered_json& value);
 
 }  // namespace rackserve::api

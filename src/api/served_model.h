@@ -21,10 +21,11 @@ namespace rackserve::api {
 class ChatPromptRenderer {
  public:
   virtual ~ChatPromptRenderer() = default;
+  // Objects in the client's key order: the template renders them in that order.
   struct Chat {
-    const nlohmann::json& messages;  // normalized (see chat_request.h)
-    const nlohmann::json& tools;     // null or array
-    const nlohmann::json& kwargs;    // chat_template_kwargs, an object
+    const nlohmann::ordered_json& messages;  // normalized (see chat_request.h)
+    const nlohmann::ordered_json& tools;     // null or array
+    const nlohmann::ordered_json& kwargs;    // chat_template_kwargs, an object
     bool add_generation_prompt = true;
     bool continue_final_message = false;
   };

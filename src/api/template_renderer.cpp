@@ -3,20 +3,66 @@
 #include <fmt/format.h>
 
 #include "api/api_error.h"
+#include "api/ordered_json_parser.h"
 #include "text/jinja/error.h"
 
 namespace rackserve::api {
 namespace {
 
+using text::ToolArgumentsForm;
+
+// Arguments text nested deeper than this stays text (a request body nests at most 256).
+constexpr int kMaxArgumentsDepth = 256;
+
+// One call's `arguments` in `form`. Text that is not a JSON object stays text (the
+// template then says what it expected). An object becomes its JSON text written
+// compactly: no whitespace, non-ASCII characters as they are, keys in the client's order,
+// i.e. Python's json.dumps(arguments, ensure_ascii=False, separators=(",", ":")) (numbers
+// aside: integers past 64 bits were read as doubles, and doubles in [1e15, 1e16) are
+// written with an exponent where Python writes every digit). It is the text the Anthropic
+// route writes for a tool_use input, so both APIs give a model the same prompt.
+void convert_arguments(nlohmann::ordered_json& arguments, ToolArgumentsForm form) {
+  if (form == ToolArgumentsForm::Mapping && arguments.is_string()) {
+    auto object = parse_ordered_json(arguments.get_ref<const std::string&>(), kMaxArgumentsDepth);
+    if (object && object->is_object()) arguments = std::move(*object);
+  } else if (form == ToolArgumentsForm::JsonText && arguments.is_object()) {
+    arguments = arguments.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+}
+
+// Every assistant message's tool_calls[].function.arguments in `form`. The messages were
+// validated only as far as the template needs, so anything shaped otherwise is left alone.
+void convert_tool_call_arguments(nlohmann::ordered_json& messages, ToolArgumentsForm form) {
+  if (form == ToolArgumentsForm::AsGiven) return;
+  for (auto& message : messages) {
+    if (!message.is_object()) continue;
+    auto role = message.find("role");
+    if (role == message.end() || !role->is_string() || role->get_ref<const std::string&>() != "assistant") continue;
+    auto calls = message.find("tool_calls");
+    if (calls == message.end() || !calls->is_array()) continue;
+    for (auto& call : *calls) {
+      if (!call.is_object()) continue;
+      auto function = call.find("function");
+      if (function == call.end() || !function->is_object()) continue;
+      auto arguments = function->find("arguments");
+      if (arguments != function->end()) convert_arguments(*arguments, form);
+    }
+  }
+}
+
 class TemplateRenderer : public ChatPromptRenderer {
  public:
-  explicit TemplateRenderer(std::shared_ptr<const text::ChatTemplate> chat_template) : template_(std::move(chat_template)) {}
+  explicit TemplateRenderer(std::shared_ptr<const text::ChatTemplate> chat_template)
+      : template_(std::move(chat_template)),
+        arguments_form_(template_->tool_call_format() ? text::tool_arguments_form(*template_->tool_call_format())
+                                                      : ToolArgumentsForm::AsGiven) {}
 
   std::string render(const Chat& chat) const override {
     text::ChatRequest request;
-    request.messages = nlohmann::ordered_json::parse(chat.messages.dump());
-    request.tools = chat.tools.is_null() ? nlohmann::ordered_json() : nlohmann::ordered_json::parse(chat.tools.dump());
-    request.kwargs = nlohmann::ordered_json::parse(chat.kwargs.dump());
+    request.messages = chat.messages;
+    convert_tool_call_arguments(request.messages, arguments_form_);
+    request.tools = chat.tools;
+    request.kwargs = chat.kwargs;
     request.add_generation_prompt = chat.add_generation_prompt;
     try {
       std::string prompt = template_->render(request);
@@ -43,6 +89,7 @@ class TemplateRenderer : public ChatPromptRenderer {
   }
 
   std::shared_ptr<const text::ChatTemplate> template_;
+  ToolArgumentsForm arguments_form_;  // what the template reads tool-call arguments as
 };
 
 }  // namespace

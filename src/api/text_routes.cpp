@@ -15,7 +15,7 @@ namespace {
 constexpr size_t kMaxDetokenizeTokens = 1 << 20;
 
 void handle_tokenize(const ApiContext& context, const httplib::Request& http_request, httplib::Response& response) {
-  nlohmann::json body = parse_json_body(http_request);
+  nlohmann::ordered_json body = parse_json_body(http_request);
   JsonFields fields(body);
   check_model_name(context, fields.string("model"));
   std::string text;
@@ -43,7 +43,7 @@ void handle_tokenize(const ApiContext& context, const httplib::Request& http_req
 }
 
 void handle_detokenize(const ApiContext& context, const httplib::Request& http_request, httplib::Response& response) {
-  nlohmann::json body = parse_json_body(http_request);
+  nlohmann::ordered_json body = parse_json_body(http_request);
   JsonFields fields(body);
   check_model_name(context, fields.string("model"));
   if (!fields.has("tokens")) throw bad_request("tokens", "'tokens' is required");

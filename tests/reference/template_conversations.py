@@ -2,7 +2,13 @@
 request as a server receives it: messages, optional tools, add_generation_prompt and
 chat_template_kwargs. Covers system prompts, multi-turn, tool definitions, assistant tool
 calls with arguments as dict and as JSON string, tool results, reasoning_content, thinking
-on/off, generation prompt on/off, unicode and quotes."""
+on/off, generation prompt on/off, unicode and quotes, and keys out of alphabetical order.
+The last conversations pair each tool-call conversation with its arguments in the other
+form (JSON text / mapping): a server that converts arguments to the form a template reads
+must render one as jinja2 renders the other."""
+
+import copy
+import json
 
 WEATHER_TOOL = {
     "type": "function",
@@ -155,4 +161,58 @@ CONVERSATIONS = [
     {"name": "whitespace_edges", "messages": [
         {"role": "system", "content": "\n  padded system  \n"},
         {"role": "user", "content": "  leading and trailing  \n\n"}], "add_generation_prompt": True},
+]
+
+# A tool and a call whose keys are not in alphabetical order, as clients write them (a
+# server that sorts keys renders the schema and the argument mapping differently). The
+# function keeps name, description, parameters: the order the Anthropic route writes.
+BOOKING_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "book_table",
+        "description": "Book a restaurant table.",
+        "parameters": {
+            "type": "object",
+            "required": ["time", "restaurant"],
+            "properties": {
+                "time": {"type": "string", "description": "24h clock, e.g. 19:30"},
+                "restaurant": {"type": "string"},
+                "party_size": {"type": "integer", "minimum": 1},
+                "options": {"type": "object", "properties": {"terrace": {"type": "boolean"},
+                                                             "highchair": {"type": "boolean"}}},
+            },
+        },
+    },
+}
+
+CONVERSATIONS.append({"name": "client_key_order", "messages": [
+    {"role": "user", "content": "Book Chez Nous at 19:30 for 4, on the terrace."},
+    {"role": "assistant", "content": None, "tool_calls": [
+        call("call_k", "book_table", {"time": "19:30", "restaurant": "Chez Nous", "party_size": 4,
+                                      "options": {"terrace": True, "highchair": False}})]},
+    tool_result("call_k", "book_table", "Booked.")],
+    "tools": [BOOKING_TOOL], "add_generation_prompt": True})
+
+
+def arguments_text(arguments):
+    """A mapping as the JSON text the server writes when a template reads text: compact,
+    UTF-8 as is, keys in the client's order."""
+    return json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))
+
+
+def with_arguments(name, source, convert):
+    """The conversation `source` with every tool call's arguments converted."""
+    conversation = copy.deepcopy(next(c for c in CONVERSATIONS if c["name"] == source))
+    conversation["name"] = name
+    for message in conversation["messages"]:
+        for tool_call in message.get("tool_calls") or []:
+            tool_call["function"]["arguments"] = convert(tool_call["function"]["arguments"])
+    return conversation
+
+
+CONVERSATIONS += [
+    with_arguments("tool_call_string_arguments_as_mapping", "tool_call_string_arguments", json.loads),
+    with_arguments("tool_call_mapping_arguments_as_text", "parallel_tool_calls", arguments_text),
+    with_arguments("unicode_tool_arguments_as_text", "unicode_tool_arguments", arguments_text),
+    with_arguments("client_key_order_arguments_as_text", "client_key_order", arguments_text),
 ]

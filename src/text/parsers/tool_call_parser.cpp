@@ -1,4 +1,5 @@
-// Format names, detection from a chat template, and the parser of each format.
+// Format names, detection from a chat template, the arguments form each family's templates
+// read, and the parser of each format.
 #include "text/parsers/tool_call_parser.h"
 
 #include "text/parsers/tool_call_formats.h"
@@ -44,6 +45,17 @@ std::optional<ToolCallFormat> detect_tool_call_format(std::string_view chat_temp
     return has("```json") ? ToolCallFormat::DeepSeekV3 : ToolCallFormat::DeepSeekV31;
   }
   return std::nullopt;
+}
+
+ToolArgumentsForm tool_arguments_form(ToolCallFormat format) {
+  switch (format) {
+    case ToolCallFormat::DeepSeekV3:
+    case ToolCallFormat::DeepSeekV31: return ToolArgumentsForm::JsonText;
+    case ToolCallFormat::KimiK2: return ToolArgumentsForm::AsGiven;
+    case ToolCallFormat::Glm45:
+    case ToolCallFormat::MiniMaxM2: return ToolArgumentsForm::Mapping;
+  }
+  return ToolArgumentsForm::AsGiven;
 }
 
 std::unique_ptr<ToolCallParser> make_tool_call_parser(ToolCallFormat format, const nlohmann::json& tools) {

@@ -61,6 +61,16 @@ std::optional<ToolCallFormat> tool_call_format_named(std::string_view name);
 // arguments in ```json, V3.1 does not.
 std::optional<ToolCallFormat> detect_tool_call_format(std::string_view chat_template_source);
 
+// The form a family's chat templates read an assistant tool call's `function.arguments`
+// in. Clients send either: OpenAI's JSON text or Hugging Face's mapping, and a template
+// given the other form fails to render.
+enum class ToolArgumentsForm {
+  AsGiven,   // either renders (Kimi-K2 tests `is string` and writes a mapping with tojson)
+  JsonText,  // a string, concatenated into the prompt (DeepSeek-V3 / R1 / V3.1)
+  Mapping,   // an object, iterated with .items() (GLM-4.5+, MiniMax-M2)
+};
+ToolArgumentsForm tool_arguments_form(ToolCallFormat format);
+
 struct ToolCallDelta {
   int32_t index = 0;      // the call's position in this answer
   std::string id;         // first delta only, when the model wrote an id (Kimi-K2)

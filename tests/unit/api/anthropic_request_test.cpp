@@ -10,7 +10,7 @@
 namespace rackserve::api {
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;  // request bodies keep their key order, as the server parses them
 
 const FieldLimits kLimits{.max_n = 4, .max_logprobs = 5, .vocab_size = 512, .max_model_len = 128};
 

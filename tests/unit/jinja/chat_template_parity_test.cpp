@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "fixture_support.h"
+#include "template_fixtures.h"
 #include "text/chat_template.h"
 
 namespace rackserve::text {
@@ -17,35 +18,14 @@ using jinja::testing::expect_matches;
 using jinja::testing::fixture_dir;
 using jinja::testing::read_json;
 using jinja::testing::read_text;
-
-std::vector<std::string> template_ids() {
-  std::vector<std::string> ids;
-  for (const auto& entry : fs::directory_iterator(fixture_dir() + "/templates")) {
-    ids.push_back(entry.path().stem().string());
-  }
-  std::sort(ids.begin(), ids.end());
-  return ids;
-}
+using testing::load_template_source;
+using testing::template_ids;
 
 std::string sanitize(std::string name) {
   for (char& c : name) {
     if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
   }
   return name;
-}
-
-// The template text exactly as the fixture generator read it.
-ChatTemplateSource load_source(const nlohmann::ordered_json& fixture) {
-  const fs::path shared(RACKSERVE_SHARED_MODELS_DIR);
-  const fs::path file = shared / fixture["file"].get<std::string>();
-  if (fixture["field"].is_null()) return find_chat_template(file.parent_path(), file);
-  if (file.filename() == "tokenizer_config.json") {
-    std::optional<std::string> name;
-    if (!fixture["name"].is_null()) name = fixture["name"].get<std::string>();
-    return find_chat_template(file.parent_path(), std::nullopt, name);
-  }
-  const auto config = nlohmann::ordered_json::parse(read_text(file.string()));
-  return {config["chat_template"].get<std::string>(), file.string()};
 }
 
 class TemplateParity : public ::testing::TestWithParam<std::string> {};
@@ -59,7 +39,7 @@ TEST_P(TemplateParity, AllConversationsMatchJinja2) {
   tokens.eos_token = fixture["eos_token"].get<std::string>();
   std::unique_ptr<ChatTemplate> chat;
   try {
-    chat = std::make_unique<ChatTemplate>(load_source(fixture), tokens,
+    chat = std::make_unique<ChatTemplate>(load_template_source(fixture), tokens,
                                           jinja::testing::pinned_options(fixture["strftime_now"].get<std::string>()));
   } catch (const std::exception& e) {
     FAIL() << "cannot load " << fixture["file"] << ": " << e.what();
