@@ -40,7 +40,7 @@ void add_serve_options(cxxopts::Options& options) {
       "max-queued-requests", "unfinished requests accepted before answering 503", cxxopts::value<int32_t>())(
       "num-kv-pages", "KV pages (0: enough for max-running-requests full-length sequences)", cxxopts::value<int32_t>())(
       "kv-cache-dtype", "auto, bf16 or fp8", cxxopts::value<std::string>())(
-      "api-key", "require \"Authorization: Bearer KEY\" on /v1/*, /tokenize, /detokenize", cxxopts::value<std::string>())(
+      "api-key", "require \"Authorization: Bearer KEY\" or \"x-api-key: KEY\" on /v1/*, /tokenize, /detokenize", cxxopts::value<std::string>())(
       "chat-template", "Jinja file replacing the model's chat template", cxxopts::value<std::string>())(
       "reasoning-parser", "auto, think or none: move <think>…</think> text to reasoning_content",
       cxxopts::value<std::string>())(
@@ -256,7 +256,7 @@ int run_serve(const Arguments& args) {
     throw;
   }
   api::StatsReporter reporter(engine, std::chrono::seconds(config.stats_interval_seconds));
-  spdlog::info("serving '{}' on http://{}:{} (OpenAI API under /v1{})", served.name, config.host, port,
+  spdlog::info("serving '{}' on http://{}:{} (OpenAI and Anthropic APIs under /v1{})", served.name, config.host, port,
                config.api_key.empty() ? "" : ", API key required");
   server.serve();
   engine.stop();

@@ -28,7 +28,7 @@ struct ServerConfig {
   // HTTP.
   std::string host = "127.0.0.1";  // listen address; 0.0.0.0 exposes the server to the network
   int32_t port = 8000;
-  std::string api_key;             // when set, every /v1 and /tokenize call needs "Authorization: Bearer KEY"
+  std::string api_key;             // when set, every /v1 and /tokenize call needs "Authorization: Bearer KEY" or "x-api-key: KEY"
   int64_t max_request_body_bytes = 8 << 20;  // larger bodies get 413
   int32_t http_threads = 0;        // 0: max_running_requests + 16 (a streaming response holds one thread)
   int32_t stats_interval_seconds = 10;  // periodic stats line; 0 disables it
