@@ -51,6 +51,7 @@ void handle_messages(const ApiContext& context, const httplib::Request& http_req
   Request request;
   request.prompt = std::move(prompt.tokens);
   request.params = std::move(messages.sampling);
+  keep_tool_call_markup(context.model, options.output, request.params);
   auto formatter = std::make_unique<AnthropicFormatter>(header_for(context, "msg_"), std::move(options));
   respond_with_generation(context, std::move(request), std::move(formatter), messages.stream,
                           endpoints_of(http_request), response);

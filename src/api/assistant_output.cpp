@@ -14,6 +14,10 @@ AssistantOutputOptions assistant_output_options(const ServedModel& model, std::s
   return options;
 }
 
+void keep_tool_call_markup(const ServedModel& model, const AssistantOutputOptions& options, SamplingParams& params) {
+  if (options.tool_call_format && model.tool_call_markup_is_special) params.skip_special_tokens = false;
+}
+
 AssistantOutputParser::AssistantOutputParser(const AssistantOutputOptions& options) {
   if (options.split_reasoning) reasoning_.emplace(options.starts_in_reasoning);
   if (options.tool_call_format) tool_calls_ = text::make_tool_call_parser(*options.tool_call_format, options.tools);

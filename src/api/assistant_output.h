@@ -14,6 +14,7 @@
 
 #include "api/reasoning_splitter.h"
 #include "api/served_model.h"
+#include "engine/sampling_params.h"
 #include "text/parsers/tool_call_parser.h"
 
 namespace rackserve::api {
@@ -39,6 +40,10 @@ struct AssistantDelta {
 // model call (null: none); calls are parsed when the model's format is known.
 AssistantOutputOptions assistant_output_options(const ServedModel& model, std::string_view prompt,
                                                 const nlohmann::ordered_json& tools);
+
+// Special tokens stay in the answer's text when its tool calls are parsed and the model
+// writes their markup with special tokens (ServedModel::tool_call_markup_is_special).
+void keep_tool_call_markup(const ServedModel& model, const AssistantOutputOptions& options, SamplingParams& params);
 
 class AssistantOutputParser {
  public:

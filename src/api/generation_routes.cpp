@@ -26,6 +26,7 @@ void handle_chat(const ApiContext& context, const httplib::Request& http_request
                             .return_token_ids = chat.stream.return_token_ids,
                             .output = assistant_output_options(context.model, prompt, chat.tools)};
   options.output.first_tool_call_only = !chat.parallel_tool_calls;
+  keep_tool_call_markup(context.model, options.output, request.params);
   auto formatter = std::make_unique<ChatFormatter>(header_for(context, "chatcmpl-"), options, token_text_of(context));
   respond_with_generation(context, std::move(request), std::move(formatter), chat.stream.stream, endpoints_of(http_request),
                           response);

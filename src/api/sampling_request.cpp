@@ -32,6 +32,7 @@ SamplingParams read_sampling_params(const JsonFields& fields, Endpoint endpoint,
     params.stop_token_ids.push_back(static_cast<int32_t>(id));
   params.include_stop_str_in_output = fields.boolean("include_stop_str_in_output").value_or(false);
   params.ignore_eos = fields.boolean("ignore_eos").value_or(false);
+  params.skip_special_tokens = fields.boolean("skip_special_tokens").value_or(true);
 
   const int64_t max_tokens_limit = limits.max_model_len > 0 ? limits.max_model_len : std::numeric_limits<int32_t>::max();
   std::optional<int64_t> max_tokens;

@@ -43,6 +43,9 @@ struct ServedModel {
   // How the model writes tool calls; unset: a request's tools are shown to the model but
   // its answer is returned as text.
   std::optional<text::ToolCallFormat> tool_call_format;
+  // The tokenizer marks that format's markup special: answers parsed for tool calls are
+  // detokenized with their special tokens (text::tool_call_markup_is_special).
+  bool tool_call_markup_is_special = false;
 };
 
 }  // namespace rackserve::api

@@ -7,8 +7,8 @@ namespace {
 
 class StreamDetokenizer : public IncrementalDetokenizer {
  public:
-  explicit StreamDetokenizer(std::shared_ptr<const text::Tokenizer> tokenizer)
-      : tokenizer_(std::move(tokenizer)), stream_(tokenizer_->decode_stream(/*skip_special_tokens=*/true)) {}
+  StreamDetokenizer(std::shared_ptr<const text::Tokenizer> tokenizer, bool skip_special_tokens)
+      : tokenizer_(std::move(tokenizer)), stream_(tokenizer_->decode_stream(skip_special_tokens)) {}
 
   std::string append(int32_t token) override {
     // Ids the model can emit beyond the tokenizer's vocabulary (padded embedding rows)
@@ -30,8 +30,8 @@ class StreamDetokenizer : public IncrementalDetokenizer {
 }  // namespace
 
 DetokenizerFactory make_detokenizer_factory(std::shared_ptr<const text::Tokenizer> tokenizer) {
-  return [tokenizer](std::span<const int32_t>) -> std::unique_ptr<IncrementalDetokenizer> {
-    return std::make_unique<StreamDetokenizer>(tokenizer);
+  return [tokenizer](std::span<const int32_t>, bool skip_special_tokens) -> std::unique_ptr<IncrementalDetokenizer> {
+    return std::make_unique<StreamDetokenizer>(tokenizer, skip_special_tokens);
   };
 }
 

@@ -1,5 +1,5 @@
 // The engine's DetokenizerFactory made from a text::Tokenizer: one DecodeStream per
-// sequence, special tokens skipped (as OpenAI and vLLM do by default).
+// sequence, special tokens skipped unless the request keeps them (SamplingParams).
 #pragma once
 
 #include <memory>

@@ -21,6 +21,7 @@
 #include "parallel/gpu_topology.h"
 #include "parallel/nccl_advice.h"
 #include "text/chat_template.h"
+#include "text/parsers/tool_call_special_tokens.h"
 #include "text/tokenizer.h"
 
 namespace rackserve::cli {
@@ -141,9 +142,12 @@ void load_chat(const ServerConfig& config, const text::Tokenizer& tokenizer, api
                            (config.reasoning_parser == "auto" && tokenizer.token_to_id("</think>").has_value());
   spdlog::info("reasoning parser: {}", served.split_reasoning ? "<think> -> reasoning_content" : "off");
   served.tool_call_format = tool_call_format_for(config, chat_template.get());
-  spdlog::info("tool-call parser: {}", served.tool_call_format
+  served.tool_call_markup_is_special =
+      served.tool_call_format && text::tool_call_markup_is_special(tokenizer, *served.tool_call_format);
+  spdlog::info("tool-call parser: {}{}", served.tool_call_format
                                            ? std::string(text::tool_call_format_name(*served.tool_call_format))
-                                           : std::string("off (tool calls stay in the answer text)"));
+                                           : std::string("off (tool calls stay in the answer text)"),
+               served.tool_call_markup_is_special ? " (its markup is special tokens: kept in the text of such requests)" : "");
 }
 
 // Blocks SIGINT/SIGTERM in every thread (call before starting any) and returns a thread

@@ -22,8 +22,10 @@ class IncrementalDetokenizer {
 };
 
 // Makes the detokenizer of one sequence. `prompt` gives the context some tokenizers need
-// to decode the first generated token (a leading space, say). An empty factory means
-// "no text": outputs carry token ids only and stop strings never match.
-using DetokenizerFactory = std::function<std::unique_ptr<IncrementalDetokenizer>(std::span<const int32_t> prompt)>;
+// to decode the first generated token (a leading space, say); `skip_special_tokens` is the
+// request's SamplingParams field. An empty factory means "no text": outputs carry token ids
+// only and stop strings never match.
+using DetokenizerFactory =
+    std::function<std::unique_ptr<IncrementalDetokenizer>(std::span<const int32_t> prompt, bool skip_special_tokens)>;
 
 }  // namespace rackserve

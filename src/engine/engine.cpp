@@ -212,7 +212,7 @@ class Engine::Impl {
     request->usage.prompt_tokens = static_cast<int32_t>(request->prompt.size());
     const int32_t prompt_length = static_cast<int32_t>(request->prompt.size());
     for (int32_t index = 0; index < request->params.n; ++index) {
-      auto detokenizer = detokenizer_ ? detokenizer_(request->prompt) : nullptr;
+      auto detokenizer = detokenizer_ ? detokenizer_(request->prompt, request->params.skip_special_tokens) : nullptr;
       auto sequence = std::make_unique<SequenceState>(SequenceState{
           next_sequence_id_++, sequence_seed(*request->params.seed, index),
           SequenceOutput(index, request->params, generation_.eos_token_ids, prompt_length, config_.max_model_len,

@@ -34,6 +34,9 @@ struct SamplingParams {
   std::vector<std::string> stop;        // stop strings, matched on detokenized text
   bool include_stop_str_in_output = false;
   bool ignore_eos = false;
+  // The text leaves out special tokens (vLLM's default); false keeps them, e.g. for a model
+  // whose tool-call markup is made of special tokens.
+  bool skip_special_tokens = true;
   int32_t min_tokens = 0;  // EOS and stop tokens are masked until this many are generated
   int32_t n = 1;           // sequences per request; they share the prompt's pages
 

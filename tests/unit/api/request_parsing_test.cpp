@@ -31,7 +31,8 @@ TEST(CompletionRequest, ReadsEverySamplingField) {
     "model": "m", "prompt": "hi", "temperature": 0.5, "top_p": 0.9, "top_k": 40, "min_p": 0.05,
     "repetition_penalty": 1.1, "presence_penalty": 0.5, "frequency_penalty": -0.5, "seed": -3,
     "stop": "END", "stop_token_ids": [7, 9], "max_tokens": 20, "min_tokens": 2, "n": 3, "logprobs": 2,
-    "ignore_eos": true, "stream": true, "stream_options": {"include_usage": true}})"), kLimits);
+    "ignore_eos": true, "skip_special_tokens": false, "stream": true, "stream_options": {"include_usage": true}})"),
+    kLimits);
   EXPECT_EQ(*request.model, "m");
   EXPECT_EQ(*request.prompt_text, "hi");
   const SamplingParams& params = request.sampling;
@@ -50,6 +51,7 @@ TEST(CompletionRequest, ReadsEverySamplingField) {
   EXPECT_EQ(params.n, 3);
   EXPECT_EQ(*params.logprobs, 2);
   EXPECT_TRUE(params.ignore_eos);
+  EXPECT_FALSE(params.skip_special_tokens);
   EXPECT_TRUE(request.stream.stream);
   EXPECT_TRUE(request.stream.include_usage);
 }
@@ -61,6 +63,7 @@ TEST(CompletionRequest, NullMeansAbsentAndDefaultsStayUnset) {
   EXPECT_FALSE(request.sampling.max_tokens);
   EXPECT_FALSE(request.sampling.logprobs);
   EXPECT_EQ(request.sampling.n, 1);
+  EXPECT_TRUE(request.sampling.skip_special_tokens);
 }
 
 TEST(CompletionRequest, PromptForms) {

@@ -26,7 +26,7 @@ class AngleDetokenizer : public IncrementalDetokenizer {
   std::string append(int32_t token) override { return "<" + std::to_string(token) + ">"; }
 };
 DetokenizerFactory angle_detokenizer() {
-  return [](std::span<const int32_t>) { return std::make_unique<AngleDetokenizer>(); };
+  return [](std::span<const int32_t>, bool) { return std::make_unique<AngleDetokenizer>(); };
 }
 std::string angle_text(const std::vector<int32_t>& tokens) {
   std::string text;
@@ -150,7 +150,7 @@ TEST_F(EngineFeatures, CancelFinishesWithAbortAndFreesPages) {
     }
   };
   auto engine = std::make_unique<Engine>(*fixture_.model, EngineConfig{}, GenerationConfig{},
-                                         [gate](std::span<const int32_t>) {
+                                         [gate](std::span<const int32_t>, bool) {
                                            auto detokenizer = std::make_unique<Gated>();
                                            detokenizer->gate = gate;
                                            return detokenizer;
@@ -173,6 +173,25 @@ TEST_F(EngineFeatures, CancelFinishesWithAbortAndFreesPages) {
   EXPECT_EQ(stats.requests_aborted, 1);
   engine->cancel(stream->id());  // finished ids are ignored
   engine->cancel(987654);
+}
+
+// Each sequence's detokenizer is made with its request's skip_special_tokens.
+TEST_F(EngineFeatures, DetokenizersFollowTheRequestsSkipSpecialTokens) {
+  auto seen = std::make_shared<std::vector<bool>>();
+  auto mutex = std::make_shared<std::mutex>();
+  auto engine = std::make_unique<Engine>(*fixture_.model, EngineConfig{}, GenerationConfig{},
+                                         [seen, mutex](std::span<const int32_t>, bool skip_special_tokens) {
+                                           std::lock_guard lock(*mutex);
+                                           seen->push_back(skip_special_tokens);
+                                           return std::make_unique<AngleDetokenizer>();
+                                         });
+  engine->start();
+  Request keeps = sampled(prompt(3), 1, 2);
+  keeps.params.skip_special_tokens = false;
+  submit(*engine, sampled(prompt(4), 1, 2))->wait_all();
+  submit(*engine, keeps)->wait_all();
+  std::lock_guard lock(*mutex);
+  EXPECT_EQ(*seen, (std::vector<bool>{true, false}));
 }
 
 TEST_F(EngineFeatures, DroppedStreamCancelsTheRequest) {
