@@ -8,10 +8,10 @@
 namespace rackserve {
 
 DeepseekV3Model::DeepseekV3Model(ModelConfig config, WeightSource& weights, Backend& backend,
-                                 const StepGraphOptions& graphs, Communicator* tp)
+                                 const StepGraphOptions& graphs, Communicator* tp, const WeightFusions& fusions)
     : config_(std::move(config)), backend_(backend), graphs_(backend, graphs, config_.max_position_embeddings) {
   const ModelConfig& c = config_;
-  WeightLoader loader(weights);
+  WeightLoader loader(weights, fusions);
   const ShardSpec& shard = weights.shard();
   RS_CHECK(tp == nullptr ? shard.world == 1 : tp->rank() == shard.rank && tp->world_size() == shard.world,
            "the weights are loaded for rank {} of {}, the communicator is rank {} of {}", shard.rank, shard.world,

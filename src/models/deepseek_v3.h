@@ -13,6 +13,7 @@
 #include "models/layers/vocab_parallel.h"
 #include "models/layers/weight_source.h"
 #include "models/flat_batch.h"
+#include "models/load_options.h"
 #include "models/model.h"
 #include "models/step_graphs.h"
 
@@ -23,8 +24,9 @@ class DeepseekV3Model final : public CausalLM {
   // Builds every layer of `config` (config.num_layers of them) from `weights`. `tp` is this
   // rank's communicator (nullptr: one rank); its rank and size must be weights.shard()'s.
   // Throws when the TP size does not divide the heads, intermediate sizes or vocabulary.
+  // `fusions` says which fused weights the layers may build.
   DeepseekV3Model(ModelConfig config, WeightSource& weights, Backend& backend, const StepGraphOptions& graphs = {},
-                  Communicator* tp = nullptr);
+                  Communicator* tp = nullptr, const WeightFusions& fusions = {});
 
   const ModelConfig& config() const override { return config_; }
   Backend& backend() const override { return backend_; }

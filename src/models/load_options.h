@@ -25,6 +25,13 @@ enum class Fp8Weights : uint8_t {
 LoadFormat parse_load_format(std::string_view name);  // "auto", "safetensors", "dummy"; throws otherwise
 std::string_view load_format_name(LoadFormat format);
 
+// The fused weights the model builds where the checkpoint allows them. Off, each module
+// loads and runs on its own: the unfused path, to bisect a numerical difference.
+struct WeightFusions {
+  bool qkv_a = true;          // q_a_proj and kv_a_proj_with_mqa as one stacked linear
+  bool shared_expert = true;  // a lone shared expert stacked as one more routed expert
+};
+
 struct LoadOptions {
   LoadFormat format = LoadFormat::Safetensors;
   // Decoder layers to build: the first num_layers of the config's (0: all). The first
@@ -32,6 +39,7 @@ struct LoadOptions {
   int64_t num_layers = 0;
   uint64_t dummy_seed = 0;  // the dummy weights' random stream
   Fp8Weights fp8_weights = Fp8Weights::Native;
+  WeightFusions fusions;
   // Decode steps from captured graphs where the backend has them (CUDA); not a loading
   // choice, but fixed for the model's lifetime like the rest.
   StepGraphOptions step_graphs;

@@ -15,13 +15,15 @@ std::unique_ptr<CausalLM> load_model(const std::filesystem::path& directory, Bac
   // Every model type ModelConfig accepts is a DeepSeek-V3-family architecture.
   if (options.format == LoadFormat::Dummy) {
     DummyWeightSource weights(config, backend, options.dummy_seed, shard, options.fp8_weights);
-    auto model = std::make_unique<DeepseekV3Model>(std::move(config), weights, backend, options.step_graphs, tp);
+    auto model =
+        std::make_unique<DeepseekV3Model>(std::move(config), weights, backend, options.step_graphs, tp, options.fusions);
     weights.check_complete();
     return model;
   }
   WeightStore store = WeightStore::open(directory);
   CheckpointWeightSource weights(store, backend, QuantConfig::load(directory), options.fp8_weights, shard);
-  return std::make_unique<DeepseekV3Model>(std::move(config), weights, backend, options.step_graphs, tp);
+  return std::make_unique<DeepseekV3Model>(std::move(config), weights, backend, options.step_graphs, tp,
+                                           options.fusions);
 }
 
 }  // namespace rackserve

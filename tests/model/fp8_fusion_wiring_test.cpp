@@ -142,6 +142,33 @@ TEST_P(Fp8FusionWiring, DequantizedWeightsCallNoFp8Op) {
   EXPECT_EQ(counts.linear_split, model->config().mla.q_lora_rank > 0 ? model->config().num_layers : 0);
 }
 
+// LoadOptions::fusions off (--no-fuse-qkv-a, --no-fuse-shared-expert): q_a and kv_a run as
+// two linears and a lone shared expert as its own MLP; the logits stay those of the fused
+// model up to the summation order of the shared expert's output.
+TEST_P(Fp8FusionWiring, FusionsOffLoadEveryModuleOnItsOwn) {
+  const std::vector<int32_t> tokens = {1, 5, 9, 2};
+  CountingCpuBackend fused_backend, unfused_backend;
+  LoadOptions unfused_options;
+  unfused_options.fusions = {.qkv_a = false, .shared_expert = false};
+  auto fused = load_model(testing::fixture_directory(GetParam()), fused_backend);
+  auto unfused = load_model(testing::fixture_directory(GetParam()), unfused_backend, unfused_options);
+  const ModelConfig& c = unfused->config();
+  const OpCounts counts = count_one_step(unfused_backend, *unfused);
+  int64_t moe_layers = 0;
+  for (int64_t i = 0; i < c.num_layers; ++i) moe_layers += c.is_moe_layer(i) ? 1 : 0;
+  EXPECT_EQ(counts.linear_fp8_split, 0);
+  if (moe_layers > 0) EXPECT_EQ(counts.moe_slots, c.moe.experts_per_token);
+  EXPECT_EQ(counts.silu_mul_fp8, c.num_layers - moe_layers + (c.moe.num_shared_experts > 0 ? moe_layers : 0));
+
+  SequenceRunner a(*fused, static_cast<int64_t>(tokens.size())), b(*unfused, static_cast<int64_t>(tokens.size()));
+  const auto fused_logits = a.append(tokens, /*all_logits=*/true);
+  const auto unfused_logits = b.append(tokens, /*all_logits=*/true);
+  ASSERT_EQ(fused_logits.size(), unfused_logits.size());
+  for (size_t position = 0; position < fused_logits.size(); ++position)
+    for (size_t v = 0; v < fused_logits[position].size(); ++v)
+      ASSERT_NEAR(fused_logits[position][v], unfused_logits[position][v], 1e-3) << "position " << position << " id " << v;
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, Fp8FusionWiring,
                          ::testing::ValuesIn(testing::fixture_names(testing::FixtureKind::Fp8)),
                          [](const auto& info) { return testing::fixture_test_name(info.param); });

@@ -57,7 +57,7 @@ MoeBlock::MoeBlock(const ModelConfig& config, WeightLoader& loader, const std::s
   // shared-experts fusion): one moe_experts call instead of a separate MLP and an add. Only
   // where the checkpoint stores it as it stores the experts.
   const bool stack_shared =
-      moe.num_shared_experts == 1 &&
+      moe.num_shared_experts == 1 && loader.fusions().shared_expert &&
       loader.can_load_stacked(experts + 1, gate_up_modules, {intermediate, intermediate}, hidden,
                               WeightRole::ExpertGateUp, TpSplit::Column) &&
       loader.can_load_stacked(experts + 1, down_modules, {hidden}, intermediate, WeightRole::ExpertDown, TpSplit::Row);

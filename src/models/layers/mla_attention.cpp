@@ -21,7 +21,7 @@ MlaAttentionBlock::MlaAttentionBlock(const ModelConfig& config, WeightLoader& lo
   const std::vector<std::string> compressions = {prefix + ".q_a_proj", prefix + ".kv_a_proj_with_mqa"};
   const std::vector<int64_t> compression_rows = {m.q_lora_rank, m.latent_width()};
   if (m.q_lora_rank > 0) {
-    if (loader.can_concat_linear(compressions, compression_rows, hidden, TpSplit::Replicated))
+    if (loader.fusions().qkv_a && loader.can_concat_linear(compressions, compression_rows, hidden, TpSplit::Replicated))
       qkv_a_proj_ = loader.load_linear_concat(compressions, compression_rows, hidden, TpSplit::Replicated);
     else
       q_a_proj_ = loader.load_linear(compressions[0], m.q_lora_rank, hidden, TpSplit::Replicated);

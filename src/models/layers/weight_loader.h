@@ -9,14 +9,17 @@
 #include <vector>
 
 #include "models/layers/weight_source.h"
+#include "models/load_options.h"
 
 namespace rackserve {
 
 class WeightLoader {
  public:
-  explicit WeightLoader(WeightSource& source) : source_(source) {}
+  explicit WeightLoader(WeightSource& source, WeightFusions fusions = {}) : source_(source), fusions_(fusions) {}
 
   const ShardSpec& shard() const { return source_.shard(); }
+  // Which fused weights the layers may build (they still ask whether the checkpoint allows them).
+  const WeightFusions& fusions() const { return fusions_; }
 
   // One tensor; `shape` is the expected (full) shape.
   Tensor load(const std::string& name, const Shape& shape, WeightRole role, const TensorSharding& sharding = {}) {
@@ -65,6 +68,7 @@ class WeightLoader {
   }
 
   WeightSource& source_;
+  WeightFusions fusions_;
 };
 
 }  // namespace rackserve
