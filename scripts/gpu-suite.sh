@@ -120,6 +120,8 @@ glm-4.7-fp8/config.abridged.json 4 fp8_channel"
         timeout 120 build-gpu/bench/decode_step "$models/deepseek-v3" --batch 1,32
       run_noted "decode_step (FP8, launches overlapped)" "$out/decode_step_overlap.md" \
         timeout 120 build-gpu/bench/decode_step "$models/deepseek-v3" --batch 1,32 --overlap-launches
+      run_noted "decode_step (FP8, fusions off)" "$out/decode_step_unfused.md" \
+        timeout 120 build-gpu/bench/decode_step "$models/deepseek-v3" --batch 1,32 --no-fuse-qkv-a --no-fuse-shared-expert
       run_noted "decode_step (BF16 weights)" "$out/decode_step_bf16.md" \
         timeout 120 build-gpu/bench/decode_step "$models/deepseek-v3" --batch 1,32 --dequantize-fp8
       run_noted cublas_fp8.py "$out/cublas_fp8.md" timeout 60 python3 bench/cublas_fp8.py
