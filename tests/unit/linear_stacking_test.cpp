@@ -54,6 +54,10 @@ TEST(PiecesStack, WhatTheScaleTablesCannotHoldDoesNot) {
   EXPECT_FALSE(pieces_stack(request({1536, 576}, 7168), {of_format(WeightFormat::Int4Group),
                                                          of_format(WeightFormat::Int4Group)}, one));
   EXPECT_FALSE(pieces_stack(request({1536, 576}, 7168), {block(128, 128)}, one));  // a scheme per module
+  // A static activation scale (input_scale) quantizes one module's input: no stacking.
+  LinearScheme static_scale = of_format(WeightFormat::Fp8Channel);
+  static_scale.static_input_scale = true;
+  EXPECT_FALSE(pieces_stack(request({1536, 576}, 7168), {of_format(WeightFormat::Fp8Channel), static_scale}, one));
 }
 
 TEST(PiecesStack, TensorParallelSlicesCountPerRank) {

@@ -83,7 +83,8 @@ bool pieces_stack(const LinearRequest& request, const std::vector<LinearScheme>&
   if (schemes.empty() || schemes.size() != request.modules.size()) return false;
   const LinearScheme& first = schemes.front();
   for (const LinearScheme& scheme : schemes)
-    if (scheme.format != first.format || scheme.block_out != first.block_out || scheme.block_in != first.block_in)
+    if (scheme.format != first.format || scheme.block_out != first.block_out || scheme.block_in != first.block_in ||
+        scheme.static_input_scale)  // a static activation scale belongs to one module's input: load it alone
       return false;
   if (first.format == WeightFormat::Dense || first.format == WeightFormat::Fp8Channel) return true;
   if (first.format != WeightFormat::Fp8Block || first.block_out <= 0) return false;

@@ -68,7 +68,8 @@ std::vector<TensorSlice> fp8_linear_slices(const LinearRequest& request, const L
 
 // Whether the pieces of `request`, stored as `schemes` (one per module), can be stacked into
 // one weight: one format (dense, FP8 channel, or FP8 block with the same block sizes), and
-// with block scales every piece but the last keeps whole scale blocks on this rank.
+// with block scales every piece but the last keeps whole scale blocks on this rank; no piece
+// has a static activation scale (input_scale belongs to one module).
 bool pieces_stack(const LinearRequest& request, const std::vector<LinearScheme>& schemes, const ShardSpec& shard);
 
 class WeightSource {
