@@ -16,7 +16,8 @@
 // - Calls are numbered 0, 1, … in order. The first delta of a call carries its name (and
 //   its id when the format writes one, as Kimi-K2's "functions.name:0"); the arguments of
 //   all deltas of a call, concatenated, are one JSON object's text once the call is
-//   complete. The result does not depend on how the text was split.
+//   complete. The result does not depend on how the text was split. Markup that names no
+//   function (an empty name) is not a call: it is dropped with its arguments.
 // - The name is emitted as soon as it is complete. JSON arguments (DeepSeek, Kimi-K2)
 //   stream as they arrive, holding back only what could start a marker; key/value
 //   arguments (GLM, MiniMax-M2) are emitted a pair at a time: `{"k": v`, `, "k": v`, `}`.

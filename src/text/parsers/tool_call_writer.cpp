@@ -69,11 +69,13 @@ void ToolCallWriter::end_markup() { skip_whitespace_ = true; }
 
 void ToolCallWriter::start_call(std::string id, std::string name) {
   end_call();
+  dropping_call_ = name.empty();
+  if (dropping_call_) return;
   out_.calls.push_back({.index = calls_++, .id = std::move(id), .name = std::move(name), .arguments = {}});
 }
 
 void ToolCallWriter::arguments(std::string_view text) {
-  if (calls_ == 0 || text.empty()) return;
+  if (calls_ == 0 || dropping_call_ || text.empty()) return;
   if (out_.calls.empty() || out_.calls.back().index != calls_ - 1) {
     out_.calls.push_back({.index = calls_ - 1, .id = {}, .name = {}, .arguments = {}});
   }

@@ -5,6 +5,8 @@
 //   follows;
 // - calls are numbered in order, the first delta of a call carries its name and id, and
 //   consecutive argument pieces of one call within one result are merged into one delta;
+// - a call whose markup names no function (an empty name) is dropped with its arguments
+//   and takes no number: a client cannot call a function without a name;
 // - content and arguments are emitted in whole UTF-8 characters: the bytes of a character
 //   cut by the end of an append are held until the next one (or finish()).
 #pragma once
@@ -37,6 +39,7 @@ class ToolCallWriter {
   // Markup ended: whitespace at the start of the next content is dropped.
   void end_markup();
 
+  // An empty `name` starts a dropped call: arguments() ignores its text.
   void start_call(std::string id, std::string name);
   void arguments(std::string_view text);  // to the call started last
   void end_call();
@@ -55,6 +58,7 @@ class ToolCallWriter {
   Utf8Joiner content_bytes_;
   Utf8Joiner argument_bytes_;
   int32_t calls_ = 0;  // calls started so far
+  bool dropping_call_ = false;  // the call in progress has no name
 };
 
 }  // namespace rackserve::text

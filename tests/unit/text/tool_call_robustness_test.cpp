@@ -152,6 +152,21 @@ TEST_P(EveryFormat, TwoCallsInOrder) {
   expect_split_independent(format(), nullptr, text, expected);
 }
 
+// Call markup without a function name (found by tool_call_fuzz: GLM's "<tool_call><arg_key>"
+// gave a call named "") is no call: it is dropped with its arguments, and the next call
+// is numbered 0.
+TEST_P(EveryFormat, CallWithoutANameIsDropped) {
+  const Json arguments = {{"city", "Paris"}};
+  const std::string text = section_markup(format(), call_markup(format(), "", 0, arguments) + "\n" +
+                                                        call_markup(format(), "get_weather", 1, arguments));
+  const MergedParse expected = expected_parse(
+      "", {{expected_id(format(), "get_weather", 1), "get_weather", arguments_text(format(), arguments)}});
+  EXPECT_EQ(parse_whole(format(), text), expected);
+  expect_split_independent(format(), nullptr, text, expected);
+  EXPECT_EQ(parse_whole(format(), section_markup(format(), call_markup(format(), "", 0, arguments))),
+            expected_parse("", {}));
+}
+
 TEST_P(EveryFormat, MarkersAndCharactersSplitAnywhere) {
   const Json arguments = {{"city", "東京 🤖"}, {"note", "é\u00a0ü"}};
   const std::string text = "🤖 東京の天気" + one_call(arguments) + "😀";

@@ -59,6 +59,7 @@ inline void merge_into(MergedParse& merged, const ToolCallParse& parse, bool who
     }
     const auto calls = static_cast<int32_t>(merged.calls.size());
     if (delta.index == calls) {
+      EXPECT_FALSE(delta.name.empty()) << "a call's first delta names it";
       merged.calls.push_back({delta.id, delta.name, delta.arguments});
     } else {
       ASSERT_EQ(delta.index, calls - 1) << "deltas of a call out of order";
