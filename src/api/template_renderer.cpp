@@ -1,5 +1,9 @@
 #include "api/template_renderer.h"
 
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
 #include <fmt/format.h>
 
 #include "api/api_error.h"
@@ -50,6 +54,28 @@ void convert_tool_call_arguments(nlohmann::ordered_json& messages, ToolArguments
   }
 }
 
+// Where `pattern` (not empty, shorter than 4 GiB) last occurs in `text`, or npos, in time
+// linear in both: Knuth-Morris-Pratt over both read backwards. std::string::rfind compares
+// the whole pattern at every position, so a long final message that the template does not
+// render verbatim, over a prompt of similar text, held a thread for seconds.
+size_t last_occurrence(std::string_view text, std::string_view pattern) {
+  // The i-th byte counted from the end.
+  const auto from_end = [](std::string_view bytes, size_t i) { return bytes[bytes.size() - 1 - i]; };
+  // border[i]: the longest proper border of the pattern's last i + 1 bytes (read backwards).
+  std::vector<uint32_t> border(pattern.size(), 0);
+  for (size_t i = 1, k = 0; i < pattern.size(); ++i) {
+    while (k > 0 && from_end(pattern, i) != from_end(pattern, k)) k = border[k - 1];
+    if (from_end(pattern, i) == from_end(pattern, k)) ++k;
+    border[i] = static_cast<uint32_t>(k);
+  }
+  for (size_t i = 0, k = 0; i < text.size(); ++i) {
+    while (k > 0 && from_end(text, i) != from_end(pattern, k)) k = border[k - 1];
+    if (from_end(text, i) == from_end(pattern, k)) ++k;
+    if (k == pattern.size()) return text.size() - 1 - i;
+  }
+  return std::string_view::npos;
+}
+
 class TemplateRenderer : public ChatPromptRenderer {
  public:
   explicit TemplateRenderer(std::shared_ptr<const text::ChatTemplate> chat_template)
@@ -82,7 +108,7 @@ class TemplateRenderer : public ChatPromptRenderer {
     const auto& last = chat.messages.back();
     if (!last.contains("content") || !last["content"].is_string()) return;
     const std::string content = last["content"].get<std::string>();
-    size_t at = content.empty() ? std::string::npos : prompt.rfind(content);
+    size_t at = content.empty() ? std::string::npos : last_occurrence(prompt, content);
     if (at == std::string::npos)
       throw ApiError(400, "continue_final_message: the final message's content does not appear in the prompt", "messages");
     prompt.resize(at + content.size());

@@ -6,6 +6,7 @@
 // - a request body parsed as the server parses it keeps the client's key order up to the
 //   prompt (tool schemas, argument mappings), on the OpenAI and the Anthropic route.
 // A conversation jinja2 rejects must be rejected (400) here too.
+#include <chrono>
 #include <functional>
 #include <set>
 #include <string>
@@ -227,6 +228,46 @@ TEST(TemplateRendererForms, FamiliesReadTheFormTheirTemplatesNeed) {
   EXPECT_EQ(text::tool_arguments_form(text::ToolCallFormat::DeepSeekV3), ToolArgumentsForm::JsonText);
   EXPECT_EQ(text::tool_arguments_form(text::ToolCallFormat::DeepSeekV31), ToolArgumentsForm::JsonText);
   EXPECT_EQ(text::tool_arguments_form(text::ToolCallFormat::KimiK2), ToolArgumentsForm::AsGiven);
+}
+
+// continue_final_message cuts the prompt after the final message's last occurrence; a
+// final message the template does not render verbatim is refused (400).
+class ContinueFinalMessage : public ::testing::Test {
+ protected:
+  std::string render(const ordered_json& messages) const {
+    const ordered_json tools, kwargs = ordered_json::object();
+    return renderer_->render({messages, tools, kwargs, false, true});
+  }
+
+  // Strips each message, as GLM's template strips an assistant's content.
+  std::shared_ptr<const ChatPromptRenderer> renderer_ = make_template_renderer(std::make_shared<const text::ChatTemplate>(
+      text::ChatTemplateSource{"{% for m in messages %}<{{ m.role }}>{{ m.content | trim }}</{{ m.role }}>{% endfor %}",
+                               "test"},
+      text::SpecialTokens{}));
+};
+
+TEST_F(ContinueFinalMessage, CutsAfterTheLastOccurrence) {
+  EXPECT_EQ(render({{{"role", "user"}, {"content", "abab"}}, {{"role", "assistant"}, {"content", "ab"}}}),
+            "<user>abab</user><assistant>ab");
+  EXPECT_EQ(render({{{"role", "user"}, {"content", "aaa"}}, {{"role", "assistant"}, {"content", "aa"}}}),
+            "<user>aaa</user><assistant>aa");
+  EXPECT_EQ(render({{{"role", "assistant"}, {"content", "x</assistant>"}}}), "<assistant>x</assistant>");
+}
+
+// Found by probing the request path with large bodies: the search for a final message the
+// template stripped compared it at every position of the prompt (std::string::rfind), 4 s
+// for a 900 KB body of "a"s; it must take time linear in the prompt.
+TEST_F(ContinueFinalMessage, MessageNotInThePromptIsRefusedInLinearTime) {
+  const ordered_json messages = {{{"role", "user"}, {"content", std::string(1 << 20, 'a')}},
+                                 {{"role", "assistant"}, {"content", std::string(1 << 19, 'a') + " "}}};
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    render(messages);
+    ADD_FAILURE() << "rendered a final message the prompt does not hold";
+  } catch (const ApiError& error) {
+    EXPECT_EQ(error.status(), 400);
+  }
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 2.0);
 }
 
 }  // namespace
