@@ -9,6 +9,10 @@ namespace rackserve::api {
 namespace {
 
 constexpr size_t kMaxMessages = 4096;
+// Templates read a few switches (enable_thinking, thinking, ...). Each entry becomes a
+// top-level template variable, and the engine finds variables by a linear scan, so a
+// body of 90,000 entries took half a minute to render.
+constexpr size_t kMaxTemplateKwargs = 64;
 
 // One message, content flattened to a string (or null, for assistant tool-call turns).
 nlohmann::ordered_json normalize_message(const nlohmann::ordered_json& message, size_t index) {
@@ -105,7 +109,11 @@ ChatRequest parse_chat_request(const nlohmann::ordered_json& body, const FieldLi
   request.tool_choice = read_tool_choice(fields, !request.tools.is_null());
   if (request.tool_choice == ToolChoice::None) request.tools = nullptr;
   request.parallel_tool_calls = fields.boolean("parallel_tool_calls").value_or(true);
-  if (auto kwargs = fields.object("chat_template_kwargs")) request.chat_template_kwargs = std::move(*kwargs);
+  if (auto kwargs = fields.object("chat_template_kwargs")) {
+    if (kwargs->size() > kMaxTemplateKwargs)
+      throw bad_request("chat_template_kwargs", "'chat_template_kwargs' may hold at most {} entries", kMaxTemplateKwargs);
+    request.chat_template_kwargs = std::move(*kwargs);
+  }
   request.add_generation_prompt = fields.boolean("add_generation_prompt").value_or(true);
   request.continue_final_message = fields.boolean("continue_final_message").value_or(false);
   if (request.continue_final_message && request.add_generation_prompt && fields.has("add_generation_prompt"))

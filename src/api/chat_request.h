@@ -27,7 +27,7 @@ struct ChatRequest {
   nlohmann::ordered_json tools;      // null or the client's array, passed to the template
   ToolChoice tool_choice = ToolChoice::None;  // Auto when tools are given, unless the client said "none"
   bool parallel_tool_calls = true;            // false: only the answer's first call is returned
-  nlohmann::ordered_json chat_template_kwargs = nlohmann::ordered_json::object();  // extra template variables
+  nlohmann::ordered_json chat_template_kwargs = nlohmann::ordered_json::object();  // extra template variables, at most 64
   bool add_generation_prompt = true;
   bool continue_final_message = false;  // render the last (assistant) message open-ended
   StreamOptions stream;

@@ -140,6 +140,16 @@ TEST(ChatRequest, RejectsMalformedMessages) {
             422);
 }
 
+// Found by probing the request path with large bodies: 90,000 chat_template_kwargs entries
+// (each a template variable, looked up by a linear scan) took 30 s to render.
+TEST(ChatRequest, BoundsTheTemplateKwargs) {
+  nlohmann::json body = {{"messages", {{{"role", "user"}, {"content", "a"}}}}};
+  for (int i = 0; i < 64; ++i) body["chat_template_kwargs"]["k" + std::to_string(i)] = i;
+  EXPECT_EQ(parse_chat_request(body, kLimits).chat_template_kwargs.size(), 64u);
+  body["chat_template_kwargs"]["one_more"] = true;
+  EXPECT_EQ(chat_error(body.dump()).param(), "chat_template_kwargs");
+}
+
 TEST(ChatRequest, ToolsAreCalledOnlyUnderAutoToolChoice) {
   const std::string tools = R"("tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}])";
   auto parse = [&](const std::string& extra) {
