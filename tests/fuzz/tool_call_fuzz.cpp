@@ -1,0 +1,108 @@
+// libFuzzer target for the tool-call parsers (build with -DRACKSERVE_FUZZ=ON and clang).
+// The first four bytes are two cut points (little-endian u16, modulo the text's length
+// + 1); the rest is a model's answer, fed to the parser of every format in up to three
+// appends cut there, then finish(). Checked against the contract in tool_call_parser.h:
+// - the merged result equals a one-shot parse of the whole text;
+// - a call's first delta carries a name, later deltas of it carry neither name nor id,
+//   and calls are numbered 0, 1, 2, ... in order;
+// - when the answer is valid UTF-8, so is every string of every delta.
+// A violation, an exception, a crash, a hang or a sanitizer report is a finding.
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "text/parsers/tool_call_parser.h"
+#include "text/utf8.h"
+
+namespace {
+
+using namespace rackserve::text;
+
+constexpr ToolCallFormat kFormats[] = {ToolCallFormat::DeepSeekV3, ToolCallFormat::DeepSeekV31,
+                                       ToolCallFormat::KimiK2, ToolCallFormat::Glm45, ToolCallFormat::MiniMaxM2};
+
+// Typed, untyped and unknown parameters, so GLM's and MiniMax-M2's values take every path.
+const nlohmann::json& tools() {
+  static const nlohmann::json tools = nlohmann::json::parse(R"([
+    {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {
+      "city": {"type": "string"}, "days": {"type": "integer"}, "unit": {"type": ["string", "null"]}}}}},
+    {"type": "function", "function": {"name": "web_search", "parameters": {"type": "object", "properties": {
+      "query": {"type": "string"}, "filters": {"type": "array"}, "strict": {"type": "boolean"}, "any": {}}}}}
+  ])");
+  return tools;
+}
+
+struct Call {
+  std::string id;
+  std::string name;
+  std::string arguments;
+  bool operator==(const Call&) const = default;
+};
+
+struct Merged {
+  std::string content;
+  std::vector<Call> calls;
+  bool operator==(const Merged&) const = default;
+};
+
+[[noreturn]] void finding(ToolCallFormat format, const char* what) {
+  std::fprintf(stderr, "finding (%s): %s\n", std::string(tool_call_format_name(format)).c_str(), what);
+  std::abort();
+}
+
+void merge(ToolCallFormat format, const ToolCallParse& parse, bool valid_utf8, Merged& merged) {
+  const auto valid = [](std::string_view text) { return utf8::find_invalid(text) == std::string_view::npos; };
+  if (valid_utf8 && !valid(parse.content)) finding(format, "content is not valid UTF-8");
+  merged.content += parse.content;
+  for (const ToolCallDelta& delta : parse.calls) {
+    if (valid_utf8 && !(valid(delta.name) && valid(delta.id) && valid(delta.arguments)))
+      finding(format, "a delta is not valid UTF-8");
+    const auto calls = static_cast<int32_t>(merged.calls.size());
+    if (delta.index == calls) {
+      if (delta.name.empty()) finding(format, "a call's first delta has no name");
+      merged.calls.push_back({delta.id, delta.name, delta.arguments});
+    } else if (delta.index == calls - 1) {
+      if (!delta.name.empty() || !delta.id.empty()) finding(format, "a later delta names its call again");
+      merged.calls.back().arguments += delta.arguments;
+    } else {
+      finding(format, "call indices out of order");
+    }
+  }
+}
+
+Merged parse(ToolCallFormat format, const std::vector<std::string_view>& pieces, bool valid_utf8) {
+  Merged merged;
+  try {
+    auto parser = make_tool_call_parser(format, tools());
+    for (std::string_view piece : pieces) merge(format, parser->append(piece), valid_utf8, merged);
+    merge(format, parser->finish(), valid_utf8, merged);
+  } catch (const std::exception& error) {
+    finding(format, error.what());
+  }
+  return merged;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 4) return 0;
+  const std::string_view text(reinterpret_cast<const char*>(data) + 4, size - 4);
+  size_t first = (data[0] | data[1] << 8) % (text.size() + 1);
+  size_t second = (data[2] | data[3] << 8) % (text.size() + 1);
+  if (first > second) std::swap(first, second);
+  const std::vector<std::string_view> pieces = {text.substr(0, first), text.substr(first, second - first),
+                                                text.substr(second)};
+  const bool valid_utf8 = utf8::find_invalid(text) == std::string_view::npos;
+  for (const ToolCallFormat format : kFormats) {
+    if (parse(format, pieces, valid_utf8) != parse(format, {text}, valid_utf8))
+      finding(format, "the result depends on where the text was split");
+  }
+  return 0;
+}
