@@ -1,9 +1,15 @@
 #include "api/anthropic_content_blocks.h"
 
 #include "api/openai_format.h"
+#include "api/ordered_json_parser.h"
 
 namespace rackserve::api {
 namespace {
+
+// Arguments nested deeper than a request body may be (parse_json_body's cap) read as not
+// an object: the model writes them, and copying or serializing the parsed input recurses
+// once per level (100,000 levels of "[" overflowed the stack).
+constexpr int kMaxInputDepth = 256;
 
 nlohmann::json block_delta(size_t index, nlohmann::json delta) {
   return {{"type", "content_block_delta"}, {"index", index}, {"delta", std::move(delta)}};
@@ -90,8 +96,8 @@ nlohmann::json AnthropicContentBlocks::content() const {
         break;
       case Kind::Text: content.push_back({{"type", "text"}, {"text", block.text}}); break;
       case Kind::ToolUse: {
-        nlohmann::json input = nlohmann::json::parse(block.text, nullptr, false);
-        if (input.is_discarded() || !input.is_object()) input = nlohmann::json::object();
+        const auto parsed = parse_ordered_json(block.text, kMaxInputDepth);
+        nlohmann::json input = parsed && parsed->is_object() ? nlohmann::json(*parsed) : nlohmann::json::object();
         content.push_back({{"type", "tool_use"}, {"id", block.id}, {"name", block.name}, {"input", std::move(input)}});
         break;
       }

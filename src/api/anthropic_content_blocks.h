@@ -32,7 +32,7 @@ class AnthropicContentBlocks {
 
   // The blocks so far, as a response's "content": tool_use "input" is the parsed
   // arguments object ({} when the arguments are not a JSON object, e.g. cut off by
-  // max_tokens).
+  // max_tokens, or nest deeper than 256 levels).
   nlohmann::json content() const;
 
  private:

@@ -197,6 +197,25 @@ TEST(AnthropicContentBlocks, ModelWrittenIdsAreKeptAndCutArgumentsGiveAnEmptyInp
   EXPECT_TRUE(AnthropicContentBlocks().content().empty());
 }
 
+// Found in review after fuzzing: arguments the model nested 100,000 deep were parsed whole
+// and overflowed the stack once the response was copied and serialized. Past 256 levels
+// they read as not an object, as cut arguments do.
+TEST(AnthropicContentBlocks, DeeplyNestedArgumentsGiveAnEmptyInput) {
+  const auto input_of = [](const std::string& arguments) {
+    AnthropicContentBlocks blocks;
+    blocks.append({.reasoning = {}, .content = {}, .tool_calls = {call(0, "f", arguments)}});
+    blocks.finish();
+    const json content = blocks.content();
+    EXPECT_FALSE(content.dump().empty());
+    return content[0]["input"];
+  };
+  const auto nested = [](size_t levels) {
+    return "{\"a\": " + std::string(levels, '[') + std::string(levels, ']') + "}";
+  };
+  EXPECT_EQ(input_of(nested(100000)), json::object());
+  EXPECT_EQ(input_of(nested(255)), json::parse(nested(255)));
+}
+
 TEST(AnthropicFormatter, StreamsTheEventSequenceAndEndsAtMaxTokens) {
   AnthropicFormatter formatter(kHeader, {.output = {}, .prompt_tokens = 10});
   const std::string sse = stream(formatter, {"Hel", "", "lo"}, FinishReason::Length);
