@@ -10,18 +10,21 @@
 // dequantized at load, to float32 values on the CPU and to BF16 on CUDA).
 //
 // Rounded, as on CUDA: dense weights (uploaded, or filled with dummy values) but for the rope
-// frequencies and the router bias; the outputs of rms_norm / add_rms_norm (not the residual,
-// which the CUDA backend keeps in float32; their FP8 variants quantize these rounded outputs),
-// linear, linear_fp8, silu_mul, mla_attention, moe_experts; the target of a plain add_inplace
-// (routed + shared experts); rope_inplace's rotated tensor; the latent cache after each write
-// (the CUDA cache is BF16). Not rounded: embedding rows (BF16 table values, exact) and
-// linear_f32 (router and lm_head logits are float32 on CUDA too).
+// frequencies and the router bias (CudaBackend::weight_dtype); the outputs of rms_norm /
+// add_rms_norm (not the residual, which the CUDA backend keeps in float32; their FP8 variants
+// quantize these rounded outputs), linear, linear_fp8, silu_mul, mla_attention; rope_inplace's
+// rotated tensor; the latent cache after each write (the CUDA cache is BF16). Not rounded:
+// embedding rows (BF16 table values, exact), linear_f32 (router and lm_head logits are float32
+// on CUDA too), and moe_experts' output and the shared expert's sum into it (add_inplace), which
+// CUDA keeps in float32. Not modelled: the BF16 experts' SiLU x up, which CUDA stores in BF16
+// between its two GEMMs (the FP8 experts quantize it to e4m3 from float32, as here).
 #pragma once
 
 #include <cstdint>
 #include <set>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cuda/cuda_backend.h"
 #include "core/dtype.h"
 
 namespace rackserve::testing {
@@ -31,16 +34,27 @@ class Bf16ActivationsCpuBackend : public CpuBackend {
   // With `round_activations` false this is the plain float32 oracle.
   explicit Bf16ActivationsCpuBackend(bool round_activations) : CpuBackend(0), round_(round_activations) {}
 
+  Tensor upload_weight(const Tensor &host, WeightRole role) override {
+    Tensor weight = CpuBackend::upload_weight(host, role);
+    return stored_as_bf16(role) ? rounded(weight) : weight;
+  }
+  Tensor allocate_weight(const Shape &shape, WeightRole role) override {
+    Tensor weight = CpuBackend::allocate_weight(shape, role);
+    if (stored_as_bf16(role)) bf16_weights_.insert(weight.data);
+    return weight;
+  }
+  // Dummy weights: the same values as CUDA's fill_random, then CUDA's storage rounding.
+  void fill_random(const Tensor &tensor, uint64_t seed, float scale) override {
+    CpuBackend::fill_random(tensor, seed, scale);
+    if (bf16_weights_.contains(tensor.data)) rounded(tensor);
+  }
+
   Tensor rms_norm(const Tensor &x, const Tensor &weight, float eps) override {
     return rounded(CpuBackend::rms_norm(x, weight, eps));
   }
   Tensor add_rms_norm(const Tensor &residual, const Tensor &x, const Tensor &weight, float eps) override {
     CpuBackend::add_inplace(residual, x);  // the float32 residual stream
     return rounded(CpuBackend::rms_norm(residual, weight, eps));
-  }
-  void add_inplace(const Tensor &residual, const Tensor &x) override {
-    CpuBackend::add_inplace(residual, x);
-    rounded(residual);
   }
   Tensor linear(const Tensor &x, const Tensor &weight) override { return rounded(CpuBackend::linear(x, weight)); }
   Tensor linear_f32(const Tensor &x, const Tensor &weight) override { return CpuBackend::linear(x, weight); }
@@ -61,12 +75,6 @@ class Bf16ActivationsCpuBackend : public CpuBackend {
     if (args.cache_layer.dtype == DType::F32) rounded(args.cache_layer);
   }
   Tensor mla_attention(const MlaAttention &args) override { return rounded(CpuBackend::mla_attention(args)); }
-  Tensor moe_experts(const Tensor &x, const MoeRouting &routing, const ExpertWeights &experts) override {
-    return rounded(CpuBackend::moe_experts(x, routing, experts));
-  }
-  Tensor moe_experts(const QuantizedActivation &x, const MoeRouting &routing, const ExpertWeights &experts) override {
-    return rounded(CpuBackend::moe_experts(x, routing, experts));
-  }
 
  private:
   // Rounds a float32 tensor's values to BF16 in place (nearest even; NaN stays
@@ -78,8 +86,10 @@ class Bf16ActivationsCpuBackend : public CpuBackend {
     return tensor;
   }
 
+  bool stored_as_bf16(WeightRole role) const { return round_ && CudaBackend::weight_dtype(role) == DType::BF16; }
+
   bool round_;
-  std::set<void *> f32_weights_;  // weights allocated for a role CUDA keeps in f32
+  std::set<void *> bf16_weights_;  // weights allocated for a role CUDA stores in BF16
 };
 
 }  // namespace rackserve::testing

@@ -124,12 +124,10 @@ Tensor CudaBackend::allocate_step(DType dtype, const Shape& shape) {
   return tensor;
 }
 
-namespace {
-DType weight_dtype(WeightRole role) {
+DType CudaBackend::weight_dtype(WeightRole role) {
   const bool keep_f32 = role == WeightRole::RopeFrequencies || role == WeightRole::RouterBias;
   return keep_f32 ? DType::F32 : DType::BF16;
 }
-}  // namespace
 
 Tensor CudaBackend::upload_weight(const Tensor& host, WeightRole role) {
   return upload_persistent(host, weight_dtype(role));

@@ -47,6 +47,9 @@ class CudaBackend : public Backend {
   Device device() const override { return Device{DeviceKind::Cuda, options_.device}; }
   DType activation_dtype() const override { return DType::BF16; }
 
+  // The dtype a weight of `role` is stored in: F32 for the rope frequencies and the router
+  // bias, BF16 for every other dense weight (FP8 weights come through upload_quantized_weight).
+  static DType weight_dtype(WeightRole role);
   Tensor upload_weight(const Tensor& host, WeightRole role) override;
   Tensor allocate_weight(const Shape& shape, WeightRole role) override;
   Tensor allocate_persistent(DType dtype, const Shape& shape) override;
