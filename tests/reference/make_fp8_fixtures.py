@@ -63,8 +63,11 @@ import make_fixtures
 BLOCK = (16, 16)  # the 64-wide fixtures' weight_block_size
 # Fixtures made only here, in the real checkpoints' 128 x 128 blocks, which the CUDA FP8 kernels
 # take (every K a multiple of 128: hidden, q_lora, kv_lora, heads x v_head, the MLP widths), so
-# the GPU tests run an FP8 block model with a transformers reference. Query compression: q_a
-# and kv_a stack into one weight (1 x 128 + 144 rows).
+# the GPU tests run an FP8 block model with a transformers reference. Every FP8 weight is also a
+# whole number of blocks in its rows (kv_a: kv_lora 128 + rope 128; q_b: 4 x (32 + 128)):
+# transformers' Fp8Dequantize takes the block size from the scale grid (rows / scale rows), so
+# a partial last block (DeepSeek-V3's kv_a_proj_with_mqa has 576 rows) would be dequantized with
+# the wrong block there. Query compression: q_a and kv_a stack into one weight (128 + 256 rows).
 FP8_ONLY_MODELS = {
     "dsv3-block128": dict(
         make_fixtures.COMMON,
@@ -75,6 +78,7 @@ FP8_ONLY_MODELS = {
         num_hidden_layers=2,
         q_lora_rank=128,
         qk_nope_head_dim=32,
+        qk_rope_head_dim=128,
         v_head_dim=32,
         n_routed_experts=8,
         num_experts_per_tok=2,
@@ -269,6 +273,13 @@ def greedy_without_near_ties(model, vocab_size, length, generator):
     raise RuntimeError(f"no prompt of length {length} without a near-tie")
 
 
+def differing_weights(a, b):
+    """Names of the parameters of two models of one architecture whose values differ."""
+    theirs = b.state_dict()
+    return [name for name, value in a.state_dict().items()
+            if name in theirs and not torch.equal(value.float(), theirs[name].float())]
+
+
 def cosine(a, b):
     return float(torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0))
 
@@ -307,7 +318,8 @@ def main(out_dir):
                 w8a16 = logits_of(ours, tokens)
                 if hf is not None:
                     difference = (logits_of(hf, tokens) - w8a16).abs().max().item()
-                    assert difference <= 1e-5, f"{name} prompt {i}: transformers dequantization differs by {difference}"
+                    assert difference <= 1e-5, (f"{name} prompt {i}: transformers dequantization differs by "
+                                                f"{difference}; weights that differ: {differing_weights(hf, ours)}")
                 with W8A8(ours, layout, block[1]):
                     w8a8 = logits_of(ours, tokens)
                 tensors[f"prompt_{i}.tokens"] = torch.tensor(tokens, dtype=torch.int32)
