@@ -57,7 +57,7 @@ class CudaReferenceModel : public ::testing::TestWithParam<std::string> {
   // Hands everything the CUDA model routed so far to the oracle.
   void start_replay() {
     oracle_->replay(std::move(gpu_->log));
-    gpu_->log.clear();
+    gpu_->log = {};
   }
   void expect_flips_are_near_ties(size_t prompt) {
     const auto& stats = oracle_->stats;

@@ -44,7 +44,9 @@ using TracedOracle = testing::Tracing<testing::ReplayingCpuBackend>;
 
 // Both sides quantize every linear's input to e4m3 per 128-column group (block) or per
 // token (channel), from BF16-rounded activations and weights (the oracle rounds where the CUDA
-// backend stores BF16: bf16_activations_cpu_backend.h); what differs is float32 summation order.
+// backend stores BF16: bf16_activations_cpu_backend.h); what differs is float32 summation order,
+// and the e4m3 codes it moves across a rounding midpoint, which the oracle adopts from the GPU
+// as near-ties (quantization_replay.h), as it adopts the GPU's routing (routing_replay.h).
 constexpr double kMinCosine = 0.9999;
 // Summed selection scores of the replayed experts within this of the oracle's optimum.
 constexpr double kNearTie = 0.02;
@@ -105,13 +107,18 @@ class CudaFp8Model : public ::testing::TestWithParam<std::string> {
   }
   void start_replay() {
     oracle_->replay(std::move(gpu_->log));
-    gpu_->log.clear();
+    gpu_->log = {};
   }
   void expect_flips_are_near_ties(size_t p) {
     const auto& stats = oracle_->stats;
     EXPECT_TRUE(oracle_->exhausted()) << "prompt " << p;
     EXPECT_LE(stats.worst_deficit, kNearTie) << "prompt " << p << ": a routing flip that is not a near-tie: "
                                              << stats.worst_flip;
+    const auto& quantization = oracle_->quantization_stats;
+    EXPECT_EQ(quantization.mismatches, 0) << "prompt " << p << ": e4m3 codes that differ from the oracle's away from "
+                                          << "a rounding near-tie; the first: " << quantization.first_mismatch;
+    EXPECT_LE(quantization.code_flips * 1000, quantization.elements)
+        << "prompt " << p << ": more than one e4m3 code in 1000 at a rounding near-tie";
   }
   // Cosine at every row; a row below kMinCosine fails unless the router flipped there.
   // Returns the minimum over all rows.
@@ -139,6 +146,11 @@ class CudaFp8Model : public ::testing::TestWithParam<std::string> {
     std::printf("  %s %s: %lld/%lld routing flips, worst deficit %.2e%s%s\n", GetParam().c_str(), what.c_str(),
                 static_cast<long long>(stats.flips), static_cast<long long>(stats.decisions), stats.worst_deficit,
                 stats.flips ? "; worst: " : "", stats.flips ? stats.worst_flip.substr(0, 200).c_str() : "");
+    const auto& quantization = oracle_->quantization_stats;
+    std::printf("  %s %s: e4m3 rounding near-ties adopted: %lld codes of %lld, %lld scales; mismatches %lld\n",
+                GetParam().c_str(), what.c_str(), static_cast<long long>(quantization.code_flips),
+                static_cast<long long>(quantization.elements), static_cast<long long>(quantization.scale_flips),
+                static_cast<long long>(quantization.mismatches));
   }
 
   std::unique_ptr<TracedCudaBackend> gpu_;
@@ -171,7 +183,7 @@ TEST_P(CudaFp8Model, W8A8LogitsMatchTheCpuOracleAtEveryPosition) {
 // against the oracle's, printed, so a logit mismatch above is located at the first op where the
 // two part. Asserted when the router did not flip on this prompt (a flip changes every later op).
 TEST_P(CudaFp8Model, EveryOpOfAPrefillMatchesTheOracle) {
-  const size_t p = std::min<size_t>(1, prompts_ - 1);
+  const size_t p = prompts_ - 1;  // the longest
   const std::vector<int32_t> tokens = prompt(p);
   gpu_->tracing = oracle_->tracing = true;
   SequenceRunner runner(*model_, static_cast<int64_t>(tokens.size()));

@@ -1,4 +1,5 @@
-// Routing record and replay for comparing the BF16 CUDA model with the float32 CPU oracle.
+// Routing record and replay for comparing the CUDA model with the CPU oracle (and, for the FP8
+// models, e4m3 rounding near-ties: quantization_replay.h).
 //
 // MoE routing is a discrete choice: when two experts' selection scores are within the
 // BF16 rounding of the router input, the CUDA backend may legitimately pick the other
@@ -23,26 +24,70 @@
 #include "bf16_activations_cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "core/error.h"
+#include "support/quantization_replay.h"
 
 namespace rackserve::testing {
 
 using RoutingLog = std::deque<std::vector<int32_t>>;  // one [tokens * slots] entry per moe_route call
 
+// What the CUDA backend decided during a run, for the oracle to replay.
+struct Recording {
+  RoutingLog routing;
+  QuantizationLog quantizations;  // every quantized activation the model asked for, in order
+};
+
 class RecordingCudaBackend : public CudaBackend {
  public:
   using CudaBackend::CudaBackend;
-  // Every routing is read back on the host as it happens: nothing can be captured.
+  // Every decision is read back on the host as it happens: nothing can be captured.
   bool supports_step_graphs() const override { return false; }
+
+  QuantizedActivation quantize_fp8(const Tensor& x, const Fp8ActivationLayout& layout) override {
+    return recorded(outermost([&] { return CudaBackend::quantize_fp8(x, layout); }));
+  }
+  NormedActivation rms_norm_fp8(const Tensor& x, const Tensor& weight, float eps,
+                                const Fp8ActivationLayout& layout) override {
+    NormedActivation out = outermost([&] { return CudaBackend::rms_norm_fp8(x, weight, eps, layout); });
+    recorded(out.fp8);
+    return out;
+  }
+  NormedActivation add_rms_norm_fp8(const Tensor& residual, const Tensor& x, const Tensor& weight, float eps,
+                                    const Fp8ActivationLayout& layout) override {
+    NormedActivation out = outermost([&] { return CudaBackend::add_rms_norm_fp8(residual, x, weight, eps, layout); });
+    recorded(out.fp8);
+    return out;
+  }
+  QuantizedActivation silu_mul_fp8(const Tensor& gate_up, const Fp8ActivationLayout& layout) override {
+    return recorded(outermost([&] { return CudaBackend::silu_mul_fp8(gate_up, layout); }));
+  }
 
   MoeRouting moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
                        const MoeRouterParams& params) override {
     MoeRouting routing = CudaBackend::moe_route(router_logits, score_correction_bias, params);
     std::vector<float> ids = download_f32(routing.expert_ids);  // exact: small integers
-    log.emplace_back(ids.begin(), ids.end());
+    log.routing.emplace_back(ids.begin(), ids.end());
     return routing;
   }
 
-  RoutingLog log;
+  Recording log;
+
+ private:
+  // Runs one op, recording only the model's own calls (not an op's calls in turn).
+  template <class Op>
+  auto outermost(const Op& op) -> decltype(op()) {
+    ++depth_;
+    struct Leave {
+      int& depth;
+      ~Leave() { --depth; }
+    } leave{depth_};
+    return op();
+  }
+  const QuantizedActivation& recorded(const QuantizedActivation& out) {
+    if (depth_ == 0) log.quantizations.push_back({download_f32(out.values), download_f32(out.scales)});
+    return out;
+  }
+
+  int depth_ = 0;
 };
 
 struct ReplayStats {
@@ -59,19 +104,31 @@ class ReplayingCpuBackend : public Bf16ActivationsCpuBackend {
  public:
   explicit ReplayingCpuBackend(bool bf16_activations = false) : Bf16ActivationsCpuBackend(bf16_activations) {}
 
-  void replay(RoutingLog log) {
+  void replay(Recording log) {
     log_ = std::move(log);
     stats = {};
-    calls_ = 0;
+    quantization_stats = {};
+    calls_ = quantizations_ = 0;
   }
-  bool exhausted() const { return log_.empty(); }
+  bool exhausted() const { return log_.routing.empty() && log_.quantizations.empty(); }
+
+  // Every quantization of the oracle (its fused producers quantize through this one) against the
+  // recorded one: near-ties adopted, anything else counted (quantization_replay.h).
+  QuantizedActivation quantize_fp8(const Tensor& x, const Fp8ActivationLayout& layout) override {
+    QuantizedActivation own = Bf16ActivationsCpuBackend::quantize_fp8(x, layout);
+    RS_CHECK(!log_.quantizations.empty(), "quantization replay: more quantizations than recorded");
+    RecordedQuantization recorded = std::move(log_.quantizations.front());
+    log_.quantizations.pop_front();
+    reconcile_quantization(x.as<float>(), own, recorded, quantizations_++, quantization_stats);
+    return own;
+  }
 
   MoeRouting moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
                        const MoeRouterParams& params) override {
     MoeRouting own = Bf16ActivationsCpuBackend::moe_route(router_logits, score_correction_bias, params);
-    RS_CHECK(!log_.empty(), "routing replay: more moe_route calls than recorded");
-    std::vector<int32_t> replayed = std::move(log_.front());
-    log_.pop_front();
+    RS_CHECK(!log_.routing.empty(), "routing replay: more moe_route calls than recorded");
+    std::vector<int32_t> replayed = std::move(log_.routing.front());
+    log_.routing.pop_front();
     ++calls_;
     // Slots past the routed top_k (a stacked shared expert) are the same on both sides.
     const int64_t tokens = router_logits.dim(0), experts = router_logits.dim(1), k = params.top_k;
@@ -117,6 +174,7 @@ class ReplayingCpuBackend : public Bf16ActivationsCpuBackend {
   }
 
   ReplayStats stats;
+  QuantizationStats quantization_stats;
 
  private:
   // How much worse `chosen` is than the oracle's optimum, in summed selection scores.
@@ -173,8 +231,9 @@ class ReplayingCpuBackend : public Bf16ActivationsCpuBackend {
     for (float& score : scores) score /= total;
   }
 
-  RoutingLog log_;
+  Recording log_;
   int64_t calls_ = 0;
+  int64_t quantizations_ = 0;
 };
 
 }  // namespace rackserve::testing
