@@ -55,7 +55,7 @@ struct Arguments {
   int64_t page_size = 64;
   uint64_t seed = 1;
   Fp8Weights fp8_weights = Fp8Weights::Native;
-  bool overlap_launches = false;  // CudaBackendOptions::overlap_launches
+  bool overlap_launches = true;  // CudaBackendOptions::overlap_launches; --no-overlap-launches
   WeightFusions fusions;          // --no-fuse-qkv-a / --no-fuse-shared-expert: the unfused layers, to time the fusions
 };
 
@@ -324,8 +324,8 @@ Arguments parse(int argc, char** argv) {
       args.seed = std::stoull(value());
     else if (flag == "--dequantize-fp8")
       args.fp8_weights = Fp8Weights::Dequantize;
-    else if (flag == "--overlap-launches")
-      args.overlap_launches = true;
+    else if (flag == "--no-overlap-launches")
+      args.overlap_launches = false;
     else if (flag == "--no-fuse-qkv-a")
       args.fusions.qkv_a = false;
     else if (flag == "--no-fuse-shared-expert")
@@ -337,7 +337,7 @@ Arguments parse(int argc, char** argv) {
   }
   RS_CHECK(!args.config_dir.empty(),
            "usage: decode_step CONFIG_DIR [--num-layers N] [--batch 1,32] [--context 1024] [--steps 20] "
-           "[--page-size 64] [--seed 1] [--dequantize-fp8] [--overlap-launches] [--no-fuse-qkv-a] "
+           "[--page-size 64] [--seed 1] [--dequantize-fp8] [--no-overlap-launches] [--no-fuse-qkv-a] "
            "[--no-fuse-shared-expert]");
   RS_CHECK(args.num_layers >= 0 && args.context >= 0 && args.steps > 0 && args.page_size > 0, "bad argument value");
   return args;

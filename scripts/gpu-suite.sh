@@ -118,8 +118,8 @@ glm-4.7-fp8/config.abridged.json 4 fp8_channel"
       run_noted kernel_roofline "$out/kernel_roofline.md" timeout 240 build-gpu/bench/kernel_roofline
       run_noted "decode_step (FP8 checkpoint config)" "$out/decode_step.md" \
         timeout 120 build-gpu/bench/decode_step "$models/deepseek-v3" --batch 1,32
-      run_noted "decode_step (FP8, launches overlapped)" "$out/decode_step_overlap.md" \
-        timeout 120 build-gpu/bench/decode_step "$models/deepseek-v3" --batch 1,32 --overlap-launches
+      run_noted "decode_step (FP8, plain launch order)" "$out/decode_step_plain_launches.md" \
+        timeout 120 build-gpu/bench/decode_step "$models/deepseek-v3" --batch 1,32 --no-overlap-launches
       run_noted "decode_step (FP8, fusions off)" "$out/decode_step_unfused.md" \
         timeout 120 build-gpu/bench/decode_step "$models/deepseek-v3" --batch 1,32 --no-fuse-qkv-a --no-fuse-shared-expert
       run_noted "decode_step (BF16 weights)" "$out/decode_step_bf16.md" \
