@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "support/call_depth.h"
 #include "support/similarity.h"
 
 namespace rackserve::testing {
@@ -105,12 +106,7 @@ class Tracing : public Base {
   // turn.
   template <class Op>
   auto nested(const Op &op) {
-    ++depth_;
-    struct Leave {
-      int &depth;
-      ~Leave() { --depth; }
-    } leave{depth_};
-    return op();
+    return run_nested(depth_, op);
   }
   bool recording() const { return tracing && depth_ == 0; }
 

@@ -24,6 +24,7 @@
 #include "bf16_activations_cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "core/error.h"
+#include "support/call_depth.h"
 #include "support/quantization_replay.h"
 
 namespace rackserve::testing {
@@ -75,12 +76,7 @@ class RecordingCudaBackend : public CudaBackend {
   // Runs one op, recording only the model's own calls (not an op's calls in turn).
   template <class Op>
   auto outermost(const Op& op) -> decltype(op()) {
-    ++depth_;
-    struct Leave {
-      int& depth;
-      ~Leave() { --depth; }
-    } leave{depth_};
-    return op();
+    return run_nested(depth_, op);
   }
   const QuantizedActivation& recorded(const QuantizedActivation& out) {
     if (depth_ == 0) log.quantizations.push_back({download_f32(out.values), download_f32(out.scales)});
