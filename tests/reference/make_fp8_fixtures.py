@@ -43,7 +43,8 @@ Outputs per checkpoint directory: config.json, model.safetensors, reference.safe
 (prompt_<i>.tokens I32, prompt_<i>.w8a16 F32 [len, vocab], prompt_<i>.w8a8 F32,
 prompt_<i>.greedy I32 [16]) and reference.json.
 
-Usage: python3 make_fp8_fixtures.py OUT_DIR
+Usage: python3 make_fp8_fixtures.py OUT_DIR [MODEL ...]   (default: every model; names as in
+make_fixtures.MODELS and FP8_ONLY_MODELS, e.g. dsv3-block128)
 """
 import json
 import os
@@ -281,10 +282,16 @@ def cosine(a, b):
     return float(torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0))
 
 
-def main(out_dir):
+def main(out_dir, names):
     from transformers import FineGrainedFP8Config
     os.makedirs(out_dir, exist_ok=True)
-    for name, spec in dict(make_fixtures.MODELS, **FP8_ONLY_MODELS).items():
+    models = dict(make_fixtures.MODELS, **FP8_ONLY_MODELS)
+    unknown = set(names) - set(models)
+    if unknown:
+        sys.exit(f"unknown models {sorted(unknown)}; known: {sorted(models)}")
+    for name, spec in models.items():
+        if names and name not in names:
+            continue
         block = BLOCKS.get(name, BLOCK)
         torch.manual_seed(0)
         generator = torch.Generator().manual_seed(1234)
@@ -333,6 +340,6 @@ def main(out_dir):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) < 2:
         sys.exit(__doc__)
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2:])
