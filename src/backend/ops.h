@@ -16,7 +16,7 @@ enum class WeightRole : uint8_t {
   Embedding,     // [vocab, hidden], rows gathered
   Norm,          // [width]
   Linear,        // [out, in]
-  RouterGate,    // [experts, hidden], kept in f32 (router logits are computed in f32)
+  RouterGate,    // [experts, hidden]; logits computed in f32 (linear_f32) from the BF16 values checkpoints ship
   RouterBias,    // [experts] f32
   ExpertGateUp,  // [experts, 2 * intermediate, hidden]
   ExpertDown,    // [experts, hidden, intermediate]
