@@ -56,6 +56,8 @@ std::vector<nlohmann::json> AnthropicFormatter::add(const SequenceDelta& sequenc
   return events;
 }
 
+std::string AnthropicFormatter::keep_alive() { return sse_named_event("ping", {{"type", "ping"}}); }
+
 std::string AnthropicFormatter::stream_start() {
   const nlohmann::json usage = {{"input_tokens", options_.prompt_tokens},
                                 {"cache_creation_input_tokens", 0},

@@ -41,6 +41,8 @@ class AnthropicFormatter : public ResponseFormatter {
   std::string stream_start() override;
   std::string stream_output(const RequestOutput& output) override;
   nlohmann::json full_response(const RequestOutput& merged) override;
+  // Anthropic's "ping" event, which its SDKs skip.
+  std::string keep_alive() override;
 
  private:
   // Parses one sequence delta (finishing the parser on its last) into block events.

@@ -5,6 +5,7 @@
 
 #include "api/api_error.h"
 #include "api/sse.h"
+#include "api/sse_stream_writer.h"
 
 namespace rackserve::api {
 namespace {
@@ -30,8 +31,7 @@ std::shared_ptr<RequestStream> submit_or_throw(Engine& engine, Request request) 
 struct StreamingState {
   Engine& engine;
   std::shared_ptr<RequestStream> stream;
-  std::unique_ptr<ResponseFormatter> formatter;
-  bool started = false;
+  SseStreamWriter writer;
 };
 
 }  // namespace
@@ -65,22 +65,18 @@ void respond_with_generation(const ApiContext& context, Request request, std::un
     return;
   }
 
-  auto state = std::make_shared<StreamingState>(StreamingState{context.engine, std::move(output_stream), std::move(formatter)});
+  auto state = std::make_shared<StreamingState>(
+      StreamingState{context.engine, output_stream, SseStreamWriter(output_stream, std::move(formatter))});
   response.set_header("Cache-Control", "no-cache");
   response.set_header("X-Accel-Buffering", "no");
   response.set_chunked_content_provider(
       "text/event-stream",
       [state](size_t /*offset*/, httplib::DataSink& sink) {
+        const SseStreamWriter::Chunk chunk = state->writer.next();
         // A write of zero bytes would end httplib's loop: only non-empty text is written.
-        auto write = [&](const std::string& text) { return text.empty() || sink.write(text.data(), text.size()); };
-        if (!state->started) {
-          state->started = true;
-          if (!write(state->formatter->stream_start())) return false;
-        }
-        std::optional<RequestOutput> output = state->stream->next(kPollInterval);
-        if (!output) return sink.is_writable();
-        if (!write(state->formatter->stream_output(*output))) return false;
-        if (output->finished) sink.done();
+        if (chunk.text.empty()) return sink.is_writable();
+        if (!sink.write(chunk.text.data(), chunk.text.size())) return false;
+        if (chunk.done) sink.done();
         return true;
       },
       [state](bool /*success*/) {

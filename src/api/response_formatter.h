@@ -22,6 +22,9 @@ class ResponseFormatter {
   virtual std::string stream_output(const RequestOutput& output) = 0;
   // The whole non-streaming response from the merged final output (RequestStream::wait_all).
   virtual nlohmann::json full_response(const RequestOutput& merged) = 0;
+  // SSE text that keeps an idle stream open and that clients ignore (SseStreamWriter): an SSE
+  // comment, which OpenAI's SDKs skip.
+  virtual std::string keep_alive() { return ": keep-alive\n\n"; }
 };
 
 }  // namespace rackserve::api
