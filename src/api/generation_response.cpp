@@ -66,7 +66,8 @@ void respond_with_generation(const ApiContext& context, Request request, std::un
   }
 
   auto state = std::make_shared<StreamingState>(
-      StreamingState{context.engine, output_stream, SseStreamWriter(output_stream, std::move(formatter))});
+      StreamingState{context.engine, output_stream,
+                     SseStreamWriter(output_stream, std::move(formatter), SseStreamOptions{.poll = kPollInterval})});
   response.set_header("Cache-Control", "no-cache");
   response.set_header("X-Accel-Buffering", "no");
   response.set_chunked_content_provider(
