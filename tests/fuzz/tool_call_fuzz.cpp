@@ -18,12 +18,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/tool_call_merge.h"
 #include "text/parsers/tool_call_parser.h"
-#include "text/utf8.h"
 
 namespace {
 
 using namespace rackserve::text;
+using rackserve::text::testing::MergedParse;
 
 constexpr ToolCallFormat kFormats[] = {ToolCallFormat::DeepSeekV3, ToolCallFormat::DeepSeekV31,
                                        ToolCallFormat::KimiK2, ToolCallFormat::Glm45, ToolCallFormat::MiniMaxM2};
@@ -39,46 +40,17 @@ const nlohmann::json& tools() {
   return tools;
 }
 
-struct Call {
-  std::string id;
-  std::string name;
-  std::string arguments;
-  bool operator==(const Call&) const = default;
-};
-
-struct Merged {
-  std::string content;
-  std::vector<Call> calls;
-  bool operator==(const Merged&) const = default;
-};
-
 [[noreturn]] void finding(ToolCallFormat format, const char* what) {
   std::fprintf(stderr, "finding (%s): %s\n", std::string(tool_call_format_name(format)).c_str(), what);
   std::abort();
 }
 
-void merge(ToolCallFormat format, const ToolCallParse& parse, bool valid_utf8, Merged& merged) {
-  const auto valid = [](std::string_view text) { return utf8::find_invalid(text) == std::string_view::npos; };
-  if (valid_utf8 && !valid(parse.content)) finding(format, "content is not valid UTF-8");
-  merged.content += parse.content;
-  for (const ToolCallDelta& delta : parse.calls) {
-    if (valid_utf8 && !(valid(delta.name) && valid(delta.id) && valid(delta.arguments)))
-      finding(format, "a delta is not valid UTF-8");
-    const auto calls = static_cast<int32_t>(merged.calls.size());
-    if (delta.index == calls) {
-      if (delta.name.empty()) finding(format, "a call's first delta has no name");
-      merged.calls.push_back({delta.id, delta.name, delta.arguments});
-    } else if (delta.index == calls - 1) {
-      if (!delta.name.empty() || !delta.id.empty()) finding(format, "a later delta names its call again");
-      merged.calls.back().arguments += delta.arguments;
-    } else {
-      finding(format, "call indices out of order");
-    }
-  }
+void merge(ToolCallFormat format, const ToolCallParse& parse, bool valid_utf8, MergedParse& merged) {
+  if (const auto violation = testing::merge_deltas(merged, parse, valid_utf8)) finding(format, violation->c_str());
 }
 
-Merged parse(ToolCallFormat format, const std::vector<std::string_view>& pieces, bool valid_utf8) {
-  Merged merged;
+MergedParse parse(ToolCallFormat format, const std::vector<std::string_view>& pieces, bool valid_utf8) {
+  MergedParse merged;
   try {
     auto parser = make_tool_call_parser(format, tools());
     for (std::string_view piece : pieces) merge(format, parser->append(piece), valid_utf8, merged);

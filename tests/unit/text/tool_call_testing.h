@@ -13,8 +13,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "support/tool_call_merge.h"
 #include "text/parsers/tool_call_parser.h"
-#include "text/utf8.h"
 
 namespace rackserve::text {
 
@@ -25,19 +25,6 @@ inline void PrintTo(ToolCallFormat format, std::ostream* out) { *out << tool_cal
 
 namespace rackserve::text::testing {
 
-struct MergedCall {
-  std::string id;
-  std::string name;
-  std::string arguments;
-  bool operator==(const MergedCall&) const = default;
-};
-
-struct MergedParse {
-  std::string content;
-  std::vector<MergedCall> calls;
-  bool operator==(const MergedParse&) const = default;
-};
-
 inline std::ostream& operator<<(std::ostream& out, const MergedParse& parse) {
   out << "content " << nlohmann::json(parse.content).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   for (const auto& call : parse.calls) {
@@ -46,27 +33,10 @@ inline std::ostream& operator<<(std::ostream& out, const MergedParse& parse) {
   return out;
 }
 
-// Adds one result's deltas to `merged`. With `whole_characters`, every delta's text must be
-// valid UTF-8 (the input is).
+// Adds one result's deltas to `merged` (support/tool_call_merge.h); a contract violation fails
+// the test.
 inline void merge_into(MergedParse& merged, const ToolCallParse& parse, bool whole_characters) {
-  if (whole_characters) {
-    EXPECT_EQ(utf8::find_invalid(parse.content), std::string::npos) << "content cuts a character";
-  }
-  merged.content += parse.content;
-  for (const auto& delta : parse.calls) {
-    if (whole_characters) {
-      EXPECT_EQ(utf8::find_invalid(delta.arguments), std::string::npos) << "arguments cut a character";
-    }
-    const auto calls = static_cast<int32_t>(merged.calls.size());
-    if (delta.index == calls) {
-      EXPECT_FALSE(delta.name.empty()) << "a call's first delta names it";
-      merged.calls.push_back({delta.id, delta.name, delta.arguments});
-    } else {
-      ASSERT_EQ(delta.index, calls - 1) << "deltas of a call out of order";
-      EXPECT_TRUE(delta.name.empty() && delta.id.empty()) << "only a call's first delta names it";
-      merged.calls.back().arguments += delta.arguments;
-    }
-  }
+  if (const auto violation = merge_deltas(merged, parse, whole_characters)) ADD_FAILURE() << *violation;
 }
 
 inline MergedParse parse_pieces(ToolCallFormat format, const nlohmann::json& tools,
