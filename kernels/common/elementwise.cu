@@ -1,5 +1,5 @@
 // Row-wise and element-wise kernels: embedding gather, RMSNorm (+ fused residual add),
-// add, SiLU-and-mul, row gather and fill. Memory-bound; one block per row where a row
+// mean of squares, add, bias add, SiLU-and-mul, row gather and fill. Memory-bound; one block per row where a row
 // reduction is needed, grid-stride loops elsewhere. The RMSNorm and SiLU math lives in
 // rms_norm.cuh / silu_mul.cuh, shared with their FP8-quantizing variants (*_fp8.cu).
 #include <cuda_fp8.h>
@@ -40,6 +40,28 @@ __global__ void add_kernel(AddParams p) {
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
     store_element(p.target, p.target_type, i,
                   load_element(p.target, p.target_type, i) + load_element(p.source, p.source_type, i));
+}
+
+__global__ void mean_squares_kernel(MeanSquaresParams p) {
+  wait_for_prior_kernel();
+  __shared__ float scratch[32];
+  const int64_t row = blockIdx.x;
+  float sum_squares = 0.0f;
+  for (int64_t c = threadIdx.x; c < p.width; c += blockDim.x) {
+    const float value = load_element(p.x, p.x_type, row * p.width + c);
+    sum_squares += value * value;
+  }
+  sum_squares = block_sum(sum_squares, scratch);
+  if (threadIdx.x == 0) p.output[row] = sum_squares / static_cast<float>(p.row_width);
+}
+
+__global__ void add_bias_kernel(AddBiasParams p) {
+  wait_for_prior_kernel();
+  __nv_bfloat16* x = static_cast<__nv_bfloat16*>(p.x);
+  const __nv_bfloat16* bias = static_cast<const __nv_bfloat16*>(p.bias);
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < p.rows * p.width;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    x[i] = __float2bfloat16(__bfloat162float(x[i]) + __bfloat162float(bias[i % p.width]));
 }
 
 __global__ void silu_mul_kernel(SiluMulParams p) {
@@ -107,6 +129,21 @@ int launch_add(const AddParams& p, Stream stream) {
   if (p.count < 0 || (p.count > 0 && (!p.target || !p.source))) return cudaErrorInvalidValue;
   if (p.count == 0) return cudaSuccess;
   add_kernel<<<grid_blocks(p.count, kThreads), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(p);
+  return launch_status();
+}
+
+int launch_mean_squares(const MeanSquaresParams& p, Stream stream) {
+  if (p.rows < 0 || p.width <= 0 || p.row_width < p.width || (p.rows > 0 && (!p.x || !p.output)))
+    return cudaErrorInvalidValue;
+  if (p.rows == 0) return cudaSuccess;
+  mean_squares_kernel<<<static_cast<unsigned>(p.rows), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(p);
+  return launch_status();
+}
+
+int launch_add_bias(const AddBiasParams& p, Stream stream) {
+  if (p.rows < 0 || p.width <= 0 || (p.rows > 0 && (!p.x || !p.bias))) return cudaErrorInvalidValue;
+  if (p.rows == 0) return cudaSuccess;
+  add_bias_kernel<<<grid_blocks(p.rows * p.width, kThreads), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(p);
   return launch_status();
 }
 

@@ -16,10 +16,11 @@ namespace rackserve::kernels {
 // reduction order depends on it: both kernels must launch with this width.
 constexpr int kRmsNormThreads = 1024;
 
-// 1 / sqrt(mean(x^2) + eps) of `row`; with p.residual, first residual += x for the row's columns
+// 1 / sqrt(mean(x^2) + eps) of `row` (of the given mean with p.mean_squares); with p.residual, first residual += x for the row's columns
 // this thread owns (rms_norm_value rereads them). `scratch` holds >= 32 floats; every thread
 // of the CTA must call it.
 __device__ __forceinline__ float rms_norm_inverse_rms(const RmsNormParams& p, int64_t row, float* scratch) {
+  if (p.mean_squares) return rsqrtf(p.mean_squares[row] + p.eps);
   float sum_squares = 0.0f;
   for (int64_t c = threadIdx.x; c < p.width; c += blockDim.x) {
     float value = load_element(p.x, p.x_type, row * p.width + c);

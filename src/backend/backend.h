@@ -78,6 +78,18 @@ class Backend {
   // The same product with a float32 output whatever the activation dtype (router and
   // lm_head logits).
   virtual Tensor linear_f32(const Tensor& x, const Tensor& weight) = 0;
+  // x [T, n] += bias [n] on every row (the biases of GQA's q/k/v projections).
+  virtual void add_bias(const Tensor& x, const Tensor& bias) = 0;
+  // x [T, width] -> [T] f32: sum over the row of x^2 / row_width, from the values as stored.
+  // row_width is width, or the width of the whole row when tensor parallelism splits it (then
+  // the ranks' results sum to the row's mean of squares).
+  virtual Tensor mean_squares(const Tensor& x, int64_t row_width) = 0;
+  // x [T, width], mean_squares [T] f32, weight [width] -> [T, width];
+  // y = x / sqrt(mean_squares + eps) * weight: rms_norm with the mean of squares given, for a
+  // norm over a row that tensor parallelism splits (each rank's mean_squares, all-reduced and
+  // divided by the ranks, is the whole row's).
+  virtual Tensor rms_norm_given_mean_squares(const Tensor& x, const Tensor& mean_squares, const Tensor& weight,
+                                             float eps) = 0;
   // gate_up [T, 2I] (gate columns first) -> [T, I] = silu(gate) * up
   virtual Tensor silu_mul(const Tensor& gate_up) = 0;
   // x [T, width], row_indices [R] int32 -> [R, width]
@@ -136,6 +148,12 @@ class Backend {
   virtual void mla_write_cache(const MlaCacheWrite& args) = 0;
   // Absorbed-form MLA over the paged latent cache -> [T, heads, v_head_dim].
   virtual Tensor mla_attention(const MlaAttention& args) = 0;
+
+  // ---- grouped-query attention ------------------------------------------------------
+  // Writes each token's key and value into cache_layer at slots[t] (GqaCacheWrite in ops.h).
+  virtual void gqa_write_cache(const GqaCacheWrite& args) = 0;
+  // Paged causal GQA -> [T, heads, head_dim] (GqaAttention in ops.h).
+  virtual Tensor gqa_attention(const GqaAttention& args) = 0;
 
   // ---- mixture of experts -------------------------------------------------------
   // router_logits [T, experts] f32 -> top-k expert ids and weights per token.

@@ -15,6 +15,7 @@ namespace rackserve {
 enum class WeightRole : uint8_t {
   Embedding,     // [vocab, hidden], rows gathered
   Norm,          // [width]
+  Bias,          // [out], added to a linear's output (Backend::add_bias)
   Linear,        // [out, in]
   RouterGate,    // [experts, hidden]; logits computed in f32 (linear_f32) from the BF16 values checkpoints ship
   RouterBias,    // [experts] f32
@@ -103,6 +104,30 @@ inline void check_mla_cache(const char* op, const Tensor& cache_layer, const Ten
            cache_layer.dim(0), cache_layer.dim(1), cache_scales.empty() ? "none" : dtype_name(cache_scales.dtype),
            shape_string(cache_scales.shape));
 }
+
+// The paged grouped-query-attention cache of one layer (this rank's KV heads) holds, per
+// token, its key then its value for every KV head, in the backend's activation dtype:
+//   cache_layer [pages, page_size, 2 * kv_heads * head_dim]
+//   key of head h:   values [h * head_dim, (h + 1) * head_dim)
+//   value of head h: values [(kv_heads + h) * head_dim, (kv_heads + h + 1) * head_dim)
+struct GqaCacheWrite {
+  Tensor k;            // [T, kv_heads, head_dim], normalised and rotated as attention reads it
+  Tensor v;            // [T, kv_heads, head_dim]
+  Tensor slots;        // [T] int32, page * page_size + offset; -1: not written (padding)
+  Tensor cache_layer;  // [pages, page_size, 2 * kv_heads * head_dim]
+};
+
+// Causal attention of every query over its sequence's cached keys and values (this step's
+// included): query head h reads KV head h / (heads / kv_heads), as transformers' repeat_kv.
+struct GqaAttention {
+  Tensor q;            // [T, heads, head_dim], rotated
+  Tensor cache_layer;  // [pages, page_size, 2 * kv_heads * head_dim]
+  const AttentionBatch* batch = nullptr;
+  int64_t heads = 0;
+  int64_t kv_heads = 0;
+  int64_t head_dim = 0;
+  float softmax_scale = 1.0f;
+};
 
 struct MoeRouterParams {
   int64_t top_k = 0;

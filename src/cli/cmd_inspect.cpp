@@ -130,7 +130,8 @@ void print_json(const std::string& path, const ModelConfig& config, const QuantC
                   {"mtp_layers", config.num_mtp_layers},
                   {"hidden_size", config.hidden_size},
                   {"vocab_size", config.vocab_size},
-                  {"attention_heads", config.mla.num_heads},
+                  {"attention", config.is_mla() ? "mla" : "gqa"},
+                  {"attention_heads", config.num_attention_heads()},
                   {"routed_experts", config.moe.num_routed_experts},
                   {"max_position_embeddings", config.max_position_embeddings}};
   out["quantization"] = {{"method", quant.method()}, {"description", quant.describe()},
@@ -139,8 +140,9 @@ void print_json(const std::string& path, const ModelConfig& config, const QuantC
   out["with_mtp"] = totals_json(with_mtp);
   nlohmann::json kv = {{"dtype", kv_cache_dtype_name(options.kv_dtype)},
                        {"layers", plan.kv.layers},
-                       {"latent_values", plan.kv.latent_values},
-                       {"latent_bytes_per_layer", plan.kv.latent_bytes},
+                       {"entry_values", plan.kv.entry_values},
+                       {"entry_bytes_per_layer", plan.kv.entry_bytes},
+                       {"split_by_heads", plan.kv.split_by_heads},
                        {"indexer_values", plan.kv.indexer_values},
                        {"indexer_bytes_per_layer", plan.kv.indexer_bytes},
                        {"bytes_per_token_per_gpu", plan.kv.bytes_per_token()}};
@@ -164,17 +166,30 @@ void print_json(const std::string& path, const ModelConfig& config, const QuantC
   std::cout << out.dump(2) << "\n";
 }
 
+void print_attention(const ModelConfig& config) {
+  if (config.is_mla()) {
+    const MlaConfig& mla = config.mla;
+    fmt::print("attention      MLA {} heads, q_lora {}, kv_lora {}, qk {}+{}, v {}", mla.num_heads, mla.q_lora_rank,
+               mla.kv_lora_rank, mla.qk_nope_head_dim, mla.qk_rope_head_dim, mla.v_head_dim);
+    return;
+  }
+  const GqaConfig& gqa = config.gqa;
+  const char* qk_norm = gqa.qk_norm == GqaConfig::QkNorm::PerHead    ? ", q/k norm per head"
+                        : gqa.qk_norm == GqaConfig::QkNorm::AllHeads ? ", q/k norm over all heads"
+                                                                     : "";
+  fmt::print("attention      GQA {} heads, {} KV heads, head {} (rotary {}){}{}", gqa.num_heads, gqa.num_kv_heads,
+             gqa.head_dim, gqa.rotary_dim, qk_norm, gqa.qkv_bias ? ", q/k/v bias" : "");
+}
+
 void print_table(const std::string& path, const ModelConfig& config, const QuantConfig& quant,
                  const WeightTotals& main, const WeightTotals& with_mtp, const MemoryPlan& plan,
                  const MemoryPlanOptions& options, const WeightManifest& manifest) {
-  const MlaConfig& mla = config.mla;
   const MoeConfig& moe = config.moe;
   fmt::print("model          {} ({}, {})\n", path, config.model_type, config.architecture);
   fmt::print("layers         {} ({} dense) + {} MTP; hidden {}, vocab {}, max positions {}\n", config.num_layers,
              std::min(moe.first_dense_layers, config.num_layers), config.num_mtp_layers, config.hidden_size,
              config.vocab_size, with_commas(config.max_position_embeddings));
-  fmt::print("attention      MLA {} heads, q_lora {}, kv_lora {}, qk {}+{}, v {}", mla.num_heads, mla.q_lora_rank,
-             mla.kv_lora_rank, mla.qk_nope_head_dim, mla.qk_rope_head_dim, mla.v_head_dim);
+  print_attention(config);
   if (config.indexer)
     fmt::print("; DSA indexer {} heads × {}, top-{}", config.indexer->num_heads, config.indexer->head_dim,
                config.indexer->top_k);
@@ -199,10 +214,10 @@ void print_table(const std::string& path, const ModelConfig& config, const Quant
   fmt::print("  weights                  {}\n", gib(plan.weight_bytes));
   fmt::print("  activation reserve       {}\n", gib(plan.activation_reserve_bytes));
   fmt::print("  KV budget                {}\n", gib(static_cast<double>(plan.kv_budget_bytes)));
-  fmt::print("  KV bytes per token       {} = {} layers × ({} latent values → {} B", with_commas(kv.bytes_per_token()),
-             kv.layers, kv.latent_values, kv.latent_bytes);
+  fmt::print("  KV bytes per token       {} = {} layers × ({} {} values → {} B", with_commas(kv.bytes_per_token()),
+             kv.layers, kv.entry_values, kv.split_by_heads ? "key/value" : "latent", kv.entry_bytes);
   if (kv.indexer_values) fmt::print(" + {} indexer key values → {} B", kv.indexer_values, kv.indexer_bytes);
-  fmt::print("), replicated on every GPU\n");
+  fmt::print("), {}\n", kv.split_by_heads ? "this GPU's KV heads" : "replicated on every GPU");
   if (plan.weights_fit()) {
     fmt::print("  KV capacity              {} tokens (pages of {})\n", with_commas(plan.kv_tokens), options.page_tokens);
     fmt::print("  sequences of {:<11} {}\n", with_commas(options.context_tokens) + ":",

@@ -1,6 +1,9 @@
-// ModelConfig: everything the forward pass needs from a Hugging Face config.json of the
-// DeepSeek-V3 family (deepseek_v3, kimi_k2, kimi_k25's text part, glm_moe_dsa,
-// deepseek_v32), parsed and validated once, then immutable.
+// ModelConfig: everything the forward pass needs from a Hugging Face config.json, parsed and
+// validated once, then immutable. Two attention families:
+//   multi-head latent attention, the DeepSeek-V3 family: deepseek_v3, kimi_k2, kimi_k25's
+//     text part, glm_moe_dsa, deepseek_v32;
+//   grouped-query attention: glm4_moe (GLM-4.5 / 4.6 / 4.7), minimax_m2 (MiniMax-M2.x).
+// Both run routed MoE feed-forwards with sigmoid (or softmax) scores.
 #pragma once
 
 #include <cstdint>
@@ -14,7 +17,8 @@
 namespace rackserve {
 
 // Rotary embedding on the rope part of queries and keys. `interleaved` means the checkpoint
-// stores rotation pairs as (x0, x1), (x2, x3), ... (DeepSeek `rope_interleave`, the default).
+// stores rotation pairs as (x0, x1), (x2, x3), ... (DeepSeek `rope_interleave`, the MLA
+// default); otherwise pairs are (x[i], x[i + dim/2]) (rotate_half, every GQA family here).
 struct RopeConfig {
   enum class Type { Default, Yarn };
   Type type = Type::Default;
@@ -43,6 +47,26 @@ struct MlaConfig {
   int64_t latent_width() const { return kv_lora_rank + qk_rope_head_dim; }  // cached values per token per layer
 };
 
+// Grouped-query attention shapes (per model, before any tensor-parallel split): num_heads
+// query heads of head_dim share num_kv_heads key/value heads; RoPE rotates the leading
+// rotary_dim values of every query and key head (partial rotary).
+struct GqaConfig {
+  // RMSNorm of queries and keys before RoPE: none; per head over head_dim (glm4_moe
+  // use_qk_norm, weights [head_dim]); or over all heads of a token together (minimax_m2
+  // qk_norm_type "per_layer", weights [heads * head_dim] and [kv_heads * head_dim]).
+  enum class QkNorm { None, PerHead, AllHeads };
+  int64_t num_heads = 0;
+  int64_t num_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t rotary_dim = 0;
+  QkNorm qk_norm = QkNorm::None;
+  bool qkv_bias = false;  // q/k/v projections carry biases (attention_bias); o_proj never does
+  // Cached values per token per layer: its key then its value for every KV head.
+  int64_t cache_width() const { return 2 * num_kv_heads * head_dim; }
+};
+
+enum class AttentionKind { Mla, Gqa };
+
 struct MoeConfig {
   enum class Scoring { Sigmoid, Softmax };
   int64_t num_routed_experts = 0;
@@ -55,7 +79,7 @@ struct MoeConfig {
   double routed_scaling_factor = 1.0;
   Scoring scoring = Scoring::Sigmoid;
   bool has_score_correction_bias = true;  // topk_method noaux_tc
-  int64_t first_dense_layers = 0;         // first_k_dense_replace
+  int64_t first_dense_layers = 0;         // first_k_dense_replace (minimax_m2: none)
   int64_t layer_frequency = 1;            // moe_layer_freq
 };
 
@@ -81,10 +105,11 @@ struct ModelConfig {
   int64_t max_position_embeddings = 0;
   double rms_norm_eps = 1e-6;
   bool tie_word_embeddings = false;
-  bool attention_bias = false;
   std::vector<int64_t> eos_token_ids;
   std::optional<int64_t> bos_token_id;
-  MlaConfig mla;
+  AttentionKind attention_kind = AttentionKind::Mla;
+  MlaConfig mla;  // attention_kind == Mla
+  GqaConfig gqa;  // attention_kind == Gqa
   MoeConfig moe;
   RopeConfig rope;
   std::optional<DsaIndexerConfig> indexer;
@@ -92,7 +117,17 @@ struct ModelConfig {
   nlohmann::json raw;
 
   bool is_moe_layer(int64_t layer) const;
-  // Softmax scale of attention: qk_head_dim^-0.5, times mscale(factor, mscale_all_dim)^2 for YaRN.
+  bool is_mla() const { return attention_kind == AttentionKind::Mla; }
+  int64_t num_attention_heads() const { return is_mla() ? mla.num_heads : gqa.num_heads; }
+  // Width of a query-key dot product: qk_head_dim (MLA) or head_dim (GQA).
+  int64_t attention_qk_dim() const { return is_mla() ? mla.qk_head_dim() : gqa.head_dim; }
+  // The width RoPE rotates: qk_rope_head_dim (MLA) or rotary_dim (GQA).
+  int64_t rotary_dim() const { return is_mla() ? mla.qk_rope_head_dim : gqa.rotary_dim; }
+  // Values the KV cache holds per token per layer, summed over tensor-parallel ranks: the MLA
+  // latent and rope key (every rank holds all of them), or GQA's keys and values (split by heads).
+  int64_t kv_cache_values() const { return is_mla() ? mla.latent_width() : gqa.cache_width(); }
+  // Softmax scale of attention: attention_qk_dim()^-0.5, times mscale(factor, mscale_all_dim)^2
+  // for YaRN.
   double attention_softmax_scale() const;
 
   // `source` names the file in error messages.

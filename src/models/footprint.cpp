@@ -9,18 +9,28 @@ namespace rackserve {
 namespace {
 
 constexpr int64_t kIndexerScaleBlock = 128;  // indexer keys: one f32 scale per 128 e4m3 values
-constexpr int64_t kLatentScaleBytes = 4;      // fp8 latent: one f32 scale per entry
+constexpr int64_t kEntryScaleBytes = 4;       // fp8 cache: one f32 scale per entry
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 uint64_t gib_to_bytes(double gib) { return static_cast<uint64_t>(std::llround(gib * kGiB)); }
 
 }  // namespace
 
-KvCacheLayout kv_cache_layout(const ModelConfig& config, KvCacheDtype dtype, bool include_mtp) {
+KvCacheLayout kv_cache_layout(const ModelConfig& config, KvCacheDtype dtype, bool include_mtp, int64_t tp) {
+  RS_CHECK(tp >= 1, "tensor parallel size must be >= 1, got {}", tp);
   KvCacheLayout layout;
   layout.layers = config.num_layers + (include_mtp ? config.num_mtp_layers : 0);
-  layout.latent_values = config.mla.latent_width();
-  layout.latent_bytes = dtype == KvCacheDtype::Bf16 ? layout.latent_values * 2 : layout.latent_values + kLatentScaleBytes;
+  if (config.is_mla()) {
+    layout.entry_values = config.mla.latent_width();
+  } else {
+    const GqaConfig& gqa = config.gqa;
+    RS_CHECK(gqa.num_kv_heads % tp == 0, "TP={} does not divide num_key_value_heads {}", tp, gqa.num_kv_heads);
+    RS_CHECK(dtype == KvCacheDtype::Bf16, "{}: an FP8 KV cache is implemented for MLA models only; use bf16",
+             config.model_type);
+    layout.entry_values = gqa.cache_width() / tp;
+    layout.split_by_heads = true;
+  }
+  layout.entry_bytes = dtype == KvCacheDtype::Bf16 ? layout.entry_values * 2 : layout.entry_values + kEntryScaleBytes;
   if (config.indexer) {
     layout.indexer_values = config.indexer->head_dim;
     int64_t scales = (layout.indexer_values + kIndexerScaleBlock - 1) / kIndexerScaleBlock;
@@ -62,8 +72,8 @@ MemoryPlan plan_memory(const ModelConfig& config, const WeightManifest& manifest
   RS_CHECK(options.activation_reserve_gib >= 0, "activation reserve must be >= 0, got {} GiB",
            options.activation_reserve_gib);
   RS_CHECK(options.page_tokens >= 1 && options.context_tokens >= 0, "page size must be >= 1 and context >= 0");
-  RS_CHECK(config.mla.num_heads % options.tp == 0, "TP={} does not divide num_attention_heads {}", options.tp,
-           config.mla.num_heads);
+  RS_CHECK(config.num_attention_heads() % options.tp == 0, "TP={} does not divide num_attention_heads {}", options.tp,
+           config.num_attention_heads());
   manifest.check_divisible(options.tp);
 
   MemoryPlan plan;
@@ -73,7 +83,7 @@ MemoryPlan plan_memory(const ModelConfig& config, const WeightManifest& manifest
   plan.activation_reserve_bytes = gib_to_bytes(options.activation_reserve_gib);
   plan.kv_budget_bytes = static_cast<int64_t>(plan.usable_bytes) - static_cast<int64_t>(plan.weight_bytes) -
                          static_cast<int64_t>(plan.activation_reserve_bytes);
-  plan.kv = kv_cache_layout(config, options.kv_dtype, options.include_mtp);
+  plan.kv = kv_cache_layout(config, options.kv_dtype, options.include_mtp, options.tp);
   if (plan.kv_budget_bytes > 0) {
     int64_t page_bytes = plan.kv.bytes_per_token() * options.page_tokens;
     plan.kv_tokens = plan.kv_budget_bytes / page_bytes * options.page_tokens;

@@ -14,24 +14,30 @@
 
 namespace rackserve {
 
-// One token's KV cache on one TP rank. MLA caches the latent (kv_lora_rank values) and the
-// rotated rope key (qk_rope_head_dim values) per layer; K and V both come from it, so it is
-// not split by heads and every rank holds all of it.
+// One token's KV cache on one TP rank, per layer:
+// - MLA caches the latent (kv_lora_rank values) and the rotated rope key (qk_rope_head_dim
+//   values); K and V both come from it, so it is not split by heads and every rank holds all
+//   of it (replicated).
+// - GQA caches the key and the value of every KV head (2 × num_kv_heads × head_dim values),
+//   split by heads: each rank holds its num_kv_heads / tp heads.
 //   bf16: 2 bytes per value, no scales.
 //   fp8:  1 byte per value (e4m3) and one f32 scale per entry (per token per layer, chosen
-//         when the entry is written): 576 + 4 = 580 bytes for DeepSeek-V3's 512 + 64.
+//         when the entry is written): 576 + 4 = 580 bytes for DeepSeek-V3's 512 + 64. MLA
+//         only so far: GQA models refuse an FP8 cache (kv_cache_layout throws).
 // DSA models (GLM-5, V3.2) also cache the indexer's key (index_head_dim values) per layer,
 // replicated like the latent and always as e4m3 plus one f32 scale per 128 values per token
 // (DeepSeek's reference layout): 128 + 4 = 132 bytes for index_head_dim 128, either dtype.
 struct KvCacheLayout {
   int64_t layers = 0;              // main layers, plus MTP layers when they are counted
-  int64_t latent_values = 0;       // kv_lora_rank + qk_rope_head_dim
-  int64_t latent_bytes = 0;        // per token per layer, the fp8 scale included
+  int64_t entry_values = 0;        // per token per layer on one rank: MLA latent + rope key, GQA K and V
+  int64_t entry_bytes = 0;         // per token per layer on one rank, the fp8 scale included
+  bool split_by_heads = false;     // GQA: the ranks hold disjoint heads; MLA: every rank holds it all
   int64_t indexer_values = 0;      // index_head_dim, 0 without DSA
   int64_t indexer_bytes = 0;       // per token per layer, scale included
-  int64_t bytes_per_token() const { return layers * (latent_bytes + indexer_bytes); }
+  int64_t bytes_per_token() const { return layers * (entry_bytes + indexer_bytes); }
 };
-KvCacheLayout kv_cache_layout(const ModelConfig& config, KvCacheDtype dtype, bool include_mtp);
+// Throws when `tp` does not divide a GQA model's KV heads or the model cannot cache in `dtype`.
+KvCacheLayout kv_cache_layout(const ModelConfig& config, KvCacheDtype dtype, bool include_mtp, int64_t tp = 1);
 
 struct WeightTotals {
   int64_t parameters = 0;  // logical values (packed 4-bit weights count unpacked; scales count 0)
@@ -72,7 +78,7 @@ struct MemoryPlan {
   uint64_t activation_reserve_bytes = 0;
   int64_t kv_budget_bytes = 0;          // negative when weights and reserve exceed the usable memory
   KvCacheLayout kv;
-  int64_t kv_tokens = 0;                // per GPU = for the whole TP group (the cache is replicated)
+  int64_t kv_tokens = 0;                // per GPU = for the whole TP group (every rank caches every token)
   int64_t sequences_at_context = 0;     // concurrent sequences of context_tokens each
   bool weights_fit() const { return kv_budget_bytes > 0; }
 };

@@ -96,7 +96,8 @@ void check_tensor_parallel_size(const std::filesystem::path& directory, int worl
     RS_FAIL("--tp {} does not divide the model's {} {} (tensor-parallel sizes that do: {})", world, extent, what,
             sizes);
   };
-  check("attention heads", config.mla.num_heads);
+  check("attention heads", config.num_attention_heads());
+  if (!config.is_mla()) check("key/value heads", config.gqa.num_kv_heads);
   check("dense MLP intermediate size", config.intermediate_size);
   check("expert intermediate size", config.moe.expert_intermediate_size);
   check("vocabulary entries", config.vocab_size);

@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "core/error.h"
+#include "models/layers/moe_checkpoint_names.h"
 
 namespace rackserve {
 
@@ -103,16 +104,19 @@ class ManifestBuilder {
     const std::string prefix = layer_prefix(layer);
     tensor(prefix + "input_layernorm.weight", dense_, {config_.hidden_size}, TpSplit::Replicated);
     tensor(prefix + "post_attention_layernorm.weight", dense_, {config_.hidden_size}, TpSplit::Replicated);
-    attention(prefix + "self_attn.");
+    if (config_.is_mla())
+      mla_attention(prefix + "self_attn.");
+    else
+      gqa_attention(prefix + "self_attn.");
     if (config_.is_moe_layer(layer))
-      moe(prefix + "mlp.");
+      moe(prefix);
     else
       dense_mlp(prefix + "mlp.", config_.intermediate_size);
   }
 
   // Multi-head latent attention: the compressions (q_a, kv_a) are small and replicated; the
   // per-head expansions split by heads (column) and o_proj by heads on its input (row).
-  void attention(const std::string& prefix) {
+  void mla_attention(const std::string& prefix) {
     const MlaConfig& mla = config_.mla;
     const int64_t hidden = config_.hidden_size, heads = mla.num_heads;
     if (mla.q_lora_rank > 0) {
@@ -127,6 +131,26 @@ class ManifestBuilder {
     linear(prefix + "kv_b_proj", heads * (mla.qk_nope_head_dim + mla.v_head_dim), mla.kv_lora_rank, TpSplit::Column);
     linear(prefix + "o_proj", hidden, heads * mla.v_head_dim, TpSplit::Row);
     if (config_.indexer) indexer(prefix + "indexer.");
+  }
+
+  // Grouped-query attention: q/k/v split by heads (column, with their biases and, for norms
+  // over all heads of a token, their norm weights), o_proj by heads on its input (row).
+  void gqa_attention(const std::string& prefix) {
+    const GqaConfig& gqa = config_.gqa;
+    const int64_t hidden = config_.hidden_size;
+    const int64_t q_rows = gqa.num_heads * gqa.head_dim, kv_rows = gqa.num_kv_heads * gqa.head_dim;
+    for (const auto& [name, rows] : {std::pair{"q_proj", q_rows}, {"k_proj", kv_rows}, {"v_proj", kv_rows}}) {
+      linear(prefix + name, rows, hidden, TpSplit::Column);
+      if (gqa.qkv_bias) tensor(prefix + name + ".bias", dense_, {rows}, TpSplit::Column);
+    }
+    linear(prefix + "o_proj", hidden, q_rows, TpSplit::Row);
+    if (gqa.qk_norm == GqaConfig::QkNorm::PerHead) {
+      tensor(prefix + "q_norm.weight", dense_, {gqa.head_dim}, TpSplit::Replicated);
+      tensor(prefix + "k_norm.weight", dense_, {gqa.head_dim}, TpSplit::Replicated);
+    } else if (gqa.qk_norm == GqaConfig::QkNorm::AllHeads) {
+      tensor(prefix + "q_norm.weight", dense_, {q_rows}, TpSplit::Column);
+      tensor(prefix + "k_norm.weight", dense_, {kv_rows}, TpSplit::Column);
+    }
   }
 
   // DeepSeek sparse attention indexer (GLM-5, V3.2): its heads score key positions for the
@@ -148,18 +172,21 @@ class ManifestBuilder {
     linear(prefix + "down_proj", config_.hidden_size, intermediate, TpSplit::Row);
   }
 
-  void moe(const std::string& prefix) {
+  // The routed MoE block of the decoder layer at `layer_prefix`, named as its family names it.
+  void moe(const std::string& layer_prefix) {
     const MoeConfig& moe = config_.moe;
+    const MoeCheckpointNames names = MoeCheckpointNames::of(config_);
+    const std::string prefix = layer_prefix + names.block + ".";
     const int64_t hidden = config_.hidden_size, inner = moe.expert_intermediate_size;
     // The router is a bare weight (not a quantizable linear); the correction bias is f32.
     tensor(prefix + "gate.weight", dense_, {moe.num_routed_experts, hidden}, TpSplit::Replicated);
     if (moe.has_score_correction_bias)
-      tensor(prefix + "gate.e_score_correction_bias", DType::F32, {moe.num_routed_experts}, TpSplit::Replicated);
+      tensor(prefix + names.router_bias, DType::F32, {moe.num_routed_experts}, TpSplit::Replicated);
     for (int64_t expert = 0; expert < moe.num_routed_experts; ++expert) {
       const std::string name = prefix + "experts." + std::to_string(expert) + ".";
-      linear(name + "gate_proj", inner, hidden, TpSplit::ExpertIntermediate, 0);
-      linear(name + "up_proj", inner, hidden, TpSplit::ExpertIntermediate, 0);
-      linear(name + "down_proj", hidden, inner, TpSplit::ExpertIntermediate, 1);
+      linear(name + names.gate_proj, inner, hidden, TpSplit::ExpertIntermediate, 0);
+      linear(name + names.up_proj, inner, hidden, TpSplit::ExpertIntermediate, 0);
+      linear(name + names.down_proj, hidden, inner, TpSplit::ExpertIntermediate, 1);
     }
     if (moe.num_shared_experts > 0) dense_mlp(prefix + "shared_experts.", inner * moe.num_shared_experts);
   }

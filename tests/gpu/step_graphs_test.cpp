@@ -18,7 +18,7 @@
 
 #include "backend/cuda/cuda_backend.h"
 #include "engine/sequence_runner.h"
-#include "models/deepseek_v3.h"
+#include "models/decoder_model.h"
 #include "models/model.h"
 #include "support/fixtures.h"
 #include "support/similarity.h"
@@ -125,10 +125,10 @@ void check_graph_replay_matches_eager(const std::string& fixture, bool overlap) 
       ++steps;
     }
   }
-  const auto& model = dynamic_cast<const DeepseekV3Model&>(*graphed);
+  const auto& model = dynamic_cast<const DecoderModel&>(*graphed);
   // Buckets 1, 4 (3), 16 (11), 8 (8, 7, 5), 2 ... at context bound 256: at least 5 graphs.
   EXPECT_GE(model.step_graphs_captured(), 5u);
-  EXPECT_EQ(dynamic_cast<const DeepseekV3Model&>(*plain).step_graphs_captured(), 0u);
+  EXPECT_EQ(dynamic_cast<const DecoderModel&>(*plain).step_graphs_captured(), 0u);
   const int64_t overlapped = dynamic_cast<const CudaBackend&>(*backend).last_step_graph_overlapped_edges();
   if (overlap) {
     EXPECT_GT(overlapped, 0) << "no kernel edge of the step graph was made programmatic";
@@ -158,7 +158,7 @@ TEST_P(StepGraphsTest, NewCacheRecaptures) {
     SequenceRunner a(*graphed, 64), b(*plain, 64);
     EXPECT_EQ(a.generate_greedy(prompt, 12), b.generate_greedy(prompt, 12)) << "run " << run;
   }
-  EXPECT_GE(dynamic_cast<const DeepseekV3Model&>(*graphed).step_graphs_captured(), 1u);
+  EXPECT_GE(dynamic_cast<const DecoderModel&>(*graphed).step_graphs_captured(), 1u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, StepGraphsTest, ::testing::ValuesIn(testing::fixture_names(testing::FixtureKind::Bf16)));

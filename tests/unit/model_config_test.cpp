@@ -26,8 +26,10 @@ using testing::error_of;
 
 json read(const std::string& relative) { return testing::read_shared_json(relative); }
 
-// Model types of the DeepSeek-V3 family rackserve serves; everything else must be refused.
-const std::set<std::string> kSupported = {"deepseek_v3", "deepseek_v32", "kimi_k2", "kimi_k25", "glm_moe_dsa"};
+// Model types rackserve serves (the DeepSeek-V3 family with MLA, GLM-4.x and MiniMax-M2 with
+// GQA); everything else must be refused.
+const std::set<std::string> kSupported = {"deepseek_v3", "deepseek_v32", "kimi_k2",   "kimi_k25",
+                                          "glm_moe_dsa", "glm4_moe",     "minimax_m2"};
 
 TEST(ModelConfig, EveryConfigInTheSharedDirectoryParsesOrIsRejectedByModelType) {
   int parsed = 0, rejected = 0;
@@ -48,10 +50,11 @@ TEST(ModelConfig, EveryConfigInTheSharedDirectoryParsesOrIsRejectedByModelType) 
       ++rejected;
     }
   }
-  // As of SOURCES.md: 16 family configs (deepseek-*, glm-5*, kimi-*) and 5 others
-  // (glm4_moe, glm4_moe_lite, minimax_m2); lower bounds, so added files do not break it.
-  EXPECT_GE(parsed, 16);
-  EXPECT_GE(rejected, 5);
+  // As of SOURCES.md: 16 MLA configs (deepseek-*, glm-5*, kimi-*), 4 GQA ones (glm-4.7-fp8,
+  // minimax-m2.5, -m2.5-nvfp4, -m2.7) and glm4_moe_lite (GLM-4.7-Flash, refused); lower
+  // bounds, so added files do not break it.
+  EXPECT_GE(parsed, 20);
+  EXPECT_GE(rejected, 1);
 }
 
 TEST(ModelConfig, DeepSeekV3MatchesItsConfigFile) {
@@ -230,7 +233,7 @@ TEST(ModelConfig, BadInputsNameTheField) {
       {"group does not divide", [](json& f) { f["n_group"] = 7; }, "n_group 7 must divide n_routed_experts 256"},
       {"softmax-free scoring", [](json& f) { f["scoring_func"] = "relu"; }, "scoring_func \"relu\""},
       {"eos as a string", [](json& f) { f["eos_token_id"] = "1"; }, "\"eos_token_id\" must be an integer"},
-      {"GQA model", [](json& f) { f["model_type"] = "glm4_moe"; }, "model_type \"glm4_moe\""},
+      {"other family", [](json& f) { f["model_type"] = "qwen3_moe"; }, "model_type \"qwen3_moe\""},
       {"no model_type", [](json& f) { f.erase("model_type"); }, "model_type \"<missing>\""},
   };
   for (const auto& test : cases) {
@@ -244,14 +247,102 @@ TEST(ModelConfig, BadInputsNameTheField) {
 
 TEST(ModelConfig, KimiWrapperErrorsNameTheTextConfig) {
   json file = read("kimi-k2.5/config.json");
-  file["text_config"]["model_type"] = "minimax_m2";
+  file["text_config"]["model_type"] = "qwen3_moe";
   std::string message = error_of([&] { ModelConfig::from_json(file, "k25.json"); });
   EXPECT_NE(message.find("k25.json text_config"), std::string::npos) << message;
-  EXPECT_NE(message.find("model_type \"minimax_m2\""), std::string::npos) << message;
+  EXPECT_NE(message.find("model_type \"qwen3_moe\""), std::string::npos) << message;
 
   file.erase("text_config");
   message = error_of([&] { ModelConfig::from_json(file, "k25.json"); });
   EXPECT_NE(message.find("no \"text_config\""), std::string::npos) << message;
+}
+
+TEST(ModelConfig, MiniMaxM27MatchesItsConfigFile) {
+  ModelConfig config = ModelConfig::load(kModels / "minimax-m2.7");
+  EXPECT_EQ(config.model_type, "minimax_m2");
+  EXPECT_EQ(config.attention_kind, AttentionKind::Gqa);
+  EXPECT_EQ(config.hidden_size, 3072);
+  EXPECT_EQ(config.num_layers, 62);
+  EXPECT_EQ(config.vocab_size, 200064);
+  EXPECT_EQ(config.gqa.num_heads, 48);
+  EXPECT_EQ(config.gqa.num_kv_heads, 8);
+  EXPECT_EQ(config.gqa.head_dim, 128);
+  EXPECT_EQ(config.gqa.rotary_dim, 64);
+  EXPECT_EQ(config.gqa.qk_norm, GqaConfig::QkNorm::AllHeads);
+  EXPECT_FALSE(config.gqa.qkv_bias);
+  EXPECT_EQ(config.gqa.cache_width(), 2 * 8 * 128);
+  EXPECT_FALSE(config.rope.interleaved);
+  EXPECT_DOUBLE_EQ(config.rope.theta, 5e6);
+  EXPECT_DOUBLE_EQ(config.attention_softmax_scale(), 1.0 / std::sqrt(128.0));
+  // Every layer a routed MoE of 256 experts (intermediate_size is the expert's), no shared one.
+  EXPECT_EQ(config.moe.num_routed_experts, 256);
+  EXPECT_EQ(config.moe.experts_per_token, 8);
+  EXPECT_EQ(config.moe.expert_intermediate_size, 1536);
+  EXPECT_EQ(config.moe.num_shared_experts, 0);
+  EXPECT_EQ(config.moe.scoring, MoeConfig::Scoring::Sigmoid);
+  EXPECT_TRUE(config.moe.has_score_correction_bias);
+  EXPECT_TRUE(config.moe.normalize_top_k);
+  EXPECT_DOUBLE_EQ(config.moe.routed_scaling_factor, 1.0);
+  EXPECT_TRUE(config.is_moe_layer(0));
+  EXPECT_TRUE(config.is_moe_layer(61));
+  EXPECT_EQ(config.num_mtp_layers, 0);  // MiniMax's MTP modules are not layers of the checkpoint's stack
+}
+
+TEST(ModelConfig, Glm47FollowsTransformersDefaultsWhereTheAbridgedFileIsSilent) {
+  ModelConfig config = ModelConfig::load(kModels / "glm-4.7-fp8" / "config.abridged.json");
+  EXPECT_EQ(config.model_type, "glm4_moe");
+  EXPECT_EQ(config.attention_kind, AttentionKind::Gqa);
+  EXPECT_EQ(config.gqa.num_heads, 96);
+  EXPECT_EQ(config.gqa.num_kv_heads, 8);
+  EXPECT_EQ(config.gqa.head_dim, 128);  // not hidden / heads (5120 / 96)
+  EXPECT_EQ(config.gqa.rotary_dim, 64);  // Glm4MoeConfig's partial_rotary_factor 0.5
+  EXPECT_EQ(config.gqa.qk_norm, GqaConfig::QkNorm::None);  // use_qk_norm absent: false
+  EXPECT_EQ(config.intermediate_size, 12288);
+  EXPECT_EQ(config.moe.num_routed_experts, 160);
+  EXPECT_EQ(config.moe.num_shared_experts, 1);
+  EXPECT_EQ(config.moe.expert_intermediate_size, 1536);
+  EXPECT_DOUBLE_EQ(config.moe.routed_scaling_factor, 2.5);
+  EXPECT_FALSE(config.is_moe_layer(2));
+  EXPECT_TRUE(config.is_moe_layer(3));
+
+  // The fields the full files carry, and the transformers-5 spelling of the rotary fraction.
+  json file = read("glm-4.7-fp8/config.abridged.json");
+  file["attention_bias"] = true;
+  file["use_qk_norm"] = true;
+  file["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 1e6}, {"partial_rotary_factor", 0.25}};
+  config = ModelConfig::from_json(file);
+  EXPECT_TRUE(config.gqa.qkv_bias);
+  EXPECT_EQ(config.gqa.qk_norm, GqaConfig::QkNorm::PerHead);
+  EXPECT_EQ(config.gqa.rotary_dim, 32);
+  EXPECT_DOUBLE_EQ(config.rope.theta, 1e6);
+}
+
+TEST(ModelConfig, GqaBadInputsNameTheField) {
+  struct Case {
+    const char* file;
+    std::function<void(json&)> edit;
+    const char* expected;
+  };
+  const Case cases[] = {
+      {"glm-4.7-fp8/config.abridged.json", [](json& f) { f.erase("head_dim"); }, "\"head_dim\" is missing"},
+      {"glm-4.7-fp8/config.abridged.json", [](json& f) { f["num_key_value_heads"] = 7; },
+       "num_key_value_heads 7 must divide num_attention_heads 96"},
+      {"glm-4.7-fp8/config.abridged.json", [](json& f) { f["partial_rotary_factor"] = 1.5; },
+       "rotated width 192 must be even and in (0, head_dim=128]"},
+      {"minimax-m2.7/config.json", [](json& f) { f["qk_norm_type"] = "per_head"; },
+       "qk_norm_type \"per_head\" is not supported"},
+      {"minimax-m2.7/config.json", [](json& f) { f["attn_type_list"][5] = 0; },
+       "attn_type_list[5] is 0; only full attention (1) is supported"},
+      {"minimax-m2.7/config.json", [](json& f) { f["shared_intermediate_size"] = 512; }, "shared experts"},
+      {"minimax-m2.7/config.json", [](json& f) { f["attention_bias"] = true; }, "attention_bias=true"},
+      {"minimax-m2.7/config.json", [](json& f) { f.erase("num_local_experts"); }, "\"num_local_experts\" is missing"},
+  };
+  for (const auto& test : cases) {
+    json file = read(test.file);
+    test.edit(file);
+    std::string message = error_of([&] { ModelConfig::from_json(file, "some/config.json"); });
+    EXPECT_NE(message.find(test.expected), std::string::npos) << test.file << ": " << message;
+  }
 }
 
 TEST(ModelConfig, LoadNamesAMissingFile) {

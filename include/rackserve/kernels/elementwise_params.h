@@ -1,5 +1,6 @@
 // Row-wise and element-wise kernels (kernels/common/*.cu): embedding gather, RMSNorm
-// (optionally fused with the residual add), SiLU-and-mul, row gather, fill, add.
+// (optionally fused with the residual add, or given the mean of squares), mean of squares,
+// SiLU-and-mul, row gather, fill, add, bias add.
 #pragma once
 
 #include "rackserve/kernels/common.h"
@@ -15,7 +16,8 @@ struct EmbeddingParams {
 int launch_embedding(const EmbeddingParams& params, Stream stream);
 
 // output = x / sqrt(mean(x^2) + eps) * weight; with residual != nullptr the kernel first
-// does residual += x and normalises the sum (x then is the block output being added).
+// does residual += x and normalises the sum (x then is the block output being added); with
+// mean_squares != nullptr (and no residual) mean(x^2) is that row's given value instead.
 struct RmsNormParams {
   const void* x;           // [rows, width] x_type
   ElementType x_type;
@@ -24,6 +26,7 @@ struct RmsNormParams {
   void* output;            // [rows, width] bf16
   int64_t rows, width;
   float eps;
+  const float* mean_squares = nullptr;  // [rows] or nullptr
 };
 int launch_rms_norm(const RmsNormParams& params, Stream stream);
 
@@ -35,6 +38,22 @@ struct AddParams {
   int64_t count;
 };
 int launch_add(const AddParams& params, Stream stream);
+
+// output[r] = sum over c of x[r, c]^2 / row_width (row_width >= width: a row split across ranks).
+struct MeanSquaresParams {
+  const void* x;  // [rows, width] x_type
+  ElementType x_type;
+  float* output;  // [rows]
+  int64_t rows, width, row_width;
+};
+int launch_mean_squares(const MeanSquaresParams& params, Stream stream);
+
+struct AddBiasParams {
+  void* x;           // [rows, width] bf16, x[r, c] += bias[c]
+  const void* bias;  // [width] bf16
+  int64_t rows, width;
+};
+int launch_add_bias(const AddBiasParams& params, Stream stream);
 
 struct SiluMulParams {
   const void* gate_up;  // [rows, 2 * width] bf16, gate columns first

@@ -38,6 +38,10 @@ class CpuBackend : public Backend {
   Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) override;
   Tensor add_rms_norm(const Tensor& residual, const Tensor& x, const Tensor& weight, float eps) override;
   void add_inplace(const Tensor& residual, const Tensor& x) override;
+  void add_bias(const Tensor& x, const Tensor& bias) override;
+  Tensor mean_squares(const Tensor& x, int64_t row_width) override;
+  Tensor rms_norm_given_mean_squares(const Tensor& x, const Tensor& mean_squares, const Tensor& weight,
+                                     float eps) override;
   Tensor linear(const Tensor& x, const Tensor& weight) override;
   Tensor linear_f32(const Tensor& x, const Tensor& weight) override { return linear(x, weight); }
   Tensor silu_mul(const Tensor& gate_up) override;
@@ -57,6 +61,9 @@ class CpuBackend : public Backend {
   void rope_inplace(const Tensor& x, int64_t offset, const RopeTable& rope, const Tensor& positions) override;
   void mla_write_cache(const MlaCacheWrite& args) override;
   Tensor mla_attention(const MlaAttention& args) override;
+
+  void gqa_write_cache(const GqaCacheWrite& args) override;  // gqa_ops.cpp
+  Tensor gqa_attention(const GqaAttention& args) override;
 
   MoeRouting moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
                        const MoeRouterParams& params) override;
@@ -95,6 +102,25 @@ void rms_norm_row(const float* x, const float* weight, float* out, int64_t width
 void silu_mul_row(const float* gate_up, int64_t half, float* out);
 // Rotates one head's rope part in place; see RopeTable for the layouts.
 void rope_row(float* x, const RopeTable& rope, int32_t position);
+// out = weight * x / sqrt(mean_squares + eps) over one row.
+void scale_rms_row(const float* x, const float* weight, float* out, int64_t width, float mean_squares, float eps);
+
+// The paged-attention metadata of a step, validated once (paged_attention.cpp) so that the
+// attention loops can trust it: every token's sequence and position, every page id in [0, pages).
+class PagedSequences {
+ public:
+  PagedSequences(const AttentionBatch& batch, int64_t pages);
+  int32_t sequence_of(int64_t token) const { return sequence_of_[token]; }
+  // Cache slot (page * page_size + offset) of position j of sequence s.
+  int64_t slot(int64_t s, int64_t j) const {
+    return static_cast<int64_t>(block_table_[s * max_blocks_ + j / page_size_]) * page_size_ + j % page_size_;
+  }
+
+ private:
+  std::vector<int32_t> sequence_of_;
+  const int32_t* block_table_;
+  int64_t max_blocks_, page_size_;
+};
 }  // namespace cpu
 
 }  // namespace rackserve

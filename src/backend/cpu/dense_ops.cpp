@@ -1,4 +1,4 @@
-// Dense ops of the CPU backend: embedding, RMSNorm, linear, SiLU-and-mul, row gather.
+// Dense ops of the CPU backend: embedding, RMSNorm, bias, linear, SiLU-and-mul, row gather.
 #include <cmath>
 #include <cstring>
 
@@ -24,10 +24,13 @@ void matvec(const float* weight, const float* x, float* out, int64_t rows, int64
   for (int64_t row = 0; row < rows; ++row) out[row] = dot(weight + row * cols, x, cols);
 }
 
-void rms_norm_row(const float* x, const float* weight, float* out, int64_t width, float eps) {
-  float sum_squares = dot(x, x, width);
-  float inverse_rms = 1.0f / std::sqrt(sum_squares / static_cast<float>(width) + eps);
+void scale_rms_row(const float* x, const float* weight, float* out, int64_t width, float mean_squares, float eps) {
+  float inverse_rms = 1.0f / std::sqrt(mean_squares + eps);
   for (int64_t i = 0; i < width; ++i) out[i] = weight[i] * (x[i] * inverse_rms);
+}
+
+void rms_norm_row(const float* x, const float* weight, float* out, int64_t width, float eps) {
+  scale_rms_row(x, weight, out, width, dot(x, x, width) / static_cast<float>(width), eps);
 }
 
 void silu_mul_row(const float* gate_up, int64_t half, float* out) {
@@ -67,6 +70,39 @@ Tensor CpuBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps) {
       cpu::rms_norm_row(x.as<float>() + r * width, weight.as<float>(), out.as<float>() + r * width, width, eps);
   });
   return out;
+}
+
+Tensor CpuBackend::mean_squares(const Tensor& x, int64_t row_width) {
+  check_f32_matrix(x, "mean_squares input");
+  RS_CHECK(row_width >= x.dim(1), "mean_squares: a row of width {} is part of one of {}", x.dim(1), row_width);
+  Tensor out = allocate_step(DType::F32, {x.dim(0)});
+  for (int64_t r = 0; r < x.dim(0); ++r) {
+    const float* row = x.as<float>() + r * x.dim(1);
+    out.as<float>()[r] = cpu::dot(row, row, x.dim(1)) / static_cast<float>(row_width);
+  }
+  return out;
+}
+
+Tensor CpuBackend::rms_norm_given_mean_squares(const Tensor& x, const Tensor& mean_squares, const Tensor& weight,
+                                               float eps) {
+  check_f32_matrix(x, "rms_norm_given_mean_squares input");
+  const int64_t rows = x.dim(0), width = x.dim(1);
+  RS_CHECK(weight.numel() == width && mean_squares.dtype == DType::F32 && mean_squares.numel() == rows,
+           "rms_norm_given_mean_squares: weight {} and mean squares {} for x {}", shape_string(weight.shape),
+           shape_string(mean_squares.shape), shape_string(x.shape));
+  Tensor out = allocate_step(DType::F32, x.shape);
+  for (int64_t r = 0; r < rows; ++r)
+    cpu::scale_rms_row(x.as<float>() + r * width, weight.as<float>(), out.as<float>() + r * width, width,
+                       mean_squares.as<float>()[r], eps);
+  return out;
+}
+
+void CpuBackend::add_bias(const Tensor& x, const Tensor& bias) {
+  check_f32_matrix(x, "add_bias input");
+  RS_CHECK(bias.dtype == DType::F32 && bias.numel() == x.dim(1), "add_bias: bias {} for x {}",
+           shape_string(bias.shape), shape_string(x.shape));
+  for (int64_t r = 0; r < x.dim(0); ++r)
+    for (int64_t c = 0; c < x.dim(1); ++c) x.as<float>()[r * x.dim(1) + c] += bias.as<float>()[c];
 }
 
 void CpuBackend::add_inplace(const Tensor& residual, const Tensor& x) {

@@ -85,19 +85,15 @@ Tensor CpuBackend::mla_attention(const MlaAttention& args) {
   RS_CHECK(args.cache_layer.dim(1) == batch.page_size, "mla_attention: cache pages of {} tokens, batch pages of {}",
            args.cache_layer.dim(1), batch.page_size);
 
-  const int32_t* query_start = batch.query_start.as<int32_t>();
-  const int32_t* context_length = batch.context_length.as<int32_t>();
-  const int32_t* block_table = batch.block_table.as<int32_t>();
   const int32_t* positions = batch.positions.as<int32_t>();
-  const int64_t max_blocks = batch.block_table.dim(1), page_size = batch.page_size;
-  const int64_t pages = args.cache_layer.dim(0);
+  const cpu::PagedSequences sequences(batch, args.cache_layer.dim(0));
   const float* kv_b = args.kv_b.as<float>();
   // Entry j of sequence s as f32: a pointer into an f32 cache, or the FP8 entry dequantized
   // (e4m3 * scale) into `scratch`.
   const bool fp8 = args.cache_layer.dtype == DType::F8_E4M3;
   const float* e4m3 = cpu::e4m3_table();
   auto cache_entry = [&](int64_t s, int64_t j, float* scratch) -> const float* {
-    const int64_t slot = static_cast<int64_t>(block_table[s * max_blocks + j / page_size]) * page_size + j % page_size;
+    const int64_t slot = sequences.slot(s, j);
     if (!fp8) return args.cache_layer.as<float>() + slot * width;
     const uint8_t* codes = args.cache_layer.as<uint8_t>() + slot * width;
     const float scale = args.cache_scales.as<float>()[slot];
@@ -105,27 +101,12 @@ Tensor CpuBackend::mla_attention(const MlaAttention& args) {
     return scratch;
   };
 
-  // Token -> sequence, validated once so the inner loops can trust the metadata.
-  std::vector<int32_t> sequence_of(tokens);
-  for (int64_t s = 0; s < batch.num_sequences; ++s) {
-    RS_CHECK(query_start[s] <= query_start[s + 1] && query_start[s + 1] <= tokens, "bad query_start");
-    for (int32_t t = query_start[s]; t < query_start[s + 1]; ++t) {
-      sequence_of[t] = static_cast<int32_t>(s);
-      RS_CHECK(positions[t] >= 0 && positions[t] < context_length[s], "token {} position {} beyond context {}", t,
-               positions[t], context_length[s]);
-    }
-    RS_CHECK((context_length[s] + page_size - 1) / page_size <= max_blocks, "sequence {} exceeds its block table", s);
-    for (int64_t b = 0; b < (context_length[s] + page_size - 1) / page_size; ++b)
-      RS_CHECK(block_table[s * max_blocks + b] >= 0 && block_table[s * max_blocks + b] < pages,
-               "sequence {} block {} names page {} outside [0, {})", s, b, block_table[s * max_blocks + b], pages);
-  }
-
   Tensor out = allocate_step(DType::F32, {tokens, heads, v_dim});
   pool_.parallel_for(tokens * heads, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> q_latent(lora), out_latent(lora), scores, scratch(width);
     for (int64_t item = begin; item < end; ++item) {
       int64_t t = item / heads, h = item % heads;
-      int64_t s = sequence_of[t];
+      int64_t s = sequences.sequence_of(t);
       const float* q_nope = args.q.as<float>() + (t * heads + h) * (nope + rope);
       const float* q_rope = q_nope + nope;
       // q_latent = W_UK[h]^T q_nope, W_UK[h] = kv_b rows [h*(nope+v), h*(nope+v)+nope).

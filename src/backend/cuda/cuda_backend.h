@@ -70,6 +70,10 @@ class CudaBackend : public Backend {
   Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) override;
   Tensor add_rms_norm(const Tensor& residual, const Tensor& x, const Tensor& weight, float eps) override;
   void add_inplace(const Tensor& residual, const Tensor& x) override;
+  void add_bias(const Tensor& x, const Tensor& bias) override;
+  Tensor mean_squares(const Tensor& x, int64_t row_width) override;
+  Tensor rms_norm_given_mean_squares(const Tensor& x, const Tensor& mean_squares, const Tensor& weight,
+                                     float eps) override;
   Tensor linear(const Tensor& x, const Tensor& weight) override;
   Tensor linear_f32(const Tensor& x, const Tensor& weight) override;
   Tensor silu_mul(const Tensor& gate_up) override;
@@ -94,6 +98,8 @@ class CudaBackend : public Backend {
   void rope_inplace(const Tensor& x, int64_t offset, const RopeTable& rope, const Tensor& positions) override;
   void mla_write_cache(const MlaCacheWrite& args) override;
   Tensor mla_attention(const MlaAttention& args) override;
+  void gqa_write_cache(const GqaCacheWrite& args) override;  // cuda_gqa_ops.cpp
+  Tensor gqa_attention(const GqaAttention& args) override;
 
   MoeRouting moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
                        const MoeRouterParams& params) override;

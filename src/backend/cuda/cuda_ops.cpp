@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "rackserve/kernels/elementwise_params.h"
 #include "rackserve/kernels/gemm_params.h"
+#include "rackserve/kernels/gqa_params.h"
 #include "rackserve/kernels/mla_decode_params.h"
 #include "rackserve/kernels/mla_params.h"
 #include "rackserve/kernels/moe_params.h"
@@ -92,6 +93,35 @@ void CudaBackend::add_inplace(const Tensor& residual, const Tensor& x) {
                              x.numel()},
                             stream_),
         "add");
+}
+
+void CudaBackend::add_bias(const Tensor& x, const Tensor& bias) {
+  expect(x, DType::BF16, 2, "add_bias input");
+  expect(bias, DType::BF16, 1, "bias");
+  RS_CHECK(bias.numel() == x.dim(1), "add_bias: bias {} for x {}", shape_string(bias.shape), shape_string(x.shape));
+  check(kernels::launch_add_bias({x.data, bias.data, x.dim(0), x.dim(1)}, stream_), "add_bias");
+}
+
+Tensor CudaBackend::mean_squares(const Tensor& x, int64_t row_width) {
+  RS_CHECK(x.rank() == 2 && row_width >= x.dim(1), "mean_squares: x {} as part of rows of {}", shape_string(x.shape),
+           row_width);
+  Tensor out = allocate_step(DType::F32, {x.dim(0)});
+  check(kernels::launch_mean_squares({x.data, element_type(x, "mean_squares input"), out.as<float>(), x.dim(0), x.dim(1),
+                                      row_width},
+                                     stream_),
+        "mean_squares");
+  return out;
+}
+
+Tensor CudaBackend::rms_norm_given_mean_squares(const Tensor& x, const Tensor& mean_squares, const Tensor& weight,
+                                                float eps) {
+  RmsNormLaunch norm = prepare_rms_norm("rms_norm_given_mean_squares", nullptr, x, weight, eps);
+  expect(mean_squares, DType::F32, 1, "mean squares");
+  RS_CHECK(mean_squares.numel() == x.dim(0), "rms_norm_given_mean_squares: {} means for {} rows", mean_squares.numel(),
+           x.dim(0));
+  norm.params.mean_squares = mean_squares.as<float>();
+  check(kernels::launch_rms_norm(norm.params, stream_), "rms_norm_given_mean_squares");
+  return norm.output;
 }
 
 void CudaBackend::launch_linear_small_m(kernels::LinearBf16Params params) {
@@ -272,6 +302,51 @@ Tensor CudaBackend::mla_attention(const MlaAttention& args) {
   check(kernels::launch_mla_q_latent(params, stream_), "mla_q_latent");
   check(kernels::launch_mla_decode_split_kv(decode, config, stream_), "mla_decode_split_kv");
   check(kernels::launch_mla_output(params, stream_), "mla_output");
+  return out;
+}
+
+void CudaBackend::gqa_write_cache(const GqaCacheWrite& args) {
+  expect(args.k, DType::BF16, 3, "gqa k");
+  expect(args.v, DType::BF16, 3, "gqa v");
+  expect(args.cache_layer, DType::BF16, 3, "gqa cache layer");
+  const int64_t tokens = args.k.dim(0), kv_heads = args.k.dim(1), head_dim = args.k.dim(2);
+  RS_CHECK(args.v.shape == args.k.shape && args.cache_layer.dim(2) == 2 * kv_heads * head_dim &&
+               args.slots.numel() == tokens,
+           "gqa_write_cache: k {}, v {}, cache {} and {} slots disagree", shape_string(args.k.shape),
+           shape_string(args.v.shape), shape_string(args.cache_layer.shape), args.slots.numel());
+  kernels::GqaCacheWriteParams params{args.k.data, args.v.data, args.slots.as<int32_t>(), args.cache_layer.data,
+                                      tokens, kv_heads, head_dim, args.cache_layer.dim(0) * args.cache_layer.dim(1)};
+  check(kernels::launch_gqa_cache_write(params, stream_), "gqa_cache_write");
+}
+
+Tensor CudaBackend::gqa_attention(const GqaAttention& args) {
+  const AttentionBatch& batch = *args.batch;
+  expect(args.q, DType::BF16, 3, "gqa q");
+  expect(args.cache_layer, DType::BF16, 3, "gqa cache layer");
+  RS_CHECK(args.q.dim(0) == batch.num_tokens && args.q.dim(1) == args.heads && args.q.dim(2) == args.head_dim,
+           "gqa_attention: q {} does not match the batch", shape_string(args.q.shape));
+  RS_CHECK(args.cache_layer.dim(1) == batch.page_size && args.cache_layer.dim(2) == 2 * args.kv_heads * args.head_dim,
+           "gqa_attention: cache {} is not [pages, {}, 2 x {} x {}]", shape_string(args.cache_layer.shape),
+           batch.page_size, args.kv_heads, args.head_dim);
+  RS_CHECK(args.head_dim % 32 == 0 && args.head_dim <= kernels::kGqaMaxHeadDim,
+           "gqa_attention: head_dim {} must be a multiple of 32 up to {}", args.head_dim, kernels::kGqaMaxHeadDim);
+  Tensor out = allocate_step(DType::BF16, args.q.shape);
+  kernels::GqaAttentionParams params{};
+  params.q = args.q.data;
+  params.cache = args.cache_layer.data;
+  params.query_start = batch.query_start.as<int32_t>();
+  params.block_table = batch.block_table.as<int32_t>();
+  params.positions = batch.positions.as<int32_t>();
+  params.output = out.data;
+  params.tokens = batch.num_tokens;
+  params.sequences = batch.num_sequences;
+  params.heads = args.heads;
+  params.kv_heads = args.kv_heads;
+  params.head_dim = args.head_dim;
+  params.page_size = batch.page_size;
+  params.max_blocks = batch.block_table.dim(1);
+  params.softmax_scale = args.softmax_scale;
+  check(kernels::launch_gqa_attention(params, stream_), "gqa_attention");
   return out;
 }
 

@@ -104,7 +104,9 @@ Tensor CheckpointWeightSource::load(const std::string& name, const Shape& shape,
   const bool split = sharding.split != TpSplit::Replicated && shard().world > 1;
   if (!split && !sharding.append_zero_row && !is_fp8_weight(name))
     return backend_.upload_weight(checked(name, shape).view(), role);
-  RS_CHECK(shape.size() == 2 || !split, "{}: only matrices are split for tensor parallelism, not {}", name,
+  const bool vector = shape.size() == 1;  // a column split of a vector: a bias or norm of split heads
+  RS_CHECK(shape.size() == 2 || !split || (vector && sharding.split == TpSplit::Column),
+           "{}: only matrices and column-split vectors are split for tensor parallelism, not {}", name,
            shape_string(shape));
   const int64_t rows = shape.empty() ? 1 : shape[0];
   const int64_t cols = rows == 0 ? 0 : shape_numel(shape) / rows;
@@ -112,7 +114,9 @@ Tensor CheckpointWeightSource::load(const std::string& name, const Shape& shape,
   const int64_t padded_rows = slice.rows + (sharding.append_zero_row ? 1 : 0);
   std::vector<float> staging(static_cast<size_t>(padded_rows * slice.cols), 0.0f);
   read_f32(name, shape, slice, staging.data());
-  Shape local = split || sharding.append_zero_row ? Shape{padded_rows, slice.cols} : shape;
+  Shape local = !split && !sharding.append_zero_row ? shape
+                : vector                           ? Shape{padded_rows}
+                                                   : Shape{padded_rows, slice.cols};
   return backend_.upload_weight(Tensor{staging.data(), DType::F32, local, Device{}}, role);
 }
 

@@ -22,6 +22,7 @@ DummyWeightInit dummy_weight_init(WeightRole role, const Shape& shape) {
   RS_CHECK(!shape.empty() && shape.back() > 0, "dummy weight of shape {}", shape_string(shape));
   switch (role) {
     case WeightRole::Norm: return {1.0f, 0.0f};
+    case WeightRole::Bias: return {0.0f, 0.1f};
     case WeightRole::Embedding: return {0.0f, 1.0f};
     case WeightRole::RouterBias: return {0.0f, 0.01f};
     case WeightRole::Linear:
@@ -92,10 +93,14 @@ Tensor DummyWeightSource::load(const std::string& name, const Shape& shape, Weig
                                const TensorSharding& sharding) {
   check_requested(name, shape, sharding.split);
   if (sharding.split == TpSplit::Replicated && !sharding.append_zero_row) return generate(name_key(name), shape, role);
-  RS_CHECK(shape.size() == 2, "{}: only matrices are split for tensor parallelism, not {}", name, shape_string(shape));
-  const TensorSlice slice = shard_slice(name, shape[0], shape[1], sharding.split, shard());
+  const bool vector = shape.size() == 1;  // a column split of a vector: a bias or norm of split heads
+  RS_CHECK(shape.size() == 2 || (vector && sharding.split == TpSplit::Column && !sharding.append_zero_row),
+           "{}: only matrices and column-split vectors are split for tensor parallelism, not {}", name,
+           shape_string(shape));
+  const TensorSlice slice = shard_slice(name, shape[0], vector ? 1 : shape[1], sharding.split, shard());
   const int64_t rows = slice.rows + (sharding.append_zero_row ? 1 : 0);
-  Tensor tensor = generate(shard_key(name_key(name), sharding.split), {rows, slice.cols}, role);
+  Tensor tensor =
+      generate(shard_key(name_key(name), sharding.split), vector ? Shape{rows} : Shape{rows, slice.cols}, role);
   if (sharding.append_zero_row) backend_.fill(tensor.rows(slice.rows, rows), 0.0f);
   return tensor;
 }

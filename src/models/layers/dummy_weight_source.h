@@ -26,6 +26,7 @@ namespace rackserve {
 //   Norm:                     exactly 1 (scale 0)
 //   Embedding:                ±1 (rows are normalised before use)
 //   RouterBias:               ±0.01 (selection only; small against sigmoid scores)
+//   Bias:                     ±0.1 (q/k/v biases)
 //   linears, experts, router: ±1/sqrt(fan_in), fan_in = the last extent, so a product keeps
 //                             the size of its input (variance / 3)
 struct DummyWeightInit {

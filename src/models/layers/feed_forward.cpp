@@ -27,7 +27,8 @@ Tensor DenseMlp::forward(Backend& backend, const Activation& x) const {
   return out;
 }
 
-MoeBlock::MoeBlock(const ModelConfig& config, WeightLoader& loader, const std::string& prefix, Communicator* tp)
+MoeBlock::MoeBlock(const ModelConfig& config, WeightLoader& loader, const std::string& prefix,
+                   const MoeCheckpointNames& names, Communicator* tp)
     : tp_(tp) {
   const MoeConfig& moe = config.moe;
   const int64_t hidden = config.hidden_size, experts = moe.num_routed_experts;
@@ -43,15 +44,19 @@ MoeBlock::MoeBlock(const ModelConfig& config, WeightLoader& loader, const std::s
 
   router_weight_ = loader.load(prefix + ".gate.weight", {experts, hidden}, WeightRole::RouterGate);
   if (moe.has_score_correction_bias)
-    correction_bias_ = loader.load(prefix + ".gate.e_score_correction_bias", {experts}, WeightRole::RouterBias);
+    correction_bias_ = loader.load(prefix + "." + names.router_bias, {experts}, WeightRole::RouterBias);
   // Expert e's modules; e == experts is the shared expert when it is stacked after them.
   auto module_prefix = [&](int64_t e) {
     return e < experts ? fmt::format("{}.experts.{}", prefix, e) : prefix + ".shared_experts";
   };
-  auto gate_up_modules = [&](int64_t e) {
-    return std::vector<std::string>{module_prefix(e) + ".gate_proj", module_prefix(e) + ".up_proj"};
+  // The shared expert is a DenseMlp: gate_proj / up_proj / down_proj in every family.
+  auto projection = [&](int64_t e, const std::string& routed, const char* shared) {
+    return module_prefix(e) + "." + (e < experts ? routed : std::string(shared));
   };
-  auto down_modules = [&](int64_t e) { return std::vector<std::string>{module_prefix(e) + ".down_proj"}; };
+  auto gate_up_modules = [&](int64_t e) {
+    return std::vector<std::string>{projection(e, names.gate_proj, "gate_proj"), projection(e, names.up_proj, "up_proj")};
+  };
+  auto down_modules = [&](int64_t e) { return std::vector<std::string>{projection(e, names.down_proj, "down_proj")}; };
   // One shared expert as wide as a routed one (DeepSeek-V3, Kimi-K2) joins the routed experts
   // as expert `experts`, which the router appends to every token with weight 1 (SGLang's
   // shared-experts fusion): one moe_experts call instead of a separate MLP and an add. Only

@@ -1,5 +1,5 @@
-// Feed-forward blocks of the DeepSeek-V3 family: the dense SwiGLU MLP (first layers and
-// shared experts) and the routed mixture of experts with its shared experts.
+// Feed-forward blocks: the dense SwiGLU MLP (first layers and shared experts) and the routed
+// mixture of experts with its shared experts.
 // Tensor parallelism: every rank holds a slice of the intermediate dimension of every MLP
 // and every expert (gate/up by rows, down by columns), computes partial sums of the
 // output, and one all-reduce per block adds them (routed and shared experts together).
@@ -12,6 +12,7 @@
 #include "backend/backend.h"
 #include "config/model_config.h"
 #include "models/layers/activation.h"
+#include "models/layers/moe_checkpoint_names.h"
 #include "models/layers/weight_loader.h"
 #include "parallel/communicator.h"
 
@@ -36,7 +37,9 @@ class DenseMlp {
 
 class MoeBlock {
  public:
-  MoeBlock(const ModelConfig& config, WeightLoader& loader, const std::string& prefix, Communicator* tp = nullptr);
+  // `prefix` is the block's module ("model.layers.3.mlp"), whose tensors `names` names.
+  MoeBlock(const ModelConfig& config, WeightLoader& loader, const std::string& prefix, const MoeCheckpointNames& names,
+           Communicator* tp = nullptr);
   // [T, hidden] -> [T, hidden]. The router reads x.tensor (f32 logits from the bf16 / f32
   // values); FP8 routed and shared experts take x.fp8 when it is in their layout. A shared
   // expert of the routed experts' width and format runs among them (experts_.shared).

@@ -17,7 +17,6 @@ MlaAttentionBlock::MlaAttentionBlock(const ModelConfig& config, WeightLoader& lo
       softmax_scale_(static_cast<float>(config.attention_softmax_scale())) {
   const MlaConfig& m = shape_;
   const int64_t hidden = config.hidden_size;
-  RS_CHECK(!config.attention_bias, "attention_bias=true is not supported");
   const std::vector<std::string> compressions = {prefix + ".q_a_proj", prefix + ".kv_a_proj_with_mqa"};
   const std::vector<int64_t> compression_rows = {m.q_lora_rank, m.latent_width()};
   if (m.q_lora_rank > 0) {

@@ -11,13 +11,14 @@
 #include "backend/backend.h"
 #include "config/model_config.h"
 #include "models/layers/activation.h"
+#include "models/layers/attention_block.h"
 #include "models/layers/step_context.h"
 #include "models/layers/weight_loader.h"
 #include "parallel/communicator.h"
 
 namespace rackserve {
 
-class MlaAttentionBlock {
+class MlaAttentionBlock final : public AttentionBlock {
  public:
   // `prefix` is e.g. "model.layers.3.self_attn"; `tp` is the rank's group (nullptr: one
   // rank), whose size must be loader.shard().world and divide num_attention_heads.
@@ -27,11 +28,11 @@ class MlaAttentionBlock {
   // x [T, hidden] (already normalised) -> [T, hidden]; writes the step's latents into cache_layer
   // (and, for an FP8 cache, their scales into cache_scales; empty otherwise).
   Tensor forward(Backend& backend, const Activation& x, const StepContext& step, const Tensor& cache_layer,
-                 const Tensor& cache_scales = Tensor{}) const;
+                 const Tensor& cache_scales) const override;
 
   // The layout the producer of x should quantize it in: one copy serves both projections of x
   // (kv_a_proj_with_mqa and q_a_proj / q_proj) when they are FP8; nullopt when neither is.
-  std::optional<Fp8ActivationLayout> input_fp8_layout() const;
+  std::optional<Fp8ActivationLayout> input_fp8_layout() const override;
 
  private:
   MlaConfig shape_;

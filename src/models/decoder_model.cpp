@@ -1,14 +1,17 @@
-#include "models/deepseek_v3.h"
+#include "models/decoder_model.h"
 
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "models/layers/gqa_attention.h"
+#include "models/layers/mla_attention.h"
+#include "models/layers/moe_checkpoint_names.h"
 #include "models/layers/step_context.h"
 
 namespace rackserve {
 
-DeepseekV3Model::DeepseekV3Model(ModelConfig config, WeightSource& weights, Backend& backend,
-                                 const StepGraphOptions& graphs, Communicator* tp, const WeightFusions& fusions)
+DecoderModel::DecoderModel(ModelConfig config, WeightSource& weights, Backend& backend, const StepGraphOptions& graphs,
+                           Communicator* tp, const WeightFusions& fusions)
     : config_(std::move(config)), backend_(backend), graphs_(backend, graphs, config_.max_position_embeddings) {
   const ModelConfig& c = config_;
   WeightLoader loader(weights, fusions);
@@ -18,10 +21,11 @@ DeepseekV3Model::DeepseekV3Model(ModelConfig config, WeightSource& weights, Back
            tp ? tp->rank() : 0, tp ? tp->world_size() : 1);
   RS_CHECK(!c.indexer, "model_type {}: DeepSeek sparse attention (the indexer) is not implemented yet", c.model_type);
 
-  RotaryFrequencies frequencies = rotary_frequencies(c.rope, c.mla.qk_rope_head_dim);
+  kv_entry_width_ = c.is_mla() ? c.mla.latent_width() : GqaAttentionBlock::cache_width_per_rank(c.gqa, shard.world);
+  RotaryFrequencies frequencies = rotary_frequencies(c.rope, c.rotary_dim());
   Tensor host_inv_freq{frequencies.inv_freq.data(), DType::F32, {static_cast<int64_t>(frequencies.inv_freq.size())}, Device{}};
   rope_.inv_freq = backend.upload_weight(host_inv_freq, WeightRole::RopeFrequencies);
-  rope_.dim = c.mla.qk_rope_head_dim;
+  rope_.dim = c.rotary_dim();
   rope_.scale = frequencies.scale;
   rope_.interleaved = c.rope.interleaved;
 
@@ -32,29 +36,35 @@ DeepseekV3Model::DeepseekV3Model(ModelConfig config, WeightSource& weights, Back
                  ? std::make_unique<VocabParallelLmHead>(*embed_tokens_, c.vocab_size, tp)
                  : std::make_unique<VocabParallelLmHead>(loader, "lm_head.weight", c.vocab_size, c.hidden_size, tp);
 
+  const MoeCheckpointNames moe_names = MoeCheckpointNames::of(c);
   for (int64_t i = 0; i < c.num_layers; ++i) {
     std::string prefix = fmt::format("model.layers.{}", i);
     DecoderLayer layer;
     layer.input_norm = loader.load(prefix + ".input_layernorm.weight", {c.hidden_size}, WeightRole::Norm);
     layer.post_attention_norm =
         loader.load(prefix + ".post_attention_layernorm.weight", {c.hidden_size}, WeightRole::Norm);
-    layer.attention = std::make_unique<MlaAttentionBlock>(c, loader, prefix + ".self_attn", tp);
+    if (c.is_mla())
+      layer.attention = std::make_unique<MlaAttentionBlock>(c, loader, prefix + ".self_attn", tp);
+    else
+      layer.attention = std::make_unique<GqaAttentionBlock>(c, loader, prefix + ".self_attn", tp);
     if (c.is_moe_layer(i))
-      layer.moe = std::make_unique<MoeBlock>(c, loader, prefix + ".mlp", tp);
+      layer.moe = std::make_unique<MoeBlock>(c, loader, prefix + "." + moe_names.block, moe_names, tp);
     else
       layer.dense_mlp = std::make_unique<DenseMlp>(loader, prefix + ".mlp", c.hidden_size, c.intermediate_size, tp);
     layers_.push_back(std::move(layer));
   }
 }
 
-PagedKvCache DeepseekV3Model::allocate_kv_cache(int64_t pages, int64_t page_size,
-                                                std::optional<KvCacheDtype> dtype) const {
-  return PagedKvCache(backend_, config_.num_layers, pages, page_size, config_.mla.latent_width(), dtype);
+PagedKvCache DecoderModel::allocate_kv_cache(int64_t pages, int64_t page_size,
+                                             std::optional<KvCacheDtype> dtype) const {
+  RS_CHECK(config_.is_mla() || dtype != KvCacheDtype::Fp8,
+           "{}: an FP8 KV cache is implemented for MLA models only; use --kv-cache-dtype bf16", config_.model_type);
+  return PagedKvCache(backend_, config_.num_layers, pages, page_size, kv_entry_width_, dtype);
 }
 
-Tensor DeepseekV3Model::forward(const ForwardBatch& batch, PagedKvCache& cache) {
+Tensor DecoderModel::forward(const ForwardBatch& batch, PagedKvCache& cache) {
   RS_CHECK(!batch.sequences.empty(), "empty forward batch");
-  RS_CHECK(cache.layers() == config_.num_layers && cache.entry_width() == config_.mla.latent_width(),
+  RS_CHECK(cache.layers() == config_.num_layers && cache.entry_width() == kv_entry_width_,
            "KV cache does not match the model");
   FlatBatch flat = flatten(batch, cache.page_size(), cache.pages(), config_.max_position_embeddings, config_.vocab_size);
   const int64_t rows = static_cast<int64_t>(flat.logit_rows.size());
@@ -68,7 +78,7 @@ Tensor DeepseekV3Model::forward(const ForwardBatch& batch, PagedKvCache& cache) 
   return logits.rows(0, rows);
 }
 
-Tensor DeepseekV3Model::compute(const StepInputs& inputs, const PagedKvCache& cache) {
+Tensor DecoderModel::compute(const StepInputs& inputs, const PagedKvCache& cache) {
   StepContext step;
   step.rope = &rope_;
   step.attention = inputs.attention;

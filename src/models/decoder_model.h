@@ -1,5 +1,11 @@
-// The DeepSeek-V3 family (DeepSeek-V3/R1/V3.1, Kimi K2/K2.5 text, GLM-5 without its
-// sparse indexer yet): MLA attention, dense first layers, routed MoE with shared experts.
+// DecoderModel: the decoder-only MoE transformers rackserve serves, one class for every
+// family: embeddings, pre-norm decoder layers (attention, then a dense MLP for the first
+// layers and a routed MoE with optional shared experts after), final norm, lm_head. The
+// families differ only in their layers:
+//   MLA attention (layers/mla_attention.h): DeepSeek-V3/R1/V3.1, Kimi K2/K2.5 text, GLM-5
+//     (without its sparse indexer yet);
+//   GQA attention (layers/gqa_attention.h): GLM-4.5/4.6/4.7, MiniMax-M2.x;
+// and in their checkpoint names (layers/moe_checkpoint_names.h).
 // Built for one tensor-parallel rank when given a communicator: the weights' source loads
 // that rank's slices and each layer inserts its collectives (layers/*.h say which).
 #pragma once
@@ -8,7 +14,7 @@
 #include <vector>
 
 #include "models/layers/feed_forward.h"
-#include "models/layers/mla_attention.h"
+#include "models/layers/attention_block.h"
 #include "models/layers/rotary_embedding.h"
 #include "models/layers/vocab_parallel.h"
 #include "models/layers/weight_source.h"
@@ -19,14 +25,14 @@
 
 namespace rackserve {
 
-class DeepseekV3Model final : public CausalLM {
+class DecoderModel final : public CausalLM {
  public:
   // Builds every layer of `config` (config.num_layers of them) from `weights`. `tp` is this
   // rank's communicator (nullptr: one rank); its rank and size must be weights.shard()'s.
   // Throws when the TP size does not divide the heads, intermediate sizes or vocabulary.
   // `fusions` says which fused weights the layers may build.
-  DeepseekV3Model(ModelConfig config, WeightSource& weights, Backend& backend, const StepGraphOptions& graphs = {},
-                  Communicator* tp = nullptr, const WeightFusions& fusions = {});
+  DecoderModel(ModelConfig config, WeightSource& weights, Backend& backend, const StepGraphOptions& graphs = {},
+               Communicator* tp = nullptr, const WeightFusions& fusions = {});
 
   const ModelConfig& config() const override { return config_; }
   Backend& backend() const override { return backend_; }
@@ -43,7 +49,7 @@ class DeepseekV3Model final : public CausalLM {
 
   struct DecoderLayer {
     Tensor input_norm, post_attention_norm;
-    std::unique_ptr<MlaAttentionBlock> attention;
+    std::unique_ptr<AttentionBlock> attention;
     std::unique_ptr<DenseMlp> dense_mlp;  // exactly one of dense_mlp and moe is set
     std::unique_ptr<MoeBlock> moe;
   };
@@ -51,6 +57,7 @@ class DeepseekV3Model final : public CausalLM {
   ModelConfig config_;
   Backend& backend_;
   RopeTable rope_;
+  int64_t kv_entry_width_;  // cached values per token per layer on this rank
   std::unique_ptr<VocabParallelEmbedding> embed_tokens_;
   std::unique_ptr<VocabParallelLmHead> lm_head_;
   Tensor final_norm_;
