@@ -40,7 +40,13 @@ namespace fs = std::filesystem;
 constexpr double kMinCosine = 0.99, kMinMeanCosine = 0.999;
 constexpr int64_t kPageSize = 16, kPromptTokens = 112, kChunk = 24, kDecodeSteps = 12;
 
-std::vector<std::string> fixture_names() { return testing::fixture_names(testing::FixtureKind::Bf16); }
+// The MLA fixtures: the FP8 cache holds MLA latents only (GQA models refuse it).
+std::vector<std::string> fixture_names() {
+  std::vector<std::string> names;
+  for (const std::string& name : testing::fixture_names(testing::FixtureKind::Bf16))
+    if (ModelConfig::load(testing::fixture_directory(name)).is_mla()) names.push_back(name);
+  return names;
+}
 
 // Records the expert ids of every moe_route call, or replays recorded ones: the replayed
 // experts are forced through the router with a correction bias (which steers selection

@@ -72,7 +72,7 @@ float max_abs_difference(const std::vector<std::vector<float>>& rows, const std:
 
 TEST_P(ReferenceModel, RotaryTablesMatchTransformers) {
   auto expected = testing::read_reference_vector<float>(reference_, "rope.inv_freq");
-  RotaryFrequencies ours = rotary_frequencies(model_->config().rope, model_->config().mla.qk_rope_head_dim);
+  RotaryFrequencies ours = rotary_frequencies(model_->config().rope, model_->config().rotary_dim());
   ASSERT_EQ(ours.inv_freq.size(), expected.size());
   for (size_t i = 0; i < expected.size(); ++i)
     EXPECT_NEAR(ours.inv_freq[i], expected[i], 1e-6 * std::fabs(expected[i])) << "inv_freq[" << i << "]";

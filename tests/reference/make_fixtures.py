@@ -135,6 +135,8 @@ def reinitialise(model, generator):
                 continue
             if "e_score_correction_bias" in name:
                 tensor.copy_((torch.rand(tensor.shape, generator=generator) - 0.5) * 0.1)
+            elif name.endswith(".bias"):  # GQA q/k/v projection biases
+                tensor.copy_(0.1 * torch.randn(tensor.shape, generator=generator))
             elif "norm" in name:
                 tensor.copy_(1.0 + 0.1 * torch.randn(tensor.shape, generator=generator))
             elif "embed_tokens" in name:
@@ -172,6 +174,70 @@ def split_fused_experts(directory):
     return True
 
 
+def record_reference(name, index, directory, reference_model, vocab_size, meta_extra):
+    """Draws the prompts of PROMPT_LENGTHS and records, with `reference_model` (float32,
+    eager attention), their logits and greedy continuations into directory/reference.*."""
+    # No end-of-sequence stop: the continuation is always GREEDY_TOKENS long.
+    reference_model.generation_config.eos_token_id = None
+    reference_model.generation_config.pad_token_id = 0
+    rotary = reference_model.model.rotary_emb
+    attention = reference_model.model.layers[0].self_attn
+    tensors = {"rope.inv_freq": rotary.inv_freq.detach().float().contiguous()}
+    prompts = []
+    token_generator = torch.Generator().manual_seed(2000 + index)
+    for p, length in enumerate(PROMPT_LENGTHS):
+        # A greedy continuation is only a meaningful reference when no step is a
+        # near-tie: resample the prompt until every step's top-2 margin exceeds
+        # MIN_MARGIN and the cached (generate) and uncached paths agree.
+        for attempt in range(100):
+            tokens = torch.randint(0, vocab_size, (1, length), generator=token_generator)
+            with torch.no_grad():
+                logits = reference_model(input_ids=tokens, use_cache=False).logits[0].float()
+                generated = reference_model.generate(
+                    tokens, max_new_tokens=GREEDY_TOKENS, do_sample=False, use_cache=True)[0, length:]
+                assert generated.numel() == GREEDY_TOKENS
+                sequence, margin = tokens, float("inf")
+                for _ in range(GREEDY_TOKENS):
+                    step = reference_model(input_ids=sequence, use_cache=False).logits[0, -1].float()
+                    top = step.topk(2).values
+                    margin = min(margin, float(top[0] - top[1]))
+                    sequence = torch.cat([sequence, step.argmax().view(1, 1)], dim=1)
+                uncached = sequence[0, length:]
+            if margin >= MIN_MARGIN and torch.equal(generated, uncached):
+                break
+        else:
+            raise RuntimeError(f"{name}: no prompt of length {length} without a near-tie")
+        tensors[f"prompt_{p}.tokens"] = tokens[0].to(torch.int32).contiguous()
+        tensors[f"prompt_{p}.logits"] = logits.contiguous()
+        tensors[f"prompt_{p}.greedy"] = generated.to(torch.int32).contiguous()
+        prompts.append({"length": length, "attempts": attempt + 1, "greedy_min_top2_margin": margin,
+                        "logit_abs_max": float(logits.abs().max()), "logit_std": float(logits.std())})
+    save_file(tensors, os.path.join(directory, "reference.safetensors"))
+    meta = {
+        "generator": meta_extra["generator"],
+        "transformers_version": transformers.__version__,
+        "torch_version": torch.__version__,
+        "rope_attention_scaling": float(rotary.attention_scaling),
+        "softmax_scale": float(attention.scaling),
+    }
+    meta.update({key: value for key, value in meta_extra.items() if key != "generator"})
+    meta["prompts"] = prompts
+    with open(os.path.join(directory, "reference.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    print(name, json.dumps(meta))
+
+
+def check_reload(stored, reference_model):
+    """The float32 model must hold exactly the stored values."""
+    state = reference_model.state_dict()
+    checked = 0
+    for key, value in stored.items():
+        if key in state:
+            assert torch.equal(state[key], value.float()), f"{key} differs after reload"
+            checked += 1
+    assert checked > 0
+
+
 def main(out_dir):
     torch.manual_seed(0)
     os.makedirs(out_dir, exist_ok=True)
@@ -190,63 +256,9 @@ def main(out_dir):
         assert all(t.dtype == torch.bfloat16 for t in stored.values()), "weights must be stored as bf16"
         reference_model = DeepseekV3ForCausalLM.from_pretrained(
             directory, dtype=torch.float32, attn_implementation="eager").eval()
-        # The float32 model must hold exactly the stored bf16 values.
-        state = reference_model.state_dict()
-        checked = 0
-        for key, value in stored.items():
-            if key in state:
-                assert torch.equal(state[key], value.float()), f"{key} differs after reload"
-                checked += 1
-        assert checked > 0
-
-        # No end-of-sequence stop: the continuation is always GREEDY_TOKENS long.
-        reference_model.generation_config.eos_token_id = None
-        reference_model.generation_config.pad_token_id = 0
-        rotary = reference_model.model.rotary_emb
-        attention = reference_model.model.layers[0].self_attn
-        tensors = {"rope.inv_freq": rotary.inv_freq.detach().float().contiguous()}
-        prompts = []
-        token_generator = torch.Generator().manual_seed(2000 + index)
-        for p, length in enumerate(PROMPT_LENGTHS):
-            # A greedy continuation is only a meaningful reference when no step is a
-            # near-tie: resample the prompt until every step's top-2 margin exceeds
-            # MIN_MARGIN and the cached (generate) and uncached paths agree.
-            for attempt in range(100):
-                tokens = torch.randint(0, config.vocab_size, (1, length), generator=token_generator)
-                with torch.no_grad():
-                    logits = reference_model(input_ids=tokens, use_cache=False).logits[0].float()
-                    generated = reference_model.generate(
-                        tokens, max_new_tokens=GREEDY_TOKENS, do_sample=False, use_cache=True)[0, length:]
-                    assert generated.numel() == GREEDY_TOKENS
-                    sequence, margin = tokens, float("inf")
-                    for _ in range(GREEDY_TOKENS):
-                        step = reference_model(input_ids=sequence, use_cache=False).logits[0, -1].float()
-                        top = step.topk(2).values
-                        margin = min(margin, float(top[0] - top[1]))
-                        sequence = torch.cat([sequence, step.argmax().view(1, 1)], dim=1)
-                    uncached = sequence[0, length:]
-                if margin >= MIN_MARGIN and torch.equal(generated, uncached):
-                    break
-            else:
-                raise RuntimeError(f"{name}: no prompt of length {length} without a near-tie")
-            tensors[f"prompt_{p}.tokens"] = tokens[0].to(torch.int32).contiguous()
-            tensors[f"prompt_{p}.logits"] = logits.contiguous()
-            tensors[f"prompt_{p}.greedy"] = generated.to(torch.int32).contiguous()
-            prompts.append({"length": length, "attempts": attempt + 1, "greedy_min_top2_margin": margin,
-                            "logit_abs_max": float(logits.abs().max()), "logit_std": float(logits.std())})
-        save_file(tensors, os.path.join(directory, "reference.safetensors"))
-        meta = {
-            "generator": "tests/reference/make_fixtures.py",
-            "transformers_version": transformers.__version__,
-            "torch_version": torch.__version__,
-            "rope_attention_scaling": float(rotary.attention_scaling),
-            "softmax_scale": float(attention.scaling),
-            "fused_experts_rewritten": rewritten,
-            "prompts": prompts,
-        }
-        with open(os.path.join(directory, "reference.json"), "w") as f:
-            json.dump(meta, f, indent=1)
-        print(name, json.dumps(meta))
+        check_reload(stored, reference_model)
+        record_reference(name, index, directory, reference_model, config.vocab_size,
+                         {"generator": "tests/reference/make_fixtures.py", "fused_experts_rewritten": rewritten})
         print("  tensors:", sorted(stored)[:12], "...", len(stored))
 
 

@@ -113,6 +113,54 @@ TEST(Footprint, Glm5Parameters) {
   EXPECT_EQ(weight_totals(load("glm-5-fp8").manifest, true).parameters, 753'864'139'008);
 }
 
+// MiniMax-M2.7: H = 3072, V = 200,064, 62 layers, all MoE; 48 query heads and 8 KV heads of 128.
+//   attention per layer
+//     q_proj   6144 × 3072 = 18,874,368     k_proj, v_proj  1024 × 3072 = 3,145,728 each
+//     o_proj   3072 × 6144 = 18,874,368     q_norm 6144 + k_norm 1024 (over all heads)
+//                                          = 44,047,360
+//   input/post-attention norms 2 × 3072    =      6,144
+//   MoE: 256 experts of 3 × 3072 × 1536 = 14,155,776 each = 3,623,878,656; router 256 × 3072
+//        = 786,432; correction bias 256    = 3,624,665,344
+//   layer = 3,668,718,848; × 62 = 227,460,568,576
+//   embed_tokens + lm_head 2 × 200,064 × 3072 = 1,229,193,216; final norm 3072
+//   total 228,689,764,864 (MiniMax's "230B"; the MTP modules are not counted)
+TEST(Footprint, MiniMaxM27Parameters) {
+  Model m2 = load("minimax-m2.7");
+  EXPECT_EQ(weight_totals(m2.manifest, false).parameters, 228'689'764'864);
+  EXPECT_EQ(entry(m2, "model.layers.7.block_sparse_moe.experts.255.w2.weight").shape, (Shape{3072, 1536}));
+  EXPECT_EQ(entry(m2, "model.layers.7.block_sparse_moe.e_score_correction_bias").shape, (Shape{256}));
+  EXPECT_EQ(entry(m2, "model.layers.7.self_attn.q_norm.weight").split, TpSplit::Column);
+  EXPECT_EQ(entry(m2, "model.layers.7.self_attn.k_proj.weight").storage, "fp8-block");  // quantization_config
+  EXPECT_EQ(entry(m2, "model.layers.7.block_sparse_moe.gate.weight").storage, "bf16");  // modules_to_not_convert
+}
+
+// GLM-4.7 (abridged file: no attention_bias, no use_qk_norm): H = 5120, V = 151,552, 92 layers
+// (first 3 dense), 96 query heads and 8 KV heads of 128.
+//   attention per layer
+//     q_proj 12,288 × 5120 = 62,914,560     k_proj, v_proj 1024 × 5120 = 5,242,880 each
+//     o_proj 5120 × 12,288 = 62,914,560     = 136,314,880; + norms 2 × 5120 = 10,240
+//   dense MLP 3 × 5120 × 12,288             = 188,743,680
+//   MoE: 160 routed + 1 shared expert of 3 × 5120 × 1536 = 23,592,960 each = 3,798,466,560;
+//        router 160 × 5120 = 819,200; bias 160 = 3,799,285,920
+//   92 × 136,325,120 + 3 × 188,743,680 + 89 × 3,799,285,920 = 351,244,588,960
+//   embed_tokens + lm_head 2 × 151,552 × 5120 = 1,551,892,480; final norm 5120
+//   total 352,796,486,560 (GLM's "355B" counts the MTP layer too)
+// With the full files' q/k/v biases (12,288 + 2 × 1024) and q/k norms (2 × 128) per layer:
+//   + 92 × 14,592 = 1,342,464.
+TEST(Footprint, Glm47Parameters) {
+  Model glm = load("glm-4.7-fp8/config.abridged.json");
+  EXPECT_EQ(weight_totals(glm.manifest, false).parameters, 352'796'486'560);
+  nlohmann::json file = nlohmann::json::parse(std::ifstream(kModels / "glm-4.7-fp8" / "config.abridged.json"));
+  file["attention_bias"] = true;
+  file["use_qk_norm"] = true;
+  const ModelConfig full = ModelConfig::from_json(file);
+  const WeightManifest manifest = WeightManifest::build(full, QuantConfig{});
+  EXPECT_EQ(weight_totals(manifest, false).parameters, 352'796'486'560 + 1'342'464);
+  ASSERT_NE(manifest.find("model.layers.0.self_attn.q_proj.bias"), nullptr);
+  EXPECT_EQ(manifest.find("model.layers.0.self_attn.q_norm.weight")->shape, (Shape{128}));
+  EXPECT_EQ(manifest.find("model.layers.0.self_attn.k_proj.bias")->split, TpSplit::Column);
+}
+
 // ---------------------------------------------------------------------------------------
 // Bytes
 
@@ -187,6 +235,16 @@ TEST(Footprint, KvBytesPerTokenPerGpu) {
   Model glm = load("glm-5.1-nvfp4");
   EXPECT_EQ(kv_cache_layout(glm.config, KvCacheDtype::Fp8, false).bytes_per_token(), 78 * (580 + 132));   // 55,536
   EXPECT_EQ(kv_cache_layout(glm.config, KvCacheDtype::Bf16, false).bytes_per_token(), 78 * (1152 + 132));  // 100,152
+
+  // GQA caches K and V of the rank's KV heads: MiniMax-M2 62 layers × 2 × 8 heads × 128 × 2
+  // bytes = 253,952 on one GPU, a quarter at TP 4 (2 heads each); TP 16 does not divide 8 heads.
+  Model m2 = load("minimax-m2.7");
+  EXPECT_EQ(kv_cache_layout(m2.config, KvCacheDtype::Bf16, false).bytes_per_token(), 253'952);
+  const KvCacheLayout tp4 = kv_cache_layout(m2.config, KvCacheDtype::Bf16, false, 4);
+  EXPECT_EQ(tp4.bytes_per_token(), 63'488);
+  EXPECT_TRUE(tp4.split_by_heads);
+  EXPECT_THROW(kv_cache_layout(m2.config, KvCacheDtype::Bf16, false, 16), Error);
+  EXPECT_THROW(kv_cache_layout(m2.config, KvCacheDtype::Fp8, false), Error);  // MLA only so far
 }
 
 // DeepSeek-V3 FP8 at TP=8 on 96 GiB, utilization 0.9, reserve 4 GiB:

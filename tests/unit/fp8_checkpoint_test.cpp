@@ -23,6 +23,7 @@
 #include "core/dtype.h"
 #include "models/layers/checkpoint_weight_source.h"
 #include "models/model.h"
+#include "support/safetensors_writer.h"
 #include "support/shared_models.h"
 #include "weights/quant_config.h"
 #include "weights/safetensors.h"
@@ -36,34 +37,9 @@ using testing::error_of;
 
 const fs::path kFixture = fs::path(RACKSERVE_TEST_DATA_DIR) / "models" / "dsv3-qlora-yarn-groups";
 
-struct OutTensor {
-  std::string name, dtype;
-  Shape shape;
-  std::vector<uint8_t> bytes;
-};
-
-void write_safetensors(const fs::path& path, const std::vector<OutTensor>& tensors) {
-  json header = json::object();
-  size_t offset = 0;
-  for (const auto& t : tensors) {
-    header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes.size()}}};
-    offset += t.bytes.size();
-  }
-  std::string text = header.dump();
-  text.resize((text.size() + 7) / 8 * 8, ' ');
-  std::ofstream out(path, std::ios::binary);
-  uint64_t length = text.size();
-  out.write(reinterpret_cast<const char*>(&length), 8);
-  out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  for (const auto& t : tensors) out.write(reinterpret_cast<const char*>(t.bytes.data()), static_cast<std::streamsize>(t.bytes.size()));
-}
-
-template <typename T>
-std::vector<uint8_t> bytes_of(const std::vector<T>& values) {
-  std::vector<uint8_t> bytes(values.size() * sizeof(T));
-  std::memcpy(bytes.data(), values.data(), bytes.size());
-  return bytes;
-}
+using testing::bytes_of;
+using testing::OutTensor;
+using testing::write_safetensors;
 
 // The linears a DeepSeek FP8 checkpoint stores in FP8 (kept-bf16 ones: lm_head, router,
 // embeddings, norms, MTP heads).

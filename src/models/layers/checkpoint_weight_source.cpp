@@ -70,8 +70,9 @@ void CheckpointWeightSource::read_f32(const std::string& name, const Shape& shap
       convert_to_f32(record.dtype, record.data, out, static_cast<size_t>(shape_numel(shape)));
       return;
     }
-    RS_CHECK(shape.size() == 2, "{}: only matrices are split for tensor parallelism, not {}", name, shape_string(shape));
-    convert_slice(record.dtype, record.data, shape[1], slice, out);
+    RS_CHECK(shape.size() <= 2, "{}: only matrices and vectors are split for tensor parallelism, not {}", name,
+             shape_string(shape));
+    convert_slice(record.dtype, record.data, shape.size() == 2 ? shape[1] : 1, slice, out);
     return;
   }
   const TensorRecord& record = store_.get(name);
