@@ -1,15 +1,17 @@
-// One full decode step of DeepSeek-V3-family layers on the CUDA backend, against its
-// bandwidth floor. The model is built from a real config.json with dummy weights
-// (--load-format dummy) and as many layers as fit (--num-layers overrides); B sequences
-// each hold C tokens of random latents in the paged KV cache (not prefilled through the
-// model), and each step decodes one token per sequence through the model's forward.
+// One full decode step of a model's layers (DeepSeek-V3 family with MLA, GLM-4.x / MiniMax-M2
+// with GQA) on the CUDA backend, against its bandwidth floor. The model is built from a real
+// config.json with dummy weights (--load-format dummy) and as many layers as fit
+// (--num-layers overrides); B sequences each hold C tokens of random cache entries in the
+// paged KV cache (not prefilled through the model), and each step decodes one token per
+// sequence through the model's forward.
 //
 // Floor = bytes that must be read / copy bandwidth measured in the same run, where the
 // bytes are: every weight outside the routed experts once (attention, norms, dense MLPs,
 // shared experts, routers, lm_head; of the embedding only the step's rows), the routed
 // experts the step's routing actually chose (read back from the routing of the timed
 // inputs: every timed step repeats the same tokens at the same positions), and the KV
-// cache of every sequence and layer (C + 1 entries of kv_lora + rope values, BF16).
+// cache of every sequence and layer (C + 1 entries of kv_lora + rope values for MLA, of
+// 2 x KV heads x head_dim for GQA, BF16).
 // The kernel-by-kernel table comes from the CUDA backend's op profiler (cudaEvent pairs).
 // Steps are timed twice in the same run: eager (every op launched) and replaying the
 // captured CUDA graph of the step (the server's default for decode batches).
@@ -101,7 +103,7 @@ int64_t pages_per_sequence(const Arguments& args) { return (args.context + 1 + a
 // KV bytes one layer holds for the largest batch (BF16 cache entries).
 double kv_bytes_per_layer(const ModelConfig& config, const Arguments& args) {
   const int64_t batch = *std::max_element(args.batches.begin(), args.batches.end());
-  return double(batch) * pages_per_sequence(args) * args.page_size * config.mla.latent_width() * 2;
+  return double(batch) * pages_per_sequence(args) * args.page_size * config.kv_cache_values() * 2;
 }
 
 int64_t choose_layers(const ModelConfig& config, const Arguments& args) {
@@ -188,7 +190,7 @@ void run_batch(CausalLM& model, DecodeBenchBackend& backend, PagedKvCache& cache
     }
     weight_bytes += bytes;
   }
-  const double kv_bytes_layer = double(batch) * (args.context + 1) * config.mla.latent_width() * 2;
+  const double kv_bytes_layer = double(batch) * (args.context + 1) * config.kv_cache_values() * 2;
   const double kv_bytes = kv_bytes_layer * layers;
   const double floor_seconds = (weight_bytes + kv_bytes) / bandwidth;
   double touched_mean = 0;
@@ -284,7 +286,7 @@ int run(const Arguments& args) {
 
   const int64_t max_batch = *std::max_element(args.batches.begin(), args.batches.end());
   PagedKvCache cache = model->allocate_kv_cache(max_batch * pages_per_sequence(args), args.page_size);
-  backend.fill_random(cache.storage(), args.seed + 1, 1.0f);  // random latents; each step rewrites position C
+  backend.fill_random(cache.storage(), args.seed + 1, 1.0f);  // random entries; each step rewrites position C
 
   for (int64_t batch : args.batches) run_batch(*model, backend, cache, plan, args, batch, bandwidth);
   return 0;

@@ -229,6 +229,98 @@ TEST_F(OpsTest, MlaCacheWriteAndAttention) {
   }
 }
 
+TEST_F(OpsTest, BiasAndNormGivenMeanSquares) {
+  const int64_t rows = 5, width = 384;
+  auto x_values = random(rows * width), bias_values = random(width, 0.1f), weight_values = random(width, 0.1f);
+  for (float& w : weight_values) w = bf16_to_f32(f32_to_bf16(1.0f + w));
+  Pair x = upload(x_values, {rows, width}), bias = upload(bias_values, {width}), weight = upload(weight_values, {width});
+  cpu_->add_bias(x.cpu, bias.cpu);
+  gpu_->add_bias(x.gpu, bias.gpu);
+  EXPECT_LT(relative_error(x.cpu, x.gpu), kBf16Tolerance);
+  // A row split over 3 ranks: each part's mean over the whole width, summed, normalises it.
+  Tensor cpu_mean = cpu_->mean_squares(x.cpu, 3 * width), gpu_mean = gpu_->mean_squares(x.gpu, 3 * width);
+  EXPECT_LT(relative_error(cpu_mean, gpu_mean), 1e-3);
+  EXPECT_LT(relative_error(cpu_->rms_norm_given_mean_squares(x.cpu, cpu_mean, weight.cpu, 1e-6f),
+                           gpu_->rms_norm_given_mean_squares(x.gpu, gpu_mean, weight.gpu, 1e-6f)),
+            kBf16Tolerance);
+}
+
+TEST_F(OpsTest, GqaCacheWriteAndAttention) {
+  const int64_t page_size = 64, pages = 40, max_blocks = 4;
+  struct Heads { int64_t heads, kv_heads, head_dim; };
+  // GLM-4.x at TP 4 (24 heads over 2 KV heads of 128), MiniMax-M2 at TP 8 (6 over 1), MHA of 64,
+  // the largest head_dim the kernel takes.
+  for (Heads h : {Heads{24, 2, 128}, Heads{6, 1, 128}, Heads{4, 4, 64}, Heads{8, 2, 256}}) {
+    std::vector<std::pair<int32_t, int32_t>> sequences{{1, 1}, {130, 1}, {77, 13}, {200, 64}, {5, 5}};
+    const int64_t width = 2 * h.kv_heads * h.head_dim;
+    auto cache_values = std::vector<float>(pages * page_size * width, NAN);
+    std::vector<int32_t> query_start{0}, context, positions, slots, block_table;
+    for (size_t i = 0; i < sequences.size(); ++i) {
+      auto [length, fresh] = sequences[i];
+      for (int64_t b = 0; b < max_blocks; ++b) block_table.push_back(static_cast<int32_t>(i + 8 * b));
+      for (int32_t p = 0; p < length; ++p) {
+        int32_t slot = block_table[i * max_blocks + p / page_size] * page_size + p % page_size;
+        if (p < length - fresh) {  // cached before this step: random keys and values
+          auto entry = random(width);
+          std::copy(entry.begin(), entry.end(), cache_values.begin() + int64_t(slot) * width);
+        } else {
+          positions.push_back(p);
+          slots.push_back(slot);
+        }
+      }
+      query_start.push_back(static_cast<int32_t>(positions.size()));
+      context.push_back(length);
+    }
+    const int64_t tokens = static_cast<int64_t>(positions.size());
+    Pair cache = upload(cache_values, {pages, page_size, width});
+    auto k_values = random(tokens * h.kv_heads * h.head_dim), v_values = random(tokens * h.kv_heads * h.head_dim);
+    auto q_values = random(tokens * h.heads * h.head_dim);
+    Pair k = upload(k_values, {tokens, h.kv_heads, h.head_dim}), v = upload(v_values, {tokens, h.kv_heads, h.head_dim});
+    Pair q = upload(q_values, {tokens, h.heads, h.head_dim});
+    Pair p_start = upload_ints(query_start, {int64_t(query_start.size())});
+    Pair p_context = upload_ints(context, {int64_t(context.size())});
+    Pair p_table = upload_ints(block_table, {int64_t(sequences.size()), max_blocks});
+    Pair p_slots = upload_ints(slots, {tokens}), p_positions = upload_ints(positions, {tokens});
+    cpu_->begin_step();
+    gpu_->begin_step();
+    for (bool on_gpu : {false, true}) {
+      GqaCacheWrite write;
+      write.k = on_gpu ? k.gpu : k.cpu;
+      write.v = on_gpu ? v.gpu : v.cpu;
+      write.slots = on_gpu ? p_slots.gpu : p_slots.cpu;
+      write.cache_layer = on_gpu ? cache.gpu : cache.cpu;
+      (on_gpu ? *gpu_ : *cpu_).gqa_write_cache(write);
+    }
+    auto attend = [&](Backend& backend, bool on_gpu, AttentionBatch& batch) {
+      batch.query_start = on_gpu ? p_start.gpu : p_start.cpu;
+      batch.context_length = on_gpu ? p_context.gpu : p_context.cpu;
+      batch.block_table = on_gpu ? p_table.gpu : p_table.cpu;
+      batch.slots = on_gpu ? p_slots.gpu : p_slots.cpu;
+      batch.positions = on_gpu ? p_positions.gpu : p_positions.cpu;
+      batch.num_sequences = static_cast<int64_t>(sequences.size());
+      batch.num_tokens = tokens;
+      batch.page_size = page_size;
+      GqaAttention args;
+      args.q = on_gpu ? q.gpu : q.cpu;
+      args.cache_layer = on_gpu ? cache.gpu : cache.cpu;
+      args.batch = &batch;
+      args.heads = h.heads;
+      args.kv_heads = h.kv_heads;
+      args.head_dim = h.head_dim;
+      args.softmax_scale = 1.0f / std::sqrt(float(h.head_dim));
+      return backend.gqa_attention(args);
+    };
+    AttentionBatch cpu_batch, gpu_batch;
+    EXPECT_LT(relative_error(attend(*cpu_, false, cpu_batch), attend(*gpu_, true, gpu_batch)), 1e-2)
+        << "heads " << h.heads << " / " << h.kv_heads << " of " << h.head_dim;
+    // The written entries are the bf16 keys and values themselves (the rest stays NaN on both sides).
+    auto cpu_cache = cpu_->download_f32(cache.cpu), gpu_cache = gpu_->download_f32(cache.gpu);
+    for (int32_t slot : slots)
+      for (int64_t c = 0; c < width; ++c)
+        ASSERT_EQ(cpu_cache[int64_t(slot) * width + c], gpu_cache[int64_t(slot) * width + c]) << "slot " << slot;
+  }
+}
+
 TEST_F(OpsTest, MoeRouteAndExperts) {
   // DeepSeek-V3 (groups), plain, Kimi-K2 (384 experts), softmax scoring without a bias, and a
   // stacked shared expert (one more slot, experts + 1 weights).
