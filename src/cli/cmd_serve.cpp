@@ -232,9 +232,10 @@ int run_serve(const Arguments& args) {
   Engine engine(*model, engine_config, generation, api::make_detokenizer_factory(tokenizer));
   const EngineConfig& resolved = engine.config();
   const int64_t kv_tokens = int64_t{resolved.scheduler.num_pages} * resolved.scheduler.page_size;
-  spdlog::info("memory plan: KV cache {} pages x {} tokens = {} tokens ({} cached values per token per layer in {}, "
+  spdlog::info("memory plan: KV cache {} pages x {} tokens = {} tokens ({} cached values per token per layer{} in {}, "
                "{} layers); max_model_len {}, max {} running sequences, {} tokens per step",
                resolved.scheduler.num_pages, resolved.scheduler.page_size, kv_tokens, model_config.kv_cache_values(),
+               model_config.is_mla() ? " on every GPU" : ", split over the GPUs by KV heads",
                kv_dtype == KvCacheDtype::Fp8 ? "fp8 e4m3 + an f32 scale"
                                              : dtype_name(kv_cache_value_dtype(*backend, kv_dtype)),
                model_config.num_layers, resolved.max_model_len, resolved.scheduler.max_running_requests,

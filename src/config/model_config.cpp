@@ -237,17 +237,26 @@ void parse_minimax_m2(ModelConfig& config, const FieldReader& reader) {
   config.attention_kind = AttentionKind::Gqa;
   config.rope.interleaved = false;
   parse_gqa_heads(gqa, reader);
-  // rotary_dim (MiniMax's files); transformers 5 turns it into partial_rotary_factor (default 0.5).
-  gqa.rotary_dim = reader.integer_or(
-      "rotary_dim", static_cast<int64_t>(static_cast<double>(gqa.head_dim) * partial_rotary_factor(config, reader, 0.5)));
+  // rotary_dim (MiniMax's files); transformers 5 turns it into partial_rotary_factor (default
+  // 0.5). A file with both must agree, or the two would rotate different widths.
+  const int64_t from_factor =
+      static_cast<int64_t>(static_cast<double>(gqa.head_dim) * partial_rotary_factor(config, reader, 0.5));
+  gqa.rotary_dim = reader.integer_or("rotary_dim", from_factor);
+  const bool factor_stated = config.raw.contains("partial_rotary_factor") ||
+                             (config.raw.contains("rope_parameters") && config.raw["rope_parameters"].is_object() &&
+                              config.raw["rope_parameters"].contains("partial_rotary_factor"));
+  RS_CHECK(!factor_stated || gqa.rotary_dim == from_factor,
+           "{}: rotary_dim {} disagrees with partial_rotary_factor (head_dim {} x factor = {})", source, gqa.rotary_dim,
+           gqa.head_dim, from_factor);
   check_rotary_dim(gqa, source);
+  // What transformers' MiniMax-M2 always does, whatever these fields say: no biases, q/k norms
+  // over all heads, the routing bias, no routed scaling. Other values would be another model.
   RS_CHECK(!reader.boolean_or("attention_bias", false), "{}: attention_bias=true is not supported for minimax_m2",
            source);
-  if (reader.boolean_or("use_qk_norm", true)) {
-    std::string type = reader.string_or("qk_norm_type", "per_layer");
-    RS_CHECK(type == "per_layer", "{}: qk_norm_type \"{}\" is not supported (per_layer)", source, type);
-    gqa.qk_norm = GqaConfig::QkNorm::AllHeads;
-  }
+  RS_CHECK(reader.boolean_or("use_qk_norm", true), "{}: use_qk_norm=false is not supported for minimax_m2", source);
+  std::string type = reader.string_or("qk_norm_type", "per_layer");
+  RS_CHECK(type == "per_layer", "{}: qk_norm_type \"{}\" is not supported (per_layer)", source, type);
+  gqa.qk_norm = GqaConfig::QkNorm::AllHeads;
   if (auto it = config.raw.find("attn_type_list"); it != config.raw.end() && !it->is_null()) {
     RS_CHECK(it->is_array(), "{}: field \"attn_type_list\" must be a list", source);
     for (size_t layer = 0; layer < it->size(); ++layer)
@@ -264,9 +273,12 @@ void parse_minimax_m2(ModelConfig& config, const FieldReader& reader) {
   std::string scoring = reader.string_or("scoring_func", "sigmoid");
   RS_CHECK(scoring == "sigmoid", "{}: scoring_func \"{}\" is not supported for minimax_m2 (sigmoid)", source, scoring);
   moe.scoring = MoeConfig::Scoring::Sigmoid;
-  moe.has_score_correction_bias = reader.boolean_or("use_routing_bias", true);
+  RS_CHECK(reader.boolean_or("use_routing_bias", true), "{}: use_routing_bias=false is not supported for minimax_m2",
+           source);
+  RS_CHECK(reader.number_or("routed_scaling_factor", 1.0) == 1.0,
+           "{}: routed_scaling_factor is not supported for minimax_m2 (its router does not scale)", source);
+  moe.has_score_correction_bias = true;
   moe.normalize_top_k = true;
-  moe.routed_scaling_factor = reader.number_or("routed_scaling_factor", 1.0);
 }
 
 void check_moe(const MoeConfig& moe, const std::string& source) {
@@ -274,7 +286,7 @@ void check_moe(const MoeConfig& moe, const std::string& source) {
   RS_CHECK(moe.experts_per_token > 0 && moe.experts_per_token <= moe.num_routed_experts,
            "{}: num_experts_per_tok {} must be in [1, n_routed_experts={}]", source, moe.experts_per_token,
            moe.num_routed_experts);
-  RS_CHECK(moe.expert_intermediate_size > 0, "{}: moe_intermediate_size must be positive", source);
+  RS_CHECK(moe.expert_intermediate_size > 0, "{}: the experts' intermediate size must be positive", source);
   RS_CHECK(moe.num_groups >= 1 && moe.num_routed_experts % moe.num_groups == 0,
            "{}: n_group {} must divide n_routed_experts {}", source, moe.num_groups, moe.num_routed_experts);
   RS_CHECK(moe.top_k_groups >= 1 && moe.top_k_groups <= moe.num_groups, "{}: topk_group {} must be in [1, n_group={}]",
@@ -296,7 +308,7 @@ bool ModelConfig::is_moe_layer(int64_t layer) const {
 
 double ModelConfig::attention_softmax_scale() const {
   double scale = 1.0 / std::sqrt(static_cast<double>(attention_qk_dim()));
-  if (rope.type == RopeConfig::Type::Yarn && rope.mscale_all_dim != 0.0) {
+  if (is_mla() && rope.type == RopeConfig::Type::Yarn && rope.mscale_all_dim != 0.0) {  // DeepSeek's YaRN only
     double mscale = yarn_mscale(rope.factor, rope.mscale_all_dim);
     scale *= mscale * mscale;
   }

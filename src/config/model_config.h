@@ -127,7 +127,7 @@ struct ModelConfig {
   // latent and rope key (every rank holds all of them), or GQA's keys and values (split by heads).
   int64_t kv_cache_values() const { return is_mla() ? mla.latent_width() : gqa.cache_width(); }
   // Softmax scale of attention: attention_qk_dim()^-0.5, times mscale(factor, mscale_all_dim)^2
-  // for YaRN.
+  // for the YaRN of MLA models (DeepSeek's softmax correction; GQA families have none).
   double attention_softmax_scale() const;
 
   // `source` names the file in error messages.

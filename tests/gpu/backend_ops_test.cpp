@@ -246,12 +246,16 @@ TEST_F(OpsTest, BiasAndNormGivenMeanSquares) {
 }
 
 TEST_F(OpsTest, GqaCacheWriteAndAttention) {
-  const int64_t page_size = 64, pages = 40, max_blocks = 4;
+  const int64_t page_size = 64, max_blocks = 24, pages = 8 * max_blocks;
   struct Heads { int64_t heads, kv_heads, head_dim; };
+  // (context after the step, tokens new in this step): a mixed prefill / decode batch (the
+  // per-head kernel) and a pure decode batch up to 1500 keys (the split-KV kernel).
+  const std::vector<std::vector<std::pair<int32_t, int32_t>>> batches = {
+      {{1, 1}, {130, 1}, {77, 13}, {200, 64}, {5, 5}}, {{1, 1}, {300, 1}, {1500, 1}, {64, 1}, {1025, 1}}};
   // GLM-4.x at TP 4 (24 heads over 2 KV heads of 128), MiniMax-M2 at TP 8 (6 over 1), MHA of 64,
-  // the largest head_dim the kernel takes.
-  for (Heads h : {Heads{24, 2, 128}, Heads{6, 1, 128}, Heads{4, 4, 64}, Heads{8, 2, 256}}) {
-    std::vector<std::pair<int32_t, int32_t>> sequences{{1, 1}, {130, 1}, {77, 13}, {200, 64}, {5, 5}};
+  // the largest head_dim the kernels take, and a group of 32 (beyond the split kernel's 16).
+  for (const auto& sequences : batches)
+  for (Heads h : {Heads{24, 2, 128}, Heads{6, 1, 128}, Heads{4, 4, 64}, Heads{8, 2, 256}, Heads{32, 1, 64}}) {
     const int64_t width = 2 * h.kv_heads * h.head_dim;
     auto cache_values = std::vector<float>(pages * page_size * width, NAN);
     std::vector<int32_t> query_start{0}, context, positions, slots, block_table;
@@ -312,7 +316,7 @@ TEST_F(OpsTest, GqaCacheWriteAndAttention) {
     };
     AttentionBatch cpu_batch, gpu_batch;
     EXPECT_LT(relative_error(attend(*cpu_, false, cpu_batch), attend(*gpu_, true, gpu_batch)), 1e-2)
-        << "heads " << h.heads << " / " << h.kv_heads << " of " << h.head_dim;
+        << "heads " << h.heads << " / " << h.kv_heads << " of " << h.head_dim << ", " << tokens << " tokens";
     // The written entries are the bf16 keys and values themselves (the rest stays NaN on both sides).
     auto cpu_cache = cpu_->download_f32(cache.cpu), gpu_cache = gpu_->download_f32(cache.gpu);
     for (int32_t slot : slots)

@@ -336,6 +336,11 @@ TEST(ModelConfig, GqaBadInputsNameTheField) {
       {"minimax-m2.7/config.json", [](json& f) { f["shared_intermediate_size"] = 512; }, "shared experts"},
       {"minimax-m2.7/config.json", [](json& f) { f["attention_bias"] = true; }, "attention_bias=true"},
       {"minimax-m2.7/config.json", [](json& f) { f.erase("num_local_experts"); }, "\"num_local_experts\" is missing"},
+      {"minimax-m2.7/config.json", [](json& f) { f["use_routing_bias"] = false; }, "use_routing_bias=false"},
+      {"minimax-m2.7/config.json", [](json& f) { f["use_qk_norm"] = false; }, "use_qk_norm=false"},
+      {"minimax-m2.7/config.json", [](json& f) { f["routed_scaling_factor"] = 2.0; }, "routed_scaling_factor"},
+      {"minimax-m2.7/config.json", [](json& f) { f["partial_rotary_factor"] = 1.0; },
+       "rotary_dim 64 disagrees with partial_rotary_factor (head_dim 128 x factor = 128)"},
   };
   for (const auto& test : cases) {
     json file = read(test.file);

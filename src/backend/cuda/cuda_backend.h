@@ -98,7 +98,7 @@ class CudaBackend : public Backend {
   void rope_inplace(const Tensor& x, int64_t offset, const RopeTable& rope, const Tensor& positions) override;
   void mla_write_cache(const MlaCacheWrite& args) override;
   Tensor mla_attention(const MlaAttention& args) override;
-  void gqa_write_cache(const GqaCacheWrite& args) override;  // cuda_gqa_ops.cpp
+  void gqa_write_cache(const GqaCacheWrite& args) override;
   Tensor gqa_attention(const GqaAttention& args) override;
 
   MoeRouting moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,

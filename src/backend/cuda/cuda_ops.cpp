@@ -346,7 +346,22 @@ Tensor CudaBackend::gqa_attention(const GqaAttention& args) {
   params.page_size = batch.page_size;
   params.max_blocks = batch.block_table.dim(1);
   params.softmax_scale = args.softmax_scale;
-  check(kernels::launch_gqa_attention(params, stream_), "gqa_attention");
+  // A pure decode step (one query per sequence) takes the split-KV kernel, which reads each
+  // cached row once per KV head group; anything else (prefill, chunked prefill, groups over
+  // 16 heads) the per-head kernel. Both compute any batch correctly.
+  const bool decode = batch.num_tokens > 0 && batch.num_tokens == batch.num_sequences &&
+                      kernels::gqa_decode_supported(args.heads, args.kv_heads, args.head_dim);
+  if (!decode) {
+    check(kernels::launch_gqa_attention(params, stream_), "gqa_attention");
+    return out;
+  }
+  const int64_t max_keys = batch.max_context_length > 0 ? batch.max_context_length : params.max_blocks * batch.page_size;
+  const kernels::GqaDecodeConfig config = kernels::plan_gqa_decode(batch.num_tokens, args.kv_heads, max_keys, sm_count_);
+  const int64_t workspace_floats =
+      kernels::gqa_decode_workspace_floats(batch.num_tokens, args.heads, args.head_dim, config);
+  Tensor workspace = workspace_floats > 0 ? allocate_step(DType::F32, {workspace_floats}) : Tensor{};
+  params.partials = workspace_floats > 0 ? workspace.as<float>() : nullptr;
+  check(kernels::launch_gqa_decode_split_kv(params, config, stream_), "gqa_decode_split_kv");
   return out;
 }
 
