@@ -23,6 +23,7 @@
 #include "core/dtype.h"
 #include "models/layers/checkpoint_weight_source.h"
 #include "models/model.h"
+#include "support/fp8_checkpoint_writer.h"
 #include "support/safetensors_writer.h"
 #include "support/shared_models.h"
 #include "weights/quant_config.h"
@@ -37,70 +38,16 @@ using testing::error_of;
 
 const fs::path kFixture = fs::path(RACKSERVE_TEST_DATA_DIR) / "models" / "dsv3-qlora-yarn-groups";
 
-using testing::bytes_of;
-using testing::OutTensor;
 using testing::write_safetensors;
 
-// The linears a DeepSeek FP8 checkpoint stores in FP8 (kept-bf16 ones: lm_head, router,
-// embeddings, norms, MTP heads).
-bool quantized_in_checkpoint(const std::string& name, const Shape& shape) {
-  return shape.size() == 2 && (name.ends_with("_proj.weight") || name.ends_with("_proj_with_mqa.weight")) &&
-         !name.ends_with("eh_proj.weight");
-}
-
-enum class Layout { Block, Channel };
+using Layout = testing::Fp8Layout;
 
 // Writes `directory` as the fixture quantized in `layout` (blocks [block_out, block_in]) and
 // `dequantized` as the same model with those FP8 weights expanded to f32 (no quantization).
 void write_checkpoints(Layout layout, int64_t block_out, int64_t block_in, const fs::path& directory,
                        const fs::path& dequantized) {
   WeightStore store = WeightStore::open(kFixture / "model.safetensors");
-  std::vector<OutTensor> fp8, expanded;
-  for (const std::string& name : store.names()) {
-    const TensorRecord& record = store.get(name);
-    std::vector<float> values(static_cast<size_t>(shape_numel(record.shape)));
-    convert_to_f32(record.dtype, record.data, values.data(), values.size());
-    if (!quantized_in_checkpoint(name, record.shape)) {
-      std::vector<uint8_t> raw(static_cast<const uint8_t*>(static_cast<const void*>(record.data)),
-                               static_cast<const uint8_t*>(static_cast<const void*>(record.data)) + record.bytes);
-      fp8.push_back({name, std::string(dtype_name(record.dtype)), record.shape, raw});
-      expanded.push_back({name, std::string(dtype_name(record.dtype)), record.shape, raw});
-      continue;
-    }
-    const int64_t rows = record.shape[0], cols = record.shape[1];
-    const int64_t bo = layout == Layout::Block ? block_out : 1, bi = layout == Layout::Block ? block_in : cols;
-    const int64_t scale_rows = (rows + bo - 1) / bo, scale_cols = (cols + bi - 1) / bi;
-    std::vector<float> scales(static_cast<size_t>(scale_rows * scale_cols));
-    for (int64_t sr = 0; sr < scale_rows; ++sr)
-      for (int64_t sc = 0; sc < scale_cols; ++sc) {
-        float amax = 0.0f;
-        for (int64_t r = sr * bo; r < std::min(rows, (sr + 1) * bo); ++r)
-          for (int64_t c = sc * bi; c < std::min(cols, (sc + 1) * bi); ++c) amax = std::max(amax, std::fabs(values[r * cols + c]));
-        float scale = amax > 0.0f ? amax / 448.0f : 1.0f;
-        // compressed-tensors stores the scale in the weight's dtype (bf16): quantize with that one.
-        if (layout == Layout::Channel) scale = bf16_to_f32(f32_to_bf16(scale));
-        scales[sr * scale_cols + sc] = scale;
-      }
-    std::vector<uint8_t> codes(values.size());
-    std::vector<float> dequantized_values(values.size());
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c) {
-        const float scale = scales[(r / bo) * scale_cols + c / bi];
-        codes[r * cols + c] = f32_to_e4m3(values[r * cols + c] / scale);
-        dequantized_values[r * cols + c] = e4m3_to_f32(codes[r * cols + c]) * scale;
-      }
-    const std::string module = name.substr(0, name.size() - 7);
-    fp8.push_back({name, "F8_E4M3", record.shape, codes});
-    if (layout == Layout::Block) {
-      fp8.push_back({module + ".weight_scale_inv", "F32", {scale_rows, scale_cols}, bytes_of(scales)});
-    } else {
-      std::vector<uint16_t> bf16;
-      for (float s : scales) bf16.push_back(f32_to_bf16(s));
-      fp8.push_back({module + ".weight_scale", "BF16", {rows, 1}, bytes_of(bf16)});
-    }
-    expanded.push_back({name, "F32", record.shape, bytes_of(dequantized_values)});
-  }
-
+  const testing::QuantizedCheckpoint quantized = testing::quantize_checkpoint(store, layout, block_out, block_in);
   std::ifstream config_stream(kFixture / "config.json");
   json config = json::parse(config_stream);
   // Every token goes to all 8 experts: a quantization-noise flip of the top-2 choice is a
@@ -113,25 +60,10 @@ void write_checkpoints(Layout layout, int64_t block_out, int64_t block_in, const
     fs::create_directories(dir);
     std::ofstream(dir / "config.json") << config.dump(2);
   }
-  if (layout == Layout::Block) {
-    config["quantization_config"] = {{"quant_method", "fp8"},
-                                     {"fmt", "e4m3"},
-                                     {"activation_scheme", "dynamic"},
-                                     {"weight_block_size", {block_out, block_in}}};
-  } else {
-    config["quantization_config"] = {
-        {"quant_method", "compressed-tensors"},
-        {"format", "float-quantized"},
-        {"ignore", {"lm_head", "re:.*eh_proj$"}},
-        {"config_groups",
-         {{"group_0",
-           {{"targets", {"Linear"}},
-            {"weights", {{"num_bits", 8}, {"type", "float"}, {"strategy", "channel"}, {"symmetric", true}}},
-            {"input_activations", {{"num_bits", 8}, {"type", "float"}, {"strategy", "token"}, {"dynamic", true}}}}}}}};
-  }
+  config["quantization_config"] = testing::fp8_quantization_config(layout, block_out, block_in);
   std::ofstream(directory / "config.json") << config.dump(2);
-  write_safetensors(directory / "model.safetensors", fp8);
-  write_safetensors(dequantized / "model.safetensors", expanded);
+  write_safetensors(directory / "model.safetensors", quantized.fp8);
+  write_safetensors(dequantized / "model.safetensors", quantized.expanded);
 }
 
 class Fp8Checkpoint : public ::testing::Test {
