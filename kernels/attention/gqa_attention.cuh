@@ -1,10 +1,11 @@
-// What the GQA attention kernels share: the token's sequence, the paged key/value rows, and
-// one warp's online softmax over keys (f32), with lane l holding elements l, l + 32, ... of a
-// head of kPerLane * 32 values.
+// What the GQA attention kernels share: the token's sequence, the paged key/value rows (bf16,
+// or e4m3 with one scale per row), and one warp's online softmax over keys (f32), with lane l
+// holding elements l, l + 32, ... of a head of kPerLane * 32 values.
 #pragma once
 
 #include <cuda_bf16.h>
 
+#include "attention/mla_cache_e4m3.cuh"
 #include "common/device_utils.cuh"
 #include "rackserve/kernels/gqa_params.h"
 
@@ -23,11 +24,27 @@ __device__ __forceinline__ int64_t sequence_of(const int32_t* query_start, int64
   return low;
 }
 
-// The cache row (key then value of every KV head) of position j of sequence s.
-__device__ __forceinline__ const __nv_bfloat16* cache_row(const GqaAttentionParams& p, int64_t s, int64_t j) {
+// A cache row (key then value of every KV head) of Element (__nv_bfloat16, or uint8_t e4m3
+// codes) and the scale its values take (1 for bf16).
+template <typename Element>
+struct CacheRow {
+  const Element* values;
+  float scale;
+};
+
+// The cache row of position j of sequence s.
+template <typename Element>
+__device__ __forceinline__ CacheRow<Element> cache_row(const GqaAttentionParams& p, int64_t s, int64_t j) {
   const int64_t page = p.block_table[s * p.max_blocks + j / p.page_size];
-  return static_cast<const __nv_bfloat16*>(p.cache) + (page * p.page_size + j % p.page_size) * 2 * p.kv_heads * p.head_dim;
+  const int64_t slot = page * p.page_size + j % p.page_size;
+  return {static_cast<const Element*>(p.cache) + slot * 2 * p.kv_heads * p.head_dim,
+          p.cache_scales ? p.cache_scales[slot] : 1.0f};
 }
+
+__device__ __forceinline__ float cached_value(const __nv_bfloat16* values, int64_t i) {
+  return __bfloat162float(values[i]);
+}
+__device__ __forceinline__ float cached_value(const uint8_t* values, int64_t i) { return decode_e4m3(values[i]); }
 
 template <int kPerLane>
 struct WarpSoftmax {
@@ -40,13 +57,16 @@ struct WarpSoftmax {
     for (int i = 0; i < kPerLane; ++i) q[i] = __bfloat162float(query[lane + 32 * i]) * scale;
   }
 
-  // Adds key `key` with value `value` (rows of this warp's KV head); every lane calls it.
-  __device__ void add(const __nv_bfloat16* key, const __nv_bfloat16* value, int lane) {
+  // Adds the key and value of `kv_head` in `row`; every lane calls it.
+  template <typename Element>
+  __device__ void add(const CacheRow<Element>& row, int64_t kv_head, int64_t kv_heads, int64_t head_dim, int lane) {
+    const Element* key = row.values + kv_head * head_dim;
+    const Element* value = row.values + (kv_heads + kv_head) * head_dim;
     float k[kPerLane], v[kPerLane];
 #pragma unroll
     for (int i = 0; i < kPerLane; ++i) {
-      k[i] = __bfloat162float(key[lane + 32 * i]);
-      v[i] = __bfloat162float(value[lane + 32 * i]);
+      k[i] = cached_value(key, lane + 32 * i) * row.scale;
+      v[i] = cached_value(value, lane + 32 * i) * row.scale;
     }
     float partial = 0.0f;
 #pragma unroll
@@ -61,19 +81,24 @@ struct WarpSoftmax {
   }
 };
 
-// Calls fn.template operator()<kPerLane>() for head_dim = 32 * kPerLane (1..8).
-template <typename Fn>
+// Calls fn.template operator()<kPerLane, Element>() for head_dim = 32 * kPerLane (1..8) and
+// the cache's element type (uint8_t e4m3 codes when e4m3, else __nv_bfloat16).
+template <typename Element, typename Fn>
 int dispatch_head_dim(int64_t head_dim, Fn&& fn) {
   switch (head_dim / 32) {
-    case 1: return fn.template operator()<1>();
-    case 2: return fn.template operator()<2>();
-    case 3: return fn.template operator()<3>();
-    case 4: return fn.template operator()<4>();
-    case 5: return fn.template operator()<5>();
-    case 6: return fn.template operator()<6>();
-    case 7: return fn.template operator()<7>();
-    default: return fn.template operator()<8>();
+    case 1: return fn.template operator()<1, Element>();
+    case 2: return fn.template operator()<2, Element>();
+    case 3: return fn.template operator()<3, Element>();
+    case 4: return fn.template operator()<4, Element>();
+    case 5: return fn.template operator()<5, Element>();
+    case 6: return fn.template operator()<6, Element>();
+    case 7: return fn.template operator()<7, Element>();
+    default: return fn.template operator()<8, Element>();
   }
+}
+template <typename Fn>
+int dispatch_cache(int64_t head_dim, bool e4m3, Fn&& fn) {
+  return e4m3 ? dispatch_head_dim<uint8_t>(head_dim, fn) : dispatch_head_dim<__nv_bfloat16>(head_dim, fn);
 }
 
 }  // namespace rackserve::kernels::gqa

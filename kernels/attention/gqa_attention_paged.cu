@@ -1,5 +1,6 @@
-// Grouped-query attention over the paged key/value cache: the cache write and causal
-// attention for any batch (contracts in rackserve/kernels/gqa_params.h).
+// Grouped-query attention over the paged key/value cache (bf16, or e4m3 with a scale per
+// entry): the cache write and causal attention for any batch (contracts in
+// rackserve/kernels/gqa_params.h).
 #include "attention/gqa_attention.cuh"
 
 namespace rackserve::kernels {
@@ -10,21 +11,36 @@ constexpr int kWarps = 4;
 
 __global__ void gqa_cache_write_kernel(GqaCacheWriteParams p) {
   wait_for_prior_kernel();
+  __shared__ float scratch[32];
   const int64_t t = blockIdx.x;
   const int32_t slot = p.slots[t];
   if (slot < 0 || slot >= p.capacity) return;  // padding (-1); the host validates the rest
   const int64_t half = p.kv_heads * p.head_dim;
   const __nv_bfloat16* k = static_cast<const __nv_bfloat16*>(p.k) + t * half;
   const __nv_bfloat16* v = static_cast<const __nv_bfloat16*>(p.v) + t * half;
-  __nv_bfloat16* entry = static_cast<__nv_bfloat16*>(p.cache) + static_cast<int64_t>(slot) * 2 * half;
-  for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
-    entry[i] = k[i];
-    entry[half + i] = v[i];
+  if (!p.cache_scales) {
+    __nv_bfloat16* entry = static_cast<__nv_bfloat16*>(p.cache) + static_cast<int64_t>(slot) * 2 * half;
+    for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
+      entry[i] = k[i];
+      entry[half + i] = v[i];
+    }
+    return;
   }
+  // E4M3: one scale over the token's keys and values (the values a bf16 cache would hold).
+  float amax = 0.0f;
+  for (int64_t i = threadIdx.x; i < half; i += blockDim.x)
+    amax = fmaxf(amax, fmaxf(fabsf(__bfloat162float(k[i])), fabsf(__bfloat162float(v[i]))));
+  const float scale = e4m3_entry_scale(block_max(amax, scratch));
+  uint8_t* entry = static_cast<uint8_t*>(p.cache) + static_cast<int64_t>(slot) * 2 * half;
+  for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
+    entry[i] = encode_e4m3(__bfloat162float(k[i]), scale);
+    entry[half + i] = encode_e4m3(__bfloat162float(v[i]), scale);
+  }
+  if (threadIdx.x == 0) p.cache_scales[slot] = scale;
 }
 
 // One CTA per (token, query head); its warps take every kWarps-th key, then merge.
-template <int kPerLane>
+template <int kPerLane, typename Element>
 __global__ void __launch_bounds__(kWarps * 32) gqa_attention_kernel(GqaAttentionParams p) {
   wait_for_prior_kernel();
   const int64_t t = blockIdx.x, h = blockIdx.y;
@@ -35,10 +51,8 @@ __global__ void __launch_bounds__(kWarps * 32) gqa_attention_kernel(GqaAttention
 
   gqa::WarpSoftmax<kPerLane> softmax;
   softmax.load_query(static_cast<const __nv_bfloat16*>(p.q) + (t * p.heads + h) * p.head_dim, p.softmax_scale, lane);
-  for (int64_t j = warp; j < keys; j += kWarps) {
-    const __nv_bfloat16* row = gqa::cache_row(p, s, j);
-    softmax.add(row + kv_head * p.head_dim, row + (p.kv_heads + kv_head) * p.head_dim, lane);
-  }
+  for (int64_t j = warp; j < keys; j += kWarps)
+    softmax.add(gqa::cache_row<Element>(p, s, j), kv_head, p.kv_heads, p.head_dim, lane);
 
   // Merge the warps' partial softmaxes (a warp without keys has running_sum 0).
   __shared__ float warp_max_of[kWarps], warp_sum_of[kWarps];
@@ -83,8 +97,8 @@ int launch_gqa_attention(const GqaAttentionParams& p, Stream stream) {
     return cudaErrorInvalidValue;
   if (p.tokens == 0) return cudaSuccess;
   const dim3 grid(static_cast<unsigned>(p.tokens), static_cast<unsigned>(p.heads));
-  return gqa::dispatch_head_dim(p.head_dim, [&]<int kPerLane>() {
-    gqa_attention_kernel<kPerLane><<<grid, kWarps * 32, 0, static_cast<cudaStream_t>(stream)>>>(p);
+  return gqa::dispatch_cache(p.head_dim, p.cache_scales != nullptr, [&]<int kPerLane, typename Element>() {
+    gqa_attention_kernel<kPerLane, Element><<<grid, kWarps * 32, 0, static_cast<cudaStream_t>(stream)>>>(p);
     return launch_status();
   });
 }

@@ -23,7 +23,7 @@ __device__ __forceinline__ SplitRange split_range(int64_t keys, int split, int s
   return {begin, end < begin ? begin : end};
 }
 
-template <int kPerLane>
+template <int kPerLane, typename Element>
 __global__ void gqa_decode_kernel(GqaAttentionParams p, int splits, int keys_per_split) {
   wait_for_prior_kernel();
   const int64_t t = blockIdx.x, kv_head = blockIdx.y;
@@ -36,10 +36,8 @@ __global__ void gqa_decode_kernel(GqaAttentionParams p, int splits, int keys_per
   gqa::WarpSoftmax<kPerLane> softmax;
   softmax.load_query(static_cast<const __nv_bfloat16*>(p.q) + (t * p.heads + h) * p.head_dim, p.softmax_scale, lane);
 #pragma unroll 4
-  for (int64_t j = range.begin; j < range.end; ++j) {
-    const __nv_bfloat16* row = gqa::cache_row(p, s, j);
-    softmax.add(row + kv_head * p.head_dim, row + (p.kv_heads + kv_head) * p.head_dim, lane);
-  }
+  for (int64_t j = range.begin; j < range.end; ++j)
+    softmax.add(gqa::cache_row<Element>(p, s, j), kv_head, p.kv_heads, p.head_dim, lane);
 
   if (splits == 1) {  // the whole context: normalise here (keys >= 1, so running_sum > 0)
     __nv_bfloat16* out = static_cast<__nv_bfloat16*>(p.output) + (t * p.heads + h) * p.head_dim;
@@ -118,8 +116,8 @@ int launch_gqa_decode_split_kv(const GqaAttentionParams& p, const GqaDecodeConfi
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   const dim3 grid(static_cast<unsigned>(p.tokens), static_cast<unsigned>(p.kv_heads), static_cast<unsigned>(config.splits));
   const unsigned threads = static_cast<unsigned>(32 * (p.heads / p.kv_heads));
-  if (int status = gqa::dispatch_head_dim(p.head_dim, [&]<int kPerLane>() {
-        gqa_decode_kernel<kPerLane><<<grid, threads, 0, s>>>(p, config.splits, config.keys_per_split);
+  if (int status = gqa::dispatch_cache(p.head_dim, p.cache_scales != nullptr, [&]<int kPerLane, typename Element>() {
+        gqa_decode_kernel<kPerLane, Element><<<grid, threads, 0, s>>>(p, config.splits, config.keys_per_split);
         return launch_status();
       }))
     return status;

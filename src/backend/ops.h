@@ -87,8 +87,9 @@ struct MlaAttention {
 };
 
 // Throws unless cache_layer is a [pages, page_size, width] cache of `native` (the backend's
-// cache dtype) with no scales, or of F8_E4M3 with cache_scales [pages, page_size] F32.
-inline void check_mla_cache(const char* op, const Tensor& cache_layer, const Tensor& cache_scales, DType native,
+// cache dtype) with no scales, or of F8_E4M3 with cache_scales [pages, page_size] F32 (the MLA
+// and GQA caches alike).
+inline void check_paged_cache(const char* op, const Tensor& cache_layer, const Tensor& cache_scales, DType native,
                             int64_t width) {
   RS_CHECK(cache_layer.rank() == 3 && cache_layer.dim(2) == width, "{}: cache layer {} is not [pages, page_size, {}]",
            op, shape_string(cache_layer.shape), width);
@@ -106,15 +107,20 @@ inline void check_mla_cache(const char* op, const Tensor& cache_layer, const Ten
 }
 
 // The paged grouped-query-attention cache of one layer (this rank's KV heads) holds, per
-// token, its key then its value for every KV head, in the backend's activation dtype:
+// token, its key then its value for every KV head:
 //   cache_layer [pages, page_size, 2 * kv_heads * head_dim]
 //   key of head h:   values [h * head_dim, (h + 1) * head_dim)
 //   value of head h: values [(kv_heads + h) * head_dim, (kv_heads + h + 1) * head_dim)
+// in the backend's activation dtype, or as FP8 with one f32 scale per entry (the token's keys
+// and values together) by the MLA cache's rule above, x being the values the activation-dtype
+// cache would hold. e4m3 is floating point, so values far below the entry's largest keep their
+// 3-bit mantissa down to 2^-6 of amax / 448 (a shared scale sets the range, not the precision).
 struct GqaCacheWrite {
   Tensor k;            // [T, kv_heads, head_dim], normalised and rotated as attention reads it
   Tensor v;            // [T, kv_heads, head_dim]
   Tensor slots;        // [T] int32, page * page_size + offset; -1: not written (padding)
   Tensor cache_layer;  // [pages, page_size, 2 * kv_heads * head_dim]
+  Tensor cache_scales;  // [pages, page_size] f32 when cache_layer is F8_E4M3, else empty
 };
 
 // Causal attention of every query over its sequence's cached keys and values (this step's
@@ -122,6 +128,7 @@ struct GqaCacheWrite {
 struct GqaAttention {
   Tensor q;            // [T, heads, head_dim], rotated
   Tensor cache_layer;  // [pages, page_size, 2 * kv_heads * head_dim]
+  Tensor cache_scales;  // [pages, page_size] f32 when cache_layer is F8_E4M3, else empty
   const AttentionBatch* batch = nullptr;
   int64_t heads = 0;
   int64_t kv_heads = 0;

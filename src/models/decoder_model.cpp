@@ -57,8 +57,6 @@ DecoderModel::DecoderModel(ModelConfig config, WeightSource& weights, Backend& b
 
 PagedKvCache DecoderModel::allocate_kv_cache(int64_t pages, int64_t page_size,
                                              std::optional<KvCacheDtype> dtype) const {
-  RS_CHECK(config_.is_mla() || dtype != KvCacheDtype::Fp8,
-           "{}: an FP8 KV cache is implemented for MLA models only; use --kv-cache-dtype bf16", config_.model_type);
   return PagedKvCache(backend_, config_.num_layers, pages, page_size, kv_entry_width_, dtype);
 }
 

@@ -25,8 +25,6 @@ KvCacheLayout kv_cache_layout(const ModelConfig& config, KvCacheDtype dtype, boo
   } else {
     const GqaConfig& gqa = config.gqa;
     RS_CHECK(gqa.num_kv_heads % tp == 0, "TP={} does not divide num_key_value_heads {}", tp, gqa.num_kv_heads);
-    RS_CHECK(dtype == KvCacheDtype::Bf16, "{}: an FP8 KV cache is implemented for MLA models only; use bf16",
-             config.model_type);
     layout.entry_values = gqa.cache_width() / tp;
     layout.split_by_heads = true;
   }

@@ -21,9 +21,8 @@ namespace rackserve {
 // - GQA caches the key and the value of every KV head (2 × num_kv_heads × head_dim values),
 //   split by heads: each rank holds its num_kv_heads / tp heads.
 //   bf16: 2 bytes per value, no scales.
-//   fp8:  1 byte per value (e4m3) and one f32 scale per entry (per token per layer, chosen
-//         when the entry is written): 576 + 4 = 580 bytes for DeepSeek-V3's 512 + 64. MLA
-//         only so far: GQA models refuse an FP8 cache (kv_cache_layout throws).
+//   fp8:  1 byte per value (e4m3) and one f32 scale per entry (per token per layer per rank,
+//         chosen when the entry is written): 576 + 4 = 580 bytes for DeepSeek-V3's 512 + 64.
 // DSA models (GLM-5, V3.2) also cache the indexer's key (index_head_dim values) per layer,
 // replicated like the latent and always as e4m3 plus one f32 scale per 128 values per token
 // (DeepSeek's reference layout): 128 + 4 = 132 bytes for index_head_dim 128, either dtype.
@@ -36,7 +35,7 @@ struct KvCacheLayout {
   int64_t indexer_bytes = 0;       // per token per layer, scale included
   int64_t bytes_per_token() const { return layers * (entry_bytes + indexer_bytes); }
 };
-// Throws when `tp` does not divide a GQA model's KV heads or the model cannot cache in `dtype`.
+// Throws when `tp` does not divide a GQA model's KV heads.
 KvCacheLayout kv_cache_layout(const ModelConfig& config, KvCacheDtype dtype, bool include_mtp, int64_t tp = 1);
 
 struct WeightTotals {

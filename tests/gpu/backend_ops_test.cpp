@@ -4,13 +4,16 @@
 // read fails. Inputs are rounded to bf16 first, so both backends see identical values.
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <random>
 #include <vector>
 
+#include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
 #include "backend/backend.h"
+#include "backend/cpu/fp8_linear.h"
 #include "backend/cuda/cuda_backend.h"
 #include "core/dtype.h"
 #include "support/test_random.h"
@@ -254,6 +257,8 @@ TEST_F(OpsTest, GqaCacheWriteAndAttention) {
       {{1, 1}, {130, 1}, {77, 13}, {200, 64}, {5, 5}}, {{1, 1}, {300, 1}, {1500, 1}, {64, 1}, {1025, 1}}};
   // GLM-4.x at TP 4 (24 heads over 2 KV heads of 128), MiniMax-M2 at TP 8 (6 over 1), MHA of 64,
   // the largest head_dim the kernels take, and a group of 32 (beyond the split kernel's 16).
+  // Each batch and shape with a bf16 cache and with an e4m3 cache (+ an f32 scale per entry).
+  for (bool fp8 : {false, true})
   for (const auto& sequences : batches)
   for (Heads h : {Heads{24, 2, 128}, Heads{6, 1, 128}, Heads{4, 4, 64}, Heads{8, 2, 256}, Heads{32, 1, 64}}) {
     const int64_t width = 2 * h.kv_heads * h.head_dim;
@@ -277,6 +282,22 @@ TEST_F(OpsTest, GqaCacheWriteAndAttention) {
     }
     const int64_t tokens = static_cast<int64_t>(positions.size());
     Pair cache = upload(cache_values, {pages, page_size, width});
+    Pair scales;
+    if (fp8) {  // the cached entries quantized on the CPU (its rule is the contract), the same bytes on both
+      std::vector<uint8_t> codes(cache_values.size(), 0x7f);  // e4m3 NaN in every unowned entry
+      std::vector<float> scale_values(pages * page_size, NAN);
+      for (int64_t slot = 0; slot < pages * page_size; ++slot)
+        if (!std::isnan(cache_values[slot * width]))
+          scale_values[slot] = cpu::quantize_e4m3_group_codes(&cache_values[slot * width], width, kMlaCacheMinScale,
+                                                              &codes[slot * width]);
+      Tensor host_codes{codes.data(), DType::F8_E4M3, {pages, page_size, width}, Device{}};
+      cache = {cpu_->allocate_persistent(DType::F8_E4M3, host_codes.shape),
+               gpu_->allocate_persistent(DType::F8_E4M3, host_codes.shape)};
+      std::memcpy(cache.cpu.data, codes.data(), codes.size());
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the backend's stream is non-blocking
+      ASSERT_EQ(cudaMemcpy(cache.gpu.data, codes.data(), codes.size(), cudaMemcpyHostToDevice), cudaSuccess);
+      scales = upload(scale_values, {pages, page_size}, DType::F32);
+    }
     auto k_values = random(tokens * h.kv_heads * h.head_dim), v_values = random(tokens * h.kv_heads * h.head_dim);
     auto q_values = random(tokens * h.heads * h.head_dim);
     Pair k = upload(k_values, {tokens, h.kv_heads, h.head_dim}), v = upload(v_values, {tokens, h.kv_heads, h.head_dim});
@@ -293,6 +314,7 @@ TEST_F(OpsTest, GqaCacheWriteAndAttention) {
       write.v = on_gpu ? v.gpu : v.cpu;
       write.slots = on_gpu ? p_slots.gpu : p_slots.cpu;
       write.cache_layer = on_gpu ? cache.gpu : cache.cpu;
+      if (fp8) write.cache_scales = on_gpu ? scales.gpu : scales.cpu;
       (on_gpu ? *gpu_ : *cpu_).gqa_write_cache(write);
     }
     auto attend = [&](Backend& backend, bool on_gpu, AttentionBatch& batch) {
@@ -307,6 +329,7 @@ TEST_F(OpsTest, GqaCacheWriteAndAttention) {
       GqaAttention args;
       args.q = on_gpu ? q.gpu : q.cpu;
       args.cache_layer = on_gpu ? cache.gpu : cache.cpu;
+      if (fp8) args.cache_scales = on_gpu ? scales.gpu : scales.cpu;
       args.batch = &batch;
       args.heads = h.heads;
       args.kv_heads = h.kv_heads;
@@ -316,12 +339,16 @@ TEST_F(OpsTest, GqaCacheWriteAndAttention) {
     };
     AttentionBatch cpu_batch, gpu_batch;
     EXPECT_LT(relative_error(attend(*cpu_, false, cpu_batch), attend(*gpu_, true, gpu_batch)), 1e-2)
-        << "heads " << h.heads << " / " << h.kv_heads << " of " << h.head_dim << ", " << tokens << " tokens";
-    // The written entries are the bf16 keys and values themselves (the rest stays NaN on both sides).
+        << "heads " << h.heads << " / " << h.kv_heads << " of " << h.head_dim << ", " << tokens << " tokens"
+        << (fp8 ? ", e4m3 cache" : "");
+    // The written entries: the bf16 keys and values themselves, or the same e4m3 codes and scales
+    // (one rule on both backends); the rest stays as it was on both sides.
     auto cpu_cache = cpu_->download_f32(cache.cpu), gpu_cache = gpu_->download_f32(cache.gpu);
-    for (int32_t slot : slots)
+    for (int32_t slot : slots) {
       for (int64_t c = 0; c < width; ++c)
         ASSERT_EQ(cpu_cache[int64_t(slot) * width + c], gpu_cache[int64_t(slot) * width + c]) << "slot " << slot;
+      if (fp8) ASSERT_EQ(cpu_->download_f32(scales.cpu)[slot], gpu_->download_f32(scales.gpu)[slot]) << "slot " << slot;
+    }
   }
 }
 

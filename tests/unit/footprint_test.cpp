@@ -244,7 +244,10 @@ TEST(Footprint, KvBytesPerTokenPerGpu) {
   EXPECT_EQ(tp4.bytes_per_token(), 63'488);
   EXPECT_TRUE(tp4.split_by_heads);
   EXPECT_THROW(kv_cache_layout(m2.config, KvCacheDtype::Bf16, false, 16), Error);
-  EXPECT_THROW(kv_cache_layout(m2.config, KvCacheDtype::Fp8, false), Error);  // MLA only so far
+  // fp8: 1 byte per value and one f32 scale per entry (the rank's keys and values of a token):
+  // 62 × (2048 + 4) = 127,224; at TP 4 62 × (512 + 4) = 31,992.
+  EXPECT_EQ(kv_cache_layout(m2.config, KvCacheDtype::Fp8, false).bytes_per_token(), 127'224);
+  EXPECT_EQ(kv_cache_layout(m2.config, KvCacheDtype::Fp8, false, 4).bytes_per_token(), 31'992);
 }
 
 // DeepSeek-V3 FP8 at TP=8 on 96 GiB, utilization 0.9, reserve 4 GiB:

@@ -11,8 +11,10 @@ struct GqaCacheWriteParams {
   const void* k;          // [tokens, kv_heads, head_dim] bf16
   const void* v;          // [tokens, kv_heads, head_dim] bf16
   const int32_t* slots;   // [tokens], page * page_size + offset; -1: skipped (padding)
-  void* cache;            // [capacity, 2 * kv_heads * head_dim] bf16
+  void* cache;            // [capacity, 2 * kv_heads * head_dim] bf16, or e4m3 bytes when cache_scales is set
   int64_t tokens, kv_heads, head_dim, capacity;
+  // E4M3 cache: [capacity] f32, one scale per entry (the MLA cache's rule, mla_params.h); nullptr: bf16.
+  float* cache_scales = nullptr;
 };
 int launch_gqa_cache_write(const GqaCacheWriteParams& params, Stream stream);
 
@@ -22,7 +24,7 @@ constexpr int64_t kGqaMaxHeadDim = 256;
 
 struct GqaAttentionParams {
   const void* q;               // [tokens, heads, head_dim] bf16 (rotated)
-  const void* cache;           // [pages, page_size, 2 * kv_heads * head_dim] bf16
+  const void* cache;           // [pages, page_size, 2 * kv_heads * head_dim] bf16, or e4m3 bytes (cache_scales set)
   const int32_t* query_start;  // [sequences + 1]
   const int32_t* block_table;  // [sequences, max_blocks]
   const int32_t* positions;    // [tokens]; token t attends to positions [0, positions[t]] of its sequence
@@ -32,6 +34,7 @@ struct GqaAttentionParams {
   // launch_gqa_decode_split_kv with splits > 1 only: [tokens, splits, heads, head_dim + 2] f32
   // partial outputs (unnormalised accumulator, running max, running sum).
   float* partials = nullptr;
+  const float* cache_scales = nullptr;  // [pages, page_size] f32 for an e4m3 cache; nullptr: bf16
 };
 // One CTA per (token, query head): its warps stream the keys of the sequence with an online
 // softmax each (f32), then merge. Every query head of a KV group reads the group's keys (from

@@ -1,5 +1,7 @@
 // Grouped-query attention on the CPU: the paged key/value cache write and causal attention
-// over it, in f32 (softmax in f32 as transformers' eager attention computes it).
+// over it, in f32 (softmax in f32 as transformers' eager attention computes it). The cache is
+// f32, or FP8 (e4m3 bytes + one f32 scale per entry, ops.h): quantized on write, dequantized
+// on read.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -7,36 +9,32 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/fp8_linear.h"
 #include "core/error.h"
 
 namespace rackserve {
-
-namespace {
-// Throws unless cache_layer is an f32 [pages, page_size, 2 * kv_heads * head_dim] cache.
-void check_gqa_cache(const char* op, const Tensor& cache_layer, int64_t kv_heads, int64_t head_dim) {
-  RS_CHECK(cache_layer.dtype == DType::F32 && cache_layer.rank() == 3 && cache_layer.dim(2) == 2 * kv_heads * head_dim,
-           "{}: cache layer {} {} is not an F32 [pages, page_size, 2 x {} x {}] cache", op,
-           dtype_name(cache_layer.dtype), shape_string(cache_layer.shape), kv_heads, head_dim);
-}
-}  // namespace
 
 void CpuBackend::gqa_write_cache(const GqaCacheWrite& args) {
   RS_CHECK(args.k.rank() == 3 && args.v.shape == args.k.shape && args.k.dtype == DType::F32 &&
                args.v.dtype == DType::F32,
            "gqa_write_cache: k {} and v {} must be equal F32 [T, kv_heads, head_dim]", shape_string(args.k.shape),
            shape_string(args.v.shape));
-  const int64_t tokens = args.k.dim(0), kv_heads = args.k.dim(1), head_dim = args.k.dim(2);
-  const int64_t half = kv_heads * head_dim;
-  check_gqa_cache("gqa_write_cache", args.cache_layer, kv_heads, head_dim);
+  const int64_t tokens = args.k.dim(0), half = args.k.dim(1) * args.k.dim(2), width = 2 * half;
+  check_paged_cache("gqa_write_cache", args.cache_layer, args.cache_scales, DType::F32, width);
   RS_CHECK(args.slots.numel() == tokens, "gqa_write_cache: {} slots for {} tokens", args.slots.numel(), tokens);
+  const bool fp8 = args.cache_layer.dtype == DType::F8_E4M3;
   const int64_t capacity = args.cache_layer.dim(0) * args.cache_layer.dim(1);
+  std::vector<float> values(width);
   for (int64_t t = 0; t < tokens; ++t) {
     const int32_t slot = args.slots.as<int32_t>()[t];
     if (slot == -1) continue;  // a padding token: nothing to write
     RS_CHECK(slot >= 0 && slot < capacity, "gqa_write_cache: slot {} outside the cache [0, {})", slot, capacity);
-    float* entry = args.cache_layer.as<float>() + static_cast<int64_t>(slot) * 2 * half;
+    float* entry = fp8 ? values.data() : args.cache_layer.as<float>() + static_cast<int64_t>(slot) * width;
     std::memcpy(entry, args.k.as<float>() + t * half, half * sizeof(float));
     std::memcpy(entry + half, args.v.as<float>() + t * half, half * sizeof(float));
+    if (fp8)
+      args.cache_scales.as<float>()[slot] = cpu::quantize_e4m3_group_codes(
+          entry, width, kMlaCacheMinScale, args.cache_layer.as<uint8_t>() + static_cast<int64_t>(slot) * width);
   }
 }
 
@@ -47,17 +45,27 @@ Tensor CpuBackend::gqa_attention(const GqaAttention& args) {
   RS_CHECK(args.q.rank() == 3 && args.q.dtype == DType::F32 && args.q.dim(0) == tokens && args.q.dim(1) == heads &&
                args.q.dim(2) == head_dim,
            "gqa_attention: q {} is not F32 [{}, {}, {}]", shape_string(args.q.shape), tokens, heads, head_dim);
-  check_gqa_cache("gqa_attention", args.cache_layer, kv_heads, head_dim);
+  const int64_t width = 2 * kv_heads * head_dim, group = heads / kv_heads;
+  check_paged_cache("gqa_attention", args.cache_layer, args.cache_scales, DType::F32, width);
   RS_CHECK(args.cache_layer.dim(1) == batch.page_size, "gqa_attention: cache pages of {} tokens, batch pages of {}",
            args.cache_layer.dim(1), batch.page_size);
   const cpu::PagedSequences sequences(batch, args.cache_layer.dim(0));
   const int32_t* positions = batch.positions.as<int32_t>();
-  const int64_t width = 2 * kv_heads * head_dim, group = heads / kv_heads;
-  const float* cache = args.cache_layer.as<float>();
+  // The head_dim values at `offset` of the entry at `slot` as f32: a pointer into an f32 cache,
+  // or the FP8 values dequantized (e4m3 * scale) into `scratch`.
+  const bool fp8 = args.cache_layer.dtype == DType::F8_E4M3;
+  const float* e4m3 = cpu::e4m3_table();
+  auto cached = [&](int64_t slot, int64_t offset, float* scratch) -> const float* {
+    if (!fp8) return args.cache_layer.as<float>() + slot * width + offset;
+    const uint8_t* codes = args.cache_layer.as<uint8_t>() + slot * width + offset;
+    const float scale = args.cache_scales.as<float>()[slot];
+    for (int64_t c = 0; c < head_dim; ++c) scratch[c] = e4m3[codes[c]] * scale;
+    return scratch;
+  };
 
   Tensor out = allocate_step(DType::F32, {tokens, heads, head_dim});
   pool_.parallel_for(tokens * heads, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> scores;
+    std::vector<float> scores, scratch(head_dim);
     for (int64_t item = begin; item < end; ++item) {
       const int64_t t = item / heads, h = item % heads, kv_head = h / group;
       const int64_t s = sequences.sequence_of(t);
@@ -66,7 +74,7 @@ Tensor CpuBackend::gqa_attention(const GqaAttention& args) {
       scores.resize(keys);
       float max_score = -std::numeric_limits<float>::infinity();
       for (int64_t j = 0; j < keys; ++j) {
-        const float* key = cache + sequences.slot(s, j) * width + kv_head * head_dim;
+        const float* key = cached(sequences.slot(s, j), kv_head * head_dim, scratch.data());
         scores[j] = cpu::dot(q, key, head_dim) * args.softmax_scale;
         max_score = std::max(max_score, scores[j]);
       }
@@ -75,7 +83,7 @@ Tensor CpuBackend::gqa_attention(const GqaAttention& args) {
       float* target = out.as<float>() + item * head_dim;
       std::fill(target, target + head_dim, 0.0f);
       for (int64_t j = 0; j < keys; ++j) {
-        const float* value = cache + sequences.slot(s, j) * width + (kv_heads + kv_head) * head_dim;
+        const float* value = cached(sequences.slot(s, j), (kv_heads + kv_head) * head_dim, scratch.data());
         const float weight = scores[j] / total;
         for (int64_t c = 0; c < head_dim; ++c) target[c] += weight * value[c];
       }

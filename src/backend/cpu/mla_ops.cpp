@@ -54,7 +54,7 @@ void CpuBackend::mla_write_cache(const MlaCacheWrite& args) {
   RS_CHECK(args.rope && lora + args.rope->dim == width, "mla_write_cache: kv width {} != {} + rope {}", width, lora,
            args.rope ? args.rope->dim : 0);
   const Tensor& cache = args.cache_layer;
-  check_mla_cache("mla_write_cache", cache, args.cache_scales, DType::F32, width);
+  check_paged_cache("mla_write_cache", cache, args.cache_scales, DType::F32, width);
   const bool fp8 = cache.dtype == DType::F8_E4M3;
   int64_t capacity = cache.dim(0) * cache.dim(1);
   std::vector<float> values(width);
@@ -81,7 +81,7 @@ Tensor CpuBackend::mla_attention(const MlaAttention& args) {
            "mla_attention: q {} is not [{}, {}, {}]", shape_string(args.q.shape), tokens, heads, nope + rope);
   RS_CHECK(args.kv_b.rank() == 2 && args.kv_b.dim(0) == heads * (nope + v_dim) && args.kv_b.dim(1) == lora,
            "mla_attention: kv_b {} is not [{}, {}]", shape_string(args.kv_b.shape), heads * (nope + v_dim), lora);
-  check_mla_cache("mla_attention", args.cache_layer, args.cache_scales, DType::F32, width);
+  check_paged_cache("mla_attention", args.cache_layer, args.cache_scales, DType::F32, width);
   RS_CHECK(args.cache_layer.dim(1) == batch.page_size, "mla_attention: cache pages of {} tokens, batch pages of {}",
            args.cache_layer.dim(1), batch.page_size);
 

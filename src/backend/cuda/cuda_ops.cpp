@@ -201,7 +201,7 @@ void CudaBackend::rope_inplace(const Tensor& x, int64_t offset, const RopeTable&
 
 void CudaBackend::mla_write_cache(const MlaCacheWrite& args) {
   expect(args.kv, DType::BF16, 2, "mla kv");
-  check_mla_cache("mla_write_cache", args.cache_layer, args.cache_scales, DType::BF16, args.kv.dim(1));
+  check_paged_cache("mla_write_cache", args.cache_layer, args.cache_scales, DType::BF16, args.kv.dim(1));
   const int64_t lora = args.norm_weight.numel();
   RS_CHECK(args.rope && lora + args.rope->dim == args.kv.dim(1) && args.cache_layer.dim(2) == args.kv.dim(1),
            "mla_write_cache: kv {} / cache {} / lora {} disagree", shape_string(args.kv.shape),
@@ -234,7 +234,7 @@ Tensor CudaBackend::mla_attention(const MlaAttention& args) {
            "mla_attention: q {} does not match the batch", shape_string(args.q.shape));
   RS_CHECK(args.kv_b.dim(0) == args.heads * (args.qk_nope_dim + args.v_dim) && args.kv_b.dim(1) == args.kv_lora_rank,
            "mla_attention: kv_b {} has the wrong shape", shape_string(args.kv_b.shape));
-  check_mla_cache("mla_attention", args.cache_layer, args.cache_scales, DType::BF16,
+  check_paged_cache("mla_attention", args.cache_layer, args.cache_scales, DType::BF16,
                   args.kv_lora_rank + args.rope_dim);
   RS_CHECK(args.cache_layer.dim(1) == batch.page_size, "mla_attention: cache {} does not have pages of {} tokens",
            shape_string(args.cache_layer.shape), batch.page_size);
@@ -308,26 +308,26 @@ Tensor CudaBackend::mla_attention(const MlaAttention& args) {
 void CudaBackend::gqa_write_cache(const GqaCacheWrite& args) {
   expect(args.k, DType::BF16, 3, "gqa k");
   expect(args.v, DType::BF16, 3, "gqa v");
-  expect(args.cache_layer, DType::BF16, 3, "gqa cache layer");
   const int64_t tokens = args.k.dim(0), kv_heads = args.k.dim(1), head_dim = args.k.dim(2);
-  RS_CHECK(args.v.shape == args.k.shape && args.cache_layer.dim(2) == 2 * kv_heads * head_dim &&
-               args.slots.numel() == tokens,
-           "gqa_write_cache: k {}, v {}, cache {} and {} slots disagree", shape_string(args.k.shape),
-           shape_string(args.v.shape), shape_string(args.cache_layer.shape), args.slots.numel());
+  check_paged_cache("gqa_write_cache", args.cache_layer, args.cache_scales, DType::BF16, 2 * kv_heads * head_dim);
+  RS_CHECK(args.v.shape == args.k.shape && args.slots.numel() == tokens,
+           "gqa_write_cache: k {}, v {} and {} slots disagree", shape_string(args.k.shape), shape_string(args.v.shape),
+           args.slots.numel());
   kernels::GqaCacheWriteParams params{args.k.data, args.v.data, args.slots.as<int32_t>(), args.cache_layer.data,
                                       tokens, kv_heads, head_dim, args.cache_layer.dim(0) * args.cache_layer.dim(1)};
+  params.cache_scales = args.cache_scales.empty() ? nullptr : args.cache_scales.as<float>();
   check(kernels::launch_gqa_cache_write(params, stream_), "gqa_cache_write");
 }
 
 Tensor CudaBackend::gqa_attention(const GqaAttention& args) {
   const AttentionBatch& batch = *args.batch;
   expect(args.q, DType::BF16, 3, "gqa q");
-  expect(args.cache_layer, DType::BF16, 3, "gqa cache layer");
+  check_paged_cache("gqa_attention", args.cache_layer, args.cache_scales, DType::BF16,
+                    2 * args.kv_heads * args.head_dim);
   RS_CHECK(args.q.dim(0) == batch.num_tokens && args.q.dim(1) == args.heads && args.q.dim(2) == args.head_dim,
            "gqa_attention: q {} does not match the batch", shape_string(args.q.shape));
-  RS_CHECK(args.cache_layer.dim(1) == batch.page_size && args.cache_layer.dim(2) == 2 * args.kv_heads * args.head_dim,
-           "gqa_attention: cache {} is not [pages, {}, 2 x {} x {}]", shape_string(args.cache_layer.shape),
-           batch.page_size, args.kv_heads, args.head_dim);
+  RS_CHECK(args.cache_layer.dim(1) == batch.page_size, "gqa_attention: cache {} does not have pages of {} tokens",
+           shape_string(args.cache_layer.shape), batch.page_size);
   RS_CHECK(args.head_dim % 32 == 0 && args.head_dim <= kernels::kGqaMaxHeadDim,
            "gqa_attention: head_dim {} must be a multiple of 32 up to {}", args.head_dim, kernels::kGqaMaxHeadDim);
   Tensor out = allocate_step(DType::BF16, args.q.shape);
@@ -346,6 +346,7 @@ Tensor CudaBackend::gqa_attention(const GqaAttention& args) {
   params.page_size = batch.page_size;
   params.max_blocks = batch.block_table.dim(1);
   params.softmax_scale = args.softmax_scale;
+  params.cache_scales = args.cache_scales.empty() ? nullptr : args.cache_scales.as<float>();
   // A pure decode step (one query per sequence) takes the split-KV kernel, which reads each
   // cached row once per KV head group; anything else (prefill, chunked prefill, groups over
   // 16 heads) the per-head kernel. Both compute any batch correctly.

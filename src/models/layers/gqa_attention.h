@@ -25,7 +25,6 @@ class GqaAttentionBlock final : public AttentionBlock {
   GqaAttentionBlock(const ModelConfig& config, WeightLoader& loader, const std::string& prefix,
                     Communicator* tp = nullptr);
 
-  // The GQA cache takes no scales: cache_scales must be empty.
   Tensor forward(Backend& backend, const Activation& x, const StepContext& step, const Tensor& cache_layer,
                  const Tensor& cache_scales) const override;
   std::optional<Fp8ActivationLayout> input_fp8_layout() const override;
