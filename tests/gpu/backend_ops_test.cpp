@@ -54,6 +54,65 @@ class OpsTest : public ::testing::Test {
     return {cpu_->upload_persistent(host, DType::I32), gpu_->upload_persistent(host, DType::I32)};
   }
 
+  // One step of paged attention over several sequences, given per sequence as (context after
+  // the step, tokens new in this step). Sequence i owns pages i, i + 8, i + 16, ... (scattered,
+  // never shared); the positions before its new tokens hold random `width`-value entries in
+  // cache_values, every other entry is NaN, so an out-of-bounds read shows.
+  struct PagedStep {
+    std::vector<int32_t> query_start{0}, context, positions, slots, block_table;
+    std::vector<float> cache_values;
+    int64_t sequences = 0, max_blocks = 0, page_size = 0;
+    int64_t tokens() const { return static_cast<int64_t>(positions.size()); }
+  };
+  PagedStep paged_step(const std::vector<std::pair<int32_t, int32_t>>& sequences, int64_t pages, int64_t page_size,
+                       int64_t max_blocks, int64_t width) {
+    PagedStep step;
+    step.sequences = static_cast<int64_t>(sequences.size());
+    step.max_blocks = max_blocks;
+    step.page_size = page_size;
+    step.cache_values.assign(pages * page_size * width, NAN);
+    for (size_t i = 0; i < sequences.size(); ++i) {
+      auto [length, fresh] = sequences[i];
+      for (int64_t b = 0; b < max_blocks; ++b) step.block_table.push_back(static_cast<int32_t>(i + 8 * b));
+      for (int32_t p = 0; p < length; ++p) {
+        int32_t slot = step.block_table[i * max_blocks + p / page_size] * page_size + p % page_size;
+        if (p < length - fresh) {  // cached before this step
+          auto entry = random(width);
+          std::copy(entry.begin(), entry.end(), step.cache_values.begin() + int64_t(slot) * width);
+        } else {
+          step.positions.push_back(p);
+          step.slots.push_back(slot);
+        }
+      }
+      step.query_start.push_back(static_cast<int32_t>(step.positions.size()));
+      step.context.push_back(length);
+    }
+    return step;
+  }
+  // The step's metadata on both backends, and the AttentionBatch of either.
+  struct PagedTensors {
+    Pair query_start, context, block_table, slots, positions;
+    const PagedStep* step = nullptr;
+    AttentionBatch batch(bool on_gpu) const {
+      AttentionBatch batch;
+      batch.query_start = on_gpu ? query_start.gpu : query_start.cpu;
+      batch.context_length = on_gpu ? context.gpu : context.cpu;
+      batch.block_table = on_gpu ? block_table.gpu : block_table.cpu;
+      batch.slots = on_gpu ? slots.gpu : slots.cpu;
+      batch.positions = on_gpu ? positions.gpu : positions.cpu;
+      batch.num_sequences = step->sequences;
+      batch.num_tokens = step->tokens();
+      batch.page_size = step->page_size;
+      return batch;
+    }
+  };
+  PagedTensors upload_step(PagedStep& step) {
+    return {upload_ints(step.query_start, {int64_t(step.query_start.size())}),
+            upload_ints(step.context, {int64_t(step.context.size())}),
+            upload_ints(step.block_table, {step.sequences, step.max_blocks}), upload_ints(step.slots, {step.tokens()}),
+            upload_ints(step.positions, {step.tokens()}), &step};
+  }
+
   // ||gpu - cpu|| / ||cpu||; NaN anywhere counts as infinite error.
   double relative_error(const Tensor& cpu, const Tensor& gpu) {
     auto expected = cpu_->download_f32(cpu);
@@ -135,32 +194,10 @@ TEST_F(OpsTest, MlaCacheWriteAndAttention) {
   const int64_t page_size = 64, pages = 40;
   struct Shape5 { int64_t heads, lora, rope, nope, v; };
   for (Shape5 s : {Shape5{16, 512, 64, 128, 128}, Shape5{4, 32, 16, 32, 24}}) {
-    // (context after the step, tokens new in this step)
-    std::vector<std::pair<int32_t, int32_t>> sequences{{1, 1}, {130, 1}, {77, 13}, {200, 64}, {5, 5}};
     const int64_t width = s.lora + s.rope;
-    auto cache_values = std::vector<float>(pages * page_size * width, NAN);
-    // Page assignment: sequence i owns pages i, i + 8, i + 16, ... (scattered, never shared).
-    std::vector<int32_t> query_start{0}, context, positions, slots, block_table;
-    int64_t max_blocks = 4;
-    std::vector<float> old_latents;
-    for (size_t i = 0; i < sequences.size(); ++i) {
-      auto [length, fresh] = sequences[i];
-      for (int64_t b = 0; b < max_blocks; ++b) block_table.push_back(static_cast<int32_t>(i + 8 * b));
-      for (int32_t p = 0; p < length; ++p) {
-        int32_t slot = block_table[i * max_blocks + p / page_size] * page_size + p % page_size;
-        if (p < length - fresh) {  // cached before this step: random latent
-          auto entry = random(width);
-          std::copy(entry.begin(), entry.end(), cache_values.begin() + int64_t(slot) * width);
-        } else {
-          positions.push_back(p);
-          slots.push_back(slot);
-        }
-      }
-      query_start.push_back(static_cast<int32_t>(positions.size()));
-      context.push_back(length);
-    }
-    const int64_t tokens = static_cast<int64_t>(positions.size());
-    Pair cache = upload(cache_values, {pages, page_size, width});
+    PagedStep step = paged_step({{1, 1}, {130, 1}, {77, 13}, {200, 64}, {5, 5}}, pages, page_size, 4, width);
+    const int64_t tokens = step.tokens();
+    Pair cache = upload(step.cache_values, {pages, page_size, width});
     auto kv_values = random(tokens * width), norm_values = random(s.lora, 0.1f);
     for (float& w : norm_values) w = bf16_to_f32(f32_to_bf16(1.0f + w));
     auto q_values = random(tokens * s.heads * (s.nope + s.rope));
@@ -171,10 +208,7 @@ TEST_F(OpsTest, MlaCacheWriteAndAttention) {
     Pair q = upload(q_values, {tokens, s.heads, s.nope + s.rope});
     Pair kv_b = upload(kv_b_values, {s.heads * (s.nope + s.v), s.lora});
     Pair frequencies = upload(inv_freq, {s.rope / 2}, DType::F32);
-    Pair p_start = upload_ints(query_start, {int64_t(query_start.size())});
-    Pair p_context = upload_ints(context, {int64_t(context.size())});
-    Pair p_table = upload_ints(block_table, {int64_t(sequences.size()), max_blocks});
-    Pair p_slots = upload_ints(slots, {tokens}), p_positions = upload_ints(positions, {tokens});
+    const PagedTensors paged = upload_step(step);
     RopeTable cpu_rope{frequencies.cpu, s.rope, 1.0f, true}, gpu_rope{frequencies.gpu, s.rope, 1.0f, true};
 
     auto write = [&](Backend& backend, Pair& tensors_kv, Pair& tensors_norm, const RopeTable& rope, bool on_gpu) {
@@ -183,8 +217,8 @@ TEST_F(OpsTest, MlaCacheWriteAndAttention) {
       args.norm_weight = on_gpu ? tensors_norm.gpu : tensors_norm.cpu;
       args.norm_eps = 1e-6f;
       args.rope = &rope;
-      args.positions = on_gpu ? p_positions.gpu : p_positions.cpu;
-      args.slots = on_gpu ? p_slots.gpu : p_slots.cpu;
+      args.positions = on_gpu ? paged.positions.gpu : paged.positions.cpu;
+      args.slots = on_gpu ? paged.slots.gpu : paged.slots.cpu;
       args.cache_layer = on_gpu ? cache.gpu : cache.cpu;
       backend.mla_write_cache(args);
     };
@@ -194,14 +228,7 @@ TEST_F(OpsTest, MlaCacheWriteAndAttention) {
     write(*gpu_, kv, norm, gpu_rope, true);
 
     auto attend = [&](Backend& backend, bool on_gpu, AttentionBatch& batch) {
-      batch.query_start = on_gpu ? p_start.gpu : p_start.cpu;
-      batch.context_length = on_gpu ? p_context.gpu : p_context.cpu;
-      batch.block_table = on_gpu ? p_table.gpu : p_table.cpu;
-      batch.slots = on_gpu ? p_slots.gpu : p_slots.cpu;
-      batch.positions = on_gpu ? p_positions.gpu : p_positions.cpu;
-      batch.num_sequences = static_cast<int64_t>(sequences.size());
-      batch.num_tokens = tokens;
-      batch.page_size = page_size;
+      batch = paged.batch(on_gpu);
       MlaAttention args;
       args.q = on_gpu ? q.gpu : q.cpu;
       args.kv_b = on_gpu ? kv_b.gpu : kv_b.cpu;
@@ -222,7 +249,7 @@ TEST_F(OpsTest, MlaCacheWriteAndAttention) {
     // The written cache entries (only the new slots; the rest stays NaN on both sides).
     auto cpu_cache = cpu_->download_f32(cache.cpu), gpu_cache = gpu_->download_f32(cache.gpu);
     double difference = 0, reference = 0;
-    for (int32_t slot : slots)
+    for (int32_t slot : step.slots)
       for (int64_t c = 0; c < width; ++c) {
         double e = cpu_cache[int64_t(slot) * width + c], a = gpu_cache[int64_t(slot) * width + c];
         difference += (a - e) * (a - e);
@@ -262,25 +289,9 @@ TEST_F(OpsTest, GqaCacheWriteAndAttention) {
   for (const auto& sequences : batches)
   for (Heads h : {Heads{24, 2, 128}, Heads{6, 1, 128}, Heads{4, 4, 64}, Heads{8, 2, 256}, Heads{32, 1, 64}}) {
     const int64_t width = 2 * h.kv_heads * h.head_dim;
-    auto cache_values = std::vector<float>(pages * page_size * width, NAN);
-    std::vector<int32_t> query_start{0}, context, positions, slots, block_table;
-    for (size_t i = 0; i < sequences.size(); ++i) {
-      auto [length, fresh] = sequences[i];
-      for (int64_t b = 0; b < max_blocks; ++b) block_table.push_back(static_cast<int32_t>(i + 8 * b));
-      for (int32_t p = 0; p < length; ++p) {
-        int32_t slot = block_table[i * max_blocks + p / page_size] * page_size + p % page_size;
-        if (p < length - fresh) {  // cached before this step: random keys and values
-          auto entry = random(width);
-          std::copy(entry.begin(), entry.end(), cache_values.begin() + int64_t(slot) * width);
-        } else {
-          positions.push_back(p);
-          slots.push_back(slot);
-        }
-      }
-      query_start.push_back(static_cast<int32_t>(positions.size()));
-      context.push_back(length);
-    }
-    const int64_t tokens = static_cast<int64_t>(positions.size());
+    PagedStep step = paged_step(sequences, pages, page_size, max_blocks, width);
+    const int64_t tokens = step.tokens();
+    std::vector<float>& cache_values = step.cache_values;
     Pair cache = upload(cache_values, {pages, page_size, width});
     Pair scales;
     if (fp8) {  // the cached entries quantized on the CPU (its rule is the contract), the same bytes on both
@@ -302,30 +313,20 @@ TEST_F(OpsTest, GqaCacheWriteAndAttention) {
     auto q_values = random(tokens * h.heads * h.head_dim);
     Pair k = upload(k_values, {tokens, h.kv_heads, h.head_dim}), v = upload(v_values, {tokens, h.kv_heads, h.head_dim});
     Pair q = upload(q_values, {tokens, h.heads, h.head_dim});
-    Pair p_start = upload_ints(query_start, {int64_t(query_start.size())});
-    Pair p_context = upload_ints(context, {int64_t(context.size())});
-    Pair p_table = upload_ints(block_table, {int64_t(sequences.size()), max_blocks});
-    Pair p_slots = upload_ints(slots, {tokens}), p_positions = upload_ints(positions, {tokens});
+    const PagedTensors paged = upload_step(step);
     cpu_->begin_step();
     gpu_->begin_step();
     for (bool on_gpu : {false, true}) {
       GqaCacheWrite write;
       write.k = on_gpu ? k.gpu : k.cpu;
       write.v = on_gpu ? v.gpu : v.cpu;
-      write.slots = on_gpu ? p_slots.gpu : p_slots.cpu;
+      write.slots = on_gpu ? paged.slots.gpu : paged.slots.cpu;
       write.cache_layer = on_gpu ? cache.gpu : cache.cpu;
       if (fp8) write.cache_scales = on_gpu ? scales.gpu : scales.cpu;
       (on_gpu ? *gpu_ : *cpu_).gqa_write_cache(write);
     }
     auto attend = [&](Backend& backend, bool on_gpu, AttentionBatch& batch) {
-      batch.query_start = on_gpu ? p_start.gpu : p_start.cpu;
-      batch.context_length = on_gpu ? p_context.gpu : p_context.cpu;
-      batch.block_table = on_gpu ? p_table.gpu : p_table.cpu;
-      batch.slots = on_gpu ? p_slots.gpu : p_slots.cpu;
-      batch.positions = on_gpu ? p_positions.gpu : p_positions.cpu;
-      batch.num_sequences = static_cast<int64_t>(sequences.size());
-      batch.num_tokens = tokens;
-      batch.page_size = page_size;
+      batch = paged.batch(on_gpu);
       GqaAttention args;
       args.q = on_gpu ? q.gpu : q.cpu;
       args.cache_layer = on_gpu ? cache.gpu : cache.cpu;
@@ -344,7 +345,7 @@ TEST_F(OpsTest, GqaCacheWriteAndAttention) {
     // The written entries: the bf16 keys and values themselves, or the same e4m3 codes and scales
     // (one rule on both backends); the rest stays as it was on both sides.
     auto cpu_cache = cpu_->download_f32(cache.cpu), gpu_cache = gpu_->download_f32(cache.gpu);
-    for (int32_t slot : slots) {
+    for (int32_t slot : step.slots) {
       for (int64_t c = 0; c < width; ++c)
         ASSERT_EQ(cpu_cache[int64_t(slot) * width + c], gpu_cache[int64_t(slot) * width + c]) << "slot " << slot;
       if (fp8) ASSERT_EQ(cpu_->download_f32(scales.cpu)[slot], gpu_->download_f32(scales.gpu)[slot]) << "slot " << slot;
