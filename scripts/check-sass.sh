@@ -18,7 +18,7 @@ library="$build/kernels/librackserve_kernels.a"
 # join this list as they land. The small-M GEMMs are one template (gemm/small_m_stream.cuh),
 # told apart by their policy: Bf16SmallMPolicy, Fp8SmallMPolicy (which also matches the FP8
 # experts' MoeFp8SmallMPolicy), MoeFp8SmallMPolicy.
-tensor_core_kernels=(linear_bf16_tiled_kernel Bf16SmallMPolicy mla_decode_split_kv_kernel
+tensor_core_kernels=(linear_bf16_tiled_kernel Bf16SmallMPolicy mla_decode_split_kv_kernel gqa_prefill_kernel
                      Fp8SmallMPolicy linear_fp8_tiled_kernel moe_fp8_gemm_kernel MoeFp8SmallMPolicy)
 
 # The SASS opcode each kernel's sm_120a code must contain.

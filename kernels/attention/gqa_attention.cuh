@@ -81,24 +81,24 @@ struct WarpSoftmax {
   }
 };
 
-// Calls fn.template operator()<kPerLane, Element>() for head_dim = 32 * kPerLane (1..8) and
+// Calls launcher.template run<kPerLane, Element>() for head_dim = 32 * kPerLane (1..8) and
 // the cache's element type (uint8_t e4m3 codes when e4m3, else __nv_bfloat16).
-template <typename Element, typename Fn>
-int dispatch_head_dim(int64_t head_dim, Fn&& fn) {
+template <typename Element, typename Launcher>
+int dispatch_head_dim(int64_t head_dim, const Launcher& launcher) {
   switch (head_dim / 32) {
-    case 1: return fn.template operator()<1, Element>();
-    case 2: return fn.template operator()<2, Element>();
-    case 3: return fn.template operator()<3, Element>();
-    case 4: return fn.template operator()<4, Element>();
-    case 5: return fn.template operator()<5, Element>();
-    case 6: return fn.template operator()<6, Element>();
-    case 7: return fn.template operator()<7, Element>();
-    default: return fn.template operator()<8, Element>();
+    case 1: return launcher.template run<1, Element>();
+    case 2: return launcher.template run<2, Element>();
+    case 3: return launcher.template run<3, Element>();
+    case 4: return launcher.template run<4, Element>();
+    case 5: return launcher.template run<5, Element>();
+    case 6: return launcher.template run<6, Element>();
+    case 7: return launcher.template run<7, Element>();
+    default: return launcher.template run<8, Element>();
   }
 }
-template <typename Fn>
-int dispatch_cache(int64_t head_dim, bool e4m3, Fn&& fn) {
-  return e4m3 ? dispatch_head_dim<uint8_t>(head_dim, fn) : dispatch_head_dim<__nv_bfloat16>(head_dim, fn);
+template <typename Launcher>
+int dispatch_cache(int64_t head_dim, bool e4m3, const Launcher& launcher) {
+  return e4m3 ? dispatch_head_dim<uint8_t>(head_dim, launcher) : dispatch_head_dim<__nv_bfloat16>(head_dim, launcher);
 }
 
 }  // namespace rackserve::kernels::gqa

@@ -78,6 +78,17 @@ __global__ void __launch_bounds__(kWarps * 32) gqa_attention_kernel(GqaAttention
   }
 }
 
+struct AttentionLauncher {
+  const GqaAttentionParams& p;
+  cudaStream_t stream;
+  template <int kPerLane, typename Element>
+  int run() const {
+    const dim3 grid(static_cast<unsigned>(p.tokens), static_cast<unsigned>(p.heads));
+    gqa_attention_kernel<kPerLane, Element><<<grid, kWarps * 32, 0, stream>>>(p);
+    return launch_status();
+  }
+};
+
 }  // namespace
 
 int launch_gqa_cache_write(const GqaCacheWriteParams& p, Stream stream) {
@@ -96,11 +107,8 @@ int launch_gqa_attention(const GqaAttentionParams& p, Stream stream) {
       (p.tokens > 0 && (!p.q || !p.cache || !p.query_start || !p.block_table || !p.positions || !p.output)))
     return cudaErrorInvalidValue;
   if (p.tokens == 0) return cudaSuccess;
-  const dim3 grid(static_cast<unsigned>(p.tokens), static_cast<unsigned>(p.heads));
-  return gqa::dispatch_cache(p.head_dim, p.cache_scales != nullptr, [&]<int kPerLane, typename Element>() {
-    gqa_attention_kernel<kPerLane, Element><<<grid, kWarps * 32, 0, static_cast<cudaStream_t>(stream)>>>(p);
-    return launch_status();
-  });
+  return gqa::dispatch_cache(p.head_dim, p.cache_scales != nullptr,
+                             AttentionLauncher{p, static_cast<cudaStream_t>(stream)});
 }
 
 }  // namespace rackserve::kernels

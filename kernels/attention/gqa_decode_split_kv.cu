@@ -77,6 +77,20 @@ __global__ void gqa_decode_combine_kernel(GqaAttentionParams p, int splits) {
   }
 }
 
+struct DecodeLauncher {
+  const GqaAttentionParams& p;
+  const GqaDecodeConfig& config;
+  cudaStream_t stream;
+  template <int kPerLane, typename Element>
+  int run() const {
+    const dim3 grid(static_cast<unsigned>(p.tokens), static_cast<unsigned>(p.kv_heads),
+                    static_cast<unsigned>(config.splits));
+    const unsigned threads = static_cast<unsigned>(32 * (p.heads / p.kv_heads));  // a warp per query head
+    gqa_decode_kernel<kPerLane, Element><<<grid, threads, 0, stream>>>(p, config.splits, config.keys_per_split);
+    return launch_status();
+  }
+};
+
 }  // namespace
 
 bool gqa_decode_supported(int64_t heads, int64_t kv_heads, int64_t head_dim) {
@@ -114,12 +128,7 @@ int launch_gqa_decode_split_kv(const GqaAttentionParams& p, const GqaDecodeConfi
     return cudaErrorInvalidValue;
   if (p.tokens == 0) return cudaSuccess;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  const dim3 grid(static_cast<unsigned>(p.tokens), static_cast<unsigned>(p.kv_heads), static_cast<unsigned>(config.splits));
-  const unsigned threads = static_cast<unsigned>(32 * (p.heads / p.kv_heads));
-  if (int status = gqa::dispatch_cache(p.head_dim, p.cache_scales != nullptr, [&]<int kPerLane, typename Element>() {
-        gqa_decode_kernel<kPerLane, Element><<<grid, threads, 0, s>>>(p, config.splits, config.keys_per_split);
-        return launch_status();
-      }))
+  if (int status = gqa::dispatch_cache(p.head_dim, p.cache_scales != nullptr, DecodeLauncher{p, config, s}))
     return status;
   if (config.splits == 1) return cudaSuccess;
   gqa_decode_combine_kernel<<<dim3(static_cast<unsigned>(p.tokens), static_cast<unsigned>(p.heads)), 128, 0, s>>>(

@@ -279,9 +279,11 @@ TEST_F(OpsTest, GqaCacheWriteAndAttention) {
   const int64_t page_size = 64, max_blocks = 24, pages = 8 * max_blocks;
   struct Heads { int64_t heads, kv_heads, head_dim; };
   // (context after the step, tokens new in this step): a mixed prefill / decode batch (the
-  // per-head kernel) and a pure decode batch up to 1500 keys (the split-KV kernel).
+  // tiled prefill kernel; the per-head one for head_dim 256 and the e4m3 cache) with three
+  // query tiles in its last sequence, and a pure decode batch up to 1500 keys (the split-KV
+  // kernel; the per-head one for the 32-head group).
   const std::vector<std::vector<std::pair<int32_t, int32_t>>> batches = {
-      {{1, 1}, {130, 1}, {77, 13}, {200, 64}, {5, 5}}, {{1, 1}, {300, 1}, {1500, 1}, {64, 1}, {1025, 1}}};
+      {{1, 1}, {130, 1}, {77, 13}, {200, 64}, {5, 5}, {300, 150}}, {{1, 1}, {300, 1}, {1500, 1}, {64, 1}, {1025, 1}}};
   // GLM-4.x at TP 4 (24 heads over 2 KV heads of 128), MiniMax-M2 at TP 8 (6 over 1), MHA of 64,
   // the largest head_dim the kernels take, and a group of 32 (beyond the split kernel's 16).
   // Each batch and shape with a bf16 cache and with an e4m3 cache (+ an f32 scale per entry).

@@ -42,6 +42,13 @@ struct GqaAttentionParams {
 // planned faster path.
 int launch_gqa_attention(const GqaAttentionParams& params, Stream stream);
 
+// The prefill path (flash-attention 2 on mma.sync): one CTA per (64 query tokens of one
+// sequence, query head), key/value tiles of 64 rows read once per CTA; any batch, correct for
+// decode rows too (one query row of 64 used). head_dim 64 or 128, bf16 cache (an e4m3 cache
+// takes launch_gqa_attention).
+bool gqa_prefill_supported(int64_t heads, int64_t kv_heads, int64_t head_dim, bool e4m3_cache);
+int launch_gqa_prefill_tiled(const GqaAttentionParams& params, Stream stream);
+
 // The decode path (flash-decoding): one CTA per (query token, KV head, split of the context)
 // with one warp per query head of the KV head's group, so the group reads each cached key and
 // value once (its warps share the rows through L1); each split's partial softmax goes to
