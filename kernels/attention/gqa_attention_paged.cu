@@ -14,7 +14,9 @@ __global__ void gqa_cache_write_kernel(GqaCacheWriteParams p) {
   __shared__ float scratch[32];
   const int64_t t = blockIdx.x;
   const int32_t slot = p.slots[t];
-  if (slot < 0 || slot >= p.capacity) return;  // padding (-1); the host validates the rest
+  // Padding (-1) writes nothing; so does a slot outside the cache (the CPU backend throws on
+  // one; the slots live on the device here, so a bad one only leaves its row stale).
+  if (slot < 0 || slot >= p.capacity) return;
   const int64_t half = p.kv_heads * p.head_dim;
   const __nv_bfloat16* k = static_cast<const __nv_bfloat16*>(p.k) + t * half;
   const __nv_bfloat16* v = static_cast<const __nv_bfloat16*>(p.v) + t * half;
@@ -74,7 +76,7 @@ __global__ void __launch_bounds__(kWarps * 32) gqa_attention_kernel(GqaAttention
     float sum = 0.0f;
     for (int w = 0; w < kWarps; ++w)
       if (warp_sum_of[w] > 0.0f) sum += warp_acc[w][c] * expf(warp_max_of[w] - total_max);
-    out[c] = __float2bfloat16(sum / total);
+    out[c] = __float2bfloat16(total > 0.0f ? sum / total : 0.0f);  // no keys (outside the contract): 0
   }
 }
 

@@ -39,10 +39,11 @@ __global__ void gqa_decode_kernel(GqaAttentionParams p, int splits, int keys_per
   for (int64_t j = range.begin; j < range.end; ++j)
     softmax.add(gqa::cache_row<Element>(p, s, j), kv_head, p.kv_heads, p.head_dim, lane);
 
-  if (splits == 1) {  // the whole context: normalise here (keys >= 1, so running_sum > 0)
+  if (splits == 1) {  // the whole context: normalise here (keys >= 1 by contract, so running_sum > 0)
     __nv_bfloat16* out = static_cast<__nv_bfloat16*>(p.output) + (t * p.heads + h) * p.head_dim;
 #pragma unroll
-    for (int i = 0; i < kPerLane; ++i) out[lane + 32 * i] = __float2bfloat16(softmax.acc[i] / softmax.running_sum);
+    for (int i = 0; i < kPerLane; ++i)
+      out[lane + 32 * i] = __float2bfloat16(softmax.running_sum > 0.0f ? softmax.acc[i] / softmax.running_sum : 0.0f);
     return;
   }
   float* partial = p.partials + ((t * splits + split) * p.heads + h) * (p.head_dim + 2);
@@ -73,7 +74,7 @@ __global__ void gqa_decode_combine_kernel(GqaAttentionParams p, int splits) {
     for (int s = 0; s < splits; ++s)
       if (first[s * stride + p.head_dim + 1] > 0.0f)
         value += first[s * stride + c] * expf(first[s * stride + p.head_dim] - total_max);
-    out[c] = __float2bfloat16(value / total);
+    out[c] = __float2bfloat16(total > 0.0f ? value / total : 0.0f);  // no keys (outside the contract): 0
   }
 }
 
@@ -122,7 +123,7 @@ int64_t gqa_decode_workspace_floats(int64_t tokens, int64_t heads, int64_t head_
 
 int launch_gqa_decode_split_kv(const GqaAttentionParams& p, const GqaDecodeConfig& config, Stream stream) {
   if (p.tokens < 0 || p.sequences < 1 || !gqa_decode_supported(p.heads, p.kv_heads, p.head_dim) ||
-      p.page_size <= 0 || p.tokens > INT32_MAX || p.kv_heads > 65535 || config.splits < 1 ||
+      p.page_size <= 0 || p.tokens > INT32_MAX || p.heads > 65535 || config.splits < 1 ||
       config.splits > kMaxSplits || config.keys_per_split < 1 || (config.splits > 1 && !p.partials) ||
       (p.tokens > 0 && (!p.q || !p.cache || !p.query_start || !p.block_table || !p.positions || !p.output)))
     return cudaErrorInvalidValue;

@@ -198,6 +198,7 @@ __global__ void __launch_bounds__(kPrefillThreads) gqa_prefill_kernel(GqaAttenti
     }
     __syncthreads();  // this stage is refilled by the load two tiles on
   }
+  cp_async_wait<0>();  // nothing left in flight at exit (key_tiles >= 1 by contract; 0 is no hazard either)
 
   __nv_bfloat16* out = static_cast<__nv_bfloat16*>(p.output);
 #pragma unroll
@@ -234,7 +235,8 @@ bool gqa_prefill_supported(int64_t heads, int64_t kv_heads, int64_t head_dim, bo
 
 int launch_gqa_prefill_tiled(const GqaAttentionParams& p, Stream stream) {
   if (p.tokens < 0 || p.sequences < 1 || !gqa_prefill_supported(p.heads, p.kv_heads, p.head_dim, p.cache_scales) ||
-      p.page_size <= 0 || p.tokens > INT32_MAX / 2 || p.heads > 65535 ||
+      p.page_size <= 0 || p.tokens > INT32_MAX / 2 || p.heads > 65535 || !aligned16(p.q) || !aligned16(p.cache) ||
+      !aligned16(p.output) ||
       (p.tokens > 0 && (!p.q || !p.cache || !p.query_start || !p.block_table || !p.positions || !p.output)))
     return cudaErrorInvalidValue;
   if (p.tokens == 0) return cudaSuccess;

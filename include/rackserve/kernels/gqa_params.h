@@ -45,7 +45,7 @@ int launch_gqa_attention(const GqaAttentionParams& params, Stream stream);
 // The prefill path (flash-attention 2 on mma.sync): one CTA per (64 query tokens of one
 // sequence, query head), key/value tiles of 64 rows read once per CTA; any batch, correct for
 // decode rows too (one query row of 64 used). head_dim 64 or 128, bf16 cache (an e4m3 cache
-// takes launch_gqa_attention).
+// takes launch_gqa_attention); q, cache and output 16-byte aligned.
 bool gqa_prefill_supported(int64_t heads, int64_t kv_heads, int64_t head_dim, bool e4m3_cache);
 int launch_gqa_prefill_tiled(const GqaAttentionParams& params, Stream stream);
 
@@ -63,8 +63,8 @@ struct GqaDecodeConfig {
   int splits = 1;
   int keys_per_split = 0;
 };
-// Splits so that tokens x kv_heads x splits CTAs fill `sm_count` SMs about twice, never
-// cutting chunks below 256 keys; max_keys bounds positions[t] + 1 over the batch (an
+// Splits so that tokens x kv_heads x splits CTAs fill `sm_count` SMs about twice, with about
+// 256 keys or more per chunk; max_keys bounds positions[t] + 1 over the batch (an
 // underestimate stays correct, only slower); sm_count <= 0 asks the current device.
 GqaDecodeConfig plan_gqa_decode(int64_t tokens, int64_t kv_heads, int64_t max_keys, int sm_count = 0);
 // Floats of `partials` the config needs, 0 when splits == 1.
