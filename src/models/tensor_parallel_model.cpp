@@ -124,6 +124,7 @@ TensorParallelModel::TensorParallelModel(const std::filesystem::path& directory,
   run_on_all_ranks([&](size_t r) {
     ranks_[r].model = load_model(directory, *ranks_[r].backend, options, ranks_[r].communicator);
   });
+  run_on_all_ranks([&](size_t r) { ranks_[r].communicator->warm_up(); }, "collective warm-up");
 }
 
 TensorParallelModel::~TensorParallelModel() {

@@ -53,6 +53,12 @@ class Communicator {
   virtual std::string async_error() const { return {}; }
   // This rank's counts; all zero for a transport that does not count them (in-process).
   virtual AllReduceCounts all_reduce_counts() const { return {}; }
+  // Runs every collective path a step may take once, then synchronize(): a transport that
+  // connects its peers lazily (NCCL, at the first collective of each algorithm and protocol)
+  // does so here, at start-up, instead of inside the first CUDA graph capture of a decode
+  // step (where setting up connections and buffers is not allowed) or in a user's first
+  // request. All ranks call it together, outside any capture; the results are unused.
+  virtual void warm_up() {}
 };
 
 }  // namespace rackserve

@@ -223,6 +223,25 @@ class NcclCommunicator final : public Communicator {
 
   AllReduceCounts all_reduce_counts() const override { return counts_; }
 
+  // NCCL picks its algorithm and protocol by message size (LL for small messages, LL128 and
+  // Simple as they grow), and connects each lazily: all-reduces of 4 KiB, 256 KiB and 8 MiB
+  // and one all-gather reach the ones decode and prefill steps use. Not counted in counts_.
+  void warm_up() override {
+    constexpr int64_t kLargest = 4 << 20;  // bf16 values: 8 MiB
+    Tensor scratch = backend_.allocate_persistent(DType::BF16, {kLargest});
+    for (int64_t count : {int64_t{2} << 10, int64_t{128} << 10, kLargest})
+      check_enqueued(*group_, slot(), group_->use(slot(), [&](ncclComm_t nccl) {
+        return ncclAllReduce(scratch.data, scratch.data, static_cast<size_t>(count), ncclBfloat16, ncclSum, nccl,
+                             stream_);
+      }), "warm-up ncclAllReduce");
+    const int64_t per_rank = 1024;
+    check_enqueued(*group_, slot(), group_->use(slot(), [&](ncclComm_t nccl) {
+      return ncclAllGather(scratch.data, static_cast<std::byte*>(scratch.data) + per_rank * dtype_size(DType::BF16),
+                           static_cast<size_t>(per_rank), ncclBfloat16, nccl, stream_);
+    }), "warm-up ncclAllGather");
+    synchronize();
+  }
+
   std::string async_error() const override {
     ncclResult_t state = ncclSuccess;
     {

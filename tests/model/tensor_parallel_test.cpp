@@ -7,6 +7,7 @@
 // weights (e4m3 values + block or channel scales) slice by slice against the TP=1 weight.
 // Also the start-up errors for sizes that do not divide, and a failing rank.
 #include <cmath>
+#include <memory>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "engine/sequence_runner.h"
 #include "models/model.h"
 #include "models/tensor_parallel_model.h"
+#include "parallel/communicator.h"
 #include "parallel/in_process_communicator.h"
 #include "support/cpu_tensor_parallel.h"
 #include "support/fixtures.h"
@@ -294,6 +296,60 @@ class FailingCpuBackend : public CpuBackend {
   }
   bool armed = false;
 };
+
+// An in-process communicator that counts the collectives a rank issued before and after its
+// warm-up.
+class CountingCommunicator final : public Communicator {
+ public:
+  explicit CountingCommunicator(std::unique_ptr<Communicator> inner) : inner_(std::move(inner)) {}
+  int rank() const override { return inner_->rank(); }
+  int world_size() const override { return inner_->world_size(); }
+  void all_reduce_sum(const Tensor& tensor) override {
+    ++(warm_ups == 0 ? collectives_before_warm_up : collectives_after_warm_up);
+    inner_->all_reduce_sum(tensor);
+  }
+  void all_gather_last_dim(const Tensor& in, const Tensor& out) override {
+    ++(warm_ups == 0 ? collectives_before_warm_up : collectives_after_warm_up);
+    inner_->all_gather_last_dim(in, out);
+  }
+  void barrier() override { inner_->barrier(); }
+  void abort(const std::string& reason) override { inner_->abort(reason); }
+  void warm_up() override {
+    ++warm_ups;
+    inner_->warm_up();
+  }
+  int warm_ups = 0, collectives_before_warm_up = 0, collectives_after_warm_up = 0;
+
+ private:
+  std::unique_ptr<Communicator> inner_;
+};
+
+TEST(TensorParallel, EveryRankWarmsUpItsCollectivesOnceAfterLoadingAndBeforeTheFirstStep) {
+  const fs::path directory = testing::fixture_directory(testing::fixture_names(testing::FixtureKind::Bf16).front());
+  std::vector<std::unique_ptr<Communicator>> group = make_in_process_communicators(2);
+  std::vector<std::unique_ptr<CountingCommunicator>> counting;
+  std::vector<std::unique_ptr<Backend>> backends;
+  std::vector<Communicator*> communicators;
+  std::vector<Backend*> backend_pointers;
+  for (auto& communicator : group) {
+    counting.push_back(std::make_unique<CountingCommunicator>(std::move(communicator)));
+    communicators.push_back(counting.back().get());
+    backends.push_back(make_cpu_backend(1));
+    backend_pointers.push_back(backends.back().get());
+  }
+  TensorParallelModel model(directory, backend_pointers, communicators, {});
+  for (const auto& rank : counting) {
+    EXPECT_EQ(rank->warm_ups, 1);
+    EXPECT_EQ(rank->collectives_before_warm_up, 0) << "loading issued a collective before the warm-up";
+    EXPECT_EQ(rank->collectives_after_warm_up, 0);
+  }
+  SequenceRunner runner(model, 4);
+  runner.append({5, 6, 7}, false);
+  for (const auto& rank : counting) {
+    EXPECT_EQ(rank->warm_ups, 1) << "a step warmed up again";
+    EXPECT_GT(rank->collectives_after_warm_up, 0);
+  }
+}
 
 TEST(TensorParallelErrors, OneFailingRankReleasesTheOthersAndNamesItself) {
   const fs::path directory = testing::fixture_directory(testing::fixture_names(testing::FixtureKind::Bf16).front());
