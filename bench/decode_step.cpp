@@ -22,7 +22,7 @@
 // usage: decode_step CONFIG_DIR [--num-layers N] [--batch 1,32] [--context 1024]
 //                    [--steps 20] [--page-size 64] [--seed 1] [--dequantize-fp8]
 //                    [--overlap-launches]   (CudaBackendOptions::overlap_launches)
-//                    [--no-fuse-qkv-a] [--no-fuse-shared-expert]   (LoadOptions::fusions: time the unfused layers)
+//                    [--no-fuse-qkv-a] [--no-fuse-shared-expert] [--no-fuse-kv]   (LoadOptions::fusions: time the unfused layers)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -58,7 +58,7 @@ struct Arguments {
   uint64_t seed = 1;
   Fp8Weights fp8_weights = Fp8Weights::Native;
   bool overlap_launches = true;  // CudaBackendOptions::overlap_launches; --no-overlap-launches
-  WeightFusions fusions;          // --no-fuse-qkv-a / --no-fuse-shared-expert: the unfused layers, to time the fusions
+  WeightFusions fusions;          // --no-fuse-qkv-a / --no-fuse-shared-expert / --no-fuse-kv: the unfused layers
 };
 
 // The CUDA backend with the op profiler, and on request the number of distinct experts
@@ -260,8 +260,9 @@ int run(const Arguments& args) {
   load.dummy_seed = args.seed;
   load.fp8_weights = args.fp8_weights;
   load.fusions = args.fusions;
-  std::printf("fused weights: q_a + kv_a %s, shared expert with the routed ones %s\n",
-              args.fusions.qkv_a ? "on" : "off", args.fusions.shared_expert ? "on" : "off");
+  std::printf("fused weights: q_a + kv_a %s, shared expert with the routed ones %s, GQA k + v %s\n",
+              args.fusions.qkv_a ? "on" : "off", args.fusions.shared_expert ? "on" : "off",
+              args.fusions.kv ? "on" : "off");
   const bool fp8_config = dummy_quant_config(full).method() != "none";
   const char* format = !fp8_config ? "BF16"
                        : args.fp8_weights == Fp8Weights::Dequantize
@@ -332,6 +333,8 @@ Arguments parse(int argc, char** argv) {
       args.fusions.qkv_a = false;
     else if (flag == "--no-fuse-shared-expert")
       args.fusions.shared_expert = false;
+    else if (flag == "--no-fuse-kv")
+      args.fusions.kv = false;
     else if (args.config_dir.empty() && !flag.starts_with("--"))
       args.config_dir = flag;
     else
@@ -340,7 +343,7 @@ Arguments parse(int argc, char** argv) {
   RS_CHECK(!args.config_dir.empty(),
            "usage: decode_step CONFIG_DIR [--num-layers N] [--batch 1,32] [--context 1024] [--steps 20] "
            "[--page-size 64] [--seed 1] [--dequantize-fp8] [--no-overlap-launches] [--no-fuse-qkv-a] "
-           "[--no-fuse-shared-expert]");
+           "[--no-fuse-shared-expert] [--no-fuse-kv]");
   RS_CHECK(args.num_layers >= 0 && args.context >= 0 && args.steps > 0 && args.page_size > 0, "bad argument value");
   return args;
 }

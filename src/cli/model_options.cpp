@@ -93,7 +93,8 @@ void add_load_options(cxxopts::Options& options) {
       "cuda-graph-max-batch", "largest decode batch that replays a CUDA graph",
       cxxopts::value<int64_t>()->default_value("128"))(
       "no-fuse-qkv-a", "load q_a_proj and kv_a_proj_with_mqa as two linears instead of one stacked weight")(
-      "no-fuse-shared-expert", "run a lone shared expert as its own MLP instead of one more routed expert");
+      "no-fuse-shared-expert", "run a lone shared expert as its own MLP instead of one more routed expert")(
+      "no-fuse-kv", "load a GQA model's k_proj and v_proj as two linears instead of one stacked weight");
 }
 
 LoadOptions load_options_from(const cxxopts::ParseResult& result) {
@@ -103,6 +104,7 @@ LoadOptions load_options_from(const cxxopts::ParseResult& result) {
   options.fp8_weights = result.count("dequantize-fp8") ? Fp8Weights::Dequantize : Fp8Weights::Native;
   options.fusions.qkv_a = result.count("no-fuse-qkv-a") == 0;
   options.fusions.shared_expert = result.count("no-fuse-shared-expert") == 0;
+  options.fusions.kv = result.count("no-fuse-kv") == 0;
   RS_CHECK(options.num_layers >= 0, "--num-layers must be >= 0, got {}", options.num_layers);
   options.step_graphs.enabled = result.count("enforce-eager") == 0;
   options.step_graphs.max_batch = result["cuda-graph-max-batch"].as<int64_t>();

@@ -30,6 +30,7 @@ std::string_view load_format_name(LoadFormat format);
 struct WeightFusions {
   bool qkv_a = true;          // q_a_proj and kv_a_proj_with_mqa as one stacked linear
   bool shared_expert = true;  // a lone shared expert stacked as one more routed expert
+  bool kv = true;             // GQA k_proj and v_proj as one stacked linear
 };
 
 struct LoadOptions {

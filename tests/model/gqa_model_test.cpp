@@ -146,6 +146,18 @@ TEST_P(GqaModel, TensorParallelRanksGiveTheSingleRanksLogitsAndGreedy) {
   EXPECT_THROW(testing::CpuTensorParallelModel(directory, 8, {}), Error);
 }
 
+TEST_P(GqaModel, StackedKeyValueProjectionGivesTheSameLogits) {
+  const fs::path directory = checkpoint();
+  auto backend = make_cpu_backend(2);
+  LoadOptions unfused;
+  unfused.fusions.kv = false;
+  auto fused_model = load_model(directory, *backend);
+  auto separate_model = load_model(directory, *backend, unfused);
+  const std::vector<int32_t> prompt = prompt_of(20, 3, fused_model->config().vocab_size);
+  SequenceRunner fused(*fused_model, 20), separate(*separate_model, 20);
+  EXPECT_EQ(max_abs_difference(fused.append(prompt, true), separate.append(prompt, true)), 0.0f);
+}
+
 TEST_P(GqaModel, Fp8KvCacheStaysCloseToTheFullPrecisionCache) {
   const fs::path directory = write_checkpoint(GetParam().name + "-all-experts", every_expert(GetParam().config));
   written_.push_back(directory);

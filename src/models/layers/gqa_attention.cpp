@@ -1,5 +1,9 @@
 #include "models/layers/gqa_attention.h"
 
+#include <string>
+#include <tuple>
+#include <vector>
+
 #include "models/layers/tensor_parallel.h"
 
 namespace rackserve {
@@ -16,8 +20,13 @@ GqaAttentionBlock::GqaAttentionBlock(const ModelConfig& config, WeightLoader& lo
   const int64_t hidden = config.hidden_size;
   const int64_t q_rows = g.num_heads * g.head_dim, kv_rows = g.num_kv_heads * g.head_dim;
   q_proj_ = loader.load_linear(prefix + ".q_proj", q_rows, hidden, TpSplit::Column);
-  k_proj_ = loader.load_linear(prefix + ".k_proj", kv_rows, hidden, TpSplit::Column);
-  v_proj_ = loader.load_linear(prefix + ".v_proj", kv_rows, hidden, TpSplit::Column);
+  const std::vector<std::string> kv = {prefix + ".k_proj", prefix + ".v_proj"};
+  if (loader.fusions().kv && loader.can_concat_linear(kv, {kv_rows, kv_rows}, hidden, TpSplit::Column)) {
+    kv_proj_ = loader.load_linear_concat(kv, {kv_rows, kv_rows}, hidden, TpSplit::Column);
+  } else {
+    k_proj_ = loader.load_linear(kv[0], kv_rows, hidden, TpSplit::Column);
+    v_proj_ = loader.load_linear(kv[1], kv_rows, hidden, TpSplit::Column);
+  }
   o_proj_ = loader.load_linear(prefix + ".o_proj", hidden, q_rows, TpSplit::Row);
   if (g.qkv_bias) {
     q_bias_ = loader.load(prefix + ".q_proj.bias", {q_rows}, WeightRole::Bias, {TpSplit::Column});
@@ -40,6 +49,7 @@ int64_t GqaAttentionBlock::cache_width_per_rank(const GqaConfig& gqa, int world)
 }
 
 std::optional<Fp8ActivationLayout> GqaAttentionBlock::input_fp8_layout() const {
+  if (fused_kv()) return first_fp8_layout({q_proj_.input_fp8_layout(), kv_proj_.input_fp8_layout()});
   return first_fp8_layout({q_proj_.input_fp8_layout(), k_proj_.input_fp8_layout(), v_proj_.input_fp8_layout()});
 }
 
@@ -64,7 +74,11 @@ Tensor GqaAttentionBlock::forward(Backend& backend, const Activation& x, const S
                                   const Tensor& cache_layer, const Tensor& cache_scales) const {
   const GqaConfig& g = shape_;
   const int64_t tokens = x.tensor.empty() ? x.fp8->rows() : x.tensor.dim(0);
-  Tensor q = q_proj_.apply(backend, x), k = k_proj_.apply(backend, x), v = v_proj_.apply(backend, x);
+  Tensor q = q_proj_.apply(backend, x), k, v;
+  if (fused_kv())
+    std::tie(k, v) = kv_proj_.apply_split(backend, x, local_kv_heads_ * g.head_dim);
+  else
+    k = k_proj_.apply(backend, x), v = v_proj_.apply(backend, x);
   if (g.qkv_bias) {
     backend.add_bias(q, q_bias_);
     backend.add_bias(k, k_bias_);

@@ -42,6 +42,11 @@ class GqaAttentionBlock final : public AttentionBlock {
   float norm_eps_;
   float softmax_scale_;
   LinearWeight q_proj_, k_proj_, v_proj_, o_proj_;
+  // k_proj's rows stacked on v_proj's (both read x): one product instead of two (at decode, one
+  // launch with two outputs). Empty (k_proj_, v_proj_ loaded on their own) when the fusion is
+  // off or the checkpoint stores the two differently.
+  LinearWeight kv_proj_;
+  bool fused_kv() const { return !kv_proj_.dense.empty() || kv_proj_.fp8.has_value(); }
   Tensor q_bias_, k_bias_, v_bias_;  // empty without attention_bias
   Tensor q_norm_, k_norm_;           // empty without a q/k norm
 };
