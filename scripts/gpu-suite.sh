@@ -129,6 +129,10 @@ glm-4.7-fp8/config.abridged.json 4 fp8_channel"
         timeout 120 build-gpu/bench/decode_step "$models/deepseek-v3" --batch 1,32 --no-fuse-qkv-a --no-fuse-shared-expert
       run_noted "decode_step (BF16 weights)" "$out/decode_step_bf16.md" \
         timeout 120 build-gpu/bench/decode_step "$models/deepseek-v3" --batch 1,32 --dequantize-fp8
+      # A GQA model (MiniMax-M2.5: FP8 blocks, 48/8 heads, q/k norm over all heads): the split-KV
+      # GQA decode kernel and the fused k/v projection in a whole decode step.
+      run_noted "decode_step (MiniMax-M2.5, GQA, FP8)" "$out/decode_step_minimax.md" \
+        timeout 120 build-gpu/bench/decode_step "$models/minimax-m2.5" --batch 1,32
       run_noted cublas_fp8.py "$out/cublas_fp8.md" timeout 60 python3 bench/cublas_fp8.py
       run_noted all_reduce "$out/all_reduce.md" timeout 60 build-gpu/bench/all_reduce
       ;;
