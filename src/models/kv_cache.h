@@ -1,6 +1,7 @@
 // PagedKvCache: the per-layer paged cache storage on a backend. For MLA each entry is
 // one token's latent (kv_lora_rank values, normalised) followed by its rotated rope key
-// (qk_rope_head_dim values). Page allocation is the engine's job; this only holds memory.
+// (qk_rope_head_dim values); for GQA the token's key then its value for each of this rank's
+// KV heads (GqaCacheWrite in ops.h). Page allocation is the engine's job; this only holds memory.
 //
 // Element types: the backend's activation dtype (f32 on the CPU oracle, bf16 on CUDA), or
 // FP8 (KvCacheDtype::Fp8): values as F8_E4M3 plus one f32 scale per entry, so that
