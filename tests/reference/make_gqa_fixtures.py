@@ -172,7 +172,8 @@ def main(out_dir, names):
             assert value.dtype == torch.bfloat16 or key.endswith("e_score_correction_bias"), f"{key} is {value.dtype}"
         reference_model = load_reference(model_class, directory)
         make_fixtures.check_reload(stored, reference_model)
-        assert reference_model.model.layers[0].self_attn.head_dim == HEADS["head_dim"], f"{name}: head_dim not taken"
+        q_rows = reference_model.model.layers[0].self_attn.q_proj.weight.shape[0]
+        assert q_rows == HEADS["num_attention_heads"] * HEADS["head_dim"], f"{name}: head_dim not taken ({q_rows} q rows)"
         inv_freq = reference_model.model.rotary_emb.inv_freq
         assert inv_freq.numel() == ROTARY_DIM // 2, f"{name}: {inv_freq.numel()} rotary frequencies, not {ROTARY_DIM // 2}"
         make_fixtures.record_reference(name, index, directory, reference_model, config.vocab_size,
