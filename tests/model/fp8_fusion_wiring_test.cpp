@@ -98,6 +98,10 @@ OpCounts count_one_step(CountingCpuBackend& backend, CausalLM& model) {
   return backend.counts;
 }
 
+// Stacked two-part products per layer with the default fusions: MLA's q_a + kv_a (with query
+// compression), GQA's k + v.
+int64_t stacked_linears_per_layer(const ModelConfig& c) { return c.is_mla() ? (c.mla.q_lora_rank > 0 ? 1 : 0) : 1; }
+
 class Fp8FusionWiring : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Fp8FusionWiring, NormAndSiluFeedFp8LinearsTheirFusedCopies) {
@@ -138,8 +142,8 @@ TEST_P(Fp8FusionWiring, DequantizedWeightsCallNoFp8Op) {
   EXPECT_EQ(counts.rms_norm_fp8 + counts.add_rms_norm_fp8 + counts.silu_mul_fp8 + counts.quantize_fp8 +
                 counts.linear_fp8 + counts.moe_experts_quantized,
             0);
-  // Dequantized, q_a and kv_a still stack (dense).
-  EXPECT_EQ(counts.linear_split, model->config().mla.q_lora_rank > 0 ? model->config().num_layers : 0);
+  // Dequantized, q_a and kv_a (or k and v) still stack (dense).
+  EXPECT_EQ(counts.linear_split, stacked_linears_per_layer(model->config()) * model->config().num_layers);
 }
 
 // LoadOptions::fusions off (--no-fuse-qkv-a, --no-fuse-shared-expert): q_a and kv_a run as
@@ -182,7 +186,7 @@ TEST(Bf16FusionWiring, Bf16ModelsCallNoFp8Op) {
                   counts.linear_fp8 + counts.moe_experts_quantized,
               0)
         << name;
-    EXPECT_EQ(counts.linear_split, model->config().mla.q_lora_rank > 0 ? model->config().num_layers : 0) << name;
+    EXPECT_EQ(counts.linear_split, stacked_linears_per_layer(model->config()) * model->config().num_layers) << name;
   }
 }
 
