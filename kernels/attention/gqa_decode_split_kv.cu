@@ -100,12 +100,7 @@ bool gqa_decode_supported(int64_t heads, int64_t kv_heads, int64_t head_dim) {
 }
 
 GqaDecodeConfig plan_gqa_decode(int64_t tokens, int64_t kv_heads, int64_t max_keys, int sm_count) {
-  if (sm_count <= 0) {
-    int device = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
-      sm_count = 1;
-  }
+  sm_count = resolve_sm_count(sm_count);
   max_keys = std::max<int64_t>(max_keys, 1);
   const int64_t ctas = std::max<int64_t>(tokens, 1) * std::max<int64_t>(kv_heads, 1);
   const int64_t wanted = (2 * static_cast<int64_t>(sm_count) + ctas - 1) / ctas;

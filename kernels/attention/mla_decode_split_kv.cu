@@ -463,12 +463,7 @@ bool mla_decode_supported(int64_t lora, int64_t rope, int64_t nope) {
 }
 
 MlaDecodeConfig plan_mla_decode(int64_t tokens, int64_t heads, int64_t max_keys, int sm_count) {
-  if (sm_count <= 0) {
-    int device = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
-      sm_count = 1;
-  }
+  sm_count = resolve_sm_count(sm_count);
   max_keys = max_keys < 1 ? 1 : max_keys;
   const int64_t per_split = (tokens < 1 ? 1 : tokens) * ((heads + heads_per_cta(heads) - 1) / heads_per_cta(heads));
   // At ~96 KB one CTA is resident per SM120 SM and runs a whole split, so the time is

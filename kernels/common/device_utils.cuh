@@ -80,6 +80,17 @@ __device__ __forceinline__ void wait_for_prior_kernel() {
 #endif
 }
 
+// sm_count when > 0, else the current device's SM count (1 when it cannot be read): what the
+// launch planners take when the caller does not know the device.
+inline int resolve_sm_count(int sm_count) {
+  if (sm_count > 0) return sm_count;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || sm_count <= 0)
+    return 1;
+  return sm_count;
+}
+
 inline bool aligned16(const void* pointer) { return (reinterpret_cast<uintptr_t>(pointer) & 15u) == 0; }
 
 inline int launch_status() { return static_cast<int>(cudaGetLastError()); }

@@ -61,15 +61,6 @@ SplitK plan_small_m_split_k(int64_t row_ctas, int64_t resident_ctas, int64_t k_b
   return best;
 }
 
-int resolve_sm_count(int sm_count) {
-  if (sm_count > 0) return sm_count;
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || sm_count <= 0)
-    return 1;
-  return sm_count;
-}
-
 int launch_linear_split_reduce(const float* workspace, void* y, ElementType y_type, int64_t count, int splits,
                                cudaStream_t stream) {
   if (count == 0) return cudaSuccess;

@@ -31,9 +31,6 @@ SplitK split_k_evenly(int64_t k_blocks, int64_t splits);
 SplitK plan_small_m_split_k(int64_t row_ctas, int64_t resident_ctas, int64_t k_blocks, int k_warps,
                             int64_t max_splits);
 
-// sm_count when > 0, else the current device's SM count (1 when it cannot be read).
-int resolve_sm_count(int sm_count);
-
 // y[i] = sum over s = 0, 1, ..., splits - 1 of workspace[s * count + i] (that order), stored
 // as y_type; count = m x n. The workspace holds [splits, m, n] floats.
 int launch_linear_split_reduce(const float* workspace, void* y, ElementType y_type, int64_t count, int splits,
