@@ -4,8 +4,11 @@
 // ring straight from the paged bf16 cache; S = Q K^T and O += P V run on m16n8k16 bf16 mma
 // with f32 accumulators, the softmax online in f32 (log2 domain), P rounded to bf16 for the
 // second product as flash-attention does. Every key tile is read once per 64 queries instead
-// of once per query. Contract in rackserve/kernels/gqa_params.h.
+// of once per query. An e4m3 cache streams its raw bytes through the ring instead and each tile
+// is dequantized (code x its row's scale, rounded to bf16) into one bf16 tile before the
+// products. Contract in rackserve/kernels/gqa_params.h.
 #include "attention/gqa_attention.cuh"
+#include "attention/mla_cache_e4m3.cuh"
 #include "common/mma_utils.cuh"
 #include "common/shared_memory_budget.cuh"
 
@@ -17,14 +20,22 @@ constexpr int kQueryRows = 64;  // query tokens per CTA, 16 per warp
 constexpr int kKeyRows = 64;    // keys per tile
 constexpr int kPrefillThreads = 128;
 
-template <int kD>
+// Shared memory, in bytes from the start: Q, then the bf16 K and V tiles (two stages for a bf16
+// cache, whose ring they are; one for e4m3), then for e4m3 the ring of raw K and V bytes (two
+// stages) and the rows' scales (two stages).
+template <int kD, bool kE4m3>
 struct PrefillLayout {
   static constexpr int kStride = kD + 8;  // bf16 per shared row: 16-byte aligned, rows shifted by 4 banks
   static constexpr int kQueryElements = kQueryRows * kStride;
   static constexpr int kTileElements = kKeyRows * kStride;
-  static constexpr int kSharedBytes = (kQueryElements + 4 * kTileElements) * 2;  // Q, two stages of K and V
+  static constexpr int kTileStages = kE4m3 ? 1 : 2;
+  static constexpr int kRawTileBytes = kE4m3 ? kKeyRows * kD : 0;  // K or V of one stage, unpadded
+  static constexpr int kRawOffset = (kQueryElements + 2 * kTileStages * kTileElements) * 2;
+  static constexpr int kScalesOffset = kRawOffset + 2 * 2 * kRawTileBytes;
+  static constexpr int kSharedBytes = kScalesOffset + (kE4m3 ? 2 * kKeyRows * 4 : 0);
 };
-static_assert(PrefillLayout<128>::kSharedBytes <= kSharedMemoryBudgetBytes, "prefill tiles exceed the SM120 budget");
+static_assert(PrefillLayout<128, false>::kSharedBytes <= kSharedMemoryBudgetBytes, "prefill tiles exceed the budget");
+static_assert(PrefillLayout<128, true>::kSharedBytes <= kSharedMemoryBudgetBytes, "prefill tiles exceed the budget");
 
 struct QueryTile {
   int64_t sequence = -1, row_begin = 0, rows = 0;
@@ -72,17 +83,19 @@ struct RowState {
   }
 };
 
-template <int kD>
+template <int kD, bool kE4m3>
 __global__ void __launch_bounds__(kPrefillThreads) gqa_prefill_kernel(GqaAttentionParams p) {
-  using L = PrefillLayout<kD>;
+  using L = PrefillLayout<kD, kE4m3>;
   wait_for_prior_kernel();
   const QueryTile tile = find_tile(p.query_start, p.sequences, blockIdx.x);
   if (tile.sequence < 0) return;
   const int64_t h = blockIdx.y, kv_head = h / (p.heads / p.kv_heads);
   extern __shared__ __align__(16) __nv_bfloat16 shared[];
   __nv_bfloat16* q_tile = shared;
-  __nv_bfloat16* k_tiles = shared + L::kQueryElements;  // [2][kKeyRows][kStride]
-  __nv_bfloat16* v_tiles = k_tiles + 2 * L::kTileElements;
+  __nv_bfloat16* k_tiles = shared + L::kQueryElements;  // [kTileStages][kKeyRows][kStride]
+  __nv_bfloat16* v_tiles = k_tiles + L::kTileStages * L::kTileElements;
+  uint8_t* raw = reinterpret_cast<uint8_t*>(shared) + L::kRawOffset;          // e4m3: [2][K, V][kKeyRows][kD]
+  float* row_scales = reinterpret_cast<float*>(reinterpret_cast<uint8_t*>(shared) + L::kScalesOffset);  // [2][kKeyRows]
   constexpr int kChunks = kD / 8;  // 16-byte chunks per row
 
   const __nv_bfloat16* q = static_cast<const __nv_bfloat16*>(p.q);
@@ -95,22 +108,52 @@ __global__ void __launch_bounds__(kPrefillThreads) gqa_prefill_kernel(GqaAttenti
   // Positions of a sequence's step rows are consecutive: its last row sees the most keys.
   const int64_t key_end = static_cast<int64_t>(p.positions[tile.row_begin + tile.rows - 1]) + 1;
   const int64_t key_tiles = (key_end + kKeyRows - 1) / kKeyRows;
-  const __nv_bfloat16* cache = static_cast<const __nv_bfloat16*>(p.cache);
-  const int64_t width = 2 * p.kv_heads * kD;
+  const int64_t width = 2 * p.kv_heads * kD;  // values per cache row
+  // The cache slot of key j of this sequence, or -1 past the end (zeros, masked below, nothing read).
+  auto slot_of = [&](int64_t j) -> int64_t {
+    if (j >= key_end) return -1;
+    return static_cast<int64_t>(p.block_table[tile.sequence * p.max_blocks + j / p.page_size]) * p.page_size +
+           j % p.page_size;
+  };
+  // Key tile `index` into ring stage `stage`: bf16 rows straight into the K and V tiles, or the
+  // raw e4m3 rows (16 values per 16-byte chunk) and their scales.
   auto load_keys = [&](int64_t index, int stage) {
-    for (int c = threadIdx.x; c < kKeyRows * kChunks; c += kPrefillThreads) {
-      const int row = c / kChunks, chunk = c % kChunks;
-      const int64_t j = index * kKeyRows + row;
-      const bool valid = j < key_end;  // past the end: zeros (masked below), nothing read
-      const __nv_bfloat16* entry = cache;
-      if (valid) {
-        const int64_t page = p.block_table[tile.sequence * p.max_blocks + j / p.page_size];
-        entry = cache + (page * p.page_size + j % p.page_size) * width;
+    if constexpr (!kE4m3) {
+      const __nv_bfloat16* cache = static_cast<const __nv_bfloat16*>(p.cache);
+      for (int c = threadIdx.x; c < kKeyRows * kChunks; c += kPrefillThreads) {
+        const int row = c / kChunks, chunk = c % kChunks;
+        const int64_t slot = slot_of(index * kKeyRows + row);
+        const __nv_bfloat16* entry = slot < 0 ? cache : cache + slot * width;
+        const int offset = stage * L::kTileElements + row * L::kStride + chunk * 8;
+        cp_async_16(smem_address(k_tiles + offset), entry + (slot < 0 ? 0 : kv_head * kD + chunk * 8), slot >= 0);
+        cp_async_16(smem_address(v_tiles + offset), entry + (slot < 0 ? 0 : (p.kv_heads + kv_head) * kD + chunk * 8),
+                    slot >= 0);
       }
-      const int offset = stage * L::kTileElements + row * L::kStride + chunk * 8;
-      cp_async_16(smem_address(k_tiles + offset), valid ? entry + kv_head * kD + chunk * 8 : cache, valid);
-      cp_async_16(smem_address(v_tiles + offset), valid ? entry + (p.kv_heads + kv_head) * kD + chunk * 8 : cache,
-                  valid);
+    } else {
+      const uint8_t* cache = static_cast<const uint8_t*>(p.cache);
+      constexpr int kRawChunks = kD / 16;
+      for (int c = threadIdx.x; c < kKeyRows * kRawChunks; c += kPrefillThreads) {
+        const int row = c / kRawChunks, chunk = c % kRawChunks;
+        const int64_t slot = slot_of(index * kKeyRows + row);
+        const uint8_t* entry = slot < 0 ? cache : cache + slot * width;
+        uint8_t* k_raw = raw + stage * 2 * L::kRawTileBytes;
+        cp_async_16(smem_address(k_raw + row * kD + chunk * 16), entry + (slot < 0 ? 0 : kv_head * kD + chunk * 16),
+                    slot >= 0);
+        cp_async_16(smem_address(k_raw + L::kRawTileBytes + row * kD + chunk * 16),
+                    entry + (slot < 0 ? 0 : (p.kv_heads + kv_head) * kD + chunk * 16), slot >= 0);
+        if (chunk == 0) row_scales[stage * kKeyRows + row] = slot < 0 ? 0.0f : p.cache_scales[slot];
+      }
+    }
+  };
+  // e4m3: raw stage `stage` -> the bf16 K and V tiles (value = code x its row's scale).
+  auto dequantize_keys = [&](int stage) {
+    const uint8_t* k_raw = raw + stage * 2 * L::kRawTileBytes;
+    for (int c = threadIdx.x; c < 2 * kKeyRows * (kD / 4); c += kPrefillThreads) {
+      const int tensor = c / (kKeyRows * (kD / 4)), rest = c % (kKeyRows * (kD / 4));
+      const int row = rest / (kD / 4), quad = rest % (kD / 4);  // 4 values per step
+      const uint32_t codes = *reinterpret_cast<const uint32_t*>(k_raw + tensor * L::kRawTileBytes + row * kD + quad * 4);
+      __nv_bfloat16* target = (tensor == 0 ? k_tiles : v_tiles) + row * L::kStride + quad * 4;
+      *reinterpret_cast<uint2*>(target) = dequantize_e4m3x4_to_bf16(codes, row_scales[stage * kKeyRows + row]);
     }
   };
   load_keys(0, 0);
@@ -133,13 +176,17 @@ __global__ void __launch_bounds__(kPrefillThreads) gqa_prefill_kernel(GqaAttenti
     cp_async_commit();
     cp_async_wait<1>();  // tile kt (and Q) landed for this thread ...
     __syncthreads();     // ... and for every thread
+    if constexpr (kE4m3) {
+      dequantize_keys(stage);  // into the one bf16 stage, which the last barrier freed
+      __syncthreads();
+    }
     if (kt == 0)
 #pragma unroll
       for (int kk = 0; kk < kD / 16; ++kk)
         ldmatrix_x4(q_fragment[kk],
                     smem_address(q_tile + (warp * 16 + lane % 16) * L::kStride + kk * 16 + (lane / 16) * 8));
-    const __nv_bfloat16* k_tile = k_tiles + stage * L::kTileElements;
-    const __nv_bfloat16* v_tile = v_tiles + stage * L::kTileElements;
+    const __nv_bfloat16* k_tile = k_tiles + (kE4m3 ? 0 : stage) * L::kTileElements;
+    const __nv_bfloat16* v_tile = v_tiles + (kE4m3 ? 0 : stage) * L::kTileElements;
 
     // S = Q K^T over the tile's 64 keys (8 n-tiles of 8), two n-tiles per ldmatrix.
     float s[kKeyRows / 8][4] = {};
@@ -196,7 +243,7 @@ __global__ void __launch_bounds__(kPrefillThreads) gqa_prefill_kernel(GqaAttenti
         mma_bf16_16x8x16(o[nt + 1], a, second);
       }
     }
-    __syncthreads();  // this stage is refilled by the load two tiles on
+    __syncthreads();  // this stage is refilled by the load two tiles on (e4m3: the bf16 tile by the next one)
   }
   cp_async_wait<0>();  // nothing left in flight at exit (key_tiles >= 1 by contract; 0 is no hazard either)
 
@@ -214,34 +261,36 @@ __global__ void __launch_bounds__(kPrefillThreads) gqa_prefill_kernel(GqaAttenti
   }
 }
 
-template <int kD>
+template <int kD, bool kE4m3>
 int launch_prefill(const GqaAttentionParams& p, cudaStream_t stream) {
-  auto kernel = gqa_prefill_kernel<kD>;
-  if (int status = opt_in_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), PrefillLayout<kD>::kSharedBytes,
+  using L = PrefillLayout<kD, kE4m3>;
+  auto kernel = gqa_prefill_kernel<kD, kE4m3>;
+  if (int status = opt_in_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), L::kSharedBytes,
                                                 "gqa_prefill_kernel"))
     return status;
   // Tiles: at most ceil(tokens / 64) + one partial tile per sequence; CTAs past the last exit.
   const int64_t tiles = (p.tokens + kQueryRows - 1) / kQueryRows + p.sequences;
-  kernel<<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(p.heads)), kPrefillThreads,
-           PrefillLayout<kD>::kSharedBytes, stream>>>(p);
+  kernel<<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(p.heads)), kPrefillThreads, L::kSharedBytes,
+           stream>>>(p);
   return launch_status();
 }
 
 }  // namespace
 
-bool gqa_prefill_supported(int64_t heads, int64_t kv_heads, int64_t head_dim, bool e4m3_cache) {
-  return !e4m3_cache && kv_heads > 0 && heads % kv_heads == 0 && (head_dim == 64 || head_dim == 128);
+bool gqa_prefill_supported(int64_t heads, int64_t kv_heads, int64_t head_dim) {
+  return kv_heads > 0 && heads % kv_heads == 0 && (head_dim == 64 || head_dim == 128);
 }
 
 int launch_gqa_prefill_tiled(const GqaAttentionParams& p, Stream stream) {
-  if (p.tokens < 0 || p.sequences < 1 || !gqa_prefill_supported(p.heads, p.kv_heads, p.head_dim, p.cache_scales) ||
+  if (p.tokens < 0 || p.sequences < 1 || !gqa_prefill_supported(p.heads, p.kv_heads, p.head_dim) ||
       p.page_size <= 0 || p.tokens > INT32_MAX / 2 || p.heads > 65535 || !aligned16(p.q) || !aligned16(p.cache) ||
       !aligned16(p.output) ||
       (p.tokens > 0 && (!p.q || !p.cache || !p.query_start || !p.block_table || !p.positions || !p.output)))
     return cudaErrorInvalidValue;
   if (p.tokens == 0) return cudaSuccess;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  return p.head_dim == 64 ? launch_prefill<64>(p, s) : launch_prefill<128>(p, s);
+  if (p.cache_scales) return p.head_dim == 64 ? launch_prefill<64, true>(p, s) : launch_prefill<128, true>(p, s);
+  return p.head_dim == 64 ? launch_prefill<64, false>(p, s) : launch_prefill<128, false>(p, s);
 }
 
 }  // namespace rackserve::kernels

@@ -279,7 +279,7 @@ TEST_F(OpsTest, GqaCacheWriteAndAttention) {
   const int64_t page_size = 64, max_blocks = 24, pages = 8 * max_blocks;
   struct Heads { int64_t heads, kv_heads, head_dim; };
   // (context after the step, tokens new in this step): a mixed prefill / decode batch (the
-  // tiled prefill kernel; the per-head one for head_dim 256 and the e4m3 cache) with three
+  // tiled prefill kernel, bf16 and e4m3; the per-head one for head_dim 256) with three
   // query tiles in its last sequence, and a pure decode batch up to 1500 keys (the split-KV
   // kernel; the per-head one for the 32-head group).
   const std::vector<std::vector<std::pair<int32_t, int32_t>>> batches = {

@@ -44,9 +44,9 @@ int launch_gqa_attention(const GqaAttentionParams& params, Stream stream);
 
 // The prefill path (flash-attention 2 on mma.sync): one CTA per (64 query tokens of one
 // sequence, query head), key/value tiles of 64 rows read once per CTA; any batch, correct for
-// decode rows too (one query row of 64 used). head_dim 64 or 128, bf16 cache (an e4m3 cache
-// takes launch_gqa_attention); q, cache and output 16-byte aligned.
-bool gqa_prefill_supported(int64_t heads, int64_t kv_heads, int64_t head_dim, bool e4m3_cache);
+// decode rows too (one query row of 64 used). head_dim 64 or 128, bf16 or e4m3 cache; q, cache
+// and output 16-byte aligned.
+bool gqa_prefill_supported(int64_t heads, int64_t kv_heads, int64_t head_dim);
 int launch_gqa_prefill_tiled(const GqaAttentionParams& params, Stream stream);
 
 // The decode path (flash-decoding): one CTA per (query token, KV head, split of the context)

@@ -350,12 +350,12 @@ Tensor CudaBackend::gqa_attention(const GqaAttention& args) {
   // A pure decode step (one query per sequence) takes the split-KV kernel, which reads each
   // cached row once per KV head group; prefill and chunked prefill the tiled kernel, which reads
   // it once per 64 queries; what neither covers (groups over 16 heads at decode, head_dim other
-  // than 64 / 128 or an e4m3 cache at prefill) the per-head kernel. All compute any batch.
+  // than 64 / 128 at prefill) the per-head kernel. All compute any batch.
   const bool decode = batch.num_tokens > 0 && batch.num_tokens == batch.num_sequences &&
                       kernels::gqa_decode_supported(args.heads, args.kv_heads, args.head_dim);
   if (!decode) {
     if (batch.num_tokens != batch.num_sequences &&
-        kernels::gqa_prefill_supported(args.heads, args.kv_heads, args.head_dim, params.cache_scales != nullptr))
+        kernels::gqa_prefill_supported(args.heads, args.kv_heads, args.head_dim))
       check(kernels::launch_gqa_prefill_tiled(params, stream_), "gqa_prefill_tiled");
     else
       check(kernels::launch_gqa_attention(params, stream_), "gqa_attention");
