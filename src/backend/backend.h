@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -55,6 +56,13 @@ class Backend {
   // The native stream the ops run on (a cudaStream_t), for collectives to enqueue on;
   // nullptr on a backend whose ops finish before they return (the CPU).
   virtual void* native_stream() const { return nullptr; }
+  // Free and total memory of this backend's device, for sizing the KV cache; nullopt where
+  // there is no such limit to plan against (the CPU).
+  struct DeviceMemory {
+    uint64_t free_bytes = 0;
+    uint64_t total_bytes = 0;
+  };
+  virtual std::optional<DeviceMemory> device_memory() const { return std::nullopt; }
   // Copies a tensor to host memory as float32 (blocking).
   virtual std::vector<float> download_f32(const Tensor& tensor) = 0;
   // Fills `tensor` with `value` (used to poison unused KV pages in tests).

@@ -1,8 +1,11 @@
 // rackserve serve: loads the model, tokenizer and chat template, starts the Engine thread
 // and serves the OpenAI-compatible API until SIGINT/SIGTERM. Configuration: defaults,
 // then --config FILE.yaml, then flags (flags win); validated once, then const.
+#include <algorithm>
 #include <csignal>
 #include <ctime>
+#include <limits>
+#include <optional>
 #include <thread>
 
 #include <fmt/core.h>
@@ -18,6 +21,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "engine/engine.h"
+#include "models/footprint.h"
 #include "parallel/gpu_topology.h"
 #include "parallel/nccl_advice.h"
 #include "text/chat_template.h"
@@ -39,7 +43,12 @@ void add_serve_options(cxxopts::Options& options) {
       cxxopts::value<int32_t>())("max-running-requests", "sequences holding KV pages at once", cxxopts::value<int32_t>())(
       "max-num-batched-tokens", "tokens per engine step (decodes + prefill chunks)", cxxopts::value<int32_t>())(
       "max-queued-requests", "unfinished requests accepted before answering 503", cxxopts::value<int32_t>())(
-      "num-kv-pages", "KV pages (0: enough for max-running-requests full-length sequences)", cxxopts::value<int32_t>())(
+      "num-kv-pages", "KV pages (0: on a GPU what its memory holds, on the CPU enough for max-running-requests "
+      "full-length sequences)", cxxopts::value<int32_t>())(
+      "gpu-memory-utilization", "fraction of each GPU's memory for weights, activations and the KV cache",
+      cxxopts::value<double>())(
+      "activation-reserve-gib", "GPU memory kept for activations, CUDA graphs and NCCL when sizing the KV cache",
+      cxxopts::value<double>())(
       "kv-cache-dtype", "auto, bf16 or fp8", cxxopts::value<std::string>())(
       "api-key", "require \"Authorization: Bearer KEY\" or \"x-api-key: KEY\" on /v1/*, /tokenize, /detokenize", cxxopts::value<std::string>())(
       "chat-template", "Jinja file replacing the model's chat template", cxxopts::value<std::string>())(
@@ -73,6 +82,8 @@ ServerConfig config_from(const cxxopts::ParseResult& result) {
   override_with("max-num-batched-tokens", config.max_num_batched_tokens);
   override_with("max-queued-requests", config.max_queued_requests);
   override_with("num-kv-pages", config.num_kv_pages);
+  override_with("gpu-memory-utilization", config.gpu_memory_utilization);
+  override_with("activation-reserve-gib", config.activation_reserve_gib);
   override_with("kv-cache-dtype", config.kv_cache_dtype);
   override_with("api-key", config.api_key);
   override_with("chat-template", config.chat_template);
@@ -178,6 +189,35 @@ std::optional<KvCacheDtype> kv_cache_dtype_for(const std::string& requested, con
 
 }  // namespace
 
+// With num_kv_pages 0 on a GPU: the pages rank 0's memory holds now that the weights are
+// loaded (footprint.h's kv_pages_that_fit; every rank holds the same share), at most enough for
+// max_running_requests full-length sequences. 0 (the engine's default) on the CPU.
+int32_t kv_pages_for_gpu_memory(const ServerConfig& config, const ModelConfig& model, const Backend& backend,
+                                int64_t tp, std::optional<KvCacheDtype> kv_dtype) {
+  const std::optional<Backend::DeviceMemory> memory = backend.device_memory();
+  if (!memory) return 0;
+  const int64_t max_model_len = config.max_model_len > 0 ? config.max_model_len : model.max_position_embeddings;
+  const int64_t pages_per_sequence = (max_model_len + config.page_size - 1) / config.page_size;
+  const KvCacheLayout layout = kv_cache_layout(model, kv_dtype.value_or(KvCacheDtype::Bf16), false, tp);
+  KvPagesRequest request;
+  request.free_bytes = memory->free_bytes;
+  request.total_bytes = memory->total_bytes;
+  request.utilization = config.gpu_memory_utilization;
+  request.reserve_bytes = static_cast<uint64_t>(config.activation_reserve_gib * 1024.0 * 1024.0 * 1024.0);
+  request.bytes_per_page = layout.bytes_per_token() * config.page_size;
+  request.max_pages = std::min<int64_t>(int64_t{config.max_running_requests} * pages_per_sequence,
+                                        std::numeric_limits<int32_t>::max());
+  const int64_t pages = kv_pages_that_fit(request);
+  spdlog::info("KV cache from GPU memory: {:.2f} of {:.2f} GiB free after loading, gpu_memory_utilization {}, "
+               "activation reserve {:.2f} GiB: {} pages of {} tokens ({} B per token per GPU){}",
+               memory->free_bytes / 1073741824.0, memory->total_bytes / 1073741824.0, config.gpu_memory_utilization,
+               config.activation_reserve_gib, pages, config.page_size, layout.bytes_per_token(),
+               pages < pages_per_sequence
+                   ? fmt::format("; fewer tokens than max_model_len {}: longer requests are refused", max_model_len)
+                   : std::string());
+  return static_cast<int32_t>(pages);
+}
+
 int run_serve(const Arguments& args) {
   cxxopts::Options options("rackserve serve", "Serve the OpenAI-compatible HTTP API for one model.");
   add_serve_options(options);
@@ -209,7 +249,9 @@ int run_serve(const Arguments& args) {
            model_config.vocab_size);
 
   EngineConfig engine_config;
-  engine_config.scheduler.num_pages = config.num_kv_pages;
+  engine_config.scheduler.num_pages = config.num_kv_pages > 0 ? config.num_kv_pages
+                                                              : kv_pages_for_gpu_memory(config, model_config, *backend,
+                                                                                        placement.tp, kv_dtype);
   engine_config.scheduler.page_size = config.page_size;
   engine_config.scheduler.max_num_batched_tokens = config.max_num_batched_tokens;
   engine_config.scheduler.max_running_requests = config.max_running_requests;

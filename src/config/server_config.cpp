@@ -16,7 +16,7 @@ namespace rackserve {
 namespace {
 
 using FieldPointer = std::variant<std::string ServerConfig::*, int32_t ServerConfig::*, int64_t ServerConfig::*,
-                                  uint32_t ServerConfig::*, bool ServerConfig::*>;
+                                  uint32_t ServerConfig::*, bool ServerConfig::*, double ServerConfig::*>;
 
 struct Field {
   const char* name;
@@ -47,6 +47,8 @@ const std::array kFields = {
     Field{"kv_cache_dtype", &ServerConfig::kv_cache_dtype},
     Field{"page_size", &ServerConfig::page_size},
     Field{"num_kv_pages", &ServerConfig::num_kv_pages},
+    Field{"gpu_memory_utilization", &ServerConfig::gpu_memory_utilization},
+    Field{"activation_reserve_gib", &ServerConfig::activation_reserve_gib},
     Field{"enable_prefix_cache", &ServerConfig::enable_prefix_cache},
     Field{"max_n", &ServerConfig::max_n},
     Field{"max_logprobs", &ServerConfig::max_logprobs},
@@ -128,6 +130,10 @@ void ServerConfig::validate() const {
   check_range(max_queued_requests, 1, 1 << 24, "max_queued_requests");
   check_range(page_size, 1, 4096, "page_size");
   check_range(num_kv_pages, 0, std::numeric_limits<int32_t>::max(), "num_kv_pages");
+  RS_CHECK(gpu_memory_utilization > 0.0 && gpu_memory_utilization <= 1.0,
+           "gpu_memory_utilization must be in (0, 1], got {}", gpu_memory_utilization);
+  RS_CHECK(activation_reserve_gib >= 0.0 && activation_reserve_gib <= 1024.0,
+           "activation_reserve_gib must be in [0, 1024], got {}", activation_reserve_gib);
   check_range(max_n, 1, 128, "max_n");
   check_range(max_logprobs, 0, 1024, "max_logprobs");
 }

@@ -40,7 +40,13 @@ struct ServerConfig {
   int32_t max_queued_requests = 1024;   // accepted, unfinished requests; more get 503 + Retry-After
   std::string kv_cache_dtype = "auto";  // auto (the backend's native KV type), bf16, fp8
   int32_t page_size = 64;               // tokens per KV page
-  int32_t num_kv_pages = 0;             // 0: enough for max_running_requests full-length sequences
+  int32_t num_kv_pages = 0;             // 0: on a GPU, what its memory holds (below); on the CPU, enough for
+                                        // max_running_requests full-length sequences
+  // On a GPU the KV cache takes what the weights and activation_reserve_gib leave of
+  // gpu_memory_utilization x its memory (vLLM's --gpu-memory-utilization), at most enough for
+  // max_running_requests full-length sequences.
+  double gpu_memory_utilization = 0.9;
+  double activation_reserve_gib = 4.0;  // activations, CUDA graphs, NCCL buffers
   bool enable_prefix_cache = true;
   int32_t max_n = 16;                   // largest accepted "n"
   int32_t max_logprobs = 20;            // largest accepted top_logprobs / logprobs

@@ -93,4 +93,20 @@ MemoryPlan plan_memory(const ModelConfig& config, const WeightManifest& manifest
   return plan;
 }
 
+int64_t kv_pages_that_fit(const KvPagesRequest& r) {
+  RS_CHECK(r.bytes_per_page > 0 && r.max_pages > 0 && r.free_bytes <= r.total_bytes,
+           "KV pages: bad request (page {} B, max {} pages, free {} of {} B)", r.bytes_per_page, r.max_pages,
+           r.free_bytes, r.total_bytes);
+  const double kept_back = (1.0 - r.utilization) * static_cast<double>(r.total_bytes) + static_cast<double>(r.reserve_bytes);
+  const double budget = static_cast<double>(r.free_bytes) - kept_back;
+  const int64_t pages = budget > 0 ? static_cast<int64_t>(budget / static_cast<double>(r.bytes_per_page)) : 0;
+  RS_CHECK(pages >= 1,
+           "no room for the KV cache: {:.2f} GiB of {:.2f} GiB free after loading, {:.2f} GiB kept back "
+           "(gpu_memory_utilization {} and an activation reserve of {:.2f} GiB), a page needs {} bytes; use more "
+           "GPUs (--tp), an FP8 KV cache, or a higher gpu_memory_utilization",
+           static_cast<double>(r.free_bytes) / kGiB, static_cast<double>(r.total_bytes) / kGiB, kept_back / kGiB,
+           r.utilization, static_cast<double>(r.reserve_bytes) / kGiB, r.bytes_per_page);
+  return std::min(pages, r.max_pages);
+}
+
 }  // namespace rackserve

@@ -83,4 +83,19 @@ struct MemoryPlan {
 };
 MemoryPlan plan_memory(const ModelConfig& config, const WeightManifest& manifest, const MemoryPlanOptions& options);
 
+// The KV pages `serve` allocates on a GPU whose weights are loaded: what is left of
+// utilization x total_bytes once the memory in use (the weights, the CUDA context, other
+// processes: total - free) and reserve_bytes are taken off,
+//   pages = floor((free - (1 - utilization) x total - reserve) / bytes_per_page),
+// at most max_pages. Throws, with the numbers, when not one page fits.
+struct KvPagesRequest {
+  uint64_t free_bytes = 0;   // the device's free memory now
+  uint64_t total_bytes = 0;
+  double utilization = 0.9;
+  uint64_t reserve_bytes = 0;
+  int64_t bytes_per_page = 0;  // page_size x KV bytes per token on this GPU
+  int64_t max_pages = 0;       // more serve no sequence (max_running_requests full-length ones)
+};
+int64_t kv_pages_that_fit(const KvPagesRequest& request);
+
 }  // namespace rackserve

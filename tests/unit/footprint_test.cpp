@@ -250,6 +250,37 @@ TEST(Footprint, KvBytesPerTokenPerGpu) {
   EXPECT_EQ(kv_cache_layout(m2.config, KvCacheDtype::Fp8, false, 4).bytes_per_token(), 31'992);
 }
 
+// serve's KV pool on a GPU: GLM-4.7 at TP 4 (2 KV heads of 128 per GPU, 92 layers: 94,208 B per
+// token in bf16, 6,029,312 B per 64-token page) on a 96 GiB card with 30 GiB free after the
+// weights, utilization 0.9, reserve 4 GiB: 30 GiB - 9.6 GiB - 4 GiB = 16.4 GiB
+// = 17,609,365,913.6 B -> 2,920 pages (186,880 tokens).
+TEST(Footprint, KvPagesThatFitAGpuAfterItsWeights) {
+  const double gib = 1024.0 * 1024.0 * 1024.0;
+  nlohmann::json file = nlohmann::json::parse(std::ifstream(kModels / "glm-4.7-fp8" / "config.abridged.json"));
+  const ModelConfig glm = ModelConfig::from_json(file);
+  const int64_t per_token = kv_cache_layout(glm, KvCacheDtype::Bf16, false, 4).bytes_per_token();
+  ASSERT_EQ(per_token, 92 * 2 * 2 * 128 * 2);
+  KvPagesRequest request;
+  request.free_bytes = static_cast<uint64_t>(30 * gib);
+  request.total_bytes = static_cast<uint64_t>(96 * gib);
+  request.utilization = 0.9;
+  request.reserve_bytes = static_cast<uint64_t>(4 * gib);
+  request.bytes_per_page = per_token * 64;
+  request.max_pages = 1'000'000;
+  EXPECT_EQ(kv_pages_that_fit(request), 2'920);
+  request.max_pages = 100;  // no more than max_running_requests full-length sequences need
+  EXPECT_EQ(kv_pages_that_fit(request), 100);
+  request.free_bytes = static_cast<uint64_t>(12 * gib);  // 12 - 9.6 - 4 < 0: the weights took it all
+  try {
+    kv_pages_that_fit(request);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("no room for the KV cache: 12.00 GiB of 96.00 GiB free"),
+              std::string::npos)
+        << error.what();
+  }
+}
+
 // DeepSeek-V3 FP8 at TP=8 on 96 GiB, utilization 0.9, reserve 4 GiB:
 //   usable = floor(103,079,215,104 × 0.9) = 92,771,293,593
 //   budget = 92,771,293,593 − 85,268,025,888 (loaded weights) − 4,294,967,296 = 3,208,300,409

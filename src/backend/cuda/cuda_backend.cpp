@@ -78,6 +78,17 @@ CudaBackend::~CudaBackend() {
 
 void CudaBackend::check(int status, const char* what) const { check_cuda(static_cast<cudaError_t>(status), what); }
 
+std::optional<Backend::DeviceMemory> CudaBackend::device_memory() const {
+  int previous = 0;
+  check_cuda(cudaGetDevice(&previous), "cudaGetDevice");
+  check_cuda(cudaSetDevice(options_.device), "cudaSetDevice");
+  size_t free_bytes = 0, total_bytes = 0;
+  const cudaError_t status = cudaMemGetInfo(&free_bytes, &total_bytes);
+  cudaSetDevice(previous);
+  check_cuda(status, "cudaMemGetInfo");
+  return DeviceMemory{free_bytes, total_bytes};
+}
+
 Tensor CudaBackend::allocate_persistent_uninitialized(DType dtype, const Shape& shape) {
   for (int64_t extent : shape) RS_CHECK(extent >= 0, "negative extent in shape {}", shape_string(shape));
   size_t bytes = std::max<size_t>(1, static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype));

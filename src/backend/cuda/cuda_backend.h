@@ -63,6 +63,7 @@ class CudaBackend : public Backend {
   Tensor allocate_step(DType dtype, const Shape& shape) override;
   void* native_stream() const override { return stream_; }
   std::vector<float> download_f32(const Tensor& tensor) override;
+  std::optional<DeviceMemory> device_memory() const override;
   void fill(const Tensor& tensor, float value) override;
   void fill_random(const Tensor& tensor, uint64_t seed, float scale) override;
 

@@ -11,7 +11,7 @@ namespace {
 TEST(ServerConfig, ReadsEveryKindOfField) {
   ServerConfig config = ServerConfig::from_yaml_text(
       "model: /models/tiny\nport: 9001\nmax_request_body_bytes: 4096\nthreads: 3\nenable_prefix_cache: false\n"
-      "host: 0.0.0.0\n",
+      "host: 0.0.0.0\ngpu_memory_utilization: 0.85\n",
       "test.yaml");
   EXPECT_EQ(config.model, "/models/tiny");
   EXPECT_EQ(config.port, 9001);
@@ -19,6 +19,7 @@ TEST(ServerConfig, ReadsEveryKindOfField) {
   EXPECT_EQ(config.threads, 3u);
   EXPECT_FALSE(config.enable_prefix_cache);
   EXPECT_EQ(config.host, "0.0.0.0");
+  EXPECT_DOUBLE_EQ(config.gpu_memory_utilization, 0.85);
   EXPECT_EQ(config.max_running_requests, ServerConfig{}.max_running_requests);
 }
 
@@ -63,6 +64,9 @@ TEST(ServerConfig, ValidateNamesTheFieldOutOfRange) {
   expect_invalid([](ServerConfig& c) { c.reasoning_parser = "x"; }, "reasoning_parser");
   expect_invalid([](ServerConfig& c) { c.custom_all_reduce_max_kib = 8193; }, "custom_all_reduce_max_kib");
   expect_invalid([](ServerConfig& c) { c.custom_all_reduce_max_kib = -1; }, "custom_all_reduce_max_kib");
+  expect_invalid([](ServerConfig& c) { c.gpu_memory_utilization = 0.0; }, "gpu_memory_utilization");
+  expect_invalid([](ServerConfig& c) { c.gpu_memory_utilization = 1.5; }, "gpu_memory_utilization");
+  expect_invalid([](ServerConfig& c) { c.activation_reserve_gib = -1.0; }, "activation_reserve_gib");
 }
 
 TEST(ServerConfig, PrintedConfigReadsBackAndMasksTheKey) {
@@ -76,6 +80,7 @@ TEST(ServerConfig, PrintedConfigReadsBackAndMasksTheKey) {
   EXPECT_EQ(back.model, config.model);
   EXPECT_EQ(back.port, 1234);
   EXPECT_EQ(back.max_num_batched_tokens, config.max_num_batched_tokens);
+  EXPECT_DOUBLE_EQ(back.gpu_memory_utilization, config.gpu_memory_utilization);
 }
 
 TEST(ServerConfig, ModelNameDefaultsToTheDirectoryName) {
