@@ -7,6 +7,7 @@
 #include <functional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -211,14 +212,27 @@ TEST(ModelConfig, BothRopeFormsGiveTheSameYarn) {
   EXPECT_EQ(abridged.rope.type, RopeConfig::Type::Default);
 }
 
+// A malformed variant of a config file and a substring its error must contain.
+struct BadInput {
+  const char* what;
+  std::function<void(json&)> edit;
+  const char* expected;
+};
+
+// Every edit of `base` fails to parse with its expected text, the message starting with the
+// file's name.
+void expect_each_rejected(const json& base, const std::vector<BadInput>& cases) {
+  for (const auto& test : cases) {
+    json file = base;
+    test.edit(file);
+    std::string message = error_of([&] { ModelConfig::from_json(file, "some/config.json"); });
+    EXPECT_NE(message.find(test.expected), std::string::npos) << test.what << ": " << message;
+    EXPECT_EQ(message.rfind("some/config.json", 0), 0u) << test.what << ": " << message;
+  }
+}
+
 TEST(ModelConfig, BadInputsNameTheField) {
-  const json base = read("deepseek-v3/config.json");
-  struct Case {
-    const char* what;
-    std::function<void(json&)> edit;
-    const char* expected;  // a substring of the message
-  };
-  const Case cases[] = {
+  expect_each_rejected(read("deepseek-v3/config.json"), {
       {"missing kv_lora_rank", [](json& f) { f.erase("kv_lora_rank"); }, "\"kv_lora_rank\" is missing"},
       {"layers as a string", [](json& f) { f["num_hidden_layers"] = "61"; }, "\"num_hidden_layers\" must be an integer"},
       {"fractional hidden size", [](json& f) { f["hidden_size"] = 7168.5; }, "\"hidden_size\" must be an integer"},
@@ -235,14 +249,7 @@ TEST(ModelConfig, BadInputsNameTheField) {
       {"eos as a string", [](json& f) { f["eos_token_id"] = "1"; }, "\"eos_token_id\" must be an integer"},
       {"other family", [](json& f) { f["model_type"] = "qwen3_moe"; }, "model_type \"qwen3_moe\""},
       {"no model_type", [](json& f) { f.erase("model_type"); }, "model_type \"<missing>\""},
-  };
-  for (const auto& test : cases) {
-    json file = base;
-    test.edit(file);
-    std::string message = error_of([&] { ModelConfig::from_json(file, "some/config.json"); });
-    EXPECT_NE(message.find(test.expected), std::string::npos) << test.what << ": " << message;
-    EXPECT_EQ(message.rfind("some/config.json", 0), 0u) << test.what << ": " << message;
-  }
+  });
 }
 
 TEST(ModelConfig, KimiWrapperErrorsNameTheTextConfig) {
@@ -318,36 +325,26 @@ TEST(ModelConfig, Glm47FollowsTransformersDefaultsWhereTheAbridgedFileIsSilent) 
 }
 
 TEST(ModelConfig, GqaBadInputsNameTheField) {
-  struct Case {
-    const char* file;
-    std::function<void(json&)> edit;
-    const char* expected;
-  };
-  const Case cases[] = {
-      {"glm-4.7-fp8/config.abridged.json", [](json& f) { f.erase("head_dim"); }, "\"head_dim\" is missing"},
-      {"glm-4.7-fp8/config.abridged.json", [](json& f) { f["num_key_value_heads"] = 7; },
+  expect_each_rejected(read("glm-4.7-fp8/config.abridged.json"), {
+      {"no head_dim", [](json& f) { f.erase("head_dim"); }, "\"head_dim\" is missing"},
+      {"KV heads do not divide", [](json& f) { f["num_key_value_heads"] = 7; },
        "num_key_value_heads 7 must divide num_attention_heads 96"},
-      {"glm-4.7-fp8/config.abridged.json", [](json& f) { f["partial_rotary_factor"] = 1.5; },
+      {"rotary past the head", [](json& f) { f["partial_rotary_factor"] = 1.5; },
        "rotated width 192 must be even and in (0, head_dim=128]"},
-      {"minimax-m2.7/config.json", [](json& f) { f["qk_norm_type"] = "per_head"; },
-       "qk_norm_type \"per_head\" is not supported"},
-      {"minimax-m2.7/config.json", [](json& f) { f["attn_type_list"][5] = 0; },
+  });
+  expect_each_rejected(read("minimax-m2.7/config.json"), {
+      {"per-head norm", [](json& f) { f["qk_norm_type"] = "per_head"; }, "qk_norm_type \"per_head\" is not supported"},
+      {"linear attention layer", [](json& f) { f["attn_type_list"][5] = 0; },
        "attn_type_list[5] is 0; only full attention (1) is supported"},
-      {"minimax-m2.7/config.json", [](json& f) { f["shared_intermediate_size"] = 512; }, "shared experts"},
-      {"minimax-m2.7/config.json", [](json& f) { f["attention_bias"] = true; }, "attention_bias=true"},
-      {"minimax-m2.7/config.json", [](json& f) { f.erase("num_local_experts"); }, "\"num_local_experts\" is missing"},
-      {"minimax-m2.7/config.json", [](json& f) { f["use_routing_bias"] = false; }, "use_routing_bias=false"},
-      {"minimax-m2.7/config.json", [](json& f) { f["use_qk_norm"] = false; }, "use_qk_norm=false"},
-      {"minimax-m2.7/config.json", [](json& f) { f["routed_scaling_factor"] = 2.0; }, "routed_scaling_factor"},
-      {"minimax-m2.7/config.json", [](json& f) { f["partial_rotary_factor"] = 1.0; },
+      {"shared expert", [](json& f) { f["shared_intermediate_size"] = 512; }, "shared experts"},
+      {"attention bias", [](json& f) { f["attention_bias"] = true; }, "attention_bias=true"},
+      {"no experts", [](json& f) { f.erase("num_local_experts"); }, "\"num_local_experts\" is missing"},
+      {"no routing bias", [](json& f) { f["use_routing_bias"] = false; }, "use_routing_bias=false"},
+      {"no q/k norm", [](json& f) { f["use_qk_norm"] = false; }, "use_qk_norm=false"},
+      {"routed scaling", [](json& f) { f["routed_scaling_factor"] = 2.0; }, "routed_scaling_factor"},
+      {"rotary disagrees", [](json& f) { f["partial_rotary_factor"] = 1.0; },
        "rotary_dim 64 disagrees with partial_rotary_factor (head_dim 128 x factor = 128)"},
-  };
-  for (const auto& test : cases) {
-    json file = read(test.file);
-    test.edit(file);
-    std::string message = error_of([&] { ModelConfig::from_json(file, "some/config.json"); });
-    EXPECT_NE(message.find(test.expected), std::string::npos) << test.file << ": " << message;
-  }
+  });
 }
 
 TEST(ModelConfig, LoadNamesAMissingFile) {
