@@ -7,6 +7,7 @@
 #include <limits>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include <fmt/core.h>
 #include <spdlog/spdlog.h>
@@ -189,12 +190,23 @@ std::optional<KvCacheDtype> kv_cache_dtype_for(const std::string& requested, con
 
 }  // namespace
 
-// With num_kv_pages 0 on a GPU: the pages rank 0's memory holds now that the weights are
-// loaded (footprint.h's kv_pages_that_fit; every rank holds the same share), at most enough for
-// max_running_requests full-length sequences. 0 (the engine's default) on the CPU.
-int32_t kv_pages_for_gpu_memory(const ServerConfig& config, const ModelConfig& model, const Backend& backend,
-                                int64_t tp, std::optional<KvCacheDtype> kv_dtype) {
-  const std::optional<Backend::DeviceMemory> memory = backend.device_memory();
+// The memory of the rank with the least free (every rank holds the same share of weights and
+// cache, so the fullest GPU decides); nullopt without device memory to plan against (the CPU).
+std::optional<Backend::DeviceMemory> tightest_memory(const std::vector<Backend*>& backends) {
+  std::optional<Backend::DeviceMemory> tightest;
+  for (const Backend* backend : backends)
+    if (const std::optional<Backend::DeviceMemory> memory = backend->device_memory())
+      if (!tightest || memory->free_bytes < tightest->free_bytes) tightest = memory;
+  return tightest;
+}
+
+// With num_kv_pages 0 on GPUs: the pages the tightest rank's memory holds now that the weights
+// are loaded (footprint.h's kv_pages_that_fit), at most enough for max_running_requests
+// full-length sequences. 0 (the engine's default) on the CPU.
+int32_t kv_pages_for_gpu_memory(const ServerConfig& config, const ModelConfig& model,
+                                const std::vector<Backend*>& backends, int64_t tp,
+                                std::optional<KvCacheDtype> kv_dtype) {
+  const std::optional<Backend::DeviceMemory> memory = tightest_memory(backends);
   if (!memory) return 0;
   const int64_t max_model_len = config.max_model_len > 0 ? config.max_model_len : model.max_position_embeddings;
   const int64_t pages_per_sequence = (max_model_len + config.page_size - 1) / config.page_size;
@@ -250,7 +262,7 @@ int run_serve(const Arguments& args) {
 
   EngineConfig engine_config;
   engine_config.scheduler.num_pages = config.num_kv_pages > 0 ? config.num_kv_pages
-                                                              : kv_pages_for_gpu_memory(config, model_config, *backend,
+                                                              : kv_pages_for_gpu_memory(config, model_config, ranks.backend_pointers(),
                                                                                         placement.tp, kv_dtype);
   engine_config.scheduler.page_size = config.page_size;
   engine_config.scheduler.max_num_batched_tokens = config.max_num_batched_tokens;
