@@ -7,8 +7,7 @@
 // of once per query. An e4m3 cache streams its raw bytes through the ring instead and each tile
 // is dequantized (code x its row's scale, rounded to bf16) into one bf16 tile before the
 // products. Contract in rackserve/kernels/gqa_params.h.
-#include "attention/gqa_attention.cuh"
-#include "attention/mla_cache_e4m3.cuh"
+#include "attention/gqa_attention.cuh"  // also the e4m3 decode (mla_cache_e4m3.cuh)
 #include "common/mma_utils.cuh"
 #include "common/shared_memory_budget.cuh"
 

@@ -175,13 +175,19 @@ void parse_gqa_heads(GqaConfig& gqa, const FieldReader& reader) {
            gqa.head_dim);
 }
 
-// partial_rotary_factor: top-level (transformers 4) or inside rope_parameters (transformers 5).
-double partial_rotary_factor(const ModelConfig& config, const FieldReader& reader, double fallback) {
+// partial_rotary_factor as the file states it: inside rope_parameters (transformers 5) or at the
+// top level (transformers 4); nullopt when absent.
+std::optional<double> stated_partial_rotary_factor(const ModelConfig& config, const FieldReader& reader) {
   if (auto it = config.raw.find("rope_parameters"); it != config.raw.end() && it->is_object())
     if (it->contains("partial_rotary_factor"))
       return FieldReader{*it, reader.source + " rope_parameters"}.number("partial_rotary_factor");
-  return reader.number_or("partial_rotary_factor", fallback);
+  if (config.raw.contains("partial_rotary_factor")) return reader.number("partial_rotary_factor");
+  return std::nullopt;
 }
+
+// transformers' default where a GQA family's file states no rotary fraction (Glm4MoeConfig,
+// and MiniMaxM2Config's rotary_dim = head_dim / 2).
+constexpr double kDefaultPartialRotaryFactor = 0.5;
 
 void check_rotary_dim(const GqaConfig& gqa, const std::string& source) {
   RS_CHECK(gqa.rotary_dim > 0 && gqa.rotary_dim <= gqa.head_dim && gqa.rotary_dim % 2 == 0,
@@ -196,7 +202,7 @@ void parse_glm4_moe_attention(ModelConfig& config, const FieldReader& reader) {
   config.attention_kind = AttentionKind::Gqa;
   config.rope.interleaved = false;
   parse_gqa_heads(gqa, reader);
-  const double factor = partial_rotary_factor(config, reader, 0.5);  // transformers' Glm4MoeConfig default
+  const double factor = stated_partial_rotary_factor(config, reader).value_or(kDefaultPartialRotaryFactor);
   gqa.rotary_dim = static_cast<int64_t>(static_cast<double>(gqa.head_dim) * factor);
   check_rotary_dim(gqa, reader.source);
   gqa.qk_norm = reader.boolean_or("use_qk_norm", false) ? GqaConfig::QkNorm::PerHead : GqaConfig::QkNorm::None;
@@ -239,13 +245,11 @@ void parse_minimax_m2(ModelConfig& config, const FieldReader& reader) {
   parse_gqa_heads(gqa, reader);
   // rotary_dim (MiniMax's files); transformers 5 turns it into partial_rotary_factor (default
   // 0.5). A file with both must agree, or the two would rotate different widths.
+  const std::optional<double> stated = stated_partial_rotary_factor(config, reader);
   const int64_t from_factor =
-      static_cast<int64_t>(static_cast<double>(gqa.head_dim) * partial_rotary_factor(config, reader, 0.5));
+      static_cast<int64_t>(static_cast<double>(gqa.head_dim) * stated.value_or(kDefaultPartialRotaryFactor));
   gqa.rotary_dim = reader.integer_or("rotary_dim", from_factor);
-  const bool factor_stated = config.raw.contains("partial_rotary_factor") ||
-                             (config.raw.contains("rope_parameters") && config.raw["rope_parameters"].is_object() &&
-                              config.raw["rope_parameters"].contains("partial_rotary_factor"));
-  RS_CHECK(!factor_stated || gqa.rotary_dim == from_factor,
+  RS_CHECK(!stated || gqa.rotary_dim == from_factor,
            "{}: rotary_dim {} disagrees with partial_rotary_factor (head_dim {} x factor = {})", source, gqa.rotary_dim,
            gqa.head_dim, from_factor);
   check_rotary_dim(gqa, source);

@@ -102,8 +102,6 @@ void rms_norm_row(const float* x, const float* weight, float* out, int64_t width
 void silu_mul_row(const float* gate_up, int64_t half, float* out);
 // Rotates one head's rope part in place; see RopeTable for the layouts.
 void rope_row(float* x, const RopeTable& rope, int32_t position);
-// out = weight * x / sqrt(mean_squares + eps) over one row.
-void scale_rms_row(const float* x, const float* weight, float* out, int64_t width, float mean_squares, float eps);
 
 // The paged-attention metadata of a step, validated once (paged_attention.cpp) so that the
 // attention loops can trust it: every token's sequence and position, every page id in [0, pages).

@@ -24,6 +24,7 @@ void matvec(const float* weight, const float* x, float* out, int64_t rows, int64
   for (int64_t row = 0; row < rows; ++row) out[row] = dot(weight + row * cols, x, cols);
 }
 
+// out = weight * x / sqrt(mean_squares + eps) over one row.
 void scale_rms_row(const float* x, const float* weight, float* out, int64_t width, float mean_squares, float eps) {
   float inverse_rms = 1.0f / std::sqrt(mean_squares + eps);
   for (int64_t i = 0; i < width; ++i) out[i] = weight[i] * (x[i] * inverse_rms);
