@@ -254,7 +254,7 @@ void bench_mla_decode(const Ceilings& ceilings, bool quick) {
           AttentionBatch attention{ints(query_start), ints(lengths), ints(table), ints(slots), ints(positions),
                                    batch, batch, context, page};
           attention.block_table.shape = {batch, blocks};
-          MlaAttention args{q, kv_b, cache, scales, &attention, heads, nope, rope, v, lora, 0.1f};
+          MlaAttention args{q, kv_b, cache, scales, &attention, heads, nope, rope, v, lora, 0.1f, Tensor{}};
           double seconds = seconds_per_call(
               [&](int) {
                 backend->begin_step();

@@ -9,6 +9,7 @@
 // numerics; the split-KV decode kernel (mla_decode_split_kv.cu) replaces it for decode.
 // An E4M3 cache is dequantized on read to f32 (e4m3 * the entry's scale, as the CPU oracle).
 #include "attention/mla_cache_e4m3.cuh"
+#include "attention/mla_sparse_keys.cuh"
 #include "common/device_utils.cuh"
 #include "rackserve/kernels/mla_params.h"
 
@@ -59,11 +60,12 @@ __global__ void attention_kernel(MlaAttentionParams p) {
 
   const int sequence = find_sequence(p.query_start, p.sequences, t);
   const int32_t* pages = p.block_table + static_cast<int64_t>(sequence) * p.max_blocks;
-  const int64_t keys = static_cast<int64_t>(p.positions[t]) + 1;
+  const MlaQueryKeys keys = mla_query_keys(p.positions, p.key_positions, p.top_k, t);
   const int64_t width = p.lora + p.rope;
 
   float running_max = -INFINITY, running_sum = 0.0f, accumulator[kMaxLatentPerLane] = {};
-  for (int64_t j = warp; j < keys; j += kWarps) {
+  for (int i = warp; i < keys.count; i += kWarps) {
+    const int j = keys.position(i);
     const int64_t slot = static_cast<int64_t>(pages[j / p.page_size]) * p.page_size + j % p.page_size;
     const int64_t entry = slot * width;
     const float scale = kCache == MlaCacheType::E4M3 ? p.cache_scales[slot] : 1.0f;
@@ -111,7 +113,7 @@ bool valid(const MlaAttentionParams& p) {
   const bool e4m3 = p.cache_type == MlaCacheType::E4M3;
   return p.tokens >= 0 && p.heads > 0 && p.lora > 0 && p.lora % 32 == 0 && p.lora <= 32 * kMaxLatentPerLane &&
          p.rope >= 0 && p.rope <= kMaxRope && p.nope > 0 && p.v > 0 && p.page_size > 0 && p.sequences > 0 &&
-         (p.cache_type == MlaCacheType::BF16 || e4m3) &&
+         (p.cache_type == MlaCacheType::BF16 || e4m3) && (p.key_positions == nullptr || p.top_k > 0) &&
          (p.tokens == 0 || (p.q && p.kv_b && p.cache && p.query_start && p.block_table && p.positions && p.q_latent &&
                             p.out_latent && p.output && (!e4m3 || p.cache_scales)));
 }

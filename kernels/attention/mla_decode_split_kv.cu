@@ -44,6 +44,7 @@
 #include <cstdint>
 
 #include "attention/mla_cache_e4m3.cuh"
+#include "attention/mla_sparse_keys.cuh"
 #include "common/device_utils.cuh"
 #include "common/mma_utils.cuh"
 #include "rackserve/kernels/mla_decode_params.h"
@@ -133,7 +134,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   block /= head_groups;
   const int split = static_cast<int>(block % config.splits);
   const int64_t t = block / config.splits;
-  const int keys = p.positions[t] + 1;
+  // Key indices [0, keys) of the query: cache positions (causal) or the indexer's chosen ones.
+  const MlaQueryKeys query_keys = mla_query_keys(p.positions, p.key_positions, p.top_k, t);
+  const int keys = query_keys.count;
   const int splits_here = used_splits(keys, config);
   if (split >= splits_here) return;
   const int begin = split * config.keys_per_split;
@@ -153,7 +156,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int load_row = threadIdx.x / kLoadThreadsPerRow, load_sub = threadIdx.x % kLoadThreadsPerRow;
   const uint32_t page_size = static_cast<uint32_t>(p.page_size);
   auto entry_of = [&](int key) {  // key < end: its entry's index in the cache
-    const uint32_t k = static_cast<uint32_t>(key);
+    const uint32_t k = static_cast<uint32_t>(query_keys.position(key));
     const uint32_t page = page_shift >= 0 ? k >> page_shift : k / page_size;
     const uint32_t slot = page_shift >= 0 ? k & (page_size - 1) : k - page * page_size;
     return static_cast<int64_t>(pages[page]) * p.page_size + slot;
@@ -409,7 +412,7 @@ __global__ void __launch_bounds__(kCombineThreads)
   wait_for_prior_kernel();
   __shared__ float weights[kMaxSplits];
   const int64_t t = blockIdx.x / p.heads, h = blockIdx.x % p.heads;
-  const int splits = used_splits(static_cast<int64_t>(p.positions[t]) + 1, config);
+  const int splits = used_splits(mla_query_keys(p.positions, p.key_positions, p.top_k, t).count, config);
   if (splits <= 1) return;  // the split kernel wrote out_latent itself
   const float* lse = p.partial_lse + t * config.splits * p.heads + h;
   float max_lse = -INFINITY;
@@ -497,7 +500,7 @@ int launch_mla_decode_split_kv(const MlaDecodeParams& p, const MlaDecodeConfig& 
   if (!mla_decode_supported(p.lora, p.rope, p.nope) || p.tokens < 0 || p.heads <= 0 || p.page_size <= 0 ||
       p.sequences <= 0 || p.max_blocks <= 0 || config.splits < 1 || config.splits > kMaxSplits ||
       config.keys_per_split <= 0 || config.keys_per_split % kKeyGranule != 0 || p.page_size > INT32_MAX ||
-      (p.cache_type != MlaCacheType::BF16 && !e4m3))
+      (p.cache_type != MlaCacheType::BF16 && !e4m3) || (p.key_positions && p.top_k <= 0))
     return cudaErrorInvalidValue;
   if (p.tokens == 0) return cudaSuccess;
   if (!p.q_latent || !p.q || !p.cache || !p.query_start || !p.block_table || !p.positions || !p.out_latent ||

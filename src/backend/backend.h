@@ -154,8 +154,15 @@ class Backend {
   // kv [T, kv_lora + rope_dim] from kv_a_proj_with_mqa: normalises the latent columns,
   // rotates the rope columns, and writes both into cache_layer at slots[t].
   virtual void mla_write_cache(const MlaCacheWrite& args) = 0;
-  // Absorbed-form MLA over the paged latent cache -> [T, heads, v_head_dim].
+  // Absorbed-form MLA over the paged latent cache -> [T, heads, v_head_dim]; causal, or over
+  // the keys args.key_positions names (DeepSeek sparse attention).
   virtual Tensor mla_attention(const MlaAttention& args) = 0;
+
+  // ---- DeepSeek sparse attention's indexer ---------------------------------------------
+  // Normalises, rotates and caches each token's indexer key (DsaKeyWrite in ops.h).
+  virtual void dsa_write_keys(const DsaKeyWrite& args) = 0;
+  // The key positions each query attends to -> [T, top_k] int32 (DsaTopK in ops.h).
+  virtual Tensor dsa_top_k(const DsaTopK& args) = 0;
 
   // ---- grouped-query attention ------------------------------------------------------
   // Writes each token's key and value into cache_layer at slots[t] (GqaCacheWrite in ops.h).

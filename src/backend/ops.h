@@ -84,6 +84,10 @@ struct MlaAttention {
   int64_t v_dim = 0;
   int64_t kv_lora_rank = 0;
   float softmax_scale = 1.0f;
+  // DeepSeek sparse attention: [T, top_k] int32 positions (within the token's sequence) of the
+  // only keys token t attends to, as DsaTopK returns them (-1: no key). Empty: every cached
+  // position up to the token's own (causal).
+  Tensor key_positions;
 };
 
 // Throws unless cache_layer is a [pages, page_size, width] cache of `native` (the backend's
@@ -134,6 +138,45 @@ struct GqaAttention {
   int64_t kv_heads = 0;
   int64_t head_dim = 0;
   float softmax_scale = 1.0f;
+};
+
+// DeepSeek sparse attention (DSA: DeepSeek-V3.2, GLM-5): a lightning indexer scores every
+// cached position for each query and MLA attends only to the top_k best. Per layer, the
+// indexer caches one key per token (index_head_dim values) in pages parallel to the latent
+// cache (same slots), in the cache's element type; FP8 by the MLA cache's rule (one f32 scale
+// per entry).
+//
+// Writes each token's indexer key: key = LayerNorm(k) (mean and variance over the row, eps,
+// weight and bias, as torch.nn.LayerNorm), its first rope->dim values rotated at the token's
+// position (rope->interleaved says the pair layout; the output is half-split, as for MLA).
+struct DsaKeyWrite {
+  Tensor k;             // [T, index_head_dim] output of the indexer's wk
+  Tensor norm_weight;   // [index_head_dim]
+  Tensor norm_bias;     // [index_head_dim]
+  float norm_eps = 1e-6f;
+  const RopeTable* rope = nullptr;
+  Tensor positions;     // [T] int32
+  Tensor slots;         // [T] int32; -1: not written (padding)
+  Tensor cache_layer;   // [pages, page_size, index_head_dim]
+  Tensor cache_scales;  // [pages, page_size] f32 when cache_layer is F8_E4M3, else empty
+};
+
+// The indexer's choice for every query token t of the step, over the positions j <= p(t) of
+// its sequence (p: the token's position):
+//   score(t, j) = sum_h head_weights[t, h] * head_scale * relu(softmax_scale * q[t, h] . key[j])
+// as Hugging Face's DeepseekV32Indexer computes it (f32). Returns [T, top_k] int32: when
+// p(t) + 1 <= top_k, the positions 0..p(t) (no scoring: every key is chosen); otherwise the
+// top_k positions of highest score, a tie going to the lower position. Positions are ascending
+// in a row, then -1 to the row's end.
+struct DsaTopK {
+  Tensor q;             // [T, index_heads, index_head_dim], rotated as the keys
+  Tensor head_weights;  // [T, index_heads] f32: the indexer's weights_proj(x)
+  Tensor cache_layer;   // [pages, page_size, index_head_dim] (DsaKeyWrite's)
+  Tensor cache_scales;  // [pages, page_size] f32 when cache_layer is F8_E4M3, else empty
+  const AttentionBatch* batch = nullptr;
+  int64_t top_k = 0;
+  float softmax_scale = 1.0f;  // index_head_dim^-0.5
+  float head_scale = 1.0f;     // index_heads^-0.5
 };
 
 struct MoeRouterParams {

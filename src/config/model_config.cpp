@@ -128,6 +128,15 @@ void check_layer_types(const json& text, const ModelConfig& config, const std::s
                kind.dump(), config.is_moe_layer(layer) ? "sparse" : "dense");
     }
   }
+  // The same schedule in transformers' older spellings: a pattern of F(ull) / S(hared), or every
+  // index_topk_freq-th layer full.
+  if (auto it = text.find("index_topk_pattern"); it != text.end() && it->is_string())
+    RS_CHECK(it->get<std::string>().find('S') == std::string::npos,
+             "{}: index_topk_pattern has shared (S) layers; only full indexers are supported", source);
+  if (auto it = text.find("index_topk_freq"); it != text.end() && !it->is_null())
+    RS_CHECK(it->is_number_integer() && it->get<int64_t>() <= 1,
+             "{}: index_topk_freq {} shares indexer choices between layers; only full indexers are supported", source,
+             it->dump());
   if (auto it = text.find("indexer_types"); it != text.end() && !it->is_null()) {
     RS_CHECK(it->is_array(), "{}: field \"indexer_types\" must be a list", source);
     for (size_t layer = 0; layer < it->size(); ++layer)
@@ -158,7 +167,9 @@ void parse_mla(ModelConfig& config, const FieldReader& reader) {
     indexer.num_heads = reader.integer("index_n_heads");
     indexer.head_dim = reader.integer("index_head_dim");
     indexer.top_k = reader.integer("index_topk");
-    indexer.rope_interleaved = reader.boolean_or("indexer_rope_interleave", true);
+    // DeepSeek-V3.2 rotates its indexer's keys half-split (transformers' DeepseekV32Indexer,
+    // DeepSeek's reference); GLM-5 states indexer_rope_interleave (true in its files).
+    indexer.rope_interleaved = reader.boolean_or("indexer_rope_interleave", config.model_type != "deepseek_v32");
     config.indexer = indexer;
   }
 }

@@ -83,12 +83,13 @@ struct MoeConfig {
   int64_t layer_frequency = 1;            // moe_layer_freq
 };
 
-// DeepSeek sparse attention indexer (GLM-5, DeepSeek-V3.2); parsed, not yet executed.
+// DeepSeek sparse attention indexer (GLM-5, DeepSeek-V3.2): every layer runs its own (GLM's
+// "shared" layers, which reuse an earlier layer's choice, are refused).
 struct DsaIndexerConfig {
-  int64_t num_heads = 0;
-  int64_t head_dim = 0;
-  int64_t top_k = 0;
-  bool rope_interleaved = true;
+  int64_t num_heads = 0;   // index_n_heads
+  int64_t head_dim = 0;    // index_head_dim
+  int64_t top_k = 0;       // index_topk: key positions each query attends to
+  bool rope_interleaved = true;  // pair layout of the indexer's RoPE (DeepSeek-V3.2: half-split)
 };
 
 struct ModelConfig {

@@ -19,7 +19,6 @@ DecoderModel::DecoderModel(ModelConfig config, WeightSource& weights, Backend& b
   RS_CHECK(tp == nullptr ? shard.world == 1 : tp->rank() == shard.rank && tp->world_size() == shard.world,
            "the weights are loaded for rank {} of {}, the communicator is rank {} of {}", shard.rank, shard.world,
            tp ? tp->rank() : 0, tp ? tp->world_size() : 1);
-  RS_CHECK(!c.indexer, "model_type {}: DeepSeek sparse attention (the indexer) is not implemented yet", c.model_type);
 
   kv_entry_width_ = c.is_mla() ? c.mla.latent_width() : GqaAttentionBlock::cache_width_per_rank(c.gqa, shard.world);
   RotaryFrequencies frequencies = rotary_frequencies(c.rope, c.rotary_dim());
@@ -57,12 +56,14 @@ DecoderModel::DecoderModel(ModelConfig config, WeightSource& weights, Backend& b
 
 PagedKvCache DecoderModel::allocate_kv_cache(int64_t pages, int64_t page_size,
                                              std::optional<KvCacheDtype> dtype) const {
-  return PagedKvCache(backend_, config_.num_layers, pages, page_size, kv_entry_width_, dtype);
+  return PagedKvCache(backend_, config_.num_layers, pages, page_size, kv_entry_width_, dtype,
+                      config_.indexer ? config_.indexer->head_dim : 0);
 }
 
 Tensor DecoderModel::forward(const ForwardBatch& batch, PagedKvCache& cache) {
   RS_CHECK(!batch.sequences.empty(), "empty forward batch");
-  RS_CHECK(cache.layers() == config_.num_layers && cache.entry_width() == kv_entry_width_,
+  RS_CHECK(cache.layers() == config_.num_layers && cache.entry_width() == kv_entry_width_ &&
+               cache.index_key_width() == (config_.indexer ? config_.indexer->head_dim : 0),
            "KV cache does not match the model");
   FlatBatch flat = flatten(batch, cache.page_size(), cache.pages(), config_.max_position_embeddings, config_.vocab_size);
   const int64_t rows = static_cast<int64_t>(flat.logit_rows.size());
@@ -89,7 +90,7 @@ Tensor DecoderModel::compute(const StepInputs& inputs, const PagedKvCache& cache
   for (size_t i = 0; i < layers_.size(); ++i) {
     const DecoderLayer& layer = layers_[i];
     const int64_t index = static_cast<int64_t>(i);
-    Tensor attended = layer.attention->forward(backend_, normed, step, cache.layer(index), cache.layer_scales(index));
+    Tensor attended = layer.attention->forward(backend_, normed, step, cache.layer_views(index));
     const std::optional<Fp8ActivationLayout> mlp_layout =
         layer.moe ? layer.moe->input_fp8_layout() : layer.dense_mlp->input_fp8_layout();
     normed = add_rms_norm_activation(backend_, hidden, attended, layer.post_attention_norm, eps, mlp_layout);

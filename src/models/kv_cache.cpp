@@ -27,10 +27,14 @@ DType kv_cache_value_dtype(const Backend& backend, std::optional<KvCacheDtype> d
 }
 
 PagedKvCache::PagedKvCache(Backend& backend, int64_t layers, int64_t pages, int64_t page_size, int64_t entry_width,
-                           std::optional<KvCacheDtype> dtype)
+                           std::optional<KvCacheDtype> dtype, int64_t index_key_width)
     : storage_(backend.allocate_persistent(kv_cache_value_dtype(backend, dtype), {layers, pages, page_size, entry_width})),
       page_size_(page_size) {
+  RS_CHECK(index_key_width >= 0, "negative indexer key width {}", index_key_width);
   if (fp8()) scales_ = backend.allocate_persistent(DType::F32, {layers, pages, page_size});
+  if (index_key_width == 0) return;
+  index_keys_ = backend.allocate_persistent(storage_.dtype, {layers, pages, page_size, index_key_width});
+  if (fp8()) index_key_scales_ = backend.allocate_persistent(DType::F32, {layers, pages, page_size});
 }
 
 Tensor PagedKvCache::layer(int64_t index) const {
@@ -40,6 +44,14 @@ Tensor PagedKvCache::layer(int64_t index) const {
 Tensor PagedKvCache::layer_scales(int64_t index) const {
   if (!fp8()) return Tensor{};
   return scales_.rows(index, index + 1).reshaped({pages(), page_size_});
+}
+
+LayerKvCache PagedKvCache::layer_views(int64_t index) const {
+  LayerKvCache views{layer(index), layer_scales(index), {}, {}};
+  if (index_keys_.empty()) return views;
+  views.index_keys = index_keys_.rows(index, index + 1).reshaped({pages(), page_size_, index_key_width()});
+  if (fp8()) views.index_key_scales = index_key_scales_.rows(index, index + 1).reshaped({pages(), page_size_});
+  return views;
 }
 
 }  // namespace rackserve

@@ -282,7 +282,7 @@ TEST_F(MlaDecodeTest, ForcedSplitCounts) {
                                       steps.positions, steps.out_latent, workspace.as<float>(),
                                       workspace.as<float>() + n * config.splits * s.heads * s.lora,
                                       n, n, s.heads, s.nope, s.rope, s.lora, kPageSize, paged.max_blocks,
-                                      steps.softmax_scale, kernels::MlaCacheType::BF16, nullptr};
+                                      steps.softmax_scale, kernels::MlaCacheType::BF16, nullptr, nullptr, 0};
       ASSERT_EQ(kernels::launch_mla_q_latent(steps, nullptr), 0);
       ASSERT_EQ(kernels::launch_mla_decode_split_kv(decode, config, nullptr), 0)
           << "splits " << config.splits << " keys " << config.keys_per_split;

@@ -10,8 +10,9 @@
 namespace rackserve::kernels {
 
 // The problem. Query token t attends cache positions 0..positions[t] of its sequence
-// (found from query_start), so any batch is computed correctly; it is fast when each
-// sequence has few queries (decode), since every query reads its whole context.
+// (found from query_start), or the positions key_positions lists, so any batch is computed
+// correctly; it is fast when each sequence has few queries (decode), since every query reads
+// its whole context.
 struct MlaDecodeParams {
   const float* q_latent;       // [tokens, heads, lora] f32 (W_UK^T q_nope, unscaled)
   const void* q;               // [tokens, heads, nope + rope] bf16; columns [nope, nope + rope) are the rotated rope part
@@ -27,6 +28,8 @@ struct MlaDecodeParams {
   // Last, so positional initialisers of the fields above stay valid (BF16 and nullptr by default).
   MlaCacheType cache_type;     // BF16, or E4M3: cache holds e4m3 bytes (mla_params.h)
   const float* cache_scales;   // [pages, page_size] f32 when E4M3, else unused
+  const int32_t* key_positions;  // sparse attention's chosen positions, as MlaAttentionParams; nullptr: causal
+  int64_t top_k;
 };
 
 // How to run it: the context of each query is cut into chunks of keys_per_split keys

@@ -54,6 +54,10 @@ struct MlaAttentionParams {
   void* output;                // [tokens, heads, v] bf16
   int64_t tokens, sequences, heads, nope, rope, v, lora, page_size, max_blocks;  // lora % 32 == 0, lora <= 512
   float softmax_scale;
+  // DeepSeek sparse attention: [tokens, top_k] int32, each row the ascending cache positions
+  // the token attends to, then -1 to the row's end; nullptr: every position <= positions[t].
+  const int32_t* key_positions;
+  int64_t top_k;
 };
 // Three launches: q_latent = W_UK^T q_nope; attention over the pages; output = W_UV out_latent.
 int launch_mla_attention(const MlaAttentionParams& params, Stream stream);

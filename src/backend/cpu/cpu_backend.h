@@ -62,6 +62,9 @@ class CpuBackend : public Backend {
   void mla_write_cache(const MlaCacheWrite& args) override;
   Tensor mla_attention(const MlaAttention& args) override;
 
+  void dsa_write_keys(const DsaKeyWrite& args) override;  // dsa_ops.cpp
+  Tensor dsa_top_k(const DsaTopK& args) override;
+
   void gqa_write_cache(const GqaCacheWrite& args) override;  // gqa_ops.cpp
   Tensor gqa_attention(const GqaAttention& args) override;
 

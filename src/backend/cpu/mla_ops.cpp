@@ -88,6 +88,27 @@ Tensor CpuBackend::mla_attention(const MlaAttention& args) {
   const int32_t* positions = batch.positions.as<int32_t>();
   const cpu::PagedSequences sequences(batch, args.cache_layer.dim(0));
   const float* kv_b = args.kv_b.as<float>();
+  // The keys token t attends to: every position up to its own, or the ones key_positions names.
+  const bool sparse = !args.key_positions.empty();
+  const int64_t chosen = sparse ? args.key_positions.dim(1) : 0;
+  RS_CHECK(!sparse || (args.key_positions.rank() == 2 && args.key_positions.dim(0) == tokens &&
+                       args.key_positions.dtype == DType::I32),
+           "mla_attention: key positions {} are not [{}, top_k] int32", shape_string(args.key_positions.shape), tokens);
+  auto keys_of = [&](int64_t t, std::vector<int32_t>& keys) {
+    keys.clear();
+    if (!sparse) {
+      for (int32_t j = 0; j <= positions[t]; ++j) keys.push_back(j);
+      return;
+    }
+    for (int64_t i = 0; i < chosen; ++i) {
+      const int32_t j = args.key_positions.as<int32_t>()[t * chosen + i];
+      if (j == -1) continue;
+      RS_CHECK(j >= 0 && j <= positions[t], "mla_attention: token {} at position {} given key position {}", t,
+               positions[t], j);
+      keys.push_back(j);
+    }
+    RS_CHECK(!keys.empty(), "mla_attention: token {} is given no key", t);
+  };
   // Entry j of sequence s as f32: a pointer into an f32 cache, or the FP8 entry dequantized
   // (e4m3 * scale) into `scratch`.
   const bool fp8 = args.cache_layer.dtype == DType::F8_E4M3;
@@ -104,6 +125,7 @@ Tensor CpuBackend::mla_attention(const MlaAttention& args) {
   Tensor out = allocate_step(DType::F32, {tokens, heads, v_dim});
   pool_.parallel_for(tokens * heads, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> q_latent(lora), out_latent(lora), scores, scratch(width);
+    std::vector<int32_t> keys;
     for (int64_t item = begin; item < end; ++item) {
       int64_t t = item / heads, h = item % heads;
       int64_t s = sequences.sequence_of(t);
@@ -115,20 +137,21 @@ Tensor CpuBackend::mla_attention(const MlaAttention& args) {
       for (int64_t i = 0; i < nope; ++i)
         for (int64_t c = 0; c < lora; ++c) q_latent[c] += q_nope[i] * w_uk[i * lora + c];
 
-      int64_t keys = positions[t] + 1;  // causal: every cached position up to this token's
-      scores.resize(keys);
+      keys_of(t, keys);
+      const int64_t count = static_cast<int64_t>(keys.size());
+      scores.resize(count);
       float max_score = -std::numeric_limits<float>::infinity();
-      for (int64_t j = 0; j < keys; ++j) {
-        const float* entry = cache_entry(s, j, scratch.data());
-        scores[j] = (cpu::dot(q_latent.data(), entry, lora) + cpu::dot(q_rope, entry + lora, rope)) * args.softmax_scale;
-        max_score = std::max(max_score, scores[j]);
+      for (int64_t i = 0; i < count; ++i) {
+        const float* entry = cache_entry(s, keys[i], scratch.data());
+        scores[i] = (cpu::dot(q_latent.data(), entry, lora) + cpu::dot(q_rope, entry + lora, rope)) * args.softmax_scale;
+        max_score = std::max(max_score, scores[i]);
       }
       float total = 0.0f;
-      for (int64_t j = 0; j < keys; ++j) total += scores[j] = std::exp(scores[j] - max_score);
+      for (int64_t i = 0; i < count; ++i) total += scores[i] = std::exp(scores[i] - max_score);
       std::fill(out_latent.begin(), out_latent.end(), 0.0f);
-      for (int64_t j = 0; j < keys; ++j) {
-        const float* entry = cache_entry(s, j, scratch.data());
-        float weight = scores[j] / total;
+      for (int64_t i = 0; i < count; ++i) {
+        const float* entry = cache_entry(s, keys[i], scratch.data());
+        float weight = scores[i] / total;
         for (int64_t c = 0; c < lora; ++c) out_latent[c] += weight * entry[c];
       }
       // out = W_UV[h] out_latent, W_UV[h] = kv_b rows [h*(nope+v)+nope, (h+1)*(nope+v)).

@@ -99,6 +99,8 @@ class CudaBackend : public Backend {
   void rope_inplace(const Tensor& x, int64_t offset, const RopeTable& rope, const Tensor& positions) override;
   void mla_write_cache(const MlaCacheWrite& args) override;
   Tensor mla_attention(const MlaAttention& args) override;
+  void dsa_write_keys(const DsaKeyWrite& args) override;  // cuda_dsa_ops.cpp
+  Tensor dsa_top_k(const DsaTopK& args) override;
   void gqa_write_cache(const GqaCacheWrite& args) override;
   Tensor gqa_attention(const GqaAttention& args) override;
 

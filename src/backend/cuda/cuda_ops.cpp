@@ -265,6 +265,14 @@ Tensor CudaBackend::mla_attention(const MlaAttention& args) {
   params.page_size = batch.page_size;
   params.max_blocks = batch.block_table.dim(1);
   params.softmax_scale = args.softmax_scale;
+  const bool sparse = !args.key_positions.empty();
+  if (sparse) {
+    RS_CHECK(args.key_positions.dtype == DType::I32 && args.key_positions.rank() == 2 &&
+                 args.key_positions.dim(0) == tokens,
+             "mla_attention: key positions {} are not [{}, top_k] int32", shape_string(args.key_positions.shape), tokens);
+    params.key_positions = args.key_positions.as<int32_t>();
+    params.top_k = args.key_positions.dim(1);
+  }
   // A pure decode step (one query per sequence) on the 512 + 64 latent takes the split-KV
   // kernel, which reads each latent row once per group of 16-32 heads; anything else (prefill,
   // chunked prefill, other latent widths) the per-head kernel. Both compute any batch correctly.
@@ -274,7 +282,8 @@ Tensor CudaBackend::mla_attention(const MlaAttention& args) {
     check(kernels::launch_mla_attention(params, stream_), "mla_attention");
     return out;
   }
-  const int64_t max_keys = batch.max_context_length > 0 ? batch.max_context_length : params.max_blocks * batch.page_size;
+  int64_t max_keys = batch.max_context_length > 0 ? batch.max_context_length : params.max_blocks * batch.page_size;
+  if (sparse) max_keys = std::min(max_keys, params.top_k);
   const kernels::MlaDecodeConfig config = kernels::plan_mla_decode(tokens, heads, max_keys, sm_count_);
   const int64_t workspace_floats = kernels::mla_decode_workspace_floats(tokens, heads, args.kv_lora_rank, config);
   Tensor workspace = allocate_step(DType::F32, {std::max<int64_t>(workspace_floats, 1)});
@@ -299,6 +308,8 @@ Tensor CudaBackend::mla_attention(const MlaAttention& args) {
   decode.page_size = batch.page_size;
   decode.max_blocks = params.max_blocks;
   decode.softmax_scale = args.softmax_scale;
+  decode.key_positions = params.key_positions;
+  decode.top_k = params.top_k;
   check(kernels::launch_mla_q_latent(params, stream_), "mla_q_latent");
   check(kernels::launch_mla_decode_split_kv(decode, config, stream_), "mla_decode_split_kv");
   check(kernels::launch_mla_output(params, stream_), "mla_output");

@@ -89,6 +89,16 @@ Tensor ProfilingCudaBackend::mla_attention(const MlaAttention& args) {
   return CudaBackend::mla_attention(args);
 }
 
+void ProfilingCudaBackend::dsa_write_keys(const DsaKeyWrite& args) {
+  RS_PROFILED("dsa_write_keys");
+  CudaBackend::dsa_write_keys(args);
+}
+
+Tensor ProfilingCudaBackend::dsa_top_k(const DsaTopK& args) {
+  RS_PROFILED("dsa_top_k");
+  return CudaBackend::dsa_top_k(args);
+}
+
 MoeRouting ProfilingCudaBackend::moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
                                            const MoeRouterParams& params) {
   RS_PROFILED("moe_route");

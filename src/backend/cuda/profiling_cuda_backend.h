@@ -30,6 +30,8 @@ class ProfilingCudaBackend : public CudaBackend {
   void rope_inplace(const Tensor& x, int64_t offset, const RopeTable& rope, const Tensor& positions) override;
   void mla_write_cache(const MlaCacheWrite& args) override;
   Tensor mla_attention(const MlaAttention& args) override;
+  void dsa_write_keys(const DsaKeyWrite& args) override;
+  Tensor dsa_top_k(const DsaTopK& args) override;
   MoeRouting moe_route(const Tensor& router_logits, const Tensor& score_correction_bias,
                        const MoeRouterParams& params) override;
   Tensor moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) override;

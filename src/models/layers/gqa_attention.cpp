@@ -71,7 +71,7 @@ Tensor GqaAttentionBlock::normalize(Backend& backend, const Tensor& x, const Ten
 }
 
 Tensor GqaAttentionBlock::forward(Backend& backend, const Activation& x, const StepContext& step,
-                                  const Tensor& cache_layer, const Tensor& cache_scales) const {
+                                  const LayerKvCache& cache) const {
   const GqaConfig& g = shape_;
   const int64_t tokens = x.tensor.empty() ? x.fp8->rows() : x.tensor.dim(0);
   Tensor q = q_proj_.apply(backend, x), k, v;
@@ -93,14 +93,14 @@ Tensor GqaAttentionBlock::forward(Backend& backend, const Activation& x, const S
   write.k = k;
   write.v = v.reshaped({tokens, local_kv_heads_, g.head_dim});
   write.slots = step.attention.slots;
-  write.cache_layer = cache_layer;
-  write.cache_scales = cache_scales;
+  write.cache_layer = cache.entries;
+  write.cache_scales = cache.scales;
   backend.gqa_write_cache(write);
 
   GqaAttention attention;
   attention.q = q;
-  attention.cache_layer = cache_layer;
-  attention.cache_scales = cache_scales;
+  attention.cache_layer = cache.entries;
+  attention.cache_scales = cache.scales;
   attention.batch = &step.attention;
   attention.heads = local_heads_;
   attention.kv_heads = local_kv_heads_;

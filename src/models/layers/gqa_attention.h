@@ -25,8 +25,8 @@ class GqaAttentionBlock final : public AttentionBlock {
   GqaAttentionBlock(const ModelConfig& config, WeightLoader& loader, const std::string& prefix,
                     Communicator* tp = nullptr);
 
-  Tensor forward(Backend& backend, const Activation& x, const StepContext& step, const Tensor& cache_layer,
-                 const Tensor& cache_scales) const override;
+  Tensor forward(Backend& backend, const Activation& x, const StepContext& step,
+                 const LayerKvCache& cache) const override;
   std::optional<Fp8ActivationLayout> input_fp8_layout() const override;
 
   // Values this rank caches per token: 2 x its KV heads x head_dim.

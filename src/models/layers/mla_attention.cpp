@@ -38,6 +38,7 @@ MlaAttentionBlock::MlaAttentionBlock(const ModelConfig& config, WeightLoader& lo
                                                           m.kv_lora_rank},
                            WeightRole::MlaKvB, {TpSplit::Column});
   o_proj_ = loader.load_linear(prefix + ".o_proj", hidden, m.num_heads * m.v_head_dim, TpSplit::Row);
+  if (config.indexer) indexer_ = std::make_unique<DsaIndexer>(config, loader, prefix + ".indexer");
 }
 
 std::optional<Fp8ActivationLayout> MlaAttentionBlock::input_fp8_layout() const {
@@ -47,7 +48,7 @@ std::optional<Fp8ActivationLayout> MlaAttentionBlock::input_fp8_layout() const {
 }
 
 Tensor MlaAttentionBlock::forward(Backend& backend, const Activation& x, const StepContext& step,
-                                  const Tensor& cache_layer, const Tensor& cache_scales) const {
+                                  const LayerKvCache& cache) const {
   const MlaConfig& m = shape_;
   const int64_t tokens = x.tensor.dim(0);
   // The compressions of x: q_a (with query compression) and kv_a, in one product when stacked.
@@ -59,10 +60,11 @@ Tensor MlaAttentionBlock::forward(Backend& backend, const Activation& x, const S
     kv = kv_a_proj_.apply(backend, x);
   }
   Tensor q;
+  Activation q_latent;
   if (m.q_lora_rank > 0) {
-    // q_a_layernorm's output feeds q_b_proj only: quantized by the norm when q_b_proj is FP8.
-    const Activation q_latent =
-        rms_norm_activation(backend, q_compressed, q_a_norm_, norm_eps_, q_b_proj_.input_fp8_layout());
+    // q_a_layernorm's output feeds q_b_proj (and the indexer's wq_b): quantized by the norm
+    // when q_b_proj is FP8.
+    q_latent = rms_norm_activation(backend, q_compressed, q_a_norm_, norm_eps_, q_b_proj_.input_fp8_layout());
     q = q_b_proj_.apply(backend, q_latent);
   } else {
     q = q_proj_.apply(backend, x);
@@ -77,15 +79,15 @@ Tensor MlaAttentionBlock::forward(Backend& backend, const Activation& x, const S
   write.rope = step.rope;
   write.positions = step.attention.positions;
   write.slots = step.attention.slots;
-  write.cache_layer = cache_layer;
-  write.cache_scales = cache_scales;
+  write.cache_layer = cache.entries;
+  write.cache_scales = cache.scales;
   backend.mla_write_cache(write);
 
   MlaAttention attention;
   attention.q = q;
   attention.kv_b = kv_b_proj_;
-  attention.cache_layer = cache_layer;
-  attention.cache_scales = cache_scales;
+  attention.cache_layer = cache.entries;
+  attention.cache_scales = cache.scales;
   attention.batch = &step.attention;
   attention.heads = local_heads_;
   attention.qk_nope_dim = m.qk_nope_head_dim;
@@ -93,6 +95,7 @@ Tensor MlaAttentionBlock::forward(Backend& backend, const Activation& x, const S
   attention.v_dim = m.v_head_dim;
   attention.kv_lora_rank = m.kv_lora_rank;
   attention.softmax_scale = softmax_scale_;
+  if (indexer_) attention.key_positions = indexer_->select(backend, x, q_latent, step, cache);
   Tensor heads = backend.mla_attention(attention);
   Tensor out = o_proj_.apply(backend, heads.reshaped({tokens, local_heads_ * m.v_head_dim}));
   all_reduce_partial_sums(tp_, out);

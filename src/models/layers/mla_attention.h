@@ -3,8 +3,11 @@
 // Tensor parallelism: heads are divided among the ranks (q_b / q_proj and kv_b by rows,
 // o_proj by columns, its partial sums all-reduced); the compressions (q_a, kv_a) and the
 // latent cache are replicated, every rank writes the same latents into its own cache.
+// DeepSeek sparse attention models (GLM-5, DeepSeek-V3.2) add a DsaIndexer: each query then
+// attends to the index_topk positions it picks instead of every earlier one.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -12,6 +15,7 @@
 #include "config/model_config.h"
 #include "models/layers/activation.h"
 #include "models/layers/attention_block.h"
+#include "models/layers/dsa_indexer.h"
 #include "models/layers/step_context.h"
 #include "models/layers/weight_loader.h"
 #include "parallel/communicator.h"
@@ -25,10 +29,11 @@ class MlaAttentionBlock final : public AttentionBlock {
   MlaAttentionBlock(const ModelConfig& config, WeightLoader& loader, const std::string& prefix,
                     Communicator* tp = nullptr);
 
-  // x [T, hidden] (already normalised) -> [T, hidden]; writes the step's latents into cache_layer
-  // (and, for an FP8 cache, their scales into cache_scales; empty otherwise).
-  Tensor forward(Backend& backend, const Activation& x, const StepContext& step, const Tensor& cache_layer,
-                 const Tensor& cache_scales) const override;
+  // x [T, hidden] (already normalised) -> [T, hidden]; writes the step's latents into
+  // cache.entries (and, for an FP8 cache, their scales into cache.scales; with an indexer, its
+  // keys into cache.index_keys).
+  Tensor forward(Backend& backend, const Activation& x, const StepContext& step,
+                 const LayerKvCache& cache) const override;
 
   // The layout the producer of x should quantize it in: one copy serves both projections of x
   // (kv_a_proj_with_mqa and q_a_proj / q_proj) when they are FP8; nullopt when neither is.
@@ -50,6 +55,7 @@ class MlaAttentionBlock final : public AttentionBlock {
   LinearWeight qkv_a_proj_;
   bool fused_qkv_a() const { return !qkv_a_proj_.dense.empty() || qkv_a_proj_.fp8.has_value(); }
   Tensor kv_a_norm_, kv_b_proj_;
+  std::unique_ptr<DsaIndexer> indexer_;  // DeepSeek sparse attention; null for dense MLA
 };
 
 }  // namespace rackserve
