@@ -8,7 +8,6 @@ namespace rackserve {
 
 namespace {
 
-constexpr int64_t kIndexerScaleBlock = 128;  // indexer keys: one f32 scale per 128 e4m3 values
 constexpr int64_t kEntryScaleBytes = 4;       // fp8 cache: one f32 scale per entry
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
@@ -28,11 +27,11 @@ KvCacheLayout kv_cache_layout(const ModelConfig& config, KvCacheDtype dtype, boo
     layout.entry_values = gqa.cache_width() / tp;
     layout.split_by_heads = true;
   }
-  layout.entry_bytes = dtype == KvCacheDtype::Bf16 ? layout.entry_values * 2 : layout.entry_values + kEntryScaleBytes;
+  auto bytes_of = [&](int64_t values) { return dtype == KvCacheDtype::Bf16 ? values * 2 : values + kEntryScaleBytes; };
+  layout.entry_bytes = bytes_of(layout.entry_values);
   if (config.indexer) {
     layout.indexer_values = config.indexer->head_dim;
-    int64_t scales = (layout.indexer_values + kIndexerScaleBlock - 1) / kIndexerScaleBlock;
-    layout.indexer_bytes = layout.indexer_values + 4 * scales;
+    layout.indexer_bytes = bytes_of(layout.indexer_values);
   }
   return layout;
 }

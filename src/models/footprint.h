@@ -24,8 +24,9 @@ namespace rackserve {
 //   fp8:  1 byte per value (e4m3) and one f32 scale per entry (per token per layer per rank,
 //         chosen when the entry is written): 576 + 4 = 580 bytes for DeepSeek-V3's 512 + 64.
 // DSA models (GLM-5, V3.2) also cache the indexer's key (index_head_dim values) per layer,
-// replicated like the latent and always as e4m3 plus one f32 scale per 128 values per token
-// (DeepSeek's reference layout): 128 + 4 = 132 bytes for index_head_dim 128, either dtype.
+// replicated like the latent, in the cache's dtype (PagedKvCache): bf16 256 bytes for
+// index_head_dim 128; fp8 128 + 4 = 132 bytes (one f32 scale per entry, which for 128 values
+// is DeepSeek's reference layout of one scale per 128).
 struct KvCacheLayout {
   int64_t layers = 0;              // main layers, plus MTP layers when they are counted
   int64_t entry_values = 0;        // per token per layer on one rank: MLA latent + rope key, GQA K and V

@@ -46,24 +46,6 @@ using testing::glm4_moe_config;
 using testing::minimax_m2_config;
 using testing::write_checkpoint;
 
-std::vector<int32_t> prompt_of(int64_t length, uint32_t seed, int64_t vocab) {
-  std::mt19937 generator(seed);
-  std::uniform_int_distribution<int32_t> token(2, static_cast<int32_t>(vocab) - 1);
-  std::vector<int32_t> tokens(static_cast<size_t>(length));
-  for (int32_t& t : tokens) t = token(generator);
-  return tokens;
-}
-
-float max_abs_difference(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b) {
-  float worst = 0.0f;
-  for (size_t r = 0; r < a.size(); ++r)
-    for (size_t v = 0; v < a[r].size(); ++v) {
-      const float difference = std::fabs(a[r][v] - b[r][v]);
-      worst = std::isnan(difference) ? INFINITY : std::max(worst, difference);
-    }
-  return worst;
-}
-
 struct Family {
   std::string name;
   json config;
@@ -87,7 +69,7 @@ TEST_P(GqaModel, DecodeThroughCacheEqualsFullForward) {
   const fs::path directory = checkpoint();
   auto backend = make_cpu_backend(2);
   auto model = load_model(directory, *backend);
-  const std::vector<int32_t> prompt = prompt_of(70, 7, model->config().vocab_size);  // two 64-token pages
+  const std::vector<int32_t> prompt = testing::random_prompt(70, 7, model->config().vocab_size);  // two 64-token pages
   SequenceRunner full(*model, 70);
   const auto expected = full.append(prompt, true);
   double spread = 0.0;
@@ -95,7 +77,7 @@ TEST_P(GqaModel, DecodeThroughCacheEqualsFullForward) {
   EXPECT_GT(std::sqrt(spread / static_cast<double>(expected.back().size())), 0.1) << "logits collapsed";
   for (int64_t chunk : {1, 7, 64}) {
     SequenceRunner stepped(*model, 70);
-    EXPECT_LE(max_abs_difference(stepped.append(prompt, true, chunk), expected), 1e-4f) << "chunk " << chunk;
+    EXPECT_LE(testing::max_abs_difference(stepped.append(prompt, true, chunk), expected), 1e-4f) << "chunk " << chunk;
   }
 }
 
@@ -108,7 +90,7 @@ TEST_P(GqaModel, BatchedSequencesEqualSeparateOnes) {
   ForwardBatch batch;
   std::vector<std::vector<int32_t>> prompts;
   for (int s = 0; s < 3; ++s) {
-    prompts.push_back(prompt_of(std::vector<int64_t>{45, 17, 3}[s], 100 + s, vocab));
+    prompts.push_back(testing::random_prompt(std::vector<int64_t>{45, 17, 3}[s], 100 + s, vocab));
     std::vector<int32_t> pages;
     for (int64_t b = 0; b < (static_cast<int64_t>(prompts[s].size()) + page_size - 1) / page_size; ++b)
       pages.push_back(static_cast<int32_t>(b * 3 + s));  // interleaved pages
@@ -119,7 +101,7 @@ TEST_P(GqaModel, BatchedSequencesEqualSeparateOnes) {
     SequenceRunner alone(*model, static_cast<int64_t>(prompts[s].size()));
     const auto expected = alone.append(prompts[s], false);
     const std::vector<std::vector<float>> row = {{rows.begin() + s * vocab, rows.begin() + (s + 1) * vocab}};
-    EXPECT_LE(max_abs_difference(row, expected), 1e-4f) << "sequence " << s;
+    EXPECT_LE(testing::max_abs_difference(row, expected), 1e-4f) << "sequence " << s;
   }
 }
 
@@ -127,7 +109,7 @@ TEST_P(GqaModel, TensorParallelRanksGiveTheSingleRanksLogitsAndGreedy) {
   const fs::path directory = checkpoint();
   auto backend = make_cpu_backend(2);
   auto single = load_model(directory, *backend);
-  const std::vector<int32_t> prompt = prompt_of(70, 11, single->config().vocab_size);
+  const std::vector<int32_t> prompt = testing::random_prompt(70, 11, single->config().vocab_size);
   SequenceRunner one(*single, 70);
   const auto expected = one.append(prompt, true);
   SequenceRunner one_greedy(*single, 80);
@@ -136,7 +118,7 @@ TEST_P(GqaModel, TensorParallelRanksGiveTheSingleRanksLogitsAndGreedy) {
     testing::CpuTensorParallelModel split(directory, world, {});
     SequenceRunner runner(*split.model, 70);
     const auto logits = runner.append(prompt, true, 16);
-    EXPECT_LE(max_abs_difference(logits, expected), 1e-4f) << "TP " << world;
+    EXPECT_LE(testing::max_abs_difference(logits, expected), 1e-4f) << "TP " << world;
     for (size_t r = 0; r < logits.size(); ++r)
       ASSERT_GE(testing::cosine(logits[r], expected[r]), 0.99999) << "TP " << world << " position " << r;
     SequenceRunner split_greedy(*split.model, 80);
@@ -153,9 +135,9 @@ TEST_P(GqaModel, StackedKeyValueProjectionGivesTheSameLogits) {
   unfused.fusions.kv = false;
   auto fused_model = load_model(directory, *backend);
   auto separate_model = load_model(directory, *backend, unfused);
-  const std::vector<int32_t> prompt = prompt_of(20, 3, fused_model->config().vocab_size);
+  const std::vector<int32_t> prompt = testing::random_prompt(20, 3, fused_model->config().vocab_size);
   SequenceRunner fused(*fused_model, 20), separate(*separate_model, 20);
-  EXPECT_EQ(max_abs_difference(fused.append(prompt, true), separate.append(prompt, true)), 0.0f);
+  EXPECT_EQ(testing::max_abs_difference(fused.append(prompt, true), separate.append(prompt, true)), 0.0f);
 }
 
 TEST_P(GqaModel, Fp8KvCacheStaysCloseToTheFullPrecisionCache) {
@@ -166,7 +148,7 @@ TEST_P(GqaModel, Fp8KvCacheStaysCloseToTheFullPrecisionCache) {
   EXPECT_EQ(model->allocate_kv_cache(4, 16).entry_width(), 2 * 4 * 32);  // K and V of 4 KV heads of 32
   // 300 tokens: five 64-token pages, prefilled in chunks then decoded, so most keys are read
   // back from e4m3 pages written by earlier steps.
-  const std::vector<int32_t> prompt = prompt_of(300, 21, model->config().vocab_size);
+  const std::vector<int32_t> prompt = testing::random_prompt(300, 21, model->config().vocab_size);
   SequenceRunner full_precision(*model, 300);
   const auto expected = full_precision.append(prompt, true, 100);
   SequenceRunner fp8(*model, 300, 64, KvCacheDtype::Fp8);
@@ -183,7 +165,7 @@ TEST_P(GqaModel, Fp8KvCacheStaysCloseToTheFullPrecisionCache) {
   }
   EXPECT_GE(worst, 0.99);
   EXPECT_GE(mean, 0.999);
-  EXPECT_GT(max_abs_difference(logits, expected), 0.0f) << "identical logits: the cache was not quantized";
+  EXPECT_GT(testing::max_abs_difference(logits, expected), 0.0f) << "identical logits: the cache was not quantized";
   std::printf("  %s FP8 cache vs f32 cache: cosine mean %.6f, worst %.6f over %zu positions\n",
               GetParam().name.c_str(), mean, worst, logits.size());
 }
@@ -191,7 +173,7 @@ TEST_P(GqaModel, Fp8KvCacheStaysCloseToTheFullPrecisionCache) {
 // Logits of every position of one 70-token prompt.
 std::vector<std::vector<float>> prompt_logits(CausalLM& model) {
   SequenceRunner runner(model, 70);
-  return runner.append(prompt_of(70, 5, model.config().vocab_size), true);
+  return runner.append(testing::random_prompt(70, 5, model.config().vocab_size), true);
 }
 
 struct Fp8Case {
@@ -234,7 +216,7 @@ class GqaFp8Model : public ::testing::TestWithParam<Fp8Case> {
 
 TEST_P(GqaFp8Model, W8A16EqualsTheDequantizedModelAndW8A8StaysWithinTheE4m3Bound) {
   const auto reference = logits(root_ / "dequantized", Fp8Weights::Native);
-  EXPECT_LE(max_abs_difference(logits(root_ / "fp8", Fp8Weights::Dequantize), reference), 1e-4f);
+  EXPECT_LE(testing::max_abs_difference(logits(root_ / "fp8", Fp8Weights::Dequantize), reference), 1e-4f);
   const auto w8a8 = logits(root_ / "fp8", Fp8Weights::Native);
   // Relative L2 per position against W8A16. A quantized activation moves by at most 2^-4 of its
   // value, so each FP8 linear perturbs its output by at most 2^-4 relative; a token's path
@@ -264,7 +246,7 @@ TEST_P(GqaFp8Model, Tp2SlicesGiveTheSingleRanksW8A16Logits) {
   LoadOptions options;
   options.fp8_weights = Fp8Weights::Dequantize;
   testing::CpuTensorParallelModel split(root_ / "fp8", 2, options);
-  EXPECT_LE(max_abs_difference(prompt_logits(*split.model), expected), 1e-4f);
+  EXPECT_LE(testing::max_abs_difference(prompt_logits(*split.model), expected), 1e-4f);
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, GqaFp8Model,

@@ -1,24 +1,12 @@
-// Tiny checkpoints of the grouped-query-attention families written from the weight manifest
-// with seeded random values (GLM-4.x glm4_moe, MiniMax-M2 minimax_m2): 8 query heads over 4 KV
-// heads of 32, half of each head rotated. For tests that need a GQA model beyond the
-// transformers fixtures (their configs, tensor parallelism, FP8 variants, the CUDA backend).
+// Configs of tiny grouped-query-attention models (GLM-4.x glm4_moe, MiniMax-M2 minimax_m2) for
+// seeded_checkpoint.h: 8 query heads over 4 KV heads of 32, half of each head rotated. For
+// tests that need a GQA model beyond the transformers fixtures (their configs, tensor
+// parallelism, FP8 variants, the CUDA backend).
 #pragma once
-
-#include <unistd.h>
-
-#include <cmath>
-#include <filesystem>
-#include <fstream>
-#include <random>
-#include <string>
-#include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "config/model_config.h"
-#include "models/weight_manifest.h"
-#include "support/safetensors_writer.h"
-#include "weights/quant_config.h"
+#include "support/seeded_checkpoint.h"
 
 namespace rackserve::testing {
 
@@ -69,43 +57,6 @@ inline json minimax_m2_config() {
             {"use_routing_bias", true},
             {"rms_norm_eps", 1e-6}});
   return c;
-}
-
-// config.json and a model.safetensors (F32) holding every required tensor of the manifest:
-// norms 1 ± 0.1, biases ± 0.1, correction biases ± 0.05, embeddings ± 1, matrices with
-// variance 1 / fan_in, so activations and logits stay O(1).
-inline std::filesystem::path write_checkpoint(const std::string& name, const json& config_json) {
-  const std::filesystem::path directory = std::filesystem::temp_directory_path() / ("rackserve-gqa-" + name + "-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(directory);
-  std::ofstream(directory / "config.json") << config_json.dump(1);
-  const ModelConfig config = ModelConfig::from_json(config_json);
-  const WeightManifest manifest = WeightManifest::build(config, QuantConfig{});
-  std::mt19937 generator(1234);
-  std::vector<OutTensor> tensors;
-  for (const ManifestEntry& entry : manifest.entries()) {
-    if (entry.optional) continue;
-    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-    std::vector<float> values(static_cast<size_t>(shape_numel(entry.shape)));
-    const bool norm = entry.name.ends_with("norm.weight");
-    const float scale = norm                                                 ? 0.1f
-                        : entry.name.ends_with("e_score_correction_bias")    ? 0.05f
-                        : entry.name.ends_with(".bias")                      ? 0.1f
-                        : entry.name.find("embed_tokens") != std::string::npos ? 1.0f
-                                                                              : std::sqrt(3.0f / entry.shape.back());
-    for (float& value : values) value = (norm ? 1.0f : 0.0f) + scale * uniform(generator);
-    tensors.push_back({entry.name, "F32", entry.shape, bytes_of(values)});
-  }
-  write_safetensors(directory / "model.safetensors", tensors);
-  return directory;
-}
-
-// Every token takes every expert in the quantized variants (FP8 weights or cache): a
-// quantization-noise flip of a top-2 choice would be a jump no error bound covers (as in
-// fp8_checkpoint_test).
-inline json every_expert(json config) {
-  const char* experts = config["model_type"] == "minimax_m2" ? "num_local_experts" : "n_routed_experts";
-  config["num_experts_per_tok"] = config[experts];
-  return config;
 }
 
 }  // namespace rackserve::testing

@@ -2,8 +2,10 @@
 // formats (the blueprint's metric for quantized paths).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <span>
+#include <vector>
 
 namespace rackserve::testing {
 
@@ -18,6 +20,17 @@ inline double cosine(std::span<const float> a, std::span<const float> b) {
     norm_b += double(b[i]) * b[i];
   }
   return dot / std::sqrt(norm_a * norm_b);
+}
+
+// Largest |a - b| over rows of logits of equal shapes; infinity when any difference is NaN.
+inline float max_abs_difference(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b) {
+  float worst = 0.0f;
+  for (size_t r = 0; r < a.size(); ++r)
+    for (size_t v = 0; v < a[r].size(); ++v) {
+      const float difference = std::fabs(a[r][v] - b[r][v]);
+      worst = std::isnan(difference) ? INFINITY : std::max(worst, difference);
+    }
+  return worst;
 }
 
 }  // namespace rackserve::testing

@@ -231,10 +231,11 @@ TEST(Footprint, KvBytesPerTokenPerGpu) {
   // The MTP layer caches one more latent: 62 × 1152 = 71,424.
   EXPECT_EQ(kv_cache_layout(v3.config, KvCacheDtype::Bf16, true).bytes_per_token(), 71'424);
 
-  // GLM-5 adds the indexer key: 128 e4m3 values + one f32 scale = 132 bytes per layer.
+  // GLM-5 adds the indexer key in the cache's dtype: 128 e4m3 values + one f32 scale = 132 bytes
+  // per layer, or 128 bf16 values = 256 bytes.
   Model glm = load("glm-5.1-nvfp4");
   EXPECT_EQ(kv_cache_layout(glm.config, KvCacheDtype::Fp8, false).bytes_per_token(), 78 * (580 + 132));   // 55,536
-  EXPECT_EQ(kv_cache_layout(glm.config, KvCacheDtype::Bf16, false).bytes_per_token(), 78 * (1152 + 132));  // 100,152
+  EXPECT_EQ(kv_cache_layout(glm.config, KvCacheDtype::Bf16, false).bytes_per_token(), 78 * (1152 + 256));  // 109,824
 
   // GQA caches K and V of the rank's KV heads: MiniMax-M2 62 layers × 2 × 8 heads × 128 × 2
   // bytes = 253,952 on one GPU, a quarter at TP 4 (2 heads each); TP 16 does not divide 8 heads.

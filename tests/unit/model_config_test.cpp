@@ -160,6 +160,30 @@ TEST(ModelConfig, Glm51PerLayerKindListsAgreeWithTheScalarFields) {
   file["indexer_types"][5] = "shared";
   message = error_of([&] { ModelConfig::from_json(file); });
   EXPECT_NE(message.find("indexer_types[5]"), std::string::npos) << message;
+
+  // transformers' older spellings of the same schedule (GlmMoeDsaConfig.__post_init__).
+  file = read("glm-5.1/config.json");
+  file["index_topk_pattern"] = "FFSF";
+  message = error_of([&] { ModelConfig::from_json(file); });
+  EXPECT_NE(message.find("index_topk_pattern"), std::string::npos) << message;
+  file = read("glm-5.1/config.json");
+  file["index_topk_freq"] = 2;
+  message = error_of([&] { ModelConfig::from_json(file); });
+  EXPECT_NE(message.find("index_topk_freq"), std::string::npos) << message;
+  file["index_topk_freq"] = 1;
+  EXPECT_TRUE(ModelConfig::from_json(file).indexer.has_value());
+}
+
+TEST(ModelConfig, DeepseekV32IndexerRotatesHalfSplit) {
+  // transformers' DeepseekV32Indexer applies the non-interleaved RoPE (GLM-5's interleaves);
+  // the main MLA RoPE stays interleaved in both.
+  ModelConfig config = ModelConfig::load(kModels / "deepseek-v3.2");
+  ASSERT_TRUE(config.indexer.has_value());
+  EXPECT_EQ(config.indexer->num_heads, 64);
+  EXPECT_EQ(config.indexer->head_dim, 128);
+  EXPECT_EQ(config.indexer->top_k, 2048);
+  EXPECT_FALSE(config.indexer->rope_interleaved);
+  EXPECT_TRUE(config.rope.interleaved);
 }
 
 TEST(ModelConfig, KimiK25ReadsItsTextConfig) {
