@@ -2,11 +2,15 @@
 // run (the seed is printed), with step allocations poisoned with NaN so an unwritten
 // output fails, and NaN in every KV page a sequence does not own so an out-of-bounds
 // read fails. Inputs are rounded to bf16 first, so both backends see identical values.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <cstdio>
+#include <functional>
 #include <random>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <cuda_runtime.h>
@@ -111,6 +115,36 @@ class OpsTest : public ::testing::Test {
             upload_ints(step.context, {int64_t(step.context.size())}),
             upload_ints(step.block_table, {step.sequences, step.max_blocks}), upload_ints(step.slots, {step.tokens()}),
             upload_ints(step.positions, {step.tokens()}), &step};
+  }
+
+  // A paged cache [pages, page_size, width] of `values` quantized to e4m3 by the CPU rule (the
+  // contract), the same bytes and scales on both backends; entries whose first value is NaN
+  // (unowned) get NaN codes and scales. Returns {cache, scales}.
+  std::pair<Pair, Pair> e4m3_cache(const std::vector<float>& values, int64_t pages, int64_t page_size, int64_t width) {
+    std::vector<uint8_t> codes(values.size(), 0x7f);  // e4m3 NaN
+    std::vector<float> scale_values(pages * page_size, NAN);
+    for (int64_t slot = 0; slot < pages * page_size; ++slot)
+      if (!std::isnan(values[slot * width]))
+        scale_values[slot] =
+            cpu::quantize_e4m3_group_codes(&values[slot * width], width, kMlaCacheMinScale, &codes[slot * width]);
+    const Shape shape{pages, page_size, width};
+    Pair cache{cpu_->allocate_persistent(DType::F8_E4M3, shape), gpu_->allocate_persistent(DType::F8_E4M3, shape)};
+    std::memcpy(cache.cpu.data, codes.data(), codes.size());
+    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the backend's stream is non-blocking
+    EXPECT_EQ(cudaMemcpy(cache.gpu.data, codes.data(), codes.size(), cudaMemcpyHostToDevice), cudaSuccess);
+    return {cache, upload(scale_values, {pages, page_size}, DType::F32)};
+  }
+  // Makes the CPU copy of a cache (bf16 or e4m3 on the GPU) hold exactly the GPU's values.
+  void copy_gpu_cache_to_cpu(const Pair& cache, const Pair& scales) {
+    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    if (cache.gpu.dtype == DType::F8_E4M3) {
+      EXPECT_EQ(cudaMemcpy(cache.cpu.data, cache.gpu.data, cache.cpu.bytes(), cudaMemcpyDeviceToHost), cudaSuccess);
+      const std::vector<float> scale_values = gpu_->download_f32(scales.gpu);
+      std::memcpy(scales.cpu.data, scale_values.data(), scale_values.size() * sizeof(float));
+      return;
+    }
+    const std::vector<float> values = gpu_->download_f32(cache.gpu);
+    std::memcpy(cache.cpu.data, values.data(), values.size() * sizeof(float));
   }
 
   // ||gpu - cpu|| / ||cpu||; NaN anywhere counts as infinite error.
@@ -296,21 +330,8 @@ TEST_F(OpsTest, GqaCacheWriteAndAttention) {
     std::vector<float>& cache_values = step.cache_values;
     Pair cache = upload(cache_values, {pages, page_size, width});
     Pair scales;
-    if (fp8) {  // the cached entries quantized on the CPU (its rule is the contract), the same bytes on both
-      std::vector<uint8_t> codes(cache_values.size(), 0x7f);  // e4m3 NaN in every unowned entry
-      std::vector<float> scale_values(pages * page_size, NAN);
-      for (int64_t slot = 0; slot < pages * page_size; ++slot)
-        if (!std::isnan(cache_values[slot * width]))
-          scale_values[slot] = cpu::quantize_e4m3_group_codes(&cache_values[slot * width], width, kMlaCacheMinScale,
-                                                              &codes[slot * width]);
-      Tensor host_codes{codes.data(), DType::F8_E4M3, {pages, page_size, width}, Device{}};
-      cache = {cpu_->allocate_persistent(DType::F8_E4M3, host_codes.shape),
-               gpu_->allocate_persistent(DType::F8_E4M3, host_codes.shape)};
-      std::memcpy(cache.cpu.data, codes.data(), codes.size());
-      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the backend's stream is non-blocking
-      ASSERT_EQ(cudaMemcpy(cache.gpu.data, codes.data(), codes.size(), cudaMemcpyHostToDevice), cudaSuccess);
-      scales = upload(scale_values, {pages, page_size}, DType::F32);
-    }
+    // The cached entries quantized on the CPU (its rule is the contract), the same bytes on both.
+    if (fp8) std::tie(cache, scales) = e4m3_cache(cache_values, pages, page_size, width);
     auto k_values = random(tokens * h.kv_heads * h.head_dim), v_values = random(tokens * h.kv_heads * h.head_dim);
     auto q_values = random(tokens * h.heads * h.head_dim);
     Pair k = upload(k_values, {tokens, h.kv_heads, h.head_dim}), v = upload(v_values, {tokens, h.kv_heads, h.head_dim});
@@ -356,6 +377,185 @@ TEST_F(OpsTest, GqaCacheWriteAndAttention) {
         ASSERT_EQ(cpu_scales[slot], gpu_scales[slot]) << "slot " << slot;
       }
     }
+  }
+}
+
+// DeepSeek sparse attention: the indexer key write (LayerNorm, RoPE, bf16 / e4m3), the top-k
+// choice over the cached keys (checked against the contract of ops.h recomputed in double from
+// the GPU's own cache, so a near tie cannot fail it), and MLA over the chosen positions (per-head
+// kernel for the mixed batch, split-KV for pure decode), GPU against CPU on the same positions.
+// GLM-5's indexer per rank: 32 heads of 128; top_k 48 so that most contexts are past it.
+TEST_F(OpsTest, DsaIndexerAndSparseMla) {
+  const int64_t page_size = 64, max_blocks = 24, pages = 8 * max_blocks;
+  const int64_t width = 128, index_heads = 32, index_rope = 64, top_k = 48;
+  const int64_t heads = 16, lora = 512, rope = 64, nope = 128, v_dim = 128, latent = lora + rope;
+  const std::vector<std::vector<std::pair<int32_t, int32_t>>> batches = {
+      {{1, 1}, {130, 1}, {77, 13}, {200, 64}, {5, 5}, {300, 150}}, {{1, 1}, {300, 1}, {1500, 1}, {48, 1}, {1025, 1}}};
+  std::vector<float> inv_freq(index_rope / 2);
+  for (int64_t i = 0; i < index_rope / 2; ++i) inv_freq[i] = std::pow(10000.0f, -2.0f * i / index_rope);
+  Pair frequencies = upload(inv_freq, {index_rope / 2}, DType::F32);
+  for (bool fp8 : {false, true})
+  for (const auto& sequences : batches) {
+    // Indexer keys and MLA latents on the same pages (paged_step places sequence i on pages
+    // i, i + 8, ...), the entries cached before this step random, the rest NaN.
+    PagedStep key_step = paged_step(sequences, pages, page_size, max_blocks, width);
+    PagedStep latent_step = paged_step(sequences, pages, page_size, max_blocks, latent);
+    const int64_t tokens = key_step.tokens();
+    Pair keys = upload(key_step.cache_values, {pages, page_size, width}), key_scales;
+    Pair latents = upload(latent_step.cache_values, {pages, page_size, latent}), latent_scales;
+    if (fp8) {
+      std::tie(keys, key_scales) = e4m3_cache(key_step.cache_values, pages, page_size, width);
+      std::tie(latents, latent_scales) = e4m3_cache(latent_step.cache_values, pages, page_size, latent);
+    }
+    auto k_values = random(tokens * width), bias_values = random(width, 0.1f), weight_values = random(width, 0.1f);
+    for (float& w : weight_values) w = bf16_to_f32(f32_to_bf16(1.0f + w));
+    auto q_values = random(tokens * index_heads * width), head_weight_values = random(tokens * index_heads);
+    Pair k = upload(k_values, {tokens, width}), norm_weight = upload(weight_values, {width});
+    Pair norm_bias = upload(bias_values, {width}), q = upload(q_values, {tokens, index_heads, width});
+    Pair head_weights = upload(head_weight_values, {tokens, index_heads}, DType::F32);
+    const PagedTensors paged = upload_step(key_step);
+    // Both pair layouts: interleaved (GLM-5) with the bf16 cache, half-split (V3.2) with e4m3.
+    const RopeTable cpu_rope{frequencies.cpu, index_rope, 1.0f, !fp8}, gpu_rope{frequencies.gpu, index_rope, 1.0f, !fp8};
+    cpu_->begin_step();
+    gpu_->begin_step();
+    for (bool on_gpu : {false, true}) {
+      DsaKeyWrite write;
+      write.k = on_gpu ? k.gpu : k.cpu;
+      write.norm_weight = on_gpu ? norm_weight.gpu : norm_weight.cpu;
+      write.norm_bias = on_gpu ? norm_bias.gpu : norm_bias.cpu;
+      write.rope = on_gpu ? &gpu_rope : &cpu_rope;
+      write.positions = on_gpu ? paged.positions.gpu : paged.positions.cpu;
+      write.slots = on_gpu ? paged.slots.gpu : paged.slots.cpu;
+      write.cache_layer = on_gpu ? keys.gpu : keys.cpu;
+      if (fp8) write.cache_scales = on_gpu ? key_scales.gpu : key_scales.cpu;
+      (on_gpu ? *gpu_ : *cpu_).dsa_write_keys(write);
+    }
+    {  // The written keys: bf16 rounding of the same f32 math, or e4m3 codes a step apart at most.
+      auto dequantized = [&](Backend& backend, const Pair& cache, const Pair& scales, bool on_gpu) {
+        std::vector<float> values = backend.download_f32(on_gpu ? cache.gpu : cache.cpu);
+        if (fp8) {
+          const std::vector<float> s = backend.download_f32(on_gpu ? scales.gpu : scales.cpu);
+          for (size_t i = 0; i < values.size(); ++i) values[i] *= s[i / width];
+        }
+        return values;
+      };
+      const auto cpu_keys = dequantized(*cpu_, keys, key_scales, false), gpu_keys = dequantized(*gpu_, keys, key_scales, true);
+      double difference = 0, reference = 0;
+      for (int32_t slot : key_step.slots)
+        for (int64_t c = 0; c < width; ++c) {
+          const double e = cpu_keys[int64_t(slot) * width + c], a = gpu_keys[int64_t(slot) * width + c];
+          difference += (a - e) * (a - e);
+          reference += e * e;
+        }
+      EXPECT_LT(std::sqrt(difference / reference), fp8 ? 2e-2 : kBf16Tolerance) << (fp8 ? "e4m3" : "bf16") << " keys";
+    }
+    copy_gpu_cache_to_cpu(keys, key_scales);  // from here both backends read the same keys
+
+    AttentionBatch cpu_batch = paged.batch(false), gpu_batch = paged.batch(true);
+    auto choose = [&](Backend& backend, bool on_gpu) {
+      DsaTopK args;
+      args.q = on_gpu ? q.gpu : q.cpu;
+      args.head_weights = on_gpu ? head_weights.gpu : head_weights.cpu;
+      args.cache_layer = on_gpu ? keys.gpu : keys.cpu;
+      if (fp8) args.cache_scales = on_gpu ? key_scales.gpu : key_scales.cpu;
+      args.batch = on_gpu ? &gpu_batch : &cpu_batch;
+      args.top_k = top_k;
+      args.softmax_scale = 1.0f / std::sqrt(float(width));
+      args.head_scale = 1.0f / std::sqrt(float(index_heads));
+      return backend.dsa_top_k(args);
+    };
+    Tensor gpu_chosen = choose(*gpu_, true);
+    const std::vector<float> chosen = gpu_->download_f32(gpu_chosen);
+    const std::vector<float> cpu_chosen = cpu_->download_f32(choose(*cpu_, false));
+    std::vector<float> cache_values = cpu_->download_f32(keys.cpu);
+    if (fp8) {
+      const std::vector<float> s = cpu_->download_f32(key_scales.cpu);
+      for (size_t i = 0; i < cache_values.size(); ++i) cache_values[i] *= s[i / width];
+    }
+    int64_t identical_rows = 0;
+    for (int64_t t = 0; t < tokens; ++t) {
+      const int64_t s = std::upper_bound(key_step.query_start.begin(), key_step.query_start.end(), int32_t(t)) -
+                        key_step.query_start.begin() - 1;
+      const int64_t keys_of_t = key_step.positions[t] + 1, count = std::min(keys_of_t, top_k);
+      const float* row = chosen.data() + t * top_k;
+      identical_rows += std::equal(row, row + top_k, cpu_chosen.data() + t * top_k);
+      for (int64_t i = 0; i < top_k; ++i) {
+        if (i >= count) {
+          ASSERT_EQ(row[i], -1.0f) << "token " << t << " entry " << i;
+          continue;
+        }
+        ASSERT_GE(row[i], 0.0f) << "token " << t;
+        ASSERT_LT(row[i], float(keys_of_t)) << "token " << t;
+        if (i > 0) ASSERT_GT(row[i], row[i - 1]) << "token " << t << ": not ascending";
+      }
+      if (keys_of_t <= top_k) continue;
+      std::vector<double> score(keys_of_t, 0.0);
+      for (int64_t j = 0; j < keys_of_t; ++j) {
+        const int64_t slot = int64_t(key_step.block_table[s * max_blocks + j / page_size]) * page_size + j % page_size;
+        for (int64_t h = 0; h < index_heads; ++h) {
+          double dot = 0;
+          for (int64_t c = 0; c < width; ++c) dot += double(q_values[(t * index_heads + h) * width + c]) * cache_values[slot * width + c];
+          score[j] += head_weight_values[t * index_heads + h] / std::sqrt(double(index_heads)) *
+                      std::max(dot / std::sqrt(double(width)), 0.0);
+        }
+      }
+      std::vector<double> sorted = score;
+      std::nth_element(sorted.begin(), sorted.begin() + (top_k - 1), sorted.end(), std::greater<double>());
+      const double threshold = sorted[top_k - 1];
+      double scale = 0;
+      for (double value : score) scale = std::max(scale, std::fabs(value));
+      const double tolerance = 1e-5 * scale + 1e-6;
+      std::vector<bool> taken(keys_of_t, false);
+      for (int64_t i = 0; i < top_k; ++i) taken[static_cast<int64_t>(row[i])] = true;
+      for (int64_t j = 0; j < keys_of_t; ++j) {
+        if (taken[j]) ASSERT_GE(score[j], threshold - tolerance) << "token " << t << " took position " << j;
+        else ASSERT_LE(score[j], threshold + tolerance) << "token " << t << " left position " << j;
+      }
+    }
+    std::printf("  dsa_top_k %s cache, %lld tokens: %lld rows identical to the CPU's\n", fp8 ? "e4m3" : "bf16",
+                static_cast<long long>(tokens), static_cast<long long>(identical_rows));
+
+    // MLA over the GPU's chosen positions on both backends.
+    std::vector<int32_t> chosen_ints(chosen.begin(), chosen.end());
+    const Tensor cpu_chosen_positions = upload_ints(chosen_ints, {tokens, top_k}).cpu;
+    auto kv_values = random(tokens * latent), latent_norm = random(lora, 0.1f);
+    for (float& w : latent_norm) w = bf16_to_f32(f32_to_bf16(1.0f + w));
+    auto mla_q_values = random(tokens * heads * (nope + rope));
+    auto kv_b_values = random(heads * (nope + v_dim) * lora, 1.0f / std::sqrt(float(lora)));
+    Pair kv = upload(kv_values, {tokens, latent}), norm = upload(latent_norm, {lora});
+    Pair mla_q = upload(mla_q_values, {tokens, heads, nope + rope});
+    Pair kv_b = upload(kv_b_values, {heads * (nope + v_dim), lora});
+    const RopeTable cpu_latent_rope{frequencies.cpu, rope, 1.0f, true}, gpu_latent_rope{frequencies.gpu, rope, 1.0f, true};
+    for (bool on_gpu : {false, true}) {
+      MlaCacheWrite write;
+      write.kv = on_gpu ? kv.gpu : kv.cpu;
+      write.norm_weight = on_gpu ? norm.gpu : norm.cpu;
+      write.rope = on_gpu ? &gpu_latent_rope : &cpu_latent_rope;
+      write.positions = on_gpu ? paged.positions.gpu : paged.positions.cpu;
+      write.slots = on_gpu ? paged.slots.gpu : paged.slots.cpu;
+      write.cache_layer = on_gpu ? latents.gpu : latents.cpu;
+      if (fp8) write.cache_scales = on_gpu ? latent_scales.gpu : latent_scales.cpu;
+      (on_gpu ? *gpu_ : *cpu_).mla_write_cache(write);
+    }
+    copy_gpu_cache_to_cpu(latents, latent_scales);
+    auto attend = [&](Backend& backend, bool on_gpu) {
+      MlaAttention args;
+      args.q = on_gpu ? mla_q.gpu : mla_q.cpu;
+      args.kv_b = on_gpu ? kv_b.gpu : kv_b.cpu;
+      args.cache_layer = on_gpu ? latents.gpu : latents.cpu;
+      if (fp8) args.cache_scales = on_gpu ? latent_scales.gpu : latent_scales.cpu;
+      args.batch = on_gpu ? &gpu_batch : &cpu_batch;
+      args.heads = heads;
+      args.qk_nope_dim = nope;
+      args.rope_dim = rope;
+      args.v_dim = v_dim;
+      args.kv_lora_rank = lora;
+      args.softmax_scale = 1.0f / std::sqrt(float(nope + rope));
+      args.key_positions = on_gpu ? gpu_chosen : cpu_chosen_positions;
+      return backend.mla_attention(args);
+    };
+    EXPECT_LT(relative_error(attend(*cpu_, false), attend(*gpu_, true)), 1e-2)
+        << tokens << " tokens, " << (fp8 ? "e4m3" : "bf16") << " cache";
   }
 }
 

@@ -1,6 +1,10 @@
 // Routing record and replay for comparing the CUDA model with the CPU oracle (and, for the FP8
 // models, e4m3 rounding near-ties: quantization_replay.h).
 //
+// DeepSeek sparse attention's indexer choice (dsa_top_k) is replayed the same way: the GPU
+// scores bf16 keys, so positions near the top_k-th score may trade places; the oracle adopts
+// the GPU's positions and measures how far below its own cut the adopted ones score.
+//
 // MoE routing is a discrete choice: when two experts' selection scores are within the
 // BF16 rounding of the router input, the CUDA backend may legitimately pick the other
 // one, and that token's hidden state then differs by far more than rounding. Comparing
@@ -25,6 +29,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "core/error.h"
 #include "support/call_depth.h"
+#include "backend/cpu/fp8_linear.h"
 #include "support/quantization_replay.h"
 
 namespace rackserve::testing {
@@ -35,6 +40,7 @@ using RoutingLog = std::deque<std::vector<int32_t>>;  // one [tokens * slots] en
 struct Recording {
   RoutingLog routing;
   QuantizationLog quantizations;  // every quantized activation the model asked for, in order
+  std::deque<std::vector<int32_t>> key_choices;  // one [tokens * top_k] entry per dsa_top_k call
 };
 
 class RecordingCudaBackend : public CudaBackend {
@@ -70,6 +76,13 @@ class RecordingCudaBackend : public CudaBackend {
     return routing;
   }
 
+  Tensor dsa_top_k(const DsaTopK& args) override {
+    Tensor chosen = CudaBackend::dsa_top_k(args);
+    std::vector<float> positions = download_f32(chosen);  // exact: integers below 2^24
+    log.key_choices.emplace_back(positions.begin(), positions.end());
+    return chosen;
+  }
+
   Recording log;
 
  private:
@@ -84,6 +97,12 @@ class RecordingCudaBackend : public CudaBackend {
   }
 
   int depth_ = 0;
+};
+
+struct KeyChoiceStats {
+  int64_t rows = 0;             // (token, layer) choices replayed that ranked keys (context past top_k)
+  int64_t flips = 0;            // ... whose position set differs from the oracle's own
+  double worst_deficit = 0.0;   // max over flips of (own cut - lowest adopted score) / the row's largest |score|
 };
 
 struct ReplayStats {
@@ -104,9 +123,68 @@ class ReplayingCpuBackend : public Bf16ActivationsCpuBackend {
     log_ = std::move(log);
     stats = {};
     quantization_stats = {};
+    key_choice_stats = {};
     calls_ = quantizations_ = 0;
   }
-  bool exhausted() const { return log_.routing.empty() && log_.quantizations.empty(); }
+  bool exhausted() const { return log_.routing.empty() && log_.quantizations.empty() && log_.key_choices.empty(); }
+
+  // The oracle's own choice, then the recorded one adopted row by row; a row's deficit is how far
+  // below the oracle's own top_k-th score the lowest adopted position scores (ops.h's formula,
+  // recomputed here from the oracle's cache), relative to the row's largest score.
+  Tensor dsa_top_k(const DsaTopK& args) override {
+    Tensor own = Bf16ActivationsCpuBackend::dsa_top_k(args);
+    RS_CHECK(!log_.key_choices.empty(), "key choice replay: more dsa_top_k calls than recorded");
+    const std::vector<int32_t> replayed = std::move(log_.key_choices.front());
+    log_.key_choices.pop_front();
+    const int64_t tokens = args.batch->num_tokens, k = args.top_k;
+    RS_CHECK(static_cast<int64_t>(replayed.size()) == tokens * k, "key choice replay: recorded {} for {} x {}",
+             replayed.size(), tokens, k);
+    const cpu::PagedSequences sequences(*args.batch, args.cache_layer.dim(0));
+    const int64_t heads = args.q.dim(1), width = args.q.dim(2);
+    auto score = [&](int64_t t, int32_t j) {
+      const int64_t slot = sequences.slot(sequences.sequence_of(t), j);
+      const bool fp8 = args.cache_layer.dtype == DType::F8_E4M3;
+      double total = 0.0;
+      for (int64_t h = 0; h < heads; ++h) {
+        double dot = 0.0;
+        for (int64_t c = 0; c < width; ++c) {
+          const double key = fp8 ? double(cpu::e4m3_table()[args.cache_layer.as<uint8_t>()[slot * width + c]]) *
+                                       args.cache_scales.as<float>()[slot]
+                                 : double(args.cache_layer.as<float>()[slot * width + c]);
+          dot += double(args.q.as<float>()[(t * heads + h) * width + c]) * key;
+        }
+        total += double(args.head_weights.as<float>()[t * heads + h]) * args.head_scale *
+                 std::max(dot * args.softmax_scale, 0.0);
+      }
+      return total;
+    };
+    int32_t* own_rows = own.as<int32_t>();
+    for (int64_t t = 0; t < tokens; ++t) {
+      int32_t* row = own_rows + t * k;
+      const int32_t* adopted = replayed.data() + t * k;
+      if (row[k - 1] == -1) {  // every key chosen: nothing was ranked, both sides must agree
+        RS_CHECK(std::equal(row, row + k, adopted), "key choice replay: token {} chose differently without ranking", t);
+        continue;
+      }
+      ++key_choice_stats.rows;
+      const std::set<int32_t> own_set(row, row + k), adopted_set(adopted, adopted + k);
+      if (own_set != adopted_set) {
+        ++key_choice_stats.flips;
+        double cut = INFINITY, lowest_adopted = INFINITY, largest = 0.0;
+        for (int32_t j : own_set) cut = std::min(cut, score(t, j));
+        for (int32_t j : adopted_set) {
+          const double value = score(t, j);
+          lowest_adopted = std::min(lowest_adopted, value);
+          largest = std::max(largest, std::fabs(value));
+        }
+        for (int32_t j : own_set) largest = std::max(largest, std::fabs(score(t, j)));
+        key_choice_stats.worst_deficit =
+            std::max(key_choice_stats.worst_deficit, std::max(0.0, cut - lowest_adopted) / std::max(largest, 1e-30));
+      }
+      std::copy(adopted, adopted + k, row);
+    }
+    return own;
+  }
 
   // Every quantization of the oracle (its fused producers quantize through this one) against the
   // recorded one: near-ties adopted, anything else counted (quantization_replay.h).
@@ -171,6 +249,7 @@ class ReplayingCpuBackend : public Bf16ActivationsCpuBackend {
 
   ReplayStats stats;
   QuantizationStats quantization_stats;
+  KeyChoiceStats key_choice_stats;
 
  private:
   // How much worse `chosen` is than the oracle's optimum, in summed selection scores.

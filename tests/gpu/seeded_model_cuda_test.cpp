@@ -1,10 +1,13 @@
-// The grouped-query-attention families (GLM-4.x, MiniMax-M2) on the CUDA backend, on the
-// tiny seeded checkpoints of support/gqa_checkpoints.h, against the CPU oracle with BF16
-// weights replaying the GPU's MoE routing (routing_replay.h): a 300-token prompt prefilled in
-// chunks of 100 (the tiled prefill kernel, keys over five pages) then 12 decode steps (the
-// split-KV decode kernel), with the bf16 cache and with the e4m3 cache; cosine >= 0.9995 at
-// every position, every routing flip a near-tie. Step allocations are poisoned with NaN.
-// (The transformers fixtures of these families, once made, also run through model_cuda_test.)
+// The families without transformers fixtures yet on the CUDA backend, on the tiny seeded
+// checkpoints of support/: grouped-query attention (GLM-4.x, MiniMax-M2; gqa_checkpoints.h) and
+// DeepSeek sparse attention (GLM-5, DeepSeek-V3.2 with index_topk 8; dsa_checkpoints.h). Each
+// against the CPU oracle with BF16 weights replaying the GPU's discrete choices (routing_replay.h:
+// MoE routing, and the indexer's key positions): a 300-token prompt prefilled in chunks of 100
+// (GQA: the tiled prefill kernel; DSA: the indexer's scores and top-k over up to 300 keys, MLA
+// over the chosen ones) then 12 decode steps (the split-KV decode kernels), with the bf16 cache
+// and with the e4m3 cache; cosine >= 0.9995 at every position, every flip a near-tie. Step
+// allocations are poisoned with NaN. (Transformers fixtures of these families, once made, also
+// run through model_cuda_test.)
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -16,6 +19,7 @@
 #include "engine/sequence_runner.h"
 #include "models/model.h"
 #include "routing_replay.h"
+#include "support/dsa_checkpoints.h"
 #include "support/gqa_checkpoints.h"
 #include "support/similarity.h"
 
@@ -36,9 +40,9 @@ struct Case {
   std::optional<KvCacheDtype> kv_dtype;
 };
 
-class GqaCudaModel : public ::testing::TestWithParam<Case> {};
+class SeededCudaModel : public ::testing::TestWithParam<Case> {};
 
-TEST_P(GqaCudaModel, PrefillAndDecodeMatchTheOracle) {
+TEST_P(SeededCudaModel, PrefillAndDecodeMatchTheOracle) {
   ASSERT_TRUE(cuda_device_available()) << "the gpu tests need a CUDA device";
   const Case& c = GetParam();
   const fs::path directory = testing::write_checkpoint(c.name + "-cuda", c.config);
@@ -65,23 +69,31 @@ TEST_P(GqaCudaModel, PrefillAndDecodeMatchTheOracle) {
 
   EXPECT_TRUE(oracle.exhausted());
   EXPECT_LE(oracle.stats.worst_deficit, kNearTie) << "a routing flip that is not a near-tie: " << oracle.stats.worst_flip;
+  EXPECT_LE(oracle.key_choice_stats.worst_deficit, kNearTie) << "an indexer choice that is not a near-tie";
+  if (model->config().indexer) EXPECT_GT(oracle.key_choice_stats.rows, 0) << "the indexer never ranked keys";
   double worst = 1.0;
   for (size_t r = 0; r < logits.size(); ++r) {
     const double cosine = testing::cosine(logits[r], expected[r]);
     worst = std::min(worst, cosine);
     EXPECT_GE(cosine, kMinCosine) << "position " << r;
   }
-  std::printf("  %s: min cosine vs the oracle %.6f over %zu positions; %lld/%lld routing flips\n", c.name.c_str(),
-              worst, logits.size(), static_cast<long long>(oracle.stats.flips),
-              static_cast<long long>(oracle.stats.decisions));
+  std::printf("  %s: min cosine vs the oracle %.6f over %zu positions; %lld/%lld routing flips; %lld/%lld key-choice "
+              "flips (worst deficit %.2g)\n",
+              c.name.c_str(), worst, logits.size(), static_cast<long long>(oracle.stats.flips),
+              static_cast<long long>(oracle.stats.decisions), static_cast<long long>(oracle.key_choice_stats.flips),
+              static_cast<long long>(oracle.key_choice_stats.rows), oracle.key_choice_stats.worst_deficit);
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Families, GqaCudaModel,
+    Families, SeededCudaModel,
     ::testing::Values(Case{"glm4_moe", testing::glm4_moe_config(), std::nullopt},
                       Case{"minimax_m2", testing::minimax_m2_config(), std::nullopt},
                       Case{"glm4_moe_fp8_cache", testing::glm4_moe_config(), KvCacheDtype::Fp8},
-                      Case{"minimax_m2_fp8_cache", testing::minimax_m2_config(), KvCacheDtype::Fp8}),
+                      Case{"minimax_m2_fp8_cache", testing::minimax_m2_config(), KvCacheDtype::Fp8},
+                      Case{"glm_moe_dsa", testing::glm_moe_dsa_config(), std::nullopt},
+                      Case{"deepseek_v32", testing::deepseek_v32_config(), std::nullopt},
+                      Case{"glm_moe_dsa_fp8_cache", testing::glm_moe_dsa_config(), KvCacheDtype::Fp8},
+                      Case{"deepseek_v32_fp8_cache", testing::deepseek_v32_config(), KvCacheDtype::Fp8}),
     [](const auto& info) { return info.param.name; });
 
 }  // namespace
