@@ -190,7 +190,14 @@ void run_batch(CausalLM& model, DecodeBenchBackend& backend, PagedKvCache& cache
     }
     weight_bytes += bytes;
   }
-  const double kv_bytes_layer = double(batch) * (args.context + 1) * config.kv_cache_values() * 2;
+  // KV bytes a query reads per layer (bf16): its whole context, or under DeepSeek sparse attention
+  // the index_topk chosen latents plus every cached indexer key (the indexer scores them all).
+  const int64_t keys = args.context + 1;
+  const double kv_values_per_query =
+      config.indexer && keys > config.indexer->top_k
+          ? double(config.indexer->top_k) * config.kv_cache_values() + double(keys) * config.indexer->head_dim
+          : double(keys) * (config.kv_cache_values() + (config.indexer ? config.indexer->head_dim : 0));
+  const double kv_bytes_layer = double(batch) * kv_values_per_query * 2;
   const double kv_bytes = kv_bytes_layer * layers;
   const double floor_seconds = (weight_bytes + kv_bytes) / bandwidth;
   double touched_mean = 0;

@@ -133,6 +133,10 @@ glm-4.7-fp8/config.abridged.json 4 fp8_channel"
       # GQA decode kernel and the fused k/v projection in a whole decode step.
       run_noted "decode_step (MiniMax-M2.5, GQA, FP8)" "$out/decode_step_minimax.md" \
         timeout 120 build-gpu/bench/decode_step "$models/minimax-m2.5" --batch 1,32
+      # A DeepSeek-sparse-attention model (GLM-5.1 FP8) at a context past index_topk (2048): the
+      # indexer's scores over 8k keys and its top-k choice, MLA over the chosen 2048.
+      run_noted "decode_step (GLM-5.1, DSA, FP8, 8k context)" "$out/decode_step_glm5.md" \
+        timeout 120 build-gpu/bench/decode_step "$models/glm-5.1-fp8" --batch 1,32 --context 8192
       run_noted cublas_fp8.py "$out/cublas_fp8.md" timeout 60 python3 bench/cublas_fp8.py
       run_noted all_reduce "$out/all_reduce.md" timeout 60 build-gpu/bench/all_reduce
       ;;
