@@ -87,9 +87,9 @@ for step in "${steps[@]}"; do
       note "check-sass: $(grep -c 'ok' "$out/check-sass.log") ok, $(grep -c FAILED "$out/check-sass.log") failed"
       ;;
     fixtures)
-      # Regenerates the FP8 fixtures and makes the GQA ones (GLM-4.x, MiniMax-M2) with
-      # transformers (CPU torch is enough; the device machine has it): copy $out/fixtures/* over
-      # tests/data/models/ and rerun the model tests.
+      # Regenerates the FP8 fixtures and makes the GQA ones (GLM-4.x, MiniMax-M2) and the DSA
+      # ones (GLM-5, DeepSeek-V3.2) with transformers (CPU torch is enough; the device machine
+      # has it): copy $out/fixtures/* over tests/data/models/ and rerun the model tests.
       fixtures=$(realpath -m "$out/fixtures")
       rm -rf "$fixtures"
       (cd tests/reference && PYTHONUNBUFFERED=1 timeout 600 python3 make_fp8_fixtures.py "$fixtures") \
@@ -98,6 +98,9 @@ for step in "${steps[@]}"; do
       (cd tests/reference && PYTHONUNBUFFERED=1 timeout 300 python3 make_gqa_fixtures.py "$fixtures") \
         > "$out/gqa-fixtures.log" 2>&1 || status=1
       note "make_gqa_fixtures.py: $(tail -1 "$out/gqa-fixtures.log")"
+      (cd tests/reference && PYTHONUNBUFFERED=1 timeout 600 python3 make_dsa_fixtures.py "$fixtures") \
+        > "$out/dsa-fixtures.log" 2>&1 || status=1
+      note "make_dsa_fixtures.py: $(tail -1 "$out/dsa-fixtures.log")"
       rm -rf "$fixtures"/*-bf16  # make_fp8_fixtures' intermediate copies
       # One archive, so the result travels as a single plain file.
       [[ -d $fixtures ]] && tar czf "$out/fixtures.tgz" -C "$fixtures" .

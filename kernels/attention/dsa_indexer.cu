@@ -3,7 +3,8 @@
 //                         its first `dim` values, stored bf16 or e4m3 + scale (the MLA cache's
 //                         rule, mla_cache_e4m3.cuh) at the token's slot;
 //   dsa_scores_kernel     score(t, j) = sum_h w[t, h] * head_scale * relu(softmax_scale * q[t, h] . key[j])
-//                         in f32, one block per (token, 256 keys). The token's q (all heads, f32,
+//                         in f32, one block per (token, 256 keys); shared memory 4 x (heads x
+//                         (width + 1) + heads + 8 x width) bytes, <= 99 KB (dsa_query_supported). The token's q (all heads, f32,
 //                         rows padded to width + 1 floats so 32 lanes reading 32 heads hit 32
 //                         banks) and head weights sit in shared memory; each warp stages one key
 //                         at a time and its lanes take one head each (lane, lane + 32, ...), so a
@@ -28,6 +29,7 @@ constexpr int kMaxKeyWidth = 1024;
 constexpr int kScoreThreads = 256, kScoreWarps = kScoreThreads / 32;
 constexpr int kKeysPerScoreBlock = 256;
 constexpr int kMaxHeads = 128, kMaxScoreWidth = 256;
+constexpr int64_t kMaxScoreSmem = 99 * 1024;  // SM120's opt-in shared memory per block
 
 template <MlaCacheType kCache>
 __global__ void __launch_bounds__(kWriteThreads) dsa_key_write_kernel(DsaKeyWriteParams p) {
@@ -36,7 +38,8 @@ __global__ void __launch_bounds__(kWriteThreads) dsa_key_write_kernel(DsaKeyWrit
   __shared__ float scratch[32];
   const int64_t t = blockIdx.x;
   const int32_t slot = p.slots[t];
-  if (slot < 0 || slot >= p.capacity) return;  // -1 is padding, the rest validated on the host; block-uniform
+  // -1 is padding; a slot outside the cache is skipped too (the CPU oracle throws). Block-uniform.
+  if (slot < 0 || slot >= p.capacity) return;
   const __nv_bfloat16* k = static_cast<const __nv_bfloat16*>(p.k) + t * p.width;
   const __nv_bfloat16* weight = static_cast<const __nv_bfloat16*>(p.norm_weight);
   const __nv_bfloat16* bias = static_cast<const __nv_bfloat16*>(p.norm_bias);
@@ -116,8 +119,9 @@ __global__ void __launch_bounds__(kScoreThreads)
   float* my_key = key + warp * width;
   const int32_t* pages = p.block_table + static_cast<int64_t>(sequence_of_token(p.query_start, p.sequences, t)) * p.max_blocks;
   const int last_key = min(keys, first_key + kKeysPerScoreBlock);
+  const int page_size = static_cast<int>(p.page_size);  // <= INT32_MAX, checked at launch
   for (int j = first_key + warp; j < last_key; j += kScoreWarps) {
-    const int64_t slot = static_cast<int64_t>(pages[j / p.page_size]) * p.page_size + j % p.page_size;
+    const int64_t slot = static_cast<int64_t>(pages[j / page_size]) * page_size + j % page_size;
     if constexpr (kCache == MlaCacheType::BF16) {
       const __nv_bfloat16* entry = static_cast<const __nv_bfloat16*>(p.cache) + slot * p.width;
       for (int c = lane; c < width; c += 32) my_key[c] = __bfloat162float(entry[c]);
@@ -166,7 +170,8 @@ int launch_dsa_write_keys(const DsaKeyWriteParams& p, Stream stream) {
 bool dsa_query_supported(const DsaQueryParams& p) {
   const bool e4m3 = p.cache_type == MlaCacheType::E4M3;
   return p.tokens >= 0 && p.sequences > 0 && p.heads > 0 && p.heads <= kMaxHeads && p.width > 0 &&
-         p.width <= kMaxScoreWidth && p.width % 32 == 0 && p.page_size > 0 && p.max_blocks > 0 && p.top_k > 0 &&
+         p.width <= kMaxScoreWidth && p.width % 32 == 0 && p.page_size > 0 && p.page_size <= 2147483647 &&
+         p.max_blocks > 0 && p.top_k > 0 && score_smem_bytes(p) <= kMaxScoreSmem &&
          (p.cache_type == MlaCacheType::BF16 || e4m3) &&
          (p.tokens == 0 || (p.q && p.head_weights && p.cache && p.query_start && p.block_table && p.positions &&
                             (!e4m3 || p.cache_scales)));
@@ -185,9 +190,10 @@ int launch_dsa_scores(const DsaQueryParams& p, int64_t token_begin, int64_t toke
   const dim3 grid(static_cast<unsigned>(key_blocks), static_cast<unsigned>(token_end - token_begin));
   auto launch = [&](auto kernel) {
     if (smem > 48 * 1024)
-      if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)) !=
-          cudaSuccess)
-        return launch_status();
+      if (const cudaError_t status =
+              cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+          status != cudaSuccess)
+        return static_cast<int>(status);
     kernel<<<grid, kScoreThreads, static_cast<size_t>(smem), s>>>(p, token_begin, scores, score_stride);
     return launch_status();
   };

@@ -1,7 +1,8 @@
 // DeepSeek sparse attention's choice of key positions (launch_dsa_select, dsa_params.h): one
 // block per query token. A query with at most top_k keys takes them all (0..position). Otherwise
 // a radix select over the scores' order-preserving 32-bit keys finds the top_k-th largest
-// score in four 8-bit passes (a 256-bin shared histogram each), and an ordered compaction
+// score in four 8-bit passes (a 256-bin shared histogram each, lanes of a warp that hit one bin
+// adding once; the bin found by a warp suffix scan), and an ordered compaction
 // writes every position scoring above it plus, in position order, as many scoring exactly it
 // as top_k still needs: the CPU oracle's rule (a tie goes to the lower position), and the
 // output comes out ascending without a sort. Each pass reads the token's scores once (n
@@ -20,11 +21,22 @@ namespace {
 constexpr int kThreads = 512, kWarps = kThreads / 32;
 constexpr int kBins = 256;
 
-// Larger float, larger key (IEEE order); -0 counts as +0 so equal scores are equal keys.
+// Larger float, larger key (IEEE order); -0 counts as +0 so equal scores are equal keys, and
+// every NaN is key 0, below -inf (the CPU oracle's rule: a NaN score is never preferred).
 __device__ __forceinline__ uint32_t order_key(float score) {
+  if (isnan(score)) return 0u;
   if (score == 0.0f) score = 0.0f;
   const uint32_t bits = __float_as_uint(score);
   return (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+}
+
+// Adds one to histogram[bin] for every lane with bin != kNoBin; lanes of a warp sharing a bin
+// add once (the top bits of the keys crowd a row's scores into a few bins, and same-address
+// shared atomics serialize). Every lane of the warp must call it.
+constexpr uint32_t kNoBin = 0xffffffffu;
+__device__ __forceinline__ void count_bin(unsigned* histogram, uint32_t bin) {
+  const unsigned peers = __match_any_sync(0xffffffffu, bin);
+  if (bin != kNoBin && static_cast<int>(threadIdx.x % 32) == __ffs(peers) - 1) atomicAdd(&histogram[bin], __popc(peers));
 }
 
 // Exclusive prefix count of `flag` over the block in thread order; `total` gets the block's
@@ -68,20 +80,31 @@ __global__ void __launch_bounds__(kThreads)
   for (int shift = 24; shift >= 0; shift -= 8) {
     for (int b = threadIdx.x; b < kBins; b += blockDim.x) histogram[b] = 0;
     __syncthreads();
-    for (int i = threadIdx.x; i < keys; i += blockDim.x) {
-      const uint32_t key = order_key(score[i]);
-      if ((key & mask) == prefix) atomicAdd(&histogram[(key >> shift) & 0xffu], 1u);
+    for (int base = 0; base < keys; base += blockDim.x) {  // whole warps in every iteration
+      const int i = base + static_cast<int>(threadIdx.x);
+      const uint32_t key = i < keys ? order_key(score[i]) : 0u;
+      count_bin(histogram, i < keys && (key & mask) == prefix ? (key >> shift) & 0xffu : kNoBin);
     }
     __syncthreads();
-    if (threadIdx.x == 0) {
-      int above = 0;
-      for (int b = kBins - 1; b >= 0; --b) {
-        if (above + static_cast<int>(histogram[b]) >= remaining) {
-          chosen_prefix = prefix | (static_cast<uint32_t>(b) << shift);
-          chosen_remaining = remaining - above;
-          break;
+    if (threadIdx.x < 32) {  // the bin holding the remaining-th largest: lane l owns bins [8l, 8l + 8)
+      const int lane = static_cast<int>(threadIdx.x);
+      int mine = 0;
+      for (int b = 8 * lane; b < 8 * lane + 8; ++b) mine += static_cast<int>(histogram[b]);
+      int from_here = mine;  // keys in bins >= 8 * lane
+      for (int offset = 1; offset < 32; offset <<= 1) {
+        const int higher = __shfl_down_sync(0xffffffffu, from_here, offset);
+        if (lane + offset < 32) from_here += higher;
+      }
+      int above = from_here - mine;  // keys in the bins of higher lanes
+      if (above < remaining && from_here >= remaining) {  // exactly one lane
+        for (int b = 8 * lane + 7; b >= 8 * lane; --b) {
+          if (above + static_cast<int>(histogram[b]) >= remaining) {
+            chosen_prefix = prefix | (static_cast<uint32_t>(b) << shift);
+            chosen_remaining = remaining - above;
+            break;
+          }
+          above += static_cast<int>(histogram[b]);
         }
-        above += static_cast<int>(histogram[b]);
       }
     }
     __syncthreads();
@@ -92,7 +115,7 @@ __global__ void __launch_bounds__(kThreads)
   // Ordered compaction: every key above the threshold, and the first `remaining` equal to it.
   const uint32_t threshold = prefix;
   int equal_before = 0, written = 0;
-  for (int base = 0; base < keys; base += blockDim.x) {
+  for (int base = 0; base < keys && written < top_k; base += blockDim.x) {  // block-uniform bounds
     const int i = base + static_cast<int>(threadIdx.x);
     const uint32_t key = i < keys ? order_key(score[i]) : 0u;
     const bool above = i < keys && key > threshold, equal = i < keys && key == threshold;

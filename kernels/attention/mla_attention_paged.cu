@@ -76,8 +76,8 @@ __global__ void attention_kernel(MlaAttentionParams p) {
       latent[r] = r < per_lane ? cache_value<kCache>(p.cache, entry + lane + 32 * r, scale) : 0.0f;
       partial = fmaf(my_q[r], latent[r], partial);
     }
-    for (int64_t i = lane; i < p.rope; i += 32)
-      partial = fmaf(q_rope[i], cache_value<kCache>(p.cache, entry + p.lora + i, scale), partial);
+    for (int64_t c = lane; c < p.rope; c += 32)
+      partial = fmaf(q_rope[c], cache_value<kCache>(p.cache, entry + p.lora + c, scale), partial);
     const float score = warp_sum(partial) * p.softmax_scale;
     const float new_max = fmaxf(running_max, score);
     const float rescale = expf(running_max - new_max), weight = expf(score - new_max);

@@ -1,7 +1,7 @@
 // The keys a query of absorbed MLA attends to, for the dense (causal) and the DeepSeek sparse
 // attention cases alike: key index i of query t is cache position i (dense: i <= positions[t])
-// or key_positions[t, i] (sparse: the indexer's choice; rows hold ascending positions, then
-// -1 to the row's end, as dsa_top_k writes them).
+// or key_positions[t, i] (sparse: the indexer's choice; rows hold min(positions[t] + 1, top_k)
+// ascending positions, then -1 to the row's end, as dsa_top_k writes them).
 #pragma once
 
 #include <cstdint>
@@ -16,17 +16,14 @@ struct MlaQueryKeys {
   __device__ __forceinline__ int position(int i) const { return chosen ? chosen[i] : i; }
 };
 
-// key_positions [tokens, top_k] int32 or nullptr (dense).
+// key_positions [tokens, top_k] int32 or nullptr (dense). A sparse row holds exactly
+// min(positions[t] + 1, top_k) positions (dsa_top_k's contract), so the count needs no search and
+// is never 0.
 __device__ __forceinline__ MlaQueryKeys mla_query_keys(const int32_t* positions, const int32_t* key_positions,
                                                       int64_t top_k, int64_t t) {
-  if (key_positions == nullptr) return {nullptr, positions[t] + 1};
-  const int32_t* row = key_positions + t * top_k;
-  int low = 0, high = static_cast<int>(top_k);  // the first -1: the valid entries are a prefix
-  while (low < high) {
-    const int middle = (low + high) / 2;
-    if (row[middle] >= 0) low = middle + 1; else high = middle;
-  }
-  return {row, low};
+  const int keys = positions[t] + 1;
+  if (key_positions == nullptr) return {nullptr, keys};
+  return {key_positions + t * top_k, keys < top_k ? keys : static_cast<int>(top_k)};
 }
 
 }  // namespace rackserve::kernels

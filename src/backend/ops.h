@@ -85,8 +85,8 @@ struct MlaAttention {
   int64_t kv_lora_rank = 0;
   float softmax_scale = 1.0f;
   // DeepSeek sparse attention: [T, top_k] int32 positions (within the token's sequence) of the
-  // only keys token t attends to, as DsaTopK returns them (-1: no key). Empty: every cached
-  // position up to the token's own (causal).
+  // only keys token t attends to, as DsaTopK returns them: min(p(t) + 1, top_k) ascending
+  // positions <= p(t), then -1. Empty: every cached position up to the token's own (causal).
   Tensor key_positions;
 };
 
@@ -166,8 +166,8 @@ struct DsaKeyWrite {
 //   score(t, j) = sum_h head_weights[t, h] * head_scale * relu(softmax_scale * q[t, h] . key[j])
 // as Hugging Face's DeepseekV32Indexer computes it (f32). Returns [T, top_k] int32: when
 // p(t) + 1 <= top_k, the positions 0..p(t) (no scoring: every key is chosen); otherwise the
-// top_k positions of highest score, a tie going to the lower position. Positions are ascending
-// in a row, then -1 to the row's end.
+// top_k positions of highest score, a tie going to the lower position (-0 equals +0; a NaN
+// score ranks below every number). Positions are ascending in a row, then -1 to the row's end.
 struct DsaTopK {
   Tensor q;             // [T, index_heads, index_head_dim], rotated as the keys
   Tensor head_weights;  // [T, index_heads] f32: the indexer's weights_proj(x)

@@ -63,6 +63,8 @@ class CudaReferenceModel : public ::testing::TestWithParam<std::string> {
     const auto& stats = oracle_->stats;
     EXPECT_TRUE(oracle_->exhausted()) << "prompt " << prompt;
     EXPECT_LE(stats.worst_deficit, kNearTie) << "prompt " << prompt << ": a routing flip that is not a near-tie: " << stats.worst_flip;
+    EXPECT_LE(oracle_->key_choice_stats.worst_deficit, kNearTie)
+        << "prompt " << prompt << ": a sparse-attention key choice that is not a near-tie";
   }
 
   fs::path directory_;

@@ -40,11 +40,14 @@ namespace fs = std::filesystem;
 constexpr double kMinCosine = 0.99, kMinMeanCosine = 0.999;
 constexpr int64_t kPageSize = 16, kPromptTokens = 112, kChunk = 24, kDecodeSteps = 12;
 
-// The MLA fixtures: the FP8 cache holds MLA latents only (GQA models refuse it).
+// The dense-MLA fixtures. GQA caches are covered by gqa_model_test; DeepSeek-sparse-attention
+// ones by dsa_model_test, since e4m3 indexer keys may swap near-tied positions of the choice,
+// which moves logits beyond this test's latent-quantization bounds.
 std::vector<std::string> fixture_names() {
   std::vector<std::string> names;
   for (const std::string& name : testing::fixture_names(testing::FixtureKind::Bf16))
-    if (ModelConfig::load(testing::fixture_directory(name)).is_mla()) names.push_back(name);
+    if (const ModelConfig config = ModelConfig::load(testing::fixture_directory(name)); config.is_mla() && !config.indexer)
+      names.push_back(name);
   return names;
 }
 

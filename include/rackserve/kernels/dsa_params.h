@@ -37,7 +37,9 @@ struct DsaQueryParams {
   const int32_t* query_start;  // [sequences + 1]
   const int32_t* block_table;  // [sequences, max_blocks]
   const int32_t* positions;    // [tokens]
-  int64_t tokens, sequences, heads, width, page_size, max_blocks, top_k;  // heads <= 128, width <= 256, width % 32 == 0
+  // heads <= 128, width <= 256, width % 32 == 0, and the score kernel's shared memory
+  // 4 x (heads x (width + 1) + heads + 8 x width) bytes within 99 KB (GLM-5 21 KB, V3.2 37 KB)
+  int64_t tokens, sequences, heads, width, page_size, max_blocks, top_k;
   float softmax_scale, head_scale;
 };
 
@@ -46,7 +48,8 @@ bool dsa_query_supported(const DsaQueryParams& params);
 
 // Scores of tokens [token_begin, token_end) into scores [token_end - token_begin, score_stride]
 // f32, row r for token token_begin + r, columns [0, positions[t] + 1) (rows of tokens needing
-// no scores are left unwritten). score_stride >= the largest positions[t] + 1 of the range.
+// no scores are left unwritten). Precondition, not checked (positions live on the device):
+// score_stride >= the largest positions[t] + 1 of the range.
 int launch_dsa_scores(const DsaQueryParams& params, int64_t token_begin, int64_t token_end, float* scores,
                       int64_t score_stride, Stream stream);
 

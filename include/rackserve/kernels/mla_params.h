@@ -54,8 +54,9 @@ struct MlaAttentionParams {
   void* output;                // [tokens, heads, v] bf16
   int64_t tokens, sequences, heads, nope, rope, v, lora, page_size, max_blocks;  // lora % 32 == 0, lora <= 512
   float softmax_scale;
-  // DeepSeek sparse attention: [tokens, top_k] int32, each row the ascending cache positions
-  // the token attends to, then -1 to the row's end; nullptr: every position <= positions[t].
+  // DeepSeek sparse attention: [tokens, top_k] int32, row t the min(positions[t] + 1, top_k)
+  // ascending cache positions the token attends to, then -1 to the row's end (dsa_top_k's rows);
+  // nullptr: every position <= positions[t].
   const int32_t* key_positions;
   int64_t top_k;
 };

@@ -105,15 +105,19 @@ Tensor CpuBackend::dsa_top_k(const DsaTopK& args) {
         }
         float score = 0.0f;
         for (int64_t h = 0; h < heads; ++h)
-          score += weights[h] * args.head_scale * std::max(cpu::dot(q + h * width, entry, width) * args.softmax_scale, 0.0f);
+          score += weights[h] * args.head_scale * std::fmax(cpu::dot(q + h * width, entry, width) * args.softmax_scale, 0.0f);
         scores[j] = score;
       }
       order.resize(keys);
       std::iota(order.begin(), order.end(), 0);
-      // Highest score first, the lower position first among equal scores.
-      std::partial_sort(order.begin(), order.begin() + args.top_k, order.end(), [&](int32_t a, int32_t b) {
-        return scores[a] != scores[b] ? scores[a] > scores[b] : a < b;
-      });
+      // Highest score first, the lower position first among equal scores; a NaN score ranks
+      // below every number (-inf included).
+      auto before = [&](int32_t a, int32_t b) {
+        const bool a_nan = std::isnan(scores[a]), b_nan = std::isnan(scores[b]);
+        if (a_nan != b_nan) return b_nan;
+        return a_nan || scores[a] == scores[b] ? a < b : scores[a] > scores[b];
+      };
+      std::partial_sort(order.begin(), order.begin() + args.top_k, order.end(), before);
       std::sort(order.begin(), order.begin() + args.top_k);
       std::copy(order.begin(), order.begin() + args.top_k, row);
     }

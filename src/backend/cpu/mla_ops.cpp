@@ -100,14 +100,15 @@ Tensor CpuBackend::mla_attention(const MlaAttention& args) {
       for (int32_t j = 0; j <= positions[t]; ++j) keys.push_back(j);
       return;
     }
+    const int64_t count = std::min<int64_t>(positions[t] + 1, chosen);
     for (int64_t i = 0; i < chosen; ++i) {
       const int32_t j = args.key_positions.as<int32_t>()[t * chosen + i];
-      if (j == -1) continue;
-      RS_CHECK(j >= 0 && j <= positions[t], "mla_attention: token {} at position {} given key position {}", t,
-               positions[t], j);
-      keys.push_back(j);
+      RS_CHECK(i < count ? (j >= 0 && j <= positions[t] && (keys.empty() || j > keys.back())) : j == -1,
+               "mla_attention: token {} at position {} has key position {} at {}: rows hold min(position + 1, "
+               "top_k) ascending positions, then -1",
+               t, positions[t], j, i);
+      if (i < count) keys.push_back(j);
     }
-    RS_CHECK(!keys.empty(), "mla_attention: token {} is given no key", t);
   };
   // Entry j of sequence s as f32: a pointer into an f32 cache, or the FP8 entry dequantized
   // (e4m3 * scale) into `scratch`.

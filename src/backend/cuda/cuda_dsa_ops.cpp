@@ -11,8 +11,10 @@ namespace rackserve {
 
 namespace {
 // The f32 score rows of one launch: prefill chunks of many tokens over long contexts are
-// scored and chosen in groups of rows that fit this, so the workspace stays bounded.
-constexpr int64_t kScoreWorkspaceBytes = int64_t{256} << 20;
+// scored and chosen in groups of rows that fit this, so the workspace stays bounded (128 rows
+// at 128k keys). dsa_top_k hands the workspace back to the step arena when it returns, so every
+// DSA layer of a step reuses the same memory.
+constexpr int64_t kScoreWorkspaceBytes = int64_t{64} << 20;
 
 kernels::MlaCacheType cache_type_of(const Tensor& cache_layer) {
   return cache_layer.dtype == DType::F8_E4M3 ? kernels::MlaCacheType::E4M3 : kernels::MlaCacheType::BF16;
@@ -25,8 +27,11 @@ void CudaBackend::dsa_write_keys(const DsaKeyWrite& args) {
   const int64_t tokens = args.k.dim(0), width = args.k.dim(1);
   check_paged_cache("dsa_write_keys", args.cache_layer, args.cache_scales, DType::BF16, width);
   RS_CHECK(args.rope && args.norm_weight.numel() == width && args.norm_bias.numel() == width &&
-               args.slots.numel() == tokens && args.positions.numel() == tokens,
-           "dsa_write_keys: norm, rope, slots or positions do not match keys {}", shape_string(args.k.shape));
+               args.norm_weight.dtype == DType::BF16 && args.norm_bias.dtype == DType::BF16 &&
+               args.slots.numel() == tokens && args.positions.numel() == tokens && args.slots.dtype == DType::I32 &&
+               args.positions.dtype == DType::I32,
+           "dsa_write_keys: norm (BF16), rope, slots or positions (I32) do not match keys {}",
+           shape_string(args.k.shape));
   const bool fp8 = args.cache_layer.dtype == DType::F8_E4M3;
   kernels::DsaKeyWriteParams params{};
   params.k = args.k.data;
@@ -91,6 +96,7 @@ Tensor CudaBackend::dsa_top_k(const DsaTopK& args) {
   const bool scoring = max_keys > args.top_k;
   const int64_t rows_per_group =
       scoring ? std::clamp<int64_t>(kScoreWorkspaceBytes / (max_keys * 4), 1, std::min<int64_t>(tokens, 65535)) : tokens;
+  const ArenaMark before_scores{chunk_index_, chunk_offset_};
   Tensor scores = scoring ? allocate_step(DType::F32, {rows_per_group, max_keys}) : Tensor{};
   for (int64_t begin = 0; begin < tokens; begin += rows_per_group) {
     const int64_t end = std::min(tokens, begin + rows_per_group);
@@ -100,6 +106,10 @@ Tensor CudaBackend::dsa_top_k(const DsaTopK& args) {
                                      out.as<int32_t>(), stream_),
           "dsa_select");
   }
+  // The scores are read only by the launches above: later allocations may take their memory
+  // (same stream, so no kernel of this op can see it rewritten).
+  chunk_index_ = before_scores.chunk;
+  chunk_offset_ = before_scores.offset;
   return out;
 }
 
