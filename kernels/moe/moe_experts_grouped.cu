@@ -41,25 +41,32 @@ MoeGroupedConfig plan_moe_grouped(int64_t tokens, int64_t /*top_k*/, int64_t /*e
 
 int launch_moe_experts_grouped(const MoeGroupedExpertsParams& p, const MoeGroupedConfig& config, Stream stream) {
   const MoeAlignLayout layout = moe_align_layout(p.tokens, p.top_k, p.experts);
+  const bool int4 = p.weight_format == MoeWeightFormat::INT4;
+  if (int4 && (p.group <= 0 || p.group % 8 != 0 || p.hidden % p.group != 0 || p.inter % p.group != 0 ||
+               (p.tokens > 0 && (!p.gate_up_scales || !p.down_scales))))
+    return cudaErrorInvalidValue;
+  if (!int4 && p.weight_format != MoeWeightFormat::BF16) return cudaErrorInvalidValue;
   if (p.tokens < 0 || p.top_k <= 0 || p.experts <= 0 || p.hidden <= 0 || p.inter <= 0 || p.hidden % 8 != 0 ||
       p.inter % 8 != 0 || p.max_active < layout.max_active || p.max_blocks < layout.max_blocks ||
       p.max_active > 65535 || layout.pairs > INT32_MAX / 2 || config.tiled_min_tokens < 1 ||
       (p.tokens > 0 && (!p.x || !p.weights || !p.gate_up || !p.down || !p.sorted_pairs || !p.active_experts ||
                         !p.active_offsets || !p.active_counts || !p.block_slots || !p.activated_high ||
                         !p.activated_low || !p.contributions || !p.output)) ||
-      !aligned16(p.x) || !aligned16(p.gate_up) || !aligned16(p.down) || !aligned16(p.activated_high) ||
+      !aligned16(p.x) || (!int4 && (!aligned16(p.gate_up) || !aligned16(p.down))) || !aligned16(p.activated_high) ||
       !aligned16(p.activated_low) || !aligned16(p.contributions) || !aligned16(p.output))
     return cudaErrorInvalidValue;
   if (p.tokens == 0) return cudaSuccess;
   auto s = static_cast<cudaStream_t>(stream);
-  // Tiled launches only when some expert can reach the threshold (its CTAs exit otherwise).
-  const bool tiled = layout.pairs >= config.tiled_min_tokens;
-  if (int status = launch_moe_gate_up_small_m(p, config.tiled_min_tokens, s)) return status;
+  // Tiled launches only when some expert can reach the threshold (its CTAs exit otherwise);
+  // INT4 weights stream at every size (the tiled path reads bf16 tiles).
+  const int64_t tiled_min_tokens = int4 ? INT32_MAX : config.tiled_min_tokens;
+  const bool tiled = layout.pairs >= tiled_min_tokens;
+  if (int status = launch_moe_gate_up_small_m(p, tiled_min_tokens, s)) return status;
   if (tiled)
-    if (int status = launch_moe_gate_up_tiled(p, config.tiled_min_tokens, s)) return status;
-  if (int status = launch_moe_down_small_m(p, config.tiled_min_tokens, s)) return status;
+    if (int status = launch_moe_gate_up_tiled(p, tiled_min_tokens, s)) return status;
+  if (int status = launch_moe_down_small_m(p, tiled_min_tokens, s)) return status;
   if (tiled)
-    if (int status = launch_moe_down_tiled(p, config.tiled_min_tokens, s)) return status;
+    if (int status = launch_moe_down_tiled(p, tiled_min_tokens, s)) return status;
   moe_sum_slots_kernel<<<grid_blocks(p.tokens * p.hidden / 4, kReduceThreads, 4096), kReduceThreads, 0, s>>>(p);
   return launch_status();
 }

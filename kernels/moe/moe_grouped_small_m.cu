@@ -6,6 +6,9 @@
 //   down:    a warp owns 4 hidden rows.
 // With 2 chunks unrolled, each lane keeps 8 16-byte weight loads in flight (32 KB per CTA).
 // Weights load with L1::no_allocate so the token vectors (re-read by every warp) stay in L1.
+// INT4 weights (MoeWeightFormat::INT4, W4A16) run the same kernels: a chunk of 8 weights is
+// one 4-byte word of codes and its group's bf16 scale, expanded to (code - 8) * scale in f32,
+// so a CTA streams a quarter of the bytes (8 4-byte loads in flight per lane).
 #include "common/device_utils.cuh"
 #include "moe/moe_grouped.cuh"
 
@@ -43,6 +46,52 @@ __device__ __forceinline__ void unpack_bf16x8(const uint4& raw, float (&out)[8])
 __device__ __forceinline__ void load_cached_bf16x8(const __nv_bfloat16* address, float (&out)[8]) {
   unpack_bf16x8(__ldg(reinterpret_cast<const uint4*>(address)), out);
 }
+
+__device__ __forceinline__ uint32_t load_streaming_word(const uint32_t* address) {
+  uint32_t v;
+  asm("ld.global.nc.L1::no_allocate.u32 %0, [%1];\n" : "=r"(v) : "l"(address));
+  return v;
+}
+
+// One weight row of an expert, read kChunk = 8 consecutive inputs at a time: load(k) fetches
+// the chunk at input k (a multiple of 8) for a later unpack into f32 weights.
+template <MoeWeightFormat kFormat>
+struct WeightRow;
+
+template <>
+struct WeightRow<MoeWeightFormat::BF16> {
+  using Chunk = uint4;
+  const __nv_bfloat16* values;
+  // Row `row` of the [experts * rows_per_expert, cols] matrix `base` (scales unused).
+  __device__ static WeightRow at(const void* base, const void* /*scales*/, int64_t row, int64_t cols, int64_t /*group*/) {
+    return {static_cast<const __nv_bfloat16*>(base) + row * cols};
+  }
+  __device__ Chunk load(int64_t k) const { return load_streaming(values + k); }
+  __device__ static void unpack(const Chunk& chunk, float (&w)[8]) { unpack_bf16x8(chunk, w); }
+};
+
+template <>
+struct WeightRow<MoeWeightFormat::INT4> {
+  struct Chunk {
+    uint32_t codes;
+    float scale;
+  };
+  const uint32_t* codes;
+  const __nv_bfloat16* scales;
+  int group;
+  __device__ static WeightRow at(const void* base, const void* scales, int64_t row, int64_t cols, int64_t group) {
+    return {static_cast<const uint32_t*>(base) + row * (cols / 8),
+            static_cast<const __nv_bfloat16*>(scales) + row * (cols / group), static_cast<int>(group)};
+  }
+  __device__ Chunk load(int64_t k) const {
+    return {load_streaming_word(codes + k / 8), __bfloat162float(scales[k / group])};
+  }
+  __device__ static void unpack(const Chunk& chunk, float (&w)[8]) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+      w[i] = static_cast<float>(static_cast<int>((chunk.codes >> (4 * i)) & 0xfu) - 8) * chunk.scale;
+  }
+};
 
 // One halving step: lanes whose `Width` bit is clear keep v[0..Width), the others
 // v[Width..2 Width) moved down to v[0..Width), each plus the partner lane's copy.
@@ -82,23 +131,24 @@ __device__ __forceinline__ bool small_m_expert(const MoeGroupedExpertsParams& p,
   return work.count < tiled_min_tokens;
 }
 
+template <MoeWeightFormat kFormat>
 __global__ void __launch_bounds__(kThreads) moe_gate_up_small_m_kernel(MoeGroupedExpertsParams p,
                                                                        int64_t tiled_min_tokens) {
+  using Row = WeightRow<kFormat>;
   wait_for_prior_kernel();
   ExpertWork work;
   if (!small_m_expert(p, tiled_min_tokens, work)) return;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t row_begin = (static_cast<int64_t>(blockIdx.x) * kWarps + warp) * kGateUpRows;
   if (row_begin >= p.inter) return;
-  const __nv_bfloat16* expert_weights =
-      static_cast<const __nv_bfloat16*>(p.gate_up) + static_cast<int64_t>(work.expert) * 2 * p.inter * p.hidden;
+  const int64_t expert_row = static_cast<int64_t>(work.expert) * 2 * p.inter;
   // rows[q]: q < kGateUpRows the gate rows, then the matching up rows (clamped in range).
-  const __nv_bfloat16* rows[2 * kGateUpRows];
+  Row rows[2 * kGateUpRows];
 #pragma unroll
   for (int r = 0; r < kGateUpRows; ++r) {
     const int64_t row = min(row_begin + r, p.inter - 1);
-    rows[r] = expert_weights + row * p.hidden;
-    rows[kGateUpRows + r] = expert_weights + (p.inter + row) * p.hidden;
+    rows[r] = Row::at(p.gate_up, p.gate_up_scales, expert_row + row, p.hidden, p.group);
+    rows[kGateUpRows + r] = Row::at(p.gate_up, p.gate_up_scales, expert_row + p.inter + row, p.hidden, p.group);
   }
   const __nv_bfloat16* x = static_cast<const __nv_bfloat16*>(p.x);
 
@@ -112,12 +162,12 @@ __global__ void __launch_bounds__(kThreads) moe_gate_up_small_m_kernel(MoeGroupe
     }
     float accumulator[32] = {};  // [q][t]: q = gate rows, then up rows
     for (int64_t k_begin = lane * kChunk; k_begin < p.hidden; k_begin += 32 * kChunk * kUnroll) {
-      uint4 raw[kUnroll][2 * kGateUpRows];
+      typename Row::Chunk raw[kUnroll][2 * kGateUpRows];
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         const int64_t k = k_begin + u * 32 * kChunk;
 #pragma unroll
-        for (int q = 0; q < 2 * kGateUpRows; ++q) raw[u][q] = k < p.hidden ? load_streaming(rows[q] + k) : uint4{};
+        for (int q = 0; q < 2 * kGateUpRows; ++q) raw[u][q] = k < p.hidden ? rows[q].load(k) : typename Row::Chunk{};
       }
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
@@ -125,7 +175,7 @@ __global__ void __launch_bounds__(kThreads) moe_gate_up_small_m_kernel(MoeGroupe
         if (k >= p.hidden) continue;
         float w[2 * kGateUpRows][kChunk];
 #pragma unroll
-        for (int q = 0; q < 2 * kGateUpRows; ++q) unpack_bf16x8(raw[u][q], w[q]);
+        for (int q = 0; q < 2 * kGateUpRows; ++q) Row::unpack(raw[u][q], w[q]);
 #pragma unroll
         for (int t = 0; t < kTileTokens; ++t) {
           if (t >= tokens) continue;
@@ -152,19 +202,21 @@ __global__ void __launch_bounds__(kThreads) moe_gate_up_small_m_kernel(MoeGroupe
   }
 }
 
+template <MoeWeightFormat kFormat>
 __global__ void __launch_bounds__(kThreads) moe_down_small_m_kernel(MoeGroupedExpertsParams p,
                                                                     int64_t tiled_min_tokens) {
+  using Row = WeightRow<kFormat>;
   wait_for_prior_kernel();
   ExpertWork work;
   if (!small_m_expert(p, tiled_min_tokens, work)) return;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t row_begin = (static_cast<int64_t>(blockIdx.x) * kWarps + warp) * kDownRows;
   if (row_begin >= p.hidden) return;
-  const __nv_bfloat16* rows[kDownRows];
+  Row rows[kDownRows];
 #pragma unroll
   for (int q = 0; q < kDownRows; ++q)
-    rows[q] = static_cast<const __nv_bfloat16*>(p.down) +
-              (static_cast<int64_t>(work.expert) * p.hidden + min(row_begin + q, p.hidden - 1)) * p.inter;
+    rows[q] = Row::at(p.down, p.down_scales, static_cast<int64_t>(work.expert) * p.hidden + min(row_begin + q, p.hidden - 1),
+                      p.inter, p.group);
   const __nv_bfloat16* high = static_cast<const __nv_bfloat16*>(p.activated_high);
   const __nv_bfloat16* low = static_cast<const __nv_bfloat16*>(p.activated_low);
 
@@ -176,12 +228,12 @@ __global__ void __launch_bounds__(kThreads) moe_down_small_m_kernel(MoeGroupedEx
       activated_rows[t] = static_cast<int64_t>(p.sorted_pairs[work.offset + tile + min(t, tokens - 1)]) * p.inter;
     float accumulator[32] = {};  // [q][t]
     for (int64_t k_begin = lane * kChunk; k_begin < p.inter; k_begin += 32 * kChunk * kUnroll) {
-      uint4 raw[kUnroll][kDownRows];
+      typename Row::Chunk raw[kUnroll][kDownRows];
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         const int64_t k = k_begin + u * 32 * kChunk;
 #pragma unroll
-        for (int q = 0; q < kDownRows; ++q) raw[u][q] = k < p.inter ? load_streaming(rows[q] + k) : uint4{};
+        for (int q = 0; q < kDownRows; ++q) raw[u][q] = k < p.inter ? rows[q].load(k) : typename Row::Chunk{};
       }
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
@@ -189,7 +241,7 @@ __global__ void __launch_bounds__(kThreads) moe_down_small_m_kernel(MoeGroupedEx
         if (k >= p.inter) continue;
         float w[kDownRows][kChunk];
 #pragma unroll
-        for (int q = 0; q < kDownRows; ++q) unpack_bf16x8(raw[u][q], w[q]);
+        for (int q = 0; q < kDownRows; ++q) Row::unpack(raw[u][q], w[q]);
 #pragma unroll
         for (int t = 0; t < kTileTokens; ++t) {
           if (t >= tokens) continue;
@@ -220,14 +272,20 @@ __global__ void __launch_bounds__(kThreads) moe_down_small_m_kernel(MoeGroupedEx
 int launch_moe_gate_up_small_m(const MoeGroupedExpertsParams& p, int64_t tiled_min_tokens, cudaStream_t stream) {
   const int64_t rows_per_block = kWarps * kGateUpRows;
   dim3 grid(static_cast<unsigned>((p.inter + rows_per_block - 1) / rows_per_block), static_cast<unsigned>(p.max_active));
-  moe_gate_up_small_m_kernel<<<grid, kThreads, 0, stream>>>(p, tiled_min_tokens);
+  if (p.weight_format == MoeWeightFormat::INT4)
+    moe_gate_up_small_m_kernel<MoeWeightFormat::INT4><<<grid, kThreads, 0, stream>>>(p, tiled_min_tokens);
+  else
+    moe_gate_up_small_m_kernel<MoeWeightFormat::BF16><<<grid, kThreads, 0, stream>>>(p, tiled_min_tokens);
   return launch_status();
 }
 
 int launch_moe_down_small_m(const MoeGroupedExpertsParams& p, int64_t tiled_min_tokens, cudaStream_t stream) {
   const int64_t rows_per_block = kWarps * kDownRows;
   dim3 grid(static_cast<unsigned>((p.hidden + rows_per_block - 1) / rows_per_block), static_cast<unsigned>(p.max_active));
-  moe_down_small_m_kernel<<<grid, kThreads, 0, stream>>>(p, tiled_min_tokens);
+  if (p.weight_format == MoeWeightFormat::INT4)
+    moe_down_small_m_kernel<MoeWeightFormat::INT4><<<grid, kThreads, 0, stream>>>(p, tiled_min_tokens);
+  else
+    moe_down_small_m_kernel<MoeWeightFormat::BF16><<<grid, kThreads, 0, stream>>>(p, tiled_min_tokens);
   return launch_status();
 }
 

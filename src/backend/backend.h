@@ -177,7 +177,9 @@ class Backend {
   // Sum over the chosen experts of weight * down(silu(gate(x)) * up(x)) -> [T, hidden].
   // FP8 experts (experts.*_fp8) run each product with the W8A8 math of linear_fp8: x is
   // quantized once per token (as the moe_experts overload below takes it), each expert's
-  // activation silu(gate) * up once per (token, expert) from its f32 value.
+  // activation silu(gate) * up once per (token, expert) from its f32 value. INT4 experts
+  // (experts.*_int4) are W4A16: each weight is (code - 8) * its group's scale, products in f32
+  // on the activations as stored.
   virtual Tensor moe_experts(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts) = 0;
   // The same for FP8 experts on x already quantized in Fp8ActivationLayout::of(*experts.gate_up_fp8).
   virtual Tensor moe_experts(const QuantizedActivation& x, const MoeRouting& routing,

@@ -234,6 +234,23 @@ struct QuantizedWeight {
   }
 };
 
+// A symmetric group-quantized INT4 weight, as compressed-tensors "pack-quantized" stores it
+// (Kimi-K2-Thinking / K2.5's routed experts, group 32): W4A16, the activations stay in the
+// backend's dtype. Rank 3 with a leading experts axis (stacked MoE experts).
+//   packed[.., r, w]  I32: the 4-bit codes of columns 8w .. 8w + 7, column 8w + i in bits
+//                     [4i, 4i + 4), each stored as value + 8 (value in [-8, 7])
+//   scales[.., r, g]  the scale of columns [g * group, (g + 1) * group) of row r, in the
+//                     backend's activation dtype (the checkpoint's bf16 converts exactly)
+//   weight[r, c] = (code(r, c) - 8) * scales[r, c / group], computed in f32.
+struct Int4Weight {
+  Tensor packed;
+  Tensor scales;
+  int64_t group = 0;  // a multiple of 8
+
+  int64_t out_features() const { return packed.dim(packed.rank() - 2); }
+  int64_t in_features() const { return packed.dim(packed.rank() - 1) * 8; }
+};
+
 // How a W8A8 product quantizes its activations (the contract is the CPU backend's
 // fp8_linear.h): per token per `group` consecutive columns (Block, group = the weight's
 // block_in), or per token over the whole row (Channel, group 0). A weight decides it: of(w).
@@ -300,6 +317,8 @@ struct ExpertWeights {
   Tensor down;     // [experts, hidden, intermediate]
   std::optional<QuantizedWeight> gate_up_fp8 = std::nullopt;  // the same shapes, FP8 with scales
   std::optional<QuantizedWeight> down_fp8 = std::nullopt;
+  std::optional<Int4Weight> gate_up_int4 = std::nullopt;  // the same shapes, INT4 (W4A16)
+  std::optional<Int4Weight> down_int4 = std::nullopt;
   // The last `shared` of the experts are a shared expert stacked after the routed ones (the
   // router's MoeRouterParams::shared_slots); tuned launch configs are looked up for the routed
   // ones (experts - shared, top_k - shared).

@@ -13,7 +13,8 @@ QuantConfig dummy_quant_config(const ModelConfig& config, Fp8Weights fp8_weights
   const WeightManifest manifest = dummy_weight_manifest(config, quant);
   for (const ManifestEntry& entry : manifest.entries()) {
     const bool fp8 = entry.format == WeightFormat::Fp8Block || entry.format == WeightFormat::Fp8Channel;
-    if ((entry.format != WeightFormat::Dense && !fp8) || entry.name.ends_with(".input_scale")) return {};
+    const bool int4_expert = entry.format == WeightFormat::Int4Group && entry.name.find(".experts.") != std::string::npos;
+    if ((entry.format != WeightFormat::Dense && !fp8 && !int4_expert) || entry.name.ends_with(".input_scale")) return {};
   }
   return quant;
 }

@@ -14,10 +14,11 @@
 namespace rackserve {
 
 // How dummy weights store `config`'s linears: as its quantization_config says when that
-// stores them in FP8 block or channel layout (what a checkpoint loads natively, W8A8) and
-// `fp8_weights` is Native; otherwise unquantized. So --dequantize-fp8 gives dense linears
-// as it does for a checkpoint, and formats the loader does not run natively (int4, nvfp4,
-// per-tensor fp8, static input scales) stay dense as before.
+// stores them in FP8 block or channel layout (what a checkpoint loads natively, W8A8) or INT4
+// routed experts only (Kimi-K2.5, W4A16), and `fp8_weights` is Native; otherwise unquantized.
+// So --dequantize-fp8 gives dense linears as it does for a checkpoint, and formats the loader
+// does not run natively (nvfp4, per-tensor fp8, static input scales, INT4 beyond the routed
+// experts) stay dense as before.
 QuantConfig dummy_quant_config(const ModelConfig& config, Fp8Weights fp8_weights = Fp8Weights::Native);
 
 // The manifest dummy weights follow: every tensor of `config`, linears stored as `quant`

@@ -48,6 +48,8 @@ WeightTotals weight_totals(const WeightManifest& manifest, bool include_mtp) {
 }
 
 uint64_t loaded_bytes_per_rank(const ManifestEntry& entry, int64_t tp) {
+  // An INT4 module's weight_shape restates its config shape: read by no loader.
+  if (entry.format == WeightFormat::Int4Group && entry.name.ends_with(".weight_shape")) return 0;
   if (entry.format != WeightFormat::Fp8Block && entry.format != WeightFormat::Fp8Channel) return entry.bytes_per_rank(tp);
   const uint64_t values = static_cast<uint64_t>(shape_numel(entry.shape_per_rank(tp)));
   const bool weight = entry.name.ends_with(".weight");

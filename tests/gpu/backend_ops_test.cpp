@@ -596,5 +596,50 @@ TEST_F(OpsTest, MoeRouteAndExperts) {
   }
 }
 
+// INT4 routed experts (W4A16, Kimi-K2.5's format): random codes and bf16 scales, the same
+// bytes on both backends; the GPU streams the packed codes through the small-M kernels at every
+// batch size. Kimi-K2.5 per-GPU shapes at TP 8 (384 experts, intermediate 256, groups of 32),
+// a decode batch, a prefill-sized one (repeated weight streaming), and groups of 128.
+TEST_F(OpsTest, MoeInt4Experts) {
+  struct Case {
+    int64_t tokens, experts, top_k, hidden, inter, group;
+  };
+  for (Case c : {Case{4, 384, 8, 7168, 256, 32}, Case{200, 64, 8, 1024, 256, 32}, Case{7, 32, 4, 512, 512, 128}}) {
+    auto logits_values = random(c.tokens * c.experts), bias_values = random(c.experts, 0.05f);
+    Pair logits = upload(logits_values, {c.tokens, c.experts}, DType::F32);
+    Pair bias = upload(bias_values, {c.experts}, DType::F32);
+    MoeRouterParams params{c.top_k, 1, 1, true, true, true, 2.827f, 0};
+    cpu_->begin_step();
+    gpu_->begin_step();
+    MoeRouting cpu_routing = cpu_->moe_route(logits.cpu, bias.cpu, params);
+    MoeRouting gpu_routing = gpu_->moe_route(logits.gpu, bias.gpu, params);
+    ASSERT_EQ(cpu_->download_f32(cpu_routing.expert_ids), gpu_->download_f32(gpu_routing.expert_ids));
+
+    // One weight: random codes, bf16 scales of about 1 / (8 sqrt(in)) so outputs stay O(1).
+    auto int4_weight = [&](int64_t rows, int64_t cols) {
+      std::vector<int32_t> codes(c.experts * rows * cols / 8);
+      for (int32_t& word : codes) word = static_cast<int32_t>(rng_());
+      auto scales = random(c.experts * rows * (cols / c.group), 0.1f / std::sqrt(float(cols)));
+      for (float& scale : scales) scale = bf16_to_f32(f32_to_bf16(std::fabs(scale) + 1e-3f / std::sqrt(float(cols))));
+      Pair packed = upload_ints(codes, {c.experts, rows, cols / 8});
+      Pair scale_tensors = upload(scales, {c.experts, rows, cols / c.group});
+      return std::pair{Int4Weight{packed.cpu, scale_tensors.cpu, c.group}, Int4Weight{packed.gpu, scale_tensors.gpu, c.group}};
+    };
+    const auto gate_up = int4_weight(2 * c.inter, c.hidden), down = int4_weight(c.hidden, c.inter);
+    auto x_values = random(c.tokens * c.hidden);
+    Pair x = upload(x_values, {c.tokens, c.hidden});
+    ExpertWeights cpu_experts, gpu_experts;
+    cpu_experts.gate_up_int4 = gate_up.first;
+    cpu_experts.down_int4 = down.first;
+    gpu_experts.gate_up_int4 = gate_up.second;
+    gpu_experts.down_int4 = down.second;
+    Tensor cpu_out = cpu_->moe_experts(x.cpu, cpu_routing, cpu_experts);
+    Tensor gpu_out = gpu_->moe_experts(x.gpu, gpu_routing, gpu_experts);
+    // The GPU carries the activation between the two products as bf16 high + low parts (~16
+    // bits), as for bf16 experts; otherwise the same f32 products in another order.
+    EXPECT_LT(relative_error(cpu_out, gpu_out), 1e-4) << c.tokens << " tokens, " << c.experts << " experts";
+  }
+}
+
 }  // namespace
 }  // namespace rackserve

@@ -332,6 +332,20 @@ TEST(DummyPlan, DeepSeekV3Fp8BytesPerLayer) {
   EXPECT_LT(whole.total(), 0.75e12);
 }
 
+// Kimi-K2.5 as shipped: routed experts INT4 in groups of 32 (4-bit codes + one bf16 scale per
+// 32 inputs: 0.5625 bytes per value), the rest BF16 (the config's ignore list).
+TEST(DummyPlan, KimiK25Int4ExpertsBytesPerLayer) {
+  const fs::path directory = fs::path(RACKSERVE_SHARED_MODELS_DIR) / "kimi-k2.5";
+  if (!fs::exists(directory / "config.json")) GTEST_SKIP() << "no " << directory;
+  const DummyWeightPlan plan = plan_dummy_weights(with_layers_cut(ModelConfig::load(directory), 2));
+  ASSERT_EQ(plan.layers.size(), 2u);
+  // Per expert: gate and up [2048, 7168] and down [7168, 2048]: 3 x 2048 x 7168 / 2 bytes of
+  // codes = 22,020,096, scales (2 x 2048 x 224 + 7168 x 64) x 2 = 2,752,512 bytes.
+  EXPECT_EQ(plan.layers[1].bytes_per_expert(), 22020096ull + 2752512ull);
+  EXPECT_EQ(plan.layers[1].routed_experts, 384ull * (22020096ull + 2752512ull));
+  EXPECT_EQ(plan.layers[0].routed_experts, 0u);
+}
+
 // A compressed-tensors (channel) config: its checkpoint stores bf16 weight_scale, loaded
 // (and generated) as f32, so the plan counts 4 bytes per scale row.
 TEST(DummyPlan, ChannelScalesCountAsLoadedF32) {

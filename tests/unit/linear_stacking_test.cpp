@@ -51,8 +51,12 @@ TEST(PiecesStack, WhatTheScaleTablesCannotHoldDoesNot) {
   EXPECT_FALSE(pieces_stack(request({192, 192}, 7168), {block(128, 128), block(128, 128)}, one));
   EXPECT_FALSE(pieces_stack(request({1536, 576}, 7168), {block(128, 128), dense()}, one));
   EXPECT_FALSE(pieces_stack(request({1536, 576}, 7168), {block(128, 128), block(64, 128)}, one));
-  EXPECT_FALSE(pieces_stack(request({1536, 576}, 7168), {of_format(WeightFormat::Int4Group),
-                                                         of_format(WeightFormat::Int4Group)}, one));
+  // INT4 scales run along the inputs: rows stack when the groups agree.
+  LinearScheme groups_of_32 = of_format(WeightFormat::Int4Group), groups_of_128 = groups_of_32;
+  groups_of_32.group_size = 32;
+  groups_of_128.group_size = 128;
+  EXPECT_TRUE(pieces_stack(request({1536, 576}, 7168), {groups_of_32, groups_of_32}, one));
+  EXPECT_FALSE(pieces_stack(request({1536, 576}, 7168), {groups_of_32, groups_of_128}, one));
   EXPECT_FALSE(pieces_stack(request({1536, 576}, 7168), {block(128, 128)}, one));  // a scheme per module
   // A static activation scale (input_scale) quantizes one module's input: no stacking.
   LinearScheme static_scale = of_format(WeightFormat::Fp8Channel);

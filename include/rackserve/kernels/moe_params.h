@@ -74,11 +74,18 @@ void set_pair_lists(ExpertsParams& params, const MoeAlignParams& align) {
 // Each active expert runs on one of two paths, chosen on the device from its pair count:
 // below `tiled_min_tokens` the CUDA-core path (weights streamed with 16-byte loads, tiles of
 // 8 tokens), from it on the mma.sync tiled path (M = the expert's pairs, N = weight rows).
+// How the grouped experts' weights are stored.
+enum class MoeWeightFormat : uint8_t {
+  BF16,  // bf16 values
+  INT4,  // W4A16: I32 words of 8 4-bit codes (column 8w + i in bits [4i, 4i + 4), value + 8) and
+         // one bf16 scale per `group` inputs of a row: weight = (code - 8) * scale (Int4Weight, ops.h)
+};
+
 struct MoeGroupedExpertsParams {
   const void* x;                 // [tokens, hidden] bf16
   const float* weights;          // [pairs] routing weights (= [tokens, top_k])
-  const void* gate_up;           // [experts, 2 * inter, hidden] bf16 (gate rows, then up rows)
-  const void* down;              // [experts, hidden, inter] bf16
+  const void* gate_up;           // [experts, 2 * inter, hidden] bf16 (gate rows, then up rows); INT4: [.., hidden / 8] I32
+  const void* down;              // [experts, hidden, inter] bf16; INT4: [.., inter / 8] I32
   const int32_t* sorted_pairs;   // the MoeAlignParams outputs, same names and shapes
   const int32_t* active_experts;
   const int32_t* active_offsets;
@@ -90,6 +97,11 @@ struct MoeGroupedExpertsParams {
   float* output;                 // [tokens, hidden] f32
   int64_t tokens, top_k, experts, hidden, inter;  // hidden, inter multiples of 8
   int64_t max_active, max_blocks;                 // from moe_align_layout
+  // Last, so that positional initialisers of the fields above stay valid (BF16 by default).
+  MoeWeightFormat weight_format;
+  const void* gate_up_scales;    // INT4: [experts, 2 * inter, hidden / group] bf16
+  const void* down_scales;       // INT4: [experts, hidden, inter / group] bf16
+  int64_t group;                 // INT4: inputs per scale, a multiple of 8 dividing hidden and inter
 };
 
 // How the grouped experts run (the problem is MoeGroupedExpertsParams).
@@ -98,7 +110,8 @@ struct MoeGroupedConfig {
 };
 // Decode-sized batches (<= 64 tokens) keep every expert on the streaming path: a few hot
 // experts alone on the tiled path would leave most SMs idle. Larger batches send experts
-// with >= 16 pairs to the tiled path.
+// with >= 16 pairs to the tiled path. INT4 weights take the streaming path at every size (the
+// tiled path reads bf16 tiles; an INT4 tile dequantized into shared memory is future work).
 MoeGroupedConfig plan_moe_grouped(int64_t tokens, int64_t top_k, int64_t experts);
 int launch_moe_experts_grouped(const MoeGroupedExpertsParams& params, const MoeGroupedConfig& config,
                                Stream stream);

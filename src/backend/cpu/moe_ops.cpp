@@ -88,20 +88,50 @@ MoeRouting CpuBackend::moe_route(const Tensor& router_logits, const Tensor& scor
 
 namespace {
 
-// Checks the expert weights (dense or FP8, never both) against x [tokens, hidden] and the routing;
-// returns the intermediate width.
+// Checks an INT4 expert weight's tensors (Int4Weight in ops.h); returns its [experts, out, in].
+Shape check_int4_experts(const Int4Weight& w, const char* what) {
+  RS_CHECK(w.packed.rank() == 3 && w.packed.dtype == DType::I32 && w.group > 0 && w.group % 8 == 0 &&
+               w.in_features() % w.group == 0 && w.scales.dtype == DType::F32 &&
+               w.scales.shape == Shape({w.packed.dim(0), w.packed.dim(1), w.in_features() / w.group}),
+           "INT4 expert {}: packed {} {} and scales {} {} (group {}) do not fit together", what,
+           dtype_name(w.packed.dtype), shape_string(w.packed.shape), dtype_name(w.scales.dtype),
+           shape_string(w.scales.shape), w.group);
+  return {w.packed.dim(0), w.out_features(), w.in_features()};
+}
+
+// out[r] = sum_c ((code(r, c) - 8) * scale(r, c / group)) * x[c] for the rows of `expert`
+// (W4A16: the f32 weight as Int4Weight defines it, dotted with x in f32). `row` is scratch.
+void int4_matvec(const Int4Weight& w, int64_t expert, const float* x, float* out, std::vector<float>& row) {
+  const int64_t rows = w.out_features(), cols = w.in_features(), groups = cols / w.group;
+  row.resize(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto* words = reinterpret_cast<const uint32_t*>(w.packed.as<int32_t>()) + (expert * rows + r) * (cols / 8);
+    const float* scales = w.scales.as<float>() + (expert * rows + r) * groups;
+    for (int64_t c = 0; c < cols; ++c)
+      row[c] = static_cast<float>(static_cast<int>((words[c / 8] >> (4 * (c % 8))) & 0xfu) - 8) * scales[c / w.group];
+    out[r] = cpu::dot(row.data(), x, cols);
+  }
+}
+
+// Checks the expert weights (dense, FP8 or INT4; gate_up and down alike) against x [tokens,
+// hidden] and the routing; returns the intermediate width.
 int64_t check_experts(int64_t tokens, int64_t hidden, const MoeRouting& routing, const ExpertWeights& experts) {
   RS_CHECK(routing.expert_ids.rank() == 2 && routing.expert_ids.dim(0) == tokens &&
                routing.weights.numel() == routing.expert_ids.numel(),
            "moe routing {} does not match {} tokens", shape_string(routing.expert_ids.shape), tokens);
-  const bool fp8 = experts.gate_up_fp8.has_value();
-  RS_CHECK(fp8 == experts.down_fp8.has_value(), "expert gate_up and down must both be FP8 or both dense");
+  const bool fp8 = experts.gate_up_fp8.has_value(), int4 = experts.gate_up_int4.has_value();
+  RS_CHECK(fp8 == experts.down_fp8.has_value() && int4 == experts.down_int4.has_value() && !(fp8 && int4),
+           "expert gate_up and down must both be FP8, both INT4 or both dense");
   if (fp8) {
     cpu::check_quantized_weight(*experts.gate_up_fp8, 3);
     cpu::check_quantized_weight(*experts.down_fp8, 3);
   }
-  const Shape& gate_up_shape = fp8 ? experts.gate_up_fp8->values.shape : experts.gate_up.shape;
-  const Shape& down_shape = fp8 ? experts.down_fp8->values.shape : experts.down.shape;
+  const Shape gate_up_shape = fp8    ? experts.gate_up_fp8->values.shape
+                              : int4 ? check_int4_experts(*experts.gate_up_int4, "gate_up")
+                                     : experts.gate_up.shape;
+  const Shape down_shape = fp8    ? experts.down_fp8->values.shape
+                           : int4 ? check_int4_experts(*experts.down_int4, "down")
+                                  : experts.down.shape;
   RS_CHECK(gate_up_shape.size() == 3 && gate_up_shape[2] == hidden, "expert gate_up {} does not take hidden {}",
            shape_string(gate_up_shape), hidden);
   const int64_t num_experts = gate_up_shape[0], intermediate = gate_up_shape[1] / 2;
@@ -145,6 +175,16 @@ Tensor CpuBackend::moe_experts(const Tensor& x, const MoeRouting& routing, const
     return moe_experts(quantize_fp8(x, Fp8ActivationLayout::of(*experts.gate_up_fp8)), routing, experts);
   const int64_t tokens = x.dim(0), hidden = x.dim(1), top_k = routing.expert_ids.dim(1);
   const int64_t intermediate = check_experts(tokens, hidden, routing, experts);
+  if (experts.gate_up_int4)
+    return sum_expert_outputs(tokens, hidden, routing, [&](int64_t item, float* target, ExpertScratch& scratch) {
+      scratch.gate_up.resize(2 * intermediate);
+      scratch.activated.resize(intermediate);
+      const int32_t expert = routing.expert_ids.as<int32_t>()[item];
+      int4_matvec(*experts.gate_up_int4, expert, x.as<float>() + (item / top_k) * hidden, scratch.gate_up.data(),
+                  scratch.matvec);
+      cpu::silu_mul_row(scratch.gate_up.data(), intermediate, scratch.activated.data());
+      int4_matvec(*experts.down_int4, expert, scratch.activated.data(), target, scratch.matvec);
+    });
   return sum_expert_outputs(tokens, hidden, routing, [&](int64_t item, float* target, ExpertScratch& scratch) {
     scratch.gate_up.resize(2 * intermediate);
     scratch.activated.resize(intermediate);

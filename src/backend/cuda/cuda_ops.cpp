@@ -446,14 +446,33 @@ Tensor CudaBackend::moe_experts(const Tensor& x, const MoeRouting& routing, cons
            "expert gate_up and down must both be FP8 or both dense");
   if (experts.gate_up_fp8)  // x quantized once per token, then the FP8 experts (cuda_fp8_ops.cpp)
     return moe_experts(quantize_fp8(x, Fp8ActivationLayout::of(*experts.gate_up_fp8)), routing, experts);
-  expect(experts.gate_up, DType::BF16, 3, "expert gate_up");
-  expect(experts.down, DType::BF16, 3, "expert down");
+  const bool int4 = experts.gate_up_int4.has_value();
+  RS_CHECK(int4 == experts.down_int4.has_value(), "expert gate_up and down must both be INT4 or both dense");
+  // [experts, out, in] of each weight, whatever its storage.
+  auto shape_of = [&](const Tensor& dense, const std::optional<Int4Weight>& packed, const char* what) -> Shape {
+    if (!packed) {
+      expect(dense, DType::BF16, 3, what);
+      return dense.shape;
+    }
+    expect(packed->packed, DType::I32, 3, what);
+    expect(packed->scales, DType::BF16, 3, what);
+    RS_CHECK(packed->group > 0 && packed->in_features() % packed->group == 0 &&
+                 packed->scales.shape == Shape({packed->packed.dim(0), packed->out_features(),
+                                                packed->in_features() / packed->group}),
+             "{}: INT4 scales {} do not match packed codes {} in groups of {}", what,
+             shape_string(packed->scales.shape), shape_string(packed->packed.shape), packed->group);
+    return {packed->packed.dim(0), packed->out_features(), packed->in_features()};
+  };
+  const Shape gate_up_shape = shape_of(experts.gate_up, experts.gate_up_int4, "expert gate_up");
+  const Shape down_shape = shape_of(experts.down, experts.down_int4, "expert down");
   const int64_t tokens = x.dim(0), hidden = x.dim(1), top_k = routing.expert_ids.dim(1);
-  const int64_t count = experts.gate_up.dim(0), inter = experts.gate_up.dim(1) / 2;
-  RS_CHECK(experts.gate_up.dim(2) == hidden && experts.down.dim(0) == count && experts.down.dim(1) == hidden &&
-               experts.down.dim(2) == inter,
-           "expert weights {} / {} do not match hidden {}", shape_string(experts.gate_up.shape),
-           shape_string(experts.down.shape), hidden);
+  const int64_t count = gate_up_shape[0], inter = gate_up_shape[1] / 2;
+  RS_CHECK(gate_up_shape[2] == hidden && down_shape == Shape({count, hidden, inter}),
+           "expert weights {} / {} do not match hidden {}", shape_string(gate_up_shape), shape_string(down_shape),
+           hidden);
+  RS_CHECK(!int4 || experts.gate_up_int4->group == experts.down_int4->group,
+           "INT4 experts: gate_up groups of {}, down groups of {}", experts.gate_up_int4->group,
+           experts.down_int4->group);
   RS_CHECK(routing.expert_ids.dim(0) == tokens && routing.weights.numel() == tokens * top_k,
            "moe routing {} does not match {} tokens", shape_string(routing.expert_ids.shape), tokens);
   // Workspace: the per-expert pair lists (ints), the activation as bf16 high + low parts, and
@@ -465,8 +484,14 @@ Tensor CudaBackend::moe_experts(const Tensor& x, const MoeRouting& routing, cons
   kernels::MoeGroupedExpertsParams params{};
   params.x = x.data;
   params.weights = routing.weights.as<float>();
-  params.gate_up = experts.gate_up.data;
-  params.down = experts.down.data;
+  params.gate_up = int4 ? experts.gate_up_int4->packed.data : experts.gate_up.data;
+  params.down = int4 ? experts.down_int4->packed.data : experts.down.data;
+  if (int4) {
+    params.weight_format = kernels::MoeWeightFormat::INT4;
+    params.gate_up_scales = experts.gate_up_int4->scales.data;
+    params.down_scales = experts.down_int4->scales.data;
+    params.group = experts.gate_up_int4->group;
+  }
   kernels::set_pair_lists(params, align);
   params.activated_high = activated.data;
   params.activated_low = static_cast<std::byte*>(activated.data) + align.pairs * inter * 2;

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "models/layers/int4_checkpoint.h"
 
 namespace rackserve {
 
@@ -46,7 +47,13 @@ std::vector<float> CheckpointWeightSource::read_scales(const std::string& module
 }
 
 bool CheckpointWeightSource::is_fp8_weight(const std::string& name) const {
-  return name.ends_with(".weight") && store_.get(name).dtype == DType::F8_E4M3;
+  return name.ends_with(".weight") && !is_int4_weight(name) && store_.get(name).dtype == DType::F8_E4M3;
+}
+
+bool CheckpointWeightSource::is_int4_weight(const std::string& name) const {
+  return name.ends_with(".weight") &&
+         quant_.linear(name.substr(0, name.size() - 7)).format == WeightFormat::Int4Group &&
+         !store_.contains(name);
 }
 
 namespace {
@@ -64,6 +71,12 @@ void convert_slice(DType dtype, const void* data, int64_t full_cols, const Tenso
 void CheckpointWeightSource::read_f32(const std::string& name, const Shape& shape, const TensorSlice& slice,
                                       float* out) const {
   const bool whole = slice.row_begin == 0 && slice.col_begin == 0 && slice.rows * slice.cols == shape_numel(shape);
+  if (is_int4_weight(name)) {
+    RS_CHECK(shape.size() == 2, "{}: an INT4 weight must be a matrix, not {}", name, shape_string(shape));
+    const std::string module = name.substr(0, name.size() - 7);
+    Int4Module(store_, module, quant_.linear(module), shape[0], shape[1]).dequantize(slice, out);
+    return;
+  }
   if (!is_fp8_weight(name) || shape.size() != 2) {
     const TensorRecord& record = checked(name, shape);
     if (whole) {
@@ -103,7 +116,7 @@ void CheckpointWeightSource::read_f32(const std::string& name, const Shape& shap
 Tensor CheckpointWeightSource::load(const std::string& name, const Shape& shape, WeightRole role,
                                     const TensorSharding& sharding) {
   const bool split = sharding.split != TpSplit::Replicated && shard().world > 1;
-  if (!split && !sharding.append_zero_row && !is_fp8_weight(name))
+  if (!split && !sharding.append_zero_row && !is_fp8_weight(name) && !is_int4_weight(name))
     return backend_.upload_weight(checked(name, shape).view(), role);
   const bool vector = shape.size() == 1;  // a column split of a vector: a bias or norm of split heads
   RS_CHECK(shape.size() == 2 || !split || (vector && sharding.split == TpSplit::Column),
@@ -158,6 +171,11 @@ LinearWeight CheckpointWeightSource::load_linear(const LinearRequest& request) {
     RS_CHECK(quant_.linear(module).format == format, "{} and {} are fused into one weight but stored as {} and {}",
              request.modules.front(), module, weight_format_name(format),
              weight_format_name(quant_.linear(module).format));
+  if (format == WeightFormat::Int4Group) {
+    if (request.role == WeightRole::ExpertGateUp || request.role == WeightRole::ExpertDown)
+      return load_int4_experts(request, quant_.linear(request.modules.front()));
+    return WeightSource::load_linear(request);  // dequantized to dense (read_f32)
+  }
   if (format == WeightFormat::Dense || fp8_weights_ == Fp8Weights::Dequantize) return WeightSource::load_linear(request);
 
   const LinearScheme& scheme = fp8_scheme(request.modules.front());
@@ -214,6 +232,37 @@ LinearWeight CheckpointWeightSource::load_linear(const LinearRequest& request) {
   LinearWeight weight;
   weight.fp8 = backend_.upload_quantized_weight(host);
   return weight;
+}
+
+LinearWeight CheckpointWeightSource::load_int4_experts(const LinearRequest& request, const LinearScheme& scheme) {
+  const size_t pieces = request.rows.size();
+  std::vector<int32_t> packed;
+  std::vector<float> scales;
+  int64_t per_matrix = 0, cols = request.cols;
+  for (size_t i = 0; i < request.modules.size(); ++i) {
+    const std::string& module = request.modules[i];
+    RS_CHECK(quant_.linear(module).group_size == scheme.group_size, "{} and {} are stacked but have INT4 groups of {} and {}",
+             request.modules.front(), module, scheme.group_size, quant_.linear(module).group_size);
+    const int64_t rows = request.rows[i % pieces];
+    const TensorSlice slice = shard_slice(module, rows, request.cols, request.split, shard());
+    Int4Module(store_, module, scheme, rows, request.cols).append_packed(slice, packed, scales);
+    if (i < pieces) per_matrix += slice.rows;
+    cols = slice.cols;
+  }
+  const Shape packed_shape{request.matrices, per_matrix, cols / 8};
+  const Shape scales_shape{request.matrices, per_matrix, cols / scheme.group_size};
+  RS_CHECK(static_cast<int64_t>(packed.size()) == shape_numel(packed_shape) &&
+               static_cast<int64_t>(scales.size()) == shape_numel(scales_shape),
+           "{}: {} packed words and {} scales for {} experts of [{}, {}]", request.modules.front(), packed.size(),
+           scales.size(), request.matrices, per_matrix, cols);
+  Int4Weight weight;
+  weight.packed = backend_.upload_persistent(Tensor{packed.data(), DType::I32, packed_shape, Device{}}, DType::I32);
+  weight.scales = backend_.upload_persistent(Tensor{scales.data(), DType::F32, scales_shape, Device{}},
+                                             backend_.activation_dtype());
+  weight.group = scheme.group_size;
+  LinearWeight linear;
+  linear.int4 = weight;
+  return linear;
 }
 
 }  // namespace rackserve

@@ -68,7 +68,8 @@ void DummyWeightSource::check_requested(const std::string& model_name, const Sha
            tp_split_name(split), split_axis(split), tp_split_name(entry.split), entry.split_axis);
   requested_.insert(name);
   // An FP8 weight's scales come with it (loaded dense, as kv_b_proj is, they are folded in).
-  if (entry.format == WeightFormat::Dense || !name.ends_with(".weight")) return;
+  if (entry.format == WeightFormat::Dense || entry.format == WeightFormat::Int4Group || !name.ends_with(".weight"))
+    return;
   const std::string module = name.substr(0, name.size() - 7);
   const LinearScheme& scheme = quant_.linear(module);
   requested_.insert(module + "." + (scheme.format == WeightFormat::Fp8Block ? scheme.scale_name : "weight_scale"));
@@ -140,6 +141,7 @@ bool DummyWeightSource::can_stack_linear(const LinearRequest& request) const {
 LinearWeight DummyWeightSource::load_linear(const LinearRequest& request) {
   const LinearScheme& scheme = request_scheme(request);
   if (scheme.format == WeightFormat::Dense) return WeightSource::load_linear(request);
+  if (scheme.format == WeightFormat::Int4Group) return load_int4(request, scheme);
   const bool block = scheme.format == WeightFormat::Fp8Block;
   const std::vector<TensorSlice> slices = fp8_linear_slices(request, scheme, shard());
   int64_t per_matrix = 0;
@@ -176,6 +178,42 @@ LinearWeight DummyWeightSource::load_linear(const LinearRequest& request) {
   LinearWeight weight;
   weight.fp8 = std::move(fp8);
   return weight;
+}
+
+LinearWeight DummyWeightSource::load_int4(const LinearRequest& request, const LinearScheme& scheme) {
+  const size_t pieces = request.rows.size();
+  int64_t per_matrix = 0, cols = request.cols;
+  uint64_t key = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < request.modules.size(); ++i) {
+    const int64_t rows = request.rows[i % pieces];
+    // The checkpoint's three tensors of the module; the packed codes carry the split.
+    check_requested(request.modules[i] + ".weight_packed", {rows, request.cols / 8}, request.split);
+    requested_.insert(prefix_ + request.modules[i] + ".weight_scale");
+    requested_.insert(prefix_ + request.modules[i] + ".weight_shape");
+    const TensorSlice slice = shard_slice(request.modules[i], rows, request.cols, request.split, shard());
+    RS_CHECK(slice.cols % scheme.group_size == 0, "{}: {} inputs per rank cut a group of {} INT4 weights",
+             request.modules[i], slice.cols, scheme.group_size);
+    if (i < pieces) per_matrix += slice.rows;
+    cols = slice.cols;
+    key = name_key(request.modules[i], key);
+  }
+  Int4Weight weight;
+  weight.group = scheme.group_size;
+  // Random bits as the code words (an f32 fill's bit patterns: every nibble value occurs).
+  weight.packed = backend_.allocate_persistent(DType::I32, {request.matrices, per_matrix, cols / 8});
+  Tensor as_floats = weight.packed;
+  as_floats.dtype = DType::F32;
+  backend_.fill_random(as_floats, mix_hash(seed_, shard_key(key, request.split)), 1.0f);
+  const float scale = dummy_weight_init(request.role, {per_matrix, cols}).scale / 8.0f;
+  std::vector<float> scales(static_cast<size_t>(request.matrices * per_matrix * (cols / scheme.group_size)));
+  const uint64_t scales_seed = mix_hash(seed_, shard_key(key, request.split) + 1);
+  for (size_t i = 0; i < scales.size(); ++i) scales[i] = scale * (1.0f + uniform_symmetric(scales_seed, i, 0.5f));
+  weight.scales = backend_.upload_persistent(
+      Tensor{scales.data(), DType::F32, {request.matrices, per_matrix, cols / scheme.group_size}, Device{}},
+      backend_.activation_dtype());
+  LinearWeight linear;
+  linear.int4 = weight;
+  return linear;
 }
 
 void DummyWeightSource::check_complete() const {

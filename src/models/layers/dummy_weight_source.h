@@ -58,6 +58,8 @@ class DummyWeightSource final : public WeightSource {
   // scale role_scale / 448 (the scale dummy_weight_init gives the dense weight), so values *
   // scales have the dense dummy's magnitude. Tensor-parallel slices as the checkpoint
   // loader takes them (fp8_linear_slices). Dense modules as WeightSource does.
+  // INT4 routed experts as an Int4Weight: random code words and per-group scales of the dense
+  // dummy's magnitude / 8 (codes span [-8, 7]).
   LinearWeight load_linear(const LinearRequest& request) override;
   bool can_stack_linear(const LinearRequest& request) const override;  // pieces_stack of the dummy schemes
 
@@ -74,6 +76,7 @@ class DummyWeightSource final : public WeightSource {
   uint64_t shard_key(uint64_t key, TpSplit split) const;  // `key`, mixed with the rank when split
   // The scheme an FP8 request's modules share (Dense when they are not FP8).
   const LinearScheme& request_scheme(const LinearRequest& request) const;
+  LinearWeight load_int4(const LinearRequest& request, const LinearScheme& scheme);
 
   Backend& backend_;
   uint64_t seed_;

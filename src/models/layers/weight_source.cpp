@@ -1,6 +1,8 @@
 // The dense default of WeightSource::load_linear and the TP slice arithmetic.
 #include "models/layers/weight_source.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace rackserve {
@@ -86,7 +88,11 @@ bool pieces_stack(const LinearRequest& request, const std::vector<LinearScheme>&
     if (scheme.format != first.format || scheme.block_out != first.block_out || scheme.block_in != first.block_in ||
         scheme.static_input_scale)  // a static activation scale belongs to one module's input: load it alone
       return false;
+  // Per-row scales stack along rows freely (INT4 groups run along the inputs).
   if (first.format == WeightFormat::Dense || first.format == WeightFormat::Fp8Channel) return true;
+  if (first.format == WeightFormat::Int4Group)
+    return std::all_of(schemes.begin(), schemes.end(),
+                       [&](const LinearScheme& scheme) { return scheme.group_size == first.group_size; });
   if (first.format != WeightFormat::Fp8Block || first.block_out <= 0) return false;
   const size_t pieces = request.rows.size();
   for (size_t i = 0; i + 1 < pieces; ++i) {
