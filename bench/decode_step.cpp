@@ -270,8 +270,19 @@ int run(const Arguments& args) {
   std::printf("fused weights: q_a + kv_a %s, shared expert with the routed ones %s, GQA k + v %s\n",
               args.fusions.qkv_a ? "on" : "off", args.fusions.shared_expert ? "on" : "off",
               args.fusions.kv ? "on" : "off");
-  const bool fp8_config = dummy_quant_config(full).method() != "none";
-  const char* format = !fp8_config ? "BF16"
+  // What the dummy weights hold: the formats of the config's manifest as dummy_quant_config keeps them.
+  const WeightManifest manifest = dummy_weight_manifest(full, dummy_quant_config(full));
+  auto holds = [&](auto&& predicate) {
+    return std::any_of(manifest.entries().begin(), manifest.entries().end(), predicate);
+  };
+  const bool fp8_config = holds([](const ManifestEntry& e) {
+    return e.format == WeightFormat::Fp8Block || e.format == WeightFormat::Fp8Channel;
+  });
+  const bool int4_config = holds([](const ManifestEntry& e) { return e.format == WeightFormat::Int4Group; });
+  const char* format = int4_config ? (args.fp8_weights == Fp8Weights::Dequantize
+                                          ? "BF16, the INT4 experts dequantized"
+                                          : "INT4 routed experts (W4A16: 4-bit codes + bf16 group scales), the rest BF16")
+                       : !fp8_config ? "BF16"
                        : args.fp8_weights == Fp8Weights::Dequantize
                            ? "BF16, the FP8 linears dequantized: W8A16"
                            : "FP8 W8A8: e4m3 linears + f32 scales, the rest BF16";

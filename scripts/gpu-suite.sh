@@ -140,6 +140,10 @@ glm-4.7-fp8/config.abridged.json 4 fp8_channel"
       # indexer's scores over 8k keys and its top-k choice, MLA over the chosen 2048.
       run_noted "decode_step (GLM-5.1, DSA, FP8, 8k context)" "$out/decode_step_glm5.md" \
         timeout 120 build-gpu/bench/decode_step "$models/glm-5.1-fp8" --batch 1,32 --context 8192
+      # Kimi-K2.5 as shipped: INT4 routed experts (W4A16, groups of 32) streamed by the small-M
+      # MoE kernels, everything else BF16.
+      run_noted "decode_step (Kimi-K2.5, INT4 experts)" "$out/decode_step_kimi_int4.md" \
+        timeout 120 build-gpu/bench/decode_step "$models/kimi-k2.5" --batch 1,32
       run_noted cublas_fp8.py "$out/cublas_fp8.md" timeout 60 python3 bench/cublas_fp8.py
       run_noted all_reduce "$out/all_reduce.md" timeout 60 build-gpu/bench/all_reduce
       ;;
