@@ -110,7 +110,7 @@ int64_t choose_layers(const ModelConfig& config, const Arguments& args) {
   size_t free_bytes = 0, total_bytes = 0;
   check_cuda(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
   const double budget = std::min<double>(free_bytes, kMemoryUtilization * total_bytes) - kReserveBytes;
-  const DummyWeightPlan plan = plan_dummy_weights(config, args.fp8_weights);
+  const DummyWeightPlan plan = plan_dummy_weights(config, args.fp8_weights, QuantConfig::load(args.config_dir));
   const double kv = kv_bytes_per_layer(config, args);
   int64_t layers = 0;
   while (layers < config.num_layers && plan.total_of_first(layers + 1) + kv * (layers + 1) <= budget) ++layers;
@@ -271,7 +271,8 @@ int run(const Arguments& args) {
               args.fusions.qkv_a ? "on" : "off", args.fusions.shared_expert ? "on" : "off",
               args.fusions.kv ? "on" : "off");
   // What the dummy weights hold: the formats of the config's manifest as dummy_quant_config keeps them.
-  const WeightManifest manifest = dummy_weight_manifest(full, dummy_quant_config(full));
+  const QuantConfig stated = QuantConfig::load(args.config_dir);
+  const WeightManifest manifest = dummy_weight_manifest(full, dummy_quant_config(full, Fp8Weights::Native, stated));
   auto holds = [&](auto&& predicate) {
     return std::any_of(manifest.entries().begin(), manifest.entries().end(), predicate);
   };
@@ -286,7 +287,7 @@ int run(const Arguments& args) {
                        : args.fp8_weights == Fp8Weights::Dequantize
                            ? "BF16, the FP8 linears dequantized: W8A16"
                            : "FP8 W8A8: e4m3 linears + f32 scales, the rest BF16";
-  const DummyWeightPlan plan = plan_dummy_weights(with_layers_cut(full, load.num_layers), args.fp8_weights);
+  const DummyWeightPlan plan = plan_dummy_weights(with_layers_cut(full, load.num_layers), args.fp8_weights, stated);
   std::printf("weights: %lld of %lld layers, %.2f GB (%s dummy weights)\n", static_cast<long long>(load.num_layers),
               static_cast<long long>(full.num_layers), plan.total() / 1e9, format);
 

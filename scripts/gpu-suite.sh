@@ -87,9 +87,10 @@ for step in "${steps[@]}"; do
       note "check-sass: $(grep -c 'ok' "$out/check-sass.log") ok, $(grep -c FAILED "$out/check-sass.log") failed"
       ;;
     fixtures)
-      # Regenerates the FP8 fixtures and makes the GQA ones (GLM-4.x, MiniMax-M2) and the DSA
-      # ones (GLM-5, DeepSeek-V3.2) with transformers (CPU torch is enough; the device machine
-      # has it): copy $out/fixtures/* over tests/data/models/ and rerun the model tests.
+      # Regenerates the FP8 fixtures and makes the GQA ones (GLM-4.x, MiniMax-M2), the DSA
+      # ones (GLM-5, DeepSeek-V3.2) and the INT4 ones (Kimi-K2.5 experts) with transformers
+      # (CPU torch is enough; the device machine has it): copy $out/fixtures/* over
+      # tests/data/models/ and rerun the model tests.
       fixtures=$(realpath -m "$out/fixtures")
       rm -rf "$fixtures"
       (cd tests/reference && PYTHONUNBUFFERED=1 timeout 600 python3 make_fp8_fixtures.py "$fixtures") \
@@ -101,6 +102,10 @@ for step in "${steps[@]}"; do
       (cd tests/reference && PYTHONUNBUFFERED=1 timeout 600 python3 make_dsa_fixtures.py "$fixtures") \
         > "$out/dsa-fixtures.log" 2>&1 || status=1
       note "make_dsa_fixtures.py: $(tail -1 "$out/dsa-fixtures.log")"
+      # INT4 (pack-quantized routed experts, Kimi-K2.5) versions of the committed BF16 fixtures.
+      (cd tests/reference && PYTHONUNBUFFERED=1 timeout 300 python3 make_int4_fixtures.py "$fixtures") \
+        > "$out/int4-fixtures.log" 2>&1 || status=1
+      note "make_int4_fixtures.py: $(tail -1 "$out/int4-fixtures.log")"
       rm -rf "$fixtures"/*-bf16  # make_fp8_fixtures' intermediate copies
       # One archive, so the result travels as a single plain file.
       [[ -d $fixtures ]] && tar czf "$out/fixtures.tgz" -C "$fixtures" .

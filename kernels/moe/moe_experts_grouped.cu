@@ -41,9 +41,12 @@ MoeGroupedConfig plan_moe_grouped(int64_t tokens, int64_t /*top_k*/, int64_t /*e
 
 int launch_moe_experts_grouped(const MoeGroupedExpertsParams& p, const MoeGroupedConfig& config, Stream stream) {
   const MoeAlignLayout layout = moe_align_layout(p.tokens, p.top_k, p.experts);
-  const bool int4 = p.weight_format == MoeWeightFormat::INT4;
-  if (int4 && (p.group <= 0 || p.group % 8 != 0 || p.hidden % p.group != 0 || p.inter % p.group != 0 ||
-               (p.tokens > 0 && (!p.gate_up_scales || !p.down_scales))))
+  // 4-bit weights: INT4 (any group, a multiple of 8) or NVFP4 (blocks of 16, row scales).
+  const bool nvfp4 = p.weight_format == MoeWeightFormat::NVFP4;
+  const bool int4 = p.weight_format == MoeWeightFormat::INT4 || nvfp4;
+  if (int4 && (p.group <= 0 || p.group % 8 != 0 || (nvfp4 && p.group != 16) || p.hidden % p.group != 0 ||
+               p.inter % p.group != 0 || (p.tokens > 0 && (!p.gate_up_scales || !p.down_scales)) ||
+               (nvfp4 && p.tokens > 0 && (!p.gate_up_row_scales || !p.down_row_scales))))
     return cudaErrorInvalidValue;
   if (!int4 && p.weight_format != MoeWeightFormat::BF16) return cudaErrorInvalidValue;
   if (p.tokens < 0 || p.top_k <= 0 || p.experts <= 0 || p.hidden <= 0 || p.inter <= 0 || p.hidden % 8 != 0 ||
@@ -58,7 +61,7 @@ int launch_moe_experts_grouped(const MoeGroupedExpertsParams& p, const MoeGroupe
   if (p.tokens == 0) return cudaSuccess;
   auto s = static_cast<cudaStream_t>(stream);
   // Tiled launches only when some expert can reach the threshold (its CTAs exit otherwise);
-  // INT4 weights stream at every size (the tiled path reads bf16 tiles).
+  // 4-bit weights stream at every size (the tiled path reads bf16 tiles).
   const int64_t tiled_min_tokens = int4 ? INT32_MAX : config.tiled_min_tokens;
   const bool tiled = layout.pairs >= tiled_min_tokens;
   if (int status = launch_moe_gate_up_small_m(p, tiled_min_tokens, s)) return status;

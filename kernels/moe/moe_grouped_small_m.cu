@@ -8,7 +8,12 @@
 // Weights load with L1::no_allocate so the token vectors (re-read by every warp) stay in L1.
 // INT4 weights (MoeWeightFormat::INT4, W4A16) run the same kernels: a chunk of 8 weights is
 // one 4-byte word of codes and its group's bf16 scale, expanded to (code - 8) * scale in f32,
-// so a CTA streams a quarter of the bytes (8 4-byte loads in flight per lane).
+// so a CTA streams a quarter of the bytes (8 4-byte loads in flight per lane). NVFP4 likewise:
+// 4 bytes of e2m1 pairs (the same nibble order), its block's e4m3 scale and the row's f32
+// scale, expanded to e2m1 * e4m3 * row scale.
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
 #include "common/device_utils.cuh"
 #include "moe/moe_grouped.cuh"
 
@@ -63,7 +68,8 @@ struct WeightRow<MoeWeightFormat::BF16> {
   using Chunk = uint4;
   const __nv_bfloat16* values;
   // Row `row` of the [experts * rows_per_expert, cols] matrix `base` (scales unused).
-  __device__ static WeightRow at(const void* base, const void* /*scales*/, int64_t row, int64_t cols, int64_t /*group*/) {
+  __device__ static WeightRow at(const void* base, const void* /*scales*/, const float* /*row_scales*/, int64_t row,
+                                 int64_t cols, int64_t /*group*/) {
     return {static_cast<const __nv_bfloat16*>(base) + row * cols};
   }
   __device__ Chunk load(int64_t k) const { return load_streaming(values + k); }
@@ -79,7 +85,8 @@ struct WeightRow<MoeWeightFormat::INT4> {
   const uint32_t* codes;
   const __nv_bfloat16* scales;
   int group;
-  __device__ static WeightRow at(const void* base, const void* scales, int64_t row, int64_t cols, int64_t group) {
+  __device__ static WeightRow at(const void* base, const void* scales, const float* /*row_scales*/, int64_t row,
+                                 int64_t cols, int64_t group) {
     return {static_cast<const uint32_t*>(base) + row * (cols / 8),
             static_cast<const __nv_bfloat16*>(scales) + row * (cols / group), static_cast<int>(group)};
   }
@@ -90,6 +97,40 @@ struct WeightRow<MoeWeightFormat::INT4> {
 #pragma unroll
     for (int i = 0; i < 8; ++i)
       w[i] = static_cast<float>(static_cast<int>((chunk.codes >> (4 * i)) & 0xfu) - 8) * chunk.scale;
+  }
+};
+
+// e2m1 (bit 3 the sign; magnitudes 0, 0.5, 1, 1.5, 2, 3, 4, 6) as f32, without a table:
+// codes 2..7 are normal (2^(e - 1) x (1 + m / 2)), 1 is the subnormal 0.5.
+__device__ __forceinline__ float e2m1_to_float(uint32_t code) {
+  const uint32_t magnitude = code & 0x7u;
+  const float value = magnitude < 2u ? 0.5f * static_cast<float>(magnitude)
+                                     : __uint_as_float(((magnitude >> 1) + 126u) << 23 | (magnitude & 1u) << 22);
+  return (code & 0x8u) ? -value : value;
+}
+
+template <>
+struct WeightRow<MoeWeightFormat::NVFP4> {
+  static constexpr int kGroup = 16;
+  struct Chunk {
+    uint32_t codes;  // 8 e2m1 codes, column 8w + i in bits [4i, 4i + 4)
+    float scale;     // e4m3 block scale x row scale
+  };
+  const uint32_t* codes;
+  const uint8_t* block_scales;
+  float row_scale;
+  __device__ static WeightRow at(const void* base, const void* scales, const float* row_scales, int64_t row,
+                                 int64_t cols, int64_t /*group*/) {
+    return {static_cast<const uint32_t*>(base) + row * (cols / 8),
+            static_cast<const uint8_t*>(scales) + row * (cols / kGroup), row_scales[row]};
+  }
+  __device__ Chunk load(int64_t k) const {
+    return {load_streaming_word(codes + k / 8),
+            __half2float(__half(__nv_cvt_fp8_to_halfraw(block_scales[k / kGroup], __NV_E4M3))) * row_scale};
+  }
+  __device__ static void unpack(const Chunk& chunk, float (&w)[8]) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) w[i] = e2m1_to_float(chunk.codes >> (4 * i)) * chunk.scale;
   }
 };
 
@@ -147,8 +188,9 @@ __global__ void __launch_bounds__(kThreads) moe_gate_up_small_m_kernel(MoeGroupe
 #pragma unroll
   for (int r = 0; r < kGateUpRows; ++r) {
     const int64_t row = min(row_begin + r, p.inter - 1);
-    rows[r] = Row::at(p.gate_up, p.gate_up_scales, expert_row + row, p.hidden, p.group);
-    rows[kGateUpRows + r] = Row::at(p.gate_up, p.gate_up_scales, expert_row + p.inter + row, p.hidden, p.group);
+    rows[r] = Row::at(p.gate_up, p.gate_up_scales, p.gate_up_row_scales, expert_row + row, p.hidden, p.group);
+    rows[kGateUpRows + r] =
+        Row::at(p.gate_up, p.gate_up_scales, p.gate_up_row_scales, expert_row + p.inter + row, p.hidden, p.group);
   }
   const __nv_bfloat16* x = static_cast<const __nv_bfloat16*>(p.x);
 
@@ -215,8 +257,8 @@ __global__ void __launch_bounds__(kThreads) moe_down_small_m_kernel(MoeGroupedEx
   Row rows[kDownRows];
 #pragma unroll
   for (int q = 0; q < kDownRows; ++q)
-    rows[q] = Row::at(p.down, p.down_scales, static_cast<int64_t>(work.expert) * p.hidden + min(row_begin + q, p.hidden - 1),
-                      p.inter, p.group);
+    rows[q] = Row::at(p.down, p.down_scales, p.down_row_scales,
+                      static_cast<int64_t>(work.expert) * p.hidden + min(row_begin + q, p.hidden - 1), p.inter, p.group);
   const __nv_bfloat16* high = static_cast<const __nv_bfloat16*>(p.activated_high);
   const __nv_bfloat16* low = static_cast<const __nv_bfloat16*>(p.activated_low);
 
@@ -274,6 +316,8 @@ int launch_moe_gate_up_small_m(const MoeGroupedExpertsParams& p, int64_t tiled_m
   dim3 grid(static_cast<unsigned>((p.inter + rows_per_block - 1) / rows_per_block), static_cast<unsigned>(p.max_active));
   if (p.weight_format == MoeWeightFormat::INT4)
     moe_gate_up_small_m_kernel<MoeWeightFormat::INT4><<<grid, kThreads, 0, stream>>>(p, tiled_min_tokens);
+  else if (p.weight_format == MoeWeightFormat::NVFP4)
+    moe_gate_up_small_m_kernel<MoeWeightFormat::NVFP4><<<grid, kThreads, 0, stream>>>(p, tiled_min_tokens);
   else
     moe_gate_up_small_m_kernel<MoeWeightFormat::BF16><<<grid, kThreads, 0, stream>>>(p, tiled_min_tokens);
   return launch_status();
@@ -284,6 +328,8 @@ int launch_moe_down_small_m(const MoeGroupedExpertsParams& p, int64_t tiled_min_
   dim3 grid(static_cast<unsigned>((p.hidden + rows_per_block - 1) / rows_per_block), static_cast<unsigned>(p.max_active));
   if (p.weight_format == MoeWeightFormat::INT4)
     moe_down_small_m_kernel<MoeWeightFormat::INT4><<<grid, kThreads, 0, stream>>>(p, tiled_min_tokens);
+  else if (p.weight_format == MoeWeightFormat::NVFP4)
+    moe_down_small_m_kernel<MoeWeightFormat::NVFP4><<<grid, kThreads, 0, stream>>>(p, tiled_min_tokens);
   else
     moe_down_small_m_kernel<MoeWeightFormat::BF16><<<grid, kThreads, 0, stream>>>(p, tiled_min_tokens);
   return launch_status();

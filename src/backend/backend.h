@@ -39,7 +39,8 @@ class Backend {
   // Persistent storage for a weight of `shape` in the dtype and layout upload_weight gives
   // `role`; contents unspecified. Dummy weights are generated into it on the device.
   virtual Tensor allocate_weight(const Shape& shape, WeightRole role) = 0;
-  // Copies a host tensor into persistent device memory as `dtype` (converting floats).
+  // Copies a host tensor into persistent device memory as `dtype`: the bytes as they are when
+  // `dtype` is the host's (packed codes, e4m3 scales, ints), else converting floats.
   virtual Tensor upload_persistent(const Tensor& host, DType dtype) = 0;
   // Copies an FP8 weight whose tensors are on the host (values F8_E4M3, scales any float
   // dtype) into persistent device memory, in the layout linear_fp8 and moe_experts take.

@@ -251,6 +251,25 @@ struct Int4Weight {
   int64_t in_features() const { return packed.dim(packed.rank() - 1) * 8; }
 };
 
+// An NVFP4 weight as NVIDIA's modelopt exports it (the *-NVFP4 checkpoints of DeepSeek-V3.x,
+// GLM-5.x, Kimi-K2.x, MiniMax-M2.5), run W4A16 here (the activations unquantized, the static
+// input_scale unused). Rank 3 with a leading experts axis (stacked MoE experts).
+//   packed[.., r, b]       U8: the e2m1 codes of columns 2b (low nibble) and 2b + 1 (high
+//                          nibble); code = sign (bit 3) and magnitude 0, 0.5, 1, 1.5, 2, 3, 4, 6
+//   block_scales[.., r, g] F8_E4M3: the scale of columns [16 g, 16 g + 16) of row r
+//   row_scales[.., r]      F32: the module's weight_scale_2 (gate and up rows of an expert
+//                          come from two modules, so the global scale is kept per row)
+//   weight[r, c] = e2m1(code(r, c)) * e4m3(block_scales[r, c / 16]) * row_scales[r], in f32.
+struct Fp4Weight {
+  static constexpr int64_t kGroup = 16;
+  Tensor packed;
+  Tensor block_scales;
+  Tensor row_scales;
+
+  int64_t out_features() const { return packed.dim(packed.rank() - 2); }
+  int64_t in_features() const { return packed.dim(packed.rank() - 1) * 2; }
+};
+
 // How a W8A8 product quantizes its activations (the contract is the CPU backend's
 // fp8_linear.h): per token per `group` consecutive columns (Block, group = the weight's
 // block_in), or per token over the whole row (Channel, group 0). A weight decides it: of(w).
@@ -319,6 +338,8 @@ struct ExpertWeights {
   std::optional<QuantizedWeight> down_fp8 = std::nullopt;
   std::optional<Int4Weight> gate_up_int4 = std::nullopt;  // the same shapes, INT4 (W4A16)
   std::optional<Int4Weight> down_int4 = std::nullopt;
+  std::optional<Fp4Weight> gate_up_fp4 = std::nullopt;  // the same shapes, NVFP4 (W4A16)
+  std::optional<Fp4Weight> down_fp4 = std::nullopt;
   // The last `shared` of the experts are a shared expert stacked after the routed ones (the
   // router's MoeRouterParams::shared_slots); tuned launch configs are looked up for the routed
   // ones (experts - shared, top_k - shared).

@@ -73,6 +73,12 @@ uint16_t f32_to_f16(float value) {
   return sign | static_cast<uint16_t>(((rounded >> 23) - 112) << 10 | ((rounded >> 13) & 0x3ff));
 }
 
+float e2m1_to_f32(uint8_t code) {
+  static constexpr float kMagnitudes[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+  const float magnitude = kMagnitudes[code & 0x7u];
+  return (code & 0x8u) ? -magnitude : magnitude;
+}
+
 float e4m3_to_f32(uint8_t bits) {
   uint32_t exponent = (bits >> 3) & 0xf;
   uint32_t mantissa = bits & 0x7;

@@ -37,6 +37,8 @@ float f16_to_f32(uint16_t bits);
 uint16_t f32_to_f16(float value);
 float e4m3_to_f32(uint8_t bits);
 uint8_t f32_to_e4m3(float value);  // saturates to ±448; NaN stays NaN
+// An e2m1 (FP4) code, the low 4 bits of `code` (bit 3 the sign): 0, 0.5, 1, 1.5, 2, 3, 4, 6.
+float e2m1_to_f32(uint8_t code);
 float e5m2_to_f32(uint8_t bits);
 
 // Converts `count` elements of `dtype` at `src` to float32. Only floating dtypes.

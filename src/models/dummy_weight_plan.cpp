@@ -6,15 +6,19 @@
 
 namespace rackserve {
 
-QuantConfig dummy_quant_config(const ModelConfig& config, Fp8Weights fp8_weights) {
+QuantConfig dummy_quant_config(const ModelConfig& config, Fp8Weights fp8_weights,
+                               const std::optional<QuantConfig>& stated) {
   if (fp8_weights == Fp8Weights::Dequantize) return {};
-  QuantConfig quant = QuantConfig::from_config_json(config.raw);
+  QuantConfig quant = stated ? *stated : QuantConfig::from_config_json(config.raw);
   if (quant.method() == "none") return quant;
   const WeightManifest manifest = dummy_weight_manifest(config, quant);
   for (const ManifestEntry& entry : manifest.entries()) {
     const bool fp8 = entry.format == WeightFormat::Fp8Block || entry.format == WeightFormat::Fp8Channel;
-    const bool int4_expert = entry.format == WeightFormat::Int4Group && entry.name.find(".experts.") != std::string::npos;
-    if ((entry.format != WeightFormat::Dense && !fp8 && !int4_expert) || entry.name.ends_with(".input_scale")) return {};
+    // 4-bit routed experts run W4A16 (an NVFP4 input_scale is not read).
+    const bool four_bit_expert = (entry.format == WeightFormat::Int4Group || entry.format == WeightFormat::Nvfp4) &&
+                                 entry.name.find(".experts.") != std::string::npos;
+    if (four_bit_expert) continue;
+    if ((entry.format != WeightFormat::Dense && !fp8) || entry.name.ends_with(".input_scale")) return {};
   }
   return quant;
 }
@@ -35,10 +39,11 @@ uint64_t DummyWeightPlan::total_of_first(int64_t count) const {
 }
 
 
-DummyWeightPlan plan_dummy_weights(const ModelConfig& config, Fp8Weights fp8_weights) {
+DummyWeightPlan plan_dummy_weights(const ModelConfig& config, Fp8Weights fp8_weights,
+                                   const std::optional<QuantConfig>& stated) {
   DummyWeightPlan plan;
   plan.layers.resize(static_cast<size_t>(config.num_layers));
-  const WeightManifest manifest = dummy_weight_manifest(config, dummy_quant_config(config, fp8_weights));
+  const WeightManifest manifest = dummy_weight_manifest(config, dummy_quant_config(config, fp8_weights, stated));
   for (const ManifestEntry& entry : manifest.entries()) {
     if (entry.optional) continue;  // MTP layers are not loaded
     if (entry.layer < 0) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "config/model_config.h"
@@ -14,12 +15,16 @@
 namespace rackserve {
 
 // How dummy weights store `config`'s linears: as its quantization_config says when that
-// stores them in FP8 block or channel layout (what a checkpoint loads natively, W8A8) or INT4
-// routed experts only (Kimi-K2.5, W4A16), and `fp8_weights` is Native; otherwise unquantized.
+// stores them in FP8 block or channel layout (what a checkpoint loads natively, W8A8) or INT4 /
+// NVFP4 routed experts only (Kimi-K2.5, the modelopt *-NVFP4 exports; W4A16), and `fp8_weights`
+// is Native; otherwise unquantized.
 // So --dequantize-fp8 gives dense linears as it does for a checkpoint, and formats the loader
-// does not run natively (nvfp4, per-tensor fp8, static input scales, INT4 beyond the routed
+// does not run natively (per-tensor fp8, static input scales, 4-bit layers beyond the routed
 // experts) stay dense as before.
-QuantConfig dummy_quant_config(const ModelConfig& config, Fp8Weights fp8_weights = Fp8Weights::Native);
+// `stated` is the quantization the checkpoint directory states (QuantConfig::load: config.json's
+// quantization_config, or modelopt's hf_quant_config.json beside it); nullopt reads config.json's.
+QuantConfig dummy_quant_config(const ModelConfig& config, Fp8Weights fp8_weights = Fp8Weights::Native,
+                               const std::optional<QuantConfig>& stated = std::nullopt);
 
 // The manifest dummy weights follow: every tensor of `config`, linears stored as `quant`
 // says (dummy_quant_config: e4m3 values and f32 scales in the checkpoint's layout), every
@@ -45,7 +50,8 @@ struct DummyWeightPlan {
 
 // Bytes as loaded: FP8 linears 1 byte per value plus their scales, except kv_b_proj, which
 // the model keeps dense (BF16) whatever the checkpoint stores, as it is absorbed into attention.
-DummyWeightPlan plan_dummy_weights(const ModelConfig& config, Fp8Weights fp8_weights = Fp8Weights::Native);
+DummyWeightPlan plan_dummy_weights(const ModelConfig& config, Fp8Weights fp8_weights = Fp8Weights::Native,
+                                   const std::optional<QuantConfig>& stated = std::nullopt);
 
 // The most decoder layers (>= 0) whose dummy weights, with the embedding and head, fit in
 // `budget_bytes`; the first layers are the cheaper dense ones, so depth is a prefix.

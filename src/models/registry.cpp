@@ -14,7 +14,7 @@ std::unique_ptr<CausalLM> load_model(const std::filesystem::path& directory, Bac
   const ShardSpec shard{tp ? tp->rank() : 0, tp ? tp->world_size() : 1};
   // Every model type ModelConfig accepts is a DecoderModel (MLA or GQA attention).
   if (options.format == LoadFormat::Dummy) {
-    DummyWeightSource weights(config, backend, options.dummy_seed, shard, options.fp8_weights);
+    DummyWeightSource weights(config, backend, options.dummy_seed, shard, options.fp8_weights, QuantConfig::load(directory));
     auto model =
         std::make_unique<DecoderModel>(std::move(config), weights, backend, options.step_graphs, tp, options.fusions);
     weights.check_complete();

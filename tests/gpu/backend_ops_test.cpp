@@ -641,5 +641,55 @@ TEST_F(OpsTest, MoeInt4Experts) {
   }
 }
 
+// NVFP4 routed experts (W4A16, the modelopt *-NVFP4 exports): random e2m1 pairs, positive e4m3
+// block scales and f32 row scales, the same bytes on both backends. GLM-5.1-NVFP4's per-GPU
+// shapes at TP 8 (256 experts, intermediate 256) at decode size, and a 200-token batch.
+TEST_F(OpsTest, MoeNvfp4Experts) {
+  struct Case {
+    int64_t tokens, experts, top_k, hidden, inter;
+  };
+  for (Case c : {Case{4, 256, 8, 6144, 256}, Case{200, 64, 8, 1024, 256}}) {
+    auto logits_values = random(c.tokens * c.experts), bias_values = random(c.experts, 0.05f);
+    Pair logits = upload(logits_values, {c.tokens, c.experts}, DType::F32);
+    Pair bias = upload(bias_values, {c.experts}, DType::F32);
+    MoeRouterParams params{c.top_k, 1, 1, true, true, true, 2.5f, 0};
+    cpu_->begin_step();
+    gpu_->begin_step();
+    MoeRouting cpu_routing = cpu_->moe_route(logits.cpu, bias.cpu, params);
+    MoeRouting gpu_routing = gpu_->moe_route(logits.gpu, bias.gpu, params);
+    ASSERT_EQ(cpu_->download_f32(cpu_routing.expert_ids), gpu_->download_f32(gpu_routing.expert_ids));
+
+    auto bytes_pair = [&](std::vector<uint8_t>& bytes, const Shape& shape, DType dtype) {
+      Tensor host{bytes.data(), dtype, shape, Device{}};
+      return Pair{cpu_->upload_persistent(host, dtype), gpu_->upload_persistent(host, dtype)};
+    };
+    // One weight: codes uniform over the 16 e2m1 values, block scales e4m3 in [0.5, 1.5], row
+    // scales of about 1 / (4 sqrt(in)) so outputs stay O(1).
+    auto fp4_weight = [&](int64_t rows, int64_t cols) {
+      std::vector<uint8_t> codes(c.experts * rows * cols / 2), blocks(c.experts * rows * cols / 16);
+      for (uint8_t& pair : codes) pair = static_cast<uint8_t>(rng_());
+      std::uniform_real_distribution<float> uniform(0.5f, 1.5f);
+      for (uint8_t& block : blocks) block = f32_to_e4m3(uniform(rng_));
+      std::vector<float> row_values(c.experts * rows, 0.25f / std::sqrt(float(cols)));
+      const Pair packed = bytes_pair(codes, {c.experts, rows, cols / 2}, DType::U8);
+      const Pair block_scales = bytes_pair(blocks, {c.experts, rows, cols / 16}, DType::F8_E4M3);
+      const Pair row_scales = upload(row_values, {c.experts, rows}, DType::F32);
+      return std::pair{Fp4Weight{packed.cpu, block_scales.cpu, row_scales.cpu},
+                       Fp4Weight{packed.gpu, block_scales.gpu, row_scales.gpu}};
+    };
+    const auto gate_up = fp4_weight(2 * c.inter, c.hidden), down = fp4_weight(c.hidden, c.inter);
+    auto x_values = random(c.tokens * c.hidden);
+    Pair x = upload(x_values, {c.tokens, c.hidden});
+    ExpertWeights cpu_experts, gpu_experts;
+    cpu_experts.gate_up_fp4 = gate_up.first;
+    cpu_experts.down_fp4 = down.first;
+    gpu_experts.gate_up_fp4 = gate_up.second;
+    gpu_experts.down_fp4 = down.second;
+    Tensor cpu_out = cpu_->moe_experts(x.cpu, cpu_routing, cpu_experts);
+    Tensor gpu_out = gpu_->moe_experts(x.gpu, gpu_routing, gpu_experts);
+    EXPECT_LT(relative_error(cpu_out, gpu_out), 1e-4) << c.tokens << " tokens, " << c.experts << " experts";
+  }
+}
+
 }  // namespace
 }  // namespace rackserve

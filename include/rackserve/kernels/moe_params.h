@@ -77,8 +77,10 @@ void set_pair_lists(ExpertsParams& params, const MoeAlignParams& align) {
 // How the grouped experts' weights are stored.
 enum class MoeWeightFormat : uint8_t {
   BF16,  // bf16 values
-  INT4,  // W4A16: I32 words of 8 4-bit codes (column 8w + i in bits [4i, 4i + 4), value + 8) and
-         // one bf16 scale per `group` inputs of a row: weight = (code - 8) * scale (Int4Weight, ops.h)
+  INT4,   // W4A16: I32 words of 8 4-bit codes (column 8w + i in bits [4i, 4i + 4), value + 8) and
+          // one bf16 scale per `group` inputs of a row: weight = (code - 8) * scale (Int4Weight, ops.h)
+  NVFP4,  // W4A16: bytes of 2 e2m1 codes (column 2b low nibble, 2b + 1 high), one e4m3 scale per
+          // 16 inputs of a row and one f32 scale per row: weight = e2m1 * e4m3 * row scale (Fp4Weight)
 };
 
 struct MoeGroupedExpertsParams {
@@ -99,9 +101,11 @@ struct MoeGroupedExpertsParams {
   int64_t max_active, max_blocks;                 // from moe_align_layout
   // Last, so that positional initialisers of the fields above stay valid (BF16 by default).
   MoeWeightFormat weight_format;
-  const void* gate_up_scales;    // INT4: [experts, 2 * inter, hidden / group] bf16
-  const void* down_scales;       // INT4: [experts, hidden, inter / group] bf16
-  int64_t group;                 // INT4: inputs per scale, a multiple of 8 dividing hidden and inter
+  const void* gate_up_scales;    // INT4: [experts, 2 * inter, hidden / group] bf16; NVFP4: e4m3 bytes, group 16
+  const void* down_scales;       // INT4: [experts, hidden, inter / group] bf16; NVFP4: e4m3 bytes
+  int64_t group;                 // INT4 / NVFP4 (16): inputs per scale, a multiple of 8 dividing hidden and inter
+  const float* gate_up_row_scales;  // NVFP4: [experts, 2 * inter] f32
+  const float* down_row_scales;     // NVFP4: [experts, hidden] f32
 };
 
 // How the grouped experts run (the problem is MoeGroupedExpertsParams).
@@ -110,8 +114,8 @@ struct MoeGroupedConfig {
 };
 // Decode-sized batches (<= 64 tokens) keep every expert on the streaming path: a few hot
 // experts alone on the tiled path would leave most SMs idle. Larger batches send experts
-// with >= 16 pairs to the tiled path. INT4 weights take the streaming path at every size (the
-// tiled path reads bf16 tiles; an INT4 tile dequantized into shared memory is future work).
+// with >= 16 pairs to the tiled path. INT4 and NVFP4 weights take the streaming path at every
+// size (the tiled path reads bf16 tiles; a 4-bit tile dequantized into shared memory is future work).
 MoeGroupedConfig plan_moe_grouped(int64_t tokens, int64_t top_k, int64_t experts);
 int launch_moe_experts_grouped(const MoeGroupedExpertsParams& params, const MoeGroupedConfig& config,
                                Stream stream);

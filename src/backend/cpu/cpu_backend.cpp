@@ -36,10 +36,10 @@ Tensor CpuBackend::upload_weight(const Tensor& host, WeightRole) {
 }
 
 Tensor CpuBackend::upload_persistent(const Tensor& host, DType dtype) {
-  RS_CHECK(dtype == DType::F32 || (dtype == DType::I32 && host.dtype == DType::I32),
-           "the CPU backend stores F32 (or I32 from I32), not {}", dtype_name(dtype));
+  RS_CHECK(dtype == DType::F32 || dtype == host.dtype, "the CPU backend stores F32 or the host's own dtype, not {} from {}",
+           dtype_name(dtype), dtype_name(host.dtype));
   Tensor copy = allocate_persistent(dtype, host.shape);
-  if (dtype == DType::I32)
+  if (dtype == host.dtype)
     std::memcpy(copy.data, host.data, host.bytes());
   else
     convert_to_f32(host.dtype, host.data, copy.as<float>(), static_cast<size_t>(host.numel()));

@@ -113,24 +113,56 @@ void int4_matvec(const Int4Weight& w, int64_t expert, const float* x, float* out
   }
 }
 
-// Checks the expert weights (dense, FP8 or INT4; gate_up and down alike) against x [tokens,
-// hidden] and the routing; returns the intermediate width.
+// Checks an NVFP4 expert weight's tensors (Fp4Weight in ops.h); returns its [experts, out, in].
+Shape check_fp4_experts(const Fp4Weight& w, const char* what) {
+  const Shape shape{w.packed.dim(0), w.out_features(), w.in_features()};
+  RS_CHECK(w.packed.rank() == 3 && w.packed.dtype == DType::U8 && w.block_scales.dtype == DType::F8_E4M3 &&
+               w.block_scales.shape == Shape({shape[0], shape[1], shape[2] / Fp4Weight::kGroup}) &&
+               w.row_scales.dtype == DType::F32 && w.row_scales.shape == Shape({shape[0], shape[1]}),
+           "NVFP4 expert {}: packed {} {}, block scales {} {} and row scales {} {} do not fit together", what,
+           dtype_name(w.packed.dtype), shape_string(w.packed.shape), dtype_name(w.block_scales.dtype),
+           shape_string(w.block_scales.shape), dtype_name(w.row_scales.dtype), shape_string(w.row_scales.shape));
+  return shape;
+}
+
+// The same for NVFP4: weight = e2m1(code) * e4m3(block scale) * row scale, in f32.
+void fp4_matvec(const Fp4Weight& w, int64_t expert, const float* x, float* out, std::vector<float>& row) {
+  const int64_t rows = w.out_features(), cols = w.in_features();
+  const float* e4m3 = cpu::e4m3_table();
+  row.resize(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* bytes = w.packed.as<uint8_t>() + (expert * rows + r) * (cols / 2);
+    const uint8_t* blocks = w.block_scales.as<uint8_t>() + (expert * rows + r) * (cols / Fp4Weight::kGroup);
+    const float row_scale = w.row_scales.as<float>()[expert * rows + r];
+    for (int64_t c = 0; c < cols; ++c)
+      row[c] = e2m1_to_f32(c % 2 == 0 ? bytes[c / 2] & 0xfu : bytes[c / 2] >> 4) * e4m3[blocks[c / Fp4Weight::kGroup]] *
+               row_scale;
+    out[r] = cpu::dot(row.data(), x, cols);
+  }
+}
+
+// Checks the expert weights (dense, FP8, INT4 or NVFP4; gate_up and down alike) against x
+// [tokens, hidden] and the routing; returns the intermediate width.
 int64_t check_experts(int64_t tokens, int64_t hidden, const MoeRouting& routing, const ExpertWeights& experts) {
   RS_CHECK(routing.expert_ids.rank() == 2 && routing.expert_ids.dim(0) == tokens &&
                routing.weights.numel() == routing.expert_ids.numel(),
            "moe routing {} does not match {} tokens", shape_string(routing.expert_ids.shape), tokens);
-  const bool fp8 = experts.gate_up_fp8.has_value(), int4 = experts.gate_up_int4.has_value();
-  RS_CHECK(fp8 == experts.down_fp8.has_value() && int4 == experts.down_int4.has_value() && !(fp8 && int4),
-           "expert gate_up and down must both be FP8, both INT4 or both dense");
+  const bool fp8 = experts.gate_up_fp8.has_value(), int4 = experts.gate_up_int4.has_value(),
+             fp4 = experts.gate_up_fp4.has_value();
+  RS_CHECK(fp8 == experts.down_fp8.has_value() && int4 == experts.down_int4.has_value() &&
+               fp4 == experts.down_fp4.has_value() && int(fp8) + int(int4) + int(fp4) <= 1,
+           "expert gate_up and down must both be FP8, both INT4, both NVFP4 or both dense");
   if (fp8) {
     cpu::check_quantized_weight(*experts.gate_up_fp8, 3);
     cpu::check_quantized_weight(*experts.down_fp8, 3);
   }
   const Shape gate_up_shape = fp8    ? experts.gate_up_fp8->values.shape
                               : int4 ? check_int4_experts(*experts.gate_up_int4, "gate_up")
+                              : fp4  ? check_fp4_experts(*experts.gate_up_fp4, "gate_up")
                                      : experts.gate_up.shape;
   const Shape down_shape = fp8    ? experts.down_fp8->values.shape
                            : int4 ? check_int4_experts(*experts.down_int4, "down")
+                           : fp4  ? check_fp4_experts(*experts.down_fp4, "down")
                                   : experts.down.shape;
   RS_CHECK(gate_up_shape.size() == 3 && gate_up_shape[2] == hidden, "expert gate_up {} does not take hidden {}",
            shape_string(gate_up_shape), hidden);
@@ -175,15 +207,21 @@ Tensor CpuBackend::moe_experts(const Tensor& x, const MoeRouting& routing, const
     return moe_experts(quantize_fp8(x, Fp8ActivationLayout::of(*experts.gate_up_fp8)), routing, experts);
   const int64_t tokens = x.dim(0), hidden = x.dim(1), top_k = routing.expert_ids.dim(1);
   const int64_t intermediate = check_experts(tokens, hidden, routing, experts);
-  if (experts.gate_up_int4)
+  if (experts.gate_up_int4 || experts.gate_up_fp4)  // W4A16: the weights expanded row by row
     return sum_expert_outputs(tokens, hidden, routing, [&](int64_t item, float* target, ExpertScratch& scratch) {
       scratch.gate_up.resize(2 * intermediate);
       scratch.activated.resize(intermediate);
       const int32_t expert = routing.expert_ids.as<int32_t>()[item];
-      int4_matvec(*experts.gate_up_int4, expert, x.as<float>() + (item / top_k) * hidden, scratch.gate_up.data(),
-                  scratch.matvec);
+      const float* token = x.as<float>() + (item / top_k) * hidden;
+      if (experts.gate_up_int4)
+        int4_matvec(*experts.gate_up_int4, expert, token, scratch.gate_up.data(), scratch.matvec);
+      else
+        fp4_matvec(*experts.gate_up_fp4, expert, token, scratch.gate_up.data(), scratch.matvec);
       cpu::silu_mul_row(scratch.gate_up.data(), intermediate, scratch.activated.data());
-      int4_matvec(*experts.down_int4, expert, scratch.activated.data(), target, scratch.matvec);
+      if (experts.down_int4)
+        int4_matvec(*experts.down_int4, expert, scratch.activated.data(), target, scratch.matvec);
+      else
+        fp4_matvec(*experts.down_fp4, expert, scratch.activated.data(), target, scratch.matvec);
     });
   return sum_expert_outputs(tokens, hidden, routing, [&](int64_t item, float* target, ExpertScratch& scratch) {
     scratch.gate_up.resize(2 * intermediate);

@@ -159,7 +159,7 @@ void CudaBackend::copy_to_device(void* device_data, const void* host_data, size_
 Tensor CudaBackend::upload_persistent(const Tensor& host, DType dtype) {
   Tensor copy = allocate_persistent_uninitialized(dtype, host.shape);
   const size_t count = static_cast<size_t>(host.numel());
-  if (host.dtype == dtype && (dtype == DType::I32 || dtype == DType::F32 || dtype == DType::BF16)) {
+  if (host.dtype == dtype) {  // the bytes as they are
     copy_to_device(copy.data, host.data, host.bytes());
     return copy;
   }

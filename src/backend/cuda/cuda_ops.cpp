@@ -446,33 +446,55 @@ Tensor CudaBackend::moe_experts(const Tensor& x, const MoeRouting& routing, cons
            "expert gate_up and down must both be FP8 or both dense");
   if (experts.gate_up_fp8)  // x quantized once per token, then the FP8 experts (cuda_fp8_ops.cpp)
     return moe_experts(quantize_fp8(x, Fp8ActivationLayout::of(*experts.gate_up_fp8)), routing, experts);
-  const bool int4 = experts.gate_up_int4.has_value();
-  RS_CHECK(int4 == experts.down_int4.has_value(), "expert gate_up and down must both be INT4 or both dense");
-  // [experts, out, in] of each weight, whatever its storage.
-  auto shape_of = [&](const Tensor& dense, const std::optional<Int4Weight>& packed, const char* what) -> Shape {
-    if (!packed) {
-      expect(dense, DType::BF16, 3, what);
-      return dense.shape;
-    }
-    expect(packed->packed, DType::I32, 3, what);
-    expect(packed->scales, DType::BF16, 3, what);
-    RS_CHECK(packed->group > 0 && packed->in_features() % packed->group == 0 &&
-                 packed->scales.shape == Shape({packed->packed.dim(0), packed->out_features(),
-                                                packed->in_features() / packed->group}),
-             "{}: INT4 scales {} do not match packed codes {} in groups of {}", what,
-             shape_string(packed->scales.shape), shape_string(packed->packed.shape), packed->group);
-    return {packed->packed.dim(0), packed->out_features(), packed->in_features()};
+  const bool int4 = experts.gate_up_int4.has_value(), fp4 = experts.gate_up_fp4.has_value();
+  RS_CHECK(int4 == experts.down_int4.has_value() && fp4 == experts.down_fp4.has_value() && !(int4 && fp4),
+           "expert gate_up and down must both be INT4, both NVFP4 or both dense");
+  // One weight as the kernels take it: its [experts, out, in] whatever its storage, validated.
+  struct ExpertTensors {
+    Shape shape;
+    const void* values = nullptr;
+    const void* scales = nullptr;
+    const float* row_scales = nullptr;
+    int64_t group = 0;
   };
-  const Shape gate_up_shape = shape_of(experts.gate_up, experts.gate_up_int4, "expert gate_up");
-  const Shape down_shape = shape_of(experts.down, experts.down_int4, "expert down");
+  auto tensors_of = [&](const Tensor& dense, const std::optional<Int4Weight>& int4_weight,
+                        const std::optional<Fp4Weight>& fp4_weight, const char* what) -> ExpertTensors {
+    if (int4_weight) {
+      const Int4Weight& w = *int4_weight;
+      expect(w.packed, DType::I32, 3, what);
+      expect(w.scales, DType::BF16, 3, what);
+      const Shape shape{w.packed.dim(0), w.out_features(), w.in_features()};
+      RS_CHECK(w.group > 0 && shape[2] % w.group == 0 && w.scales.shape == Shape({shape[0], shape[1], shape[2] / w.group}),
+               "{}: INT4 scales {} do not match packed codes {} in groups of {}", what, shape_string(w.scales.shape),
+               shape_string(w.packed.shape), w.group);
+      return {shape, w.packed.data, w.scales.data, nullptr, w.group};
+    }
+    if (fp4_weight) {
+      const Fp4Weight& w = *fp4_weight;
+      expect(w.packed, DType::U8, 3, what);
+      expect(w.block_scales, DType::F8_E4M3, 3, what);
+      expect(w.row_scales, DType::F32, 2, what);
+      const Shape shape{w.packed.dim(0), w.out_features(), w.in_features()};
+      RS_CHECK(w.block_scales.shape == Shape({shape[0], shape[1], shape[2] / Fp4Weight::kGroup}) &&
+                   w.row_scales.shape == Shape({shape[0], shape[1]}),
+               "{}: NVFP4 scales {} / {} do not match packed codes {}", what, shape_string(w.block_scales.shape),
+               shape_string(w.row_scales.shape), shape_string(w.packed.shape));
+      return {shape, w.packed.data, w.block_scales.data, w.row_scales.as<float>(), Fp4Weight::kGroup};
+    }
+    expect(dense, DType::BF16, 3, what);
+    return {dense.shape, dense.data};
+  };
+  const ExpertTensors gate_up = tensors_of(experts.gate_up, experts.gate_up_int4, experts.gate_up_fp4, "expert gate_up");
+  const ExpertTensors down = tensors_of(experts.down, experts.down_int4, experts.down_fp4, "expert down");
+  const Shape& gate_up_shape = gate_up.shape;
+  const Shape& down_shape = down.shape;
   const int64_t tokens = x.dim(0), hidden = x.dim(1), top_k = routing.expert_ids.dim(1);
   const int64_t count = gate_up_shape[0], inter = gate_up_shape[1] / 2;
   RS_CHECK(gate_up_shape[2] == hidden && down_shape == Shape({count, hidden, inter}),
            "expert weights {} / {} do not match hidden {}", shape_string(gate_up_shape), shape_string(down_shape),
            hidden);
-  RS_CHECK(!int4 || experts.gate_up_int4->group == experts.down_int4->group,
-           "INT4 experts: gate_up groups of {}, down groups of {}", experts.gate_up_int4->group,
-           experts.down_int4->group);
+  RS_CHECK(gate_up.group == down.group, "4-bit experts: gate_up groups of {}, down groups of {}", gate_up.group,
+           down.group);
   RS_CHECK(routing.expert_ids.dim(0) == tokens && routing.weights.numel() == tokens * top_k,
            "moe routing {} does not match {} tokens", shape_string(routing.expert_ids.shape), tokens);
   // Workspace: the per-expert pair lists (ints), the activation as bf16 high + low parts, and
@@ -484,14 +506,16 @@ Tensor CudaBackend::moe_experts(const Tensor& x, const MoeRouting& routing, cons
   kernels::MoeGroupedExpertsParams params{};
   params.x = x.data;
   params.weights = routing.weights.as<float>();
-  params.gate_up = int4 ? experts.gate_up_int4->packed.data : experts.gate_up.data;
-  params.down = int4 ? experts.down_int4->packed.data : experts.down.data;
-  if (int4) {
-    params.weight_format = kernels::MoeWeightFormat::INT4;
-    params.gate_up_scales = experts.gate_up_int4->scales.data;
-    params.down_scales = experts.down_int4->scales.data;
-    params.group = experts.gate_up_int4->group;
-  }
+  params.gate_up = gate_up.values;
+  params.down = down.values;
+  params.weight_format = int4  ? kernels::MoeWeightFormat::INT4
+                         : fp4 ? kernels::MoeWeightFormat::NVFP4
+                               : kernels::MoeWeightFormat::BF16;
+  params.gate_up_scales = gate_up.scales;
+  params.down_scales = down.scales;
+  params.gate_up_row_scales = gate_up.row_scales;
+  params.down_row_scales = down.row_scales;
+  params.group = gate_up.group;
   kernels::set_pair_lists(params, align);
   params.activated_high = activated.data;
   params.activated_low = static_cast<std::byte*>(activated.data) + align.pairs * inter * 2;

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "models/layers/int4_checkpoint.h"
+#include "models/layers/nvfp4_checkpoint.h"
 
 namespace rackserve {
 
@@ -50,6 +51,10 @@ bool CheckpointWeightSource::is_fp8_weight(const std::string& name) const {
   return name.ends_with(".weight") && !is_int4_weight(name) && store_.get(name).dtype == DType::F8_E4M3;
 }
 
+bool CheckpointWeightSource::is_nvfp4_weight(const std::string& name) const {
+  return name.ends_with(".weight") && quant_.linear(name.substr(0, name.size() - 7)).format == WeightFormat::Nvfp4;
+}
+
 bool CheckpointWeightSource::is_int4_weight(const std::string& name) const {
   return name.ends_with(".weight") &&
          quant_.linear(name.substr(0, name.size() - 7)).format == WeightFormat::Int4Group &&
@@ -75,6 +80,11 @@ void CheckpointWeightSource::read_f32(const std::string& name, const Shape& shap
     RS_CHECK(shape.size() == 2, "{}: an INT4 weight must be a matrix, not {}", name, shape_string(shape));
     const std::string module = name.substr(0, name.size() - 7);
     Int4Module(store_, module, quant_.linear(module), shape[0], shape[1]).dequantize(slice, out);
+    return;
+  }
+  if (is_nvfp4_weight(name)) {
+    RS_CHECK(shape.size() == 2, "{}: an NVFP4 weight must be a matrix, not {}", name, shape_string(shape));
+    Nvfp4Module(store_, name.substr(0, name.size() - 7), shape[0], shape[1]).dequantize(slice, out);
     return;
   }
   if (!is_fp8_weight(name) || shape.size() != 2) {
@@ -116,7 +126,7 @@ void CheckpointWeightSource::read_f32(const std::string& name, const Shape& shap
 Tensor CheckpointWeightSource::load(const std::string& name, const Shape& shape, WeightRole role,
                                     const TensorSharding& sharding) {
   const bool split = sharding.split != TpSplit::Replicated && shard().world > 1;
-  if (!split && !sharding.append_zero_row && !is_fp8_weight(name) && !is_int4_weight(name))
+  if (!split && !sharding.append_zero_row && !is_fp8_weight(name) && !is_int4_weight(name) && !is_nvfp4_weight(name))
     return backend_.upload_weight(checked(name, shape).view(), role);
   const bool vector = shape.size() == 1;  // a column split of a vector: a bias or norm of split heads
   RS_CHECK(shape.size() == 2 || !split || (vector && sharding.split == TpSplit::Column),
@@ -171,10 +181,11 @@ LinearWeight CheckpointWeightSource::load_linear(const LinearRequest& request) {
     RS_CHECK(quant_.linear(module).format == format, "{} and {} are fused into one weight but stored as {} and {}",
              request.modules.front(), module, weight_format_name(format),
              weight_format_name(quant_.linear(module).format));
-  if (format == WeightFormat::Int4Group) {
-    if (request.role == WeightRole::ExpertGateUp || request.role == WeightRole::ExpertDown)
-      return load_int4_experts(request, quant_.linear(request.modules.front()));
-    return WeightSource::load_linear(request);  // dequantized to dense (read_f32)
+  const bool experts = request.role == WeightRole::ExpertGateUp || request.role == WeightRole::ExpertDown;
+  if (format == WeightFormat::Int4Group || format == WeightFormat::Nvfp4) {
+    if (!experts) return WeightSource::load_linear(request);  // dequantized to dense (read_f32)
+    return format == WeightFormat::Int4Group ? load_int4_experts(request, quant_.linear(request.modules.front()))
+                                             : load_fp4_experts(request);
   }
   if (format == WeightFormat::Dense || fp8_weights_ == Fp8Weights::Dequantize) return WeightSource::load_linear(request);
 
@@ -262,6 +273,36 @@ LinearWeight CheckpointWeightSource::load_int4_experts(const LinearRequest& requ
   weight.group = scheme.group_size;
   LinearWeight linear;
   linear.int4 = weight;
+  return linear;
+}
+
+LinearWeight CheckpointWeightSource::load_fp4_experts(const LinearRequest& request) {
+  const size_t pieces = request.rows.size();
+  std::vector<uint8_t> packed, block_scales;
+  std::vector<float> row_scales;
+  int64_t per_matrix = 0, cols = request.cols;
+  for (size_t i = 0; i < request.modules.size(); ++i) {
+    const int64_t rows = request.rows[i % pieces];
+    const TensorSlice slice = shard_slice(request.modules[i], rows, request.cols, request.split, shard());
+    Nvfp4Module(store_, request.modules[i], rows, request.cols).append_packed(slice, packed, block_scales, row_scales);
+    if (i < pieces) per_matrix += slice.rows;
+    cols = slice.cols;
+  }
+  const Shape packed_shape{request.matrices, per_matrix, cols / 2};
+  const Shape block_shape{request.matrices, per_matrix, cols / Fp4Weight::kGroup};
+  const Shape row_shape{request.matrices, per_matrix};
+  RS_CHECK(static_cast<int64_t>(packed.size()) == shape_numel(packed_shape) &&
+               static_cast<int64_t>(block_scales.size()) == shape_numel(block_shape) &&
+               static_cast<int64_t>(row_scales.size()) == shape_numel(row_shape),
+           "{}: {} packed bytes, {} block scales and {} row scales for {} experts of [{}, {}]", request.modules.front(),
+           packed.size(), block_scales.size(), row_scales.size(), request.matrices, per_matrix, cols);
+  Fp4Weight weight;
+  weight.packed = backend_.upload_persistent(Tensor{packed.data(), DType::U8, packed_shape, Device{}}, DType::U8);
+  weight.block_scales =
+      backend_.upload_persistent(Tensor{block_scales.data(), DType::F8_E4M3, block_shape, Device{}}, DType::F8_E4M3);
+  weight.row_scales = backend_.upload_persistent(Tensor{row_scales.data(), DType::F32, row_shape, Device{}}, DType::F32);
+  LinearWeight linear;
+  linear.fp4 = weight;
   return linear;
 }
 

@@ -30,8 +30,8 @@ class CheckpointWeightSource final : public WeightSource {
   Tensor load_row_concat(const std::vector<std::string>& names, const std::vector<int64_t>& rows, int64_t cols,
                          WeightRole role, TpSplit split = TpSplit::Replicated) override;
   // Dense modules as WeightSource does; FP8 modules (all of a request in one format) as a
-  // QuantizedWeight; INT4 modules as an Int4Weight when they are routed experts (roles
-  // ExpertGateUp / ExpertDown), else dequantized to dense like any float layer. Block scales are concatenated along rows, so every piece but the last
+  // QuantizedWeight; INT4 and NVFP4 modules as an Int4Weight / Fp4Weight when they are routed
+  // experts (roles ExpertGateUp / ExpertDown), else dequantized to dense like any float layer. Block scales are concatenated along rows, so every piece but the last
   // of a matrix must fill whole blocks (gate/up of DeepSeek: 18432 and 2048 rows, 128 each).
   // A TP slice of a block-scaled weight must start and end on block boundaries (its scales
   // are the blocks' scales); a channel-scaled one takes its rows' scales.
@@ -44,7 +44,10 @@ class CheckpointWeightSource final : public WeightSource {
   bool is_fp8_weight(const std::string& name) const;  // an F8_E4M3 "<module>.weight"
   // A "<module>.weight" the checkpoint stores as INT4 (weight_packed + weight_scale).
   bool is_int4_weight(const std::string& name) const;
+  // A "<module>.weight" the checkpoint stores as NVFP4 (U8 e2m1 pairs + scales).
+  bool is_nvfp4_weight(const std::string& name) const;
   LinearWeight load_int4_experts(const LinearRequest& request, const LinearScheme& scheme);
+  LinearWeight load_fp4_experts(const LinearRequest& request);
   // The `slice` of tensor `name` of (full) `shape` as f32 into out[0, slice rows * cols):
   // float dtypes converted, FP8 weights dequantized with the scales of their global position.
   void read_f32(const std::string& name, const Shape& shape, const TensorSlice& slice, float* out) const;

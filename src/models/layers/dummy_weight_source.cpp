@@ -36,12 +36,12 @@ DummyWeightInit dummy_weight_init(WeightRole role, const Shape& shape) {
 }
 
 DummyWeightSource::DummyWeightSource(const ModelConfig& config, Backend& backend, uint64_t seed, ShardSpec shard,
-                                     Fp8Weights fp8_weights)
+                                     Fp8Weights fp8_weights, const std::optional<QuantConfig>& stated)
     : WeightSource(shard),
       backend_(backend),
       seed_(seed),
       prefix_(config.checkpoint_prefix),
-      quant_(dummy_quant_config(config, fp8_weights)),
+      quant_(dummy_quant_config(config, fp8_weights, stated)),
       manifest_(dummy_weight_manifest(config, quant_)) {
   for (size_t i = 0; i < manifest_.entries().size(); ++i) index_.emplace(manifest_.entries()[i].name, i);
 }
@@ -68,7 +68,8 @@ void DummyWeightSource::check_requested(const std::string& model_name, const Sha
            tp_split_name(split), split_axis(split), tp_split_name(entry.split), entry.split_axis);
   requested_.insert(name);
   // An FP8 weight's scales come with it (loaded dense, as kv_b_proj is, they are folded in).
-  if (entry.format == WeightFormat::Dense || entry.format == WeightFormat::Int4Group || !name.ends_with(".weight"))
+  if (entry.format == WeightFormat::Dense || entry.format == WeightFormat::Int4Group ||
+      entry.format == WeightFormat::Nvfp4 || !name.ends_with(".weight"))
     return;
   const std::string module = name.substr(0, name.size() - 7);
   const LinearScheme& scheme = quant_.linear(module);
@@ -142,6 +143,7 @@ LinearWeight DummyWeightSource::load_linear(const LinearRequest& request) {
   const LinearScheme& scheme = request_scheme(request);
   if (scheme.format == WeightFormat::Dense) return WeightSource::load_linear(request);
   if (scheme.format == WeightFormat::Int4Group) return load_int4(request, scheme);
+  if (scheme.format == WeightFormat::Nvfp4) return load_fp4(request);
   const bool block = scheme.format == WeightFormat::Fp8Block;
   const std::vector<TensorSlice> slices = fp8_linear_slices(request, scheme, shard());
   int64_t per_matrix = 0;
@@ -180,19 +182,25 @@ LinearWeight DummyWeightSource::load_linear(const LinearRequest& request) {
   return weight;
 }
 
+TensorSlice DummyWeightSource::request_packed(const std::string& module, int64_t rows, int64_t cols, TpSplit split,
+                                              const std::string& packed_name, const Shape& packed_shape,
+                                              std::initializer_list<const char*> other_suffixes, int64_t group) {
+  check_requested(module + "." + packed_name, packed_shape, split);  // the packed codes carry the split
+  for (const char* suffix : other_suffixes) requested_.insert(prefix_ + module + "." + suffix);
+  const TensorSlice slice = shard_slice(module, rows, cols, split, shard());
+  RS_CHECK(slice.cols % group == 0, "{}: {} inputs per rank cut a group of {} 4-bit weights", module, slice.cols, group);
+  return slice;
+}
+
 LinearWeight DummyWeightSource::load_int4(const LinearRequest& request, const LinearScheme& scheme) {
   const size_t pieces = request.rows.size();
   int64_t per_matrix = 0, cols = request.cols;
   uint64_t key = 0xcbf29ce484222325ull;
   for (size_t i = 0; i < request.modules.size(); ++i) {
     const int64_t rows = request.rows[i % pieces];
-    // The checkpoint's three tensors of the module; the packed codes carry the split.
-    check_requested(request.modules[i] + ".weight_packed", {rows, request.cols / 8}, request.split);
-    requested_.insert(prefix_ + request.modules[i] + ".weight_scale");
-    requested_.insert(prefix_ + request.modules[i] + ".weight_shape");
-    const TensorSlice slice = shard_slice(request.modules[i], rows, request.cols, request.split, shard());
-    RS_CHECK(slice.cols % scheme.group_size == 0, "{}: {} inputs per rank cut a group of {} INT4 weights",
-             request.modules[i], slice.cols, scheme.group_size);
+    const TensorSlice slice = request_packed(request.modules[i], rows, request.cols, request.split, "weight_packed",
+                                            {rows, request.cols / 8}, {"weight_scale", "weight_shape"},
+                                            scheme.group_size);
     if (i < pieces) per_matrix += slice.rows;
     cols = slice.cols;
     key = name_key(request.modules[i], key);
@@ -213,6 +221,40 @@ LinearWeight DummyWeightSource::load_int4(const LinearRequest& request, const Li
       backend_.activation_dtype());
   LinearWeight linear;
   linear.int4 = weight;
+  return linear;
+}
+
+LinearWeight DummyWeightSource::load_fp4(const LinearRequest& request) {
+  const size_t pieces = request.rows.size();
+  int64_t per_matrix = 0, cols = request.cols;
+  uint64_t key = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < request.modules.size(); ++i) {
+    const int64_t rows = request.rows[i % pieces];
+    const TensorSlice slice =
+        request_packed(request.modules[i], rows, request.cols, request.split, "weight", {rows, request.cols / 2},
+                       {"weight_scale", "weight_scale_2", "input_scale"}, Fp4Weight::kGroup);
+    if (i < pieces) per_matrix += slice.rows;
+    cols = slice.cols;
+    key = name_key(request.modules[i], key);
+  }
+  Fp4Weight weight;
+  weight.packed = backend_.allocate_persistent(DType::U8, {request.matrices, per_matrix, cols / 2});
+  Tensor as_floats = weight.packed;  // random bits as the code pairs (cols / 2 bytes: a multiple of 4)
+  as_floats.dtype = DType::F32;
+  as_floats.shape = {request.matrices, per_matrix, cols / 8};
+  backend_.fill_random(as_floats, mix_hash(seed_, shard_key(key, request.split)), 1.0f);
+  std::vector<uint8_t> blocks(static_cast<size_t>(request.matrices * per_matrix * (cols / Fp4Weight::kGroup)));
+  const uint64_t scales_seed = mix_hash(seed_, shard_key(key, request.split) + 1);
+  for (size_t i = 0; i < blocks.size(); ++i) blocks[i] = f32_to_e4m3(1.0f + uniform_symmetric(scales_seed, i, 0.5f));
+  weight.block_scales = backend_.upload_persistent(
+      Tensor{blocks.data(), DType::F8_E4M3, {request.matrices, per_matrix, cols / Fp4Weight::kGroup}, Device{}},
+      DType::F8_E4M3);
+  std::vector<float> rows(static_cast<size_t>(request.matrices * per_matrix),
+                          dummy_weight_init(request.role, {per_matrix, cols}).scale / 6.0f);
+  weight.row_scales =
+      backend_.upload_persistent(Tensor{rows.data(), DType::F32, {request.matrices, per_matrix}, Device{}}, DType::F32);
+  LinearWeight linear;
+  linear.fp4 = weight;
   return linear;
 }
 

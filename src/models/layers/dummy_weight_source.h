@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -42,8 +43,9 @@ class DummyWeightSource final : public WeightSource {
   // With a shard of several ranks, a split tensor's slice is random values keyed by (name,
   // rank): a sharded dummy model is not the TP=1 one cut up (values come from the device's
   // own generator, which cannot start mid-tensor), only of the same shapes and scale.
+  // `stated`: the checkpoint directory's quantization (dummy_quant_config).
   DummyWeightSource(const ModelConfig& config, Backend& backend, uint64_t seed, ShardSpec shard = {},
-                    Fp8Weights fp8_weights = Fp8Weights::Native);
+                    Fp8Weights fp8_weights = Fp8Weights::Native, const std::optional<QuantConfig>& stated = std::nullopt);
 
   // Names are the model's ("model.layers.0..."); the manifest's carry the config's
   // checkpoint_prefix ("language_model." for Kimi-K2.5), added here before every lookup.
@@ -59,7 +61,8 @@ class DummyWeightSource final : public WeightSource {
   // scales have the dense dummy's magnitude. Tensor-parallel slices as the checkpoint
   // loader takes them (fp8_linear_slices). Dense modules as WeightSource does.
   // INT4 routed experts as an Int4Weight: random code words and per-group scales of the dense
-  // dummy's magnitude / 8 (codes span [-8, 7]).
+  // dummy's magnitude / 8 (codes span [-8, 7]); NVFP4 ones as an Fp4Weight: random e2m1 pairs,
+  // e4m3 block scales in [0.5, 1.5) and row scales of the dense dummy's magnitude / 6.
   LinearWeight load_linear(const LinearRequest& request) override;
   bool can_stack_linear(const LinearRequest& request) const override;  // pieces_stack of the dummy schemes
 
@@ -77,6 +80,12 @@ class DummyWeightSource final : public WeightSource {
   // The scheme an FP8 request's modules share (Dense when they are not FP8).
   const LinearScheme& request_scheme(const LinearRequest& request) const;
   LinearWeight load_int4(const LinearRequest& request, const LinearScheme& scheme);
+  LinearWeight load_fp4(const LinearRequest& request);
+  // Marks the checkpoint tensors of a 4-bit module as requested (the packed codes, shaped
+  // `packed_shape`, checked) and returns this rank's slice, checked to keep whole groups.
+  TensorSlice request_packed(const std::string& module, int64_t rows, int64_t cols, TpSplit split,
+                             const std::string& packed_name, const Shape& packed_shape,
+                             std::initializer_list<const char*> other_suffixes, int64_t group);
 
   Backend& backend_;
   uint64_t seed_;

@@ -77,6 +77,8 @@ MoeBlock::MoeBlock(const ModelConfig& config, WeightLoader& loader, const std::s
   experts_.down_fp8 = down.fp8;
   experts_.gate_up_int4 = gate_up.int4;
   experts_.down_int4 = down.int4;
+  experts_.gate_up_fp4 = gate_up.fp4;
+  experts_.down_fp4 = down.fp4;
   experts_.shared = stack_shared ? 1 : 0;
   router_params_.shared_slots = experts_.shared;
   if (moe.num_shared_experts > 0 && !stack_shared)

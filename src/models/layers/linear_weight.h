@@ -18,6 +18,7 @@ struct LinearWeight {
   // Set for stacked routed experts stored INT4 (the only layers kept INT4: the loader
   // dequantizes other INT4 layers to dense); they run through Backend::moe_experts only.
   std::optional<Int4Weight> int4;
+  std::optional<Fp4Weight> fp4;  // the same for NVFP4 routed experts
 
   // How this layer wants its input quantized: nullopt for a dense weight.
   std::optional<Fp8ActivationLayout> input_fp8_layout() const {
@@ -26,13 +27,13 @@ struct LinearWeight {
 
   // x [T, in] -> [T, out]; only for rank-2 weights (experts go through Backend::moe_experts).
   Tensor apply(Backend& backend, const Tensor& x) const {
-    RS_CHECK(!int4, "an INT4 weight runs only as routed experts (Backend::moe_experts)");
+    RS_CHECK(!int4 && !fp4, "an INT4 / NVFP4 weight runs only as routed experts (Backend::moe_experts)");
     return fp8 ? backend.linear_fp8(x, *fp8) : backend.linear(x, dense);
   }
   // The same on an activation that may carry its quantized copy: an FP8 weight takes the copy
   // when it is in its layout (the same result as quantizing x.tensor, one kernel less).
   Tensor apply(Backend& backend, const Activation& x) const {
-    RS_CHECK(!int4, "an INT4 weight runs only as routed experts (Backend::moe_experts)");
+    RS_CHECK(!int4 && !fp4, "an INT4 / NVFP4 weight runs only as routed experts (Backend::moe_experts)");
     if (fp8) return backend.linear_fp8(fp8_input(backend, x), *fp8);
     RS_CHECK(!x.tensor.empty(), "a dense linear layer got only an e4m3 copy of its input");
     return backend.linear(x.tensor, dense);
