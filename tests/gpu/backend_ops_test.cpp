@@ -147,6 +147,20 @@ class OpsTest : public ::testing::Test {
     std::memcpy(cache.cpu.data, values.data(), values.size() * sizeof(float));
   }
 
+  // Sigmoid routing of random logits on both backends (one step begun on each), checked equal.
+  std::pair<MoeRouting, MoeRouting> route_on_both(int64_t tokens, int64_t experts, int64_t top_k, float scaling) {
+    auto logits_values = random(tokens * experts), bias_values = random(experts, 0.05f);
+    Pair logits = upload(logits_values, {tokens, experts}, DType::F32);
+    Pair bias = upload(bias_values, {experts}, DType::F32);
+    MoeRouterParams params{top_k, 1, 1, true, true, true, scaling, 0};
+    cpu_->begin_step();
+    gpu_->begin_step();
+    MoeRouting cpu_routing = cpu_->moe_route(logits.cpu, bias.cpu, params);
+    MoeRouting gpu_routing = gpu_->moe_route(logits.gpu, bias.gpu, params);
+    EXPECT_EQ(cpu_->download_f32(cpu_routing.expert_ids), gpu_->download_f32(gpu_routing.expert_ids));
+    return {cpu_routing, gpu_routing};
+  }
+
   // ||gpu - cpu|| / ||cpu||; NaN anywhere counts as infinite error.
   double relative_error(const Tensor& cpu, const Tensor& gpu) {
     auto expected = cpu_->download_f32(cpu);
@@ -605,15 +619,7 @@ TEST_F(OpsTest, MoeInt4Experts) {
     int64_t tokens, experts, top_k, hidden, inter, group;
   };
   for (Case c : {Case{4, 384, 8, 7168, 256, 32}, Case{200, 64, 8, 1024, 256, 32}, Case{7, 32, 4, 512, 512, 128}}) {
-    auto logits_values = random(c.tokens * c.experts), bias_values = random(c.experts, 0.05f);
-    Pair logits = upload(logits_values, {c.tokens, c.experts}, DType::F32);
-    Pair bias = upload(bias_values, {c.experts}, DType::F32);
-    MoeRouterParams params{c.top_k, 1, 1, true, true, true, 2.827f, 0};
-    cpu_->begin_step();
-    gpu_->begin_step();
-    MoeRouting cpu_routing = cpu_->moe_route(logits.cpu, bias.cpu, params);
-    MoeRouting gpu_routing = gpu_->moe_route(logits.gpu, bias.gpu, params);
-    ASSERT_EQ(cpu_->download_f32(cpu_routing.expert_ids), gpu_->download_f32(gpu_routing.expert_ids));
+    const auto [cpu_routing, gpu_routing] = route_on_both(c.tokens, c.experts, c.top_k, 2.827f);
 
     // One weight: random codes, bf16 scales of about 1 / (8 sqrt(in)) so outputs stay O(1).
     auto int4_weight = [&](int64_t rows, int64_t cols) {
@@ -649,15 +655,7 @@ TEST_F(OpsTest, MoeNvfp4Experts) {
     int64_t tokens, experts, top_k, hidden, inter;
   };
   for (Case c : {Case{4, 256, 8, 6144, 256}, Case{200, 64, 8, 1024, 256}}) {
-    auto logits_values = random(c.tokens * c.experts), bias_values = random(c.experts, 0.05f);
-    Pair logits = upload(logits_values, {c.tokens, c.experts}, DType::F32);
-    Pair bias = upload(bias_values, {c.experts}, DType::F32);
-    MoeRouterParams params{c.top_k, 1, 1, true, true, true, 2.5f, 0};
-    cpu_->begin_step();
-    gpu_->begin_step();
-    MoeRouting cpu_routing = cpu_->moe_route(logits.cpu, bias.cpu, params);
-    MoeRouting gpu_routing = gpu_->moe_route(logits.gpu, bias.gpu, params);
-    ASSERT_EQ(cpu_->download_f32(cpu_routing.expert_ids), gpu_->download_f32(gpu_routing.expert_ids));
+    const auto [cpu_routing, gpu_routing] = route_on_both(c.tokens, c.experts, c.top_k, 2.5f);
 
     auto bytes_pair = [&](std::vector<uint8_t>& bytes, const Shape& shape, DType dtype) {
       Tensor host{bytes.data(), dtype, shape, Device{}};

@@ -44,20 +44,8 @@ using testing::FixtureKind;
 
 constexpr double kSameW8A8 = 0.9999;  // a position computed from the same quantized inputs
 
-std::vector<float> flatten(const std::vector<std::vector<float>>& rows) {
-  std::vector<float> flat;
-  for (const auto& row : rows) flat.insert(flat.end(), row.begin(), row.end());
-  return flat;
-}
-
-float max_abs_difference(const std::vector<float>& a, const std::vector<float>& b) {
-  float worst = 0.0f;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const float difference = std::fabs(a[i] - b[i]);
-    worst = std::isnan(difference) ? INFINITY : std::max(worst, difference);
-  }
-  return worst;
-}
+using testing::flatten;
+using testing::max_abs_difference;
 
 struct Fp8Prompt {
   std::vector<int32_t> tokens;

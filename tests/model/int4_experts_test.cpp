@@ -71,22 +71,13 @@ TEST(Int4Module, ReadsCompressedTensorsPacking) {
   fs::remove(file);
 }
 
+// Kimi-K2's architecture (DeepSeek-V3's) at a tiny size, as a kimi_k2 config.
 json kimi_k2_config() {
-  return {{"model_type", "kimi_k2"},     {"architectures", {"DeepseekV3ForCausalLM"}},
-          {"vocab_size", 384},           {"hidden_size", 64},
-          {"num_hidden_layers", 2},      {"num_attention_heads", 4},
-          {"num_key_value_heads", 4},    {"q_lora_rank", 32},
-          {"kv_lora_rank", 32},          {"qk_nope_head_dim", 16},
-          {"qk_rope_head_dim", 8},       {"v_head_dim", 16},
-          {"intermediate_size", 96},     {"moe_intermediate_size", 64},
-          {"n_routed_experts", 8},       {"num_experts_per_tok", 8},  // every expert: no routing flips
-          {"n_shared_experts", 1},       {"first_k_dense_replace", 1},
-          {"norm_topk_prob", true},      {"routed_scaling_factor", 2.827},
-          {"topk_method", "noaux_tc"},   {"scoring_func", "sigmoid"},
-          {"n_group", 1},                {"topk_group", 1},
-          {"rope_theta", 50000.0},       {"max_position_embeddings", 512},
-          {"rms_norm_eps", 1e-5},        {"tie_word_embeddings", false},
-          {"bos_token_id", 0},           {"eos_token_id", 1}};
+  json config = testing::tiny_deepseek_v3_config();
+  config["model_type"] = "kimi_k2";
+  config["routed_scaling_factor"] = 2.827;
+  config["rope_theta"] = 50000.0;
+  return config;
 }
 
 bool routed_expert(const std::string& name) { return name.find(".mlp.experts.") != std::string::npos; }

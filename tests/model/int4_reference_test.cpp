@@ -20,6 +20,7 @@
 #include "engine/sequence_runner.h"
 #include "models/model.h"
 #include "support/fixtures.h"
+#include "support/similarity.h"
 #include "weights/safetensors.h"
 
 namespace rackserve {
@@ -27,20 +28,8 @@ namespace {
 
 using testing::FixtureKind;
 
-std::vector<float> flatten(const std::vector<std::vector<float>>& rows) {
-  std::vector<float> flat;
-  for (const auto& row : rows) flat.insert(flat.end(), row.begin(), row.end());
-  return flat;
-}
-
-float max_abs_difference(const std::vector<float>& a, const std::vector<float>& b) {
-  float worst = 0.0f;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const float difference = std::fabs(a[i] - b[i]);
-    worst = std::isnan(difference) ? INFINITY : std::max(worst, difference);
-  }
-  return worst;
-}
+using testing::flatten;
+using testing::max_abs_difference;
 
 struct Int4Prompt {
   std::vector<int32_t> tokens;

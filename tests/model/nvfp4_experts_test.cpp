@@ -46,24 +46,6 @@ TEST(Nvfp4Codes, E2m1ValuesAndNearestCode) {
   EXPECT_EQ(testing::nearest_e2m1(100.0f), 7u);   // saturates at 6
 }
 
-json deepseek_v3_config() {
-  return {{"model_type", "deepseek_v3"},  {"architectures", {"DeepseekV3ForCausalLM"}},
-          {"vocab_size", 384},            {"hidden_size", 64},
-          {"num_hidden_layers", 2},       {"num_attention_heads", 4},
-          {"num_key_value_heads", 4},     {"q_lora_rank", 32},
-          {"kv_lora_rank", 32},           {"qk_nope_head_dim", 16},
-          {"qk_rope_head_dim", 8},        {"v_head_dim", 16},
-          {"intermediate_size", 96},      {"moe_intermediate_size", 64},
-          {"n_routed_experts", 8},        {"num_experts_per_tok", 8},  // every expert: no routing flips
-          {"n_shared_experts", 1},        {"first_k_dense_replace", 1},
-          {"norm_topk_prob", true},       {"routed_scaling_factor", 2.5},
-          {"topk_method", "noaux_tc"},    {"scoring_func", "sigmoid"},
-          {"n_group", 1},                 {"topk_group", 1},
-          {"rope_theta", 10000.0},        {"max_position_embeddings", 512},
-          {"rms_norm_eps", 1e-6},         {"tie_word_embeddings", false},
-          {"bos_token_id", 0},            {"eos_token_id", 1}};
-}
-
 class Nvfp4Experts : public ::testing::Test {
  protected:
   void TearDown() override { fs::remove_all(root_); }
@@ -72,7 +54,7 @@ class Nvfp4Experts : public ::testing::Test {
   // GLM-5.1-NVFP4 export excludes attention, shared experts and the dense layers.
   void write(bool quantize_attention) {
     root_ = fs::temp_directory_path() / ("rackserve-nvfp4-" + std::to_string(::getpid()));
-    const fs::path dense = testing::write_checkpoint("nvfp4-source", deepseek_v3_config());
+    const fs::path dense = testing::write_checkpoint("nvfp4-source", testing::tiny_deepseek_v3_config());
     auto is_attention = [](const std::string& name) {  // of layer 1: layer 0 is excluded whole
       return name.starts_with("model.layers.1.self_attn.") && name.find("layernorm") == std::string::npos &&
              name.find("kv_b_proj") == std::string::npos;
@@ -87,7 +69,7 @@ class Nvfp4Experts : public ::testing::Test {
     if (!quantize_attention) exclude.push_back("model.layers.*.self_attn*");
     for (const char* kind : {"expanded", "nvfp4"}) {
       fs::create_directories(root_ / kind);
-      std::ofstream(root_ / kind / "config.json") << deepseek_v3_config().dump(1);
+      std::ofstream(root_ / kind / "config.json") << testing::tiny_deepseek_v3_config().dump(1);
     }
     std::ofstream(root_ / "nvfp4" / "hf_quant_config.json") << testing::nvfp4_hf_quant_config(exclude).dump(1);
     testing::write_safetensors(root_ / "expanded" / "model.safetensors", quantized.expanded);

@@ -24,6 +24,27 @@ namespace rackserve::testing {
 
 using nlohmann::json;
 
+// A tiny DeepSeek-V3 (MLA with query compression, one dense layer, then 8 routed experts of 64
+// and a shared one, every expert taken by every token so no routing decision can flip under a
+// format's rounding), for the quantized-expert tests.
+inline json tiny_deepseek_v3_config() {
+  return {{"model_type", "deepseek_v3"},  {"architectures", {"DeepseekV3ForCausalLM"}},
+          {"vocab_size", 384},            {"hidden_size", 64},
+          {"num_hidden_layers", 2},       {"num_attention_heads", 4},
+          {"num_key_value_heads", 4},     {"q_lora_rank", 32},
+          {"kv_lora_rank", 32},           {"qk_nope_head_dim", 16},
+          {"qk_rope_head_dim", 8},        {"v_head_dim", 16},
+          {"intermediate_size", 96},      {"moe_intermediate_size", 64},
+          {"n_routed_experts", 8},        {"num_experts_per_tok", 8},
+          {"n_shared_experts", 1},        {"first_k_dense_replace", 1},
+          {"norm_topk_prob", true},       {"routed_scaling_factor", 2.5},
+          {"topk_method", "noaux_tc"},    {"scoring_func", "sigmoid"},
+          {"n_group", 1},                 {"topk_group", 1},
+          {"rope_theta", 10000.0},        {"max_position_embeddings", 512},
+          {"rms_norm_eps", 1e-6},         {"tie_word_embeddings", false},
+          {"bos_token_id", 0},            {"eos_token_id", 1}};
+}
+
 // `length` token ids drawn uniformly from [2, vocab) (0 and 1 are the tiny configs' bos / eos).
 inline std::vector<int32_t> random_prompt(int64_t length, uint32_t seed, int64_t vocab) {
   std::mt19937 generator(seed);

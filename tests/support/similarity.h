@@ -22,6 +22,23 @@ inline double cosine(std::span<const float> a, std::span<const float> b) {
   return dot / std::sqrt(norm_a * norm_b);
 }
 
+// Largest |a - b| over two vectors of equal sizes; infinity when any difference is NaN.
+inline float max_abs_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  float worst = 0.0f;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const float difference = std::fabs(a[i] - b[i]);
+    worst = std::isnan(difference) ? INFINITY : std::max(worst, difference);
+  }
+  return worst;
+}
+
+// Rows of logits as one flat vector.
+inline std::vector<float> flatten(const std::vector<std::vector<float>>& rows) {
+  std::vector<float> flat;
+  for (const auto& row : rows) flat.insert(flat.end(), row.begin(), row.end());
+  return flat;
+}
+
 // Largest |a - b| over rows of logits of equal shapes; infinity when any difference is NaN.
 inline float max_abs_difference(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b) {
   float worst = 0.0f;
