@@ -32,6 +32,7 @@
 #include "support/fp8_checkpoint_writer.h"
 #include "support/gqa_checkpoints.h"
 #include "support/safetensors_writer.h"
+#include "support/model_consistency.h"
 #include "support/similarity.h"
 #include "weights/quant_config.h"
 #include "weights/safetensors.h"
@@ -66,43 +67,15 @@ class GqaModel : public ::testing::TestWithParam<Family> {
 };
 
 TEST_P(GqaModel, DecodeThroughCacheEqualsFullForward) {
-  const fs::path directory = checkpoint();
   auto backend = make_cpu_backend(2);
-  auto model = load_model(directory, *backend);
-  const std::vector<int32_t> prompt = testing::random_prompt(70, 7, model->config().vocab_size);  // two 64-token pages
-  SequenceRunner full(*model, 70);
-  const auto expected = full.append(prompt, true);
-  double spread = 0.0;
-  for (float value : expected.back()) spread += value * value;
-  EXPECT_GT(std::sqrt(spread / static_cast<double>(expected.back().size())), 0.1) << "logits collapsed";
-  for (int64_t chunk : {1, 7, 64}) {
-    SequenceRunner stepped(*model, 70);
-    EXPECT_LE(testing::max_abs_difference(stepped.append(prompt, true, chunk), expected), 1e-4f) << "chunk " << chunk;
-  }
+  auto model = load_model(checkpoint(), *backend);
+  testing::expect_chunked_prefill_equals_full_forward(*model);
 }
 
 TEST_P(GqaModel, BatchedSequencesEqualSeparateOnes) {
-  const fs::path directory = checkpoint();
   auto backend = make_cpu_backend(2);
-  auto model = load_model(directory, *backend);
-  const int64_t page_size = 16, vocab = model->config().vocab_size;
-  PagedKvCache cache = model->allocate_kv_cache(32, page_size);
-  ForwardBatch batch;
-  std::vector<std::vector<int32_t>> prompts;
-  for (int s = 0; s < 3; ++s) {
-    prompts.push_back(testing::random_prompt(std::vector<int64_t>{45, 17, 3}[s], 100 + s, vocab));
-    std::vector<int32_t> pages;
-    for (int64_t b = 0; b < (static_cast<int64_t>(prompts[s].size()) + page_size - 1) / page_size; ++b)
-      pages.push_back(static_cast<int32_t>(b * 3 + s));  // interleaved pages
-    batch.sequences.push_back({prompts[s], 0, pages, false});
-  }
-  const std::vector<float> rows = backend->download_f32(model->forward(batch, cache));
-  for (int s = 0; s < 3; ++s) {
-    SequenceRunner alone(*model, static_cast<int64_t>(prompts[s].size()));
-    const auto expected = alone.append(prompts[s], false);
-    const std::vector<std::vector<float>> row = {{rows.begin() + s * vocab, rows.begin() + (s + 1) * vocab}};
-    EXPECT_LE(testing::max_abs_difference(row, expected), 1e-4f) << "sequence " << s;
-  }
+  auto model = load_model(checkpoint(), *backend);
+  testing::expect_batched_sequences_equal_separate_ones(*model);
 }
 
 TEST_P(GqaModel, TensorParallelRanksGiveTheSingleRanksLogitsAndGreedy) {

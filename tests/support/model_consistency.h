@@ -1,0 +1,58 @@
+// Consistency checks every model family must pass on the CPU, whatever its attention: decoding
+// through the paged cache equals the full forward, and sequences batched into one step (on
+// interleaved pages) equal the same sequences run alone. gtest assertions; call from a test.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "engine/sequence_runner.h"
+#include "models/model.h"
+#include "support/seeded_checkpoint.h"
+#include "support/similarity.h"
+
+namespace rackserve::testing {
+
+// A 70-token prompt (two 64-token pages) appended whole, then in chunks of 1, 7 and 64: the same
+// logits at every position (<= 1e-4), and logits that have not collapsed.
+inline void expect_chunked_prefill_equals_full_forward(CausalLM& model) {
+  const std::vector<int32_t> prompt = random_prompt(70, 7, model.config().vocab_size);
+  SequenceRunner full(model, 70);
+  const auto expected = full.append(prompt, true);
+  double spread = 0.0;
+  for (float value : expected.back()) spread += value * value;
+  EXPECT_GT(std::sqrt(spread / static_cast<double>(expected.back().size())), 0.1) << "logits collapsed";
+  for (int64_t chunk : {1, 7, 64}) {
+    SequenceRunner stepped(model, 70);
+    EXPECT_LE(max_abs_difference(stepped.append(prompt, true, chunk), expected), 1e-4f) << "chunk " << chunk;
+  }
+}
+
+// Three prompts of 45, 17 and 3 tokens in one step on interleaved 16-token pages: each last row
+// equals the prompt's run alone (<= 1e-4).
+inline void expect_batched_sequences_equal_separate_ones(CausalLM& model) {
+  Backend& backend = model.backend();
+  const int64_t page_size = 16, vocab = model.config().vocab_size;
+  PagedKvCache cache = model.allocate_kv_cache(32, page_size);
+  ForwardBatch batch;
+  std::vector<std::vector<int32_t>> prompts;
+  for (int s = 0; s < 3; ++s) {
+    prompts.push_back(random_prompt(std::vector<int64_t>{45, 17, 3}[s], 100 + s, vocab));
+    std::vector<int32_t> pages;
+    for (int64_t b = 0; b < (static_cast<int64_t>(prompts[s].size()) + page_size - 1) / page_size; ++b)
+      pages.push_back(static_cast<int32_t>(b * 3 + s));  // interleaved pages
+    batch.sequences.push_back({prompts[s], 0, pages, false});
+  }
+  const std::vector<float> rows = backend.download_f32(model.forward(batch, cache));
+  for (int s = 0; s < 3; ++s) {
+    SequenceRunner alone(model, static_cast<int64_t>(prompts[s].size()));
+    const auto expected = alone.append(prompts[s], false);
+    const std::vector<std::vector<float>> row = {{rows.begin() + s * vocab, rows.begin() + (s + 1) * vocab}};
+    EXPECT_LE(max_abs_difference(row, expected), 1e-4f) << "sequence " << s;
+  }
+}
+
+}  // namespace rackserve::testing
