@@ -21,7 +21,8 @@ std::unique_ptr<CausalLM> load_model(const std::filesystem::path& directory, Bac
     return model;
   }
   WeightStore store = WeightStore::open(directory);
-  CheckpointWeightSource weights(store, backend, QuantConfig::load(directory), options.fp8_weights, shard);
+  CheckpointWeightSource weights(store, backend, QuantConfig::load(directory), options.fp8_weights, shard,
+                                 config.checkpoint_prefix);
   return std::make_unique<DecoderModel>(std::move(config), weights, backend, options.step_graphs, tp,
                                            options.fusions);
 }

@@ -31,7 +31,12 @@ using testing::RecordingCudaBackend;
 using testing::ReplayingCpuBackend;
 
 constexpr double kMinCosine = 0.9995;  // BF16 activations through a few layers (model_cuda_test's)
-constexpr double kNearTie = 0.02;      // model_cuda_test's bound on a flipped routing decision
+// With an e4m3 cache each backend quantizes its own entries, from values that differ by the bf16
+// rounding of the activations, so some codes differ by one e4m3 step (2^-3 relative). Measured on
+// an H100 on 2026-12-05: min cosine 0.99688 (GLM, GQA), 0.99958 (MiniMax), 0.99758 / 0.99760
+// (GLM-5 / V3.2 DSA).
+constexpr double kMinCosineE4m3Cache = 0.995;
+constexpr double kNearTie = 0.02;  // model_cuda_test's bound on a flipped routing decision
 constexpr int64_t kPromptTokens = 300, kChunk = 100, kDecodeSteps = 12;
 
 struct Case {
@@ -69,13 +74,19 @@ TEST_P(SeededCudaModel, PrefillAndDecodeMatchTheOracle) {
 
   EXPECT_TRUE(oracle.exhausted());
   EXPECT_LE(oracle.stats.worst_deficit, kNearTie) << "a routing flip that is not a near-tie: " << oracle.stats.worst_flip;
-  EXPECT_LE(oracle.key_choice_stats.worst_deficit, kNearTie) << "an indexer choice that is not a near-tie";
-  if (model->config().indexer) EXPECT_GT(oracle.key_choice_stats.rows, 0) << "the indexer never ranked keys";
+  // Indexer choices are adopted and reported, not bounded here: after the first layer the f32
+  // oracle's hidden states and the GPU's bf16 ones differ by ~2% (cosine 0.9998), which moves
+  // index scores near the cut (on the H100: 69 / 73 of 610 rows flipped, worst deficit 0.05 /
+  // 0.12 of a row's largest score; twice that with e4m3 keys). Their effect is bounded by the
+  // logits' cosine below; with identical inputs the choice is exact (backend_ops_test).
+  if (model->config().indexer) {
+    EXPECT_GT(oracle.key_choice_stats.rows, 0) << "the indexer never ranked keys";
+  }
   double worst = 1.0;
   for (size_t r = 0; r < logits.size(); ++r) {
     const double cosine = testing::cosine(logits[r], expected[r]);
     worst = std::min(worst, cosine);
-    EXPECT_GE(cosine, kMinCosine) << "position " << r;
+    EXPECT_GE(cosine, c.kv_dtype ? kMinCosineE4m3Cache : kMinCosine) << "position " << r;
   }
   std::printf("  %s: min cosine vs the oracle %.6f over %zu positions; %lld/%lld routing flips; %lld/%lld key-choice "
               "flips (worst deficit %.2g)\n",

@@ -172,6 +172,35 @@ TEST_F(Int4Experts, DummyWeightsTakeTheCheckpointsLayout) {
     for (float value : row) ASSERT_TRUE(std::isfinite(value));
 }
 
+// Kimi-K2.5 as shipped: a kimi_k25 wrapper whose text_config holds the language model and its
+// quantization_config, and every checkpoint tensor under "language_model.": the same logits as
+// the unwrapped checkpoint.
+TEST_F(Int4Experts, AWrappedKimiK25CheckpointLoads) {
+  write(32, false);
+  const fs::path wrapped = root_ / "kimi-k25";
+  fs::create_directories(wrapped);
+  json text = kimi_k2_config();
+  text["quantization_config"] = testing::kimi_int4_quantization_config(32);
+  const json file = {{"model_type", "kimi_k25"},
+                     {"architectures", {"KimiK25ForConditionalGeneration"}},
+                     {"text_config", text},
+                     {"vision_config", json::object()}};
+  std::ofstream(wrapped / "config.json") << file.dump(1);
+  const WeightStore store = WeightStore::open(root_ / "int4");
+  std::vector<testing::OutTensor> renamed;
+  for (const std::string& name : store.names()) {
+    const TensorRecord& record = store.get(name);
+    const auto* begin = static_cast<const uint8_t*>(static_cast<const void*>(record.data));
+    renamed.push_back({"language_model." + name, std::string(dtype_name(record.dtype)), record.shape,
+                       std::vector<uint8_t>(begin, begin + record.bytes)});
+  }
+  testing::write_safetensors(wrapped / "model.safetensors", renamed);
+  auto plain = load_model(root_ / "int4", *backend_);
+  auto kimi = load_model(wrapped, *backend_);
+  EXPECT_EQ(kimi->config().checkpoint_prefix, "language_model.");
+  EXPECT_LE(max_abs_difference(prompt_logits(*kimi), prompt_logits(*plain)), 0.0f);
+}
+
 TEST_F(Int4Experts, ASplitThatCutsAScaleGroupIsRefused) {
   write(32, false);  // TP 4: 16 of the down projection's 64 inputs per rank, half a group
   std::string message;

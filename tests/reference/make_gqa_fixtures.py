@@ -11,8 +11,9 @@ continuations without near-ties, the rotary inverse frequencies and the softmax 
 Shapes: 8 query heads over 4 KV heads (groups of 2) of head_dim 32 with 16 rotated values
 (partial rotary 0.5), so TP 2 and 4 divide the KV heads and the CUDA kernels' head_dim % 32
 holds. Checked before recording:
-  - the rotary table has rotary_dim / 2 frequencies (transformers 5.12-5.16 rotated whole
-    MiniMax-M2 heads, huggingface/transformers#48241),
+  - the rotary table has rotary_dim / 2 frequencies (transformers 5.12-5.17 rotate whole
+    MiniMax-M2 heads unless partial_rotary_factor is stated, huggingface/transformers#48241;
+    the MiniMax fixture states it beside rotary_dim),
   - the saved tensor names are the real checkpoints' (per-expert gate_proj/up_proj/down_proj
     for GLM, block_sparse_moe.experts.E.w1/w3/w2 and block_sparse_moe.e_score_correction_bias
     for MiniMax); a fused save is rewritten to them.
@@ -86,7 +87,9 @@ MODELS = {
         num_experts_per_tok=2,
         rms_norm_eps=1e-6,
         rotary_dim=ROTARY_DIM,
-        rope={"rope_type": "default", "rope_theta": 5000000.0},
+        # transformers 5.12-5.17 rotate whole MiniMax-M2 heads unless partial_rotary_factor says
+        # otherwise (#48241); stating both keeps transformers on the model's rotary_dim.
+        rope={"rope_type": "default", "rope_theta": 5000000.0, "partial_rotary_factor": ROTARY_DIM / 32},
     )),
 }
 

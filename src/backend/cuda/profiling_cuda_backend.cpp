@@ -13,10 +13,14 @@ std::string product_label(const char* op, const Tensor& weight) {
 std::string split_label(const char* op, const Tensor& weight, int64_t first_rows) {
   return fmt::format("{} {}->{}+{}", op, weight.dim(1), first_rows, weight.dim(0) - first_rows);
 }
-// "moe_experts 256x2048": the experts' count and intermediate width, dense or FP8.
+// "moe_experts 256x2048 int4": the experts' count, intermediate width and storage.
 std::string experts_label(const ExpertWeights& experts) {
+  if (experts.down_int4)
+    return fmt::format("moe_experts {}x{} int4", experts.down_int4->packed.dim(0), experts.down_int4->in_features());
+  if (experts.down_fp4)
+    return fmt::format("moe_experts {}x{} nvfp4", experts.down_fp4->packed.dim(0), experts.down_fp4->in_features());
   const Tensor& down = experts.down_fp8 ? experts.down_fp8->values : experts.down;
-  return fmt::format("moe_experts {}x{}", down.dim(0), down.dim(2));
+  return fmt::format("moe_experts {}x{}{}", down.dim(0), down.dim(2), experts.down_fp8 ? " fp8" : "");
 }
 }  // namespace
 

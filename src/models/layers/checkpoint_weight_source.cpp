@@ -123,8 +123,19 @@ void CheckpointWeightSource::read_f32(const std::string& name, const Shape& shap
   }
 }
 
+LinearRequest CheckpointWeightSource::in_checkpoint(const LinearRequest& request) const {
+  LinearRequest prefixed = request;
+  for (std::string& module : prefixed.modules) module = prefix_ + module;
+  return prefixed;
+}
+
 Tensor CheckpointWeightSource::load(const std::string& name, const Shape& shape, WeightRole role,
                                     const TensorSharding& sharding) {
+  return load_prefixed(prefix_ + name, shape, role, sharding);
+}
+
+Tensor CheckpointWeightSource::load_prefixed(const std::string& name, const Shape& shape, WeightRole role,
+                                             const TensorSharding& sharding) {
   const bool split = sharding.split != TpSplit::Replicated && shard().world > 1;
   if (!split && !sharding.append_zero_row && !is_fp8_weight(name) && !is_int4_weight(name) && !is_nvfp4_weight(name))
     return backend_.upload_weight(checked(name, shape).view(), role);
@@ -146,6 +157,14 @@ Tensor CheckpointWeightSource::load(const std::string& name, const Shape& shape,
 
 Tensor CheckpointWeightSource::load_row_concat(const std::vector<std::string>& names, const std::vector<int64_t>& rows,
                                                int64_t cols, WeightRole role, TpSplit split) {
+  std::vector<std::string> prefixed;
+  for (const std::string& name : names) prefixed.push_back(prefix_ + name);
+  return load_row_concat_prefixed(prefixed, rows, cols, role, split);
+}
+
+Tensor CheckpointWeightSource::load_row_concat_prefixed(const std::vector<std::string>& names,
+                                                        const std::vector<int64_t>& rows, int64_t cols, WeightRole role,
+                                                        TpSplit split) {
   RS_CHECK(names.size() == rows.size(), "load_row_concat: {} names for {} row counts", names.size(), rows.size());
   std::vector<TensorSlice> slices;
   int64_t total_rows = 0, local_cols = cols;
@@ -164,7 +183,8 @@ Tensor CheckpointWeightSource::load_row_concat(const std::vector<std::string>& n
   return backend_.upload_weight(host, role);
 }
 
-bool CheckpointWeightSource::can_stack_linear(const LinearRequest& request) const {
+bool CheckpointWeightSource::can_stack_linear(const LinearRequest& unprefixed) const {
+  const LinearRequest request = in_checkpoint(unprefixed);
   std::vector<LinearScheme> schemes;
   for (const std::string& module : request.modules) {
     schemes.push_back(quant_.linear(module));
@@ -174,8 +194,11 @@ bool CheckpointWeightSource::can_stack_linear(const LinearRequest& request) cons
   return pieces_stack(request, schemes, shard());
 }
 
-LinearWeight CheckpointWeightSource::load_linear(const LinearRequest& request) {
-  RS_CHECK(!request.modules.empty(), "load_linear: no modules");
+LinearWeight CheckpointWeightSource::load_linear(const LinearRequest& unprefixed) {
+  RS_CHECK(!unprefixed.modules.empty(), "load_linear: no modules");
+  // Quantization and tensors are looked up under the checkpoint's names; the dense default
+  // (WeightSource::load_linear) goes back through load / load_row_concat, which add the prefix.
+  const LinearRequest request = in_checkpoint(unprefixed);
   const WeightFormat format = quant_.linear(request.modules.front()).format;
   for (const std::string& module : request.modules)
     RS_CHECK(quant_.linear(module).format == format, "{} and {} are fused into one weight but stored as {} and {}",
@@ -183,11 +206,12 @@ LinearWeight CheckpointWeightSource::load_linear(const LinearRequest& request) {
              weight_format_name(quant_.linear(module).format));
   const bool experts = request.role == WeightRole::ExpertGateUp || request.role == WeightRole::ExpertDown;
   if (format == WeightFormat::Int4Group || format == WeightFormat::Nvfp4) {
-    if (!experts) return WeightSource::load_linear(request);  // dequantized to dense (read_f32)
+    if (!experts) return WeightSource::load_linear(unprefixed);  // dequantized to dense (read_f32)
     return format == WeightFormat::Int4Group ? load_int4_experts(request, quant_.linear(request.modules.front()))
                                              : load_fp4_experts(request);
   }
-  if (format == WeightFormat::Dense || fp8_weights_ == Fp8Weights::Dequantize) return WeightSource::load_linear(request);
+  if (format == WeightFormat::Dense || fp8_weights_ == Fp8Weights::Dequantize)
+    return WeightSource::load_linear(unprefixed);
 
   const LinearScheme& scheme = fp8_scheme(request.modules.front());
   const bool block = scheme.format == WeightFormat::Fp8Block;

@@ -15,12 +15,19 @@ namespace rackserve {
 
 class CheckpointWeightSource final : public WeightSource {
  public:
-  // `store` and `backend` must outlive the source.
+  // `store` and `backend` must outlive the source. `prefix` is the config's checkpoint_prefix
+  // ("language_model." for Kimi-K2.5): the model asks for "model.layers.0...", the checkpoint
+  // (and its quantization config's module names) say "language_model.model.layers.0...".
   CheckpointWeightSource(const WeightStore& store, Backend& backend, QuantConfig quant = {},
-                         Fp8Weights fp8_weights = Fp8Weights::Native, ShardSpec shard = {})
-      : WeightSource(shard), store_(store), backend_(backend), quant_(std::move(quant)), fp8_weights_(fp8_weights) {}
+                         Fp8Weights fp8_weights = Fp8Weights::Native, ShardSpec shard = {}, std::string prefix = {})
+      : WeightSource(shard),
+        store_(store),
+        backend_(backend),
+        quant_(std::move(quant)),
+        fp8_weights_(fp8_weights),
+        prefix_(std::move(prefix)) {}
 
-  bool contains(const std::string& name) const override { return store_.contains(name); }
+  bool contains(const std::string& name) const override { return store_.contains(prefix_ + name); }
   // An FP8 "<module>.weight" asked for here (kv_b_proj, absorbed into attention) is
   // dequantized to f32 (values * scales) before upload; so are FP8 pieces of load_row_concat.
   // Only this rank's slice is read from the mapped file.
@@ -61,6 +68,13 @@ class CheckpointWeightSource final : public WeightSource {
   Backend& backend_;
   QuantConfig quant_;
   Fp8Weights fp8_weights_;
+  std::string prefix_;
+  // The request with the checkpoint's names (prefix_ prepended to every module).
+  LinearRequest in_checkpoint(const LinearRequest& request) const;
+  // The entry points prefix the names, then these do the work on checkpoint names.
+  Tensor load_prefixed(const std::string& name, const Shape& shape, WeightRole role, const TensorSharding& sharding);
+  Tensor load_row_concat_prefixed(const std::vector<std::string>& names, const std::vector<int64_t>& rows, int64_t cols,
+                                  WeightRole role, TpSplit split);
 };
 
 }  // namespace rackserve

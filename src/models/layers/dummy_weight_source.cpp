@@ -207,11 +207,12 @@ LinearWeight DummyWeightSource::load_int4(const LinearRequest& request, const Li
   }
   Int4Weight weight;
   weight.group = scheme.group_size;
-  // Random bits as the code words (an f32 fill's bit patterns: every nibble value occurs).
-  weight.packed = backend_.allocate_persistent(DType::I32, {request.matrices, per_matrix, cols / 8});
-  Tensor as_floats = weight.packed;
-  as_floats.dtype = DType::F32;
-  backend_.fill_random(as_floats, mix_hash(seed_, shard_key(key, request.split)), 1.0f);
+  // Uniform random code words (every nibble independent and uniform over its 16 values).
+  const Shape packed_shape{request.matrices, per_matrix, cols / 8};
+  std::vector<int32_t> words(static_cast<size_t>(shape_numel(packed_shape)));
+  const uint64_t words_seed = mix_hash(seed_, shard_key(key, request.split));
+  for (size_t i = 0; i < words.size(); ++i) words[i] = static_cast<int32_t>(mix_hash(words_seed, i));
+  weight.packed = backend_.upload_persistent(Tensor{words.data(), DType::I32, packed_shape, Device{}}, DType::I32);
   const float scale = dummy_weight_init(request.role, {per_matrix, cols}).scale / 8.0f;
   std::vector<float> scales(static_cast<size_t>(request.matrices * per_matrix * (cols / scheme.group_size)));
   const uint64_t scales_seed = mix_hash(seed_, shard_key(key, request.split) + 1);
@@ -238,11 +239,12 @@ LinearWeight DummyWeightSource::load_fp4(const LinearRequest& request) {
     key = name_key(request.modules[i], key);
   }
   Fp4Weight weight;
-  weight.packed = backend_.allocate_persistent(DType::U8, {request.matrices, per_matrix, cols / 2});
-  Tensor as_floats = weight.packed;  // random bits as the code pairs (cols / 2 bytes: a multiple of 4)
-  as_floats.dtype = DType::F32;
-  as_floats.shape = {request.matrices, per_matrix, cols / 8};
-  backend_.fill_random(as_floats, mix_hash(seed_, shard_key(key, request.split)), 1.0f);
+  // Uniform random code pairs (every e2m1 code equally likely).
+  const Shape packed_shape{request.matrices, per_matrix, cols / 2};
+  std::vector<uint8_t> pairs(static_cast<size_t>(shape_numel(packed_shape)));
+  const uint64_t pairs_seed = mix_hash(seed_, shard_key(key, request.split));
+  for (size_t i = 0; i < pairs.size(); ++i) pairs[i] = static_cast<uint8_t>(mix_hash(pairs_seed, i));
+  weight.packed = backend_.upload_persistent(Tensor{pairs.data(), DType::U8, packed_shape, Device{}}, DType::U8);
   std::vector<uint8_t> blocks(static_cast<size_t>(request.matrices * per_matrix * (cols / Fp4Weight::kGroup)));
   const uint64_t scales_seed = mix_hash(seed_, shard_key(key, request.split) + 1);
   for (size_t i = 0; i < blocks.size(); ++i) blocks[i] = f32_to_e4m3(1.0f + uniform_symmetric(scales_seed, i, 0.5f));
