@@ -55,7 +55,9 @@ int launch_moe_experts_grouped(const MoeGroupedExpertsParams& p, const MoeGroupe
       (p.tokens > 0 && (!p.x || !p.weights || !p.gate_up || !p.down || !p.sorted_pairs || !p.active_experts ||
                         !p.active_offsets || !p.active_counts || !p.block_slots || !p.activated_high ||
                         !p.activated_low || !p.contributions || !p.output)) ||
-      !aligned16(p.x) || (!int4 && (!aligned16(p.gate_up) || !aligned16(p.down))) || !aligned16(p.activated_high) ||
+      !aligned16(p.x) || (!int4 && (!aligned16(p.gate_up) || !aligned16(p.down))) ||
+      (int4 && (reinterpret_cast<uintptr_t>(p.gate_up) % 4 != 0 || reinterpret_cast<uintptr_t>(p.down) % 4 != 0)) ||
+      !aligned16(p.activated_high) ||
       !aligned16(p.activated_low) || !aligned16(p.contributions) || !aligned16(p.output))
     return cudaErrorInvalidValue;
   if (p.tokens == 0) return cudaSuccess;

@@ -464,7 +464,8 @@ Tensor CudaBackend::moe_experts(const Tensor& x, const MoeRouting& routing, cons
       expect(w.packed, DType::I32, 3, what);
       expect(w.scales, DType::BF16, 3, what);
       const Shape shape{w.packed.dim(0), w.out_features(), w.in_features()};
-      RS_CHECK(w.group > 0 && shape[2] % w.group == 0 && w.scales.shape == Shape({shape[0], shape[1], shape[2] / w.group}),
+      RS_CHECK(w.group > 0 && w.group % 8 == 0 && shape[2] % w.group == 0 &&
+                   w.scales.shape == Shape({shape[0], shape[1], shape[2] / w.group}),
                "{}: INT4 scales {} do not match packed codes {} in groups of {}", what, shape_string(w.scales.shape),
                shape_string(w.packed.shape), w.group);
       return {shape, w.packed.data, w.scales.data, nullptr, w.group};
