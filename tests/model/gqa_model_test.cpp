@@ -119,28 +119,7 @@ TEST_P(GqaModel, Fp8KvCacheStaysCloseToTheFullPrecisionCache) {
   auto backend = make_cpu_backend(2);
   auto model = load_model(directory, *backend);
   EXPECT_EQ(model->allocate_kv_cache(4, 16).entry_width(), 2 * 4 * 32);  // K and V of 4 KV heads of 32
-  // 300 tokens: five 64-token pages, prefilled in chunks then decoded, so most keys are read
-  // back from e4m3 pages written by earlier steps.
-  const std::vector<int32_t> prompt = testing::random_prompt(300, 21, model->config().vocab_size);
-  SequenceRunner full_precision(*model, 300);
-  const auto expected = full_precision.append(prompt, true, 100);
-  SequenceRunner fp8(*model, 300, 64, KvCacheDtype::Fp8);
-  ASSERT_TRUE(fp8.cache().fp8());
-  const auto logits = fp8.append(prompt, true, 100);
-  // The MLA cache's criteria (kv_cache_fp8_test): e4m3 keeps 3 mantissa bits, so every cached
-  // value moves by up to 2^-4 of itself; the mean over positions must reach 0.999, no position
-  // below 0.99.
-  double worst = 1.0, mean = 0.0;
-  for (size_t r = 0; r < logits.size(); ++r) {
-    const double cosine = testing::cosine(logits[r], expected[r]);
-    worst = std::min(worst, cosine);
-    mean += cosine / static_cast<double>(logits.size());
-  }
-  EXPECT_GE(worst, 0.99);
-  EXPECT_GE(mean, 0.999);
-  EXPECT_GT(testing::max_abs_difference(logits, expected), 0.0f) << "identical logits: the cache was not quantized";
-  std::printf("  %s FP8 cache vs f32 cache: cosine mean %.6f, worst %.6f over %zu positions\n",
-              GetParam().name.c_str(), mean, worst, logits.size());
+  testing::expect_fp8_cache_close_to_full_precision(*model, GetParam().name);
 }
 
 // Logits of every position of one 70-token prompt.

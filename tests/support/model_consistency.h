@@ -3,8 +3,11 @@
 // interleaved pages) equal the same sequences run alone. gtest assertions; call from a test.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -53,6 +56,30 @@ inline void expect_batched_sequences_equal_separate_ones(CausalLM& model) {
     const std::vector<std::vector<float>> row = {{rows.begin() + s * vocab, rows.begin() + (s + 1) * vocab}};
     EXPECT_LE(max_abs_difference(row, expected), 1e-4f) << "sequence " << s;
   }
+}
+
+// A 300-token prompt (five 64-token pages, prefilled in chunks of 100, so most keys are read back
+// from e4m3 pages written by earlier steps) with an FP8 cache against the f32 cache: the MLA
+// cache's criteria (kv_cache_fp8_test): e4m3 keeps 3 mantissa bits, so every cached value moves
+// by up to 2^-4 of itself; the mean cosine over positions must reach 0.999, no position 0.99.
+inline void expect_fp8_cache_close_to_full_precision(CausalLM& model, const std::string& name) {
+  const std::vector<int32_t> prompt = random_prompt(300, 21, model.config().vocab_size);
+  SequenceRunner full_precision(model, 300);
+  const auto expected = full_precision.append(prompt, true, 100);
+  SequenceRunner fp8(model, 300, 64, KvCacheDtype::Fp8);
+  ASSERT_TRUE(fp8.cache().fp8());
+  const auto logits = fp8.append(prompt, true, 100);
+  double worst = 1.0, mean = 0.0;
+  for (size_t r = 0; r < logits.size(); ++r) {
+    const double similarity = cosine(logits[r], expected[r]);
+    worst = std::min(worst, similarity);
+    mean += similarity / static_cast<double>(logits.size());
+  }
+  EXPECT_GE(worst, 0.99);
+  EXPECT_GE(mean, 0.999);
+  EXPECT_GT(max_abs_difference(logits, expected), 0.0f) << "identical logits: the cache was not quantized";
+  std::printf("  %s FP8 cache vs f32 cache: cosine mean %.6f, worst %.6f over %zu positions\n", name.c_str(), mean,
+              worst, logits.size());
 }
 
 }  // namespace rackserve::testing
