@@ -103,6 +103,7 @@ struct KeyChoiceStats {
   int64_t rows = 0;             // (token, layer) choices replayed that ranked keys (context past top_k)
   int64_t flips = 0;            // ... whose position set differs from the oracle's own
   double worst_deficit = 0.0;   // max over flips of (own cut - lowest adopted score) / the row's largest |score|
+  std::set<int64_t> flipped_rows;  // token rows (within their call) whose choice was adopted from the GPU
 };
 
 struct ReplayStats {
@@ -170,6 +171,7 @@ class ReplayingCpuBackend : public Bf16ActivationsCpuBackend {
       const std::set<int32_t> own_set(row, row + k), adopted_set(adopted, adopted + k);
       if (own_set != adopted_set) {
         ++key_choice_stats.flips;
+        key_choice_stats.flipped_rows.insert(t);
         double cut = INFINITY, lowest_adopted = INFINITY, largest = 0.0;
         for (int32_t j : own_set) cut = std::min(cut, score(t, j));
         for (int32_t j : adopted_set) {
