@@ -63,8 +63,8 @@ class CudaReferenceModel : public ::testing::TestWithParam<std::string> {
     const auto& stats = oracle_->stats;
     EXPECT_TRUE(oracle_->exhausted()) << "prompt " << prompt;
     EXPECT_LE(stats.worst_deficit, kNearTie) << "prompt " << prompt << ": a routing flip that is not a near-tie: " << stats.worst_flip;
-    EXPECT_LE(oracle_->key_choice_stats.worst_deficit, kNearTie)
-        << "prompt " << prompt << ": a sparse-attention key choice that is not a near-tie";
+    // Sparse-attention key choices are adopted, not bounded: see seeded_model_cuda_test (the f32
+    // oracle's and the bf16 GPU's index scores differ by more than a near-tie after one layer).
   }
 
   fs::path directory_;
