@@ -90,16 +90,13 @@ struct WeightRow<MoeWeightFormat::INT4> {
     return {static_cast<const uint32_t*>(base) + row * (cols / 8),
             static_cast<const __nv_bfloat16*>(scales) + row * (cols / group), static_cast<int>(group)};
   }
-  // k < 2^31 (a row's inputs): 32-bit index arithmetic, no 64-bit division per chunk.
   __device__ Chunk load(int64_t k) const {
-    const uint32_t input = static_cast<uint32_t>(k);
-    return {load_streaming_word(codes + input / 8u), __bfloat162float(scales[input / static_cast<uint32_t>(group)])};
+    return {load_streaming_word(codes + k / 8), __bfloat162float(scales[k / group])};
   }
   __device__ static void unpack(const Chunk& chunk, float (&w)[8]) {
 #pragma unroll
     for (int i = 0; i < 8; ++i)
-      // (2^23 + code) as f32 minus (2^23 + 8): code - 8 exactly, without an int-to-float conversion.
-      w[i] = (__uint_as_float(((chunk.codes >> (4 * i)) & 0xfu) | 0x4B000000u) - 8388616.0f) * chunk.scale;
+      w[i] = static_cast<float>(static_cast<int>((chunk.codes >> (4 * i)) & 0xfu) - 8) * chunk.scale;
   }
 };
 
@@ -128,9 +125,8 @@ struct WeightRow<MoeWeightFormat::NVFP4> {
             static_cast<const uint8_t*>(scales) + row * (cols / kGroup), row_scales[row]};
   }
   __device__ Chunk load(int64_t k) const {
-    const uint32_t input = static_cast<uint32_t>(k);
-    return {load_streaming_word(codes + input / 8u),
-            __half2float(__half(__nv_cvt_fp8_to_halfraw(block_scales[input / kGroup], __NV_E4M3))) * row_scale};
+    return {load_streaming_word(codes + k / 8),
+            __half2float(__half(__nv_cvt_fp8_to_halfraw(block_scales[k / kGroup], __NV_E4M3))) * row_scale};
   }
   __device__ static void unpack(const Chunk& chunk, float (&w)[8]) {
 #pragma unroll
