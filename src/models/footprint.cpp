@@ -48,8 +48,25 @@ WeightTotals weight_totals(const WeightManifest& manifest, bool include_mtp) {
 }
 
 uint64_t loaded_bytes_per_rank(const ManifestEntry& entry, int64_t tp) {
-  // An INT4 module's weight_shape restates its config shape: read by no loader.
-  if (entry.format == WeightFormat::Int4Group && entry.name.ends_with(".weight_shape")) return 0;
+  if (entry.format == WeightFormat::Int4Group || entry.format == WeightFormat::Nvfp4) {
+    // 4-bit layers: routed experts keep their codes and scales (an NVFP4 module's global
+    // weight_scale_2 becomes an f32 per row, input_scale is not read; an INT4 weight_shape is
+    // not read); any other 4-bit layer is dequantized to BF16 at load.
+    const bool expert = entry.name.find(".experts.") != std::string::npos;
+    const bool codes = entry.name.ends_with(".weight") || entry.name.ends_with(".weight_packed");
+    const Shape local = entry.shape_per_rank(tp);
+    if (!expert) {
+      if (!codes) return 0;
+      const uint64_t local_values = static_cast<uint64_t>(entry.parameters) *
+                                    static_cast<uint64_t>(shape_numel(local)) / static_cast<uint64_t>(entry.numel());
+      return local_values * dtype_size(DType::BF16);
+    }
+    if (entry.name.ends_with(".weight_shape") || entry.name.ends_with(".weight_scale_2") ||
+        entry.name.ends_with(".input_scale"))
+      return 0;
+    const bool nvfp4_block_scales = entry.format == WeightFormat::Nvfp4 && entry.name.ends_with(".weight_scale");
+    return entry.bytes_per_rank(tp) + (nvfp4_block_scales ? static_cast<uint64_t>(local[0]) * sizeof(float) : 0);
+  }
   if (entry.format != WeightFormat::Fp8Block && entry.format != WeightFormat::Fp8Channel) return entry.bytes_per_rank(tp);
   const uint64_t values = static_cast<uint64_t>(shape_numel(entry.shape_per_rank(tp)));
   const bool weight = entry.name.ends_with(".weight");

@@ -49,8 +49,9 @@ WeightTotals weight_totals(const WeightManifest& manifest, bool include_mtp);
 // Bytes `entry` takes on one of `tp` ranks once rackserve has loaded it (split tensors
 // divided, replicated ones whole): an FP8 kv_b_proj is expanded to BF16 (it is absorbed into
 // the attention; its scales are folded in and take nothing), FP8 scales are held as f32
-// whatever the checkpoint stores (compressed-tensors: bf16), an INT4 module's weight_shape is
-// not loaded; everything else as stored (INT4 routed experts: packed codes and bf16 scales).
+// whatever the checkpoint stores (compressed-tensors: bf16); 4-bit routed experts keep their
+// codes and scales (NVFP4: its scalar weight_scale_2 held as one f32 per row, input_scale and
+// INT4's weight_shape not loaded) and other 4-bit layers become BF16; everything else as stored.
 uint64_t loaded_bytes_per_rank(const ManifestEntry& entry, int64_t tp);
 // Loaded bytes one of `tp` ranks holds (loaded_bytes_per_rank over the manifest).
 uint64_t weight_bytes_per_rank(const WeightManifest& manifest, int64_t tp, bool include_mtp);

@@ -306,19 +306,21 @@ TEST(Footprint, DeepSeekV3MemoryPlanAtTp8) {
 
 // GLM-5.1-NVFP4 (routed experts NVFP4; attention, indexer, shared experts, dense layers 0-2,
 // MTP layer 78 and lm_head bf16). One expert linear 2048 × 6144: u8 6,291,456 + e4m3 scales
-// 786,432 = 7,077,888 split, + 8 bytes of f32 scalars on every GPU.
+// 786,432 = 7,077,888 split; as loaded (Fp4Weight) each row also holds its module's
+// weight_scale_2 as an f32 (input_scale is not read): gate and up rows split (2 × 2048 × 4 =
+// 16,384 split), down's 6144 rows on every GPU (24,576 replicated).
 //   replicated per layer (bf16): q_a 12,582,912 + kv_a 3,538,944 + norms 2048 + 512 + 12,288
 //     + indexer 8,388,608 + 786,432 + 256 + 196,608 = 25,508,608 values → 51,017,216 × 78
-//     = 3,979,342,848; per MoE layer router 3,145,728 + bias 1,024 + 256 × 3 × 8 scalars
-//     = 3,152,896 × 75 = 236,467,200; final norm 12,288 → 4,215,822,336
+//     = 3,979,342,848; per MoE layer router 3,145,728 + bias 1,024 + 256 × 24,576 row scales
+//     = 9,438,208 × 75 = 707,865,600; final norm 12,288 → 4,687,220,736
 //   split: attention (q_b 33,554,432 + kv_b 14,680,064 + o 100,663,296) × 2 × 78 = 23,228,055,552
 //     + dense MLPs 3 × 452,984,832 = 1,358,954,496 + shared experts 75 × 75,497,472 = 5,662,310,400
-//     + experts 75 × 256 × 3 × 7,077,888 = 407,686,348,800 + embed/lm_head 3,806,330,880
-//     = 441,742,000,128
-//   TP=4: 110,435,500,032 + 4,215,822,336 = 114,651,322,368 > 92,771,293,593 usable: no fit.
-//   TP=8: 55,217,750,016 + 4,215,822,336 = 59,433,572,352; fp8 KV budget
-//     92,771,293,593 − 59,433,572,352 − 4,294,967,296 = 29,042,753,945; page 55,536 × 64
-//     = 3,554,304 → 8,171 pages = 522,944 tokens; 200,000 tokens = 3,125 pages → 2 sequences.
+//     + experts 75 × 256 × (3 × 7,077,888 + 16,384) = 408,000,921,600 + embed/lm_head 3,806,330,880
+//     = 442,056,572,928
+//   TP=4: 110,514,143,232 + 4,687,220,736 = 115,201,363,968 > 92,771,293,593 usable: no fit.
+//   TP=8: 55,257,071,616 + 4,687,220,736 = 59,944,292,352; fp8 KV budget
+//     92,771,293,593 − 59,944,292,352 − 4,294,967,296 = 28,532,033,945; page 55,536 × 64
+//     = 3,554,304 → 8,027 pages = 513,728 tokens; 200,000 tokens = 3,125 pages → 2 sequences.
 TEST(Footprint, Glm51Nvfp4DoesNotFitOnFourGpus) {
   Model glm = load("glm-5.1-nvfp4");
   MemoryPlanOptions options;
@@ -326,16 +328,16 @@ TEST(Footprint, Glm51Nvfp4DoesNotFitOnFourGpus) {
   options.kv_dtype = KvCacheDtype::Fp8;
   options.context_tokens = 200'000;
   MemoryPlan four = plan_memory(glm.config, glm.manifest, options);
-  EXPECT_EQ(four.weight_bytes, 114'651'322'368u);
+  EXPECT_EQ(four.weight_bytes, 115'201'363'968u);
   EXPECT_FALSE(four.weights_fit());
   EXPECT_EQ(four.kv_tokens, 0);
   EXPECT_EQ(four.sequences_at_context, 0);
 
   options.tp = 8;
   MemoryPlan eight = plan_memory(glm.config, glm.manifest, options);
-  EXPECT_EQ(eight.weight_bytes, 59'433'572'352u);
-  EXPECT_EQ(eight.kv_budget_bytes, 29'042'753'945);
-  EXPECT_EQ(eight.kv_tokens, 522'944);
+  EXPECT_EQ(eight.weight_bytes, 59'944'292'352u);
+  EXPECT_EQ(eight.kv_budget_bytes, 28'532'033'945);
+  EXPECT_EQ(eight.kv_tokens, 513'728);
   EXPECT_EQ(eight.sequences_at_context, 2);
 }
 
@@ -411,6 +413,28 @@ TEST(WeightManifest, KimiK25PrefixedInt4Experts) {
   const uint64_t expert_linears = 60ull * 384 * 3;
   EXPECT_EQ(weight_totals(k25.manifest, false).bytes_by_storage.at("int4-group"),
             expert_linears * (7168ull * 2048 * 9 / 16 + 8));
+  // As loaded on one of 8 GPUs: down's codes and scales split on the inputs (2048 / 8), its
+  // weight_shape not read.
+  EXPECT_EQ(loaded_bytes_per_rank(packed, 8), 7168ull * 256 / 8 * 4);
+  EXPECT_EQ(loaded_bytes_per_rank(entry(k25, "language_model.model.layers.1.mlp.experts.383.down_proj.weight_shape"), 8),
+            0u);
+}
+
+// A 4-bit layer outside the routed experts is dequantized to BF16 at load: 2 bytes per value on
+// its rank, its scales folded in (Kimi-K2.5's quantization with attention not ignored).
+TEST(Footprint, FourBitLayersOutsideTheExpertsLoadAsBf16) {
+  std::ifstream stream(kModels / "kimi-k2.5" / "config.json");
+  nlohmann::json file = nlohmann::json::parse(stream);
+  nlohmann::json& ignore = file["text_config"]["quantization_config"]["ignore"];
+  ignore.erase(std::remove(ignore.begin(), ignore.end(), "re:.*self_attn.*"), ignore.end());
+  const ModelConfig config = ModelConfig::from_json(file);
+  const WeightManifest manifest = WeightManifest::build(config, QuantConfig::from_config_json(file));
+  const ManifestEntry* q_b = manifest.find("language_model.model.layers.1.self_attn.q_b_proj.weight_packed");
+  ASSERT_NE(q_b, nullptr);
+  EXPECT_EQ(loaded_bytes_per_rank(*q_b, 4), 64ull * 192 * 1536 / 4 * 2);  // q_b [64 x 192, 1536], column split
+  const ManifestEntry* scales = manifest.find("language_model.model.layers.1.self_attn.q_b_proj.weight_scale");
+  ASSERT_NE(scales, nullptr);
+  EXPECT_EQ(loaded_bytes_per_rank(*scales, 4), 0u);
 }
 
 TEST(WeightManifest, QueryProjectionWithoutLowRank) {
