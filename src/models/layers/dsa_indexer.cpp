@@ -13,7 +13,7 @@ constexpr float kKeyNormEps = 1e-6f;
 }  // namespace
 
 DsaIndexer::DsaIndexer(const ModelConfig& config, WeightLoader& loader, const std::string& prefix)
-    : shape_(config.indexer.value()), norm_eps_(kKeyNormEps) {
+    : shape_(config.indexer.value()) {
   const DsaIndexerConfig& index = shape_;
   RS_CHECK(config.mla.q_lora_rank > 0, "the DSA indexer reads the compressed query: q_lora_rank must be > 0");
   RS_CHECK(config.mla.qk_rope_head_dim <= index.head_dim, "the DSA indexer rotates {} of its {} key values",
@@ -40,7 +40,7 @@ Tensor DsaIndexer::select(Backend& backend, const Activation& x, const Activatio
   write.k = wk_.apply(backend, x);
   write.norm_weight = k_norm_weight_;
   write.norm_bias = k_norm_bias_;
-  write.norm_eps = norm_eps_;
+  write.norm_eps = kKeyNormEps;
   write.rope = &rope;
   write.positions = step.attention.positions;
   write.slots = step.attention.slots;

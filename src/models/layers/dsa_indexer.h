@@ -39,7 +39,6 @@ class DsaIndexer {
 
  private:
   DsaIndexerConfig shape_;
-  float norm_eps_;
   LinearWeight wq_b_, wk_;
   Tensor k_norm_weight_, k_norm_bias_;
   Tensor weights_proj_;  // [index_heads, hidden]; its product is taken in f32, as transformers keeps it
