@@ -157,13 +157,14 @@ glm-4.7-fp8/config.abridged.json 4 fp8_channel"
       # 1 MoE; FP8 weights at batch 1 and 32, BF16 at batch 1): per kernel, DRAM throughput
       # against the peak, achieved occupancy and warp stall reasons, the "why" behind a roofline
       # fraction. Needs ncu and permission to read the GPU's counters; says which is missing.
+      # --clock-control none: the clocks stay as the benchmarks see them.
       ncu_bin=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2> /dev/null | head -1)
       if [[ -z $ncu_bin ]]; then note "ncu: not found"; continue; fi
       for run in fp8:1 fp8:32 bf16:1; do
         weights=${run%%:*} batch=${run#*:}
         log="$out/ncu-decode-$weights-batch$batch.txt"
         # Past the warm-up steps (~100 launches each), about one step's launches.
-        timeout 240 "$ncu_bin" --launch-skip 300 --launch-count 100 --print-summary per-kernel \
+        timeout 240 "$ncu_bin" --clock-control none --launch-skip 300 --launch-count 100 --print-summary per-kernel \
           --section SpeedOfLight --section Occupancy --section WarpStateStats \
           build-gpu/bench/decode_step "$models/deepseek-v3" --num-layers 4 --batch "$batch" --steps 2 \
           $([[ $weights == bf16 ]] && echo --dequantize-fp8) > "$log" 2>&1

@@ -36,11 +36,13 @@ inline bool fp8_rows_output_valid(const Fp8RowsOutput& out, int64_t rows, int64_
   return rows == 0 || (out.q && out.scales);
 }
 
-// Produces and quantizes columns [begin, begin + count) of `row` (a row of `width`): produce(c)
-// returns column c's bf16 value (and may store it elsewhere too). Channel scaling needs the
+// Produces and quantizes columns [begin, begin + count) of `row` (a row of `width`): produce(c,
+// j) returns column c's bf16 value (and may store it elsewhere too), c = begin + threadIdx.x + j
+// * blockDim.x. With kPasses > 0 (count <= kPasses x blockDim.x) the passes are unrolled, so j
+// is a compile-time index (a producer's registers); with 0 they loop. Channel scaling needs the
 // whole row (begin 0, count width); Block scaling takes any span of whole groups. Every thread
 // of the CTA must call it; blockDim.x a multiple of 32; shared holds fp8_row_shared_bytes(count).
-template <bool kBlockScaling, typename Produce>
+template <bool kBlockScaling, int kPasses = 0, typename Produce>
 __device__ __forceinline__ void produce_fp8_row(const Fp8RowsOutput& out, int64_t row, int64_t width, int64_t begin,
                                                 int64_t count, unsigned char* shared, float* scratch,
                                                 Produce produce) {
@@ -50,8 +52,8 @@ __device__ __forceinline__ void produce_fp8_row(const Fp8RowsOutput& out, int64_
   float amax = 0.0f;
   // Block: the span is whole groups of whole warps, so a warp is either all inside or all past
   // it and warp_max sees all 32 lanes. c counts from the span's first column.
-  for (int64_t c = threadIdx.x; c < count; c += blockDim.x) {
-    const __nv_bfloat16 value = produce(begin + c);
+  auto take = [&](int64_t c, int j) {
+    const __nv_bfloat16 value = produce(begin + c, j);
     values[c] = value;
     const float magnitude = fabsf(__bfloat162float(value));
     if constexpr (kBlockScaling) {
@@ -60,6 +62,16 @@ __device__ __forceinline__ void produce_fp8_row(const Fp8RowsOutput& out, int64_
     } else {
       amax = fmaxf(amax, magnitude);
     }
+  };
+  if constexpr (kPasses > 0) {
+#pragma unroll
+    for (int j = 0; j < kPasses; ++j) {
+      const int64_t c = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
+      if (c < count) take(c, j);
+    }
+  } else {
+    int j = 0;
+    for (int64_t c = threadIdx.x; c < count; c += blockDim.x) take(c, j++);
   }
   uint8_t* q = static_cast<uint8_t*>(out.q) + row * width + begin;
   if constexpr (kBlockScaling) {

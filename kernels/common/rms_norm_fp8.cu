@@ -14,19 +14,31 @@ namespace rackserve::kernels {
 
 namespace {
 
-template <bool kBlockScaling>
+// kCached: the row in registers (rms_norm_row_cached(width)), else the two-pass loop.
+template <bool kBlockScaling, bool kCached>
 __global__ void __launch_bounds__(kRmsNormThreads) rms_norm_fp8_kernel(RmsNormFp8Params p) {
   wait_for_prior_kernel();
   extern __shared__ __align__(16) unsigned char shared[];
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
-  const float inverse_rms = rms_norm_inverse_rms(p.norm, row, scratch);
   __nv_bfloat16* output = static_cast<__nv_bfloat16*>(p.norm.output) + row * p.norm.width;
-  produce_fp8_row<kBlockScaling>(p.fp8, row, p.norm.width, 0, p.norm.width, shared, scratch, [&](int64_t c) {
-    const __nv_bfloat16 value = rms_norm_value(p.norm, row, c, inverse_rms);
-    output[c] = value;
-    return value;
-  });
+  if constexpr (kCached) {
+    RmsNormRow cached;
+    cached.load(p.norm, row, scratch);
+    produce_fp8_row<kBlockScaling, kRmsNormCachedColumns>(p.fp8, row, p.norm.width, 0, p.norm.width, shared, scratch,
+                                                          [&](int64_t c, int j) {
+                                                            const __nv_bfloat16 value = cached.value(j);
+                                                            output[c] = value;
+                                                            return value;
+                                                          });
+  } else {
+    const float inverse_rms = rms_norm_inverse_rms(p.norm, row, scratch);
+    produce_fp8_row<kBlockScaling>(p.fp8, row, p.norm.width, 0, p.norm.width, shared, scratch, [&](int64_t c, int) {
+      const __nv_bfloat16 value = rms_norm_value(p.norm, row, c, inverse_rms);
+      output[c] = value;
+      return value;
+    });
+  }
 }
 
 }  // namespace
@@ -38,7 +50,9 @@ int launch_rms_norm_fp8(const RmsNormFp8Params& p, Stream stream) {
   if (norm.rows > 0 && (!norm.x || !norm.weight || !norm.output)) return cudaErrorInvalidValue;
   if (norm.rows == 0) return cudaSuccess;
   const bool block = p.fp8.layout == Fp8ScaleLayout::Block;
-  auto kernel = block ? rms_norm_fp8_kernel<true> : rms_norm_fp8_kernel<false>;
+  const bool cached = rms_norm_row_cached(norm.width);
+  auto kernel = block ? (cached ? rms_norm_fp8_kernel<true, true> : rms_norm_fp8_kernel<true, false>)
+                      : (cached ? rms_norm_fp8_kernel<false, true> : rms_norm_fp8_kernel<false, false>);
   const int bytes = static_cast<int>(fp8_row_shared_bytes(norm.width, block, p.fp8.group));
   if (int status = opt_in_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), bytes, "rms_norm_fp8"))
     return status;

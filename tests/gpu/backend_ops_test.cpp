@@ -574,8 +574,9 @@ TEST_F(OpsTest, DsaIndexerAndSparseMla) {
 }
 
 TEST_F(OpsTest, MoeRouteAndExperts) {
-  // DeepSeek-V3 (groups), plain, Kimi-K2 (384 experts), softmax scoring without a bias, and a
-  // stacked shared expert (one more slot, experts + 1 weights).
+  // DeepSeek-V3 (groups), plain, Kimi-K2 (384 experts), softmax scoring without a bias, a
+  // stacked shared expert (one more slot, experts + 1 weights), and many tokens over an expert
+  // count that is not a multiple of 32 (the kernel's idle threads) in groups of 9.
   struct Case {
     int64_t tokens, experts, top_k, groups, top_k_groups, hidden, inter;
     bool normalize;
@@ -585,7 +586,7 @@ TEST_F(OpsTest, MoeRouteAndExperts) {
   };
   for (Case c : {Case{5, 256, 8, 8, 4, 512, 256, true, 2.5f}, Case{33, 64, 6, 1, 1, 1024, 128, false, 1.0f},
                  Case{1, 384, 8, 1, 1, 256, 64, true, 2.827f}, Case{9, 64, 4, 4, 2, 256, 64, true, 1.0f, false},
-                 Case{3, 256, 8, 8, 4, 256, 64, true, 2.5f, true, 1}}) {
+                 Case{3, 256, 8, 8, 4, 256, 64, true, 2.5f, true, 1}, Case{200, 72, 6, 8, 3, 128, 64, true, 1.5f}}) {
     auto logits_values = random(c.tokens * c.experts), bias_values = random(c.experts, 0.05f);
     Pair logits = upload(logits_values, {c.tokens, c.experts}, DType::F32);
     Pair bias = upload(bias_values, {c.experts}, DType::F32);
