@@ -26,9 +26,7 @@ constexpr int kBlockKs[] = {64, 128};
 constexpr int kStages[] = {2, 3, 4};
 constexpr int kWarps[] = {4, 8};
 
-// The split plan's target: ~2 resident CTAs on each of SM120's 188 SMs (more than an H200's
-// 132 needs). A split keeps >= 512 bytes of k (4 or 8 K tiles: the ring gets past its prologue).
-constexpr int64_t kTargetCtas = 384;
+// A split keeps >= 512 bytes of k (4 or 8 K tiles: the ring gets past its prologue).
 constexpr int64_t kMinSplitK = 512;
 constexpr int kMaxSplits = 32;
 // The split plan's guess of the active align blocks, without the expert count: one per pair
@@ -144,11 +142,14 @@ int moe_fp8_candidate_configs(MoeFp8Config* out, int capacity) {
   return count;
 }
 
-MoeFp8SplitPlan plan_moe_fp8_splits(int64_t pairs, int64_t n, int64_t k, const MoeFp8Config& config) {
+MoeFp8SplitPlan plan_moe_fp8_splits(int64_t pairs, int64_t n, int64_t k, const MoeFp8Config& config,
+                                    int64_t target_ctas) {
+  if (target_ctas <= 0) target_ctas = kMoeFp8DefaultSplitCtas;
   const int64_t k_tiles = std::max<int64_t>(1, (k + config.block_k - 1) / config.block_k);
   const int64_t blocks = std::max<int64_t>((pairs + config.block_m - 1) / config.block_m, std::min(pairs, kPlanExperts));
   const int64_t tiles = std::max<int64_t>(1, blocks * ((n + config.block_n - 1) / config.block_n));
-  int64_t splits = (kTargetCtas + tiles - 1) / tiles;
+  // As many splits as keep the CTAs within the target (one wave of resident CTAs), at least one.
+  int64_t splits = target_ctas / tiles;
   splits = std::min<int64_t>({splits, kMaxSplits, std::max<int64_t>(1, k / kMinSplitK)});
   splits = std::max<int64_t>(1, splits);
   MoeFp8SplitPlan plan;
@@ -158,15 +159,15 @@ MoeFp8SplitPlan plan_moe_fp8_splits(int64_t pairs, int64_t n, int64_t k, const M
 }
 
 MoeFp8Workspace moe_fp8_workspace(int64_t tokens, int64_t top_k, int64_t hidden, int64_t inter,
-                                  const MoeFp8Config& config) {
+                                  const MoeFp8Config& config, int64_t split_target_ctas) {
   const int64_t pairs = tokens * top_k;
   MoeFp8Workspace w;
   if (moe_fp8_small_m_applies(config, tokens)) {
     w.gate_up = plan_moe_fp8_small_m(tokens, top_k, 2 * inter, hidden);
     w.down = plan_moe_fp8_small_m(tokens, top_k, hidden, inter);
   } else {
-    w.gate_up = plan_moe_fp8_splits(pairs, 2 * inter, hidden, config);
-    w.down = plan_moe_fp8_splits(pairs, hidden, inter, config);
+    w.gate_up = plan_moe_fp8_splits(pairs, 2 * inter, hidden, config, split_target_ctas);
+    w.down = plan_moe_fp8_splits(pairs, hidden, inter, config, split_target_ctas);
   }
   // Scales sized for the Block layout (>= the Channel layout's one per row).
   const int64_t a_scales = pairs * std::max<int64_t>(1, fp8_k_blocks(inter));
@@ -185,8 +186,22 @@ MoeFp8Workspace moe_fp8_workspace(int64_t tokens, int64_t top_k, int64_t hidden,
 }
 
 size_t moe_fp8_workspace_bytes(int64_t tokens, int64_t top_k, int64_t hidden, int64_t inter,
-                               const MoeFp8Config& config) {
-  return moe_fp8_workspace(tokens, top_k, hidden, inter, config).bytes;
+                               const MoeFp8Config& config, int64_t split_target_ctas) {
+  return moe_fp8_workspace(tokens, top_k, hidden, inter, config, split_target_ctas).bytes;
+}
+
+int64_t moe_fp8_resident_ctas(const MoeFp8Config& config, Fp8ScaleLayout layout) {
+  const MoeFp8GemmKernel kernel = gemm_kernel(config, layout);
+  const int bytes = static_cast<int>(moe_fp8_tiled_shared_bytes(config));
+  int device = 0, sms = 0, per_sm = 0;
+  if (!kernel || cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+      opt_in_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), bytes, "moe_fp8_gemm") != cudaSuccess ||
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, config.warps * 32, bytes) != cudaSuccess) {
+    cudaGetLastError();  // leave no sticky error for the next launch check
+    return 0;
+  }
+  return int64_t{sms} * per_sm;
 }
 
 int launch_moe_experts_fp8(const MoeFp8ExpertsParams& p, const MoeFp8Config& config, Stream stream) {
@@ -201,7 +216,7 @@ int launch_moe_experts_fp8(const MoeFp8ExpertsParams& p, const MoeFp8Config& con
   auto s = static_cast<cudaStream_t>(stream);
   const bool block = p.layout == Fp8ScaleLayout::Block;
   const int64_t pairs = p.tokens * p.top_k;
-  const MoeFp8Workspace w = moe_fp8_workspace(p.tokens, p.top_k, p.hidden, p.inter, config);
+  const MoeFp8Workspace w = moe_fp8_workspace(p.tokens, p.top_k, p.hidden, p.inter, config, p.split_target_ctas);
   auto* workspace = static_cast<uint8_t*>(p.workspace);
   auto* gate_up_partials = reinterpret_cast<float*>(workspace + w.gate_up_partials);
   auto* activation_q = workspace + w.activation_q;

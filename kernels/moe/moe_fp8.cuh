@@ -41,14 +41,14 @@ using MoeFp8GemmKernel = void (*)(MoeFp8GemmArgs args, int block_k, int stages);
 MoeFp8GemmKernel moe_fp8_gemm_block_kernel(const MoeFp8Config& config);
 MoeFp8GemmKernel moe_fp8_gemm_channel_kernel(const MoeFp8Config& config);
 
-// K split of one GEMM: enough CTAs to fill the SMs of any device we target (a fixed target,
-// so a problem splits the same way, and sums in the same order, on every device).
+// K split of one GEMM: about `target_ctas` CTAs (MoeFp8ExpertsParams::split_target_ctas).
 struct MoeFp8SplitPlan {
   int splits = 1;
   int k_tiles_per_split = 1;  // tiled: K tiles of block_k bytes; small-M: 128-byte K blocks
   int row_warps = 1;          // small-M only (small_m_stream.cuh)
 };
-MoeFp8SplitPlan plan_moe_fp8_splits(int64_t pairs, int64_t n, int64_t k, const MoeFp8Config& config);
+MoeFp8SplitPlan plan_moe_fp8_splits(int64_t pairs, int64_t n, int64_t k, const MoeFp8Config& config,
+                                    int64_t target_ctas);
 
 // The small-M path (moe_fp8_small_m_applies): the dense small-M GEMM design
 // (gemm/small_m_stream.cuh) over each active expert's [n, k] weights, gridDim.z = the active
@@ -64,7 +64,7 @@ struct MoeFp8Workspace {
   size_t gate_up_partials, activation_q, activation_scales, down_partials, bytes;
 };
 MoeFp8Workspace moe_fp8_workspace(int64_t tokens, int64_t top_k, int64_t hidden, int64_t inter,
-                                  const MoeFp8Config& config);
+                                  const MoeFp8Config& config, int64_t split_target_ctas);
 
 // a[pair] = silu(gate) * up from the gate_up partials [splits, pairs, 2 * inter] (summed in
 // split order), quantized per the layout (Block: groups of 128 columns; Channel: the whole row)

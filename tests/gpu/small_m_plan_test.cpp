@@ -101,7 +101,7 @@ TEST(SmallMPlan, MoeFp8SmallMPlansAndWorkspace) {
       const std::string what = "hidden " + std::to_string(e.hidden) + " inter " + std::to_string(e.inter) +
                                " tokens " + std::to_string(tokens);
       const int64_t top_k = 8, pairs = tokens * top_k;
-      const kernels::MoeFp8Workspace w = kernels::moe_fp8_workspace(tokens, top_k, e.hidden, e.inter, config);
+      const kernels::MoeFp8Workspace w = kernels::moe_fp8_workspace(tokens, top_k, e.hidden, e.inter, config, 0);
       for (const auto& [plan, k, n] : {std::tuple{w.gate_up, e.hidden, 2 * e.inter}, std::tuple{w.down, e.inter, e.hidden}}) {
         expect_valid({plan.row_warps, plan.splits, plan.k_tiles_per_split}, tokens, Shape{n, k}, 1, what);
         const kernels::MoeFp8SplitPlan direct = kernels::plan_moe_fp8_small_m(tokens, top_k, n, k);
@@ -110,7 +110,7 @@ TEST(SmallMPlan, MoeFp8SmallMPlansAndWorkspace) {
       }
       EXPECT_GE(w.activation_q, w.gate_up_partials + size_t(w.gate_up.splits) * pairs * 2 * e.inter * 4) << what;
       EXPECT_GE(w.bytes, w.down_partials + size_t(w.down.splits) * pairs * e.hidden * 4) << what;
-      EXPECT_EQ(w.bytes, kernels::moe_fp8_workspace_bytes(tokens, top_k, e.hidden, e.inter, config)) << what;
+      EXPECT_EQ(w.bytes, kernels::moe_fp8_workspace_bytes(tokens, top_k, e.hidden, e.inter, config, 0)) << what;
     }
 }
 

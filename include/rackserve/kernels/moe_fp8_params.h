@@ -37,6 +37,9 @@ struct MoeFp8ExpertsParams {
   int64_t block_out;             // Block: weight rows per scale (128 in real checkpoints); Channel: ignored
   int64_t tokens, top_k, experts, hidden, inter;  // Block: hidden, inter multiples of 128; Channel: of 16
   int64_t max_active, max_blocks;                 // from moe_align_layout with block_m
+  // The tiled GEMMs' K-split target in CTAs (moe_fp8_resident_ctas of the config on this
+  // device); <= 0 takes kMoeFp8DefaultSplitCtas. The workspace must be sized with the same.
+  int64_t split_target_ctas = 0;
 };
 
 // How it runs (the tuned JSON files under configs/kernels/ hold exactly these fields, under
@@ -89,9 +92,19 @@ constexpr size_t moe_fp8_shared_bytes(const MoeFp8Config& config) {
 }
 // Whether the kernel has an instantiation for `config`'s field values.
 bool moe_fp8_config_supported(const MoeFp8Config& config);
-// Bytes of `workspace` for a problem of this size.
+// The tiled GEMMs' K splits aim at this many CTAs when the device's own count is not given:
+// about 2 resident CTAs on each of SM120's 188 SMs.
+constexpr int64_t kMoeFp8DefaultSplitCtas = 384;
+// CTAs of `config`'s tiled GEMM resident at once on the current device (SMs x the kernel's
+// occupancy): the split target that fills every resident slot once, 660 on an H200 (132 SMs x
+// 5) where the fixed 384 left 0.73 of a wave (ncu, 2026-12-05). 0 when it cannot be told (an
+// unsupported config, no device). Splits change the order of the f32 sums, so one problem sums
+// the same way on every device with the same SM count and occupancy, not on every device.
+int64_t moe_fp8_resident_ctas(const MoeFp8Config& config, Fp8ScaleLayout layout);
+// Bytes of `workspace` for a problem of this size, K-split for `split_target_ctas` (as in
+// MoeFp8ExpertsParams).
 size_t moe_fp8_workspace_bytes(int64_t tokens, int64_t top_k, int64_t hidden, int64_t inter,
-                               const MoeFp8Config& config);
+                               const MoeFp8Config& config, int64_t split_target_ctas);
 // The config for `tokens` tokens when no tuned file has one (and what `tune-moe
 // --untuned-defaults` writes): decode, or few pairs per expert, takes 16-pair blocks and 64-row
 // tiles split over K (streaming the weights once); more pairs per expert take larger M tiles to

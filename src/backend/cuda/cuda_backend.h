@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "backend/backend.h"
@@ -197,6 +198,10 @@ class CudaBackend : public Backend {
   // The fused FP8 experts' launch configs: tuned files under default_kernel_config_root() for
   // this device, else the kernels' default. Files are read on a shape's first moe_experts call.
   std::unique_ptr<MoeFp8ConfigSelector> moe_fp8_configs_;
+  // kernels::moe_fp8_resident_ctas per (config, scale layout), the experts' K-split target:
+  // asked of the runtime once per key, not on every step.
+  std::unordered_map<uint64_t, int64_t> moe_fp8_resident_ctas_;
+  int64_t moe_fp8_split_target(const kernels::MoeFp8Config& config, kernels::Fp8ScaleLayout layout);
 };
 
 }  // namespace rackserve

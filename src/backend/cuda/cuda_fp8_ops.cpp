@@ -138,6 +138,15 @@ void CudaBackend::launch_linear_fp8(const QuantizedActivation& x, const Quantize
     check(kernels::launch_linear_fp8_tiled(params, config, stream_), "linear_fp8_tiled");
 }
 
+int64_t CudaBackend::moe_fp8_split_target(const kernels::MoeFp8Config& config, kernels::Fp8ScaleLayout layout) {
+  const uint64_t key = uint64_t(config.block_m) | uint64_t(config.block_n) << 8 | uint64_t(config.block_k) << 16 |
+                       uint64_t(config.stages) << 24 | uint64_t(config.warps) << 28 |
+                       uint64_t(layout == kernels::Fp8ScaleLayout::Block) << 32;
+  auto [entry, inserted] = moe_fp8_resident_ctas_.try_emplace(key, 0);
+  if (inserted) entry->second = kernels::moe_fp8_resident_ctas(config, layout);
+  return entry->second;
+}
+
 Tensor CudaBackend::moe_experts_fp8(const Tensor& x, const MoeRouting& routing, const ExpertWeights& experts,
                                     const kernels::MoeFp8Config& config) {
   RS_CHECK(experts.gate_up_fp8 && experts.down_fp8, "moe_experts_fp8 needs FP8 gate_up and down");
@@ -173,7 +182,9 @@ Tensor CudaBackend::moe_experts_fp8(const QuantizedActivation& x, const MoeRouti
 
   // Pair lists padded to the config's block_m, then the kernels' workspace.
   const kernels::MoeAlignParams align = align_moe_pairs(routing, count, config.block_m);
-  const size_t workspace_bytes = kernels::moe_fp8_workspace_bytes(tokens, top_k, hidden, inter, config);
+  const kernels::Fp8ScaleLayout layout = cuda_fp8_scale_layout(gate_up.scaling);
+  const int64_t split_target = moe_fp8_split_target(config, layout);
+  const size_t workspace_bytes = kernels::moe_fp8_workspace_bytes(tokens, top_k, hidden, inter, config, split_target);
   Tensor workspace = allocate_step(DType::U8, {static_cast<int64_t>(std::max<size_t>(workspace_bytes, 1))});
 
   kernels::MoeFp8ExpertsParams params{};
@@ -187,7 +198,8 @@ Tensor CudaBackend::moe_experts_fp8(const QuantizedActivation& x, const MoeRouti
   kernels::set_pair_lists(params, align);
   params.workspace = workspace.data;
   params.output = out.as<float>();
-  params.layout = cuda_fp8_scale_layout(gate_up.scaling);
+  params.layout = layout;
+  params.split_target_ctas = split_target;
   params.block_out = gate_up.scaling == Fp8Scaling::Block ? gate_up.block_out : 1;
   params.tokens = tokens;
   params.top_k = top_k;

@@ -241,7 +241,10 @@ MoeFp8TuneResult tune_moe_fp8(const MoeFp8Shape& shape, const MoeFp8TuneOptions&
     }
 
     auto run = [&](const MoeFp8Config& config) -> Timing {
-      const size_t workspace = kernels::moe_fp8_workspace_bytes(tokens, shape.top_k, h, n, config);
+      // The K-split target the backend gives the same config on this device.
+      const kernels::Fp8ScaleLayout layout = block ? kernels::Fp8ScaleLayout::Block : kernels::Fp8ScaleLayout::Channel;
+      const int64_t split_target = kernels::moe_fp8_resident_ctas(config, layout);
+      const size_t workspace = kernels::moe_fp8_workspace_bytes(tokens, shape.top_k, h, n, config, split_target);
       if (workspace > problem.workspace.bytes() || !problem.workspace.as<void>()) problem.workspace = DeviceBuffer(workspace);
       auto launch = [&](const Routing& routing) {
         const PairLists& lists = routing.lists.at(config.block_m);
@@ -260,7 +263,8 @@ MoeFp8TuneResult tune_moe_fp8(const MoeFp8Shape& shape, const MoeFp8TuneOptions&
         params.block_slots = lists.block_slots.as<int32_t>();
         params.workspace = problem.workspace.as<void>();
         params.output = problem.output.as<float>();
-        params.layout = block ? kernels::Fp8ScaleLayout::Block : kernels::Fp8ScaleLayout::Channel;
+        params.layout = layout;
+        params.split_target_ctas = split_target;
         params.block_out = 128;
         params.tokens = tokens;
         params.top_k = shape.top_k;
