@@ -43,21 +43,18 @@ __global__ void __launch_bounds__(kEmbeddingThreads) embedding_kernel(EmbeddingP
   }
 }
 
-// kCached: the row in registers (rms_norm_row_cached(p.width)), else the two-pass loop.
-template <bool kCached>
+// kVector: the vector path (rms_norm_vector_path), else the two-pass loop.
+template <bool kVector>
 __global__ void __launch_bounds__(kRmsNormThreads) rms_norm_kernel(RmsNormParams p) {
   wait_for_prior_kernel();
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   __nv_bfloat16* output = static_cast<__nv_bfloat16*>(p.output) + row * p.width;
-  if constexpr (kCached) {
-    RmsNormRow cached;
-    cached.load(p, row, scratch);
-#pragma unroll
-    for (int j = 0; j < kRmsNormCachedColumns; ++j) {
-      const int64_t c = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
-      if (c < p.width) output[c] = cached.value(j);
-    }
+  if constexpr (kVector) {
+    RmsNormRow values;
+    values.load(p, row, scratch);
+    __nv_bfloat16 normed[kRmsNormVectorColumns];
+    values.store(output, normed);
   } else {
     const float inverse_rms = rms_norm_inverse_rms(p, row, scratch);
     for (int64_t c = threadIdx.x; c < p.width; c += blockDim.x) output[c] = rms_norm_value(p, row, c, inverse_rms);
@@ -154,7 +151,7 @@ int launch_embedding(const EmbeddingParams& p, Stream stream) {
 int launch_rms_norm(const RmsNormParams& p, Stream stream) {
   if (p.rows < 0 || p.width <= 0 || !p.x || !p.weight || !p.output) return cudaErrorInvalidValue;
   if (p.rows == 0) return cudaSuccess;
-  auto kernel = rms_norm_row_cached(p.width) ? rms_norm_kernel<true> : rms_norm_kernel<false>;
+  auto kernel = rms_norm_vector_path(p) ? rms_norm_kernel<true> : rms_norm_kernel<false>;
   kernel<<<static_cast<unsigned>(p.rows), kRmsNormThreads, 0, static_cast<cudaStream_t>(stream)>>>(p);
   return launch_status();
 }

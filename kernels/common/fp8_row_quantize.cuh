@@ -36,13 +36,52 @@ inline bool fp8_rows_output_valid(const Fp8RowsOutput& out, int64_t rows, int64_
   return rows == 0 || (out.q && out.scales);
 }
 
-// Produces and quantizes columns [begin, begin + count) of `row` (a row of `width`): produce(c,
-// j) returns column c's bf16 value (and may store it elsewhere too), c = begin + threadIdx.x + j
-// * blockDim.x. With kPasses > 0 (count <= kPasses x blockDim.x) the passes are unrolled, so j
-// is a compile-time index (a producer's registers); with 0 they loop. Channel scaling needs the
+// Whether the vector path (quantize_fp8_vector) takes `out` for rows of `width`: a Block group
+// is a power of two of at most 256 columns (32 lanes of 8), and 8-byte code stores are aligned.
+inline bool fp8_vector_path_fits(const Fp8RowsOutput& out, int64_t width) {
+  const bool group_fits = out.layout != Fp8ScaleLayout::Block || (out.group <= 256 && (out.group & (out.group - 1)) == 0);
+  return group_fits && width % 8 == 0 && reinterpret_cast<uintptr_t>(out.q) % 8 == 0;
+}
+
+// The vector path of a fused producer (rms_norm.cuh's RmsNormRow): thread t holds the bf16
+// values of columns 8t..8t+7 of `row` (`inside`: they are in the row; threads past it hold
+// zeros), and quantizes them with the contract's math: a Block group is group / 8 consecutive
+// lanes whose amax is a shuffle reduction, Channel takes the CTA's amax. One 8-byte store of
+// codes per thread. The maxima are exact, so this gives produce_fp8_row's bits. Every thread of
+// the CTA must call it (whole warps); fp8_vector_path_fits(out, width).
+template <bool kBlockScaling>
+__device__ __forceinline__ void quantize_fp8_vector(const Fp8RowsOutput& out, int64_t row, int64_t width, bool inside,
+                                                    const __nv_bfloat16 (&values)[8], float* scratch) {
+  float value[8], amax = 0.0f;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    value[j] = __bfloat162float(values[j]);
+    amax = fmaxf(amax, fabsf(value[j]));
+  }
+  const int lanes = kBlockScaling ? static_cast<int>(out.group / 8) : 0;
+  float scale;
+  if constexpr (kBlockScaling) {
+    for (int offset = 1; offset < lanes; offset <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, offset));
+    scale = e4m3::scale_of(amax, e4m3::kBlockMinScale);
+  } else {
+    scale = e4m3::scale_of(block_max(amax, scratch), e4m3::kTokenMinScale);
+  }
+  if (!inside) return;
+  const int64_t first = static_cast<int64_t>(threadIdx.x) * 8;
+  *reinterpret_cast<uint2*>(static_cast<uint8_t*>(out.q) + row * width + first) =
+      make_uint2(e4m3::encode4(value, scale), e4m3::encode4(value + 4, scale));
+  if constexpr (kBlockScaling) {
+    if (threadIdx.x % lanes == 0) out.scales[row * (width / out.group) + first / out.group] = scale;
+  } else {
+    if (threadIdx.x == 0) out.scales[row] = scale;
+  }
+}
+
+// Produces and quantizes columns [begin, begin + count) of `row` (a row of `width`): produce(c)
+// returns column c's bf16 value (and may store it elsewhere too). Channel scaling needs the
 // whole row (begin 0, count width); Block scaling takes any span of whole groups. Every thread
 // of the CTA must call it; blockDim.x a multiple of 32; shared holds fp8_row_shared_bytes(count).
-template <bool kBlockScaling, int kPasses = 0, typename Produce>
+template <bool kBlockScaling, typename Produce>
 __device__ __forceinline__ void produce_fp8_row(const Fp8RowsOutput& out, int64_t row, int64_t width, int64_t begin,
                                                 int64_t count, unsigned char* shared, float* scratch,
                                                 Produce produce) {
@@ -52,8 +91,8 @@ __device__ __forceinline__ void produce_fp8_row(const Fp8RowsOutput& out, int64_
   float amax = 0.0f;
   // Block: the span is whole groups of whole warps, so a warp is either all inside or all past
   // it and warp_max sees all 32 lanes. c counts from the span's first column.
-  auto take = [&](int64_t c, int j) {
-    const __nv_bfloat16 value = produce(begin + c, j);
+  for (int64_t c = threadIdx.x; c < count; c += blockDim.x) {
+    const __nv_bfloat16 value = produce(begin + c);
     values[c] = value;
     const float magnitude = fabsf(__bfloat162float(value));
     if constexpr (kBlockScaling) {
@@ -62,16 +101,6 @@ __device__ __forceinline__ void produce_fp8_row(const Fp8RowsOutput& out, int64_
     } else {
       amax = fmaxf(amax, magnitude);
     }
-  };
-  if constexpr (kPasses > 0) {
-#pragma unroll
-    for (int j = 0; j < kPasses; ++j) {
-      const int64_t c = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
-      if (c < count) take(c, j);
-    }
-  } else {
-    int j = 0;
-    for (int64_t c = threadIdx.x; c < count; c += blockDim.x) take(c, j++);
   }
   uint8_t* q = static_cast<uint8_t*>(out.q) + row * width + begin;
   if constexpr (kBlockScaling) {

@@ -1,17 +1,21 @@
 // RMSNorm's row reduction and output rounding, shared by the plain kernel (elementwise.cu) and
 // the one fused with e4m3 quantization (rms_norm_fp8.cu), so the two give the same bits: one
-// CTA of kRmsNormThreads per row, thread i owns columns i, i + blockDim.x, ... in both passes,
-// squares summed in that order, then block_sum over the CTA.
+// CTA of kRmsNormThreads per row, each thread's squares summed in column order, then
+// block_sum over the CTA.
 //
-// Two ways to walk a row, with the same bits: rows up to kRmsNormCachedColumns x
-// kRmsNormThreads wide (every target model's hidden size) keep the thread's columns in
-// registers (RmsNormRow: every load of the row is issued before its first store, one memory
-// round trip); wider rows loop over their columns twice (rms_norm_inverse_rms, rms_norm_value),
-// each iteration's loads waiting for the previous iteration's residual store, which might alias
-// them (10-14 us per 7168-wide row on the H200 at batch 1, 2026-12-05).
+// Two ways to walk a row: rows up to kRmsNormVectorColumns x kRmsNormThreads wide, a multiple
+// of kRmsNormVectorColumns, with 16-byte aligned operands (every target model's hidden size)
+// take the vector path (RmsNormRow: thread t holds columns 8t..8t+7 in registers, 16-byte loads
+// and stores, every load issued before the first store, one memory round trip); other rows
+// loop over their columns twice (rms_norm_inverse_rms, rms_norm_value; thread i owns columns
+// i, i + blockDim.x, ...), each iteration's loads waiting for the previous iteration's residual
+// store, which might alias them (10-14 us per 7168-wide row on the H200 at batch 1,
+// 2026-12-05). Both kernels choose the path by the same rule (rms_norm_vector_path).
 #pragma once
 
 #include <cuda_bf16.h>
+
+#include <cstdint>
 
 #include "common/device_utils.cuh"
 #include "rackserve/kernels/elementwise_params.h"
@@ -22,14 +26,13 @@ namespace rackserve::kernels {
 // enough loads in flight on its one SM (a 7168-wide row is 7 elements per thread). The
 // reduction order depends on it: both kernels must launch with this width.
 constexpr int kRmsNormThreads = 1024;
-constexpr int kRmsNormCachedColumns = 8;
+constexpr int kRmsNormVectorColumns = 8;
 
-// Whether a row of `width` takes the register path (RmsNormRow).
-constexpr bool rms_norm_row_cached(int64_t width) { return width <= int64_t{kRmsNormCachedColumns} * kRmsNormThreads; }
-
-// The normalised bf16 value of `value` (x, or x + residual) under `weight`.
-__device__ __forceinline__ __nv_bfloat16 rms_norm_scaled(float value, __nv_bfloat16 weight, float inverse_rms) {
-  return __float2bfloat16(__bfloat162float(weight) * (value * inverse_rms));
+// Whether rows of `p` take the vector path (RmsNormRow); `output` is the bf16 output.
+inline bool rms_norm_vector_path(const RmsNormParams& p) {
+  auto aligned = [](const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; };
+  return p.width % kRmsNormVectorColumns == 0 && p.width <= int64_t{kRmsNormVectorColumns} * kRmsNormThreads &&
+         aligned(p.x) && aligned(p.residual) && aligned(p.weight) && aligned(p.output);
 }
 
 // 1 / sqrt(mean(x^2) + eps) of `row` (of the given mean with p.mean_squares); with p.residual, first residual += x for the row's columns
@@ -55,49 +58,70 @@ __device__ __forceinline__ __nv_bfloat16 rms_norm_value(const RmsNormParams& p, 
                                                         float inverse_rms) {
   const __nv_bfloat16* weight = static_cast<const __nv_bfloat16*>(p.weight);
   const float value = p.residual ? p.residual[row * p.width + c] : load_element(p.x, p.x_type, row * p.width + c);
-  return rms_norm_scaled(value, weight[c], inverse_rms);
+  return __float2bfloat16(__bfloat162float(weight[c]) * (value * inverse_rms));
 }
 
-// This thread's columns c = threadIdx.x + j * blockDim.x (j < kRmsNormCachedColumns, c <
-// p.width) of one row, in registers: load() issues every load (x, residual, weight) before it
-// stores the residual sums, and sums the squares in the loop version's order (the columns past
-// the row add 0), so value(j) is rms_norm_value's bits. Every thread of the CTA must call load.
+// The vector path's row (rms_norm_vector_path): thread t holds columns 8t..8t+7 (threads past
+// the row hold zeros). load() issues every load (x, residual, weight) before it stores the
+// residual sums, sums the squares in column order, then over the CTA; value(j) is column 8t + j.
+// Every thread of the CTA must call load.
 struct RmsNormRow {
-  float values[kRmsNormCachedColumns];  // x, or x + residual (what the residual holds after)
-  __nv_bfloat16 weights[kRmsNormCachedColumns];
+  float values[kRmsNormVectorColumns];  // x, or x + residual (what the residual holds after)
+  float weights[kRmsNormVectorColumns];
   float inverse_rms;
+  bool inside;  // this thread's columns are in the row
 
   __device__ __forceinline__ void load(const RmsNormParams& p, int64_t row, float* scratch) {
-    const __nv_bfloat16* weight = static_cast<const __nv_bfloat16*>(p.weight);
-    float* residual = p.residual ? p.residual + row * p.width : nullptr;
-    float residual_values[kRmsNormCachedColumns];
+    const int64_t first = static_cast<int64_t>(threadIdx.x) * kRmsNormVectorColumns;
+    inside = first < p.width;
+    float residual_values[kRmsNormVectorColumns] = {};
+    float* residual = p.residual ? p.residual + row * p.width + first : nullptr;
 #pragma unroll
-    for (int j = 0; j < kRmsNormCachedColumns; ++j) {
-      const int64_t c = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
-      const bool inside = c < p.width;
+    for (int j = 0; j < kRmsNormVectorColumns; ++j) values[j] = weights[j] = 0.0f;
+    if (inside) {
       // With mean_squares the residual already holds the sum (rms_norm_value reads it alone).
-      values[j] = inside && !(p.mean_squares && residual) ? load_element(p.x, p.x_type, row * p.width + c) : 0.0f;
-      residual_values[j] = inside && residual ? residual[c] : 0.0f;
-      weights[j] = inside ? weight[c] : __float2bfloat16(0.0f);
+      if (!(p.mean_squares && residual)) load_row_values(p.x, p.x_type, row * p.width + first, values);
+      if (residual) load_f32x8(residual, residual_values);
+      load_bf16x8(static_cast<const __nv_bfloat16*>(p.weight) + first, weights);
     }
     float sum_squares = 0.0f;
 #pragma unroll
-    for (int j = 0; j < kRmsNormCachedColumns; ++j) {
-      const int64_t c = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
-      if (residual && p.mean_squares) {
-        values[j] = residual_values[j];
-      } else if (residual) {
-        values[j] += residual_values[j];
-        if (c < p.width) residual[c] = values[j];
-      }
+    for (int j = 0; j < kRmsNormVectorColumns; ++j) {
+      if (residual) values[j] = p.mean_squares ? residual_values[j] : values[j] + residual_values[j];
       sum_squares += values[j] * values[j];
     }
+    if (inside && residual && !p.mean_squares) store_f32x8(residual, values);
     inverse_rms = p.mean_squares ? rsqrtf(p.mean_squares[row] + p.eps)
                                  : rsqrtf(block_sum(sum_squares, scratch) / static_cast<float>(p.width) + p.eps);
   }
 
   __device__ __forceinline__ __nv_bfloat16 value(int j) const {
-    return rms_norm_scaled(values[j], weights[j], inverse_rms);
+    return __float2bfloat16(weights[j] * (values[j] * inverse_rms));
+  }
+
+  // The 8 normalised values as bf16, stored at `output` (16-byte aligned) when inside.
+  __device__ __forceinline__ void store(__nv_bfloat16* output, __nv_bfloat16 (&normed)[kRmsNormVectorColumns]) const {
+#pragma unroll
+    for (int j = 0; j < kRmsNormVectorColumns; ++j) normed[j] = value(j);
+    if (inside) *reinterpret_cast<uint4*>(output + threadIdx.x * kRmsNormVectorColumns) = *reinterpret_cast<const uint4*>(normed);
+  }
+
+ private:
+  __device__ __forceinline__ static void load_f32x8(const float* source, float (&out)[kRmsNormVectorColumns]) {
+    const float4 low = reinterpret_cast<const float4*>(source)[0], high = reinterpret_cast<const float4*>(source)[1];
+    out[0] = low.x, out[1] = low.y, out[2] = low.z, out[3] = low.w;
+    out[4] = high.x, out[5] = high.y, out[6] = high.z, out[7] = high.w;
+  }
+  __device__ __forceinline__ static void store_f32x8(float* target, const float (&in)[kRmsNormVectorColumns]) {
+    reinterpret_cast<float4*>(target)[0] = make_float4(in[0], in[1], in[2], in[3]);
+    reinterpret_cast<float4*>(target)[1] = make_float4(in[4], in[5], in[6], in[7]);
+  }
+  __device__ __forceinline__ static void load_row_values(const void* x, ElementType type, int64_t index,
+                                                         float (&out)[kRmsNormVectorColumns]) {
+    if (type == ElementType::F32)
+      load_f32x8(static_cast<const float*>(x) + index, out);
+    else
+      load_bf16x8(static_cast<const __nv_bfloat16*>(x) + index, out);
   }
 };
 

@@ -41,7 +41,7 @@ __global__ void __launch_bounds__(kRowThreads) silu_mul_fp8_kernel(SiluMulFp8Par
   const __nv_bfloat16* up = gate + p.width;
   const int64_t begin = static_cast<int64_t>(blockIdx.y) * span;
   produce_fp8_row<kBlockScaling>(p.fp8, row, p.width, begin, std::min(span, p.width - begin), shared, scratch,
-                                 [&](int64_t c, int) { return silu_mul_value(gate[c], up[c]); });
+                                 [&](int64_t c) { return silu_mul_value(gate[c], up[c]); });
 }
 
 }  // namespace
