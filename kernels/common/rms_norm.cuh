@@ -103,7 +103,11 @@ struct RmsNormRow {
   __device__ __forceinline__ void store(__nv_bfloat16* output, __nv_bfloat16 (&normed)[kRmsNormVectorColumns]) const {
 #pragma unroll
     for (int j = 0; j < kRmsNormVectorColumns; ++j) normed[j] = value(j);
-    if (inside) *reinterpret_cast<uint4*>(output + threadIdx.x * kRmsNormVectorColumns) = *reinterpret_cast<const uint4*>(normed);
+    uint4 packed;
+    __nv_bfloat162* pairs = reinterpret_cast<__nv_bfloat162*>(&packed);
+#pragma unroll
+    for (int j = 0; j < kRmsNormVectorColumns / 2; ++j) pairs[j] = __halves2bfloat162(normed[2 * j], normed[2 * j + 1]);
+    if (inside) *reinterpret_cast<uint4*>(output + threadIdx.x * kRmsNormVectorColumns) = packed;
   }
 
  private:
