@@ -114,16 +114,18 @@ for step in "${steps[@]}"; do
       # The fused FP8 MoE configs of this device for the target models' per-GPU shapes, and
       # DeepSeek-V3 at TP 1 (the shape decode_step runs) (written under $out/kernels/<device>/;
       # commit them as configs/kernels/<device>/).
-      while read -r model tp dtype; do
-        run_noted "tune-moe $model TP $tp $dtype" "$out/tune-moe.log" timeout 120 build-gpu/src/cli/rackserve tune-moe \
+      # Columns: config, TP, dtype, time limit in seconds (TP 1's 2048-wide experts take longest;
+      # on 2026-12-05 the TP 4 / 8 shapes took 15-35 s each with 3 repetitions on an H200).
+      while read -r model tp dtype limit; do
+        run_noted "tune-moe $model TP $tp $dtype" "$out/tune-moe.log" timeout "$limit" build-gpu/src/cli/rackserve tune-moe \
           --model "$models/$model" --tp "$tp" --dtype "$dtype" --repetitions "${TUNE_REPETITIONS:-5}" --out "$out/kernels"
-      done <<< "deepseek-v3/config.json 8 fp8_block
-deepseek-v3/config.json 4 fp8_block
-deepseek-v3/config.json 1 fp8_block
-kimi-k2/config.json 8 fp8_block
-minimax-m2.5/config.json 4 fp8_block
-glm-4.7-fp8/config.abridged.json 8 fp8_channel
-glm-4.7-fp8/config.abridged.json 4 fp8_channel"
+      done <<< "deepseek-v3/config.json 8 fp8_block 120
+deepseek-v3/config.json 4 fp8_block 120
+deepseek-v3/config.json 1 fp8_block 400
+kimi-k2/config.json 8 fp8_block 120
+minimax-m2.5/config.json 4 fp8_block 120
+glm-4.7-fp8/config.abridged.json 8 fp8_channel 120
+glm-4.7-fp8/config.abridged.json 4 fp8_channel 120"
       # The file names hold commas and '=': archive them for transport.
       [[ -d $out/kernels ]] && tar czf "$out/kernels.tgz" -C "$out" kernels
       ;;
