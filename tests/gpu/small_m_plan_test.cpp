@@ -114,5 +114,44 @@ TEST(SmallMPlan, MoeFp8SmallMPlansAndWorkspace) {
     }
 }
 
+// The FP8 experts' tiled K split (plan_moe_fp8_splits): for every candidate config, the
+// experts' GEMMs of the target models at decode and prefill sizes and split targets of no
+// device (0), an RTX PRO 6000 (188 x 2) and an H200 (132 x 5): the splits partition the K
+// tiles with none empty, a split keeps >= 512 bytes of k unless there is one, 0 means
+// kMoeFp8DefaultSplitCtas, and a larger target never splits less. DeepSeek-V3 TP 8 at one
+// token with the decode default (8 pairs x 8 n-tiles of 64 rows) takes 6 splits for 384 CTAs
+// and 10 for the H200's 660 (one wave each).
+TEST(SmallMPlan, MoeFp8TiledSplitsFillOneWave) {
+  std::vector<kernels::MoeFp8Config> configs(512);
+  configs.resize(kernels::moe_fp8_candidate_configs(configs.data(), static_cast<int>(configs.size())));
+  ASSERT_GT(configs.size(), 1u);
+  for (const kernels::MoeFp8Config& config : configs)
+    for (const auto& [n, k] : {std::pair<int64_t, int64_t>{1024, 7168}, {7168, 512}, {512, 7168}, {7168, 256},
+                               {384, 5120}, {5120, 192}, {768, 3072}, {3072, 384}})
+      for (int64_t pairs : {8, 64, 256, 512, 32768}) {
+        const std::string what = "config " + std::to_string(config.block_m) + "x" + std::to_string(config.block_n) +
+                                 "x" + std::to_string(config.block_k) + " n=" + std::to_string(n) +
+                                 " k=" + std::to_string(k) + " pairs=" + std::to_string(pairs);
+        const int64_t k_tiles = (k + config.block_k - 1) / config.block_k;
+        int previous_splits = 0;
+        for (int64_t target : {int64_t{376}, kernels::kMoeFp8DefaultSplitCtas, int64_t{660}}) {
+          const kernels::MoeFp8SplitPlan plan = kernels::plan_moe_fp8_splits(pairs, n, k, config, target);
+          EXPECT_GE(plan.splits, 1) << what;
+          EXPECT_GE(int64_t{plan.splits} * plan.k_tiles_per_split, k_tiles) << what;
+          EXPECT_LT(int64_t{plan.splits - 1} * plan.k_tiles_per_split, k_tiles) << what << ": an empty split";
+          if (plan.splits > 1) EXPECT_GE(plan.k_tiles_per_split * config.block_k, 512) << what;
+          EXPECT_GE(plan.splits, previous_splits) << what << " target " << target;
+          previous_splits = plan.splits;
+        }
+        const kernels::MoeFp8SplitPlan by_default = kernels::plan_moe_fp8_splits(pairs, n, k, config, 0);
+        const kernels::MoeFp8SplitPlan default_target =
+            kernels::plan_moe_fp8_splits(pairs, n, k, config, kernels::kMoeFp8DefaultSplitCtas);
+        EXPECT_EQ(by_default.splits, default_target.splits) << what;
+      }
+  const kernels::MoeFp8Config decode = kernels::default_moe_fp8_config(1, 8, 256);
+  EXPECT_EQ(kernels::plan_moe_fp8_splits(8, 512, 7168, decode, 384).splits, 6);
+  EXPECT_EQ(kernels::plan_moe_fp8_splits(8, 512, 7168, decode, 660).splits, 10);
+}
+
 }  // namespace
 }  // namespace rackserve
