@@ -174,6 +174,13 @@ glm-4.7-fp8/config.abridged.json 4 fp8_channel 120"
         grep -q ERR_NVGPUCTRPERM "$log" && { note "ncu: no permission to read the GPU counters"; break; }
         note "ncu decode $weights batch $batch: rc $rc, $(grep -c 'Duration' "$log") kernel summaries"
       done
+      # The FP8 experts' GEMMs and the small-M GEMMs of the kernel roofline's first shapes
+      # (DeepSeek-V3 TP 4, 1 token), with the stall reasons and the pipes' shares of issue.
+      log="$out/ncu-moe-fp8.txt"
+      timeout 120 "$ncu_bin" --clock-control none --kernel-name regex:'moe_fp8_gemm|small_m_kernel' --launch-count 6 \
+        --print-details all --section SpeedOfLight --section WarpStateStats --section InstructionStats \
+        --section SchedulerStats --section LaunchStats build-gpu/bench/kernel_roofline --quick moe_fp8 > "$log" 2>&1
+      note "ncu moe_fp8: rc $?, $(grep -c 'Duration' "$log") kernel reports"
       ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
