@@ -96,9 +96,12 @@ void bench_fp8_linear(const Ceilings& ceilings, bool quick) {
   std::printf("bytes = e4m3 weight + f32 scales + bf16 x and y; the time includes the quantize kernel (a model fuses "
               "it into the norm or SiLU before). time = eager calls (host launches included); graph = the same calls "
               "replayed as a CUDA graph, as a decode step runs them; read us = a kernel that only reads the same "
-              "bytes, timed the same way (bench_kernels.h), and graph / read its fraction.\n\n");
+              "bytes, timed the same way (bench_kernels.h), and graph / read its fraction. GEMM columns: the GEMM "
+              "alone on x already in e4m3 (what a decode step runs after a fused norm or SiLU; bytes with e4m3 x and "
+              "its scales), as a graph, and over a read of its own bytes.\n\n");
   std::printf("| shape | scales | m | time us | GB/s | fraction of copy bw | graph us | graph fraction | read us | "
-              "graph / read |\n|---|---|---|---|---|---|---|---|---|---|\n");
+              "graph / read | GEMM graph us | GEMM fraction | GEMM / read |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   // Prefill rows are printed after the decode table; collected here so each weight is made once.
   std::vector<std::string> prefill_rows;
   for (const Fp8Projection& projection : projections) {
@@ -122,15 +125,37 @@ void bench_fp8_linear(const Ceilings& ceilings, bool quick) {
       if (graph) *graph = seconds_per_call_in_graph(backend->native_stream(), call, iterations, repeats);
       return seconds;
     };
+    // Graph seconds per GEMM on x already quantized (random e4m3 codes and scales, persistent).
+    auto time_gemm_alone = [&](int64_t m) {
+      const Fp8ActivationLayout layout = Fp8ActivationLayout::of(weights[0]);
+      QuantizedActivation x{backend->allocate_persistent(DType::F8_E4M3, {m, projection.k}),
+                            backend->allocate_persistent(DType::F32, layout.scales_shape(m, projection.k)), layout};
+      backend->fill_random(x.values, 11, 448.0f);
+      backend->fill_random(x.scales, 12, 1.0f / 512);
+      auto call = [&](int i) {
+        backend->begin_step();
+        backend->linear_fp8(x, weights[i % weights.size()]);
+      };
+      seconds_per_call(call, 20, 1);  // grows the step arena before the capture
+      return seconds_per_call_in_graph(backend->native_stream(), call, 20, 5);
+    };
     for (int64_t m : decode_m) {
       double graph = 0.0;
       const double seconds = time_linear(m, 20, 5, &graph);
       const double bytes = weight_bytes + 2.0 * m * (projection.k + projection.n);
       const double read = measure_stream_read_seconds(static_cast<int64_t>(bytes), copies, backend->native_stream());
-      std::printf("| %s | %s | %lld | %.1f | %.0f | %.2f | %.1f | %.2f | %.1f | %.2f |\n", projection.name.c_str(),
-                  layout_name(projection.scaling), static_cast<long long>(m), seconds * 1e6, bytes / seconds / 1e9,
-                  bytes / seconds / ceilings.bandwidth, graph * 1e6, bytes / graph / ceilings.bandwidth, read * 1e6,
-                  read / graph);
+      const double gemm = time_gemm_alone(m);
+      const Fp8ActivationLayout layout = Fp8ActivationLayout::of(weights[0]);
+      const Shape x_scales = layout.scales_shape(m, projection.k);
+      const double gemm_bytes = weight_bytes + double(m) * projection.k + 4.0 * shape_numel(x_scales) +
+                                2.0 * m * projection.n;
+      const double gemm_read =
+          measure_stream_read_seconds(static_cast<int64_t>(gemm_bytes), copies, backend->native_stream());
+      std::printf("| %s | %s | %lld | %.1f | %.0f | %.2f | %.1f | %.2f | %.1f | %.2f | %.1f | %.2f | %.2f |\n",
+                  projection.name.c_str(), layout_name(projection.scaling), static_cast<long long>(m), seconds * 1e6,
+                  bytes / seconds / 1e9, bytes / seconds / ceilings.bandwidth, graph * 1e6,
+                  bytes / graph / ceilings.bandwidth, read * 1e6, read / graph, gemm * 1e6,
+                  gemm_bytes / gemm / ceilings.bandwidth, gemm_read / gemm);
     }
     for (int64_t m : prefill_m) {
       const double seconds = time_linear(m, 5, 3, nullptr);
