@@ -72,11 +72,16 @@ __device__ __forceinline__ void store_element(void* data, ElementType type, int6
 // Programmatic dependent launch (sm_90+): a kernel launched with
 // cudaLaunchAttributeProgrammaticStreamSerialization may start while the previous kernel on
 // its stream is still running; this waits until that kernel has completed and its writes are
-// visible. Everything before it may read only what no earlier kernel writes (weights). A
-// no-op for a kernel launched the usual way.
+// visible. Everything before it may read only what no earlier kernel writes (weights).
+// Then it lets the next such kernel launch: once every CTA of this grid has passed here, the
+// next kernel's CTAs may take free SMs and run up to their own wait (e.g. fill weight rings)
+// while this grid finishes. Safe because that wait still waits for this grid's completion
+// and memory, and triggering only after one's own wait keeps at most two grids in flight.
+// Both are no-ops for kernels launched the usual way.
 __device__ __forceinline__ void wait_for_prior_kernel() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;\n" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
 }
 
