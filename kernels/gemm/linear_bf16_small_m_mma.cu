@@ -57,9 +57,11 @@ LinearBf16SmallMConfig config_of(const small_m::Plan& plan) {
 }  // namespace
 
 // small_m::make_plan says why (bench/kernel_roofline.cpp gemm compares it with forced splits).
-LinearBf16SmallMConfig plan_linear_bf16_small_m(int64_t m, int64_t n, int64_t k, int sm_count) {
-  return config_of(small_m::make_plan(m, n, k, 2, Bf16SmallMPolicy::kTwoCtaTiles, sm_count));
+LinearBf16SmallMConfig plan_linear_bf16_small_m(int64_t m, int64_t n, int64_t k, int sm_count, int resident_per_sm) {
+  return config_of(small_m::make_plan(m, n, k, 2, Bf16SmallMPolicy::kTwoCtaTiles, sm_count, resident_per_sm));
 }
+
+int linear_bf16_small_m_resident_per_sm(int64_t m) { return small_m::resident_ctas_per_sm<Bf16SmallMPolicy>(m); }
 
 LinearBf16SmallMConfig linear_bf16_small_m_config(int64_t m, int64_t k, int splits, int row_warps) {
   const SplitK cut = split_k_evenly((k + kLinearBf16SmallMBlockK - 1) / kLinearBf16SmallMBlockK, splits);

@@ -73,13 +73,18 @@ small_m::Plan plan_of(const LinearFp8Config& config) {
 
 }  // namespace
 
-LinearFp8Config plan_linear_fp8_small_m(int64_t m, int64_t n, int64_t k, int sm_count) {
-  const small_m::Plan plan = small_m::make_plan(m, n, k, 1, kFp8TwoCtaTiles, sm_count);
+LinearFp8Config plan_linear_fp8_small_m(int64_t m, int64_t n, int64_t k, int sm_count, int resident_per_sm) {
+  const small_m::Plan plan = small_m::make_plan(m, n, k, 1, kFp8TwoCtaTiles, sm_count, resident_per_sm);
   LinearFp8Config config;
   config.row_warps = plan.row_warps;
   config.splits = plan.splits;
   config.k_blocks_per_split = plan.k_blocks_per_split;
   return config;
+}
+
+int linear_fp8_small_m_resident_per_sm(int64_t m, Fp8ScaleLayout layout) {
+  return layout == Fp8ScaleLayout::Block ? small_m::resident_ctas_per_sm<Fp8SmallMPolicy<true>>(m)
+                                         : small_m::resident_ctas_per_sm<Fp8SmallMPolicy<false>>(m);
 }
 
 int launch_linear_fp8_small_m(const LinearFp8Params& p, const LinearFp8Config& config, Stream stream) {

@@ -127,10 +127,16 @@ struct Plan {
 //    (plan_small_m_split_k; kv_a 576 x 7168 at m = 1 on 132 SMs: 36 row CTAs x 7), capped so
 //    every K warp keeps >= 1 block and the f32 partials (written and read back: 8 x splits x m
 //    x n bytes) stay within half the weight bytes (element_bytes x n x k).
-inline Plan make_plan(int64_t m, int64_t n, int64_t k, int element_bytes, int two_cta_tiles, int sm_count) {
+//  - resident CTAs: sm_count x resident_per_sm, the CTAs of this m's kernel one SM holds
+//    (resident_ctas_per_sm on the device: 3 at T = 1 on the H200, whose 64K registers and
+//    228 KB of shared memory hold more than the 2 the launch bounds promise); <= 0: the
+//    launch bounds' count (ctas_per_sm), which is what SM120's 100 KB give.
+inline Plan make_plan(int64_t m, int64_t n, int64_t k, int element_bytes, int two_cta_tiles, int sm_count,
+                      int resident_per_sm = 0) {
   const int64_t tokens = std::clamp<int64_t>(m, 1, kMaxTokens);
   const int64_t k_blocks = std::max<int64_t>(1, (k * element_bytes + kBlockBytes - 1) / kBlockBytes);
-  const int64_t resident = int64_t{ctas_per_sm(tokens, two_cta_tiles)} * resolve_sm_count(sm_count);
+  const int per_sm = resident_per_sm > 0 ? resident_per_sm : ctas_per_sm(tokens, two_cta_tiles);
+  const int64_t resident = int64_t{per_sm} * resolve_sm_count(sm_count);
   auto row_ctas = [&](int row_warps) { return std::max<int64_t>(1, (n + 16 * row_warps - 1) / (16 * row_warps)); };
   int row_warps = min_row_warps(tokens);
   while (row_warps < 4 && k_blocks / (kWarps / row_warps) < 8 && row_ctas(2 * row_warps) >= resident) row_warps *= 2;
@@ -383,6 +389,34 @@ int launch(const typename Policy::Params& p, const Plan& plan, int64_t problems,
   }
   if (cudaError_t status = cudaLaunchKernelEx(&config, kernel, p, plan.k_blocks_per_split)) return status;
   return launch_status();
+}
+
+// CTAs of the (T, R) kernel that one SM of the current device holds, with the registers and
+// shared memory it was compiled to (cudaOccupancyMaxActiveBlocksPerMultiprocessor); 0 when
+// that cannot be told (no error left behind).
+template <class Policy, int kTokenTiles, int kRowWarps>
+int resident_ctas_per_sm() {
+  auto kernel = small_m_kernel<Policy, kTokenTiles, kRowWarps>;
+  const int bytes = Config<kTokenTiles, kRowWarps, Policy::kTwoCtaTiles>::kSharedBytes;
+  int per_sm = 0;
+  if (opt_in_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), bytes, Policy::kName) != cudaSuccess ||
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, bytes) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return per_sm;
+}
+
+// The same for m tokens' kernel with min_row_warps(m) (T = 1, 2 -> 1; 4 -> 2; 8 -> 4): what
+// make_plan's resident_per_sm takes.
+template <class Policy>
+int resident_ctas_per_sm(int64_t m) {
+  switch (token_tiles(std::clamp<int64_t>(m, 1, kMaxTokens))) {
+    case 1: return resident_ctas_per_sm<Policy, 1, 1>();
+    case 2: return resident_ctas_per_sm<Policy, 2, 1>();
+    case 4: return resident_ctas_per_sm<Policy, 4, 2>();
+    default: return resident_ctas_per_sm<Policy, 8, 4>();
+  }
 }
 
 template <class Policy, int kTokenTiles>

@@ -63,17 +63,31 @@ void expect_valid(const PlanView& plan, int64_t m, const Shape& shape, int eleme
   }
 }
 
+// resident_per_sm 0 is the launch bounds' count (SM120's); 3 and 4 what larger SMs hold.
 TEST(SmallMPlan, EveryShapeGetsAPlanTheKernelsAccept) {
   for (int sm_count : {132, 188})
-    for (const Shape& shape : shapes())
-      for (int64_t m = 1; m <= 64; ++m) {
-        const std::string what = "n=" + std::to_string(shape.n) + " k=" + std::to_string(shape.k) +
-                                 " m=" + std::to_string(m) + " sms=" + std::to_string(sm_count);
-        const kernels::LinearBf16SmallMConfig bf16 = kernels::plan_linear_bf16_small_m(m, shape.n, shape.k, sm_count);
-        expect_valid({bf16.row_warps, bf16.splits, bf16.k_blocks_per_split}, m, shape, 2, "bf16 " + what);
-        const kernels::LinearFp8Config fp8 = kernels::plan_linear_fp8_small_m(m, shape.n, shape.k, sm_count);
-        expect_valid({fp8.row_warps, fp8.splits, fp8.k_blocks_per_split}, m, shape, 1, "fp8 " + what);
-      }
+    for (int per_sm : {0, 3, 4})
+      for (const Shape& shape : shapes())
+        for (int64_t m = 1; m <= 64; ++m) {
+          const std::string what = "n=" + std::to_string(shape.n) + " k=" + std::to_string(shape.k) +
+                                   " m=" + std::to_string(m) + " sms=" + std::to_string(sm_count) +
+                                   " per_sm=" + std::to_string(per_sm);
+          const kernels::LinearBf16SmallMConfig bf16 =
+              kernels::plan_linear_bf16_small_m(m, shape.n, shape.k, sm_count, per_sm);
+          expect_valid({bf16.row_warps, bf16.splits, bf16.k_blocks_per_split}, m, shape, 2, "bf16 " + what);
+          const kernels::LinearFp8Config fp8 = kernels::plan_linear_fp8_small_m(m, shape.n, shape.k, sm_count, per_sm);
+          expect_valid({fp8.row_warps, fp8.splits, fp8.k_blocks_per_split}, m, shape, 1, "fp8 " + what);
+        }
+}
+
+// The plan counts the CTAs the device holds: DeepSeek-V3 o_proj at TP 4 (7168 x 4096 e4m3,
+// 448 row CTAs of 32 blocks) at m = 1 on 132 SMs is one wave of 2 x 132 slots plus a tail
+// either way, so it stays whole; with the H200's 3 per SM, 2 splits (896 CTAs of 16 blocks)
+// model faster than 448 CTAs in 2 waves of 32 blocks (small_m_stream.cuh, make_plan).
+TEST(SmallMPlan, CountsTheResidentCtasTheDeviceHolds) {
+  EXPECT_EQ(kernels::plan_linear_fp8_small_m(1, 7168, 4096, 132).splits, 1);
+  EXPECT_EQ(kernels::plan_linear_fp8_small_m(1, 7168, 4096, 132, 2).splits, 1);
+  EXPECT_EQ(kernels::plan_linear_fp8_small_m(1, 7168, 4096, 132, 3).splits, 2);
 }
 
 // Small-n projections need split-K to fill the SMs at batch 1 (kv_a: 36 row CTAs on 132 SMs),

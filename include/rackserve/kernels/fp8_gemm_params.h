@@ -60,8 +60,13 @@ struct LinearFp8Config {
   bool overlap_prior = false;  // small-M kernel: as LinearBf16SmallMConfig::overlap_prior; the tiled one ignores it
 };
 
-// Configs that fill `sm_count` SMs (<= 0: the current device's) without empty splits.
-LinearFp8Config plan_linear_fp8_small_m(int64_t m, int64_t n, int64_t k, int sm_count = 0);
+// Configs that fill `sm_count` SMs (<= 0: the current device's) without empty splits. The
+// small-M plan counts resident_per_sm CTAs per SM (linear_fp8_small_m_resident_per_sm; <= 0:
+// the 2 or 1 its launch bounds promise, SM120's count).
+LinearFp8Config plan_linear_fp8_small_m(int64_t m, int64_t n, int64_t k, int sm_count = 0, int resident_per_sm = 0);
+// CTAs of the small-M kernel for m tokens that one SM of the current device holds; 0 when it
+// cannot be told. A device constant per (m's token tiles, layout): callers cache it.
+int linear_fp8_small_m_resident_per_sm(int64_t m, Fp8ScaleLayout layout);
 LinearFp8Config plan_linear_fp8_tiled(int64_t m, int64_t n, int64_t k, int sm_count = 0);
 // Floats of workspace the config needs, 0 when splits == 1.
 int64_t linear_fp8_workspace_floats(int64_t m, int64_t n, const LinearFp8Config& config);

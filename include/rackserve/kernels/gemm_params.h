@@ -45,7 +45,12 @@ struct LinearBf16SmallMConfig {
 };
 // The config that fills `sm_count` SMs (<= 0: the current device's); the reasons are in the
 // definition (linear_bf16_small_m_mma.cu).
-LinearBf16SmallMConfig plan_linear_bf16_small_m(int64_t m, int64_t n, int64_t k, int sm_count = 0);
+// resident_per_sm: as plan_linear_fp8_small_m's (linear_bf16_small_m_resident_per_sm).
+LinearBf16SmallMConfig plan_linear_bf16_small_m(int64_t m, int64_t n, int64_t k, int sm_count = 0,
+                                                int resident_per_sm = 0);
+// CTAs of the small-M kernel for m tokens that one SM of the current device holds; 0 when it
+// cannot be told. A device constant per m's token tiles: callers cache it.
+int linear_bf16_small_m_resident_per_sm(int64_t m);
 // K cut into at most `splits` near-equal ranges (fewer when more would leave one empty), and
 // row_warps (0: the plan's minimum for m): for benchmarks and tests that force a config.
 LinearBf16SmallMConfig linear_bf16_small_m_config(int64_t m, int64_t k, int splits, int row_warps = 0);

@@ -47,6 +47,7 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options) : options_(options) 
            count);
   check_cuda(cudaSetDevice(options.device), "cudaSetDevice");
   check_cuda(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, options.device), "SM count");
+  for (auto& per_tiles : small_m_resident_per_sm_) per_tiles.fill(-1);
   cudaDeviceProp properties{};
   check_cuda(cudaGetDeviceProperties(&properties, options.device), "cudaGetDeviceProperties");
   const MoeDeviceInfo moe_device{properties.name, properties.major * 10 + properties.minor,

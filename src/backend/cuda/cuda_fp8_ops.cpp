@@ -113,7 +113,10 @@ void CudaBackend::launch_linear_fp8(const QuantizedActivation& x, const Quantize
 
   const bool small_m = m <= kSmallMMaxTokens;
   kernels::LinearFp8Config config =
-      small_m ? kernels::plan_linear_fp8_small_m(m, n, k, sm_count_) : kernels::plan_linear_fp8_tiled(m, n, k, sm_count_);
+      small_m ? kernels::plan_linear_fp8_small_m(
+                    m, n, k, sm_count_,
+                    small_m_resident_per_sm(block ? SmallMGemm::Fp8Block : SmallMGemm::Fp8Channel, m))
+              : kernels::plan_linear_fp8_tiled(m, n, k, sm_count_);
   config.overlap_prior = small_m && options_.overlap_launches;
   const int64_t workspace_floats = kernels::linear_fp8_workspace_floats(m, n, config);
   Tensor workspace = workspace_floats > 0 ? allocate_step(DType::F32, {workspace_floats}) : Tensor{};
@@ -136,6 +139,17 @@ void CudaBackend::launch_linear_fp8(const QuantizedActivation& x, const Quantize
     check(kernels::launch_linear_fp8_small_m(params, config, stream_), "linear_fp8_small_m");
   else
     check(kernels::launch_linear_fp8_tiled(params, config, stream_), "linear_fp8_tiled");
+}
+
+int CudaBackend::small_m_resident_per_sm(SmallMGemm gemm, int64_t m) {
+  const int tiles = m <= 8 ? 0 : m <= 16 ? 1 : m <= 32 ? 2 : 3;  // the kernels' token tiles 1, 2, 4, 8
+  int& entry = small_m_resident_per_sm_[static_cast<size_t>(gemm)][static_cast<size_t>(tiles)];
+  if (entry < 0)
+    entry = gemm == SmallMGemm::Bf16 ? kernels::linear_bf16_small_m_resident_per_sm(m)
+                                     : kernels::linear_fp8_small_m_resident_per_sm(
+                                           m, gemm == SmallMGemm::Fp8Block ? kernels::Fp8ScaleLayout::Block
+                                                                           : kernels::Fp8ScaleLayout::Channel);
+  return entry;
 }
 
 int64_t CudaBackend::moe_fp8_split_target(const kernels::MoeFp8Config& config, kernels::Fp8ScaleLayout layout) {

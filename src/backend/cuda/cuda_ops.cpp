@@ -125,7 +125,8 @@ Tensor CudaBackend::rms_norm_given_mean_squares(const Tensor& x, const Tensor& m
 }
 
 void CudaBackend::launch_linear_small_m(kernels::LinearBf16Params params) {
-  kernels::LinearBf16SmallMConfig config = kernels::plan_linear_bf16_small_m(params.m, params.n, params.k, sm_count_);
+  kernels::LinearBf16SmallMConfig config = kernels::plan_linear_bf16_small_m(
+      params.m, params.n, params.k, sm_count_, small_m_resident_per_sm(SmallMGemm::Bf16, params.m));
   config.overlap_prior = options_.overlap_launches;
   params.split_counters = static_cast<unsigned*>(split_counters_);
   const int64_t workspace_floats = kernels::linear_bf16_workspace_floats(params.m, params.n, config);
