@@ -56,6 +56,7 @@ __global__ void __launch_bounds__(kSumThreads, 4) moe_fp8_sum_slots_kernel(MoeFp
     for (int64_t k = 0; k < p.top_k; ++k) {
       const int64_t pair = t * p.top_k + k;
       float4 value = *reinterpret_cast<const float4*>(partials + pair * p.hidden + h);
+#pragma unroll 4  // independent loads in flight; the sums keep split order
       for (int s = 1; s < splits; ++s) {
         const float4 more = *reinterpret_cast<const float4*>(partials + (s * pairs + pair) * p.hidden + h);
         value.x += more.x, value.y += more.y, value.z += more.z, value.w += more.w;
