@@ -51,7 +51,7 @@ SplitK plan_small_m_split_k(int64_t row_ctas, int64_t resident_ctas, int64_t k_b
   k_warps = std::max(1, k_warps);
   auto cost = [&](const SplitK& cut) {
     const int64_t waves = (row_ctas * cut.splits + resident_ctas - 1) / resident_ctas;
-    return waves * ((cut.k_blocks_per_split + k_warps - 1) / k_warps + 1);
+    return waves * ((cut.k_blocks_per_split + k_warps - 1) / k_warps + 2);
   };
   SplitK best = split_k_evenly(k_blocks, 1);
   for (int64_t splits = 2; splits <= std::min<int64_t>(max_splits, 65535); ++splits) {

@@ -80,14 +80,13 @@ TEST(SmallMPlan, EveryShapeGetsAPlanTheKernelsAccept) {
         }
 }
 
-// The plan counts the CTAs the device holds: DeepSeek-V3 o_proj at TP 4 (7168 x 4096 e4m3,
-// 448 row CTAs of 32 blocks) at m = 1 on 132 SMs is one wave of 2 x 132 slots plus a tail
-// either way, so it stays whole; with the H200's 3 per SM, 2 splits (896 CTAs of 16 blocks)
-// model faster than 448 CTAs in 2 waves of 32 blocks (small_m_stream.cuh, make_plan).
+// The plan counts the CTAs the device holds: DeepSeek-V3 q_a (1536 x 7168 e4m3: 96 row CTAs
+// of 56 blocks) at m = 1 on 132 SMs fills 2 x 132 slots with 2 splits (192 CTAs) and the
+// H200's 3 x 132 with 4 (384 CTAs of 14 blocks; small_m_stream.cuh, make_plan).
 TEST(SmallMPlan, CountsTheResidentCtasTheDeviceHolds) {
-  EXPECT_EQ(kernels::plan_linear_fp8_small_m(1, 7168, 4096, 132).splits, 1);
-  EXPECT_EQ(kernels::plan_linear_fp8_small_m(1, 7168, 4096, 132, 2).splits, 1);
-  EXPECT_EQ(kernels::plan_linear_fp8_small_m(1, 7168, 4096, 132, 3).splits, 2);
+  EXPECT_EQ(kernels::plan_linear_fp8_small_m(1, 1536, 7168, 132).splits, 2);
+  EXPECT_EQ(kernels::plan_linear_fp8_small_m(1, 1536, 7168, 132, 2).splits, 2);
+  EXPECT_EQ(kernels::plan_linear_fp8_small_m(1, 1536, 7168, 132, 3).splits, 4);
 }
 
 // Small-n projections need split-K to fill the SMs at batch 1 (kv_a: 36 row CTAs on 132 SMs),
