@@ -1,0 +1,269 @@
+#include "engine/json_grammar.h"
+
+namespace rackserve {
+namespace {
+
+constexpr std::string_view kLiterals[] = {"true", "false", "null"};
+
+bool is_whitespace(uint8_t byte) { return byte == ' ' || byte == '\t' || byte == '\n' || byte == '\r'; }
+bool is_digit(uint8_t byte) { return byte >= '0' && byte <= '9'; }
+bool is_hex_digit(uint8_t byte) {
+  return is_digit(byte) || (byte >= 'a' && byte <= 'f') || (byte >= 'A' && byte <= 'F');
+}
+
+// A UTF-8 lead byte: how many continuation bytes follow and the range of the first one
+// (RFC 3629's table: the narrowed ranges exclude overlongs, surrogates and > U+10FFFF).
+struct Utf8Lead {
+  uint8_t continuations = 0;  // 0: not a valid lead byte
+  uint8_t low = 0x80, high = 0xBF;
+};
+
+Utf8Lead utf8_lead(uint8_t byte) {
+  if (byte >= 0xC2 && byte <= 0xDF) return {1};
+  if (byte == 0xE0) return {2, 0xA0, 0xBF};
+  if (byte == 0xED) return {2, 0x80, 0x9F};
+  if (byte >= 0xE1 && byte <= 0xEF) return {2};
+  if (byte == 0xF0) return {3, 0x90, 0xBF};
+  if (byte >= 0xF1 && byte <= 0xF3) return {3};
+  if (byte == 0xF4) return {3, 0x80, 0x8F};
+  return {};  // ASCII (handled by the caller), a stray continuation, C0, C1, F5..FF
+}
+
+}  // namespace
+
+bool JsonGrammar::accept(uint8_t byte) {
+  JsonGrammar next = *this;
+  if (!next.step(byte)) return false;
+  *this = next;
+  return true;
+}
+
+bool JsonGrammar::accept(std::string_view bytes) {
+  JsonGrammar next = *this;
+  for (char byte : bytes) {
+    if (!next.step(static_cast<uint8_t>(byte))) return false;
+  }
+  *this = next;
+  return true;
+}
+
+bool JsonGrammar::step(uint8_t byte) {
+  switch (mode_) {
+    case Mode::Start:
+      return byte == '{' && open(true, Mode::ObjectOpen);
+    case Mode::ObjectOpen:
+      if (byte == '}') {
+        close();
+        return true;
+      }
+      [[fallthrough]];
+    case Mode::ObjectKey:
+      if (is_whitespace(byte)) return true;
+      if (byte != '"') return false;
+      mode_ = Mode::String;
+      in_key_ = true;
+      return true;
+    case Mode::Colon:
+      if (is_whitespace(byte)) return true;
+      if (byte != ':') return false;
+      mode_ = Mode::Value;
+      return true;
+    case Mode::ArrayOpen:
+      if (byte == ']') {
+        close();
+        return true;
+      }
+      [[fallthrough]];
+    case Mode::Value:
+      return is_whitespace(byte) || value_start(byte);
+    case Mode::AfterValue:
+      return after_value(byte);
+    case Mode::String:
+    case Mode::StringEscape:
+    case Mode::StringUnicode:
+    case Mode::StringUtf8:
+      return string_byte(byte);
+    case Mode::NumberMinus:
+    case Mode::NumberZero:
+    case Mode::NumberInteger:
+    case Mode::NumberDot:
+    case Mode::NumberFraction:
+    case Mode::NumberExponentMark:
+    case Mode::NumberExponentSign:
+    case Mode::NumberExponent:
+      return number_byte(byte);
+    case Mode::Literal:
+      return literal_byte(byte);
+    case Mode::Done:
+      return is_whitespace(byte);
+  }
+  return false;
+}
+
+bool JsonGrammar::value_start(uint8_t byte) {
+  switch (byte) {
+    case '{':
+      return open(true, Mode::ObjectOpen);
+    case '[':
+      return open(false, Mode::ArrayOpen);
+    case '"':
+      mode_ = Mode::String;
+      in_key_ = false;
+      return true;
+    case '-':
+      mode_ = Mode::NumberMinus;
+      return true;
+    case '0':
+      mode_ = Mode::NumberZero;
+      return true;
+    case 't':
+    case 'f':
+    case 'n':
+      mode_ = Mode::Literal;
+      literal_ = byte == 't' ? 0 : byte == 'f' ? 1 : 2;
+      pending_ = 1;
+      return true;
+    default:
+      if (byte < '1' || byte > '9') return false;
+      mode_ = Mode::NumberInteger;
+      return true;
+  }
+}
+
+bool JsonGrammar::after_value(uint8_t byte) {
+  if (is_whitespace(byte)) return true;
+  const bool in_object = innermost_is_object();
+  if (byte == ',') {
+    mode_ = in_object ? Mode::ObjectKey : Mode::Value;
+    return true;
+  }
+  if (byte != (in_object ? '}' : ']')) return false;
+  close();
+  return true;
+}
+
+bool JsonGrammar::string_byte(uint8_t byte) {
+  switch (mode_) {
+    case Mode::StringEscape:
+      if (byte == 'u') {
+        mode_ = Mode::StringUnicode;
+        pending_ = 4;
+        return true;
+      }
+      mode_ = Mode::String;
+      return byte == '"' || byte == '\\' || byte == '/' || byte == 'b' || byte == 'f' || byte == 'n' || byte == 'r' ||
+             byte == 't';
+    case Mode::StringUnicode:
+      if (!is_hex_digit(byte)) return false;
+      if (--pending_ == 0) mode_ = Mode::String;
+      return true;
+    case Mode::StringUtf8:
+      if (byte < continuation_low_ || byte > continuation_high_) return false;
+      continuation_low_ = 0x80;
+      continuation_high_ = 0xBF;
+      if (--pending_ == 0) mode_ = Mode::String;
+      return true;
+    default:
+      break;
+  }
+  if (byte == '"') {
+    mode_ = in_key_ ? Mode::Colon : Mode::AfterValue;
+    return true;
+  }
+  if (byte == '\\') {
+    mode_ = Mode::StringEscape;
+    return true;
+  }
+  if (byte < 0x20) return false;
+  if (byte < 0x80) return true;
+  const Utf8Lead lead = utf8_lead(byte);
+  if (lead.continuations == 0) return false;
+  mode_ = Mode::StringUtf8;
+  pending_ = lead.continuations;
+  continuation_low_ = lead.low;
+  continuation_high_ = lead.high;
+  return true;
+}
+
+bool JsonGrammar::number_byte(uint8_t byte) {
+  const bool digit = is_digit(byte);
+  const bool exponent_mark = byte == 'e' || byte == 'E';
+  switch (mode_) {
+    case Mode::NumberMinus:
+      if (!digit) return false;
+      mode_ = byte == '0' ? Mode::NumberZero : Mode::NumberInteger;
+      return true;
+    case Mode::NumberInteger:
+      if (digit) return true;
+      [[fallthrough]];
+    case Mode::NumberZero:
+      if (byte == '.') {
+        mode_ = Mode::NumberDot;
+        return true;
+      }
+      if (exponent_mark) {
+        mode_ = Mode::NumberExponentMark;
+        return true;
+      }
+      break;  // the number ends here
+    case Mode::NumberDot:
+      if (!digit) return false;
+      mode_ = Mode::NumberFraction;
+      return true;
+    case Mode::NumberFraction:
+      if (digit) return true;
+      if (exponent_mark) {
+        mode_ = Mode::NumberExponentMark;
+        return true;
+      }
+      break;
+    case Mode::NumberExponentMark:
+      if (byte == '+' || byte == '-') {
+        mode_ = Mode::NumberExponentSign;
+        return true;
+      }
+      [[fallthrough]];
+    case Mode::NumberExponentSign:
+      if (!digit) return false;
+      mode_ = Mode::NumberExponent;
+      return true;
+    case Mode::NumberExponent:
+      if (digit) return true;
+      break;
+    default:
+      return false;
+  }
+  // A whole number followed by a byte that cannot extend it: that byte follows the value.
+  mode_ = Mode::AfterValue;
+  return after_value(byte);
+}
+
+bool JsonGrammar::literal_byte(uint8_t byte) {
+  const std::string_view literal = kLiterals[literal_];
+  if (byte != static_cast<uint8_t>(literal[pending_])) return false;
+  if (++pending_ == literal.size()) mode_ = Mode::AfterValue;
+  return true;
+}
+
+bool JsonGrammar::open(bool is_object, Mode next) {
+  if (depth_ == kMaxDepth) return false;
+  uint64_t& word = object_levels_[depth_ / kWordBits];
+  const uint64_t bit = uint64_t{1} << (depth_ % kWordBits);
+  word = is_object ? word | bit : word & ~bit;
+  ++depth_;
+  mode_ = next;
+  return true;
+}
+
+void JsonGrammar::close() {
+  --depth_;
+  object_levels_[depth_ / kWordBits] &= ~(uint64_t{1} << (depth_ % kWordBits));  // closed levels read as 0
+  mode_ = depth_ == 0 ? Mode::Done : Mode::AfterValue;
+}
+
+bool JsonGrammar::innermost_is_object() const {
+  const int level = depth_ - 1;
+  return (object_levels_[level / kWordBits] >> (level % kWordBits)) & 1;
+}
+
+}  // namespace rackserve

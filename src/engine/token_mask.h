@@ -1,0 +1,57 @@
+// JsonTokenMask: which tokens of a vocabulary may come next under a JsonGrammar state, for
+// constrained decoding of response_format {"type": "json_object"}. Built once per tokenizer
+// from each token's raw bytes; the sampler takes banned() as SamplingRow::banned.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/json_grammar.h"
+
+namespace rackserve {
+
+// A token is allowed from a state when the grammar accepts its whole byte string from there
+// (JsonGrammar::accept(std::string_view)). Tokens whose bytes are empty (special and control
+// tokens) are never allowed, except the EOS ids, which are allowed exactly when the state is
+// complete(), whatever bytes they decode to.
+//
+// Cost: the token strings live in a byte trie (about one node per byte of the vocabulary,
+// 16 bytes each). allowed() walks it depth-first, copying the ~24-byte grammar state once per
+// trie edge it tries and pruning a subtree at the first refused byte, so a step costs
+// O(edges out of accepted prefixes) plus sorting the result: cheap between structural tokens,
+// close to the whole trie inside a string, where nearly every token is allowed (for a
+// 128k-token vocabulary, about a million nodes: milliseconds on one core). Immutable after
+// construction; safe to share between threads.
+class JsonTokenMask {
+ public:
+  // token_bytes[id]: the raw bytes token `id` decodes to (empty for special tokens). Every EOS
+  // id must be in [0, token_bytes.size()); throws rackserve::Error otherwise.
+  JsonTokenMask(const std::vector<std::string>& token_bytes, std::vector<int32_t> eos_ids);
+
+  // The sorted ids of the tokens allowed from `state`.
+  std::vector<int32_t> allowed(const JsonGrammar& state) const;
+  // The sorted ids in [0, vocab_size()) that allowed() leaves out.
+  std::vector<int32_t> banned(const JsonGrammar& state) const;
+
+  int32_t vocab_size() const { return vocab_size_; }
+
+ private:
+  // A trie node: the byte on the edge from its parent, its children (contiguous in nodes_,
+  // sorted by byte) and the ids of the tokens whose bytes end here (contiguous in ids_).
+  struct Node {
+    uint32_t first_child = 0;
+    uint32_t first_id = 0;
+    uint32_t id_count = 0;
+    uint16_t child_count = 0;  // at most 256
+    uint8_t byte = 0;
+  };
+  void build(const std::vector<std::string>& token_bytes);
+
+  std::vector<Node> nodes_;       // nodes_[0] is the root (the empty string)
+  std::vector<int32_t> ids_;      // token ids by node
+  std::vector<int32_t> eos_ids_;  // sorted, distinct
+  int32_t vocab_size_ = 0;
+};
+
+}  // namespace rackserve
