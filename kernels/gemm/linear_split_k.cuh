@@ -23,10 +23,11 @@ struct SplitK {
 SplitK split_k_evenly(int64_t k_blocks, int64_t splits);
 
 // The small-M kernels' rule, for CTAs whose k_warps warps share a split's blocks round-robin:
-// the split count in [1, max_splits] with the least modelled time, waves x (blocks per warp + 1),
-// where waves = ceil(row_ctas x splits / resident_ctas) and the + 1 is a CTA's pipeline fill
-// (about one DRAM latency ~ one block per warp at an SM's bandwidth share); ties go to fewer
-// splits. E.g. on 132 SMs, 2 CTAs each: kv_a 576 x 7168 (36 row CTAs, 112 blocks) -> 7,
+// the split count in [1, max_splits] with the least modelled time, waves x (blocks per warp + 2),
+// where waves = ceil(row_ctas x splits / resident_ctas) and the + 2 is a CTA's fixed cost: its
+// pipeline fill (about one DRAM latency ~ one block per warp at an SM's bandwidth share) and its
+// epilogue (cross-warp reduction, stores, split finish; measured on the H200, 2026-12-05: with
+// + 1, o_proj/4 at m = 1 split in two and slowed 12.8 -> 15.7 us); ties go to fewer splits. E.g. on 132 SMs, 2 CTAs each: kv_a 576 x 7168 (36 row CTAs, 112 blocks) -> 7,
 // dense gate_up/8 4608 x 7168 (288 row CTAs, more than one wave alone) -> 2.
 SplitK plan_small_m_split_k(int64_t row_ctas, int64_t resident_ctas, int64_t k_blocks, int k_warps,
                             int64_t max_splits);

@@ -123,7 +123,7 @@ struct Plan {
 //    doubled while each warp would stream fewer than 8 blocks (16 KB) and the wider CTAs still
 //    fill every resident slot: short-K, many-row shapes (q_b 1536 wide: 24 blocks of bf16)
 //    otherwise spend much of each CTA in its prologue and epilogue.
-//  - splits: the least modelled time, waves of resident CTAs x (blocks per warp + 1)
+//  - splits: the least modelled time, waves of resident CTAs x (blocks per warp + 2)
 //    (plan_small_m_split_k; kv_a 576 x 7168 at m = 1 on 132 SMs: 36 row CTAs x 7), capped so
 //    every K warp keeps >= 1 block and the f32 partials (written and read back: 8 x splits x m
 //    x n bytes) stay within half the weight bytes (element_bytes x n x k).
