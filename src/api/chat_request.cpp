@@ -86,6 +86,20 @@ ToolChoice read_tool_choice(const JsonFields& fields, bool has_tools) {
   throw bad_request("tool_choice", "'tool_choice' must be a string or an object, got {}", json_type_name(*choice));
 }
 
+// response_format: {"type": "text" | "json_object"}; "json_schema" and the rest answer 422.
+ResponseFormat read_response_format(const JsonFields& fields) {
+  auto format = fields.object("response_format");
+  if (!format) return ResponseFormat::Text;
+  JsonFields format_fields(*format, "response_format.");
+  const std::string type = format_fields.string("type").value_or("text");
+  if (type == "text") return ResponseFormat::Text;
+  if (type == "json_object") return ResponseFormat::JsonObject;
+  if (type == "json_schema")
+    throw unsupported("response_format", "'response_format' of type \"json_schema\" (it needs constrained decoding by a "
+                                         "schema; \"json_object\" is supported)");
+  throw unsupported("response_format", fmt::format("'response_format' of type \"{}\"", type));
+}
+
 }  // namespace
 
 ChatRequest parse_chat_request(const nlohmann::ordered_json& body, const FieldLimits& limits) {
@@ -119,10 +133,7 @@ ChatRequest parse_chat_request(const nlohmann::ordered_json& body, const FieldLi
   if (request.continue_final_message && request.add_generation_prompt && fields.has("add_generation_prompt"))
     throw bad_request("continue_final_message", "'continue_final_message' and 'add_generation_prompt' exclude each other");
   if (request.continue_final_message) request.add_generation_prompt = false;
-  if (auto format = fields.object("response_format")) {
-    JsonFields format_fields(*format, "response_format.");
-    if (format_fields.string("type").value_or("text") != "text") throw unsupported("response_format", "structured output ('response_format')");
-  }
+  request.response_format = read_response_format(fields);
   request.stream = read_stream_options(fields);
   request.sampling = read_sampling_params(fields, Endpoint::Chat, limits);
   return request;

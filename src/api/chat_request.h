@@ -21,6 +21,12 @@ enum class ToolChoice {
   Auto,  // "auto" (the default when tools are given): the answer may call tools
 };
 
+// What the answer must be (response_format.type).
+enum class ResponseFormat {
+  Text,        // "text" (the default): free text
+  JsonObject,  // "json_object": a JSON object, by constrained decoding (Request::json_object_mask)
+};
+
 struct ChatRequest {
   std::optional<std::string> model;  // absent: the served model
   nlohmann::ordered_json messages;   // array of normalized message objects, non-empty
@@ -30,12 +36,14 @@ struct ChatRequest {
   nlohmann::ordered_json chat_template_kwargs = nlohmann::ordered_json::object();  // extra template variables, at most 64
   bool add_generation_prompt = true;
   bool continue_final_message = false;  // render the last (assistant) message open-ended
+  ResponseFormat response_format = ResponseFormat::Text;
   StreamOptions stream;
   SamplingParams sampling;
 };
 
-// Throws a 400/422 ApiError naming the field at fault. "tool_choice": "required" and a
-// named function need constrained decoding, which is not implemented: they answer 422.
+// Throws a 400/422 ApiError naming the field at fault. "tool_choice": "required", a named
+// function and response_format "json_schema" need schema-constrained decoding, which is not
+// implemented: they answer 422 (as do response_format types this server does not know).
 ChatRequest parse_chat_request(const nlohmann::ordered_json& body, const FieldLimits& limits);
 
 }  // namespace rackserve::api

@@ -25,6 +25,15 @@ void handle_chat(const ApiContext& context, const httplib::Request& http_request
                             .include_usage = chat.stream.include_usage,
                             .return_token_ids = chat.stream.return_token_ids,
                             .output = assistant_output_options(context.model, prompt, chat.tools)};
+  if (chat.response_format == ResponseFormat::JsonObject) {
+    if (!context.model.json_object_mask)
+      throw unsupported("response_format",
+                        "'response_format' \"json_object\" with this model's tokenizer (its tokens have no fixed bytes)");
+    request.json_object_mask = context.model.json_object_mask;
+    // The constrained answer is the JSON document from its first byte: no reasoning or
+    // tool-call markup to split off (the grammar leaves the model no way to write them).
+    options.output = AssistantOutputOptions{};
+  }
   options.output.first_tool_call_only = !chat.parallel_tool_calls;
   keep_tool_call_markup(context.model, options.output, request.params);
   auto formatter = std::make_unique<ChatFormatter>(header_for(context, "chatcmpl-"), options, token_text_of(context));

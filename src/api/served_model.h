@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/token_mask.h"
 #include "text/parsers/tool_call_parser.h"
 #include "text/tokenizer.h"
 
@@ -46,6 +47,10 @@ struct ServedModel {
   // The tokenizer marks that format's markup special: answers parsed for tool calls are
   // detokenized with their special tokens (text::tool_call_markup_is_special).
   bool tool_call_markup_is_special = false;
+  // What response_format {"type": "json_object"} constrains the output with
+  // (json_object_mask.h); null: the tokenizer gives tokens no fixed bytes, and such
+  // requests answer 422.
+  std::shared_ptr<const JsonTokenMask> json_object_mask;
 };
 
 }  // namespace rackserve::api

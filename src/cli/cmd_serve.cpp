@@ -2,6 +2,7 @@
 // and serves the OpenAI-compatible API until SIGINT/SIGTERM. Configuration: defaults,
 // then --config FILE.yaml, then flags (flags win); validated once, then const.
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <ctime>
 #include <limits>
@@ -13,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api/http_server.h"
+#include "api/json_object_mask.h"
 #include "api/stats_reporter.h"
 #include "api/template_renderer.h"
 #include "api/tokenizer_detokenizer.h"
@@ -300,6 +302,14 @@ int run_serve(const Arguments& args) {
   served.vocab_size = static_cast<int32_t>(model_config.vocab_size);
   served.created = static_cast<int64_t>(std::time(nullptr));
   served.tokenizer = tokenizer;
+  const auto mask_start = std::chrono::steady_clock::now();
+  served.json_object_mask =
+      api::make_json_object_mask(*tokenizer, served.vocab_size, engine.generation_config().eos_token_ids);
+  if (served.json_object_mask)
+    spdlog::info("response_format json_object: token mask of {} ids built in {} ms", served.vocab_size,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - mask_start).count());
+  else
+    spdlog::info("response_format json_object: off (the tokenizer's decoder is not byte-level)");
 
   sigset_t signals;
   api::HttpServer server(config, engine, served);

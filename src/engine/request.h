@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -15,11 +16,18 @@ namespace rackserve {
 // Assigned by Engine::submit; unique for the engine's lifetime.
 using RequestId = uint64_t;
 
+class JsonTokenMask;  // engine/token_mask.h
+
 struct Request {
   std::vector<int32_t> prompt;  // token ids, non-empty, each < vocab size
   // Unset optional fields take the model's generation_config.json defaults, then the
   // neutral values; max_tokens defaults to max_model_len - prompt length.
   SamplingParams params;
+  // Set: response_format {"type": "json_object"}. Every sequence's output stays a prefix of
+  // a JSON object document, and its EOS ids (the mask's, which should be the engine's
+  // generation_config ones) are allowed only once the object is closed. The mask's
+  // vocabulary must be the model's. Null: unconstrained.
+  std::shared_ptr<const JsonTokenMask> json_object_mask;
 };
 
 enum class FinishReason {

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "engine/token_mask.h"
+
 namespace rackserve {
 
 SamplingParams resolve_params(SamplingParams params, const GenerationConfig& generation, int32_t prompt_length,
@@ -59,6 +61,9 @@ std::string check_request(const Request& request, const RequestLimits& limits) {
     return fmt::format("logprobs must be between 0 and {}, got {}", limits.max_logprobs, *p.logprobs);
   if (p.min_tokens < 0 || p.min_tokens > max_tokens)
     return fmt::format("min_tokens must be between 0 and max_tokens ({}), got {}", max_tokens, p.min_tokens);
+  if (request.json_object_mask && request.json_object_mask->vocab_size() != limits.vocab_size)
+    return fmt::format("the JSON token mask covers {} tokens but the model has {}", request.json_object_mask->vocab_size(),
+                       limits.vocab_size);
   return {};
 }
 

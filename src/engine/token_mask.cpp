@@ -9,21 +9,26 @@
 
 namespace rackserve {
 
-JsonTokenMask::JsonTokenMask(const std::vector<std::string>& token_bytes, std::vector<int32_t> eos_ids)
-    : eos_ids_(std::move(eos_ids)), vocab_size_(static_cast<int32_t>(token_bytes.size())) {
-  RS_CHECK(token_bytes.size() <= static_cast<size_t>(INT32_MAX), "vocabulary of {} tokens is too large",
-           token_bytes.size());
+JsonTokenMask::JsonTokenMask(std::vector<std::string> token_bytes, std::vector<int32_t> eos_ids)
+    : token_bytes_(std::move(token_bytes)),
+      eos_ids_(std::move(eos_ids)),
+      vocab_size_(static_cast<int32_t>(token_bytes_.size())) {
+  RS_CHECK(token_bytes_.size() <= static_cast<size_t>(INT32_MAX), "vocabulary of {} tokens is too large",
+           token_bytes_.size());
   for (int32_t id : eos_ids_)
     RS_CHECK(id >= 0 && id < vocab_size_, "EOS token id {} is outside the vocabulary of {} tokens", id, vocab_size_);
   std::sort(eos_ids_.begin(), eos_ids_.end());
   eos_ids_.erase(std::unique(eos_ids_.begin(), eos_ids_.end()), eos_ids_.end());
-  build(token_bytes);
+  build();
 }
+
+bool JsonTokenMask::is_eos(int32_t id) const { return std::binary_search(eos_ids_.begin(), eos_ids_.end(), id); }
 
 // Breadth-first over the tokens sorted by bytes: the tokens below a node form a contiguous
 // range of that order, those ending at the node first, then one run per next byte. Children
 // are appended all at once, so each node's children are contiguous and sorted.
-void JsonTokenMask::build(const std::vector<std::string>& token_bytes) {
+void JsonTokenMask::build() {
+  const std::vector<std::string>& token_bytes = token_bytes_;
   std::vector<int32_t> order;
   for (int32_t id = 0; id < vocab_size_; ++id) {
     if (!token_bytes[id].empty() && !std::binary_search(eos_ids_.begin(), eos_ids_.end(), id)) order.push_back(id);

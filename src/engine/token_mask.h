@@ -21,13 +21,14 @@ namespace rackserve {
 // trie edge it tries and pruning a subtree at the first refused byte, so a step costs
 // O(edges out of accepted prefixes) plus sorting the result: cheap between structural tokens,
 // close to the whole trie inside a string, where nearly every token is allowed (for a
-// 128k-token vocabulary, about a million nodes: milliseconds on one core). Immutable after
-// construction; safe to share between threads.
+// 128k-token vocabulary, about a million nodes: milliseconds on one core). The token strings
+// are also kept by id (token_bytes()), to advance a state by the sampled token. Immutable
+// after construction; safe to share between threads.
 class JsonTokenMask {
  public:
   // token_bytes[id]: the raw bytes token `id` decodes to (empty for special tokens). Every EOS
   // id must be in [0, token_bytes.size()); throws rackserve::Error otherwise.
-  JsonTokenMask(const std::vector<std::string>& token_bytes, std::vector<int32_t> eos_ids);
+  JsonTokenMask(std::vector<std::string> token_bytes, std::vector<int32_t> eos_ids);
 
   // The sorted ids of the tokens allowed from `state`.
   std::vector<int32_t> allowed(const JsonGrammar& state) const;
@@ -35,6 +36,11 @@ class JsonTokenMask {
   std::vector<int32_t> banned(const JsonGrammar& state) const;
 
   int32_t vocab_size() const { return vocab_size_; }
+  // The bytes the constructor was given for `id`, in [0, vocab_size()): what a state
+  // advances by when the token is sampled (EOS ids excepted: see is_eos()).
+  const std::string& token_bytes(int32_t id) const { return token_bytes_[id]; }
+  // `id` ends the document rather than adding to it: it never advances a state.
+  bool is_eos(int32_t id) const;
 
  private:
   // A trie node: the byte on the edge from its parent, its children (contiguous in nodes_,
@@ -46,8 +52,9 @@ class JsonTokenMask {
     uint16_t child_count = 0;  // at most 256
     uint8_t byte = 0;
   };
-  void build(const std::vector<std::string>& token_bytes);
+  void build();
 
+  std::vector<std::string> token_bytes_;  // by id
   std::vector<Node> nodes_;       // nodes_[0] is the root (the empty string)
   std::vector<int32_t> ids_;      // token ids by node
   std::vector<int32_t> eos_ids_;  // sorted, distinct

@@ -205,6 +205,17 @@ bool Tokenizer::is_special(TokenId id) const {
 
 const std::vector<AddedToken>& Tokenizer::added_tokens() const { return impl_->added.tokens(); }
 
+std::optional<std::vector<std::string>> Tokenizer::raw_token_bytes() const {
+  const DecodeTables& tables = impl_->tables;
+  if (!impl_->decoder.byte_level_only()) return std::nullopt;
+  std::vector<std::string> bytes(tables.flags.size());
+  for (size_t id = 0; id < bytes.size(); ++id) {
+    const bool text = (tables.flags[id] & DecodeTables::kPresent) && !(tables.flags[id] & DecodeTables::kSpecial);
+    if (text) bytes[id] = tables.bytes[id];
+  }
+  return bytes;
+}
+
 Tokenizer Tokenizer::from_tokenizer_json(std::string_view json_text, std::string_view origin) {
   return Tokenizer(load_tokenizer_json(json_text, origin));
 }

@@ -57,6 +57,12 @@ class Tokenizer {
   std::optional<std::string> id_to_token(TokenId id) const;
   bool is_special(TokenId id) const;
   const std::vector<AddedToken>& added_tokens() const;
+  // By id, the raw bytes each token adds to decoded text wherever it stands: empty for
+  // special tokens (skipped or markup, never text a grammar reads) and for ids without a
+  // token. Only byte-level decoders (tokenizer.json's ByteLevel alone, tiktoken) give every
+  // token fixed bytes; for the others (Metaspace, ByteFallback runs, Strip) a token's text
+  // depends on its neighbours, and the answer is nullopt.
+  std::optional<std::vector<std::string>> raw_token_bytes() const;
 
   struct Impl;
 

@@ -1,6 +1,6 @@
 // The official OpenAI Node SDK against rackserve serve: chat and completions, streamed and
-// not, usage, seeds, stop strings, logprobs, n, typed errors, reasoning_content, tools; greedy
-// output equals `rackserve generate` token for token.
+// not, usage, seeds, stop strings, logprobs, n, typed errors, reasoning_content, tools,
+// response_format json_object; greedy output equals `rackserve generate` token for token.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import OpenAI from 'openai';
@@ -196,4 +196,43 @@ test('tools: offered tools are accepted; tool_choice required and named answer 4
   }), OpenAI.UnprocessableEntityError);
   await assert.rejects(openai.chat.completions.create({ model: MODEL, messages, tools: [{ type: 'function', function: {} }] }),
     OpenAI.BadRequestError);
+});
+
+// Checks one json_object answer: a whole JSON object when the model stopped, else (cut by
+// max_tokens) the start of one.
+function assertJsonObjectAnswer(content, finishReason) {
+  assert.equal(typeof content, 'string');
+  if (finishReason === 'stop') {
+    const parsed = JSON.parse(content);
+    assert.ok(parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed), content);
+  } else {
+    assert.equal(finishReason, 'length');
+    assert.ok(content.length > 0);
+    assert.ok(content.startsWith('{'), content);
+  }
+}
+
+test('response_format json_object: the answer is a JSON object (or its start when cut); json_schema answers 422', async () => {
+  const request = { model: MODEL, messages, response_format: { type: 'json_object' }, max_tokens: 64 };
+  for (const sampling of [{ temperature: 0 }, { temperature: 1.0, seed: 3 }, { temperature: 1.0, seed: 4, n: 2 }]) {
+    const completion = await openai.chat.completions.create({ ...request, ...sampling });
+    for (const choice of completion.choices) assertJsonObjectAnswer(choice.message.content, choice.finish_reason);
+  }
+  // Streamed: the deltas make the same answer.
+  const whole = await openai.chat.completions.create({ ...request, temperature: 0 });
+  let streamed = '';
+  let finishReason = null;
+  for await (const chunk of await openai.chat.completions.create({ ...request, temperature: 0, stream: true })) {
+    streamed += chunk.choices[0]?.delta?.content ?? '';
+    finishReason = chunk.choices[0]?.finish_reason ?? finishReason;
+  }
+  assert.equal(streamed, whole.choices[0].message.content);
+  assertJsonObjectAnswer(streamed, finishReason);
+  await assert.rejects(openai.chat.completions.create({
+    model: MODEL, messages, response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object' } } },
+  }), (error) => {
+    assert.ok(error instanceof OpenAI.UnprocessableEntityError);
+    assert.equal(error.param, 'response_format');
+    return true;
+  });
 });

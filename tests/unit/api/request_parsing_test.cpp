@@ -136,8 +136,28 @@ TEST(ChatRequest, RejectsMalformedMessages) {
   EXPECT_EQ(chat_error(R"({"messages": [{"role": "user", "content": "a"}], "top_logprobs": 2})").param(), "top_logprobs");
   EXPECT_EQ(chat_error(R"({"messages": [{"role": "user", "content": "a"}], "chat_template_kwargs": []})").param(),
             "chat_template_kwargs");
-  EXPECT_EQ(chat_error(R"({"messages": [{"role": "user", "content": "a"}], "response_format": {"type": "json_object"}})").status(),
-            422);
+}
+
+TEST(ChatRequest, ResponseFormatJsonObjectIsTheOnlyConstraint) {
+  auto parse = [](const std::string& format) {
+    return parse_chat_request(
+        nlohmann::json::parse(R"({"messages": [{"role": "user", "content": "a"}], "response_format": )" + format + "}"),
+        kLimits);
+  };
+  EXPECT_EQ(parse(R"({"type": "json_object"})").response_format, ResponseFormat::JsonObject);
+  EXPECT_EQ(parse(R"({"type": "text"})").response_format, ResponseFormat::Text);
+  EXPECT_EQ(parse(R"({})").response_format, ResponseFormat::Text);
+  EXPECT_EQ(parse_chat_request(nlohmann::json::parse(R"({"messages": [{"role": "user", "content": "a"}]})"), kLimits)
+                .response_format,
+            ResponseFormat::Text);
+  const std::string prefix = R"({"messages": [{"role": "user", "content": "a"}], "response_format": )";
+  ApiError schema = chat_error(prefix + R"({"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}})");
+  EXPECT_EQ(schema.status(), 422);
+  EXPECT_EQ(schema.param(), "response_format");
+  EXPECT_NE(std::string(schema.what()).find("json_schema"), std::string::npos) << schema.what();
+  EXPECT_EQ(chat_error(prefix + R"({"type": "yaml"}})").status(), 422);
+  EXPECT_EQ(chat_error(prefix + R"({"type": 3}})").status(), 400);
+  EXPECT_EQ(chat_error(prefix + R"("json_object"})").status(), 400);
 }
 
 // Found by probing the request path with large bodies: 90,000 chat_template_kwargs entries

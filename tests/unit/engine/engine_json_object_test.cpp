@@ -1,0 +1,196 @@
+// response_format json_object through the Engine on a tiny fixture model (CPU, fp32), with
+// the mask and detokenizer the server builds from a real byte-level tokenizer (the e2e one,
+// tests/data/e2e/tokenizer.json). Every output must be a prefix of a JSON object document per
+// a fresh JsonGrammar, its text must be the bytes of its tokens, and an output that stopped
+// on EOS must be a document nlohmann::json reads as an object.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <optional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "api/json_object_mask.h"
+#include "api/tokenizer_detokenizer.h"
+#include "engine/engine.h"
+#include "engine/json_grammar.h"
+#include "fixture_model.h"
+#include "text/tokenizer.h"
+
+namespace rackserve {
+namespace {
+
+using testing_support::FixtureModel;
+
+constexpr int32_t kEos = 1;  // <|eos|> of the e2e tokenizer (special)
+
+// How many bytes at the end of `bytes` are a UTF-8 character still missing bytes (0 when
+// none): a detokenizer cut there by max_tokens writes U+FFFD for them instead.
+size_t partial_character_tail(const std::string& bytes) {
+  for (size_t back = 1; back <= std::min<size_t>(3, bytes.size()); ++back) {
+    const auto byte = static_cast<uint8_t>(bytes[bytes.size() - back]);
+    if ((byte & 0xC0) == 0x80) continue;  // a continuation byte: look further back
+    const size_t length = byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : byte >= 0xC0 ? 2 : 1;
+    return length > back ? back : 0;
+  }
+  return 0;
+}
+
+class EngineJsonObject : public ::testing::Test {
+ protected:
+  EngineJsonObject()
+      : fixture_("dsv3-plain-noqlora"),
+        tokenizer_(std::make_shared<const text::Tokenizer>(text::Tokenizer::from_directory(
+            std::filesystem::path(RACKSERVE_TEST_DATA_DIR) / "e2e"))),
+        vocab_size_(static_cast<int32_t>(fixture_.model->config().vocab_size)),
+        mask_(api::make_json_object_mask(*tokenizer_, vocab_size_, std::vector<int32_t>{kEos})),
+        token_bytes_(*tokenizer_->raw_token_bytes()) {
+    token_bytes_.resize(vocab_size_);
+  }
+
+  std::unique_ptr<Engine> make_engine(EngineConfig config = {}) {
+    GenerationConfig generation;
+    generation.eos_token_ids = {kEos};
+    auto engine = std::make_unique<Engine>(*fixture_.model, config, generation, api::make_detokenizer_factory(tokenizer_));
+    engine->start();
+    return engine;
+  }
+
+  // At most `max_tokens`, fewer where the fixture's context (128 positions) ends first.
+  Request constrained(size_t prompt, std::optional<uint64_t> seed, int32_t max_tokens,
+                      std::shared_ptr<const JsonTokenMask> mask = nullptr) const {
+    Request request;
+    request.prompt = fixture_.prompts.at(prompt).tokens;
+    request.params.temperature = seed ? 1.0f : 0.0f;
+    request.params.seed = seed;
+    const auto context = static_cast<int32_t>(fixture_.model->config().max_position_embeddings);
+    request.params.max_tokens = std::min(max_tokens, context - static_cast<int32_t>(request.prompt.size()));
+    request.json_object_mask = mask ? std::move(mask) : mask_;
+    return request;
+  }
+
+  static RequestOutput run(Engine& engine, Request request) {
+    SubmitResult result = engine.submit(std::move(request));
+    EXPECT_EQ(result.status, SubmitResult::Status::Accepted) << result.message;
+    return result.stream->wait_all();
+  }
+
+  // The checks every constrained output must pass; returns whether it stopped on EOS.
+  bool expect_json_object(const SequenceDelta& sequence, const Request& request) const {
+    std::string bytes;
+    for (size_t i = 0; i < sequence.token_ids.size(); ++i) {
+      const int32_t token = sequence.token_ids[i];
+      if (token == kEos) {
+        EXPECT_EQ(i + 1, sequence.token_ids.size()) << "EOS ends the output";
+        break;
+      }
+      EXPECT_FALSE(token_bytes_.at(token).empty()) << "token " << token << " has no bytes";
+      bytes += token_bytes_.at(token);
+    }
+    JsonGrammar grammar;
+    EXPECT_TRUE(grammar.accept(bytes)) << "not a prefix of a JSON object: " << bytes;
+    EXPECT_EQ(bytes.substr(0, 1), "{");
+    const size_t partial = sequence.finish_reason == FinishReason::Length ? partial_character_tail(bytes) : 0;
+    if (partial == 0) {
+      EXPECT_EQ(sequence.text, bytes) << "the detokenized text is not the tokens' bytes";
+    } else {
+      const std::string whole = bytes.substr(0, bytes.size() - partial);
+      EXPECT_EQ(sequence.text.substr(0, whole.size()), whole);
+    }
+    const bool stopped_on_eos =
+        sequence.finish_reason == FinishReason::Stop && std::holds_alternative<int32_t>(sequence.stop_reason) &&
+        std::get<int32_t>(sequence.stop_reason) == kEos;
+    if (stopped_on_eos) {
+      EXPECT_TRUE(grammar.complete());
+      nlohmann::json parsed;
+      EXPECT_NO_THROW(parsed = nlohmann::json::parse(sequence.text)) << sequence.text;
+      EXPECT_TRUE(parsed.is_object()) << sequence.text;
+    } else {
+      EXPECT_EQ(sequence.finish_reason, FinishReason::Length);
+      EXPECT_EQ(static_cast<int32_t>(sequence.token_ids.size()), *request.params.max_tokens);
+    }
+    return stopped_on_eos;
+  }
+
+  FixtureModel fixture_;
+  std::shared_ptr<const text::Tokenizer> tokenizer_;
+  int32_t vocab_size_;
+  std::shared_ptr<const JsonTokenMask> mask_;
+  std::vector<std::string> token_bytes_;  // by model id
+};
+
+TEST_F(EngineJsonObject, GreedyAndSampledOutputsAreJsonObjects) {
+  ASSERT_NE(mask_, nullptr);
+  auto engine = make_engine();
+  constexpr int32_t kMaxTokens = 200;  // the context's end, for these prompts
+  for (std::optional<uint64_t> seed : {std::optional<uint64_t>{}, std::optional<uint64_t>{11},
+                                       std::optional<uint64_t>{12}, std::optional<uint64_t>{13}}) {
+    Request request = constrained(seed.value_or(0) % fixture_.prompts.size(), seed, kMaxTokens);
+    request.params.n = seed ? 2 : 1;
+    RequestOutput output = run(*engine, request);
+    ASSERT_TRUE(output.error.empty()) << output.error;
+    for (const SequenceDelta& sequence : output.sequences) expect_json_object(sequence, request);
+  }
+}
+
+// With only a few tokens left a random model closes the object quickly: the EOS path, with
+// min_tokens holding EOS back past the closing brace (whitespace only in between).
+TEST_F(EngineJsonObject, StopsOnEosOnlyWithAWholeObject) {
+  std::vector<std::string> few = token_bytes_;
+  for (std::string& bytes : few)
+    if (bytes != "{" && bytes != "}" && bytes != "\"" && bytes != "a" && bytes != ":" && bytes != "1" && bytes != " ")
+      bytes.clear();
+  auto few_tokens = std::make_shared<const JsonTokenMask>(few, std::vector<int32_t>{kEos});
+  auto engine = make_engine();
+  constexpr int32_t kMaxTokens = 60;
+  int stopped = 0;
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    Request request = constrained(seed % fixture_.prompts.size(), seed, kMaxTokens, few_tokens);
+    request.params.min_tokens = 8;
+    RequestOutput output = run(*engine, request);
+    ASSERT_TRUE(output.error.empty()) << output.error;
+    const SequenceDelta& sequence = output.sequences.at(0);
+    if (expect_json_object(sequence, request)) {
+      ++stopped;
+      EXPECT_GE(sequence.token_ids.size(), 8u);
+    }
+  }
+  EXPECT_GT(stopped, 0) << "no sequence closed its object and stopped";
+}
+
+// Preemption recomputes a sequence's KV cache; the grammar state, kept per sequence, must
+// carry on where it was: the same tokens as alone.
+TEST_F(EngineJsonObject, SameTokensUnderPreemption) {
+  constexpr int32_t kMaxTokens = 120;
+  std::vector<std::vector<int32_t>> alone;
+  {
+    auto engine = make_engine();
+    for (size_t prompt = 0; prompt < fixture_.prompts.size(); ++prompt)
+      alone.push_back(run(*engine, constrained(prompt, std::nullopt, kMaxTokens)).sequences.at(0).token_ids);
+  }
+  EngineConfig config;
+  config.scheduler.num_pages = 4;  // 4 pages of 64 tokens for all of them at once
+  config.scheduler.max_num_batched_tokens = 40;
+  auto engine = make_engine(config);
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  std::vector<Request> requests;
+  for (size_t prompt = 0; prompt < fixture_.prompts.size(); ++prompt) {
+    requests.push_back(constrained(prompt, std::nullopt, kMaxTokens));
+    streams.push_back(engine->submit(requests.back()).stream);
+  }
+  for (size_t prompt = 0; prompt < streams.size(); ++prompt) {
+    ASSERT_NE(streams[prompt], nullptr);
+    RequestOutput output = streams[prompt]->wait_all();
+    ASSERT_TRUE(output.error.empty()) << output.error;
+    EXPECT_EQ(output.sequences.at(0).token_ids, alone[prompt]) << "prompt " << prompt;
+    expect_json_object(output.sequences.at(0), requests[prompt]);
+  }
+  EXPECT_GT(engine->stats().preemptions, 0);
+}
+
+}  // namespace
+}  // namespace rackserve
