@@ -4,6 +4,7 @@
 
 #include "api/api_error.h"
 #include "api/json_fields.h"
+#include "engine/json_schema_compile.h"
 
 namespace rackserve::api {
 namespace {
@@ -86,18 +87,32 @@ ToolChoice read_tool_choice(const JsonFields& fields, bool has_tools) {
   throw bad_request("tool_choice", "'tool_choice' must be a string or an object, got {}", json_type_name(*choice));
 }
 
-// response_format: {"type": "text" | "json_object"}; "json_schema" and the rest answer 422.
-ResponseFormat read_response_format(const JsonFields& fields) {
+// response_format: {"type": "text" | "json_object"} or {"type": "json_schema", "json_schema":
+// {"name"?, "description"?, "schema", "strict"?}}; other types answer 422. "strict" is read
+// and ignored: the output always follows the schema.
+ResponseFormat read_response_format(const JsonFields& fields, std::shared_ptr<const JsonSchema>& schema_out) {
   auto format = fields.object("response_format");
   if (!format) return ResponseFormat::Text;
   JsonFields format_fields(*format, "response_format.");
   const std::string type = format_fields.string("type").value_or("text");
   if (type == "text") return ResponseFormat::Text;
   if (type == "json_object") return ResponseFormat::JsonObject;
-  if (type == "json_schema")
-    throw unsupported("response_format", "'response_format' of type \"json_schema\" (it needs constrained decoding by a "
-                                         "schema; \"json_object\" is supported)");
-  throw unsupported("response_format", fmt::format("'response_format' of type \"{}\"", type));
+  if (type != "json_schema") throw unsupported("response_format", fmt::format("'response_format' of type \"{}\"", type));
+  auto json_schema = format_fields.object("json_schema");
+  if (!json_schema)
+    throw bad_request("response_format.json_schema", "'response_format.json_schema' is required for type \"json_schema\"");
+  JsonFields schema_fields(*json_schema, "response_format.json_schema.");
+  schema_fields.string("name");  // validates the types when present
+  schema_fields.string("description");
+  schema_fields.boolean("strict");
+  auto schema = schema_fields.object("schema");
+  if (!schema) throw bad_request("response_format.json_schema.schema", "'response_format.json_schema.schema' is required");
+  try {
+    schema_out = compile_json_schema(*schema);
+  } catch (const JsonSchemaError& error) {
+    throw bad_request("response_format.json_schema.schema", "'response_format.json_schema.schema': {}", error.what());
+  }
+  return ResponseFormat::JsonSchema;
 }
 
 }  // namespace
@@ -133,7 +148,7 @@ ChatRequest parse_chat_request(const nlohmann::ordered_json& body, const FieldLi
   if (request.continue_final_message && request.add_generation_prompt && fields.has("add_generation_prompt"))
     throw bad_request("continue_final_message", "'continue_final_message' and 'add_generation_prompt' exclude each other");
   if (request.continue_final_message) request.add_generation_prompt = false;
-  request.response_format = read_response_format(fields);
+  request.response_format = read_response_format(fields, request.json_schema);
   request.stream = read_stream_options(fields);
   request.sampling = read_sampling_params(fields, Endpoint::Chat, limits);
   return request;

@@ -5,12 +5,14 @@
 // order (ordered_json): the template renders them as Hugging Face would.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "api/sampling_request.h"
+#include "engine/json_schema.h"
 #include "engine/sampling_params.h"
 
 namespace rackserve::api {
@@ -24,7 +26,8 @@ enum class ToolChoice {
 // What the answer must be (response_format.type).
 enum class ResponseFormat {
   Text,        // "text" (the default): free text
-  JsonObject,  // "json_object": a JSON object, by constrained decoding (Request::json_object_mask)
+  JsonObject,  // "json_object": a JSON object, by constrained decoding (Request::json_mask)
+  JsonSchema,  // "json_schema": a document valid under ChatRequest::json_schema (Request::json_schema)
 };
 
 struct ChatRequest {
@@ -37,13 +40,16 @@ struct ChatRequest {
   bool add_generation_prompt = true;
   bool continue_final_message = false;  // render the last (assistant) message open-ended
   ResponseFormat response_format = ResponseFormat::Text;
+  std::shared_ptr<const JsonSchema> json_schema;  // set exactly when response_format is JsonSchema
   StreamOptions stream;
   SamplingParams sampling;
 };
 
-// Throws a 400/422 ApiError naming the field at fault. "tool_choice": "required", a named
-// function and response_format "json_schema" need schema-constrained decoding, which is not
-// implemented: they answer 422 (as do response_format types this server does not know).
+// Throws a 400/422 ApiError naming the field at fault. response_format "json_schema" is
+// compiled here (json_schema_compile.h): a schema outside the supported subset answers 400
+// naming the keyword. "tool_choice": "required" and a named function would need the tool-call
+// markup of each model family constrained too, which is not implemented: they answer 422 (as
+// do response_format types this server does not know).
 ChatRequest parse_chat_request(const nlohmann::ordered_json& body, const FieldLimits& limits);
 
 }  // namespace rackserve::api

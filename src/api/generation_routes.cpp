@@ -25,11 +25,13 @@ void handle_chat(const ApiContext& context, const httplib::Request& http_request
                             .include_usage = chat.stream.include_usage,
                             .return_token_ids = chat.stream.return_token_ids,
                             .output = assistant_output_options(context.model, prompt, chat.tools)};
-  if (chat.response_format == ResponseFormat::JsonObject) {
-    if (!context.model.json_object_mask)
+  if (chat.response_format != ResponseFormat::Text) {
+    if (!context.model.json_mask)
       throw unsupported("response_format",
-                        "'response_format' \"json_object\" with this model's tokenizer (its tokens have no fixed bytes)");
-    request.json_object_mask = context.model.json_object_mask;
+                        "'response_format' \"json_object\" or \"json_schema\" with this model's tokenizer (its tokens "
+                        "have no fixed bytes)");
+    request.json_mask = context.model.json_mask;
+    request.json_schema = chat.json_schema;  // null for json_object
     // The constrained answer is the JSON document from its first byte: no reasoning or
     // tool-call markup to split off (the grammar leaves the model no way to write them).
     options.output = AssistantOutputOptions{};

@@ -50,7 +50,7 @@ struct ServedModel {
   // What response_format {"type": "json_object"} constrains the output with
   // (json_object_mask.h); null: the tokenizer gives tokens no fixed bytes, and such
   // requests answer 422.
-  std::shared_ptr<const JsonTokenMask> json_object_mask;
+  std::shared_ptr<const JsonTokenMask> json_mask;
 };
 
 }  // namespace rackserve::api

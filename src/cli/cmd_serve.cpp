@@ -303,9 +303,9 @@ int run_serve(const Arguments& args) {
   served.created = static_cast<int64_t>(std::time(nullptr));
   served.tokenizer = tokenizer;
   const auto mask_start = std::chrono::steady_clock::now();
-  served.json_object_mask =
+  served.json_mask =
       api::make_json_object_mask(*tokenizer, served.vocab_size, engine.generation_config().eos_token_ids);
-  if (served.json_object_mask)
+  if (served.json_mask)
     spdlog::info("response_format json_object: token mask of {} ids built in {} ms", served.vocab_size,
                  std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - mask_start).count());
   else

@@ -12,7 +12,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
-#include "engine/json_object_constraint.h"
+#include "engine/grammar_constraint.h"
 #include "engine/request_checks.h"
 #include "engine/sampling_row.h"
 #include "engine/scheduler.h"
@@ -143,9 +143,9 @@ class Engine::Impl {
     uint64_t seed = 0;
     SequenceOutput output;
     PenaltyTally penalties;  // engine thread only; used when the request has penalties on
-    // response_format json_object: advanced with every recorded token, so it always matches
-    // output.generated(), preempted or not.
-    std::optional<JsonObjectConstraint> json_object;
+    // response_format json_object or json_schema: advanced with every recorded token, so it
+    // always matches output.generated(), preempted or not. Null: unconstrained.
+    std::unique_ptr<OutputConstraint> constraint;
   };
   struct RequestState {
     RequestId id = 0;
@@ -221,8 +221,12 @@ class Engine::Impl {
           next_sequence_id_++, sequence_seed(*request->params.seed, index),
           SequenceOutput(index, request->params, generation_.eos_token_ids, prompt_length, config_.max_model_len,
                          std::move(detokenizer)),
-          PenaltyTally{}, std::nullopt});
-      if (incoming.request.json_object_mask) sequence->json_object.emplace(incoming.request.json_object_mask);
+          PenaltyTally{}, nullptr});
+      if (incoming.request.json_schema)
+        sequence->constraint =
+            std::make_unique<JsonSchemaConstraint>(incoming.request.json_mask, incoming.request.json_schema);
+      else if (incoming.request.json_mask)
+        sequence->constraint = std::make_unique<JsonObjectConstraint>(incoming.request.json_mask);
       // Siblings wait for the first sequence's prefill so they find its pages cached.
       std::optional<SequenceId> leader;
       if (index > 0 && config_.scheduler.enable_prefix_cache) leader = request->sequences.front()->id;
@@ -321,8 +325,8 @@ class Engine::Impl {
     // The grammar's mask is computed here, on the engine thread, once per constrained
     // sequence and step (JsonTokenMask::allowed's cost).
     std::vector<int32_t> constrained_banned;
-    if (owner.sequence->json_object) {
-      constrained_banned = owner.sequence->json_object->banned_tokens(history.banned);
+    if (owner.sequence->constraint) {
+      constrained_banned = owner.sequence->constraint->banned_tokens(history.banned);
       history.banned = constrained_banned;
     }
     return make_sampling_row(owner.request->params, history, &owner.sequence->penalties);
@@ -340,7 +344,7 @@ class Engine::Impl {
       for (const TokenLogprobValue& top : sampled.top_logprobs) entry.top.push_back({top.token, top.logprob});
       logprobs = std::move(entry);
     }
-    if (sequence.json_object && !sequence.json_object->advance(sampled.token)) {
+    if (sequence.constraint && !sequence.constraint->advance(sampled.token)) {
       finish_all(request, FinishReason::Error, "the sampler picked a token the JSON constraint bans");
       return;
     }

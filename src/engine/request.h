@@ -17,17 +17,22 @@ namespace rackserve {
 using RequestId = uint64_t;
 
 class JsonTokenMask;  // engine/token_mask.h
+class JsonSchema;     // engine/json_schema.h
 
 struct Request {
   std::vector<int32_t> prompt;  // token ids, non-empty, each < vocab size
   // Unset optional fields take the model's generation_config.json defaults, then the
   // neutral values; max_tokens defaults to max_model_len - prompt length.
   SamplingParams params;
-  // Set: response_format {"type": "json_object"}. Every sequence's output stays a prefix of
-  // a JSON object document, and its EOS ids (the mask's, which should be the engine's
-  // generation_config ones) are allowed only once the object is closed. The mask's
+  // Set alone: response_format {"type": "json_object"}. Every sequence's output stays a
+  // prefix of a JSON object document, and its EOS ids (the mask's, which should be the
+  // engine's generation_config ones) are allowed only once the object is closed. The mask's
   // vocabulary must be the model's. Null: unconstrained.
-  std::shared_ptr<const JsonTokenMask> json_object_mask;
+  std::shared_ptr<const JsonTokenMask> json_mask;
+  // Set (with json_mask, the tokenizer's mask): response_format {"type":
+  // "json_schema"}: the same, but every output stays a prefix of a document this compiled
+  // schema accepts (json_schema_grammar.h), and EOS is allowed once it is whole.
+  std::shared_ptr<const JsonSchema> json_schema;
 };
 
 enum class FinishReason {

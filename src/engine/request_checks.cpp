@@ -61,9 +61,10 @@ std::string check_request(const Request& request, const RequestLimits& limits) {
     return fmt::format("logprobs must be between 0 and {}, got {}", limits.max_logprobs, *p.logprobs);
   if (p.min_tokens < 0 || p.min_tokens > max_tokens)
     return fmt::format("min_tokens must be between 0 and max_tokens ({}), got {}", max_tokens, p.min_tokens);
-  if (request.json_object_mask && request.json_object_mask->vocab_size() != limits.vocab_size)
-    return fmt::format("the JSON token mask covers {} tokens but the model has {}", request.json_object_mask->vocab_size(),
+  if (request.json_mask && request.json_mask->vocab_size() != limits.vocab_size)
+    return fmt::format("the JSON token mask covers {} tokens but the model has {}", request.json_mask->vocab_size(),
                        limits.vocab_size);
+  if (request.json_schema && !request.json_mask) return "a JSON schema constraint needs the JSON token mask";
   return {};
 }
 

@@ -64,13 +64,14 @@ void JsonTokenMask::build() {
   }
 }
 
-std::vector<int32_t> JsonTokenMask::allowed(const JsonGrammar& state) const {
+template <class Grammar>
+std::vector<int32_t> JsonTokenMask::allowed(const Grammar& state) const {
   std::vector<int32_t> result;
   if (state.complete()) result = eos_ids_;
   // Each frame: a node whose string the grammar accepted, and the state after it.
   struct Frame {
     uint32_t node;
-    JsonGrammar state;
+    Grammar state;
   };
   std::vector<Frame> stack{{0, state}};
   while (!stack.empty()) {
@@ -78,7 +79,7 @@ std::vector<int32_t> JsonTokenMask::allowed(const JsonGrammar& state) const {
     stack.pop_back();
     const Node& parent = nodes_[frame.node];
     for (uint32_t child = parent.first_child; child < parent.first_child + parent.child_count; ++child) {
-      JsonGrammar next = frame.state;
+      Grammar next = frame.state;
       if (!next.accept(nodes_[child].byte)) continue;
       const Node& node = nodes_[child];
       result.insert(result.end(), ids_.begin() + node.first_id, ids_.begin() + node.first_id + node.id_count);
@@ -89,7 +90,8 @@ std::vector<int32_t> JsonTokenMask::allowed(const JsonGrammar& state) const {
   return result;
 }
 
-std::vector<int32_t> JsonTokenMask::banned(const JsonGrammar& state) const {
+template <class Grammar>
+std::vector<int32_t> JsonTokenMask::banned(const Grammar& state) const {
   const std::vector<int32_t> allowed_ids = allowed(state);
   std::vector<int32_t> result;
   result.reserve(vocab_size_ - allowed_ids.size());
@@ -102,5 +104,10 @@ std::vector<int32_t> JsonTokenMask::banned(const JsonGrammar& state) const {
   }
   return result;
 }
+
+template std::vector<int32_t> JsonTokenMask::allowed(const JsonGrammar&) const;
+template std::vector<int32_t> JsonTokenMask::banned(const JsonGrammar&) const;
+template std::vector<int32_t> JsonTokenMask::allowed(const JsonSchemaGrammar&) const;
+template std::vector<int32_t> JsonTokenMask::banned(const JsonSchemaGrammar&) const;
 
 }  // namespace rackserve

@@ -1,6 +1,7 @@
-// JsonTokenMask: which tokens of a vocabulary may come next under a JsonGrammar state, for
-// constrained decoding of response_format {"type": "json_object"}. Built once per tokenizer
-// from each token's raw bytes; the sampler takes banned() as SamplingRow::banned.
+// JsonTokenMask: which tokens of a vocabulary may come next under a grammar state (JsonGrammar
+// for response_format {"type": "json_object"}, JsonSchemaGrammar for "json_schema"), for
+// constrained decoding. Built once per tokenizer from each token's raw bytes; the sampler
+// takes banned() as SamplingRow::banned.
 #pragma once
 
 #include <cstdint>
@@ -8,16 +9,18 @@
 #include <vector>
 
 #include "engine/json_grammar.h"
+#include "engine/json_schema_grammar.h"
 
 namespace rackserve {
 
 // A token is allowed from a state when the grammar accepts its whole byte string from there
-// (JsonGrammar::accept(std::string_view)). Tokens whose bytes are empty (special and control
+// (Grammar::accept(std::string_view)). Tokens whose bytes are empty (special and control
 // tokens) are never allowed, except the EOS ids, which are allowed exactly when the state is
 // complete(), whatever bytes they decode to.
 //
 // Cost: the token strings live in a byte trie (about one node per byte of the vocabulary,
-// 16 bytes each). allowed() walks it depth-first, copying the ~24-byte grammar state once per
+// 16 bytes each). allowed() walks it depth-first, copying the grammar state (~24 bytes for
+// JsonGrammar, ~120 for JsonSchemaGrammar) once per
 // trie edge it tries and pruning a subtree at the first refused byte, so a step costs
 // O(edges out of accepted prefixes) plus sorting the result: cheap between structural tokens,
 // close to the whole trie inside a string, where nearly every token is allowed (for a
@@ -30,10 +33,13 @@ class JsonTokenMask {
   // id must be in [0, token_bytes.size()); throws rackserve::Error otherwise.
   JsonTokenMask(std::vector<std::string> token_bytes, std::vector<int32_t> eos_ids);
 
-  // The sorted ids of the tokens allowed from `state`.
-  std::vector<int32_t> allowed(const JsonGrammar& state) const;
+  // The sorted ids of the tokens allowed from `state`. Grammar: JsonGrammar or
+  // JsonSchemaGrammar (instantiated in token_mask.cpp): accept(uint8_t) and complete().
+  template <class Grammar>
+  std::vector<int32_t> allowed(const Grammar& state) const;
   // The sorted ids in [0, vocab_size()) that allowed() leaves out.
-  std::vector<int32_t> banned(const JsonGrammar& state) const;
+  template <class Grammar>
+  std::vector<int32_t> banned(const Grammar& state) const;
 
   int32_t vocab_size() const { return vocab_size_; }
   // The bytes the constructor was given for `id`, in [0, vocab_size()): what a state

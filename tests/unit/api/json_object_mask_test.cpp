@@ -17,6 +17,8 @@
 
 #include "api/json_object_mask.h"
 #include "engine/json_grammar.h"
+#include "engine/json_schema_compile.h"
+#include "engine/json_schema_grammar.h"
 #include "text/tokenizer.h"
 
 namespace rackserve::api {
@@ -89,6 +91,45 @@ TEST(JsonObjectMask, PassesTheTokenizersSpellingOfJsonDocuments) {
   std::cout << "o200k_base: " << tokenizer.vocab_size() << " ids, mask built in " << build_ms
             << " ms; one step after a comma " << structural_ms << " ms (" << banned_after_comma
             << " banned), inside a string " << step_ms << " ms (" << banned.size() << " banned)\n";
+}
+
+// The same mask drives JsonSchemaGrammar: the tokenizer's spelling of documents of a schema
+// passes it token by token; prints the cost of a step at a key and inside a string value
+// (the schema grammar's state is larger, so each trie edge costs a bigger copy).
+TEST(JsonObjectMask, DrivesTheSchemaGrammarToo) {
+  const text::Tokenizer tokenizer = text::Tokenizer::from_directory(tokenizer_dir("js_tiktoken/o200k_base"));
+  const auto eos = static_cast<int32_t>(*tokenizer.token_to_id("<|endoftext|>"));
+  const auto mask = make_json_object_mask(tokenizer, static_cast<int32_t>(tokenizer.vocab_size()), std::vector<int32_t>{eos});
+  ASSERT_NE(mask, nullptr);
+  const auto schema = compile_json_schema(nlohmann::ordered_json::parse(
+      R"({"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"},
+          "tags": {"type": "array", "items": {"enum": ["a", "bc"]}}}, "required": ["name"]})"));
+  for (const char* document : {R"({"name": "Ada Lovelace", "age": 36, "tags": ["bc", "a"]})", R"({"name":"\u00e9"})"}) {
+    SCOPED_TRACE(document);
+    JsonSchemaGrammar state(*schema);
+    for (text::TokenId token : tokenizer.encode(document, {.add_special_tokens = false})) {
+      const std::vector<int32_t> banned = mask->banned(state);
+      ASSERT_FALSE(std::binary_search(banned.begin(), banned.end(), static_cast<int32_t>(token))) << "token " << token;
+      ASSERT_TRUE(std::binary_search(banned.begin(), banned.end(), eos)) << "EOS before the object is closed";
+      ASSERT_TRUE(state.accept(mask->token_bytes(static_cast<int32_t>(token))));
+    }
+    EXPECT_TRUE(state.complete());
+    const std::vector<int32_t> banned = mask->banned(state);
+    EXPECT_FALSE(std::binary_search(banned.begin(), banned.end(), eos));
+  }
+  JsonSchemaGrammar at_key(*schema);
+  ASSERT_TRUE(at_key.accept(std::string_view(R"({"name": "x",)")));
+  auto start = std::chrono::steady_clock::now();
+  const size_t banned_at_key = mask->banned(at_key).size();
+  const double key_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  JsonSchemaGrammar in_string(*schema);
+  ASSERT_TRUE(in_string.accept(std::string_view(R"({"name": ")")));
+  start = std::chrono::steady_clock::now();
+  const size_t banned_in_string = mask->banned(in_string).size();
+  const double string_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_GT(banned_at_key, banned_in_string);
+  std::cout << "o200k_base, json_schema: one step at a key " << key_ms << " ms (" << banned_at_key
+            << " banned), inside a string " << string_ms << " ms (" << banned_in_string << " banned)\n";
 }
 
 TEST(JsonObjectMask, TokenBytesAreWhatDecodingOneTokenGives) {

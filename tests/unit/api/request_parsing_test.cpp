@@ -138,7 +138,7 @@ TEST(ChatRequest, RejectsMalformedMessages) {
             "chat_template_kwargs");
 }
 
-TEST(ChatRequest, ResponseFormatJsonObjectIsTheOnlyConstraint) {
+TEST(ChatRequest, ResponseFormatTypes) {
   auto parse = [](const std::string& format) {
     return parse_chat_request(
         nlohmann::json::parse(R"({"messages": [{"role": "user", "content": "a"}], "response_format": )" + format + "}"),
@@ -151,13 +151,40 @@ TEST(ChatRequest, ResponseFormatJsonObjectIsTheOnlyConstraint) {
                 .response_format,
             ResponseFormat::Text);
   const std::string prefix = R"({"messages": [{"role": "user", "content": "a"}], "response_format": )";
-  ApiError schema = chat_error(prefix + R"({"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}})");
-  EXPECT_EQ(schema.status(), 422);
-  EXPECT_EQ(schema.param(), "response_format");
-  EXPECT_NE(std::string(schema.what()).find("json_schema"), std::string::npos) << schema.what();
   EXPECT_EQ(chat_error(prefix + R"({"type": "yaml"}})").status(), 422);
   EXPECT_EQ(chat_error(prefix + R"({"type": 3}})").status(), 400);
   EXPECT_EQ(chat_error(prefix + R"("json_object"})").status(), 400);
+}
+
+TEST(ChatRequest, ResponseFormatJsonSchemaIsCompiledAtTheBoundary) {
+  const std::string prefix = R"({"messages": [{"role": "user", "content": "a"}], "response_format": {"type": "json_schema", )";
+  ChatRequest request = parse_chat_request(
+      nlohmann::ordered_json::parse(prefix + R"("json_schema": {"name": "x", "strict": true, "schema": {"type": "object",
+          "properties": {"b": {"type": "string"}, "a": {"type": "integer"}}, "required": ["b", "a"]}}}})"),
+      kLimits);
+  EXPECT_EQ(request.response_format, ResponseFormat::JsonSchema);
+  ASSERT_NE(request.json_schema, nullptr);
+  const SchemaNode& root = request.json_schema->node(request.json_schema->root());
+  ASSERT_EQ(root.properties.size(), 2u);
+  EXPECT_EQ(root.properties[0].key_text, "\"b\"") << "declaration order, as the client wrote it";
+
+  ApiError unsupported = chat_error(
+      prefix + R"("json_schema": {"name": "x", "schema": {"type": "object", "properties": {"s": {"type": "string",
+          "minLength": 3}}}}}})");
+  EXPECT_EQ(unsupported.status(), 400);
+  EXPECT_EQ(unsupported.param(), "response_format.json_schema.schema");
+  EXPECT_NE(std::string(unsupported.what()).find("'minLength'"), std::string::npos) << unsupported.what();
+  EXPECT_NE(std::string(unsupported.what()).find("/properties/s"), std::string::npos) << unsupported.what();
+  for (const char* keyword : {R"("patternProperties": {})", R"("if": {})", R"("not": {})", R"("oneOf": [])"}) {
+    ApiError error = chat_error(prefix + R"("json_schema": {"name": "x", "schema": {"type": "object", )" + keyword + "}}}}");
+    EXPECT_EQ(error.status(), 400) << keyword;
+  }
+  EXPECT_EQ(chat_error(prefix + R"("json_schema": {"name": "x"}}})").status(), 400);  // no schema
+  EXPECT_EQ(chat_error(prefix + R"("json_schema": {"name": "x", "schema": {}}}})").status(), 400);
+  EXPECT_EQ(chat_error(prefix + R"("json_schema": {"name": "x", "schema": {"type": "string"}}}})").status(), 400);
+  EXPECT_EQ(chat_error(prefix + R"("json_schema": {"name": "x", "strict": "yes", "schema": {"type": "object"}}}})").status(),
+            400);
+  EXPECT_EQ(chat_error(prefix + R"("json_schema": 1}})").status(), 400);
 }
 
 // Found by probing the request path with large bodies: 90,000 chat_template_kwargs entries

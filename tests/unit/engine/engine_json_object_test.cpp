@@ -2,7 +2,8 @@
 // the mask and detokenizer the server builds from a real byte-level tokenizer (the e2e one,
 // tests/data/e2e/tokenizer.json). Every output must be a prefix of a JSON object document per
 // a fresh JsonGrammar, its text must be the bytes of its tokens, and an output that stopped
-// on EOS must be a document nlohmann::json reads as an object.
+// on EOS must be a document nlohmann::json reads as an object. The same for json_schema,
+// with a fresh JsonSchemaGrammar and the schema's keys and types.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -18,6 +19,8 @@
 #include "api/tokenizer_detokenizer.h"
 #include "engine/engine.h"
 #include "engine/json_grammar.h"
+#include "engine/json_schema_compile.h"
+#include "engine/json_schema_grammar.h"
 #include "fixture_model.h"
 #include "text/tokenizer.h"
 
@@ -69,7 +72,7 @@ class EngineJsonObject : public ::testing::Test {
     request.params.seed = seed;
     const auto context = static_cast<int32_t>(fixture_.model->config().max_position_embeddings);
     request.params.max_tokens = std::min(max_tokens, context - static_cast<int32_t>(request.prompt.size()));
-    request.json_object_mask = mask ? std::move(mask) : mask_;
+    request.json_mask = mask ? std::move(mask) : mask_;
     return request;
   }
 
@@ -190,6 +193,57 @@ TEST_F(EngineJsonObject, SameTokensUnderPreemption) {
     expect_json_object(output.sequences.at(0), requests[prompt]);
   }
   EXPECT_GT(engine->stats().preemptions, 0);
+}
+
+// response_format json_schema. Every output is a prefix of a document of the schema; one that
+// stopped on EOS is a whole one with the schema's keys and types. With whitespace runs
+// bounded, the one-property schema leaves the (random) model no way but to finish and stop
+// within 1+8 + 4+8 + 1+8 + 5+8 + 1+8 + 1 = 53 tokens, greedy or sampled.
+TEST_F(EngineJsonObject, JsonSchemaOutputsFollowTheSchema) {
+  struct Case {
+    const char* schema;
+    bool must_stop;
+  };
+  const Case cases[] = {
+      {R"({"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]})", true},
+      {R"({"type": "object", "properties": {"ok": {"type": "boolean"}, "kind": {"enum": ["alpha", "beta"]},
+          "note": {"type": "null"}}, "required": ["ok", "kind"], "additionalProperties": false})",
+       false},
+  };
+  auto engine = make_engine();
+  int stopped = 0;
+  for (const Case& test : cases) {
+    auto schema = compile_json_schema(nlohmann::ordered_json::parse(test.schema));
+    for (std::optional<uint64_t> seed : {std::optional<uint64_t>{}, std::optional<uint64_t>{21},
+                                         std::optional<uint64_t>{22}, std::optional<uint64_t>{23}}) {
+      Request request = constrained(seed.value_or(0) % fixture_.prompts.size(), seed, 100);
+      ASSERT_GE(*request.params.max_tokens, 53);
+      request.json_schema = schema;
+      request.params.n = seed ? 2 : 1;
+      RequestOutput output = run(*engine, request);
+      ASSERT_TRUE(output.error.empty()) << output.error;
+      for (const SequenceDelta& sequence : output.sequences) {
+        std::string bytes;
+        for (int32_t token : sequence.token_ids)
+          if (token != kEos) bytes += token_bytes_.at(token);
+        JsonSchemaGrammar grammar(*schema);
+        EXPECT_TRUE(grammar.accept(bytes)) << "not a prefix of a document of the schema: " << bytes;
+        if (test.must_stop) EXPECT_EQ(sequence.finish_reason, FinishReason::Stop) << bytes;
+        if (sequence.finish_reason != FinishReason::Stop) continue;
+        ++stopped;
+        EXPECT_EQ(sequence.token_ids.back(), kEos);
+        EXPECT_TRUE(grammar.complete()) << bytes;
+        EXPECT_EQ(sequence.text, bytes);
+        const nlohmann::json parsed = nlohmann::json::parse(sequence.text);
+        EXPECT_TRUE(parsed.at("ok").is_boolean()) << sequence.text;
+        if (test.must_stop) continue;
+        EXPECT_TRUE(parsed.at("kind") == "alpha" || parsed.at("kind") == "beta") << sequence.text;
+        EXPECT_TRUE(!parsed.contains("note") || parsed.at("note").is_null()) << sequence.text;
+        EXPECT_LE(parsed.size(), 3u) << sequence.text;
+      }
+    }
+  }
+  EXPECT_GE(stopped, 7);
 }
 
 }  // namespace

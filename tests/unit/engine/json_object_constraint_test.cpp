@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/json_object_constraint.h"
+#include "engine/grammar_constraint.h"
 
 namespace rackserve {
 namespace {

@@ -1,4 +1,4 @@
-#include "engine/json_object_constraint.h"
+#include "engine/grammar_constraint.h"
 
 #include <algorithm>
 #include <iterator>
@@ -9,11 +9,14 @@
 
 namespace rackserve {
 
-JsonObjectConstraint::JsonObjectConstraint(std::shared_ptr<const JsonTokenMask> mask) : mask_(std::move(mask)) {
-  RS_CHECK(mask_ != nullptr, "a JSON object constraint needs its token mask");
+template <class Grammar>
+GrammarConstraint<Grammar>::GrammarConstraint(std::shared_ptr<const JsonTokenMask> mask, Grammar start)
+    : mask_(std::move(mask)), state_(start) {
+  RS_CHECK(mask_ != nullptr, "a grammar constraint needs its token mask");
 }
 
-std::vector<int32_t> JsonObjectConstraint::banned_tokens(std::span<const int32_t> also_banned) {
+template <class Grammar>
+std::vector<int32_t> GrammarConstraint<Grammar>::banned_tokens(std::span<const int32_t> also_banned) {
   if (banned_state_ != state_) {
     banned_by_grammar_ = mask_->banned(state_);  // sorted, distinct
     banned_state_ = state_;
@@ -28,11 +31,15 @@ std::vector<int32_t> JsonObjectConstraint::banned_tokens(std::span<const int32_t
   return merged;
 }
 
-bool JsonObjectConstraint::advance(int32_t token) {
+template <class Grammar>
+bool GrammarConstraint<Grammar>::advance(int32_t token) {
   if (token < 0 || token >= mask_->vocab_size()) return false;
   if (mask_->is_eos(token)) return true;
   const std::string& bytes = mask_->token_bytes(token);
   return !bytes.empty() && state_.accept(bytes);  // a token without bytes is never allowed
 }
+
+template class GrammarConstraint<JsonGrammar>;
+template class GrammarConstraint<JsonSchemaGrammar>;
 
 }  // namespace rackserve

@@ -1,0 +1,327 @@
+#include "engine/json_schema_compile.h"
+
+#include <algorithm>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace rackserve {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+constexpr size_t kMaxNodes = 8192;
+constexpr int kMaxSchemaNesting = 64;  // schemas inside schemas, as written (not $ref depth)
+
+// Keywords that constrain nothing here: allowed anywhere and skipped.
+constexpr std::string_view kIgnored[] = {"description", "title", "default", "examples", "$comment", "$schema", "$id",
+                                         "$defs", "definitions", "format", "pattern"};
+constexpr std::string_view kConstraining[] = {"type", "properties", "required", "additionalProperties", "items",
+                                              "minItems", "maxItems", "enum", "const", "anyOf", "$ref"};
+
+bool one_of(std::string_view key, std::span<const std::string_view> keys) {
+  return std::find(keys.begin(), keys.end(), key) != keys.end();
+}
+
+std::string pointer_token(const std::string& key) {
+  std::string escaped;
+  for (char c : key) escaped += c == '~' ? "~0" : c == '/' ? "~1" : std::string(1, c);
+  return escaped;
+}
+
+bool matches_type(const Json& value, std::string_view type) {
+  if (type == "string") return value.is_string();
+  if (type == "boolean") return value.is_boolean();
+  if (type == "null") return value.is_null();
+  if (type == "number") return value.is_number();
+  if (type == "integer") {
+    if (value.is_number_integer()) return true;
+    if (!value.is_number_float()) return false;
+    const double number = value.get<double>();
+    return number == static_cast<double>(static_cast<long long>(number));
+  }
+  return false;
+}
+
+class Compiler {
+ public:
+  explicit Compiler(const Json& root) : root_(root) {}
+
+  std::shared_ptr<const JsonSchema> run() {
+    SchemaNodeId root = compile(root_, "", 0);
+    for (SchemaNodeId id = 0; id < nodes_.size(); ++id) resolve(id);
+    if (nodes_[root].kind == SchemaKind::Choice) root = nodes_[root].dispatch['{'];
+    if (root == kNoSchemaNode || nodes_[root].kind != SchemaKind::Object)
+      fail("", "the top-level schema must be of type object");
+    return std::make_shared<const JsonSchema>(std::move(nodes_), root);
+  }
+
+ private:
+  [[noreturn]] static void fail(const std::string& where, const std::string& what) {
+    throw JsonSchemaError(fmt::format("{} (at '{}')", what, where.empty() ? "/" : where));
+  }
+
+  SchemaNodeId add(SchemaNode node, const std::string& where) {
+    if (nodes_.size() >= kMaxNodes) fail(where, fmt::format("the schema is too large (over {} nodes)", kMaxNodes));
+    nodes_.push_back(std::move(node));
+    return static_cast<SchemaNodeId>(nodes_.size() - 1);
+  }
+
+  SchemaNodeId compile(const Json& schema, const std::string& where, int nesting) {
+    if (nesting > kMaxSchemaNesting) fail(where, "the schema nests too deeply");
+    if (!schema.is_object()) fail(where, "a schema must be an object (boolean schemas are not supported)");
+    for (const auto& [key, value] : schema.items()) {
+      if (!one_of(key, kIgnored) && !one_of(key, kConstraining))
+        fail(where, fmt::format("JSON Schema keyword '{}' is not supported", key));
+      if ((key == "$defs" || key == "definitions") && !where.empty())
+        fail(where, fmt::format("'{}' is supported only in the top-level schema", key));
+    }
+    if (schema.contains("$ref")) {
+      for (const auto& [key, value] : schema.items())
+        if (key != "$ref" && one_of(key, kConstraining))
+          fail(where, fmt::format("'$ref' next to '{}' is not supported", key));
+      return reference(schema["$ref"], where + "/$ref", nesting);
+    }
+    if (schema.contains("anyOf")) {
+      for (const char* key : {"type", "enum", "const"})
+        if (schema.contains(key)) fail(where, fmt::format("'anyOf' next to '{}' is not supported", key));
+      const Json& branches = schema["anyOf"];
+      if (!branches.is_array() || branches.empty()) fail(where + "/anyOf", "'anyOf' must be a non-empty array");
+      SchemaNode choice;
+      choice.kind = SchemaKind::Choice;
+      for (size_t i = 0; i < branches.size(); ++i)
+        choice.branches.push_back(compile(branches[i], fmt::format("{}/anyOf/{}", where, i), nesting + 1));
+      return add(std::move(choice), where);
+    }
+    const std::vector<std::string> types = read_types(schema, where);
+    if (schema.contains("enum") || schema.contains("const")) return literals(schema, types, where);
+    if (types.empty()) fail(where, "a schema needs 'type', 'enum', 'const', 'anyOf' or '$ref'");
+    if (types.size() == 1) return typed(schema, types[0], where, nesting);
+    SchemaNode choice;
+    choice.kind = SchemaKind::Choice;
+    for (const std::string& type : types) choice.branches.push_back(typed(schema, type, where, nesting));
+    return add(std::move(choice), where);
+  }
+
+  // The names in 'type', distinct; "integer" is dropped next to "number", which holds it.
+  static std::vector<std::string> read_types(const Json& schema, const std::string& where) {
+    std::vector<std::string> types;
+    if (!schema.contains("type")) return types;
+    const Json& type = schema["type"];
+    if (type.is_string()) {
+      types.push_back(type.get<std::string>());
+    } else if (type.is_array() && !type.empty()) {
+      for (const Json& name : type) {
+        if (!name.is_string()) fail(where + "/type", "'type' must be a string or an array of strings");
+        if (std::find(types.begin(), types.end(), name.get<std::string>()) == types.end())
+          types.push_back(name.get<std::string>());
+      }
+    } else {
+      fail(where + "/type", "'type' must be a string or a non-empty array of strings");
+    }
+    if (std::find(types.begin(), types.end(), "number") != types.end())
+      std::erase(types, std::string("integer"));
+    return types;
+  }
+
+  SchemaNodeId literals(const Json& schema, const std::vector<std::string>& types, const std::string& where) {
+    Json values = Json::array();
+    if (schema.contains("const")) values.push_back(schema["const"]);
+    if (schema.contains("enum")) {
+      if (!schema["enum"].is_array() || schema["enum"].empty())
+        fail(where + "/enum", "'enum' must be a non-empty array");
+      for (const Json& value : schema["enum"]) values.push_back(value);
+    }
+    SchemaNode node;
+    node.kind = SchemaKind::Literals;
+    for (const Json& value : values) {
+      if (value.is_object() || value.is_array())
+        fail(where, "'enum' and 'const' values that are objects or arrays are not supported");
+      const bool typed_ok = types.empty() || std::any_of(types.begin(), types.end(), [&](const std::string& type) {
+                              return matches_type(value, type);
+                            });
+      // With both enum and const, a value must be the const (and in the enum).
+      const bool const_ok = !schema.contains("const") || value == schema["const"];
+      const bool enum_ok = !schema.contains("enum") ||
+                           std::find(schema["enum"].begin(), schema["enum"].end(), value) != schema["enum"].end();
+      if (!typed_ok || !const_ok || !enum_ok) continue;
+      std::string text = value.dump();
+      if (text.size() >= UINT16_MAX) fail(where, "an 'enum' or 'const' value is too long");
+      if (std::find(node.literals.begin(), node.literals.end(), text) == node.literals.end())
+        node.literals.push_back(std::move(text));
+    }
+    if (node.literals.empty()) fail(where, "no value satisfies 'enum'/'const' together with 'type'");
+    if (node.literals.size() >= UINT16_MAX) fail(where, "'enum' has too many values");
+    return add(std::move(node), where);
+  }
+
+  SchemaNodeId typed(const Json& schema, const std::string& type, const std::string& where, int nesting) {
+    SchemaNode node;
+    if (type == "string") {
+      node.kind = SchemaKind::String;
+    } else if (type == "number") {
+      node.kind = SchemaKind::Number;
+    } else if (type == "integer") {
+      node.kind = SchemaKind::Integer;
+    } else if (type == "boolean") {
+      node.kind = SchemaKind::Literals;
+      node.literals = {"true", "false"};
+    } else if (type == "null") {
+      node.kind = SchemaKind::Literals;
+      node.literals = {"null"};
+    } else if (type == "object") {
+      object(schema, where, nesting, node);
+    } else if (type == "array") {
+      array(schema, where, nesting, node);
+    } else {
+      fail(where + "/type", fmt::format("unknown type \"{}\"", type));
+    }
+    return add(std::move(node), where);
+  }
+
+  void object(const Json& schema, const std::string& where, int nesting, SchemaNode& node) {
+    node.kind = SchemaKind::Object;
+    if (schema.contains("additionalProperties") && !schema["additionalProperties"].is_boolean())
+      fail(where + "/additionalProperties", "'additionalProperties' other than false or true is not supported");
+    if (schema.contains("properties")) {
+      const Json& properties = schema["properties"];
+      if (!properties.is_object()) fail(where + "/properties", "'properties' must be an object");
+      if (properties.size() >= UINT16_MAX) fail(where + "/properties", "too many properties");
+      for (const auto& [key, value] : properties.items()) {
+        const std::string at = where + "/properties/" + pointer_token(key);
+        node.properties.push_back({Json(key).dump(), compile(value, at, nesting + 1), false});
+      }
+    }
+    if (schema.contains("required")) {
+      const Json& required = schema["required"];
+      if (!required.is_array()) fail(where + "/required", "'required' must be an array of strings");
+      for (const Json& name : required) {
+        if (!name.is_string()) fail(where + "/required", "'required' must be an array of strings");
+        const std::string key_text = name.dump();
+        auto property = std::find_if(node.properties.begin(), node.properties.end(),
+                                     [&](const SchemaProperty& p) { return p.key_text == key_text; });
+        if (property == node.properties.end())
+          fail(where + "/required",
+               fmt::format("required property {} is not in 'properties' (only declared properties are generated)",
+                           key_text));
+        property->required = true;
+      }
+    }
+    const auto count = static_cast<uint16_t>(node.properties.size());
+    node.next_required.assign(count + 1, count);
+    for (int i = count - 1; i >= 0; --i)
+      node.next_required[i] = node.properties[i].required ? static_cast<uint16_t>(i) : node.next_required[i + 1];
+  }
+
+  void array(const Json& schema, const std::string& where, int nesting, SchemaNode& node) {
+    node.kind = SchemaKind::Array;
+    if (!schema.contains("items")) fail(where, "an array schema needs 'items'");
+    node.items = compile(schema["items"], where + "/items", nesting + 1);
+    auto bound = [&](const char* key, uint32_t fallback) -> uint32_t {
+      if (!schema.contains(key)) return fallback;
+      const Json& value = schema[key];
+      if (!value.is_number_unsigned()) fail(where + "/" + key, fmt::format("'{}' must be a non-negative integer", key));
+      return static_cast<uint32_t>(std::min<uint64_t>(value.get<uint64_t>(), UINT32_MAX));
+    };
+    node.min_items = bound("minItems", 0);
+    node.max_items = bound("maxItems", UINT32_MAX);
+    if (node.min_items >= JsonSchema::kUnboundedItems)
+      fail(where + "/minItems", fmt::format("'minItems' must be below {}", JsonSchema::kUnboundedItems));
+    if (node.min_items > node.max_items) fail(where, "'minItems' is above 'maxItems'");
+  }
+
+  // "#/$defs/NAME" or "#/definitions/NAME": a one-branch Choice reserved before the target
+  // compiles, so the target may refer to itself.
+  SchemaNodeId reference(const Json& ref, const std::string& where, int nesting) {
+    if (!ref.is_string()) fail(where, "'$ref' must be a string");
+    const std::string& text = ref.get_ref<const std::string&>();
+    std::string section;
+    for (const char* prefix : {"#/$defs/", "#/definitions/"})
+      if (text.starts_with(prefix)) section = std::string(prefix).substr(2, std::string(prefix).size() - 3);
+    if (section.empty())
+      fail(where, fmt::format("'$ref' \"{}\" is not supported (only \"#/$defs/NAME\" and \"#/definitions/NAME\")", text));
+    if (auto known = references_.find(text); known != references_.end()) return known->second;
+    const std::string token = text.substr(section.size() + 3);
+    if (token.find('/') != std::string::npos) fail(where, fmt::format("'$ref' \"{}\" is not supported", text));
+    std::string name;
+    for (size_t i = 0; i < token.size(); ++i) {
+      if (token[i] == '~' && i + 1 < token.size() && (token[i + 1] == '0' || token[i + 1] == '1')) {
+        name += token[++i] == '0' ? '~' : '/';
+      } else {
+        name += token[i];
+      }
+    }
+    if (!root_.contains(section) || !root_[section].is_object() || !root_[section].contains(name))
+      fail(where, fmt::format("'$ref' \"{}\" names no schema", text));
+    SchemaNode alias;
+    alias.kind = SchemaKind::Choice;
+    const SchemaNodeId id = add(std::move(alias), where);
+    references_[text] = id;
+    const SchemaNodeId target = compile(root_[section][name], "/" + section + "/" + token, nesting + 1);
+    nodes_[id].branches = {target};
+    return id;
+  }
+
+  // Fills first_bytes of every node and the dispatch table of every Choice (nodes_ no longer
+  // grows, so references into it stay valid through the recursion).
+  void resolve(SchemaNodeId id) {
+    if (state_.size() < nodes_.size()) state_.resize(nodes_.size(), 0);
+    if (state_[id] == 2) return;
+    if (state_[id] == 1) fail("", "a '$ref' or 'anyOf' that refers back to itself before any object or array");
+    state_[id] = 1;
+    SchemaNode& node = nodes_[id];
+    switch (node.kind) {
+      case SchemaKind::Object: node.first_bytes.set('{'); break;
+      case SchemaKind::Array: node.first_bytes.set('['); break;
+      case SchemaKind::String: node.first_bytes.set('"'); break;
+      case SchemaKind::Number:
+      case SchemaKind::Integer:
+        node.first_bytes.set('-');
+        for (int digit = '0'; digit <= '9'; ++digit) node.first_bytes.set(digit);
+        break;
+      case SchemaKind::Literals:
+        for (const std::string& text : node.literals) node.first_bytes.set(static_cast<uint8_t>(text[0]));
+        break;
+      case SchemaKind::Choice: {
+        std::array<SchemaNodeId, 256> dispatch;
+        dispatch.fill(kNoSchemaNode);
+        std::bitset<256> first_bytes;
+        for (SchemaNodeId branch : nodes_[id].branches) {
+          resolve(branch);
+          for (int byte = 0; byte < 256; ++byte) {
+            const SchemaNode& target_node = nodes_[branch];
+            if (!target_node.first_bytes.test(byte)) continue;
+            const SchemaNodeId target = target_node.kind == SchemaKind::Choice ? target_node.dispatch[byte] : branch;
+            if (dispatch[byte] != kNoSchemaNode && dispatch[byte] != target)
+              fail("", fmt::format("alternatives (anyOf or a list of types) that may both start with '{}' are not "
+                                   "supported",
+                                   static_cast<char>(byte)));
+            dispatch[byte] = target;
+            first_bytes.set(byte);
+          }
+        }
+        node.dispatch = dispatch;
+        node.first_bytes = first_bytes;
+        break;
+      }
+    }
+    state_[id] = 2;
+  }
+
+  const Json& root_;
+  std::vector<SchemaNode> nodes_;
+  std::map<std::string, SchemaNodeId> references_;
+  std::vector<uint8_t> state_;  // resolve(): 0 not yet, 1 in progress, 2 done
+};
+
+}  // namespace
+
+std::shared_ptr<const JsonSchema> compile_json_schema(const nlohmann::ordered_json& schema) {
+  return Compiler(schema).run();
+}
+
+}  // namespace rackserve

@@ -1,0 +1,345 @@
+#include "engine/json_schema_grammar.h"
+
+#include <algorithm>
+
+namespace rackserve {
+namespace {
+
+bool is_whitespace(uint8_t byte) { return byte == ' ' || byte == '\t' || byte == '\n' || byte == '\r'; }
+bool is_digit(uint8_t byte) { return byte >= '0' && byte <= '9'; }
+bool is_hex_digit(uint8_t byte) {
+  return is_digit(byte) || (byte >= 'a' && byte <= 'f') || (byte >= 'A' && byte <= 'F');
+}
+
+// A UTF-8 lead byte: continuation bytes to follow and the range of the first one (RFC 3629:
+// the narrowed ranges exclude overlongs, surrogates and code points above U+10FFFF).
+struct Utf8Lead {
+  uint8_t continuations = 0;  // 0: not a valid lead byte
+  uint8_t low = 0x80, high = 0xBF;
+};
+
+Utf8Lead utf8_lead(uint8_t byte) {
+  if (byte >= 0xC2 && byte <= 0xDF) return {1};
+  if (byte == 0xE0) return {2, 0xA0, 0xBF};
+  if (byte == 0xED) return {2, 0x80, 0x9F};
+  if (byte >= 0xE1 && byte <= 0xEF) return {2};
+  if (byte == 0xF0) return {3, 0x90, 0xBF};
+  if (byte >= 0xF1 && byte <= 0xF3) return {3};
+  if (byte == 0xF4) return {3, 0x80, 0x8F};
+  return {};
+}
+
+bool unbounded(uint32_t max_items) { return max_items >= JsonSchema::kUnboundedItems; }
+
+}  // namespace
+
+bool JsonSchemaGrammar::accept(uint8_t byte) {
+  JsonSchemaGrammar next = *this;
+  if (!next.step(byte)) return false;
+  *this = next;
+  return true;
+}
+
+bool JsonSchemaGrammar::accept(std::string_view bytes) {
+  JsonSchemaGrammar next = *this;
+  for (char byte : bytes) {
+    if (!next.step(static_cast<uint8_t>(byte))) return false;
+  }
+  *this = next;
+  return true;
+}
+
+bool JsonSchemaGrammar::step(uint8_t byte) {
+  if (!is_whitespace(byte)) whitespace_run_ = 0;
+  switch (mode_) {
+    case Mode::Start:
+      return byte == '{' && value_start(schema_->root(), byte);
+    case Mode::Container:
+      return container_byte(byte);
+    case Mode::Literal:
+      return literal_byte(byte);
+    case Mode::String:
+    case Mode::StringEscape:
+    case Mode::StringUnicode:
+    case Mode::StringUtf8:
+      return string_byte(byte);
+    case Mode::Done:
+      return is_whitespace(byte) && whitespace();
+    default:
+      return number_byte(byte);
+  }
+}
+
+bool JsonSchemaGrammar::whitespace() {
+  if (whitespace_run_ == kMaxWhitespaceRun) return false;
+  ++whitespace_run_;
+  return true;
+}
+
+bool JsonSchemaGrammar::container_byte(uint8_t byte) {
+  Frame& frame = top();
+  const SchemaNode& container = node(frame.node);
+  if (frame.phase == Phase::AfterValue) return after_value(byte);
+  if (is_whitespace(byte)) return whitespace();
+  if (container.kind == SchemaKind::Array) {
+    if (frame.phase == Phase::Open && byte == ']') {
+      if (container.min_items > 0) return false;
+      close();
+      return true;
+    }
+    if (!unbounded(container.max_items) && frame.index >= container.max_items) return false;
+    return value_start(container.items, byte);
+  }
+  const auto property_count = static_cast<uint16_t>(container.properties.size());
+  switch (frame.phase) {
+    case Phase::Open:
+      if (byte == '}') {
+        if (container.next_required[0] != property_count) return false;
+        close();
+        return true;
+      }
+      [[fallthrough]];
+    case Phase::Next: {
+      if (frame.index >= property_count) return false;
+      const uint16_t last = std::min<uint16_t>(container.next_required[frame.index], property_count - 1);
+      return start_literal(frame.node, /*is_key=*/true, frame.index, last, byte);
+    }
+    case Phase::Colon:
+      if (byte != ':') return false;
+      frame.phase = Phase::Value;
+      return true;
+    case Phase::Value:
+      return value_start(container.properties[frame.index].value, byte);
+    case Phase::AfterValue:
+      break;
+  }
+  return false;
+}
+
+bool JsonSchemaGrammar::value_start(SchemaNodeId id, uint8_t byte) {
+  if (node(id).kind == SchemaKind::Choice) id = node(id).dispatch[byte];
+  if (id == kNoSchemaNode) return false;
+  const SchemaNode& value = node(id);
+  switch (value.kind) {
+    case SchemaKind::Object:
+      return byte == '{' && open(id);
+    case SchemaKind::Array:
+      return byte == '[' && open(id);
+    case SchemaKind::String:
+      if (byte != '"') return false;
+      mode_ = Mode::String;
+      return true;
+    case SchemaKind::Number:
+    case SchemaKind::Integer:
+      number_is_integer_ = value.kind == SchemaKind::Integer;
+      if (byte == '-') mode_ = Mode::NumberMinus;
+      else if (byte == '0') mode_ = Mode::NumberZero;
+      else if (is_digit(byte)) mode_ = Mode::NumberInteger;
+      else return false;
+      return true;
+    case SchemaKind::Literals:
+      return start_literal(id, /*is_key=*/false, 0, static_cast<uint16_t>(value.literals.size() - 1), byte);
+    case SchemaKind::Choice:
+      break;  // dispatch tables hold no Choice nodes
+  }
+  return false;
+}
+
+bool JsonSchemaGrammar::after_value(uint8_t byte) {
+  if (is_whitespace(byte)) return whitespace();
+  Frame& frame = top();
+  const SchemaNode& container = node(frame.node);
+  if (container.kind == SchemaKind::Object) {
+    const auto property_count = static_cast<uint16_t>(container.properties.size());
+    if (byte == ',' && frame.index < property_count) {
+      frame.phase = Phase::Next;
+      return true;
+    }
+    if (byte != '}' || container.next_required[frame.index] != property_count) return false;
+  } else {
+    if (byte == ',' && (unbounded(container.max_items) || frame.index < container.max_items)) {
+      frame.phase = Phase::Next;
+      return true;
+    }
+    if (byte != ']' || frame.index < container.min_items) return false;
+  }
+  close();
+  return true;
+}
+
+void JsonSchemaGrammar::end_value() {
+  mode_ = Mode::Container;
+  Frame& frame = top();
+  if (frame.index < JsonSchema::kUnboundedItems) ++frame.index;  // objects: the next property
+  frame.phase = Phase::AfterValue;
+}
+
+bool JsonSchemaGrammar::open(SchemaNodeId id) {
+  if (depth_ == kMaxDepth) return false;
+  frames_[depth_++] = Frame{id, 0, Phase::Open};
+  mode_ = Mode::Container;
+  return true;
+}
+
+void JsonSchemaGrammar::close() {
+  frames_[--depth_] = Frame{};  // closed frames compare equal, so repeated states are found
+  if (depth_ == 0) {
+    mode_ = Mode::Done;
+    return;
+  }
+  end_value();
+}
+
+std::string_view JsonSchemaGrammar::literal_text(uint16_t index) const {
+  const SchemaNode& set = node(literal_node_);
+  return literal_is_key_ ? std::string_view(set.properties[index].key_text) : std::string_view(set.literals[index]);
+}
+
+bool JsonSchemaGrammar::start_literal(SchemaNodeId id, bool is_key, uint16_t first, uint16_t last, uint8_t byte) {
+  literal_node_ = id;
+  literal_is_key_ = is_key;
+  literal_last_ = last;
+  candidate_ = first;
+  literal_pos_ = 0;
+  mode_ = Mode::Literal;
+  return literal_byte(byte);
+}
+
+// candidate_ is the first text of the range whose first literal_pos_ bytes were read; the
+// texts sharing that prefix all come after it. A byte that extends none of them ends the
+// value when one of them is exactly the text read (only numbers are prefixes of each other).
+bool JsonSchemaGrammar::literal_byte(uint8_t byte) {
+  const std::string_view read = literal_text(candidate_).substr(0, literal_pos_);
+  bool read_is_whole = false;
+  bool extended = false;
+  for (uint16_t index = candidate_; index <= literal_last_ && !extended; ++index) {
+    const std::string_view text = literal_text(index);
+    if (!text.starts_with(read)) continue;
+    if (text.size() == read.size()) {
+      read_is_whole = true;
+    } else if (static_cast<uint8_t>(text[read.size()]) == byte) {
+      candidate_ = index;
+      ++literal_pos_;
+      extended = true;
+    }
+  }
+  if (!extended) {
+    if (!read_is_whole || literal_is_key_) return false;
+    end_value();
+    return after_value(byte);
+  }
+  // Finish at once when the text read is whole and no longer text shares it.
+  const std::string_view text = literal_text(candidate_);
+  if (text.size() != literal_pos_) return true;
+  for (uint16_t index = candidate_ + 1; index <= literal_last_; ++index) {
+    const std::string_view other = literal_text(index);
+    if (other.size() > text.size() && other.starts_with(text)) return true;
+  }
+  if (literal_is_key_) {
+    top().index = candidate_;
+    top().phase = Phase::Colon;
+    mode_ = Mode::Container;
+  } else {
+    end_value();
+  }
+  return true;
+}
+
+bool JsonSchemaGrammar::string_byte(uint8_t byte) {
+  switch (mode_) {
+    case Mode::StringEscape:
+      if (byte == 'u') {
+        mode_ = Mode::StringUnicode;
+        pending_ = 4;
+        return true;
+      }
+      mode_ = Mode::String;
+      return byte == '"' || byte == '\\' || byte == '/' || byte == 'b' || byte == 'f' || byte == 'n' || byte == 'r' ||
+             byte == 't';
+    case Mode::StringUnicode:
+      if (!is_hex_digit(byte)) return false;
+      if (--pending_ == 0) mode_ = Mode::String;
+      return true;
+    case Mode::StringUtf8:
+      if (byte < continuation_low_ || byte > continuation_high_) return false;
+      continuation_low_ = 0x80;
+      continuation_high_ = 0xBF;
+      if (--pending_ == 0) mode_ = Mode::String;
+      return true;
+    default:
+      break;
+  }
+  if (byte == '"') {
+    end_value();
+    return true;
+  }
+  if (byte == '\\') {
+    mode_ = Mode::StringEscape;
+    return true;
+  }
+  if (byte < 0x20) return false;
+  if (byte < 0x80) return true;
+  const Utf8Lead lead = utf8_lead(byte);
+  if (lead.continuations == 0) return false;
+  mode_ = Mode::StringUtf8;
+  pending_ = lead.continuations;
+  continuation_low_ = lead.low;
+  continuation_high_ = lead.high;
+  return true;
+}
+
+bool JsonSchemaGrammar::number_byte(uint8_t byte) {
+  const bool digit = is_digit(byte);
+  const bool exponent_mark = !number_is_integer_ && (byte == 'e' || byte == 'E');
+  const bool dot = !number_is_integer_ && byte == '.';
+  switch (mode_) {
+    case Mode::NumberMinus:
+      if (!digit) return false;
+      mode_ = byte == '0' ? Mode::NumberZero : Mode::NumberInteger;
+      return true;
+    case Mode::NumberInteger:
+      if (digit) return true;
+      [[fallthrough]];
+    case Mode::NumberZero:
+      if (dot) {
+        mode_ = Mode::NumberDot;
+        return true;
+      }
+      if (exponent_mark) {
+        mode_ = Mode::NumberExponentMark;
+        return true;
+      }
+      break;  // the number ends here
+    case Mode::NumberDot:
+      if (!digit) return false;
+      mode_ = Mode::NumberFraction;
+      return true;
+    case Mode::NumberFraction:
+      if (digit) return true;
+      if (exponent_mark) {
+        mode_ = Mode::NumberExponentMark;
+        return true;
+      }
+      break;
+    case Mode::NumberExponentMark:
+      if (byte == '+' || byte == '-') {
+        mode_ = Mode::NumberExponentSign;
+        return true;
+      }
+      [[fallthrough]];
+    case Mode::NumberExponentSign:
+      if (!digit) return false;
+      mode_ = Mode::NumberExponent;
+      return true;
+    case Mode::NumberExponent:
+      if (digit) return true;
+      break;
+    default:
+      return false;
+  }
+  // A whole number followed by a byte that cannot extend it: that byte follows the value.
+  end_value();
+  return after_value(byte);
+}
+
+}  // namespace rackserve

@@ -1,0 +1,58 @@
+// compile_json_schema: what it refuses, each with a message naming the keyword and where,
+// and what it accepts of the supported subset.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/json_schema_compile.h"
+
+namespace rackserve {
+namespace {
+
+std::string refusal(std::string_view schema) {
+  try {
+    compile_json_schema(nlohmann::ordered_json::parse(schema));
+  } catch (const JsonSchemaError& error) {
+    return error.what();
+  }
+  return "";
+}
+
+TEST(JsonSchemaCompile, NamesTheUnsupportedKeyword) {
+  EXPECT_NE(refusal(R"({"type":"object","properties":{"a":{"type":"string","minLength":2}}})").find("'minLength'"),
+            std::string::npos);
+  EXPECT_NE(refusal(R"({"type":"object","patternProperties":{}})").find("'patternProperties'"), std::string::npos);
+  EXPECT_NE(refusal(R"({"type":"object","properties":{"a":{"oneOf":[]}}})").find("'oneOf'"), std::string::npos);
+  EXPECT_NE(refusal(R"({"type":"object","if":{}})").find("'if'"), std::string::npos);
+  EXPECT_NE(refusal(R"({"type":"object","properties":{"a":{"type":"integer","minimum":0}}})").find("/properties/a"),
+            std::string::npos);
+}
+
+TEST(JsonSchemaCompile, RefusesWhatTheGrammarCannotGenerate) {
+  EXPECT_NE(refusal(R"({"type":"array","items":{"type":"string"}})"), "");  // top level not an object
+  EXPECT_NE(refusal(R"({"type":"object","properties":{"a":{"anyOf":[{"type":"object"},{"type":"object"}]}}})"), "");
+  EXPECT_NE(refusal(R"({"type":"object","additionalProperties":{"type":"string"}})"), "");
+  EXPECT_NE(refusal(R"({"type":"object","required":["a"]})"), "");  // required but not declared
+  EXPECT_NE(refusal(R"({"type":"object","properties":{"a":{"$ref":"#/$defs/missing"}}})"), "");
+  EXPECT_NE(refusal(R"({"type":"object","properties":{"a":{"$ref":"http://x/y"}}})"), "");
+  EXPECT_NE(refusal(R"({"$defs":{"a":{"$ref":"#/$defs/a"}},"type":"object","properties":{"a":{"$ref":"#/$defs/a"}}})"),
+            "");  // a cycle that reads nothing
+  EXPECT_NE(refusal(R"({"type":"object","properties":{"a":{"type":"array"}}})"), "");  // items missing
+  EXPECT_NE(refusal(R"({"type":"object","properties":{"a":{"type":"string","enum":[1]}}})"), "");
+  EXPECT_NE(refusal(R"({"type":"object","properties":{"a":{}}})"), "");
+}
+
+TEST(JsonSchemaCompile, AcceptsTheSubset) {
+  EXPECT_EQ(refusal(R"({"type":"object","title":"t","description":"d","properties":{
+      "a":{"type":["integer","number","null"]},
+      "b":{"anyOf":[{"type":"string","format":"date"},{"$ref":"#/definitions/p"}]},
+      "c":{"type":"array","items":{"enum":["x",1,true,null]},"minItems":0,"maxItems":4},
+      "d":{"const":"k"}},"required":["a"],"additionalProperties":false,
+      "definitions":{"p":{"type":"object","properties":{}}}})"),
+            "");
+}
+
+}  // namespace
+}  // namespace rackserve

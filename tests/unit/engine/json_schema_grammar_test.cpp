@@ -1,0 +1,170 @@
+// JsonSchemaGrammar against reference cases labelled by Python's jsonschema (Draft 2020-12;
+// tests/reference/make_json_schema_cases.py): canonical valid documents must be accepted whole,
+// texts json.loads or jsonschema refuses must never be; plus the deliberate strictness
+// (declaration order, bounded whitespace, bounded depth) and the mask over a tiny vocabulary.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/grammar_constraint.h"
+#include "engine/json_schema_compile.h"
+#include "engine/json_schema_grammar.h"
+
+namespace rackserve {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+std::filesystem::path data_dir() { return std::filesystem::path(RACKSERVE_TEST_DATA_DIR) / "json_schema"; }
+
+// Accepted as a whole document: every byte accepted and the state complete.
+bool accepts_whole(const JsonSchema& schema, std::string_view text) {
+  JsonSchemaGrammar grammar(schema);
+  return grammar.accept(text) && grammar.complete();
+}
+
+std::shared_ptr<const JsonSchema> compile(std::string_view schema) { return compile_json_schema(Json::parse(schema)); }
+
+TEST(JsonSchemaGrammar, AgreesWithJsonschemaOnTheReferenceCases) {
+  std::ifstream schemas_file(data_dir() / "schemas.json");
+  ASSERT_TRUE(schemas_file) << "missing " << (data_dir() / "schemas.json");
+  const Json schemas = Json::parse(schemas_file);
+  std::vector<std::shared_ptr<const JsonSchema>> compiled;
+  for (const Json& schema : schemas) compiled.push_back(compile_json_schema(schema));
+
+  std::ifstream cases(data_dir() / "cases.jsonl");
+  std::string line;
+  int accepted = 0, rejected = 0;
+  while (std::getline(cases, line)) {
+    if (line.empty()) continue;
+    const nlohmann::json record = nlohmann::json::parse(line);
+    const std::string text = record["text"];
+    const std::string expect = record["expect"];
+    const JsonSchema& schema = *compiled.at(record["schema"].get<size_t>());
+    const bool whole = accepts_whole(schema, text);
+    if (expect == "accept") {
+      EXPECT_TRUE(whole) << "schema " << record["schema"] << " refuses valid " << text;
+      ++accepted;
+    } else if (expect == "reject") {
+      EXPECT_FALSE(whole) << "schema " << record["schema"] << " accepts invalid " << text;
+      ++rejected;
+    }
+  }
+  EXPECT_GT(accepted, 100);
+  EXPECT_GT(rejected, 100);
+}
+
+TEST(JsonSchemaGrammar, WritesPropertiesInDeclarationOrderAndNeedsTheRequiredOnes) {
+  auto schema = compile(R"({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"},
+                            "c": {"type": "boolean"}}, "required": ["b"]})");
+  EXPECT_TRUE(accepts_whole(*schema, R"({"a":1,"b":"x","c":true})"));
+  EXPECT_TRUE(accepts_whole(*schema, R"({"b":"x"})"));
+  EXPECT_FALSE(accepts_whole(*schema, R"({"b":"x","a":1})"));  // valid JSON Schema, but out of order
+  JsonSchemaGrammar grammar(*schema);
+  EXPECT_FALSE(grammar.accept(std::string_view("{}")));        // b is required
+  EXPECT_FALSE(grammar.accept(std::string_view(R"({"c")")));  // c cannot come before b
+  EXPECT_FALSE(grammar.accept(std::string_view(R"({"a":1,"b":"x","b")")));  // no repeats
+  EXPECT_FALSE(grammar.accept(std::string_view(R"({"d")")));  // undeclared
+}
+
+TEST(JsonSchemaGrammar, BoundsWhitespaceRuns) {
+  auto schema = compile(R"({"type": "object", "properties": {"a": {"type": "null"}}})");
+  const std::string run(JsonSchemaGrammar::kMaxWhitespaceRun, ' ');
+  EXPECT_TRUE(accepts_whole(*schema, "{" + run + "\"a\"" + run + ":" + run + "null" + run + "}" + run));
+  EXPECT_FALSE(accepts_whole(*schema, "{" + run + " \"a\":null}"));
+  JsonSchemaGrammar grammar(*schema);
+  ASSERT_TRUE(grammar.accept(std::string_view("{}") ));
+  ASSERT_TRUE(grammar.accept(run));
+  EXPECT_FALSE(grammar.accept(uint8_t{'\n'}));  // after the document too: only EOS is left
+  EXPECT_TRUE(grammar.complete());
+  EXPECT_FALSE(accepts_whole(*schema, " {}"));  // nothing before the object, as JsonGrammar
+}
+
+TEST(JsonSchemaGrammar, ReadsLiteralsThatArePrefixesOfEachOther) {
+  auto schema = compile(R"({"type": "object", "properties": {"n": {"enum": [1, 12, "1"]}}, "required": ["n"]})");
+  EXPECT_TRUE(accepts_whole(*schema, R"({"n":1})"));
+  EXPECT_TRUE(accepts_whole(*schema, R"({"n":12})"));
+  EXPECT_TRUE(accepts_whole(*schema, R"({"n":"1"})"));
+  EXPECT_FALSE(accepts_whole(*schema, R"({"n":123})"));
+  EXPECT_FALSE(accepts_whole(*schema, R"({"n":2})"));
+}
+
+TEST(JsonSchemaGrammar, IntegersHaveNoFractionOrExponent) {
+  auto schema = compile(R"({"type": "object", "properties": {"i": {"type": "integer"}}, "required": ["i"]})");
+  EXPECT_TRUE(accepts_whole(*schema, R"({"i":-120})"));
+  EXPECT_FALSE(accepts_whole(*schema, R"({"i":1.5})"));
+  EXPECT_FALSE(accepts_whole(*schema, R"({"i":1e3})"));
+  EXPECT_FALSE(accepts_whole(*schema, R"({"i":01})"));
+}
+
+TEST(JsonSchemaGrammar, BoundsRecursionDepth) {
+  auto schema = compile(R"({"$defs": {"list": {"type": "object", "properties": {"next": {"$ref": "#/$defs/list"}}}},
+                            "$ref": "#/$defs/list"})");
+  std::string deep;
+  for (int i = 1; i < JsonSchemaGrammar::kMaxDepth; ++i) deep += R"({"next":)";
+  deep += "{}";
+  for (int i = 1; i < JsonSchemaGrammar::kMaxDepth; ++i) deep += "}";
+  EXPECT_TRUE(accepts_whole(*schema, deep));
+  JsonSchemaGrammar grammar(*schema);
+  for (int i = 1; i < JsonSchemaGrammar::kMaxDepth; ++i) ASSERT_TRUE(grammar.accept(std::string_view(R"({"next":)")));
+  EXPECT_EQ(grammar.depth(), JsonSchemaGrammar::kMaxDepth - 1);
+  ASSERT_TRUE(grammar.accept(uint8_t{'{'}));
+  ASSERT_TRUE(grammar.accept(std::string_view(R"("next":)")));
+  EXPECT_FALSE(grammar.accept(uint8_t{'{'}));  // one level too many
+}
+
+TEST(JsonSchemaGrammar, ArrayBoundsAndAlternatives) {
+  auto schema = compile(R"({"type": "object", "properties": {"v": {"type": "array", "minItems": 1, "maxItems": 2,
+                            "items": {"type": ["string", "null"]}}}, "required": ["v"]})");
+  EXPECT_FALSE(accepts_whole(*schema, R"({"v":[]})"));
+  EXPECT_TRUE(accepts_whole(*schema, R"({"v":[null]})"));
+  EXPECT_TRUE(accepts_whole(*schema, R"({"v":["a",null]})"));
+  EXPECT_FALSE(accepts_whole(*schema, R"({"v":["a",null,"b"]})"));
+  EXPECT_FALSE(accepts_whole(*schema, R"({"v":[1]})"));
+}
+
+// Random walks over the allowed bytes of a tiny vocabulary end, when the mask allows EOS, in
+// text that is a whole document again for a fresh grammar and that nlohmann reads.
+TEST(JsonSchemaConstraint, RandomWalksOverTheMaskEndInWholeDocuments) {
+  std::vector<std::string> vocabulary = {"{", "}", "[", "]", ",", ":", " ", "\"", "a", "1", "-", "null", "true",
+                                         "\"name\"", "\"tags\"", "\"n\"", "\"name\":\"", "\"}",
+                                         // single letters: every key and literal can also be spelled byte by byte
+                                         "n", "m", "e", "t", "g", "s", "l", "u", "r", "</s>"};
+  const int32_t eos = static_cast<int32_t>(vocabulary.size() - 1);
+  auto mask = std::make_shared<const JsonTokenMask>(vocabulary, std::vector<int32_t>{eos});
+  auto schema = compile(R"({"type": "object", "properties": {"name": {"type": "string"}, "tags": {"type": "array",
+      "maxItems": 3, "items": {"anyOf": [{"type": "integer"}, {"type": "null"}]}}, "n": {"type": "boolean"}},
+      "required": ["name", "n"]})");
+  std::mt19937 random(7);
+  int finished = 0;
+  for (int walk = 0; walk < 200; ++walk) {
+    JsonSchemaConstraint constraint(mask, schema);
+    std::string text;
+    for (int step = 0; step < 200; ++step) {
+      const std::vector<int32_t> allowed = mask->allowed(constraint.state());
+      ASSERT_FALSE(allowed.empty()) << "dead end after " << text;
+      const int32_t token = allowed[random() % allowed.size()];
+      ASSERT_TRUE(constraint.advance(token));
+      if (token == eos) {
+        EXPECT_TRUE(constraint.complete());
+        EXPECT_TRUE(accepts_whole(*schema, text)) << text;
+        const Json document = Json::parse(text);
+        EXPECT_TRUE(document["name"].is_string()) << text;
+        EXPECT_TRUE(document["n"].is_boolean()) << text;
+        ++finished;
+        break;
+      }
+      text += vocabulary[token];
+    }
+  }
+  EXPECT_GT(finished, 10);
+}
+
+}  // namespace
+}  // namespace rackserve
