@@ -2,32 +2,16 @@
 
 #include <algorithm>
 
+#include "engine/json_bytes.h"
+
 namespace rackserve {
 namespace {
 
-bool is_whitespace(uint8_t byte) { return byte == ' ' || byte == '\t' || byte == '\n' || byte == '\r'; }
-bool is_digit(uint8_t byte) { return byte >= '0' && byte <= '9'; }
-bool is_hex_digit(uint8_t byte) {
-  return is_digit(byte) || (byte >= 'a' && byte <= 'f') || (byte >= 'A' && byte <= 'F');
-}
-
-// A UTF-8 lead byte: continuation bytes to follow and the range of the first one (RFC 3629:
-// the narrowed ranges exclude overlongs, surrogates and code points above U+10FFFF).
-struct Utf8Lead {
-  uint8_t continuations = 0;  // 0: not a valid lead byte
-  uint8_t low = 0x80, high = 0xBF;
-};
-
-Utf8Lead utf8_lead(uint8_t byte) {
-  if (byte >= 0xC2 && byte <= 0xDF) return {1};
-  if (byte == 0xE0) return {2, 0xA0, 0xBF};
-  if (byte == 0xED) return {2, 0x80, 0x9F};
-  if (byte >= 0xE1 && byte <= 0xEF) return {2};
-  if (byte == 0xF0) return {3, 0x90, 0xBF};
-  if (byte >= 0xF1 && byte <= 0xF3) return {3};
-  if (byte == 0xF4) return {3, 0x80, 0x8F};
-  return {};
-}
+using json_bytes::is_digit;
+using json_bytes::is_hex_digit;
+using json_bytes::is_whitespace;
+using json_bytes::Utf8Lead;
+using json_bytes::utf8_lead;
 
 bool unbounded(uint32_t max_items) { return max_items >= JsonSchema::kUnboundedItems; }
 

@@ -43,6 +43,10 @@ class JsonSchemaGrammar {
   // The text so far is a whole document: the top-level object is closed (trailing whitespace
   // allowed, up to the bound). A complete state accepts whitespace only.
   bool complete() const { return mode_ == Mode::Done; }
+  // Inside a string with no escape or multi-byte character pending. From here every byte
+  // string that is a well-formed UTF-8 prefix without control bytes, '"' or '\\' is accepted
+  // and leaves the state inside the string (JsonTokenMask adds such tokens wholesale).
+  bool in_plain_string() const { return mode_ == Mode::String; }
   // Containers open at this point.
   int depth() const { return depth_; }
 

@@ -19,12 +19,12 @@ namespace rackserve {
 // complete(), whatever bytes they decode to.
 //
 // Cost: the token strings live in a byte trie (about one node per byte of the vocabulary,
-// 16 bytes each). allowed() walks it depth-first, copying the grammar state (~24 bytes for
-// JsonGrammar, ~120 for JsonSchemaGrammar) once per
-// trie edge it tries and pruning a subtree at the first refused byte, so a step costs
-// O(edges out of accepted prefixes) plus sorting the result: cheap between structural tokens,
-// close to the whole trie inside a string, where nearly every token is allowed (for a
-// 128k-token vocabulary, about a million nodes: milliseconds on one core). The token strings
+// 20 bytes each). allowed() walks it depth-first, copying the grammar state (~24 bytes for
+// JsonGrammar, ~120 for JsonSchemaGrammar) once per trie edge it tries and pruning a subtree
+// at the first refused byte: cheap between structural tokens. Inside a string the subtrees
+// of plain string content (nearly every token) are added as whole id ranges, and only the
+// paths to tokens holding a quote, a backslash or a control byte are walked. The ids come
+// out of a flag per vocabulary entry, in order, with no sort. The token strings
 // are also kept by id (token_bytes()), to advance a state by the sampled token. Immutable
 // after construction; safe to share between threads.
 class JsonTokenMask {
@@ -50,19 +50,30 @@ class JsonTokenMask {
 
  private:
   // A trie node: the byte on the edge from its parent, its children (contiguous in nodes_,
-  // sorted by byte) and the ids of the tokens whose bytes end here (contiguous in ids_).
+  // sorted by byte) and its tokens in ids_ (sorted by bytes, so the tokens below a node are
+  // contiguous): [first_id, first_id + id_count) end here, [first_id + id_count,
+  // subtree_end) below.
   struct Node {
     uint32_t first_child = 0;
     uint32_t first_id = 0;
     uint32_t id_count = 0;
+    uint32_t subtree_end = 0;
     uint16_t child_count = 0;  // at most 256
     uint8_t byte = 0;
+    // Every byte string from this node down, read from a character boundary, is plain string
+    // content (json_bytes: well-formed UTF-8 prefixes, no control bytes, '"' or '\'): from a
+    // grammar state in_plain_string() here, every token below is allowed.
+    bool plain_below = false;
   };
   void build();
+  void mark_plain_subtrees();
+  // flags[id] = 1 for the tokens allowed from `state`, 0 for the rest.
+  template <class Grammar>
+  std::vector<uint8_t> allowed_flags(const Grammar& state) const;
 
   std::vector<std::string> token_bytes_;  // by id
   std::vector<Node> nodes_;       // nodes_[0] is the root (the empty string)
-  std::vector<int32_t> ids_;      // token ids by node
+  std::vector<int32_t> ids_;      // token ids sorted by their bytes (node ranges: Node)
   std::vector<int32_t> eos_ids_;  // sorted, distinct
   int32_t vocab_size_ = 0;
 };
