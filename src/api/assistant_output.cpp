@@ -22,14 +22,27 @@ AssistantOutputParser::AssistantOutputParser(const AssistantOutputOptions& optio
   if (options.split_reasoning) reasoning_.emplace(options.starts_in_reasoning);
   if (options.tool_call_format) tool_calls_ = text::make_tool_call_parser(*options.tool_call_format, options.tools);
   first_tool_call_only_ = options.first_tool_call_only;
+  forced_call_name_ = options.forced_tool_call_name;
+}
+
+AssistantDelta AssistantOutputParser::forced_call_arguments(std::string_view text) {
+  AssistantDelta delta;
+  if (text.empty() && forced_call_started_) return delta;
+  text::ToolCallDelta call{.index = 0, .id = {}, .name = {}, .arguments = std::string(text)};
+  if (!forced_call_started_) call.name = *forced_call_name_;  // the id is the formatter's to give
+  forced_call_started_ = true;
+  delta.tool_calls.push_back(std::move(call));
+  return delta;
 }
 
 AssistantDelta AssistantOutputParser::append(std::string_view text) {
+  if (forced_call_name_) return text.empty() ? AssistantDelta{} : forced_call_arguments(text);
   if (!reasoning_) return route({.reasoning = {}, .content = std::string(text)}, false);
   return route(reasoning_->append(text), false);
 }
 
 AssistantDelta AssistantOutputParser::finish() {
+  if (forced_call_name_) return forced_call_arguments({});  // an empty answer still names the call
   return route(reasoning_ ? reasoning_->finish() : ReasoningDelta{}, true);
 }
 

@@ -1,7 +1,8 @@
 // AssistantOutputParser: splits one generated answer, as it streams, into what the chat
 // APIs report separately: reasoning ("<think>…</think>"), plain content, and tool calls in
 // the model family's format. One instance per sequence; the OpenAI and Anthropic
-// formatters both use it, so both APIs read a model's output the same way.
+// formatters both use it, so both APIs read a model's output the same way. Under a forced
+// call (tool_choice naming a function) the whole answer is that call's arguments.
 #pragma once
 
 #include <memory>
@@ -26,6 +27,10 @@ struct AssistantOutputOptions {
   std::optional<text::ToolCallFormat> tool_call_format;
   nlohmann::json tools;  // the request's tools (OpenAI shape), for argument types
   bool first_tool_call_only = false;  // OpenAI's parallel_tool_calls: false
+  // Set when tool_choice names a function: the answer (decoded under its parameters schema) is
+  // all the arguments of tool call 0 of that name; nothing is split off or parsed (the other
+  // fields are then left at their defaults).
+  std::optional<std::string> forced_tool_call_name = std::nullopt;
 };
 
 struct AssistantDelta {
@@ -52,17 +57,22 @@ class AssistantOutputParser {
   AssistantDelta append(std::string_view text);
   // The end of the answer: releases whatever was held back.
   AssistantDelta finish();
-  // Whether the answer has called a tool so far (finish_reason "tool_calls" / stop_reason "tool_use").
+  // Whether the model chose to call a tool so far (finish_reason "tool_calls" / stop_reason
+  // "tool_use"). A forced call does not count: OpenAI finishes it with "stop".
   bool called_tools() const { return called_tools_; }
 
  private:
   // Passes the answer part of a reasoning split on to the tool-call parser, if any.
   AssistantDelta route(ReasoningDelta split, bool last);
+  // The forced call's next arguments; its first delta (made at the latest by finish()) names it.
+  AssistantDelta forced_call_arguments(std::string_view text);
 
   std::optional<ReasoningSplitter> reasoning_;      // set when reasoning is split off
   std::unique_ptr<text::ToolCallParser> tool_calls_;  // set when tools may be called
   bool first_tool_call_only_ = false;
   bool called_tools_ = false;
+  std::optional<std::string> forced_call_name_;  // set under a forced call
+  bool forced_call_started_ = false;
 };
 
 }  // namespace rackserve::api

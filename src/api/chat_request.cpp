@@ -66,8 +66,21 @@ void check_tool(const nlohmann::ordered_json& tool, size_t index) {
   function_fields.object("parameters");  // validates the type when present
 }
 
-// "none" | "auto" | "required" | {"type": "function", "function": {"name": …}}.
-ToolChoice read_tool_choice(const JsonFields& fields, bool has_tools) {
+// The function a tool_choice object names: {"type": "function", "function": {"name": …}}.
+std::string read_named_function(const nlohmann::ordered_json& choice) {
+  JsonFields fields(choice, "tool_choice.");
+  if (fields.string("type").value_or("function") != "function")
+    throw bad_request("tool_choice.type", "'tool_choice.type' must be \"function\"");
+  auto function = fields.object("function");
+  if (!function) throw bad_request("tool_choice.function", "'tool_choice.function' is required");
+  auto name = JsonFields(*function, "tool_choice.function.").string("name");
+  if (!name || name->empty()) throw bad_request("tool_choice.function.name", "'tool_choice.function.name' is required");
+  return *name;
+}
+
+// "none" | "auto" | "required" | {"type": "function", "function": {"name": …}}; sets
+// `function_out` for the last.
+ToolChoice read_tool_choice(const JsonFields& fields, bool has_tools, std::string& function_out) {
   const nlohmann::ordered_json* choice = fields.find("tool_choice");
   if (choice == nullptr || choice->is_null()) return has_tools ? ToolChoice::Auto : ToolChoice::None;
   if (choice->is_string()) {
@@ -76,15 +89,40 @@ ToolChoice read_tool_choice(const JsonFields& fields, bool has_tools) {
     if (value == "auto") return has_tools ? ToolChoice::Auto : ToolChoice::None;
     if (value == "required") {
       if (!has_tools) throw bad_request("tool_choice", "'tool_choice' is \"required\" but no 'tools' were given");
-      throw unsupported("tool_choice", "'tool_choice': \"required\" (it needs constrained decoding; use \"auto\")");
+      throw unsupported("tool_choice",
+                        "'tool_choice': \"required\" (a call of any of the tools needs the constrained decoder to tell "
+                        "alternatives apart after their first byte, which it cannot do yet; use \"auto\" or name a "
+                        "function)");
     }
     throw bad_request("tool_choice", "'tool_choice' must be \"none\", \"auto\", \"required\" or a function, got \"{}\"", value);
   }
   if (choice->is_object()) {
+    function_out = read_named_function(*choice);
     if (!has_tools) throw bad_request("tool_choice", "'tool_choice' names a function but no 'tools' were given");
-    throw unsupported("tool_choice", "'tool_choice' naming a function (it needs constrained decoding; use \"auto\")");
+    return ToolChoice::Function;
   }
   throw bad_request("tool_choice", "'tool_choice' must be a string or an object, got {}", json_type_name(*choice));
+}
+
+// The compiled "parameters" of the tool named `name` (checked by check_tool); 400 when no
+// tool has that name or its parameters are outside the supported schema subset.
+std::shared_ptr<const JsonSchema> compile_tool_parameters(const nlohmann::ordered_json& tools, const std::string& name) {
+  for (size_t i = 0; i < tools.size(); ++i) {
+    const nlohmann::ordered_json& function = tools[i]["function"];
+    if (function["name"] != name) continue;
+    const std::string where = fmt::format("tools[{}].function.parameters", i);
+    nlohmann::ordered_json parameters = function.value("parameters", nlohmann::ordered_json());
+    // No parameters, or {} (what some clients send for a function without arguments): an
+    // empty object.
+    if (parameters.is_null() || (parameters.is_object() && parameters.empty()))
+      parameters = {{"type", "object"}, {"properties", nlohmann::ordered_json::object()}};
+    try {
+      return compile_json_schema(parameters);
+    } catch (const JsonSchemaError& error) {
+      throw bad_request(where, "'{}' of the function 'tool_choice' names: {}", where, error.what());
+    }
+  }
+  throw bad_request("tool_choice", "'tool_choice' names function \"{}\", which is not in 'tools'", name);
 }
 
 // response_format: {"type": "text" | "json_object"} or {"type": "json_schema", "json_schema":
@@ -135,7 +173,7 @@ ChatRequest parse_chat_request(const nlohmann::ordered_json& body, const FieldLi
     for (size_t i = 0; i < tools->size(); ++i) check_tool(tools->at(i), i);
     if (!tools->empty()) request.tools = *tools;
   }
-  request.tool_choice = read_tool_choice(fields, !request.tools.is_null());
+  request.tool_choice = read_tool_choice(fields, !request.tools.is_null(), request.tool_choice_function);
   if (request.tool_choice == ToolChoice::None) request.tools = nullptr;
   request.parallel_tool_calls = fields.boolean("parallel_tool_calls").value_or(true);
   if (auto kwargs = fields.object("chat_template_kwargs")) {
@@ -149,6 +187,11 @@ ChatRequest parse_chat_request(const nlohmann::ordered_json& body, const FieldLi
     throw bad_request("continue_final_message", "'continue_final_message' and 'add_generation_prompt' exclude each other");
   if (request.continue_final_message) request.add_generation_prompt = false;
   request.response_format = read_response_format(fields, request.json_schema);
+  if (request.tool_choice == ToolChoice::Function) {
+    if (request.response_format != ResponseFormat::Text)
+      throw bad_request("response_format", "'response_format' must be \"text\" when 'tool_choice' names a function");
+    request.json_schema = compile_tool_parameters(request.tools, request.tool_choice_function);
+  }
   request.stream = read_stream_options(fields);
   request.sampling = read_sampling_params(fields, Endpoint::Chat, limits);
   return request;

@@ -21,6 +21,9 @@ namespace rackserve::api {
 enum class ToolChoice {
   None,  // "none": answer in text; the tools are not shown to the model
   Auto,  // "auto" (the default when tools are given): the answer may call tools
+  // {"type": "function", "function": {"name": …}}: the answer is one call of that function,
+  // its arguments decoded under the function's parameters (ChatRequest::json_schema).
+  Function,
 };
 
 // What the answer must be (response_format.type).
@@ -35,21 +38,26 @@ struct ChatRequest {
   nlohmann::ordered_json messages;   // array of normalized message objects, non-empty
   nlohmann::ordered_json tools;      // null or the client's array, passed to the template
   ToolChoice tool_choice = ToolChoice::None;  // Auto when tools are given, unless the client said "none"
+  std::string tool_choice_function;          // the function tool_choice names (ToolChoice::Function), one of `tools`
   bool parallel_tool_calls = true;            // false: only the answer's first call is returned
   nlohmann::ordered_json chat_template_kwargs = nlohmann::ordered_json::object();  // extra template variables, at most 64
   bool add_generation_prompt = true;
   bool continue_final_message = false;  // render the last (assistant) message open-ended
   ResponseFormat response_format = ResponseFormat::Text;
-  std::shared_ptr<const JsonSchema> json_schema;  // set exactly when response_format is JsonSchema
+  // Set exactly when response_format is JsonSchema (its schema) or tool_choice is Function (the
+  // function's "parameters"; {"type": "object", "properties": {}} when it has none).
+  std::shared_ptr<const JsonSchema> json_schema;
   StreamOptions stream;
   SamplingParams sampling;
 };
 
-// Throws a 400/422 ApiError naming the field at fault. response_format "json_schema" is
-// compiled here (json_schema_compile.h): a schema outside the supported subset answers 400
-// naming the keyword. "tool_choice": "required" and a named function would need the tool-call
-// markup of each model family constrained too, which is not implemented: they answer 422 (as
-// do response_format types this server does not know).
+// Throws a 400/422 ApiError naming the field at fault. response_format "json_schema" and the
+// parameters of the function a tool_choice names are compiled here (json_schema_compile.h): a
+// schema outside the supported subset answers 400 naming the keyword. A named function must be
+// one of `tools` and excludes a response_format other than "text" (400). "tool_choice":
+// "required" answers 422: one call of any tool needs a grammar whose alternatives (the tools'
+// argument objects) are told apart after their first byte, which the decoder cannot do yet.
+// response_format types this server does not know answer 422 too.
 ChatRequest parse_chat_request(const nlohmann::ordered_json& body, const FieldLimits& limits);
 
 }  // namespace rackserve::api

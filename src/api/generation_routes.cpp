@@ -25,16 +25,20 @@ void handle_chat(const ApiContext& context, const httplib::Request& http_request
                             .include_usage = chat.stream.include_usage,
                             .return_token_ids = chat.stream.return_token_ids,
                             .output = assistant_output_options(context.model, prompt, chat.tools)};
-  if (chat.response_format != ResponseFormat::Text) {
+  const bool forced_call = chat.tool_choice == ToolChoice::Function;
+  if (forced_call || chat.response_format != ResponseFormat::Text) {
+    const char* field = forced_call ? "tool_choice" : "response_format";
     if (!context.model.json_mask)
-      throw unsupported("response_format",
-                        "'response_format' \"json_object\" or \"json_schema\" with this model's tokenizer (its tokens "
-                        "have no fixed bytes)");
+      throw unsupported(field, fmt::format("'{}' {} with this model's tokenizer (its tokens have no fixed bytes)", field,
+                                           forced_call ? "naming a function" : "\"json_object\" or \"json_schema\""));
     request.json_mask = context.model.json_mask;
     request.json_schema = chat.json_schema;  // null for json_object
     // The constrained answer is the JSON document from its first byte: no reasoning or
     // tool-call markup to split off (the grammar leaves the model no way to write them).
+    // Under a named tool_choice the document is the call's arguments (as vLLM does it, not
+    // through the family's markup).
     options.output = AssistantOutputOptions{};
+    if (forced_call) options.output.forced_tool_call_name = chat.tool_choice_function;
   }
   options.output.first_tool_call_only = !chat.parallel_tool_calls;
   keep_tool_call_markup(context.model, options.output, request.params);

@@ -1,6 +1,6 @@
 // The official OpenAI Node SDK against rackserve serve: chat and completions, streamed and
 // not, usage, seeds, stop strings, logprobs, n, typed errors, reasoning_content, tools,
-// response_format json_object; greedy output equals `rackserve generate` token for token.
+// response_format json_object and json_schema, tool_choice naming a function; greedy output equals `rackserve generate` token for token.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import OpenAI from 'openai';
@@ -177,7 +177,7 @@ test('typed errors: unknown model, bad n, context overflow, wrong key', async ()
   await assert.rejects(openai.chat.completions.create({ model: MODEL, messages: [] }), OpenAI.BadRequestError);
 });
 
-test('tools: offered tools are accepted; tool_choice required and named answer 422', async () => {
+test('tools: offered tools are accepted; tool_choice required answers 422', async () => {
   const tools = [{
     type: 'function',
     function: { name: 'get_weather', description: 'Weather of a city', parameters: { type: 'object', properties: { city: { type: 'string' } } } },
@@ -191,11 +191,87 @@ test('tools: offered tools are accepted; tool_choice required and named answer 4
     assert.equal(error.param, 'tool_choice');
     return true;
   });
-  await assert.rejects(openai.chat.completions.create({
-    model: MODEL, messages, tools, tool_choice: { type: 'function', function: { name: 'get_weather' } },
-  }), OpenAI.UnprocessableEntityError);
   await assert.rejects(openai.chat.completions.create({ model: MODEL, messages, tools: [{ type: 'function', function: {} }] }),
     OpenAI.BadRequestError);
+});
+
+// tool_choice naming a function: the answer is decoded under its parameters and comes back as
+// one call of it (not through the model family's markup, which the tiny model has none of).
+// The one boolean property bounds the document (as in the json_schema test), so it stops.
+test('tool_choice naming a function: one call whose arguments follow its parameters', async () => {
+  const tools = [
+    { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: {} } } },
+    {
+      type: 'function',
+      function: {
+        name: 'get_weather',
+        parameters: { type: 'object', properties: { sunny: { type: 'boolean' } }, required: ['sunny'], additionalProperties: false },
+      },
+    },
+  ];
+  const request = { model: MODEL, messages, tools, tool_choice: { type: 'function', function: { name: 'get_weather' } } };
+  const assertArguments = (text, finishReason) => {
+    assert.equal(finishReason, 'stop', text);
+    assert.deepEqual(Object.keys(JSON.parse(text)), ['sunny']);
+    assert.equal(typeof JSON.parse(text).sunny, 'boolean');
+  };
+  for (const sampling of [{ temperature: 0 }, { temperature: 1.0, seed: 7, n: 2 }]) {
+    const completion = await openai.chat.completions.create({ ...request, ...sampling });
+    for (const choice of completion.choices) {
+      assert.equal(choice.message.content, null);
+      assert.equal(choice.message.tool_calls.length, 1);
+      const call = choice.message.tool_calls[0];
+      assert.match(call.id, /^call_/);
+      assert.equal(call.type, 'function');
+      assert.equal(call.function.name, 'get_weather');
+      assertArguments(call.function.arguments, choice.finish_reason);
+    }
+  }
+  // Streamed: the deltas of call 0 accumulate to the same call.
+  const whole = await openai.chat.completions.create({ ...request, temperature: 0 });
+  const call = { id: null, name: null, arguments: '' };
+  let finishReason = null;
+  for await (const chunk of await openai.chat.completions.create({ ...request, temperature: 0, stream: true })) {
+    const choice = chunk.choices[0];
+    finishReason = choice?.finish_reason ?? finishReason;
+    assert.ok(!choice?.delta?.content, 'no content beside the forced call');
+    for (const delta of choice?.delta?.tool_calls ?? []) {
+      assert.equal(delta.index, 0);
+      if (delta.id) {
+        assert.equal(call.id, null, 'only the first delta carries the id');
+        call.id = delta.id;
+        call.name = delta.function.name;
+      }
+      call.arguments += delta.function?.arguments ?? '';
+    }
+  }
+  assert.match(call.id, /^call_/);
+  assert.equal(call.name, 'get_weather');
+  assert.equal(call.arguments, whole.choices[0].message.tool_calls[0].function.arguments);
+  assertArguments(call.arguments, finishReason);
+  // A function without parameters is called with an (empty) object.
+  const time = await openai.chat.completions.create({
+    ...request, tool_choice: { type: 'function', function: { name: 'get_time' } }, temperature: 0,
+  });
+  assert.equal(time.choices[0].message.tool_calls[0].function.name, 'get_time');
+  assert.deepEqual(JSON.parse(time.choices[0].message.tool_calls[0].function.arguments), {});
+
+  await assert.rejects(openai.chat.completions.create({
+    ...request, tool_choice: { type: 'function', function: { name: 'get_news' } },
+  }), (error) => {
+    assert.ok(error instanceof OpenAI.BadRequestError);
+    assert.equal(error.param, 'tool_choice');
+    return true;
+  });
+  await assert.rejects(openai.chat.completions.create({
+    ...request,
+    tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', not: {} } } }],
+  }), (error) => {
+    assert.ok(error instanceof OpenAI.BadRequestError);
+    assert.equal(error.param, 'tools[0].function.parameters');
+    assert.match(error.message, /'not'/);
+    return true;
+  });
 });
 
 // Checks one json_object answer: a whole JSON object when the model stopped, else (cut by

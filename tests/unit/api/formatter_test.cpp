@@ -207,6 +207,88 @@ TEST(ChatFormatter, ACallCutByMaxTokensFinishesWithLength) {
   EXPECT_EQ(choice["message"]["tool_calls"][0]["function"]["name"], "get_weather");
 }
 
+// tool_choice naming a function: the constrained answer is that call's arguments, no markup.
+ChatFormatOptions forced_call(const std::string& name) {
+  ChatFormatOptions options{.n = 1};
+  options.output.forced_tool_call_name = name;
+  return options;
+}
+const std::string kForcedArguments = R"({"city": "Paris", "days": 3})";
+
+TEST(ChatFormatter, ForcedToolCallIsTheWholeMessage) {
+  ChatFormatter formatter(kHeader, forced_call("get_weather"), token_text);
+  RequestOutput merged;
+  merged.sequences.push_back(delta(0, kForcedArguments, {1, 2}));
+  merged.sequences[0].finish_reason = FinishReason::Stop;
+  nlohmann::json choice = formatter.full_response(merged)["choices"][0];
+  const nlohmann::json& message = choice["message"];
+  EXPECT_TRUE(message["content"].is_null());
+  EXPECT_FALSE(message.contains("reasoning_content"));
+  ASSERT_EQ(message["tool_calls"].size(), 1u);
+  const nlohmann::json& call = message["tool_calls"][0];
+  EXPECT_EQ(call["id"].get<std::string>().rfind("call_", 0), 0u) << call;
+  EXPECT_EQ(call["type"], "function");
+  EXPECT_EQ(call["function"]["name"], "get_weather");
+  EXPECT_EQ(call["function"]["arguments"], kForcedArguments) << "the generated text, unchanged";
+  EXPECT_EQ(choice["finish_reason"], "stop") << "OpenAI finishes a forced call with stop, not tool_calls";
+}
+
+TEST(ChatFormatter, ForcedToolCallStreamsAsOneCallsDeltas) {
+  ChatFormatter formatter(kHeader, forced_call("get_weather"), token_text);
+  std::string sse = formatter.stream_start();
+  // Markup of a model family stays arguments text: nothing is parsed under a forced call.
+  const std::string answer = kForcedArguments + "<think>";
+  for (size_t at = 0; at < answer.size(); at += 4) {
+    RequestOutput output;
+    output.sequences.push_back(delta(0, answer.substr(at, 4), {1}));
+    if (at + 4 >= answer.size()) {
+      output.sequences[0].finish_reason = FinishReason::Length;
+      output.finished = true;
+    }
+    sse += formatter.stream_output(output);
+  }
+  bool done = false;
+  auto events = parse_events(sse, done);
+  EXPECT_TRUE(done);
+  std::string arguments;
+  std::string content;
+  size_t call_deltas = 0;
+  nlohmann::json finish_reason;
+  for (const auto& event : events) {
+    const auto& choice = event["choices"][0];
+    if (!choice["finish_reason"].is_null()) finish_reason = choice["finish_reason"];
+    const auto& d = choice["delta"];
+    if (d.contains("content")) content += d["content"].get<std::string>();
+    if (!d.contains("tool_calls")) continue;
+    ASSERT_EQ(d["tool_calls"].size(), 1u);
+    const auto& call = d["tool_calls"][0];
+    EXPECT_EQ(call["index"], 0);
+    if (call_deltas++ == 0) {
+      EXPECT_EQ(call["id"].get<std::string>().rfind("call_", 0), 0u) << call;
+      EXPECT_EQ(call["type"], "function");
+      EXPECT_EQ(call["function"]["name"], "get_weather");
+    } else {
+      EXPECT_FALSE(call.contains("id") || call.contains("type") || call["function"].contains("name")) << call;
+    }
+    arguments += call["function"]["arguments"].get<std::string>();
+  }
+  EXPECT_GT(call_deltas, 1u) << "the arguments stream as they are generated";
+  EXPECT_EQ(arguments, answer);
+  EXPECT_EQ(content, "") << "only the role chunk's empty content";
+  EXPECT_EQ(finish_reason, "length");
+}
+
+TEST(ChatFormatter, ForcedToolCallOfAnEmptyAnswerIsStillNamed) {
+  ChatFormatter formatter(kHeader, forced_call("ping"), token_text);
+  RequestOutput merged;
+  merged.sequences.push_back(delta(0, "", {}));
+  merged.sequences[0].finish_reason = FinishReason::Length;
+  nlohmann::json message = formatter.full_response(merged)["choices"][0]["message"];
+  ASSERT_EQ(message["tool_calls"].size(), 1u);
+  EXPECT_EQ(message["tool_calls"][0]["function"]["name"], "ping");
+  EXPECT_EQ(message["tool_calls"][0]["function"]["arguments"], "");
+}
+
 TEST(ChatFormatter, EngineErrorBecomesAnErrorEventBeforeDone) {
   ChatFormatter formatter(kHeader, {.n = 1}, token_text);
   RequestOutput output;
