@@ -25,29 +25,32 @@ AssistantOutputParser::AssistantOutputParser(const AssistantOutputOptions& optio
   forced_call_name_ = options.forced_tool_call_name;
 }
 
-AssistantDelta AssistantOutputParser::forced_call_arguments(std::string_view text) {
-  AssistantDelta delta;
-  if (text.empty() && forced_call_started_) return delta;
+std::vector<text::ToolCallDelta> AssistantOutputParser::forced_call_arguments(std::string_view text) {
+  if (text.empty() && forced_call_started_) return {};
   text::ToolCallDelta call{.index = 0, .id = {}, .name = {}, .arguments = std::string(text)};
   if (!forced_call_started_) call.name = *forced_call_name_;  // the id is the formatter's to give
   forced_call_started_ = true;
-  delta.tool_calls.push_back(std::move(call));
-  return delta;
+  std::vector<text::ToolCallDelta> calls;
+  calls.push_back(std::move(call));
+  return calls;
 }
 
 AssistantDelta AssistantOutputParser::append(std::string_view text) {
-  if (forced_call_name_) return text.empty() ? AssistantDelta{} : forced_call_arguments(text);
   if (!reasoning_) return route({.reasoning = {}, .content = std::string(text)}, false);
   return route(reasoning_->append(text), false);
 }
 
 AssistantDelta AssistantOutputParser::finish() {
-  if (forced_call_name_) return forced_call_arguments({});  // an empty answer still names the call
   return route(reasoning_ ? reasoning_->finish() : ReasoningDelta{}, true);
 }
 
 AssistantDelta AssistantOutputParser::route(ReasoningDelta split, bool last) {
   AssistantDelta delta{.reasoning = std::move(split.reasoning), .content = {}, .tool_calls = {}};
+  if (forced_call_name_) {
+    // An empty answer still names the call, at the latest in finish().
+    if (!split.content.empty() || last) delta.tool_calls = forced_call_arguments(split.content);
+    return delta;
+  }
   if (!tool_calls_) {
     delta.content = std::move(split.content);
     return delta;

@@ -2,7 +2,8 @@
 // APIs report separately: reasoning ("<think>…</think>"), plain content, and tool calls in
 // the model family's format. One instance per sequence; the OpenAI and Anthropic
 // formatters both use it, so both APIs read a model's output the same way. Under a forced
-// call (tool_choice naming a function) the whole answer is that call's arguments.
+// call (tool_choice naming a function) the whole answer, after the reasoning where that is
+// split off, is that call's arguments.
 #pragma once
 
 #include <memory>
@@ -28,8 +29,8 @@ struct AssistantOutputOptions {
   nlohmann::json tools;  // the request's tools (OpenAI shape), for argument types
   bool first_tool_call_only = false;  // OpenAI's parallel_tool_calls: false
   // Set when tool_choice names a function: the answer (decoded under its parameters schema) is
-  // all the arguments of tool call 0 of that name; nothing is split off or parsed (the other
-  // fields are then left at their defaults).
+  // all the arguments of tool call 0 of that name. Only reasoning may be split off first (a
+  // model that thinks before its constrained answer); tool_call_format is then left unset.
   std::optional<std::string> forced_tool_call_name = std::nullopt;
 };
 
@@ -62,10 +63,12 @@ class AssistantOutputParser {
   bool called_tools() const { return called_tools_; }
 
  private:
-  // Passes the answer part of a reasoning split on to the tool-call parser, if any.
+  // Passes the answer part of a reasoning split on to the forced call or the tool-call
+  // parser, if any.
   AssistantDelta route(ReasoningDelta split, bool last);
-  // The forced call's next arguments; its first delta (made at the latest by finish()) names it.
-  AssistantDelta forced_call_arguments(std::string_view text);
+  // The forced call's next arguments (none for empty `text` once started); its first delta
+  // (made at the latest by finish()) names it.
+  std::vector<text::ToolCallDelta> forced_call_arguments(std::string_view text);
 
   std::optional<ReasoningSplitter> reasoning_;      // set when reasoning is split off
   std::unique_ptr<text::ToolCallParser> tool_calls_;  // set when tools may be called

@@ -1,5 +1,7 @@
 #include "api/generation_routes.h"
 
+#include <algorithm>
+
 #include "api/api_error.h"
 #include "api/chat_formatter.h"
 #include "api/chat_request.h"
@@ -33,11 +35,21 @@ void handle_chat(const ApiContext& context, const httplib::Request& http_request
                                            forced_call ? "naming a function" : "\"json_object\" or \"json_schema\""));
     request.json_mask = context.model.json_mask;
     request.json_schema = chat.json_schema;  // null for json_object
-    // The constrained answer is the JSON document from its first byte: no reasoning or
-    // tool-call markup to split off (the grammar leaves the model no way to write them).
-    // Under a named tool_choice the document is the call's arguments (as vLLM does it, not
-    // through the family's markup).
+    // The constrained answer is the JSON document: no tool-call markup to split off (the
+    // grammar leaves the model no way to write it). Under a named tool_choice the document is
+    // the call's arguments (as vLLM does it, not through the family's markup). A model whose
+    // prompt opened <think> thinks first, unconstrained, where "</think>" is one token: the
+    // document starts after it, and the reasoning split stays on. Elsewhere the document
+    // starts at the first generated token, and there is no reasoning to split off.
+    const std::optional<int32_t> reasoning_end = context.model.reasoning_end_token;
+    const bool thinks_first = options.output.starts_in_reasoning && reasoning_end &&
+                              !std::ranges::count(request.params.stop_token_ids, *reasoning_end);
     options.output = AssistantOutputOptions{};
+    if (thinks_first) {
+      request.constrain_after_token = reasoning_end;
+      options.output.split_reasoning = true;
+      options.output.starts_in_reasoning = true;
+    }
     if (forced_call) options.output.forced_tool_call_name = chat.tool_choice_function;
   }
   options.output.first_tool_call_only = !chat.parallel_tool_calls;

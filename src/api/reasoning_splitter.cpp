@@ -1,6 +1,7 @@
 #include "api/reasoning_splitter.h"
 
 #include <algorithm>
+#include <span>
 
 namespace rackserve::api {
 namespace {
@@ -61,6 +62,13 @@ bool prompt_opens_reasoning(std::string_view prompt) {
   if (close != std::string_view::npos && close > open) return false;
   std::string_view after = prompt.substr(open + kOpen.size());
   return after.find_first_not_of(" \t\r\n") == std::string_view::npos;
+}
+
+std::optional<int32_t> reasoning_end_token(const text::Tokenizer& tokenizer, int32_t vocab_size) {
+  const std::optional<text::TokenId> id = tokenizer.token_to_id(kClose);
+  if (!id || *id >= static_cast<text::TokenId>(vocab_size)) return std::nullopt;
+  if (tokenizer.decode(std::span(&*id, 1), /*skip_special_tokens=*/true) != kClose) return std::nullopt;
+  return static_cast<int32_t>(*id);
 }
 
 }  // namespace rackserve::api

@@ -8,8 +8,12 @@
 // construct with `starts_in_reasoning` for them (see prompt_opens_reasoning()).
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+
+#include "text/tokenizer.h"
 
 namespace rackserve::api {
 
@@ -35,5 +39,10 @@ class ReasoningSplitter {
 // True when the rendered prompt ends inside an unclosed "<think>" (ignoring trailing
 // whitespace), i.e. the generation starts with reasoning text.
 bool prompt_opens_reasoning(std::string_view prompt);
+
+// The id of the one token whose text is "</think>" (not skipped as special, below
+// `vocab_size`), where the vocabulary has one: a constrained answer starts after it
+// (Request::constrain_after_token). nullopt: the tag takes several tokens or none.
+std::optional<int32_t> reasoning_end_token(const text::Tokenizer& tokenizer, int32_t vocab_size);
 
 }  // namespace rackserve::api

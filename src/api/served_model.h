@@ -51,6 +51,10 @@ struct ServedModel {
   // (json_object_mask.h); null: the tokenizer gives tokens no fixed bytes, and such
   // requests answer 422.
   std::shared_ptr<const JsonTokenMask> json_mask;
+  // The "</think>" token (reasoning_end_token()), set with json_mask and split_reasoning: a
+  // constrained request whose prompt opened <think> thinks freely and is constrained after
+  // it. Unset: such requests are constrained from their first token (no thinking).
+  std::optional<int32_t> reasoning_end_token;
 };
 
 }  // namespace rackserve::api

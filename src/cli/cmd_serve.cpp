@@ -15,6 +15,7 @@
 
 #include "api/http_server.h"
 #include "api/json_object_mask.h"
+#include "api/reasoning_splitter.h"
 #include "api/stats_reporter.h"
 #include "api/template_renderer.h"
 #include "api/tokenizer_detokenizer.h"
@@ -310,6 +311,12 @@ int run_serve(const Arguments& args) {
                  std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - mask_start).count());
   else
     spdlog::info("response_format json_object: off (the tokenizer's decoder is not byte-level)");
+  if (served.json_mask && served.split_reasoning) {
+    served.reasoning_end_token = api::reasoning_end_token(*tokenizer, served.vocab_size);
+    spdlog::info("constrained decoding after reasoning: {}",
+                 served.reasoning_end_token ? fmt::format("from the \"</think>\" token ({})", *served.reasoning_end_token)
+                                            : std::string("off (\"</think>\" is not one token; no thinking then)"));
+  }
 
   sigset_t signals;
   api::HttpServer server(config, engine, served);

@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "engine/deferred_constraint.h"
 #include "engine/grammar_constraint.h"
 #include "engine/request_checks.h"
 #include "engine/sampling_row.h"
@@ -89,6 +90,10 @@ class Engine::Impl {
       result.message = std::move(problem);
       return result;
     }
+    if (request.constrain_after_token && std::ranges::count(generation_.eos_token_ids, *request.constrain_after_token)) {
+      result.message = fmt::format("the constraint's start token id {} is an EOS id", *request.constrain_after_token);
+      return result;
+    }
     if (!request.params.seed) request.params.seed = (uint64_t(std::random_device{}()) << 32) | std::random_device{}();
     std::lock_guard lock(inbox_mutex_);
     if (!accepting_) {
@@ -143,8 +148,9 @@ class Engine::Impl {
     uint64_t seed = 0;
     SequenceOutput output;
     PenaltyTally penalties;  // engine thread only; used when the request has penalties on
-    // response_format json_object or json_schema: advanced with every recorded token, so it
-    // always matches output.generated(), preempted or not. Null: unconstrained.
+    // response_format json_object or json_schema (deferred under constrain_after_token):
+    // advanced with every recorded token, so it always matches output.generated(),
+    // preempted or not. Null: unconstrained.
     std::unique_ptr<OutputConstraint> constraint;
   };
   struct RequestState {
@@ -222,11 +228,7 @@ class Engine::Impl {
           SequenceOutput(index, request->params, generation_.eos_token_ids, prompt_length, config_.max_model_len,
                          std::move(detokenizer)),
           PenaltyTally{}, nullptr});
-      if (incoming.request.json_schema)
-        sequence->constraint =
-            std::make_unique<JsonSchemaConstraint>(incoming.request.json_mask, incoming.request.json_schema);
-      else if (incoming.request.json_mask)
-        sequence->constraint = std::make_unique<JsonObjectConstraint>(incoming.request.json_mask);
+      sequence->constraint = make_constraint(incoming.request, request->params);
       // Siblings wait for the first sequence's prefill so they find its pages cached.
       std::optional<SequenceId> leader;
       if (index > 0 && config_.scheduler.enable_prefix_cache) leader = request->sequences.front()->id;
@@ -300,6 +302,21 @@ class Engine::Impl {
         finish_all(*owner->second.request, FinishReason::Error, "every token of the vocabulary is banned");
       }
     }
+  }
+
+  // The constraint of one sequence of `request` (resolved `params`); null when unconstrained.
+  std::unique_ptr<OutputConstraint> make_constraint(const Request& request, const SamplingParams& params) const {
+    std::unique_ptr<OutputConstraint> grammar;
+    if (request.json_schema)
+      grammar = std::make_unique<JsonSchemaConstraint>(request.json_mask, request.json_schema);
+    else if (request.json_mask)
+      grammar = std::make_unique<JsonObjectConstraint>(request.json_mask);
+    if (!grammar || !request.constrain_after_token) return grammar;
+    // Before the start token only what would end the sequence is banned (the document must follow).
+    std::vector<int32_t> ending = generation_.eos_token_ids;
+    ending.insert(ending.end(), params.stop_token_ids.begin(), params.stop_token_ids.end());
+    return std::make_unique<DeferredConstraint>(std::move(grammar), *request.constrain_after_token,
+                                                request.json_mask->vocab_size(), std::move(ending));
   }
 
   // Rows whose banned list covers the whole vocabulary have nothing to sample: they become

@@ -33,6 +33,13 @@ struct Request {
   // "json_schema"}: the same, but every output stays a prefix of a document this compiled
   // schema accepts (json_schema_grammar.h), and EOS is allowed once it is whole.
   std::shared_ptr<const JsonSchema> json_schema;
+  // Set (with json_mask): the constraint above starts only once this token is sampled (a
+  // reasoning model's "</think>": it thinks freely, then answers under the constraint).
+  // Until then the output is unconstrained except that the EOS and stop token ids are
+  // banned, so a sequence that stops on one holds the whole document after the token
+  // (max_tokens or a stop string may still cut it, as without this field). From the token
+  // on, the grammar starts from its initial state. Must be neither an EOS nor a stop id.
+  std::optional<int32_t> constrain_after_token;
 };
 
 enum class FinishReason {

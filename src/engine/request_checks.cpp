@@ -1,5 +1,6 @@
 #include "engine/request_checks.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -65,6 +66,14 @@ std::string check_request(const Request& request, const RequestLimits& limits) {
     return fmt::format("the JSON token mask covers {} tokens but the model has {}", request.json_mask->vocab_size(),
                        limits.vocab_size);
   if (request.json_schema && !request.json_mask) return "a JSON schema constraint needs the JSON token mask";
+  if (const std::optional<int32_t> start = request.constrain_after_token) {
+    if (!request.json_mask) return "a constraint that starts after a token needs the JSON token mask";
+    if (*start < 0 || *start >= limits.vocab_size)
+      return fmt::format("the constraint's start token id {} is outside the vocabulary [0, {})", *start,
+                         limits.vocab_size);
+    if (request.json_mask->is_eos(*start) || std::ranges::count(p.stop_token_ids, *start) > 0)
+      return fmt::format("the constraint's start token id {} is an EOS or stop token id", *start);
+  }
   return {};
 }
 

@@ -306,6 +306,21 @@ test('response_format json_object: the answer is a JSON object (or its start whe
   assertJsonObjectAnswer(streamed, finishReason);
 });
 
+// A prompt that opened <think> (enable_thinking) thinks first, unconstrained: the constraint
+// starts after "</think>" (one token in the test tokenizer), and the thinking is reasoning_content.
+// With thinking off the answer is the JSON from its first token and there is no reasoning.
+test('response_format json_object: thinks first when the prompt opened <think>', async () => {
+  const request = { model: MODEL, messages, response_format: { type: 'json_object' }, max_tokens: 48, temperature: 0 };
+  const thinking = await openai.chat.completions.create({ ...request, chat_template_kwargs: { enable_thinking: true } });
+  const message = thinking.choices[0].message;
+  assert.ok((message.reasoning_content ?? '').length > 0, JSON.stringify(message));
+  if (message.content) assert.ok(/^\s*\{/.test(message.content), message.content);
+  if (thinking.choices[0].finish_reason === 'stop') assert.equal(typeof JSON.parse(message.content), 'object');
+  const plain = await openai.chat.completions.create({ ...request, chat_template_kwargs: { enable_thinking: false } });
+  assert.ok(plain.choices[0].message.reasoning_content == null, JSON.stringify(plain.choices[0].message));
+  assertJsonObjectAnswer(plain.choices[0].message.content, plain.choices[0].finish_reason);
+});
+
 // Every answer is a prefix of a document of the schema; a stopped one parses with the keys and
 // types the schema requires. Whitespace runs are bounded by the grammar (8 bytes), so the
 // one-property schema leaves even the random test model no way but to finish within

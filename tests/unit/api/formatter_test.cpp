@@ -289,6 +289,103 @@ TEST(ChatFormatter, ForcedToolCallOfAnEmptyAnswerIsStillNamed) {
   EXPECT_EQ(message["tool_calls"][0]["function"]["arguments"], "");
 }
 
+// A reasoning model whose prompt opened <think> thinks before its constrained answer (the
+// engine constrains after "</think>"): the thinking is reasoning_content, the document after
+// the tag the content (response_format) or the forced call's arguments (tool_choice).
+ChatFormatOptions thinking_first(std::optional<std::string> forced_name) {
+  ChatFormatOptions options{.n = 1};
+  options.output.split_reasoning = true;
+  options.output.starts_in_reasoning = true;
+  options.output.forced_tool_call_name = std::move(forced_name);
+  return options;
+}
+const std::string kThinking = "The user wants Paris; 3 days.";
+
+struct StreamedAnswer {
+  std::string reasoning, content, arguments, name;
+};
+
+// `answer` streamed 3 bytes an output (tags split across outputs), finished by EOS.
+StreamedAnswer stream_answer(ChatFormatter& formatter, const std::string& answer) {
+  std::string sse = formatter.stream_start();
+  for (size_t at = 0; at < answer.size(); at += 3) {
+    RequestOutput output;
+    output.sequences.push_back(delta(0, answer.substr(at, 3), {1}));
+    if (at + 3 >= answer.size()) {
+      output.sequences[0].finish_reason = FinishReason::Stop;
+      output.finished = true;
+    }
+    sse += formatter.stream_output(output);
+  }
+  bool done = false;
+  StreamedAnswer streamed;
+  for (const auto& event : parse_events(sse, done)) {
+    const auto& d = event["choices"][0]["delta"];
+    if (d.contains("reasoning_content") && d["reasoning_content"].is_string())
+      streamed.reasoning += d["reasoning_content"].get<std::string>();
+    if (d.contains("content") && d["content"].is_string()) streamed.content += d["content"].get<std::string>();
+    if (!d.contains("tool_calls")) continue;
+    const auto& function = d["tool_calls"][0]["function"];
+    if (function.contains("name")) streamed.name += function["name"].get<std::string>();
+    streamed.arguments += function["arguments"].get<std::string>();
+  }
+  EXPECT_TRUE(done);
+  return streamed;
+}
+
+TEST(ChatFormatter, ForcedToolCallAfterReasoningTakesOnlyTheAnswer) {
+  const std::string answer = kThinking + "</think>" + kForcedArguments;
+  ChatFormatter formatter(kHeader, thinking_first("get_weather"), token_text);
+  RequestOutput merged;
+  merged.sequences.push_back(delta(0, answer, {1, 2}));
+  merged.sequences[0].finish_reason = FinishReason::Stop;
+  nlohmann::json choice = formatter.full_response(merged)["choices"][0];
+  const nlohmann::json& message = choice["message"];
+  EXPECT_EQ(message["reasoning_content"], kThinking);
+  EXPECT_TRUE(message["content"].is_null()) << message;
+  ASSERT_EQ(message["tool_calls"].size(), 1u);
+  EXPECT_EQ(message["tool_calls"][0]["function"]["name"], "get_weather");
+  EXPECT_EQ(message["tool_calls"][0]["function"]["arguments"], kForcedArguments);
+  EXPECT_EQ(choice["finish_reason"], "stop");
+
+  ChatFormatter streaming(kHeader, thinking_first("get_weather"), token_text);
+  const StreamedAnswer streamed = stream_answer(streaming, answer);
+  EXPECT_EQ(streamed.reasoning, kThinking);
+  EXPECT_EQ(streamed.content, "");
+  EXPECT_EQ(streamed.name, "get_weather");
+  EXPECT_EQ(streamed.arguments, kForcedArguments);
+}
+
+TEST(ChatFormatter, ForcedToolCallCutInsideTheReasoningIsNamedWithNoArguments) {
+  ChatFormatter formatter(kHeader, thinking_first("get_weather"), token_text);
+  RequestOutput merged;
+  merged.sequences.push_back(delta(0, kThinking + "</thi", {1, 2}));
+  merged.sequences[0].finish_reason = FinishReason::Length;
+  nlohmann::json message = formatter.full_response(merged)["choices"][0]["message"];
+  EXPECT_EQ(message["reasoning_content"], kThinking + "</thi");
+  ASSERT_EQ(message["tool_calls"].size(), 1u);
+  EXPECT_EQ(message["tool_calls"][0]["function"]["name"], "get_weather");
+  EXPECT_EQ(message["tool_calls"][0]["function"]["arguments"], "");
+}
+
+TEST(ChatFormatter, JsonContentAfterReasoning) {
+  const std::string answer = kThinking + "</think>" + kForcedArguments;
+  ChatFormatter formatter(kHeader, thinking_first(std::nullopt), token_text);
+  RequestOutput merged;
+  merged.sequences.push_back(delta(0, answer, {1, 2}));
+  merged.sequences[0].finish_reason = FinishReason::Stop;
+  const nlohmann::json message = formatter.full_response(merged)["choices"][0]["message"];
+  EXPECT_EQ(message["reasoning_content"], kThinking);
+  EXPECT_EQ(message["content"], kForcedArguments);
+  EXPECT_FALSE(message.contains("tool_calls"));
+
+  ChatFormatter streaming(kHeader, thinking_first(std::nullopt), token_text);
+  const StreamedAnswer streamed = stream_answer(streaming, answer);
+  EXPECT_EQ(streamed.reasoning, kThinking);
+  EXPECT_EQ(streamed.content, kForcedArguments);
+  EXPECT_EQ(streamed.arguments, "");
+}
+
 TEST(ChatFormatter, EngineErrorBecomesAnErrorEventBeforeDone) {
   ChatFormatter formatter(kHeader, {.n = 1}, token_text);
   RequestOutput output;

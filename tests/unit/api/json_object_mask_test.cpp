@@ -10,12 +10,14 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "api/json_object_mask.h"
+#include "api/reasoning_splitter.h"
 #include "engine/json_grammar.h"
 #include "engine/json_schema_compile.h"
 #include "engine/json_schema_grammar.h"
@@ -157,6 +159,19 @@ TEST(JsonObjectMask, NoMaskWithoutFixedTokenBytes) {
   EXPECT_FALSE(tokenizer.raw_token_bytes().has_value());
   EXPECT_EQ(make_json_object_mask(tokenizer, static_cast<int32_t>(tokenizer.vocab_size()), std::vector<int32_t>{2}),
             nullptr);
+}
+
+// The token a reasoning model's constrained answer starts after: one whose text is "</think>".
+TEST(ReasoningEndToken, IsTheSingleTokenSpellingTheClosingTag) {
+  const text::Tokenizer glm = text::Tokenizer::from_directory(tokenizer_dir("glm_bytelevel"));
+  const int32_t vocab = static_cast<int32_t>(glm.vocab_size());
+  const std::optional<int32_t> id = reasoning_end_token(glm, vocab);
+  ASSERT_TRUE(id.has_value());
+  EXPECT_EQ(glm.decode(std::vector<text::TokenId>{static_cast<text::TokenId>(*id)}), "</think>");
+  EXPECT_EQ(reasoning_end_token(glm, *id), std::nullopt) << "an id the model does not have";
+  // No "</think>" token: the tag would take several tokens.
+  const text::Tokenizer deepseek = text::Tokenizer::from_directory(tokenizer_dir("deepseek_v3"));
+  EXPECT_EQ(reasoning_end_token(deepseek, static_cast<int32_t>(deepseek.vocab_size())), std::nullopt);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <iostream>
 #include <optional>
 #include <memory>
 #include <string>
@@ -16,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/json_object_mask.h"
+#include "api/reasoning_splitter.h"
 #include "api/tokenizer_detokenizer.h"
 #include "engine/engine.h"
 #include "engine/json_grammar.h"
@@ -244,6 +246,73 @@ TEST_F(EngineJsonObject, JsonSchemaOutputsFollowTheSchema) {
     }
   }
   EXPECT_GE(stopped, 7);
+}
+
+// A reasoning model thinks before its answer: under constrain_after_token (the e2e tokenizer's
+// "</think>") the output is free but for EOS until that token, then a JSON object. A sequence
+// that stopped on EOS went through the token, and its text after "</think>" is the object; one
+// cut by max_tokens has a prefix of one there, if it got that far. Preempted or not, the same
+// tokens (the constraint's phase is kept next to the output).
+TEST_F(EngineJsonObject, ConstraintStartsAfterTheReasoningEndToken) {
+  const std::optional<int32_t> think_end = api::reasoning_end_token(*tokenizer_, vocab_size_);
+  ASSERT_TRUE(think_end.has_value()) << "the e2e tokenizer has \"</think>\" as one token, not special";
+  const int32_t kThinkEnd = *think_end;
+  auto engine = make_engine();
+  int reached = 0, stopped = 0;
+  std::vector<Request> requests;
+  std::vector<std::vector<int32_t>> alone;
+  for (uint64_t seed = 31; seed <= 38; ++seed) {
+    Request request = constrained(seed % fixture_.prompts.size(), seed, 200);
+    request.params.temperature = 1.5f;
+    request.params.n = 4;
+    request.constrain_after_token = kThinkEnd;
+    RequestOutput output = run(*engine, request);
+    ASSERT_TRUE(output.error.empty()) << output.error;
+    requests.push_back(request);
+    for (const SequenceDelta& sequence : output.sequences) {
+      alone.push_back(sequence.token_ids);
+      const auto start = std::find(sequence.token_ids.begin(), sequence.token_ids.end(), kThinkEnd);
+      const bool stopped_on_eos = sequence.finish_reason == FinishReason::Stop;
+      for (auto it = sequence.token_ids.begin(); it != start; ++it)
+        EXPECT_NE(*it, kEos) << "EOS is banned before the reasoning ends";
+      if (start == sequence.token_ids.end()) {
+        EXPECT_FALSE(stopped_on_eos);
+        continue;
+      }
+      ++reached;
+      std::string bytes;
+      for (auto it = start + 1; it != sequence.token_ids.end() && *it != kEos; ++it) bytes += token_bytes_.at(*it);
+      JsonGrammar grammar;
+      EXPECT_TRUE(grammar.accept(bytes)) << "not a prefix of a JSON object after </think>: " << bytes;
+      if (!stopped_on_eos) continue;
+      ++stopped;
+      EXPECT_EQ(sequence.token_ids.back(), kEos);
+      EXPECT_TRUE(grammar.complete()) << bytes;
+      const size_t tag = sequence.text.rfind("</think>");
+      ASSERT_NE(tag, std::string::npos) << sequence.text;
+      EXPECT_EQ(sequence.text.substr(tag + 8), bytes);
+      EXPECT_TRUE(nlohmann::json::parse(bytes).is_object()) << bytes;
+    }
+  }
+  EXPECT_GT(reached, 0) << "no sequence ended its reasoning: the test checked nothing after it";
+  EXPECT_GT(stopped, 0) << "no sequence stopped with a whole object after its reasoning";
+  std::cout << reached << " of " << alone.size() << " sequences ended their reasoning, " << stopped
+            << " then stopped with a whole object\n";
+
+  EngineConfig config;
+  config.scheduler.num_pages = 4;  // 4 pages of 64 tokens for 32 sequences: preemption
+  config.scheduler.max_num_batched_tokens = 40;
+  auto small = make_engine(config);
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (const Request& request : requests) streams.push_back(small->submit(request).stream);
+  size_t next = 0;
+  for (auto& stream : streams) {
+    ASSERT_NE(stream, nullptr);
+    RequestOutput output = stream->wait_all();
+    ASSERT_TRUE(output.error.empty()) << output.error;
+    for (const SequenceDelta& sequence : output.sequences) EXPECT_EQ(sequence.token_ids, alone.at(next++));
+  }
+  EXPECT_GT(small->stats().preemptions, 0);
 }
 
 }  // namespace
