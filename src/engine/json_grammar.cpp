@@ -1,6 +1,7 @@
 #include "engine/json_grammar.h"
 
 #include "engine/json_bytes.h"
+#include "engine/json_scalar_reader.h"
 
 namespace rackserve {
 namespace {
@@ -8,10 +9,7 @@ namespace {
 constexpr std::string_view kLiterals[] = {"true", "false", "null"};
 
 using json_bytes::is_digit;
-using json_bytes::is_hex_digit;
 using json_bytes::is_whitespace;
-using json_bytes::Utf8Lead;
-using json_bytes::utf8_lead;
 
 }  // namespace
 
@@ -127,96 +125,14 @@ bool JsonGrammar::after_value(uint8_t byte) {
 }
 
 bool JsonGrammar::string_byte(uint8_t byte) {
-  switch (mode_) {
-    case Mode::StringEscape:
-      if (byte == 'u') {
-        mode_ = Mode::StringUnicode;
-        pending_ = 4;
-        return true;
-      }
-      mode_ = Mode::String;
-      return byte == '"' || byte == '\\' || byte == '/' || byte == 'b' || byte == 'f' || byte == 'n' || byte == 'r' ||
-             byte == 't';
-    case Mode::StringUnicode:
-      if (!is_hex_digit(byte)) return false;
-      if (--pending_ == 0) mode_ = Mode::String;
-      return true;
-    case Mode::StringUtf8:
-      if (byte < continuation_low_ || byte > continuation_high_) return false;
-      continuation_low_ = 0x80;
-      continuation_high_ = 0xBF;
-      if (--pending_ == 0) mode_ = Mode::String;
-      return true;
-    default:
-      break;
-  }
-  if (byte == '"') {
-    mode_ = in_key_ ? Mode::Colon : Mode::AfterValue;
-    return true;
-  }
-  if (byte == '\\') {
-    mode_ = Mode::StringEscape;
-    return true;
-  }
-  if (byte < 0x20) return false;
-  if (byte < 0x80) return true;
-  const Utf8Lead lead = utf8_lead(byte);
-  if (lead.continuations == 0) return false;
-  mode_ = Mode::StringUtf8;
-  pending_ = lead.continuations;
-  continuation_low_ = lead.low;
-  continuation_high_ = lead.high;
-  return true;
+  const json_scalar::Step step = json_scalar::string_byte(mode_, string_, byte);
+  if (step == json_scalar::Step::Ended) mode_ = in_key_ ? Mode::Colon : Mode::AfterValue;
+  return step != json_scalar::Step::Rejected;
 }
 
 bool JsonGrammar::number_byte(uint8_t byte) {
-  const bool digit = is_digit(byte);
-  const bool exponent_mark = byte == 'e' || byte == 'E';
-  switch (mode_) {
-    case Mode::NumberMinus:
-      if (!digit) return false;
-      mode_ = byte == '0' ? Mode::NumberZero : Mode::NumberInteger;
-      return true;
-    case Mode::NumberInteger:
-      if (digit) return true;
-      [[fallthrough]];
-    case Mode::NumberZero:
-      if (byte == '.') {
-        mode_ = Mode::NumberDot;
-        return true;
-      }
-      if (exponent_mark) {
-        mode_ = Mode::NumberExponentMark;
-        return true;
-      }
-      break;  // the number ends here
-    case Mode::NumberDot:
-      if (!digit) return false;
-      mode_ = Mode::NumberFraction;
-      return true;
-    case Mode::NumberFraction:
-      if (digit) return true;
-      if (exponent_mark) {
-        mode_ = Mode::NumberExponentMark;
-        return true;
-      }
-      break;
-    case Mode::NumberExponentMark:
-      if (byte == '+' || byte == '-') {
-        mode_ = Mode::NumberExponentSign;
-        return true;
-      }
-      [[fallthrough]];
-    case Mode::NumberExponentSign:
-      if (!digit) return false;
-      mode_ = Mode::NumberExponent;
-      return true;
-    case Mode::NumberExponent:
-      if (digit) return true;
-      break;
-    default:
-      return false;
-  }
+  const json_scalar::Step step = json_scalar::number_byte(mode_, /*integer_only=*/false, byte);
+  if (step != json_scalar::Step::Ended) return step == json_scalar::Step::Accepted;
   // A whole number followed by a byte that cannot extend it: that byte follows the value.
   mode_ = Mode::AfterValue;
   return after_value(byte);

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <type_traits>
 
+#include "engine/json_scalar_reader.h"
+
 namespace rackserve {
 
 // The language: the first byte must be '{' (no whitespace before it); after that, JSON as
@@ -58,8 +60,8 @@ class JsonGrammar {
     AfterValue,          // ',' or the closing bracket of the innermost container
     String,              // inside a string (a key when in_key_)
     StringEscape,        // after '\'
-    StringUnicode,       // inside \uXXXX: pending_ hex digits left
-    StringUtf8,          // inside a multi-byte character: pending_ continuation bytes left
+    StringUnicode,       // inside \uXXXX: string_.pending hex digits left
+    StringUtf8,          // inside a multi-byte character: string_.pending continuation bytes left
     NumberMinus,         // "-"
     NumberZero,          // "0" or "-0": no more integer digits
     NumberInteger,       // [1-9][0-9]*
@@ -91,11 +93,8 @@ class JsonGrammar {
   Mode mode_ = Mode::Start;
   bool in_key_ = false;  // the open string is an object key
   uint8_t literal_ = 0;  // which of true/false/null (Mode::Literal)
-  uint8_t pending_ = 0;  // see Mode
-  // The range of the next continuation byte of a UTF-8 character (the first one narrows
-  // after E0, ED, F0 and F4; the others are 80..BF).
-  uint8_t continuation_low_ = 0;
-  uint8_t continuation_high_ = 0;
+  uint8_t pending_ = 0;  // Mode::Literal: the next position in the literal
+  json_scalar::StringState string_;  // the string modes' escape and UTF-8 bookkeeping
 };
 
 static_assert(std::is_trivially_copyable_v<JsonGrammar>);

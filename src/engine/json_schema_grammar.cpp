@@ -3,15 +3,13 @@
 #include <algorithm>
 
 #include "engine/json_bytes.h"
+#include "engine/json_scalar_reader.h"
 
 namespace rackserve {
 namespace {
 
 using json_bytes::is_digit;
-using json_bytes::is_hex_digit;
 using json_bytes::is_whitespace;
-using json_bytes::Utf8Lead;
-using json_bytes::utf8_lead;
 
 bool unbounded(uint32_t max_items) { return max_items >= JsonSchema::kUnboundedItems; }
 
@@ -230,97 +228,14 @@ bool JsonSchemaGrammar::literal_byte(uint8_t byte) {
 }
 
 bool JsonSchemaGrammar::string_byte(uint8_t byte) {
-  switch (mode_) {
-    case Mode::StringEscape:
-      if (byte == 'u') {
-        mode_ = Mode::StringUnicode;
-        pending_ = 4;
-        return true;
-      }
-      mode_ = Mode::String;
-      return byte == '"' || byte == '\\' || byte == '/' || byte == 'b' || byte == 'f' || byte == 'n' || byte == 'r' ||
-             byte == 't';
-    case Mode::StringUnicode:
-      if (!is_hex_digit(byte)) return false;
-      if (--pending_ == 0) mode_ = Mode::String;
-      return true;
-    case Mode::StringUtf8:
-      if (byte < continuation_low_ || byte > continuation_high_) return false;
-      continuation_low_ = 0x80;
-      continuation_high_ = 0xBF;
-      if (--pending_ == 0) mode_ = Mode::String;
-      return true;
-    default:
-      break;
-  }
-  if (byte == '"') {
-    end_value();
-    return true;
-  }
-  if (byte == '\\') {
-    mode_ = Mode::StringEscape;
-    return true;
-  }
-  if (byte < 0x20) return false;
-  if (byte < 0x80) return true;
-  const Utf8Lead lead = utf8_lead(byte);
-  if (lead.continuations == 0) return false;
-  mode_ = Mode::StringUtf8;
-  pending_ = lead.continuations;
-  continuation_low_ = lead.low;
-  continuation_high_ = lead.high;
-  return true;
+  const json_scalar::Step step = json_scalar::string_byte(mode_, string_, byte);
+  if (step == json_scalar::Step::Ended) end_value();
+  return step != json_scalar::Step::Rejected;
 }
 
 bool JsonSchemaGrammar::number_byte(uint8_t byte) {
-  const bool digit = is_digit(byte);
-  const bool exponent_mark = !number_is_integer_ && (byte == 'e' || byte == 'E');
-  const bool dot = !number_is_integer_ && byte == '.';
-  switch (mode_) {
-    case Mode::NumberMinus:
-      if (!digit) return false;
-      mode_ = byte == '0' ? Mode::NumberZero : Mode::NumberInteger;
-      return true;
-    case Mode::NumberInteger:
-      if (digit) return true;
-      [[fallthrough]];
-    case Mode::NumberZero:
-      if (dot) {
-        mode_ = Mode::NumberDot;
-        return true;
-      }
-      if (exponent_mark) {
-        mode_ = Mode::NumberExponentMark;
-        return true;
-      }
-      break;  // the number ends here
-    case Mode::NumberDot:
-      if (!digit) return false;
-      mode_ = Mode::NumberFraction;
-      return true;
-    case Mode::NumberFraction:
-      if (digit) return true;
-      if (exponent_mark) {
-        mode_ = Mode::NumberExponentMark;
-        return true;
-      }
-      break;
-    case Mode::NumberExponentMark:
-      if (byte == '+' || byte == '-') {
-        mode_ = Mode::NumberExponentSign;
-        return true;
-      }
-      [[fallthrough]];
-    case Mode::NumberExponentSign:
-      if (!digit) return false;
-      mode_ = Mode::NumberExponent;
-      return true;
-    case Mode::NumberExponent:
-      if (digit) return true;
-      break;
-    default:
-      return false;
-  }
+  const json_scalar::Step step = json_scalar::number_byte(mode_, number_is_integer_, byte);
+  if (step != json_scalar::Step::Ended) return step == json_scalar::Step::Accepted;
   // A whole number followed by a byte that cannot extend it: that byte follows the value.
   end_value();
   return after_value(byte);

@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "engine/json_schema.h"
+#include "engine/json_scalar_reader.h"
 
 namespace rackserve {
 
@@ -61,8 +62,8 @@ class JsonSchemaGrammar {
     Literal,        // matching one of a literal set (a key or an enum value): candidate_, literal_pos_
     String,         // inside a string value
     StringEscape,   // after '\'
-    StringUnicode,  // inside \uXXXX: pending_ hex digits left
-    StringUtf8,     // inside a multi-byte character: pending_ continuation bytes left
+    StringUnicode,  // inside \uXXXX: string_.pending hex digits left
+    StringUtf8,     // inside a multi-byte character: string_.pending continuation bytes left
     NumberMinus, NumberZero, NumberInteger, NumberDot, NumberFraction, NumberExponentMark, NumberExponentSign,
     NumberExponent,
     Done,  // the top-level object is closed: whitespace only
@@ -115,9 +116,7 @@ class JsonSchemaGrammar {
   uint16_t literal_last_ = 0;
   uint16_t candidate_ = 0;
   uint16_t literal_pos_ = 0;
-  uint8_t pending_ = 0;
-  uint8_t continuation_low_ = 0;
-  uint8_t continuation_high_ = 0;
+  json_scalar::StringState string_;  // the string modes' escape and UTF-8 bookkeeping
 };
 
 static_assert(std::is_trivially_copyable_v<JsonSchemaGrammar>);
