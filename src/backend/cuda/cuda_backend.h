@@ -204,10 +204,10 @@ class CudaBackend : public Backend {
   std::unordered_map<uint64_t, int64_t> moe_fp8_resident_ctas_;
   int64_t moe_fp8_split_target(const kernels::MoeFp8Config& config, kernels::Fp8ScaleLayout layout);
   // The small-M GEMMs' resident CTAs per SM for their split plans, asked of the runtime once per
-  // (GEMM, token-tile count): [BF16, FP8 block scales, FP8 channel scales][T = 1, 2, 4, 8]; -1
-  // until asked, 0 when it could not be told (the plan then assumes SM120's count).
+  // (GEMM, m): [BF16, FP8 block scales, FP8 channel scales][m = 1..64; 0 unused]; -1 until
+  // asked, 0 when it could not be told (the plan then assumes SM120's count).
   enum class SmallMGemm { Bf16, Fp8Block, Fp8Channel };
-  std::array<std::array<int, 4>, 3> small_m_resident_per_sm_;
+  std::array<std::array<int, 65>, 3> small_m_resident_per_sm_;
   int small_m_resident_per_sm(SmallMGemm gemm, int64_t m);
 };
 

@@ -142,8 +142,8 @@ void CudaBackend::launch_linear_fp8(const QuantizedActivation& x, const Quantize
 }
 
 int CudaBackend::small_m_resident_per_sm(SmallMGemm gemm, int64_t m) {
-  const int tiles = m <= 8 ? 0 : m <= 16 ? 1 : m <= 32 ? 2 : 3;  // the kernels' token tiles 1, 2, 4, 8
-  int& entry = small_m_resident_per_sm_[static_cast<size_t>(gemm)][static_cast<size_t>(tiles)];
+  // By m itself: the kernels decide which of their instantiations an m runs.
+  int& entry = small_m_resident_per_sm_[static_cast<size_t>(gemm)][static_cast<size_t>(std::clamp<int64_t>(m, 1, 64))];
   if (entry < 0)
     entry = gemm == SmallMGemm::Bf16 ? kernels::linear_bf16_small_m_resident_per_sm(m)
                                      : kernels::linear_fp8_small_m_resident_per_sm(
