@@ -1,7 +1,9 @@
 #include "parallel/custom_all_reduce.h"
 
 #include <algorithm>
+#include <chrono>
 #include <map>
+#include <thread>
 
 #include <cuda_runtime.h>
 #include <fmt/format.h>
@@ -137,6 +139,67 @@ void CustomAllReduce::launch(int rank, void* data, int64_t count, DType dtype, v
 
 void CustomAllReduce::abort() {
   if (abort_flag_) *static_cast<volatile int*>(abort_flag_) = 1;
+}
+
+namespace {
+
+// "v" for one value, "v x n" for a run of n equal values, runs separated by spaces.
+std::string run_lengths(const uint64_t* values, int count) {
+  std::string out;
+  for (int i = 0; i < count;) {
+    int j = i;
+    while (j < count && values[j] == values[i]) ++j;
+    if (!out.empty()) out += ' ';
+    out += j - i == 1 ? fmt::format("{}", values[i]) : fmt::format("{}x{}", values[i], j - i);
+    i = j;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string CustomAllReduce::progress_report(int wait_ms) const {
+  DeviceGuard guard;
+  const int world = world_size();
+  const size_t slots = static_cast<size_t>(world) * kernels::kAllReduceMaxBlocks;
+  std::string report;
+  for (int r = 0; r < world; ++r) {
+    const Rank& rank = ranks_[static_cast<size_t>(r)];
+    if (!report.empty()) report += "; ";
+    report += fmt::format("rank {}: ", r);
+    // Pinned, so the copies run beside the spinning kernels; [0, 2) the counter, then the flags.
+    uint64_t* host = nullptr;
+    cudaStream_t stream = nullptr;
+    if (cudaSetDevice(devices_[static_cast<size_t>(r)]) != cudaSuccess ||
+        cudaHostAlloc(reinterpret_cast<void**>(&host), (2 + slots) * sizeof(uint64_t), cudaHostAllocDefault) !=
+            cudaSuccess ||
+        cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) != cudaSuccess) {
+      cudaGetLastError();
+      if (host) cudaFreeHost(host);
+      report += "?";
+      continue;
+    }
+    cudaMemcpyAsync(host, rank.call_counter, 2 * sizeof(uint64_t), cudaMemcpyDeviceToHost, stream);
+    cudaMemcpyAsync(host + 2, rank.flags, slots * sizeof(uint64_t), cudaMemcpyDeviceToHost, stream);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+    cudaError_t status = cudaStreamQuery(stream);
+    while (status == cudaErrorNotReady && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      status = cudaStreamQuery(stream);
+    }
+    if (status != cudaSuccess) {
+      // The copies may still land: the buffer and the stream are left to them (a hang's report only).
+      cudaGetLastError();
+      report += "? (the copy did not land)";
+      continue;
+    }
+    report += fmt::format("done {}, finished {}", host[0], host[1]);
+    for (int q = 0; q < world; ++q)
+      report += fmt::format(", from rank {} {}", q, run_lengths(host + 2 + static_cast<size_t>(q) * kernels::kAllReduceMaxBlocks, max_blocks_));
+    cudaStreamDestroy(stream);
+    cudaFreeHost(host);
+  }
+  return report;
 }
 
 std::unique_ptr<CustomAllReduce> make_custom_all_reduce(const std::vector<int>& devices, std::string* why_not,

@@ -57,6 +57,12 @@ class CustomAllReduce {
   // Running and later kernels stop waiting for peers (their results are undefined); for a
   // failed group whose ranks must not hang. Callable from any thread.
   void abort();
+  // Each rank's calls done, its blocks finished in the current call, and the call number
+  // each rank has signalled to it per flag slot (block) in run lengths, e.g. "rank 0: done
+  // 41, finished 0, from rank 0 42x20 41x13, from rank 1 41x33; rank 1: ...", read on a
+  // private stream within `wait_ms` ("?" for a rank whose copy did not land in time). For
+  // a hang's report: safe while the ranks' kernels spin.
+  std::string progress_report(int wait_ms = 2000) const;
 
  private:
   struct Rank {
