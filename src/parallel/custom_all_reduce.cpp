@@ -81,6 +81,11 @@ CustomAllReduce::CustomAllReduce(std::vector<int> devices, CustomAllReduceOption
     check_cuda(cudaMalloc(&rank.buffer, 2 * static_cast<size_t>(options_.capacity_bytes)), "cudaMalloc (buffer)");
     check_cuda(cudaMalloc(reinterpret_cast<void**>(&rank.flags), flag_bytes), "cudaMalloc (flags)");
     check_cuda(cudaMalloc(reinterpret_cast<void**>(&rank.call_counter), 2 * sizeof(uint64_t)), "cudaMalloc (counter)");
+    check_cuda(cudaHostAlloc(reinterpret_cast<void**>(&rank.report), 2 * sizeof(uint64_t) + flag_bytes, cudaHostAllocDefault),
+               "cudaHostAlloc (report)");
+    cudaStream_t report_stream = nullptr;
+    check_cuda(cudaStreamCreateWithFlags(&report_stream, cudaStreamNonBlocking), "cudaStreamCreate (report)");
+    rank.report_stream = report_stream;
     check_cuda(cudaMemset(rank.flags, 0, flag_bytes), "cudaMemset (flags)");
     check_cuda(cudaMemset(rank.call_counter, 0, 2 * sizeof(uint64_t)), "cudaMemset (counter)");
   }
@@ -98,6 +103,8 @@ CustomAllReduce::~CustomAllReduce() {
     cudaFree(ranks_[r].buffer);
     cudaFree(ranks_[r].flags);
     cudaFree(ranks_[r].call_counter);
+    if (ranks_[r].report_stream) cudaStreamDestroy(static_cast<cudaStream_t>(ranks_[r].report_stream));
+    if (ranks_[r].report) cudaFreeHost(ranks_[r].report);
   }
   if (abort_flag_) cudaFreeHost(abort_flag_);
 }
@@ -167,37 +174,27 @@ std::string CustomAllReduce::progress_report(int wait_ms) const {
     const Rank& rank = ranks_[static_cast<size_t>(r)];
     if (!report.empty()) report += "; ";
     report += fmt::format("rank {}: ", r);
-    // Pinned, so the copies run beside the spinning kernels; [0, 2) the counter, then the flags.
-    uint64_t* host = nullptr;
-    cudaStream_t stream = nullptr;
-    if (cudaSetDevice(devices_[static_cast<size_t>(r)]) != cudaSuccess ||
-        cudaHostAlloc(reinterpret_cast<void**>(&host), (2 + slots) * sizeof(uint64_t), cudaHostAllocDefault) !=
-            cudaSuccess ||
-        cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) != cudaSuccess) {
-      cudaGetLastError();
-      if (host) cudaFreeHost(host);
-      report += "?";
-      continue;
-    }
-    cudaMemcpyAsync(host, rank.call_counter, 2 * sizeof(uint64_t), cudaMemcpyDeviceToHost, stream);
-    cudaMemcpyAsync(host + 2, rank.flags, slots * sizeof(uint64_t), cudaMemcpyDeviceToHost, stream);
+    auto stream = static_cast<cudaStream_t>(rank.report_stream);
+    cudaError_t status = cudaSetDevice(devices_[static_cast<size_t>(r)]);
+    if (status == cudaSuccess)
+      status = cudaMemcpyAsync(rank.report, rank.call_counter, 2 * sizeof(uint64_t), cudaMemcpyDeviceToHost, stream);
+    if (status == cudaSuccess)
+      status = cudaMemcpyAsync(rank.report + 2, rank.flags, slots * sizeof(uint64_t), cudaMemcpyDeviceToHost, stream);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
-    cudaError_t status = cudaStreamQuery(stream);
+    if (status == cudaSuccess) status = cudaStreamQuery(stream);
     while (status == cudaErrorNotReady && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
       status = cudaStreamQuery(stream);
     }
     if (status != cudaSuccess) {
-      // The copies may still land: the buffer and the stream are left to them (a hang's report only).
       cudaGetLastError();
-      report += "? (the copy did not land)";
+      report += fmt::format("? ({})", cudaGetErrorString(status));
       continue;
     }
-    report += fmt::format("done {}, finished {}", host[0], host[1]);
+    report += fmt::format("done {}, finished {}", rank.report[0], rank.report[1]);
     for (int q = 0; q < world; ++q)
-      report += fmt::format(", from rank {} {}", q, run_lengths(host + 2 + static_cast<size_t>(q) * kernels::kAllReduceMaxBlocks, max_blocks_));
-    cudaStreamDestroy(stream);
-    cudaFreeHost(host);
+      report += fmt::format(", from rank {} {}", q,
+                            run_lengths(rank.report + 2 + static_cast<size_t>(q) * kernels::kAllReduceMaxBlocks, max_blocks_));
   }
   return report;
 }

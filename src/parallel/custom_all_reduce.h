@@ -69,6 +69,10 @@ class CustomAllReduce {
     void* buffer = nullptr;        // [2, capacity_bytes]
     uint64_t* flags = nullptr;     // [world, kAllReduceMaxBlocks]
     uint64_t* call_counter = nullptr;  // [2]
+    // progress_report's staging, made up front: allocating pinned memory or a stream while
+    // the ranks' kernels spin may wait for them.
+    uint64_t* report = nullptr;        // pinned host [2 + world * kAllReduceMaxBlocks]
+    void* report_stream = nullptr;     // cudaStream_t, non-blocking
   };
   std::vector<int> devices_;
   CustomAllReduceOptions options_;

@@ -10,7 +10,7 @@
 // many calls of changing sizes on each rank without waiting, the only way a rank can run
 // ahead of a peer that still reads its previous message (a buffer reused too early, a flag
 // of an earlier call taken for the current one). A hang (a protocol deadlock) aborts the
-// group after 20 s and fails instead of blocking the suite.
+// group after 10 s and fails instead of blocking the suite.
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -33,7 +33,7 @@ namespace {
 
 constexpr size_t kGuardBytes = 256;
 // A group still running after this is hung (a finished one takes well under a second).
-constexpr std::chrono::seconds kHangAfter{20};
+constexpr std::chrono::seconds kHangAfter{10};
 constexpr uint8_t kPoison = 0xA5;
 
 struct Config {
