@@ -7,10 +7,13 @@
 // results. Eager launches and CUDA-graph replays (captured once, replayed with new inputs)
 // alternate; the elements past each message are poisoned and must stay untouched. Those
 // calls are one at a time (the host waits for every rank in between); BackToBack queues
-// many calls of changing sizes on each rank without waiting, the only way a rank can run
+// many calls of changing sizes on each rank without waiting (at most two ranks per GPU:
+// see at_most_two_ranks_per_gpu), the only way a rank can run
 // ahead of a peer that still reads its previous message (a buffer reused too early, a flag
 // of an earlier call taken for the current one). A hang (a protocol deadlock) aborts the
 // group after 10 s and fails instead of blocking the suite.
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -269,6 +272,7 @@ void run_back_to_back(const Config& config, DType dtype) {
     CUDA_OK(cudaMemcpy(rank.data, host.data(), total, cudaMemcpyHostToDevice));
     CUDA_OK(cudaDeviceSynchronize());
   }
+  std::vector<std::atomic<int>> launched(static_cast<size_t>(world));  // calls each rank's thread has queued
   std::vector<std::future<std::string>> done;
   for (int r = 0; r < world; ++r)
     done.push_back(std::async(std::launch::async, [&, r]() -> std::string {
@@ -278,6 +282,7 @@ void run_back_to_back(const Config& config, DType dtype) {
         for (int k = 0; k < kCalls; ++k) {
           all_reduce.launch(r, static_cast<uint8_t*>(rank.data) + offsets[static_cast<size_t>(k)],
                             counts[static_cast<size_t>(k)], dtype, rank.stream);
+          ++launched[static_cast<size_t>(r)];
           // Ranks drift apart on the host too: odd ranks pause now and then.
           if (r % 2 == 1 && k % 7 == 3) std::this_thread::sleep_for(std::chrono::microseconds(200));
         }
@@ -291,8 +296,13 @@ void run_back_to_back(const Config& config, DType dtype) {
   bool hung = false;
   for (auto& future : done)
     if (future.wait_until(deadline) != std::future_status::ready) hung = true;
-  const std::string progress = hung ? all_reduce.progress_report() : "";
-  if (hung) all_reduce.abort();
+  std::string progress;
+  if (hung) {
+    progress = "launched";
+    for (const std::atomic<int>& calls : launched) progress += " " + std::to_string(calls.load());
+    progress += "; " + all_reduce.progress_report();
+    all_reduce.abort();
+  }
   bool failed = hung;
   for (int r = 0; r < world; ++r) {
     const std::string error = done[static_cast<size_t>(r)].get();
@@ -331,10 +341,24 @@ void run_back_to_back(const Config& config, DType dtype) {
   }
 }
 
+// Queued calls need every rank's grid running at once, which CUDA promises nowhere for
+// grids of different streams on one GPU. Four ranks on one GPU broke that in practice:
+// on an H200 (2026-12-05) the four-rank case hung in 2 of 3 processes, and in 4 of 5 with
+// CUDA_DEVICE_MAX_CONNECTIONS=32; each time one or two ranks' first grid never started
+// while the others spun on it (the progress report: those ranks' flags all 0, the others'
+// 1). Two ranks on one GPU did not hang there; a real group has one rank per GPU. So the
+// back-to-back case runs at most two ranks per GPU.
+bool at_most_two_ranks_per_gpu(const Config& config) {
+  for (int device : config.devices)
+    if (std::count(config.devices.begin(), config.devices.end(), device) > 2) return false;
+  return true;
+}
+
 TEST_P(CustomAllReduceTest, BackToBack) {
   const std::vector<Config> all = configs();
   if (all.empty()) GTEST_SKIP() << "no CUDA device visible";
-  for (const Config& config : all) run_back_to_back(config, GetParam());
+  for (const Config& config : all)
+    if (at_most_two_ranks_per_gpu(config)) run_back_to_back(config, GetParam());
 }
 
 TEST_P(CustomAllReduceTest, MatchesTheRankOrderedSumEverywhere) {
