@@ -24,6 +24,11 @@ enum class SchemaKind : uint8_t {
   Integer,   // a JSON number without fraction or exponent
   Literals,  // one of `literals` (enum, const, boolean and null)
   Choice,    // one of `branches` (anyOf, a list of types, a $ref alias), told apart by the first byte
+  // Objects that all start with the same required property whose values (Literals) tell them
+  // apart: a discriminated anyOf. Read as an object of that one property (`properties[0]`, its
+  // value a Literals node of every variant's tags); once its value is read, the object goes on
+  // as `branches[i]` (an Object) from its second property, i the tag's index in the Literals.
+  Union,
 };
 
 struct SchemaProperty {
@@ -46,7 +51,8 @@ struct SchemaNode {
   // Literals: the canonical JSON texts (nlohmann's dump) of the allowed values; non-empty.
   std::vector<std::string> literals;
   // Choice: the alternatives; `dispatch[b]` is the non-Choice node a value starting with
-  // byte b is read under (kNoSchemaNode: no alternative starts with b).
+  // byte b is read under (kNoSchemaNode: no alternative starts with b). Union: the variant of
+  // each tag.
   std::vector<SchemaNodeId> branches;
   std::array<SchemaNodeId, 256> dispatch{};
   // Every kind: the bytes a value of this node may start with.
@@ -61,7 +67,8 @@ class JsonSchema {
   JsonSchema(std::vector<SchemaNode> nodes, SchemaNodeId root) : nodes_(std::move(nodes)), root_(root) {}
 
   const SchemaNode& node(SchemaNodeId id) const { return nodes_[id]; }
-  // An Object node: the document is one object (as for json_object).
+  // An Object or Union node (the document is one object, as for json_object), or an Array
+  // node (compile_json_schema's TopLevel::Array).
   SchemaNodeId root() const { return root_; }
   size_t size() const { return nodes_.size(); }
 

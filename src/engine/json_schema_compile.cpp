@@ -49,14 +49,15 @@ bool matches_type(const Json& value, std::string_view type) {
 
 class Compiler {
  public:
-  explicit Compiler(const Json& root) : root_(root) {}
+  Compiler(const Json& root, TopLevel top_level) : root_(root), top_level_(top_level) {}
 
   std::shared_ptr<const JsonSchema> run() {
     SchemaNodeId root = compile(root_, "", 0);
     for (SchemaNodeId id = 0; id < nodes_.size(); ++id) resolve(id);
-    if (nodes_[root].kind == SchemaKind::Choice) root = nodes_[root].dispatch['{'];
-    if (root == kNoSchemaNode || nodes_[root].kind != SchemaKind::Object)
-      fail("", "the top-level schema must be of type object");
+    if (nodes_[root].kind == SchemaKind::Choice) root = nodes_[root].dispatch[top_level_ == TopLevel::Array ? '[' : '{'];
+    const SchemaKind wanted = top_level_ == TopLevel::Array ? SchemaKind::Array : SchemaKind::Object;
+    if (root == kNoSchemaNode || (nodes_[root].kind != wanted && !(wanted == SchemaKind::Object && nodes_[root].kind == SchemaKind::Union)))
+      fail("", fmt::format("the top-level schema must be of type {}", top_level_ == TopLevel::Array ? "array" : "object"));
     return std::make_shared<const JsonSchema>(std::move(nodes_), root);
   }
 
@@ -286,33 +287,101 @@ class Compiler {
       case SchemaKind::Literals:
         for (const std::string& text : node.literals) node.first_bytes.set(static_cast<uint8_t>(text[0]));
         break;
+      case SchemaKind::Union:
+        break;  // made complete by tagged_union
       case SchemaKind::Choice: {
+        // resolve() and tagged_union() may add nodes: nodes_ is indexed afresh after each.
+        const std::vector<SchemaNodeId> branches = node.branches;
         std::array<SchemaNodeId, 256> dispatch;
         dispatch.fill(kNoSchemaNode);
         std::bitset<256> first_bytes;
-        for (SchemaNodeId branch : nodes_[id].branches) {
+        std::vector<SchemaNodeId> objects;  // the distinct alternatives starting with '{'
+        for (SchemaNodeId branch : branches) {
           resolve(branch);
+          const SchemaNode& target_node = nodes_[branch];
           for (int byte = 0; byte < 256; ++byte) {
-            const SchemaNode& target_node = nodes_[branch];
             if (!target_node.first_bytes.test(byte)) continue;
             const SchemaNodeId target = target_node.kind == SchemaKind::Choice ? target_node.dispatch[byte] : branch;
+            first_bytes.set(byte);
+            if (byte == '{') {
+              if (std::find(objects.begin(), objects.end(), target) == objects.end()) objects.push_back(target);
+              continue;
+            }
             if (dispatch[byte] != kNoSchemaNode && dispatch[byte] != target)
               fail("", fmt::format("alternatives (anyOf or a list of types) that may both start with '{}' are not "
                                    "supported",
                                    static_cast<char>(byte)));
             dispatch[byte] = target;
-            first_bytes.set(byte);
           }
         }
-        node.dispatch = dispatch;
-        node.first_bytes = first_bytes;
+        if (!objects.empty()) dispatch['{'] = objects.size() == 1 ? objects[0] : tagged_union(objects);
+        nodes_[id].dispatch = dispatch;
+        nodes_[id].first_bytes = first_bytes;
         break;
       }
     }
     state_[id] = 2;
   }
 
+  // The node a property's value is read under, through $ref aliases (one-branch Choices).
+  SchemaNodeId through_aliases(SchemaNodeId id) const {
+    for (size_t hops = 0; hops < nodes_.size() && nodes_[id].kind == SchemaKind::Choice && nodes_[id].branches.size() == 1;
+         ++hops)
+      id = nodes_[id].branches[0];
+    return id;
+  }
+
+  // One Union node for alternatives that all start with '{' (Objects, or Unions made for an
+  // inner anyOf): each object's first property must be required, under the same key in all,
+  // with const/enum values (a Literals node) that no two objects share. Adds the Union and
+  // the Literals of all the tags, both resolved.
+  SchemaNodeId tagged_union(const std::vector<SchemaNodeId>& alternatives) {
+    std::vector<SchemaNodeId> objects;
+    for (SchemaNodeId id : alternatives) {
+      const std::vector<SchemaNodeId> flat =
+          nodes_[id].kind == SchemaKind::Union ? nodes_[id].branches : std::vector<SchemaNodeId>{id};
+      for (SchemaNodeId object : flat)
+        if (std::find(objects.begin(), objects.end(), object) == objects.end()) objects.push_back(object);
+    }
+    const std::string why =
+        "alternatives (anyOf) that are objects are supported when each starts with the same required property "
+        "whose 'const' or 'enum' values tell them apart";
+    std::string key;
+    SchemaNode tags;
+    tags.kind = SchemaKind::Literals;
+    std::vector<SchemaNodeId> variants;  // [i]: the object of tags.literals[i]
+    for (SchemaNodeId object : objects) {
+      const SchemaNode& candidate = nodes_[object];
+      if (candidate.properties.empty() || !candidate.properties[0].required)
+        fail("", why + " (one has no required first property)");
+      if (key.empty()) key = candidate.properties[0].key_text;
+      if (candidate.properties[0].key_text != key)
+        fail("", fmt::format("{} (first properties {} and {})", why, key, candidate.properties[0].key_text));
+      const SchemaNode& values = nodes_[through_aliases(candidate.properties[0].value)];
+      if (values.kind != SchemaKind::Literals) fail("", fmt::format("{} ({} is not a const or enum)", why, key));
+      for (const std::string& text : values.literals) {
+        if (std::find(tags.literals.begin(), tags.literals.end(), text) != tags.literals.end())
+          fail("", fmt::format("{} ({} is {} in two of them)", why, key, text));
+        tags.literals.push_back(text);
+        tags.first_bytes.set(static_cast<uint8_t>(text[0]));
+        variants.push_back(object);
+      }
+    }
+    if (tags.literals.size() >= UINT16_MAX) fail("", "too many alternatives");
+    const SchemaNodeId tags_id = add(std::move(tags), "");
+    SchemaNode tagged;
+    tagged.kind = SchemaKind::Union;
+    tagged.properties.push_back({key, tags_id, true});
+    tagged.next_required = {0, 1};
+    tagged.branches = std::move(variants);
+    tagged.first_bytes.set('{');
+    const SchemaNodeId id = add(std::move(tagged), "");
+    state_.resize(nodes_.size(), 2);
+    return id;
+  }
+
   const Json& root_;
+  TopLevel top_level_;
   std::vector<SchemaNode> nodes_;
   std::map<std::string, SchemaNodeId> references_;
   std::vector<uint8_t> state_;  // resolve(): 0 not yet, 1 in progress, 2 done
@@ -320,8 +389,8 @@ class Compiler {
 
 }  // namespace
 
-std::shared_ptr<const JsonSchema> compile_json_schema(const nlohmann::ordered_json& schema) {
-  return Compiler(schema).run();
+std::shared_ptr<const JsonSchema> compile_json_schema(const nlohmann::ordered_json& schema, TopLevel top_level) {
+  return Compiler(schema, top_level).run();
 }
 
 }  // namespace rackserve

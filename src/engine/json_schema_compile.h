@@ -24,8 +24,10 @@ class JsonSchemaError : public std::invalid_argument {
 //     declared properties are generated), array (items, minItems, maxItems), string, number,
 //     integer, boolean, null, or a list of these;
 //   - enum and const of JSON scalars (filtered by type when both are given);
-//   - anyOf, when no two alternatives can start with the same byte (say, an object or null;
-//     not two objects);
+//   - anyOf, when no two alternatives can start with the same byte (say, an object or null),
+//     except objects: several objects are told apart by their first property, which each
+//     must declare first and require, under the same key, with 'const' or 'enum' values no
+//     two of them share (a discriminated union, as {"type": {"const": "cat"}, ...});
 //   - $ref to "#/$defs/NAME" or "#/definitions/NAME" of the top-level schema, recursion
 //     allowed (bounded by JsonSchemaGrammar::kMaxDepth when generating);
 //   - ignored: description, title, default, examples, $comment, $schema, $id, and the string
@@ -33,8 +35,11 @@ class JsonSchemaError : public std::invalid_argument {
 //     cheaply, and a generated string may then fail them).
 // Anything else (oneOf, allOf, not, if/then/else, patternProperties, prefixItems, minLength,
 // minimum, ...) throws JsonSchemaError. The top-level schema must be an object, as OpenAI
-// requires. Property declaration order is the order of `schema`'s keys, so it must be an
-// ordered_json parsed from the request text.
-std::shared_ptr<const JsonSchema> compile_json_schema(const nlohmann::ordered_json& schema);
+// requires of response formats, or an array where the server writes the schema itself
+// (tool_choice "required": a list of calls). Property declaration order is the order of
+// `schema`'s keys, so it must be an ordered_json parsed from the request text.
+enum class TopLevel { Object, Array };
+std::shared_ptr<const JsonSchema> compile_json_schema(const nlohmann::ordered_json& schema,
+                                                      TopLevel top_level = TopLevel::Object);
 
 }  // namespace rackserve

@@ -35,7 +35,7 @@ bool JsonSchemaGrammar::step(uint8_t byte) {
   if (!is_whitespace(byte)) whitespace_run_ = 0;
   switch (mode_) {
     case Mode::Start:
-      return byte == '{' && value_start(schema_->root(), byte);
+      return (byte == '{' || byte == '[') && value_start(schema_->root(), byte);
     case Mode::Container:
       return container_byte(byte);
     case Mode::Literal:
@@ -104,6 +104,7 @@ bool JsonSchemaGrammar::value_start(SchemaNodeId id, uint8_t byte) {
   const SchemaNode& value = node(id);
   switch (value.kind) {
     case SchemaKind::Object:
+    case SchemaKind::Union:
       return byte == '{' && open(id);
     case SchemaKind::Array:
       return byte == '[' && open(id);
@@ -152,6 +153,9 @@ bool JsonSchemaGrammar::after_value(uint8_t byte) {
 void JsonSchemaGrammar::end_value() {
   mode_ = Mode::Container;
   Frame& frame = top();
+  // A Union's one value is its tag, just read as literal candidate_: the object goes on as
+  // that tag's variant, whose first property the tag was.
+  if (node(frame.node).kind == SchemaKind::Union) frame.node = node(frame.node).branches[candidate_];
   if (frame.index < JsonSchema::kUnboundedItems) ++frame.index;  // objects: the next property
   frame.phase = Phase::AfterValue;
 }

@@ -23,7 +23,9 @@ namespace rackserve {
 //     dump would not use; 1.0 stays 1.0);
 //   - whitespace between tokens is allowed, but at most kMaxWhitespaceRun bytes in a row
 //     (after the document too), so a model cannot loop on whitespace forever; none before
-//     the first '{';
+//     the document's first byte ('{', or '[' for an array at the top);
+//   - alternatives that are objects (a Union) are told apart by their first property's value,
+//     so that property comes first;
 //   - at most kMaxDepth open containers (the top-level object counts as 1): a byte that would
 //     open one more is refused, so a recursive schema whose documents must nest deeper has
 //     no complete document here.
@@ -41,8 +43,8 @@ class JsonSchemaGrammar {
   bool accept(uint8_t byte);
   // All or nothing: advances over every byte, or returns false and leaves the state unchanged.
   bool accept(std::string_view bytes);
-  // The text so far is a whole document: the top-level object is closed (trailing whitespace
-  // allowed, up to the bound). A complete state accepts whitespace only.
+  // The text so far is a whole document: the top-level object (or array) is closed (trailing
+  // whitespace allowed, up to the bound). A complete state accepts whitespace only.
   bool complete() const { return mode_ == Mode::Done; }
   // Inside a string with no escape or multi-byte character pending. From here every byte
   // string that is a well-formed UTF-8 prefix without control bytes, '"' or '\\' is accepted
@@ -57,7 +59,7 @@ class JsonSchemaGrammar {
 
  private:
   enum class Mode : uint8_t {
-    Start,          // nothing read: only '{'
+    Start,          // nothing read: only the root's '{' or '['
     Container,      // inside the top frame, between tokens: see Phase
     Literal,        // matching one of a literal set (a key or an enum value): candidate_, literal_pos_
     String,         // inside a string value

@@ -65,6 +65,39 @@ SCHEMAS = [
             "e": {"type": "integer"}}, "required": ["e"], "additionalProperties": False}}},
             "required": ["d"], "additionalProperties": False}}, "required": ["c"], "additionalProperties": False}},
         "required": ["b"], "additionalProperties": False}}, "required": ["a"], "additionalProperties": False},
+    # Discriminated unions (anyOf of objects told apart by their first property's const/enum).
+    {"type": "object", "properties": {"pet": {"anyOf": [
+        {"type": "object", "properties": {"kind": {"const": "cat"}, "lives": {"type": "integer"}},
+         "required": ["kind", "lives"], "additionalProperties": False},
+        {"type": "object", "properties": {"kind": {"const": "catfish"}, "fins": {"type": "integer"}},
+         "required": ["kind"], "additionalProperties": False},
+        {"type": "object", "properties": {"kind": {"enum": ["dog", "wolf"]}, "good": {"type": "boolean"},
+                                          "name": {"type": "string"}},
+         "required": ["kind", "good"], "additionalProperties": False},
+        {"type": "null"}]}}, "required": ["pet"], "additionalProperties": False},
+    {"type": "object", "properties": {"calls": {"type": "array", "minItems": 1, "maxItems": 3, "items": {"anyOf": [
+        {"type": "object", "properties": {"name": {"const": "get_weather"}, "arguments": {
+            "type": "object", "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]}},
+            "required": ["city"], "additionalProperties": False}}, "required": ["name", "arguments"],
+         "additionalProperties": False},
+        {"type": "object", "properties": {"name": {"const": "get_time"}, "arguments": {
+            "type": "object", "properties": {"zone": {"type": "string"}}, "required": ["zone"],
+            "additionalProperties": False}}, "required": ["name", "arguments"], "additionalProperties": False},
+        {"type": "object", "properties": {"name": {"const": "get"}, "arguments": {
+            "type": "object", "properties": {}, "additionalProperties": False}}, "required": ["name", "arguments"],
+         "additionalProperties": False}]}}},
+     "required": ["calls"], "additionalProperties": False},
+    {"$defs": {"circle": {"type": "object", "properties": {"shape": {"const": "circle"}, "r": {"type": "number"}},
+                          "required": ["shape", "r"], "additionalProperties": False},
+               "square": {"type": "object", "properties": {"shape": {"const": "square"}, "side": {"type": "number"}},
+                          "required": ["shape", "side"], "additionalProperties": False},
+               "group": {"type": "object", "properties": {"shape": {"const": "group"}, "parts": {
+                   "type": "array", "maxItems": 2, "items": {"$ref": "#/$defs/any"}}},
+                         "required": ["shape", "parts"], "additionalProperties": False},
+               "any": {"anyOf": [{"anyOf": [{"$ref": "#/$defs/circle"}, {"$ref": "#/$defs/square"}]},
+                                 {"$ref": "#/$defs/group"}]}},
+     "type": "object", "properties": {"drawing": {"$ref": "#/$defs/any"}, "scale": {"type": ["number", "null"]}},
+     "required": ["drawing", "scale"], "additionalProperties": False},
 ]
 
 STRING_PIECES = ["a", "Z", " ", "é", "日本", "😀", "\\n", "\\\"", "\\\\", "\\u00e9", "\\/", "0", "{", "]", ",", ":"]

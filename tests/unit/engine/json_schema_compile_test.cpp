@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "engine/json_schema_compile.h"
@@ -32,7 +33,7 @@ TEST(JsonSchemaCompile, NamesTheUnsupportedKeyword) {
 
 TEST(JsonSchemaCompile, RefusesWhatTheGrammarCannotGenerate) {
   EXPECT_NE(refusal(R"({"type":"array","items":{"type":"string"}})"), "");  // top level not an object
-  EXPECT_NE(refusal(R"({"type":"object","properties":{"a":{"anyOf":[{"type":"object"},{"type":"object"}]}}})"), "");
+  EXPECT_NE(refusal(R"({"type":"object","properties":{"a":{"anyOf":[{"type":"object"},{"type":"object"}]}}})"), "");  // no tags
   EXPECT_NE(refusal(R"({"type":"object","additionalProperties":{"type":"string"}})"), "");
   EXPECT_NE(refusal(R"({"type":"object","required":["a"]})"), "");  // required but not declared
   EXPECT_NE(refusal(R"({"type":"object","properties":{"a":{"$ref":"#/$defs/missing"}}})"), "");
@@ -42,6 +43,31 @@ TEST(JsonSchemaCompile, RefusesWhatTheGrammarCannotGenerate) {
   EXPECT_NE(refusal(R"({"type":"object","properties":{"a":{"type":"array"}}})"), "");  // items missing
   EXPECT_NE(refusal(R"({"type":"object","properties":{"a":{"type":"string","enum":[1]}}})"), "");
   EXPECT_NE(refusal(R"({"type":"object","properties":{"a":{}}})"), "");
+}
+
+// Objects in one anyOf need a first property, required, under one key, whose const / enum
+// values no two share: the grammar tells them apart by it.
+TEST(JsonSchemaCompile, TellsObjectAlternativesApartOnlyByTheirFirstProperty) {
+  auto two = [](std::string_view first, std::string_view second) {
+    return refusal(fmt::format(R"({{"type":"object","properties":{{"a":{{"anyOf":[{},{}]}}}}}})", first, second));
+  };
+  const std::string cat = R"({"type":"object","properties":{"kind":{"const":"cat"},"n":{"type":"integer"}},"required":["kind"]})";
+  EXPECT_EQ(two(cat, R"({"type":"object","properties":{"kind":{"enum":["dog","cow"]}},"required":["kind"]})"), "");
+  const std::string same_tag = two(cat, R"({"type":"object","properties":{"kind":{"const":"cat"}},"required":["kind"]})");
+  EXPECT_NE(same_tag.find("\"cat\" in two"), std::string::npos) << same_tag;
+  EXPECT_NE(two(cat, R"({"type":"object","properties":{"type":{"const":"dog"}},"required":["type"]})"), "");
+  EXPECT_NE(two(cat, R"({"type":"object","properties":{"kind":{"const":"dog"}}})"), "");  // tag not required
+  EXPECT_NE(two(cat, R"({"type":"object","properties":{"kind":{"type":"string"}},"required":["kind"]})"), "");
+  EXPECT_NE(two(cat, R"({"type":"object","properties":{}})"), "");
+}
+
+TEST(JsonSchemaCompile, TakesAnArrayAtTheTopOnlyWhenAskedTo) {
+  const auto array = nlohmann::ordered_json::parse(R"({"type":"array","items":{"type":"integer"},"minItems":1})");
+  EXPECT_THROW(compile_json_schema(array), JsonSchemaError);
+  const auto schema = compile_json_schema(array, TopLevel::Array);
+  EXPECT_EQ(schema->node(schema->root()).kind, SchemaKind::Array);
+  EXPECT_THROW(compile_json_schema(nlohmann::ordered_json::parse(R"({"type":"object"})"), TopLevel::Array),
+               JsonSchemaError);
 }
 
 TEST(JsonSchemaCompile, AcceptsTheSubset) {

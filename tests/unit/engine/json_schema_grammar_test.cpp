@@ -129,6 +129,39 @@ TEST(JsonSchemaGrammar, ArrayBoundsAndAlternatives) {
   EXPECT_FALSE(accepts_whole(*schema, R"({"v":[1]})"));
 }
 
+// A discriminated union: the tag comes first and picks the variant; the variant's other
+// properties then follow its own rules (and another variant's are refused).
+TEST(JsonSchemaGrammar, ObjectAlternativesFollowTheirTag) {
+  auto schema = compile(R"({"type": "object", "properties": {"x": {"anyOf": [
+      {"type": "object", "properties": {"t": {"const": "a"}, "n": {"type": "integer"}}, "required": ["t", "n"]},
+      {"type": "object", "properties": {"t": {"enum": ["ab", "b"]}, "s": {"type": "string"}}, "required": ["t"]},
+      {"type": "string"}]}}, "required": ["x"]})");
+  EXPECT_TRUE(accepts_whole(*schema, R"({"x":{"t":"a","n":1}})"));
+  EXPECT_TRUE(accepts_whole(*schema, R"({"x":{"t":"ab","s":"q"}})"));
+  EXPECT_TRUE(accepts_whole(*schema, R"({"x":{"t":"b"}})"));
+  EXPECT_TRUE(accepts_whole(*schema, R"({"x":"text"})"));
+  EXPECT_FALSE(accepts_whole(*schema, R"({"x":{"t":"a"}})"));         // n is required for "a"
+  EXPECT_FALSE(accepts_whole(*schema, R"({"x":{"t":"ab","n":1}})"));  // n is the other variant's
+  EXPECT_FALSE(accepts_whole(*schema, R"({"x":{"t":"c"}})"));
+  EXPECT_FALSE(accepts_whole(*schema, R"({"x":{"n":1,"t":"a"}})"));  // the tag comes first
+  EXPECT_FALSE(accepts_whole(*schema, R"({"x":{}})"));
+}
+
+// With TopLevel::Array the document is an array (tool_choice "required": a list of calls).
+TEST(JsonSchemaGrammar, ReadsAnArrayAtTheTop) {
+  auto schema = compile_json_schema(Json::parse(R"({"type": "array", "minItems": 1, "items": {"anyOf": [
+      {"type": "object", "properties": {"name": {"const": "f"}, "arguments": {"type": "object", "properties": {
+          "a": {"type": "integer"}}, "required": ["a"]}}, "required": ["name", "arguments"]},
+      {"type": "object", "properties": {"name": {"const": "g"}, "arguments": {"type": "object", "properties": {}}},
+       "required": ["name", "arguments"]}]}})"),
+                                    TopLevel::Array);
+  EXPECT_TRUE(accepts_whole(*schema, R"([{"name":"f","arguments":{"a":1}}])"));
+  EXPECT_TRUE(accepts_whole(*schema, R"([ {"name": "g", "arguments": {}}, {"name":"f","arguments":{"a":2}} ])"));
+  EXPECT_FALSE(accepts_whole(*schema, "[]"));
+  EXPECT_FALSE(accepts_whole(*schema, R"([{"name":"g","arguments":{"a":1}}])"));
+  EXPECT_FALSE(accepts_whole(*schema, R"({"name":"f","arguments":{"a":1}})"));
+}
+
 // Random walks over the allowed bytes of a tiny vocabulary end, when the mask allows EOS, in
 // text that is a whole document again for a fresh grammar and that nlohmann reads.
 TEST(JsonSchemaConstraint, RandomWalksOverTheMaskEndInWholeDocuments) {
