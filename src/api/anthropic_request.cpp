@@ -7,6 +7,8 @@
 #include "api/anthropic_messages.h"
 #include "api/api_error.h"
 #include "api/json_fields.h"
+#include "api/tool_call_list.h"
+#include "engine/json_schema_compile.h"
 
 namespace rackserve::api {
 namespace {
@@ -57,10 +59,42 @@ void read_tool_choice(const JsonFields& fields, AnthropicRequest& request) {
     request.first_tool_call_only = choice_fields.boolean("disable_parallel_tool_use").value_or(false);
   } else if (*type == "any" || *type == "tool") {
     if (!has_tools) throw bad_request("tool_choice", "'tool_choice' is \"{}\" but no 'tools' were given", *type);
-    throw unsupported("tool_choice", fmt::format("'tool_choice': \"{}\" (it needs constrained decoding; use \"auto\")", *type));
+    const bool one_call = choice_fields.boolean("disable_parallel_tool_use").value_or(false);
+    request.first_tool_call_only = one_call;
+    nlohmann::ordered_json callable = request.tools;
+    if (*type == "tool") {
+      auto name = choice_fields.string("name");
+      if (!name || name->empty()) throw bad_request("tool_choice.name", "'tool_choice.name' is required for type \"tool\"");
+      callable = nlohmann::ordered_json::array();
+      for (const auto& tool : request.tools)
+        if (tool["function"]["name"] == *name) callable.push_back(tool);
+      if (callable.empty()) throw bad_request("tool_choice.name", "'tool_choice.name' \"{}\" is not in 'tools'", *name);
+    }
+    request.answer_schema = compile_tool_call_list(callable, one_call);
+    request.answer_is_call_list = true;
   } else {
     throw bad_request("tool_choice.type", "'tool_choice.type' must be \"auto\", \"any\", \"tool\" or \"none\", got \"{}\"",
                       *type);
+  }
+}
+
+// output_config.format {"type": "json_schema", "schema": {...}}: the answer's text is a
+// document under the schema (json_schema_compile.h's subset).
+void read_output_format(const JsonFields& output, AnthropicRequest& request) {
+  auto format = output.object("format");
+  if (!format) return;
+  JsonFields format_fields(*format, "output_config.format.");
+  const auto type = format_fields.string("type");
+  if (type != "json_schema")
+    throw bad_request("output_config.format.type", "'output_config.format.type' must be \"json_schema\"");
+  auto schema = format_fields.object("schema");
+  if (!schema) throw bad_request("output_config.format.schema", "'output_config.format.schema' is required");
+  if (request.answer_schema)
+    throw bad_request("output_config.format", "'output_config.format' and a 'tool_choice' of \"any\" or \"tool\" exclude each other");
+  try {
+    request.answer_schema = compile_json_schema(*schema);
+  } catch (const JsonSchemaError& error) {
+    throw bad_request("output_config.format.schema", "'output_config.format.schema': {}", error.what());
   }
 }
 
@@ -140,10 +174,7 @@ AnthropicRequest parse_anthropic_request(const nlohmann::ordered_json& body, con
   read_tool_choice(fields, request);
   read_thinking(fields, request.chat_template_kwargs);
   fields.object("metadata");  // validates the type; nothing in it changes the answer
-  if (auto output = fields.object("output_config")) {
-    JsonFields output_fields(*output, "output_config.");
-    if (output_fields.has("format")) throw unsupported("output_config.format", "Structured output ('output_config.format')");
-  }
+  if (auto output = fields.object("output_config")) read_output_format(JsonFields(*output, "output_config."), request);
   if (endpoint == AnthropicEndpoint::CountTokens) return request;
   request.sampling = read_sampling(fields, limits);
   request.stream = fields.boolean("stream").value_or(false);

@@ -5,8 +5,11 @@
 //
 //   tools [{name, description?, input_schema}]  -> [{"type": "function", "function":
 //                                                  {name, description?, parameters}}]
-//   tool_choice {type: auto | none}             -> tools shown / not shown (any and tool
-//                                                  need constrained decoding: 422)
+//   tool_choice {type: auto | none}             -> tools shown / not shown
+//   tool_choice {type: any | tool}              -> the answer is a list of calls of the tools
+//                                                  (of the named one for "tool"), decoded
+//                                                  under a grammar (tool_call_list.h)
+//   output_config.format {type: json_schema}    -> the answer's text, decoded under the schema
 //   thinking {type: enabled | adaptive | disabled} -> chat_template_kwargs "thinking" and
 //                                                  "enable_thinking", both (DeepSeek-V3.1's
 //                                                  template reads the first, GLM's the
@@ -20,11 +23,13 @@
 // ignored.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "api/sampling_request.h"
+#include "engine/json_schema.h"
 #include "engine/sampling_params.h"
 
 namespace rackserve::api {
@@ -37,6 +42,10 @@ struct AnthropicRequest {
   nlohmann::ordered_json messages;  // OpenAI-shaped chat messages, non-empty
   nlohmann::ordered_json tools;     // null, or OpenAI-shaped function tools (null when tool_choice is none)
   bool first_tool_call_only = false;  // tool_choice.disable_parallel_tool_use
+  // Set when the answer is decoded under a grammar: tool_choice any / tool (a list of calls,
+  // answer_is_call_list) or output_config.format (the text).
+  std::shared_ptr<const JsonSchema> answer_schema;
+  bool answer_is_call_list = false;
   nlohmann::ordered_json chat_template_kwargs = nlohmann::ordered_json::object();
   // A final assistant message is a prefill: the answer continues it (no generation prompt).
   bool continue_final_message = false;
@@ -45,8 +54,8 @@ struct AnthropicRequest {
 };
 
 // Throws a 400 ApiError naming the field at fault, 422 for what this server does not
-// support (image and document blocks, server tools, tool_choice any / tool, structured
-// output), which the Anthropic routes answer as 400 (see api_error.h).
+// support (image and document blocks, server tools), which the Anthropic routes answer as
+// 400 (see api_error.h).
 AnthropicRequest parse_anthropic_request(const nlohmann::ordered_json& body, const FieldLimits& limits,
                                          AnthropicEndpoint endpoint);
 

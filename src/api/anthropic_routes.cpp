@@ -47,10 +47,18 @@ void handle_messages(const ApiContext& context, const httplib::Request& http_req
   AnthropicFormatOptions options{.output = assistant_output_options(context.model, prompt.text, messages.tools),
                                  .prompt_tokens = static_cast<int32_t>(prompt.tokens.size()),
                                  .max_tokens_shortened = shortened};
-  options.output.first_tool_call_only = messages.first_tool_call_only;
   Request request;
   request.prompt = std::move(prompt.tokens);
   request.params = std::move(messages.sampling);
+  if (messages.answer_schema)
+    constrain_answer(context,
+                     {.schema = messages.answer_schema,
+                      .kind = messages.answer_is_call_list ? ConstrainedAnswer::Kind::CallList
+                                                           : ConstrainedAnswer::Kind::Content,
+                      .function = {},
+                      .field = messages.answer_is_call_list ? "tool_choice" : "output_config.format"},
+                     request, options.output);
+  options.output.first_tool_call_only = messages.first_tool_call_only;
   keep_tool_call_markup(context.model, options.output, request.params);
   auto formatter = std::make_unique<AnthropicFormatter>(header_for(context, "msg_"), std::move(options));
   respond_with_generation(context, std::move(request), std::move(formatter), messages.stream,

@@ -23,6 +23,7 @@ AssistantOutputParser::AssistantOutputParser(const AssistantOutputOptions& optio
   if (options.tool_call_format) tool_calls_ = text::make_tool_call_parser(*options.tool_call_format, options.tools);
   first_tool_call_only_ = options.first_tool_call_only;
   forced_call_name_ = options.forced_tool_call_name;
+  if (options.forced_tool_call_list) call_list_.emplace();
 }
 
 std::vector<text::ToolCallDelta> AssistantOutputParser::forced_call_arguments(std::string_view text) {
@@ -49,6 +50,11 @@ AssistantDelta AssistantOutputParser::route(ReasoningDelta split, bool last) {
   if (forced_call_name_) {
     // An empty answer still names the call, at the latest in finish().
     if (!split.content.empty() || last) delta.tool_calls = forced_call_arguments(split.content);
+    return delta;
+  }
+  if (call_list_) {
+    delta.tool_calls = call_list_->append(split.content);
+    called_tools_ = called_tools_ || !delta.tool_calls.empty();
     return delta;
   }
   if (!tool_calls_) {

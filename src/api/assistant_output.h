@@ -3,7 +3,8 @@
 // the model family's format. One instance per sequence; the OpenAI and Anthropic
 // formatters both use it, so both APIs read a model's output the same way. Under a forced
 // call (tool_choice naming a function) the whole answer, after the reasoning where that is
-// split off, is that call's arguments.
+// split off, is that call's arguments; under forced calls of any tool it is a list of calls
+// (tool_call_list.h).
 #pragma once
 
 #include <memory>
@@ -16,6 +17,7 @@
 
 #include "api/reasoning_splitter.h"
 #include "api/served_model.h"
+#include "api/tool_call_list.h"
 #include "engine/sampling_params.h"
 #include "text/parsers/tool_call_parser.h"
 
@@ -32,6 +34,10 @@ struct AssistantOutputOptions {
   // all the arguments of tool call 0 of that name. Only reasoning may be split off first (a
   // model that thinks before its constrained answer); tool_call_format is then left unset.
   std::optional<std::string> forced_tool_call_name = std::nullopt;
+  // Set when the answer is a list of calls of any of the tools (tool_call_list.h: OpenAI
+  // tool_choice "required", Anthropic "any" / "tool"), read as those calls. These count as
+  // the model's calls (finish_reason "tool_calls", stop_reason "tool_use").
+  bool forced_tool_call_list = false;
 };
 
 struct AssistantDelta {
@@ -59,7 +65,8 @@ class AssistantOutputParser {
   // The end of the answer: releases whatever was held back.
   AssistantDelta finish();
   // Whether the model chose to call a tool so far (finish_reason "tool_calls" / stop_reason
-  // "tool_use"). A forced call does not count: OpenAI finishes it with "stop".
+  // "tool_use"). A forced call of a named function does not count: OpenAI finishes it with
+  // "stop"; a forced list of calls does.
   bool called_tools() const { return called_tools_; }
 
  private:
@@ -76,6 +83,7 @@ class AssistantOutputParser {
   bool called_tools_ = false;
   std::optional<std::string> forced_call_name_;  // set under a forced call
   bool forced_call_started_ = false;
+  std::optional<ToolCallListReader> call_list_;  // set under forced calls of any tool
 };
 
 }  // namespace rackserve::api

@@ -4,6 +4,7 @@
 
 #include "api/api_error.h"
 #include "api/json_fields.h"
+#include "api/tool_call_list.h"
 #include "engine/json_schema_compile.h"
 
 namespace rackserve::api {
@@ -89,10 +90,7 @@ ToolChoice read_tool_choice(const JsonFields& fields, bool has_tools, std::strin
     if (value == "auto") return has_tools ? ToolChoice::Auto : ToolChoice::None;
     if (value == "required") {
       if (!has_tools) throw bad_request("tool_choice", "'tool_choice' is \"required\" but no 'tools' were given");
-      throw unsupported("tool_choice",
-                        "'tool_choice': \"required\" (a call of any of the tools needs the constrained decoder to tell "
-                        "alternatives apart after their first byte, which it cannot do yet; use \"auto\" or name a "
-                        "function)");
+      return ToolChoice::Required;
     }
     throw bad_request("tool_choice", "'tool_choice' must be \"none\", \"auto\", \"required\" or a function, got \"{}\"", value);
   }
@@ -111,13 +109,8 @@ std::shared_ptr<const JsonSchema> compile_tool_parameters(const nlohmann::ordere
     const nlohmann::ordered_json& function = tools[i]["function"];
     if (function["name"] != name) continue;
     const std::string where = fmt::format("tools[{}].function.parameters", i);
-    nlohmann::ordered_json parameters = function.value("parameters", nlohmann::ordered_json());
-    // No parameters, or {} (what some clients send for a function without arguments): an
-    // empty object.
-    if (parameters.is_null() || (parameters.is_object() && parameters.empty()))
-      parameters = {{"type", "object"}, {"properties", nlohmann::ordered_json::object()}};
     try {
-      return compile_json_schema(parameters);
+      return compile_json_schema(tool_parameters_schema(function));
     } catch (const JsonSchemaError& error) {
       throw bad_request(where, "'{}' of the function 'tool_choice' names: {}", where, error.what());
     }
@@ -187,10 +180,13 @@ ChatRequest parse_chat_request(const nlohmann::ordered_json& body, const FieldLi
     throw bad_request("continue_final_message", "'continue_final_message' and 'add_generation_prompt' exclude each other");
   if (request.continue_final_message) request.add_generation_prompt = false;
   request.response_format = read_response_format(fields, request.json_schema);
-  if (request.tool_choice == ToolChoice::Function) {
+  if (request.tool_choice == ToolChoice::Function || request.tool_choice == ToolChoice::Required) {
     if (request.response_format != ResponseFormat::Text)
-      throw bad_request("response_format", "'response_format' must be \"text\" when 'tool_choice' names a function");
-    request.json_schema = compile_tool_parameters(request.tools, request.tool_choice_function);
+      throw bad_request("response_format", "'response_format' must be \"text\" when 'tool_choice' is {}",
+                        request.tool_choice == ToolChoice::Required ? "\"required\"" : "a function");
+    request.json_schema = request.tool_choice == ToolChoice::Required
+                              ? compile_tool_call_list(request.tools, !request.parallel_tool_calls)
+                              : compile_tool_parameters(request.tools, request.tool_choice_function);
   }
   request.stream = read_stream_options(fields);
   request.sampling = read_sampling_params(fields, Endpoint::Chat, limits);

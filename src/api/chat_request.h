@@ -21,6 +21,9 @@ namespace rackserve::api {
 enum class ToolChoice {
   None,  // "none": answer in text; the tools are not shown to the model
   Auto,  // "auto" (the default when tools are given): the answer may call tools
+  // "required": the answer is a list of calls of the tools (tool_call_list.h), decoded under
+  // ChatRequest::json_schema; one call when parallel_tool_calls is false.
+  Required,
   // {"type": "function", "function": {"name": …}}: the answer is one call of that function,
   // its arguments decoded under the function's parameters (ChatRequest::json_schema).
   Function,
@@ -44,8 +47,9 @@ struct ChatRequest {
   bool add_generation_prompt = true;
   bool continue_final_message = false;  // render the last (assistant) message open-ended
   ResponseFormat response_format = ResponseFormat::Text;
-  // Set exactly when response_format is JsonSchema (its schema) or tool_choice is Function (the
-  // function's "parameters"; {"type": "object", "properties": {}} when it has none).
+  // Set exactly when response_format is JsonSchema (its schema), tool_choice is Function (the
+  // function's "parameters"; {"type": "object", "properties": {}} when it has none) or
+  // Required (compile_tool_call_list's).
   std::shared_ptr<const JsonSchema> json_schema;
   StreamOptions stream;
   SamplingParams sampling;

@@ -27,30 +27,16 @@ void handle_chat(const ApiContext& context, const httplib::Request& http_request
                             .include_usage = chat.stream.include_usage,
                             .return_token_ids = chat.stream.return_token_ids,
                             .output = assistant_output_options(context.model, prompt, chat.tools)};
-  const bool forced_call = chat.tool_choice == ToolChoice::Function;
-  if (forced_call || chat.response_format != ResponseFormat::Text) {
-    const char* field = forced_call ? "tool_choice" : "response_format";
-    if (!context.model.json_mask)
-      throw unsupported(field, fmt::format("'{}' {} with this model's tokenizer (its tokens have no fixed bytes)", field,
-                                           forced_call ? "naming a function" : "\"json_object\" or \"json_schema\""));
-    request.json_mask = context.model.json_mask;
-    request.json_schema = chat.json_schema;  // null for json_object
-    // The constrained answer is the JSON document: no tool-call markup to split off (the
-    // grammar leaves the model no way to write it). Under a named tool_choice the document is
-    // the call's arguments (as vLLM does it, not through the family's markup). A model whose
-    // prompt opened <think> thinks first, unconstrained, where "</think>" is one token: the
-    // document starts after it, and the reasoning split stays on. Elsewhere the document
-    // starts at the first generated token, and there is no reasoning to split off.
-    const std::optional<int32_t> reasoning_end = context.model.reasoning_end_token;
-    const bool thinks_first = options.output.starts_in_reasoning && reasoning_end &&
-                              !std::ranges::count(request.params.stop_token_ids, *reasoning_end);
-    options.output = AssistantOutputOptions{};
-    if (thinks_first) {
-      request.constrain_after_token = reasoning_end;
-      options.output.split_reasoning = true;
-      options.output.starts_in_reasoning = true;
-    }
-    if (forced_call) options.output.forced_tool_call_name = chat.tool_choice_function;
+  if (chat.tool_choice == ToolChoice::Function || chat.tool_choice == ToolChoice::Required) {
+    const bool named = chat.tool_choice == ToolChoice::Function;
+    constrain_answer(context,
+                     {.schema = chat.json_schema,
+                      .kind = named ? ConstrainedAnswer::Kind::NamedCall : ConstrainedAnswer::Kind::CallList,
+                      .function = chat.tool_choice_function,
+                      .field = "tool_choice"},
+                     request, options.output);
+  } else if (chat.response_format != ResponseFormat::Text) {
+    constrain_answer(context, {.schema = chat.json_schema, .field = "response_format"}, request, options.output);
   }
   options.output.first_tool_call_only = !chat.parallel_tool_calls;
   keep_tool_call_markup(context.model, options.output, request.params);
@@ -74,6 +60,27 @@ void handle_completion(const ApiContext& context, const httplib::Request& http_r
 }
 
 }  // namespace
+
+void constrain_answer(const ApiContext& context, const ConstrainedAnswer& answer, Request& request,
+                      AssistantOutputOptions& output) {
+  if (!context.model.json_mask)
+    throw unsupported(answer.field, fmt::format("'{}' (constrained decoding) with this model's tokenizer (its tokens "
+                                                "have no fixed bytes)",
+                                                answer.field));
+  request.json_mask = context.model.json_mask;
+  request.json_schema = answer.schema;
+  const std::optional<int32_t> reasoning_end = context.model.reasoning_end_token;
+  const bool thinks_first = output.starts_in_reasoning && reasoning_end &&
+                            !std::ranges::count(request.params.stop_token_ids, *reasoning_end);
+  output = AssistantOutputOptions{};
+  if (thinks_first) {
+    request.constrain_after_token = reasoning_end;
+    output.split_reasoning = true;
+    output.starts_in_reasoning = true;
+  }
+  if (answer.kind == ConstrainedAnswer::Kind::NamedCall) output.forced_tool_call_name = answer.function;
+  output.forced_tool_call_list = answer.kind == ConstrainedAnswer::Kind::CallList;
+}
 
 FieldLimits field_limits(const ApiContext& context) {
   return {.max_n = context.config.max_n,

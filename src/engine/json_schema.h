@@ -64,17 +64,24 @@ class JsonSchema {
   // Array counts saturate here: a bound at or above it is no bound.
   static constexpr uint32_t kUnboundedItems = UINT16_MAX;
 
-  JsonSchema(std::vector<SchemaNode> nodes, SchemaNodeId root) : nodes_(std::move(nodes)), root_(root) {}
+  // Whitespace runs a document may hold by default (JsonSchemaGrammar).
+  static constexpr int kDefaultMaxWhitespaceRun = 8;
+
+  JsonSchema(std::vector<SchemaNode> nodes, SchemaNodeId root, int max_whitespace_run = kDefaultMaxWhitespaceRun)
+      : nodes_(std::move(nodes)), root_(root), max_whitespace_run_(max_whitespace_run) {}
 
   const SchemaNode& node(SchemaNodeId id) const { return nodes_[id]; }
   // An Object or Union node (the document is one object, as for json_object), or an Array
   // node (compile_json_schema's TopLevel::Array).
   SchemaNodeId root() const { return root_; }
   size_t size() const { return nodes_.size(); }
+  // The longest run of whitespace bytes allowed between tokens (and after the document).
+  int max_whitespace_run() const { return max_whitespace_run_; }
 
  private:
   std::vector<SchemaNode> nodes_;
   SchemaNodeId root_;
+  int max_whitespace_run_;
 };
 
 }  // namespace rackserve

@@ -49,16 +49,16 @@ bool matches_type(const Json& value, std::string_view type) {
 
 class Compiler {
  public:
-  Compiler(const Json& root, TopLevel top_level) : root_(root), top_level_(top_level) {}
+  Compiler(const Json& root, const JsonSchemaOptions& options) : root_(root), options_(options) {}
 
   std::shared_ptr<const JsonSchema> run() {
     SchemaNodeId root = compile(root_, "", 0);
     for (SchemaNodeId id = 0; id < nodes_.size(); ++id) resolve(id);
-    if (nodes_[root].kind == SchemaKind::Choice) root = nodes_[root].dispatch[top_level_ == TopLevel::Array ? '[' : '{'];
-    const SchemaKind wanted = top_level_ == TopLevel::Array ? SchemaKind::Array : SchemaKind::Object;
+    if (nodes_[root].kind == SchemaKind::Choice) root = nodes_[root].dispatch[options_.top_level == TopLevel::Array ? '[' : '{'];
+    const SchemaKind wanted = options_.top_level == TopLevel::Array ? SchemaKind::Array : SchemaKind::Object;
     if (root == kNoSchemaNode || (nodes_[root].kind != wanted && !(wanted == SchemaKind::Object && nodes_[root].kind == SchemaKind::Union)))
-      fail("", fmt::format("the top-level schema must be of type {}", top_level_ == TopLevel::Array ? "array" : "object"));
-    return std::make_shared<const JsonSchema>(std::move(nodes_), root);
+      fail("", fmt::format("the top-level schema must be of type {}", options_.top_level == TopLevel::Array ? "array" : "object"));
+    return std::make_shared<const JsonSchema>(std::move(nodes_), root, std::clamp(options_.max_whitespace_run, 0, 255));
   }
 
  private:
@@ -381,7 +381,7 @@ class Compiler {
   }
 
   const Json& root_;
-  TopLevel top_level_;
+  JsonSchemaOptions options_;
   std::vector<SchemaNode> nodes_;
   std::map<std::string, SchemaNodeId> references_;
   std::vector<uint8_t> state_;  // resolve(): 0 not yet, 1 in progress, 2 done
@@ -389,8 +389,9 @@ class Compiler {
 
 }  // namespace
 
-std::shared_ptr<const JsonSchema> compile_json_schema(const nlohmann::ordered_json& schema, TopLevel top_level) {
-  return Compiler(schema, top_level).run();
+std::shared_ptr<const JsonSchema> compile_json_schema(const nlohmann::ordered_json& schema,
+                                                      const JsonSchemaOptions& options) {
+  return Compiler(schema, options).run();
 }
 
 }  // namespace rackserve

@@ -39,7 +39,11 @@ class JsonSchemaError : public std::invalid_argument {
 // (tool_choice "required": a list of calls). Property declaration order is the order of
 // `schema`'s keys, so it must be an ordered_json parsed from the request text.
 enum class TopLevel { Object, Array };
+struct JsonSchemaOptions {
+  TopLevel top_level = TopLevel::Object;
+  int max_whitespace_run = JsonSchema::kDefaultMaxWhitespaceRun;  // in [0, 255]
+};
 std::shared_ptr<const JsonSchema> compile_json_schema(const nlohmann::ordered_json& schema,
-                                                      TopLevel top_level = TopLevel::Object);
+                                                      const JsonSchemaOptions& options = {});
 
 }  // namespace rackserve

@@ -53,7 +53,7 @@ bool JsonSchemaGrammar::step(uint8_t byte) {
 }
 
 bool JsonSchemaGrammar::whitespace() {
-  if (whitespace_run_ == kMaxWhitespaceRun) return false;
+  if (whitespace_run_ >= schema_->max_whitespace_run()) return false;
   ++whitespace_run_;
   return true;
 }

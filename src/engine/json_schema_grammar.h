@@ -21,8 +21,9 @@ namespace rackserve {
 //     required ones cannot be skipped, optional ones can;
 //   - keys and enum/const values must be written as nlohmann::json dumps them (no escapes a
 //     dump would not use; 1.0 stays 1.0);
-//   - whitespace between tokens is allowed, but at most kMaxWhitespaceRun bytes in a row
-//     (after the document too), so a model cannot loop on whitespace forever; none before
+//   - whitespace between tokens is allowed, but at most the schema's max_whitespace_run()
+//     bytes in a row (8 by default; after the document too), so a model cannot loop on
+//     whitespace forever; none before
 //     the document's first byte ('{', or '[' for an array at the top);
 //   - alternatives that are objects (a Union) are told apart by their first property's value,
 //     so that property comes first;
@@ -34,7 +35,6 @@ namespace rackserve {
 class JsonSchemaGrammar {
  public:
   static constexpr int kMaxDepth = 16;
-  static constexpr int kMaxWhitespaceRun = 8;
 
   explicit JsonSchemaGrammar(const JsonSchema& schema) : schema_(&schema) {}
 

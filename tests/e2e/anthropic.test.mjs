@@ -159,13 +159,39 @@ test('tools: accepted and rendered into the prompt; a tool round trip is accepte
   assert.equal((await tokenize({ messages: openaiRoundTrip, tools: openaiTools })).length, afterTool.input_tokens);
   const reply = await anthropic.messages.create({ model: MODEL, max_tokens: 4, messages: roundTrip, tools: [weatherTool], temperature: 0 });
   assert.equal(reply.usage.input_tokens + reply.usage.cache_read_input_tokens, afterTool.input_tokens);
+});
+
+// tool_choice any / tool: the answer is decoded as calls of the tools (tool_call_list.h) and
+// comes back as tool_use blocks with stop_reason "tool_use"; output_config.format: the text is
+// a document under the schema. Boolean-only inputs and one call bound the documents.
+test('tool_choice any / tool and output_config.format: constrained answers', async () => {
+  const question = [{ role: 'user', content: 'Weather in Paris?' }];
+  const sunnyTool = {
+    name: 'sunny', input_schema: { type: 'object', properties: { today: { type: 'boolean' } }, required: ['today'] },
+  };
+  const clockTool = { name: 'clock', input_schema: { type: 'object', properties: {} } };
+  for (const tool_choice of [{ type: 'any', disable_parallel_tool_use: true }, { type: 'tool', name: 'sunny', disable_parallel_tool_use: true }]) {
+    const request = { model: MODEL, max_tokens: 64, messages: question, tools: [clockTool, sunnyTool], tool_choice, temperature: 0 };
+    const message = await anthropic.messages.create(request);
+    assert.equal(message.stop_reason, 'tool_use');
+    const uses = message.content.filter((block) => block.type === 'tool_use');
+    assert.equal(uses.length, 1);
+    assert.equal(textOf(message), '');
+    assert.match(uses[0].id, /^toolu_/);
+    if (tool_choice.type === 'tool') assert.equal(uses[0].name, 'sunny');
+    if (uses[0].name === 'sunny') assert.equal(typeof uses[0].input.today, 'boolean');
+    else assert.deepEqual(uses[0].input, {});
+    const streamed = await anthropic.messages.stream(request).finalMessage();
+    assert.deepEqual(streamed.content.map((block) => [block.type, block.name, block.input]), message.content.map((block) => [block.type, block.name, block.input]));
+  }
   await assert.rejects(
-    anthropic.messages.create({ model: MODEL, max_tokens: 4, messages: question, tools: [weatherTool], tool_choice: { type: 'any' } }),
-    (error) => {
-      assert.ok(error instanceof Anthropic.BadRequestError);
-      assert.match(error.message, /constrained decoding/);
-      return true;
-    });
+    anthropic.messages.create({ model: MODEL, max_tokens: 4, messages: question, tools: [weatherTool], tool_choice: { type: 'tool', name: 'rain' } }),
+    Anthropic.BadRequestError);
+
+  const format = { type: 'json_schema', schema: { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'], additionalProperties: false } };
+  const structured = await anthropic.messages.create({ model: MODEL, max_tokens: 64, messages: question, output_config: { format }, temperature: 0 });
+  assert.equal(structured.stop_reason, 'end_turn');
+  assert.equal(typeof JSON.parse(textOf(structured)).ok, 'boolean');
 });
 
 test('thinking: enabled opens <think> in the prompt and the answer starts with a thinking block', async () => {

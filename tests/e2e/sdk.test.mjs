@@ -1,6 +1,6 @@
 // The official OpenAI Node SDK against rackserve serve: chat and completions, streamed and
 // not, usage, seeds, stop strings, logprobs, n, typed errors, reasoning_content, tools,
-// response_format json_object and json_schema, tool_choice naming a function; greedy output equals `rackserve generate` token for token.
+// response_format json_object and json_schema, tool_choice naming a function or required; greedy output equals `rackserve generate` token for token.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import OpenAI from 'openai';
@@ -177,7 +177,7 @@ test('typed errors: unknown model, bad n, context overflow, wrong key', async ()
   await assert.rejects(openai.chat.completions.create({ model: MODEL, messages: [] }), OpenAI.BadRequestError);
 });
 
-test('tools: offered tools are accepted; tool_choice required answers 422', async () => {
+test('tools: offered tools are accepted', async () => {
   const tools = [{
     type: 'function',
     function: { name: 'get_weather', description: 'Weather of a city', parameters: { type: 'object', properties: { city: { type: 'string' } } } },
@@ -186,13 +186,70 @@ test('tools: offered tools are accepted; tool_choice required answers 422', asyn
   assert.equal(completion.choices[0].message.role, 'assistant');
   // The tiny model's template renders no tools and has no tool-call format: plain text comes back.
   assert.equal(completion.choices[0].message.tool_calls, undefined);
-  await assert.rejects(openai.chat.completions.create({ model: MODEL, messages, tools, tool_choice: 'required' }), (error) => {
-    assert.ok(error instanceof OpenAI.UnprocessableEntityError);
+  await assert.rejects(openai.chat.completions.create({ model: MODEL, messages, tools: [{ type: 'function', function: {} }] }),
+    OpenAI.BadRequestError);
+});
+
+// tool_choice "required": the answer is decoded as a list of calls of the tools (each its name
+// first, then arguments under that tool's parameters) and comes back as those calls with
+// finish_reason "tool_calls". Boolean-only parameters and one call bound the document, so it stops.
+test('tool_choice required: calls of the offered tools, arguments under their parameters', async () => {
+  const tools = [
+    { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: {} } } },
+    {
+      type: 'function',
+      function: {
+        name: 'get_weather',
+        parameters: { type: 'object', properties: { sunny: { type: 'boolean' } }, required: ['sunny'], additionalProperties: false },
+      },
+    },
+  ];
+  const request = { model: MODEL, messages, tools, tool_choice: 'required', parallel_tool_calls: false, max_tokens: 64 };
+  const assertCall = (call) => {
+    assert.ok(['get_time', 'get_weather'].includes(call.function.name), call.function.name);
+    const args = JSON.parse(call.function.arguments);
+    if (call.function.name === 'get_time') assert.deepEqual(args, {});
+    else assert.deepEqual(Object.keys(args), ['sunny']) && assert.equal(typeof args.sunny, 'boolean');
+  };
+  for (const sampling of [{ temperature: 0 }, { temperature: 1.0, seed: 11, n: 3 }]) {
+    const completion = await openai.chat.completions.create({ ...request, ...sampling });
+    for (const choice of completion.choices) {
+      assert.equal(choice.finish_reason, 'tool_calls');
+      assert.equal(choice.message.content, null);
+      assert.equal(choice.message.tool_calls.length, 1);
+      assert.match(choice.message.tool_calls[0].id, /^call_/);
+      assertCall(choice.message.tool_calls[0]);
+    }
+  }
+  // Streamed: the deltas accumulate to the same call.
+  const whole = await openai.chat.completions.create({ ...request, temperature: 0 });
+  const calls = [];
+  let finishReason = null;
+  for await (const chunk of await openai.chat.completions.create({ ...request, temperature: 0, stream: true })) {
+    const choice = chunk.choices[0];
+    finishReason = choice?.finish_reason ?? finishReason;
+    assert.ok(!choice?.delta?.content, 'no content beside the calls');
+    for (const delta of choice?.delta?.tool_calls ?? []) {
+      if (delta.id) calls[delta.index] = { id: delta.id, function: { name: delta.function.name, arguments: '' } };
+      calls[delta.index].function.arguments += delta.function?.arguments ?? '';
+    }
+  }
+  assert.equal(finishReason, 'tool_calls');
+  assert.equal(calls.length, 1);
+  assert.equal(calls[0].function.name, whole.choices[0].message.tool_calls[0].function.name);
+  assert.equal(calls[0].function.arguments, whole.choices[0].message.tool_calls[0].function.arguments);
+  // Parallel calls allowed: every call returned is one of the tools (the list may run to max_tokens).
+  const parallel = await openai.chat.completions.create({ ...request, parallel_tool_calls: true, temperature: 1.0, seed: 5 });
+  const choice = parallel.choices[0];
+  assert.ok(['tool_calls', 'length'].includes(choice.finish_reason), choice.finish_reason);
+  assert.ok(choice.message.tool_calls.length >= 1);
+  for (const call of choice.message.tool_calls.slice(0, choice.finish_reason === 'length' ? -1 : undefined)) assertCall(call);
+
+  await assert.rejects(openai.chat.completions.create({ model: MODEL, messages, tool_choice: 'required' }), (error) => {
+    assert.ok(error instanceof OpenAI.BadRequestError);
     assert.equal(error.param, 'tool_choice');
     return true;
   });
-  await assert.rejects(openai.chat.completions.create({ model: MODEL, messages, tools: [{ type: 'function', function: {} }] }),
-    OpenAI.BadRequestError);
 });
 
 // tool_choice naming a function: the answer is decoded under its parameters and comes back as

@@ -6,6 +6,7 @@
 #include "api/anthropic_request.h"
 #include "api/api_context.h"
 #include "api/api_error.h"
+#include "engine/json_schema_grammar.h"
 
 namespace rackserve::api {
 namespace {
@@ -134,12 +135,27 @@ TEST(AnthropicRequest, ToolsBecomeFunctionsAndToolChoiceDecidesWhetherTheyAreSho
   request = parse(body_with(R"("tools": [], )" + messages));
   EXPECT_TRUE(request.tools.is_null());
 
-  for (const char* choice : {R"({"type": "any"})", R"({"type": "tool", "name": "weather"})"}) {
-    ApiError error = error_of(body_with(tools + R"("tool_choice": )" + choice + ", " + messages));
-    EXPECT_EQ(error.status(), 422) << choice;
-    EXPECT_EQ(error.param(), "tool_choice");
-    EXPECT_NE(std::string(error.what()).find("constrained decoding"), std::string::npos) << error.what();
-  }
+  // any / tool: a list of calls decoded under a grammar (tool_call_list.h); "tool" of that one.
+  auto accepts = [](const JsonSchema& schema, std::string_view text) {
+    JsonSchemaGrammar grammar(schema);
+    return grammar.accept(text) && grammar.complete();
+  };
+  request = parse(body_with(tools + R"("tool_choice": {"type": "any"}, )" + messages));
+  ASSERT_NE(request.answer_schema, nullptr);
+  EXPECT_TRUE(request.answer_is_call_list);
+  EXPECT_EQ(request.tools.size(), 2u) << "the model still sees every tool";
+  EXPECT_TRUE(accepts(*request.answer_schema, R"([{"name":"noop","arguments":{}},{"name":"weather","arguments":{}}])"));
+  request = parse(body_with(tools + R"("tool_choice": {"type": "tool", "name": "weather", "disable_parallel_tool_use": true}, )" +
+                            messages));
+  ASSERT_NE(request.answer_schema, nullptr);
+  EXPECT_TRUE(request.first_tool_call_only);
+  EXPECT_TRUE(accepts(*request.answer_schema, R"([{"name":"weather","arguments":{"city":"Oslo"}}])"));
+  EXPECT_FALSE(accepts(*request.answer_schema, R"([{"name":"noop","arguments":{}}])")) << "only the named tool";
+  EXPECT_FALSE(accepts(*request.answer_schema, R"([{"name":"weather","arguments":{}},{"name":"weather","arguments":{}}])"))
+      << "one call without parallel tool use";
+  EXPECT_EQ(error_of(body_with(tools + R"("tool_choice": {"type": "tool", "name": "rain"}, )" + messages)).param(),
+            "tool_choice.name");
+  EXPECT_EQ(error_of(body_with(tools + R"("tool_choice": {"type": "tool"}, )" + messages)).param(), "tool_choice.name");
   EXPECT_EQ(error_of(body_with(R"("tool_choice": {"type": "any"}, )" + messages)).status(), 400) << "any without tools";
   EXPECT_EQ(error_of(body_with(R"("tool_choice": {"type": "sometimes"}, )" + messages)).param(), "tool_choice.type");
 }
@@ -253,10 +269,21 @@ TEST(AnthropicRequest, UnsupportedBlocksAndToolsAnswer422WithAClearMessage) {
   EXPECT_EQ(server_tool.param(), "tools[0].type");
   EXPECT_NE(std::string(server_tool.what()).find("bash_20250124"), std::string::npos);
 
-  ApiError structured = error_of(body_with(R"("output_config": {"format": {"type": "json_schema", "schema": {}}},
+  // Structured output: the answer's text under the schema.
+  const AnthropicRequest structured = parse(body_with(R"("output_config": {"format": {"type": "json_schema", "schema":
+      {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}}},
       "messages": [{"role": "user", "content": "x"}])"));
-  EXPECT_EQ(structured.status(), 422);
-  EXPECT_EQ(structured.param(), "output_config.format");
+  ASSERT_NE(structured.answer_schema, nullptr);
+  EXPECT_FALSE(structured.answer_is_call_list);
+  JsonSchemaGrammar grammar(*structured.answer_schema);
+  EXPECT_TRUE(grammar.accept(R"({"ok": true})") && grammar.complete());
+  ApiError unsupported_schema = error_of(body_with(R"("output_config": {"format": {"type": "json_schema", "schema":
+      {"type": "object", "properties": {"s": {"type": "string", "minLength": 1}}}}}, "messages": [{"role": "user", "content": "x"}])"));
+  EXPECT_EQ(unsupported_schema.status(), 400);
+  EXPECT_EQ(unsupported_schema.param(), "output_config.format.schema");
+  EXPECT_EQ(error_of(body_with(R"("output_config": {"format": {"type": "regex"}}, "messages": [{"role": "user", "content": "x"}])"))
+                .param(),
+            "output_config.format.type");
 }
 
 TEST(AnthropicErrors, BodyTypeAndStatusInAnthropicShape) {

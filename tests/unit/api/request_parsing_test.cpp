@@ -6,6 +6,7 @@
 #include "api/api_error.h"
 #include "api/chat_request.h"
 #include "api/completion_request.h"
+#include "engine/json_schema_grammar.h"
 
 namespace rackserve::api {
 namespace {
@@ -230,11 +231,54 @@ TEST(ChatRequest, RejectsMalformedToolsAndUnsupportedToolChoices) {
   EXPECT_EQ(chat_error(messages + tools + R"(, "tool_choice": "sometimes"})").status(), 400);
   EXPECT_EQ(chat_error(messages + tools + R"(, "tool_choice": 1})").param(), "tool_choice");
   EXPECT_EQ(chat_error(messages + R"("tool_choice": "required"})").status(), 400);  // nothing to require
-  ApiError required = chat_error(messages + tools + R"(, "tool_choice": "required"})");
-  EXPECT_EQ(required.status(), 422);
-  EXPECT_EQ(required.param(), "tool_choice");
-  EXPECT_NE(std::string(required.what()).find("first byte"), std::string::npos) << required.what();
   EXPECT_EQ(chat_error(messages + tools + R"(, "parallel_tool_calls": 0})").param(), "parallel_tool_calls");
+}
+
+// "required": a list of calls (tool_call_list.h), each told apart by its name; one call at
+// most without parallel tool calls; the tools' $defs moved to the list's top.
+TEST(ChatRequest, RequiredToolChoiceCompilesAListOfCalls) {
+  const std::string messages = R"({"messages": [{"role": "user", "content": "a"}], )";
+  const std::string tools = R"("tools": [{"type": "function", "function": {"name": "f"}},
+      {"type": "function", "function": {"name": "g", "parameters": {"$defs": {"day": {"enum": ["mon", "tue"]}},
+       "type": "object", "properties": {"city": {"type": "string"}, "day": {"$ref": "#/$defs/day"}},
+       "required": ["city"]}}}])";
+  auto parse = [&](const std::string& extra) {
+    return parse_chat_request(nlohmann::ordered_json::parse(messages + tools + extra + "}"), kLimits);
+  };
+  auto accepts = [](const JsonSchema& schema, std::string_view text) {
+    JsonSchemaGrammar grammar(schema);
+    return grammar.accept(text) && grammar.complete();
+  };
+  const ChatRequest required = parse(R"(, "tool_choice": "required")");
+  EXPECT_EQ(required.tool_choice, ToolChoice::Required);
+  ASSERT_NE(required.json_schema, nullptr);
+  EXPECT_EQ(required.json_schema->node(required.json_schema->root()).kind, SchemaKind::Array);
+  const JsonSchema& list = *required.json_schema;
+  EXPECT_TRUE(accepts(list, R"([{"name":"f","arguments":{}}])"));
+  EXPECT_TRUE(accepts(list, R"([{"name": "g", "arguments": {"city": "Oslo", "day": "tue"}}, {"name":"f","arguments":{}}])"));
+  EXPECT_FALSE(accepts(list, "[]")) << "at least one call";
+  EXPECT_FALSE(accepts(list, R"([{"name":"g","arguments":{"day":"mon"}}])")) << "city is required";
+  EXPECT_FALSE(accepts(list, R"([{"name":"g","arguments":{"city":"x","day":"sun"}}])")) << "the $ref'd enum";
+  EXPECT_FALSE(accepts(list, R"([{"name":"h","arguments":{}}])"));
+  EXPECT_FALSE(accepts(list, R"([{"arguments":{},"name":"f"}])")) << "the name comes first";
+
+  const ChatRequest one = parse(R"(, "tool_choice": "required", "parallel_tool_calls": false)");
+  ASSERT_NE(one.json_schema, nullptr);
+  EXPECT_TRUE(accepts(*one.json_schema, R"([{"name":"f","arguments":{}}])"));
+  EXPECT_FALSE(accepts(*one.json_schema, R"([{"name":"f","arguments":{}},{"name":"f","arguments":{}}])"));
+
+  EXPECT_EQ(chat_error(messages + tools + R"(, "tool_choice": "required", "response_format": {"type": "json_object"}})")
+                .param(),
+            "response_format");
+  ApiError unsupported = chat_error(messages + R"("tools": [{"type": "function", "function": {"name": "f"}},
+      {"type": "function", "function": {"name": "s", "parameters": {"type": "object",
+       "properties": {"s": {"type": "string", "minLength": 3}}}}}], "tool_choice": "required"})");
+  EXPECT_EQ(unsupported.status(), 400);
+  EXPECT_EQ(unsupported.param(), "tools[1].function.parameters");
+  ApiError twins = chat_error(messages + R"("tools": [{"type": "function", "function": {"name": "f"}},
+      {"type": "function", "function": {"name": "f"}}], "tool_choice": "required"})");
+  EXPECT_EQ(twins.status(), 400) << "two tools of one name cannot be told apart";
+  EXPECT_EQ(twins.param(), "tools");
 }
 
 TEST(ChatRequest, NamedToolChoiceCompilesThatFunctionsParameters) {

@@ -64,9 +64,9 @@ TEST(JsonSchemaCompile, TellsObjectAlternativesApartOnlyByTheirFirstProperty) {
 TEST(JsonSchemaCompile, TakesAnArrayAtTheTopOnlyWhenAskedTo) {
   const auto array = nlohmann::ordered_json::parse(R"({"type":"array","items":{"type":"integer"},"minItems":1})");
   EXPECT_THROW(compile_json_schema(array), JsonSchemaError);
-  const auto schema = compile_json_schema(array, TopLevel::Array);
+  const auto schema = compile_json_schema(array, {.top_level = TopLevel::Array});
   EXPECT_EQ(schema->node(schema->root()).kind, SchemaKind::Array);
-  EXPECT_THROW(compile_json_schema(nlohmann::ordered_json::parse(R"({"type":"object"})"), TopLevel::Array),
+  EXPECT_THROW(compile_json_schema(nlohmann::ordered_json::parse(R"({"type":"object"})"), {.top_level = TopLevel::Array}),
                JsonSchemaError);
 }
 

@@ -75,7 +75,7 @@ TEST(JsonSchemaGrammar, WritesPropertiesInDeclarationOrderAndNeedsTheRequiredOne
 
 TEST(JsonSchemaGrammar, BoundsWhitespaceRuns) {
   auto schema = compile(R"({"type": "object", "properties": {"a": {"type": "null"}}})");
-  const std::string run(JsonSchemaGrammar::kMaxWhitespaceRun, ' ');
+  const std::string run(JsonSchema::kDefaultMaxWhitespaceRun, ' ');
   EXPECT_TRUE(accepts_whole(*schema, "{" + run + "\"a\"" + run + ":" + run + "null" + run + "}" + run));
   EXPECT_FALSE(accepts_whole(*schema, "{" + run + " \"a\":null}"));
   JsonSchemaGrammar grammar(*schema);
@@ -154,7 +154,7 @@ TEST(JsonSchemaGrammar, ReadsAnArrayAtTheTop) {
           "a": {"type": "integer"}}, "required": ["a"]}}, "required": ["name", "arguments"]},
       {"type": "object", "properties": {"name": {"const": "g"}, "arguments": {"type": "object", "properties": {}}},
        "required": ["name", "arguments"]}]}})"),
-                                    TopLevel::Array);
+                                    {.top_level = TopLevel::Array});
   EXPECT_TRUE(accepts_whole(*schema, R"([{"name":"f","arguments":{"a":1}}])"));
   EXPECT_TRUE(accepts_whole(*schema, R"([ {"name": "g", "arguments": {}}, {"name":"f","arguments":{"a":2}} ])"));
   EXPECT_FALSE(accepts_whole(*schema, "[]"));

@@ -1,0 +1,61 @@
+// The answer format for forced calls of any offered tool (OpenAI tool_choice "required",
+// Anthropic tool_choice "any" / "tool"), as vLLM does it: the answer is decoded under a
+// schema of a JSON list of calls, each {"name": <a tool's name>, "arguments": <an object
+// under that tool's parameters>}, and read back as tool calls while it streams:
+//
+//   [{"name": "get_weather", "arguments": {"city": "Paris"}}, {"name": "get_time", ...}]
+//
+// The calls are told apart by "name", the first property of each (a discriminated anyOf:
+// json_schema_compile.h), so the model writes the name first and the arguments follow that
+// tool's schema. Not the model family's own call markup: the grammar leaves it no way to
+// write any.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/json_schema.h"
+#include "text/parsers/tool_call_parser.h"
+
+namespace rackserve::api {
+
+// A function tool's "parameters" as a schema to decode under: absent, null or {} (what some
+// clients send for a function without arguments) is an object without properties.
+nlohmann::ordered_json tool_parameters_schema(const nlohmann::ordered_json& function);
+
+// The schema of the list for `tools` (OpenAI-shaped function tools, checked, non-empty): at
+// least one call, at most one when `one_call`; at most one whitespace byte in a row. Each tool's "$defs" / "definitions" are moved
+// to the list's top level under "t<index>." names, its "$ref"s rewritten to match. Throws a
+// 400 ApiError naming tools[i].function.parameters when a tool's parameters are outside the
+// supported subset (json_schema_compile.h).
+std::shared_ptr<const JsonSchema> compile_tool_call_list(const nlohmann::ordered_json& tools, bool one_call);
+
+// Reads a list in that format as it streams: each call's first delta carries its name (as
+// soon as the name is complete), then its arguments' text streams unchanged, call i with
+// index i. Text outside the calls' names and arguments (brackets, keys, whitespace) yields
+// nothing. The text is assumed to be a prefix of a list the schema accepts; anything else
+// never makes it throw (a call whose name is never complete is dropped).
+class ToolCallListReader {
+ public:
+  std::vector<text::ToolCallDelta> append(std::string_view text);
+
+ private:
+  void end_string();
+
+  int depth_ = 0;             // open brackets and braces, the list's included
+  bool in_string_ = false;
+  bool escaped_ = false;      // in a string, after '\'
+  std::string string_;        // the string being read (outside arguments), quotes included
+  std::string key_;           // the last key read in the current call (decoded)
+  bool expect_key_ = false;   // in a call, between '{' or ',' and the next key
+  bool in_arguments_ = false;  // inside the current call's arguments object
+  int32_t call_ = -1;          // the current call's index
+  bool named_ = false;         // the current call's name went out
+  std::vector<text::ToolCallDelta> out_;
+};
+
+}  // namespace rackserve::api
