@@ -5,8 +5,6 @@
 //   2. SiLU x up and its e4m3 quantization per pair (moe_fp8_activation.cu);
 //   3. down GEMM -> f32 partials [splits, pairs, hidden];
 //   4. output[t] = sum over slots k in order of weight[t, k] x (sum over splits in order).
-// At decode sizes (MoeFp8ExpertsParams::counters) the tiled GEMMs' last CTAs do 2 and 4
-// (MoeFp8Finish): two launches fewer, the same bytes (moe_fp8_finish.cuh).
 // Every sum has a fixed order (no float atomics), so a run is bit-reproducible, and the split
 // plan does not depend on the device, so neither does the order.
 #include <algorithm>
@@ -16,7 +14,6 @@
 #include "common/shared_memory_budget.cuh"
 #include "gemm/linear_fp8.cuh"
 #include "moe/moe_fp8.cuh"
-#include "moe/moe_fp8_finish.cuh"
 #include "rackserve/kernels/moe_params.h"
 
 namespace rackserve::kernels {
@@ -51,12 +48,27 @@ size_t align256(size_t bytes) { return (bytes + 255) / 256 * 256; }
 __global__ void __launch_bounds__(kSumThreads, 4) moe_fp8_sum_slots_kernel(MoeFp8ExpertsParams p, const float* partials,
                                                                         int splits) {
   wait_for_prior_kernel();
-  const int64_t quads = p.hidden / 4, total = p.tokens * quads;
+  const int64_t pairs = p.tokens * p.top_k, quads = p.hidden / 4, total = p.tokens * quads;
   for (int64_t index = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; index < total;
        index += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t t = index / quads, h = (index % quads) * 4;
-    *reinterpret_cast<float4*>(p.output + t * p.hidden + h) =
-        moe_fp8_sum_slots4(partials, splits, p.tokens, p.top_k, p.hidden, p.weights, t, h);
+    float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    for (int64_t k = 0; k < p.top_k; ++k) {
+      const int64_t pair = t * p.top_k + k;
+      float4 value = *reinterpret_cast<const float4*>(partials + pair * p.hidden + h);
+#pragma unroll 4  // independent loads in flight; the sums keep split order
+      for (int s = 1; s < splits; ++s) {
+        const float4 more = *reinterpret_cast<const float4*>(partials + (s * pairs + pair) * p.hidden + h);
+        value.x += more.x, value.y += more.y, value.z += more.z, value.w += more.w;
+      }
+      const float weight = p.weights[pair];
+      if (k == 0) {
+        sum = make_float4(value.x * weight, value.y * weight, value.z * weight, value.w * weight);
+      } else {
+        sum.x += value.x * weight, sum.y += value.y * weight, sum.z += value.z * weight, sum.w += value.w * weight;
+      }
+    }
+    *reinterpret_cast<float4*>(p.output + t * p.hidden + h) = sum;
   }
 }
 
@@ -235,22 +247,11 @@ int launch_moe_experts_fp8(const MoeFp8ExpertsParams& p, const MoeFp8Config& con
     return small_m ? launch_moe_fp8_gemm_small_m(gemm, p.layout, plan, p.tokens, p.max_active, s)
                    : launch_gemm(kernel, gemm, config, p.max_blocks, plan.splits, s);
   };
-  // At decode sizes the tiled GEMMs' last CTAs do the activation and the slot sum (MoeFp8Finish).
-  const bool fuse = !small_m && p.counters && p.tokens <= kMoeFp8FusedFinishMaxTokens;
-  const MoeFp8ActivationArgs activation{gate_up_partials, activation_q,   activation_scales, pairs,
-                                        p.inter,          w.gate_up.splits, p.layout};
-  const bool fused_activation =
-      fuse && p.max_blocks <= p.counter_count &&
-      4 * p.inter + 128 <= moe_fp8_ring_bytes(config.block_m, config.block_n, config.block_k, config.stages);
-  const bool fused_sum = fuse && (p.hidden + config.block_n - 1) / config.block_n <= p.counter_count;
-  if (fused_activation) {
-    gemm.finish = MoeFp8Finish::Activation;
-    gemm.counters = p.counters;
-    gemm.activation = activation;
-  }
   if (int status = run_gemm(w.gate_up)) return status;
-  if (!fused_activation)
-    if (int status = launch_moe_fp8_activation(activation, s)) return status;
+
+  if (int status = launch_moe_fp8_activation(
+          {gate_up_partials, activation_q, activation_scales, pairs, p.inter, w.gate_up.splits, p.layout}, s))
+    return status;
 
   gemm.activations = activation_q;
   gemm.activation_scales = activation_scales;
@@ -261,14 +262,7 @@ int launch_moe_experts_fp8(const MoeFp8ExpertsParams& p, const MoeFp8Config& con
   gemm.n = p.hidden;
   gemm.k = p.inter;
   gemm.k_tiles_per_split = w.down.k_tiles_per_split;
-  gemm.finish = fused_sum ? MoeFp8Finish::SlotSum : MoeFp8Finish::None;
-  gemm.counters = p.counters;
-  gemm.route_weights = p.weights;
-  gemm.output = p.output;
-  gemm.tokens = p.tokens;
-  gemm.top_k = p.top_k;
   if (int status = run_gemm(w.down)) return status;
-  if (fused_sum) return cudaSuccess;
 
   moe_fp8_sum_slots_kernel<<<grid_blocks(p.tokens * p.hidden / 4, kSumThreads, 4096), kSumThreads, 0, s>>>(
       p, down_partials, w.down.splits);

@@ -13,28 +13,6 @@
 
 namespace rackserve::kernels {
 
-// a[pair] = silu(gate) * up from the gate_up partials [splits, pairs, 2 * inter] (summed in
-// split order), quantized per the layout (Block: groups of 128 columns; Channel: the whole row)
-// with the CPU oracle's rounding, into q [pairs, inter] e4m3 and scales.
-struct MoeFp8ActivationArgs {
-  const float* gate_up_partials;
-  uint8_t* q;
-  float* scales;  // Block: [pairs, inter / 128]; Channel: [pairs]
-  int64_t pairs, inter;
-  int splits;
-  Fp8ScaleLayout layout;
-};
-// What a GEMM's last CTA does after it (MoeFp8GemmArgs::finish), at decode sizes, instead of
-// the kernel that would follow (launch_moe_experts_fp8 decides): a counter per unit counts the
-// unit's CTAs in (each after its partials are stored and fenced); the last one reads every
-// split's partials of the unit, does the step (moe_fp8_finish.cuh: the standalone kernels'
-// bytes) and zeroes the counter.
-enum class MoeFp8Finish : uint8_t {
-  None,
-  Activation,  // gate_up: unit = an align block (x); its pairs' activation (args.activation)
-  SlotSum,     // down: unit = a block_n tile of hidden (y); output[t, tile] for every token
-};
-
 // One expert GEMM over the aligned pair lists: for every block b of sorted_pairs (expert e =
 // active_experts[block_slots[b]]) and weight rows n,
 //   partials[split][pair][n] = sum over the split's k of A[pair][k] W_e[n][k], scaled
@@ -55,14 +33,6 @@ struct MoeFp8GemmArgs {
   const int32_t* block_slots;
   int64_t pairs, n, k, block_out;
   int k_tiles_per_split;  // tiled: K tiles of config.block_k bytes per split (gridDim.z splits)
-  // Tiled only. finish != None: counters holds a zeroed counter per unit (left zeroed).
-  MoeFp8Finish finish = MoeFp8Finish::None;
-  unsigned* counters = nullptr;
-  MoeFp8ActivationArgs activation{};  // Activation (gate_up_partials = partials, splits = gridDim.z);
-                                      // its row needs 4 x inter bytes of the ring
-  const float* route_weights = nullptr;  // SlotSum: [tokens * top_k]
-  float* output = nullptr;               // SlotSum: [tokens, n]
-  int64_t tokens = 0, top_k = 0;         // SlotSum
 };
 
 // Every GEMM instantiation has this signature; block_k and stages are runtime values.
@@ -96,7 +66,17 @@ struct MoeFp8Workspace {
 MoeFp8Workspace moe_fp8_workspace(int64_t tokens, int64_t top_k, int64_t hidden, int64_t inter,
                                   const MoeFp8Config& config, int64_t split_target_ctas);
 
-// The activation as a kernel of its own: one CTA per pair.
+// a[pair] = silu(gate) * up from the gate_up partials [splits, pairs, 2 * inter] (summed in
+// split order), quantized per the layout (Block: groups of 128 columns; Channel: the whole row)
+// with the CPU oracle's rounding, into q [pairs, inter] e4m3 and scales.
+struct MoeFp8ActivationArgs {
+  const float* gate_up_partials;
+  uint8_t* q;
+  float* scales;  // Block: [pairs, inter / 128]; Channel: [pairs]
+  int64_t pairs, inter;
+  int splits;
+  Fp8ScaleLayout layout;
+};
 int launch_moe_fp8_activation(const MoeFp8ActivationArgs& args, cudaStream_t stream);
 
 }  // namespace rackserve::kernels

@@ -25,7 +25,6 @@
 #include "common/shared_memory_budget.cuh"
 #include "gemm/linear_fp8.cuh"
 #include "moe/moe_fp8.cuh"
-#include "moe/moe_fp8_finish.cuh"
 
 namespace rackserve::kernels {
 
@@ -85,36 +84,6 @@ __device__ __forceinline__ void moe_fp8_wait_ring(int stages) {
     cp_async_wait<2>();
 }
 
-// After this CTA's partials are stored (every thread of the CTA calls it): counts the CTA
-// into its unit of p.finish (MoeFp8Finish) and, as the unit's last CTA, does the step.
-// `pair_ids`: the block's pair table (Activation); `ring`: shared memory free for the
-// activation row (4 x inter bytes) and 32 floats after it.
-template <bool kBlockScaling, int BlockM, int BlockN>
-__device__ __forceinline__ void moe_fp8_finish_unit(const MoeFp8GemmArgs& p, const int32_t* pair_ids, uint8_t* ring) {
-  const bool activation = p.finish == MoeFp8Finish::Activation;
-  const unsigned unit = activation ? blockIdx.x : blockIdx.y;
-  const unsigned expected = activation ? gridDim.y * gridDim.z : gridDim.x * gridDim.z;
-  __threadfence();  // this CTA's partials are visible device-wide before it counts in
-  __syncthreads();
-  const bool last = __syncthreads_or(threadIdx.x == 0 && atomicAdd(p.counters + unit, 1u) == expected - 1);
-  if (!last) return;
-  __threadfence();  // and the other CTAs' before the last one reads them
-  if (activation) {
-    float* row = reinterpret_cast<float*>(ring);
-    for (int m = 0; m < BlockM; ++m)
-      if (pair_ids[m] >= 0) moe_fp8_activate_pair<kBlockScaling>(p.activation, pair_ids[m], row, row + p.activation.inter);
-  } else {
-    const int64_t h_begin = static_cast<int64_t>(blockIdx.y) * BlockN;
-    const int64_t quads = min(static_cast<int64_t>(BlockN), p.n - h_begin) / 4;
-    for (int64_t e = threadIdx.x; e < p.tokens * quads; e += blockDim.x) {
-      const int64_t t = e / quads, h = h_begin + (e % quads) * 4;
-      *reinterpret_cast<float4*>(p.output + t * p.n + h) = moe_fp8_sum_slots4(
-          p.partials, static_cast<int>(gridDim.z), p.tokens, p.top_k, p.n, p.route_weights, t, h);
-    }
-  }
-  if (threadIdx.x == 0) p.counters[unit] = 0;  // for the next launch
-}
-
 // Grid: x = align blocks (max_blocks; blocks past the last list exit), y = block_n tiles of
 // n, z = K splits. Dynamic shared memory: moe_fp8_tiled_shared_bytes(config).
 template <int BlockM, int BlockN, int Warps, bool kBlockScaling>
@@ -124,11 +93,7 @@ __global__ void __launch_bounds__(Warps * 32, 1) moe_fp8_gemm_kernel(MoeFp8GemmA
   constexpr int kFragmentsN = Tile::kFragmentsN, kFragmentsM = Tile::kFragmentsM;
   extern __shared__ __align__(128) uint8_t shared[];
   const int slot = p.block_slots[blockIdx.x];
-  if (slot < 0) {
-    // Past the last list: nothing to compute, but a slot sum counts every CTA of its tile.
-    if (p.finish == MoeFp8Finish::SlotSum) moe_fp8_finish_unit<kBlockScaling, BlockM, BlockN>(p, nullptr, shared);
-    return;
-  }
+  if (slot < 0) return;
   const int64_t expert = p.active_experts[slot];
   const int thread = threadIdx.x, lane = thread % 32, warp = thread / 32, g = lane / 4, t = lane % 4;
   const int warp_n = warp % Tile::kWarpsN, warp_m = (warp / Tile::kWarpsN) % Tile::kWarpsM;
@@ -300,43 +265,38 @@ __global__ void __launch_bounds__(Warps * 32, 1) moe_fp8_gemm_kernel(MoeFp8GemmA
             exchange[((warp_mn * kFragmentsN + i) * kFragmentsM * 4 + j * 4 + c) * 32 + lane] = accumulator[i][j][c];
     }
     __syncthreads();
-    if (warp_k == 0) {
+    if (warp_k == 1) return;
+#pragma unroll
+    for (int i = 0; i < kFragmentsN; ++i)
+#pragma unroll
+      for (int j = 0; j < kFragmentsM; ++j)
+#pragma unroll
+        for (int c = 0; c < 4; ++c)
+          accumulator[i][j][c] += exchange[((warp_mn * kFragmentsN + i) * kFragmentsM * 4 + j * 4 + c) * 32 + lane];
+  }
+
+  // Epilogue straight from the fragments into this split's partials [pairs, n].
+  float* partials = p.partials + static_cast<int64_t>(blockIdx.z) * p.pairs * p.n;
+#pragma unroll
+  for (int j = 0; j < kFragmentsM; ++j)
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int column = warp_m * Tile::kWarpM + j * 8 + 2 * t + e;
+      const int pair = pair_ids[column];
+      if (pair < 0) continue;
+      const float activation_scale = kBlockScaling ? 1.0f : p.activation_scales[row_offsets[column] / p.k];
 #pragma unroll
       for (int i = 0; i < kFragmentsN; ++i)
 #pragma unroll
-        for (int j = 0; j < kFragmentsM; ++j)
-#pragma unroll
-          for (int c = 0; c < 4; ++c)
-            accumulator[i][j][c] += exchange[((warp_mn * kFragmentsN + i) * kFragmentsM * 4 + j * 4 + c) * 32 + lane];
+        for (int half = 0; half < 2; ++half) {
+          const int64_t n = n_begin + warp_n * Tile::kWarpN + i * 16 + g + half * 8;
+          if (n >= p.n) continue;
+          float value = accumulator[i][j][half * 2 + e];
+          // Channel: dot x activation scale x weight scale, the contract's order.
+          if constexpr (!kBlockScaling) value = value * activation_scale * p.weight_scales[expert * p.n + n];
+          partials[static_cast<int64_t>(pair) * p.n + n] = value;
+        }
     }
-  }
-
-  // Epilogue straight from the fragments into this split's partials [pairs, n] (K group 0
-  // holds the sums).
-  if (warp_k == 0) {
-    float* partials = p.partials + static_cast<int64_t>(blockIdx.z) * p.pairs * p.n;
-#pragma unroll
-    for (int j = 0; j < kFragmentsM; ++j)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int column = warp_m * Tile::kWarpM + j * 8 + 2 * t + e;
-        const int pair = pair_ids[column];
-        if (pair < 0) continue;
-        const float activation_scale = kBlockScaling ? 1.0f : p.activation_scales[row_offsets[column] / p.k];
-#pragma unroll
-        for (int i = 0; i < kFragmentsN; ++i)
-#pragma unroll
-          for (int half = 0; half < 2; ++half) {
-            const int64_t n = n_begin + warp_n * Tile::kWarpN + i * 16 + g + half * 8;
-            if (n >= p.n) continue;
-            float value = accumulator[i][j][half * 2 + e];
-            // Channel: dot x activation scale x weight scale, the contract's order.
-            if constexpr (!kBlockScaling) value = value * activation_scale * p.weight_scales[expert * p.n + n];
-            partials[static_cast<int64_t>(pair) * p.n + n] = value;
-          }
-      }
-  }
-  if (p.finish != MoeFp8Finish::None) moe_fp8_finish_unit<kBlockScaling, BlockM, BlockN>(p, pair_ids, shared);
 }
 
 // The instantiation for `config` (block_k and stages are runtime arguments).

@@ -40,16 +40,7 @@ struct MoeFp8ExpertsParams {
   // The tiled GEMMs' K-split target in CTAs (moe_fp8_resident_ctas of the config on this
   // device); <= 0 takes kMoeFp8DefaultSplitCtas. The workspace must be sized with the same.
   int64_t split_target_ctas = 0;
-  // Zeroed counters, left zeroed (the backend's split counters: gemm_params.h). With them the
-  // tiled GEMMs' last CTAs do the activation and the slot sum at up to
-  // kMoeFp8FusedFinishMaxTokens tokens, and those two kernels are not launched (the same bytes:
-  // moe_fp8_finish.cuh); nullptr or too few: the kernels run.
-  unsigned* counters = nullptr;
-  int64_t counter_count = 0;
 };
-// The most tokens whose activation and slot sum the GEMMs' last CTAs do (one CTA per align
-// block / hidden tile does all of its tokens' step, which at prefill sizes would serialize).
-constexpr int64_t kMoeFp8FusedFinishMaxTokens = 16;
 
 // How it runs (the tuned JSON files under configs/kernels/ hold exactly these fields, under
 // these names; src/backend/cuda/moe_fp8_config_file.h reads, writes and prints them).

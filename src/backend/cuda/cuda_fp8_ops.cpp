@@ -214,8 +214,6 @@ Tensor CudaBackend::moe_experts_fp8(const QuantizedActivation& x, const MoeRouti
   params.output = out.as<float>();
   params.layout = layout;
   params.split_target_ctas = split_target;
-  params.counters = static_cast<unsigned*>(split_counters_);  // shared with the small-M GEMMs: one kernel at a time
-  params.counter_count = kernels::kLinearSplitCounters;
   params.block_out = gate_up.scaling == Fp8Scaling::Block ? gate_up.block_out : 1;
   params.tokens = tokens;
   params.top_k = top_k;

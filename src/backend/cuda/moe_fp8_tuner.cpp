@@ -21,7 +21,6 @@
 #include <spdlog/spdlog.h>
 
 #include "core/error.h"
-#include "rackserve/kernels/gemm_params.h"
 #include "rackserve/kernels/moe_params.h"
 
 namespace rackserve {
@@ -132,7 +131,7 @@ bool same_config(const MoeFp8Config& a, const MoeFp8Config& b) {
 
 // The device-resident problem of one shape, sized for the largest M.
 struct Problem {
-  DeviceBuffer x, x_scales, gate_up, gate_up_scales, down, down_scales, output, workspace, counters;
+  DeviceBuffer x, x_scales, gate_up, gate_up_scales, down, down_scales, output, workspace;
 };
 
 // Median microseconds of `repetitions` launches, or the launch error's text.
@@ -195,8 +194,6 @@ MoeFp8TuneResult tune_moe_fp8(const MoeFp8Shape& shape, const MoeFp8TuneOptions&
   problem.gate_up_scales = random_floats(block ? e * ((2 * n + 127) / 128) * (h / 128) : e * 2 * n, 5e-4f, 1.5e-3f, rng);
   problem.down_scales = random_floats(block ? e * ((h + 127) / 128) * (n / 128) : e * h, 5e-4f, 1.5e-3f, rng);
   problem.output = DeviceBuffer(size_t(max_tokens) * h * sizeof(float));
-  // The GEMMs' finish counters, as the backend passes its split counters: zeroed once, left zeroed.
-  problem.counters = DeviceBuffer::upload(std::vector<unsigned>(kernels::kLinearSplitCounters, 0u));
 
   cudaStream_t stream = nullptr;
   check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
@@ -266,8 +263,6 @@ MoeFp8TuneResult tune_moe_fp8(const MoeFp8Shape& shape, const MoeFp8TuneOptions&
         params.block_slots = lists.block_slots.as<int32_t>();
         params.workspace = problem.workspace.as<void>();
         params.output = problem.output.as<float>();
-        params.counters = problem.counters.as<unsigned>();
-        params.counter_count = kernels::kLinearSplitCounters;
         params.layout = layout;
         params.split_target_ctas = split_target;
         params.block_out = 128;
