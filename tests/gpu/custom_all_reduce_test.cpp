@@ -344,10 +344,12 @@ void run_back_to_back(const Config& config, DType dtype) {
 // Queued calls need every rank's grid running at once, which CUDA promises nowhere for
 // grids of different streams on one GPU. Four ranks on one GPU broke that in practice:
 // on an H200 (2026-12-05) the four-rank case hung in 2 of 3 processes, and in 4 of 5 with
-// CUDA_DEVICE_MAX_CONNECTIONS=32; each time one or two ranks' first grid never started
+// CUDA_DEVICE_MAX_CONNECTIONS=32; each time one to three ranks' first grid never started
 // while the others spun on it (the progress report: those ranks' flags all 0, the others'
-// 1). Two ranks on one GPU did not hang there; a real group has one rank per GPU. So the
-// back-to-back case runs at most two ranks per GPU.
+// 1), although every rank's thread had queued all its calls (on an H100 the same day, 1 of
+// 3 processes: "launched 60 60 60 60", only rank 1's grid running). Two ranks on one GPU
+// did not hang there; a real group has one rank per GPU. So the back-to-back case runs at
+// most two ranks per GPU.
 bool at_most_two_ranks_per_gpu(const Config& config) {
   for (int device : config.devices)
     if (std::count(config.devices.begin(), config.devices.end(), device) > 2) return false;
