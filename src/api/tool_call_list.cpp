@@ -91,21 +91,14 @@ std::vector<text::ToolCallDelta> ToolCallListReader::append(std::string_view tex
   };
   for (size_t at = 0; at < text.size(); ++at) {
     const char byte = text[at];
-    if (in_string_) {
+    if (scan_.in_string()) {
       if (!in_arguments_) string_ += byte;
-      if (escaped_) {
-        escaped_ = false;
-      } else if (byte == '\\') {
-        escaped_ = true;
-      } else if (byte == '"') {
-        in_string_ = false;
-        if (!in_arguments_) end_string();
-      }
+      if (scan_.step(byte) && !in_arguments_) end_string();
       continue;
     }
     switch (byte) {
       case '"':
-        in_string_ = true;
+        scan_.open();
         if (!in_arguments_) string_ = "\"";
         break;
       case '{':

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/json_schema.h"
+#include "text/parsers/json_string_scan.h"
 #include "text/parsers/tool_call_parser.h"
 
 namespace rackserve::api {
@@ -47,8 +48,7 @@ class ToolCallListReader {
   void end_string();
 
   int depth_ = 0;             // open brackets and braces, the list's included
-  bool in_string_ = false;
-  bool escaped_ = false;      // in a string, after '\'
+  text::JsonStringScan scan_;
   std::string string_;        // the string being read (outside arguments), quotes included
   std::string key_;           // the last key read in the current call (decoded)
   bool expect_key_ = false;   // in a call, between '{' or ',' and the next key

@@ -190,20 +190,24 @@ test('tools: offered tools are accepted', async () => {
     OpenAI.BadRequestError);
 });
 
+// The tools the forced-call tests offer: one without parameters, one whose single boolean
+// bounds the arguments (so a decoded call always ends within max_tokens).
+const forcedCallTools = [
+  { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: {} } } },
+  {
+    type: 'function',
+    function: {
+      name: 'get_weather',
+      parameters: { type: 'object', properties: { sunny: { type: 'boolean' } }, required: ['sunny'], additionalProperties: false },
+    },
+  },
+];
+
 // tool_choice "required": the answer is decoded as a list of calls of the tools (each its name
 // first, then arguments under that tool's parameters) and comes back as those calls with
 // finish_reason "tool_calls". Boolean-only parameters and one call bound the document, so it stops.
 test('tool_choice required: calls of the offered tools, arguments under their parameters', async () => {
-  const tools = [
-    { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: {} } } },
-    {
-      type: 'function',
-      function: {
-        name: 'get_weather',
-        parameters: { type: 'object', properties: { sunny: { type: 'boolean' } }, required: ['sunny'], additionalProperties: false },
-      },
-    },
-  ];
+  const tools = forcedCallTools;
   const request = { model: MODEL, messages, tools, tool_choice: 'required', parallel_tool_calls: false, max_tokens: 64 };
   const assertCall = (call) => {
     assert.ok(['get_time', 'get_weather'].includes(call.function.name), call.function.name);
@@ -256,16 +260,7 @@ test('tool_choice required: calls of the offered tools, arguments under their pa
 // one call of it (not through the model family's markup, which the tiny model has none of).
 // The one boolean property bounds the document (as in the json_schema test), so it stops.
 test('tool_choice naming a function: one call whose arguments follow its parameters', async () => {
-  const tools = [
-    { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: {} } } },
-    {
-      type: 'function',
-      function: {
-        name: 'get_weather',
-        parameters: { type: 'object', properties: { sunny: { type: 'boolean' } }, required: ['sunny'], additionalProperties: false },
-      },
-    },
-  ];
+  const tools = forcedCallTools;
   const request = { model: MODEL, messages, tools, tool_choice: { type: 'function', function: { name: 'get_weather' } } };
   const assertArguments = (text, finishReason) => {
     assert.equal(finishReason, 'stop', text);

@@ -86,8 +86,7 @@ bool JsonCallParser::step_before_arguments() {
   }
   if (hit->marker == 0) {
     depth_ = 0;
-    in_string_ = false;
-    escaped_ = false;
+    string_.reset();
     advance(hit->position, State::Arguments);
   } else {
     writer_.arguments("{}");
@@ -101,14 +100,8 @@ bool JsonCallParser::step_arguments() {
   const std::string_view terminators[] = {syntax_.call_end, syntax_.section_end, syntax_.call_begin};
   for (size_t at = 0; at < text.size(); ++at) {
     const char byte = text[at];
-    if (in_string_) {
-      if (escaped_) {
-        escaped_ = false;
-      } else if (byte == '\\') {
-        escaped_ = true;
-      } else if (byte == '"') {
-        in_string_ = false;
-      }
+    if (string_.in_string()) {
+      string_.step(byte);
       continue;
     }
     for (size_t marker = 0; marker < std::size(terminators); ++marker) {
@@ -127,7 +120,7 @@ bool JsonCallParser::step_arguments() {
       }
     }
     if (byte == '"') {
-      in_string_ = true;
+      string_.open();
     } else if (byte == '{' || byte == '[') {
       ++depth_;
     } else if ((byte == '}' || byte == ']') && depth_ > 0 && --depth_ == 0) {

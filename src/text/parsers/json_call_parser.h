@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 
+#include "text/parsers/json_string_scan.h"
 #include "text/parsers/marker_buffer.h"
 #include "text/parsers/tool_call_parser.h"
 #include "text/parsers/tool_call_writer.h"
@@ -66,8 +67,7 @@ class JsonCallParser final : public ToolCallParser {
   State state_ = State::Content;
   // Where the arguments scanned so far stand in their JSON (scanned bytes are consumed).
   size_t depth_ = 0;
-  bool in_string_ = false;
-  bool escaped_ = false;
+  JsonStringScan string_;
 };
 
 }  // namespace rackserve::text
