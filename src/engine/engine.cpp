@@ -148,7 +148,7 @@ class Engine::Impl {
     uint64_t seed = 0;
     SequenceOutput output;
     PenaltyTally penalties;  // engine thread only; used when the request has penalties on
-    // response_format json_object or json_schema (deferred under constrain_after_token):
+    // response_format json_object or json_schema, or choices (deferred under constrain_after_token):
     // advanced with every recorded token, so it always matches output.generated(),
     // preempted or not. Null: unconstrained.
     std::unique_ptr<OutputConstraint> constraint;
@@ -309,6 +309,8 @@ class Engine::Impl {
     std::unique_ptr<OutputConstraint> grammar;
     if (request.json_schema)
       grammar = std::make_unique<JsonSchemaConstraint>(request.json_mask, request.json_schema);
+    else if (request.choices)
+      grammar = std::make_unique<ChoiceConstraint>(request.json_mask, request.choices);
     else if (request.json_mask)
       grammar = std::make_unique<JsonObjectConstraint>(request.json_mask);
     if (!grammar || !request.constrain_after_token) return grammar;

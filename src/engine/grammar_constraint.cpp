@@ -41,5 +41,6 @@ bool GrammarConstraint<Grammar>::advance(int32_t token) {
 
 template class GrammarConstraint<JsonGrammar>;
 template class GrammarConstraint<JsonSchemaGrammar>;
+template class GrammarConstraint<ChoiceGrammar>;
 
 }  // namespace rackserve

@@ -1,7 +1,8 @@
 // One sequence's side of constrained decoding: the grammar state of what it generated so far,
 // the tokens the sampler must not pick from there (JsonTokenMask), and the advance by each
 // sampled token. JsonObjectConstraint serves response_format {"type": "json_object"},
-// JsonSchemaConstraint {"type": "json_schema"}. The engine holds one per constrained
+// JsonSchemaConstraint {"type": "json_schema"}, ChoiceConstraint structured_outputs
+// {"choice": [...]}. The engine holds one per constrained
 // sequence, next to its SequenceOutput, so it survives preemption (recompute replays the KV
 // cache, not the sampling).
 #pragma once
@@ -12,6 +13,7 @@
 #include <span>
 #include <vector>
 
+#include "engine/choice_grammar.h"
 #include "engine/json_grammar.h"
 #include "engine/json_schema.h"
 #include "engine/json_schema_grammar.h"
@@ -38,7 +40,7 @@ class OutputConstraint {
   virtual bool complete() const = 0;
 };
 
-// Grammar: JsonGrammar or JsonSchemaGrammar (instantiated in grammar_constraint.cpp).
+// Grammar: JsonGrammar, JsonSchemaGrammar or ChoiceGrammar (instantiated in grammar_constraint.cpp).
 // banned_tokens() costs one JsonTokenMask::banned, except when the state equals the previous
 // call's (inside a string it repeats token after token), whose grammar bans are reused.
 template <class Grammar>
@@ -72,6 +74,16 @@ class JsonSchemaConstraint : public GrammarConstraint<JsonSchemaGrammar> {
 
  private:
   std::shared_ptr<const JsonSchema> schema_;
+};
+
+class ChoiceConstraint : public GrammarConstraint<ChoiceGrammar> {
+ public:
+  // choices non-null; kept alive here, as the grammar states point into it.
+  ChoiceConstraint(std::shared_ptr<const JsonTokenMask> mask, std::shared_ptr<const TextChoices> choices)
+      : GrammarConstraint(std::move(mask), ChoiceGrammar(*choices)), choices_(std::move(choices)) {}
+
+ private:
+  std::shared_ptr<const TextChoices> choices_;
 };
 
 }  // namespace rackserve

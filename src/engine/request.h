@@ -18,6 +18,7 @@ using RequestId = uint64_t;
 
 class JsonTokenMask;  // engine/token_mask.h
 class JsonSchema;     // engine/json_schema.h
+class TextChoices;    // engine/choice_grammar.h
 
 struct Request {
   std::vector<int32_t> prompt;  // token ids, non-empty, each < vocab size
@@ -33,6 +34,9 @@ struct Request {
   // "json_schema"}: the same, but every output stays a prefix of a document this compiled
   // schema accepts (json_schema_grammar.h), and EOS is allowed once it is whole.
   std::shared_ptr<const JsonSchema> json_schema;
+  // Set (with json_mask, instead of json_schema): structured_outputs {"choice": [...]}: every
+  // output stays a prefix of one of these texts (choice_grammar.h), EOS once it is one.
+  std::shared_ptr<const TextChoices> choices;
   // Set (with json_mask): the constraint above starts only once this token is sampled (a
   // reasoning model's "</think>": it thinks freely, then answers under the constraint).
   // Until then the output is unconstrained except that the EOS and stop token ids are

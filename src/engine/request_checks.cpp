@@ -66,6 +66,8 @@ std::string check_request(const Request& request, const RequestLimits& limits) {
     return fmt::format("the JSON token mask covers {} tokens but the model has {}", request.json_mask->vocab_size(),
                        limits.vocab_size);
   if (request.json_schema && !request.json_mask) return "a JSON schema constraint needs the JSON token mask";
+  if (request.choices && !request.json_mask) return "a choice constraint needs the token mask";
+  if (request.choices && request.json_schema) return "a request takes a JSON schema or choices, not both";
   if (const std::optional<int32_t> start = request.constrain_after_token) {
     if (!request.json_mask) return "a constraint that starts after a token needs the JSON token mask";
     if (*start < 0 || *start >= limits.vocab_size)

@@ -186,5 +186,7 @@ template std::vector<int32_t> JsonTokenMask::allowed(const JsonGrammar&) const;
 template std::vector<int32_t> JsonTokenMask::banned(const JsonGrammar&) const;
 template std::vector<int32_t> JsonTokenMask::allowed(const JsonSchemaGrammar&) const;
 template std::vector<int32_t> JsonTokenMask::banned(const JsonSchemaGrammar&) const;
+template std::vector<int32_t> JsonTokenMask::allowed(const ChoiceGrammar&) const;
+template std::vector<int32_t> JsonTokenMask::banned(const ChoiceGrammar&) const;
 
 }  // namespace rackserve

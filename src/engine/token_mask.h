@@ -1,6 +1,6 @@
 // JsonTokenMask: which tokens of a vocabulary may come next under a grammar state (JsonGrammar
-// for response_format {"type": "json_object"}, JsonSchemaGrammar for "json_schema"), for
-// constrained decoding. Built once per tokenizer from each token's raw bytes; the sampler
+// for response_format {"type": "json_object"}, JsonSchemaGrammar for "json_schema",
+// ChoiceGrammar for structured_outputs "choice"), for constrained decoding. Built once per tokenizer from each token's raw bytes; the sampler
 // takes banned() as SamplingRow::banned.
 #pragma once
 
@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/choice_grammar.h"
 #include "engine/json_grammar.h"
 #include "engine/json_schema_grammar.h"
 
@@ -33,8 +34,9 @@ class JsonTokenMask {
   // id must be in [0, token_bytes.size()); throws rackserve::Error otherwise.
   JsonTokenMask(std::vector<std::string> token_bytes, std::vector<int32_t> eos_ids);
 
-  // The sorted ids of the tokens allowed from `state`. Grammar: JsonGrammar or
-  // JsonSchemaGrammar (instantiated in token_mask.cpp): accept(uint8_t) and complete().
+  // The sorted ids of the tokens allowed from `state`. Grammar: JsonGrammar, JsonSchemaGrammar
+  // or ChoiceGrammar (instantiated in token_mask.cpp): accept(uint8_t), complete() and
+  // in_plain_string().
   template <class Grammar>
   std::vector<int32_t> allowed(const Grammar& state) const;
   // The sorted ids in [0, vocab_size()) that allowed() leaves out.

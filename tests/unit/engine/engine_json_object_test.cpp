@@ -248,6 +248,34 @@ TEST_F(EngineJsonObject, JsonSchemaOutputsFollowTheSchema) {
   EXPECT_GE(stopped, 7);
 }
 
+// structured_outputs "choice": every output is one of the texts (a prefix when cut), and it
+// stops on EOS once it is one; texts that start others ("yes" / "yes indeed") included.
+TEST_F(EngineJsonObject, ChoiceOutputsAreOneOfTheTexts) {
+  auto choices = std::make_shared<const TextChoices>(std::vector<std::string>{"yes", "yes indeed", "no", "maybe not"});
+  auto engine = make_engine();
+  int stopped = 0;
+  for (std::optional<uint64_t> seed : {std::optional<uint64_t>{}, std::optional<uint64_t>{31},
+                                       std::optional<uint64_t>{32}, std::optional<uint64_t>{33}}) {
+    Request request = constrained(seed.value_or(0) % fixture_.prompts.size(), seed, 40);
+    request.choices = choices;
+    request.params.n = seed ? 3 : 1;
+    RequestOutput output = run(*engine, request);
+    ASSERT_TRUE(output.error.empty()) << output.error;
+    for (const SequenceDelta& sequence : output.sequences) {
+      std::string bytes;
+      for (int32_t token : sequence.token_ids)
+        if (token != kEos) bytes += token_bytes_.at(token);
+      EXPECT_TRUE(std::ranges::any_of(choices->texts(), [&](const std::string& text) { return text.starts_with(bytes); }))
+          << bytes;
+      if (sequence.finish_reason != FinishReason::Stop) continue;
+      ++stopped;
+      EXPECT_EQ(sequence.token_ids.back(), kEos);
+      EXPECT_TRUE(std::ranges::count(choices->texts(), sequence.text) == 1) << sequence.text;
+    }
+  }
+  EXPECT_GE(stopped, 6);
+}
+
 // A reasoning model thinks before its answer: under constrain_after_token (the e2e tokenizer's
 // "</think>") the output is free but for EOS until that token, then a JSON object. A sequence
 // that stopped on EOS went through the token, and its text after "</think>" is the object; one
