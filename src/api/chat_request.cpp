@@ -4,6 +4,7 @@
 
 #include "api/api_error.h"
 #include "api/json_fields.h"
+#include "api/structured_outputs.h"
 #include "api/tool_call_list.h"
 #include "engine/json_schema_compile.h"
 
@@ -146,6 +147,28 @@ ResponseFormat read_response_format(const JsonFields& fields, std::shared_ptr<co
   return ResponseFormat::JsonSchema;
 }
 
+// vLLM's structured_outputs / guided_* fields (structured_outputs.h), as a response format:
+// only where response_format is "text".
+void read_vllm_structured_output(const JsonFields& fields, ChatRequest& request) {
+  StructuredOutput structured = read_structured_outputs(fields);
+  if (structured.kind == StructuredOutput::Kind::None) return;
+  if (request.response_format != ResponseFormat::Text)
+    throw bad_request(structured.field, "'{}' and 'response_format' exclude each other", structured.field);
+  request.format_field = structured.field;
+  switch (structured.kind) {
+    case StructuredOutput::Kind::JsonObject: request.response_format = ResponseFormat::JsonObject; break;
+    case StructuredOutput::Kind::JsonSchema:
+      request.response_format = ResponseFormat::JsonSchema;
+      request.json_schema = std::move(structured.schema);
+      break;
+    case StructuredOutput::Kind::Choice:
+      request.response_format = ResponseFormat::Choice;
+      request.choices = std::move(structured.choices);
+      break;
+    case StructuredOutput::Kind::None: break;
+  }
+}
+
 }  // namespace
 
 ChatRequest parse_chat_request(const nlohmann::ordered_json& body, const FieldLimits& limits) {
@@ -180,9 +203,10 @@ ChatRequest parse_chat_request(const nlohmann::ordered_json& body, const FieldLi
     throw bad_request("continue_final_message", "'continue_final_message' and 'add_generation_prompt' exclude each other");
   if (request.continue_final_message) request.add_generation_prompt = false;
   request.response_format = read_response_format(fields, request.json_schema);
+  read_vllm_structured_output(fields, request);
   if (request.tool_choice == ToolChoice::Function || request.tool_choice == ToolChoice::Required) {
     if (request.response_format != ResponseFormat::Text)
-      throw bad_request("response_format", "'response_format' must be \"text\" when 'tool_choice' is {}",
+      throw bad_request(request.format_field, "'{}' cannot be used when 'tool_choice' is {}", request.format_field,
                         request.tool_choice == ToolChoice::Required ? "\"required\"" : "a function");
     request.json_schema = request.tool_choice == ToolChoice::Required
                               ? compile_tool_call_list(request.tools, !request.parallel_tool_calls)

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/sampling_request.h"
+#include "engine/choice_grammar.h"
 #include "engine/json_schema.h"
 #include "engine/sampling_params.h"
 
@@ -34,6 +35,7 @@ enum class ResponseFormat {
   Text,        // "text" (the default): free text
   JsonObject,  // "json_object": a JSON object, by constrained decoding (Request::json_mask)
   JsonSchema,  // "json_schema": a document valid under ChatRequest::json_schema (Request::json_schema)
+  Choice,      // structured_outputs "choice" (vLLM): exactly one of ChatRequest::choices
 };
 
 struct ChatRequest {
@@ -51,6 +53,10 @@ struct ChatRequest {
   // function's "parameters"; {"type": "object", "properties": {}} when it has none) or
   // Required (compile_tool_call_list's).
   std::shared_ptr<const JsonSchema> json_schema;
+  std::shared_ptr<const TextChoices> choices;  // set exactly when response_format is Choice
+  // The request field that asked for the answer's format ("response_format", or vLLM's
+  // "structured_outputs.json" ...: structured_outputs.h), for errors.
+  std::string format_field = "response_format";
   StreamOptions stream;
   SamplingParams sampling;
 };

@@ -51,6 +51,7 @@ CompletionRequest parse_completion_request(const nlohmann::ordered_json& body, c
   if (fields.string("suffix")) throw unsupported("suffix", "'suffix'");
   request.stream = read_stream_options(fields);
   request.sampling = read_sampling_params(fields, Endpoint::Completions, limits);
+  request.structured = read_structured_outputs(fields);
   return request;
 }
 

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/sampling_request.h"
+#include "api/structured_outputs.h"
 #include "engine/sampling_params.h"
 
 namespace rackserve::api {
@@ -20,6 +21,7 @@ struct CompletionRequest {
   std::optional<std::vector<int32_t>> prompt_tokens;
   StreamOptions stream;
   SamplingParams sampling;
+  StructuredOutput structured;  // vLLM's structured_outputs / guided_* (kind None: free text)
 };
 
 // Throws a 400/422 ApiError naming the field at fault.

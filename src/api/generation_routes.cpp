@@ -13,6 +13,16 @@
 namespace rackserve::api {
 namespace {
 
+// The served tokenizer's token mask for a constrained answer `field` asked for; 422 when its
+// tokens have no fixed bytes (no mask was built).
+std::shared_ptr<const JsonTokenMask> token_mask_for(const ApiContext& context, const std::string& field) {
+  if (!context.model.json_mask)
+    throw unsupported(field, fmt::format("'{}' (constrained decoding) with this model's tokenizer (its tokens have no "
+                                         "fixed bytes)",
+                                         field));
+  return context.model.json_mask;
+}
+
 void handle_chat(const ApiContext& context, const httplib::Request& http_request, httplib::Response& response) {
   ChatRequest chat = parse_chat_request(parse_json_body(http_request), field_limits(context));
   check_model_name(context, chat.model);
@@ -36,7 +46,8 @@ void handle_chat(const ApiContext& context, const httplib::Request& http_request
                       .field = "tool_choice"},
                      request, options.output);
   } else if (chat.response_format != ResponseFormat::Text) {
-    constrain_answer(context, {.schema = chat.json_schema, .field = "response_format"}, request, options.output);
+    constrain_answer(context, {.schema = chat.json_schema, .choices = chat.choices, .field = chat.format_field}, request,
+                     options.output);
   }
   options.output.first_tool_call_only = !chat.parallel_tool_calls;
   keep_tool_call_markup(context.model, options.output, request.params);
@@ -53,6 +64,12 @@ void handle_completion(const ApiContext& context, const httplib::Request& http_r
                                             : tokenize_prompt(context, *completion.prompt_text, /*add_special_tokens=*/true);
   check_context(context, request.prompt.size(), completion.sampling);
   request.params = std::move(completion.sampling);
+  if (completion.structured.kind != StructuredOutput::Kind::None) {
+    // The text the model continues the prompt with, under the grammar from its first token.
+    request.json_mask = token_mask_for(context, completion.structured.field);
+    request.json_schema = completion.structured.schema;
+    request.choices = completion.structured.choices;
+  }
   auto formatter = std::make_unique<CompletionFormatter>(header_for(context, "cmpl-"), completion.stream.include_usage,
                                                          completion.stream.return_token_ids, token_text_of(context));
   respond_with_generation(context, std::move(request), std::move(formatter), completion.stream.stream,
@@ -63,12 +80,9 @@ void handle_completion(const ApiContext& context, const httplib::Request& http_r
 
 void constrain_answer(const ApiContext& context, const ConstrainedAnswer& answer, Request& request,
                       AssistantOutputOptions& output) {
-  if (!context.model.json_mask)
-    throw unsupported(answer.field, fmt::format("'{}' (constrained decoding) with this model's tokenizer (its tokens "
-                                                "have no fixed bytes)",
-                                                answer.field));
-  request.json_mask = context.model.json_mask;
+  request.json_mask = token_mask_for(context, answer.field);
   request.json_schema = answer.schema;
+  request.choices = answer.choices;
   const std::optional<int32_t> reasoning_end = context.model.reasoning_end_token;
   const bool thinks_first = output.starts_in_reasoning && reasoning_end &&
                             !std::ranges::count(request.params.stop_token_ids, *reasoning_end);

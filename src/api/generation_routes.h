@@ -11,6 +11,7 @@
 #include "api/api_context.h"
 #include "api/assistant_output.h"
 #include "api/sampling_request.h"
+#include "engine/choice_grammar.h"
 #include "engine/json_schema.h"
 #include "engine/request.h"
 
@@ -20,7 +21,8 @@ void add_generation_routes(httplib::Server& server, const ApiContext& context);
 
 // What an answer decoded under a grammar is read back as.
 struct ConstrainedAnswer {
-  std::shared_ptr<const JsonSchema> schema;  // null: any JSON object (json_object)
+  std::shared_ptr<const JsonSchema> schema;  // null (and no choices): any JSON object (json_object)
+  std::shared_ptr<const TextChoices> choices;  // instead of a schema: one of these texts
   enum class Kind {
     Content,      // a document in the content (response formats)
     NamedCall,    // the arguments of a call of `function`

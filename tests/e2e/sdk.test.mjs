@@ -377,6 +377,33 @@ test('response_format json_object: thinks first when the prompt opened <think>',
 // types the schema requires. Whitespace runs are bounded by the grammar (8 bytes), so the
 // one-property schema leaves even the random test model no way but to finish within
 // 1+8 + 7+8 + 1+8 + 5+8 + 1+8 + 1 = 56 tokens and stop.
+// vLLM's structured_outputs (extra body fields): choice on chat and completions (also the older
+// guided_choice), json on chat; the answers are exactly a choice / parse under the schema.
+test('structured_outputs (vLLM): choice and json', async () => {
+  const choices = ['positive', 'negative', 'neutral'];
+  for (const sampling of [{ temperature: 0 }, { temperature: 1.0, seed: 3, n: 3 }]) {
+    const chat = await openai.chat.completions.create({ model: MODEL, messages, max_tokens: 32, structured_outputs: { choice: choices }, ...sampling });
+    for (const choice of chat.choices) {
+      assert.equal(choice.finish_reason, 'stop');
+      assert.ok(choices.includes(choice.message.content), choice.message.content);
+    }
+    const completion = await openai.completions.create({ model: MODEL, prompt: 'The sentiment is', max_tokens: 32, guided_choice: choices, ...sampling });
+    for (const choice of completion.choices) {
+      assert.equal(choice.finish_reason, 'stop');
+      assert.ok(choices.includes(choice.text), choice.text);
+    }
+  }
+  const json = { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'], additionalProperties: false };
+  const structured = await openai.chat.completions.create({ model: MODEL, messages, max_tokens: 64, temperature: 0, structured_outputs: { json } });
+  assert.equal(structured.choices[0].finish_reason, 'stop');
+  assert.equal(typeof JSON.parse(structured.choices[0].message.content).ok, 'boolean');
+  await assert.rejects(openai.chat.completions.create({ model: MODEL, messages, structured_outputs: { regex: 'a+' } }), (error) => {
+    assert.ok(error instanceof OpenAI.UnprocessableEntityError);
+    assert.equal(error.param, 'structured_outputs.regex');
+    return true;
+  });
+});
+
 test('response_format json_schema: the answer parses and has the required keys with their types', async () => {
   const small = {
     type: 'object', properties: { sunny: { type: 'boolean' } }, required: ['sunny'], additionalProperties: false,

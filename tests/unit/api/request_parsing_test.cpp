@@ -361,3 +361,72 @@ TEST(ApiError, BodyIsTheOpenAiErrorObject) {
 
 }  // namespace
 }  // namespace rackserve::api
+
+namespace rackserve::api {
+namespace {
+
+// vLLM's structured_outputs (and the older guided_json / guided_choice): a schema as an
+// object or as text, a choice list, json_object; one kind per request, none beside
+// response_format or a forced tool call; regex and grammar answer 422.
+TEST(ChatRequest, ReadsVllmStructuredOutputs) {
+  const std::string messages = R"({"messages": [{"role": "user", "content": "a"}], )";
+  auto parse = [&](const std::string& extra) {
+    return parse_chat_request(nlohmann::ordered_json::parse(messages + extra + "}"), kLimits);
+  };
+  auto accepts = [](const JsonSchema& schema, std::string_view text) {
+    JsonSchemaGrammar grammar(schema);
+    return grammar.accept(text) && grammar.complete();
+  };
+  const std::string schema = R"({"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]})";
+  for (const std::string& given : {R"("structured_outputs": {"json": )" + schema + "}",
+                                   R"("structured_outputs": {"json": )" + nlohmann::json(schema).dump() + "}",
+                                   R"("guided_json": )" + schema}) {
+    const ChatRequest request = parse(given);
+    EXPECT_EQ(request.response_format, ResponseFormat::JsonSchema) << given;
+    ASSERT_NE(request.json_schema, nullptr) << given;
+    EXPECT_TRUE(accepts(*request.json_schema, R"({"ok": true})")) << given;
+    EXPECT_FALSE(accepts(*request.json_schema, R"({})")) << given;
+  }
+  const ChatRequest choice = parse(R"("structured_outputs": {"choice": ["positive", "negative", "positive"]})");
+  EXPECT_EQ(choice.response_format, ResponseFormat::Choice);
+  ASSERT_NE(choice.choices, nullptr);
+  EXPECT_EQ(choice.choices->texts(), (std::vector<std::string>{"negative", "positive"}));
+  EXPECT_EQ(choice.format_field, "structured_outputs.choice");
+  EXPECT_EQ(parse(R"("guided_choice": ["a"])").response_format, ResponseFormat::Choice);
+  EXPECT_EQ(parse(R"("structured_outputs": {"json_object": true})").response_format, ResponseFormat::JsonObject);
+  EXPECT_EQ(parse(R"("structured_outputs": {"json_object": false, "whitespace_pattern": " "})").response_format,
+            ResponseFormat::Text);
+
+  EXPECT_EQ(chat_error(messages + R"("structured_outputs": {"regex": "a+"}})").status(), 422);
+  EXPECT_EQ(chat_error(messages + R"("structured_outputs": {"grammar": "root ::= x"}})").param(), "structured_outputs.grammar");
+  EXPECT_EQ(chat_error(messages + R"("guided_regex": "a+"})").status(), 422);
+  EXPECT_EQ(chat_error(messages + R"("structured_outputs": {"choice": []}})").param(), "structured_outputs.choice");
+  EXPECT_EQ(chat_error(messages + R"("structured_outputs": {"choice": ["a", 1]}})").status(), 400);
+  EXPECT_EQ(chat_error(messages + R"("structured_outputs": {"json": "{not json"}})").param(), "structured_outputs.json");
+  ApiError keyword = chat_error(messages + R"("structured_outputs": {"json": {"type": "object", "properties":
+      {"s": {"type": "string", "minLength": 1}}}}})");
+  EXPECT_EQ(keyword.status(), 400);
+  EXPECT_NE(std::string(keyword.what()).find("'minLength'"), std::string::npos) << keyword.what();
+  EXPECT_EQ(chat_error(messages + R"("structured_outputs": {"json_object": true, "choice": ["a"]}})").status(), 400);
+  EXPECT_EQ(chat_error(messages + R"("guided_choice": ["a"], "structured_outputs": {"choice": ["b"]}})").status(), 400);
+  EXPECT_EQ(chat_error(messages + R"("guided_choice": ["a"], "response_format": {"type": "json_object"}})").param(),
+            "guided_choice");
+  EXPECT_EQ(chat_error(messages + R"("tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "required",
+                "guided_choice": ["a"]})")
+                .param(),
+            "guided_choice");
+}
+
+TEST(CompletionRequest, ReadsVllmStructuredOutputs) {
+  const CompletionRequest choice = parse_completion_request(
+      nlohmann::ordered_json::parse(R"({"prompt": "x", "structured_outputs": {"choice": ["a", "b"]}})"), kLimits);
+  EXPECT_EQ(choice.structured.kind, StructuredOutput::Kind::Choice);
+  ASSERT_NE(choice.structured.choices, nullptr);
+  EXPECT_EQ(choice.structured.choices->texts().size(), 2u);
+  const CompletionRequest plain = parse_completion_request(nlohmann::ordered_json::parse(R"({"prompt": "x"})"), kLimits);
+  EXPECT_EQ(plain.structured.kind, StructuredOutput::Kind::None);
+  EXPECT_EQ(completion_error(R"({"prompt": "x", "guided_json": 3})").param(), "guided_json");
+}
+
+}  // namespace
+}  // namespace rackserve::api
