@@ -84,6 +84,14 @@ class EngineJsonObject : public ::testing::Test {
     return result.stream->wait_all();
   }
 
+  // The bytes of a sequence's tokens, its EOS left out.
+  std::string output_bytes(const SequenceDelta& sequence) const {
+    std::string bytes;
+    for (int32_t token : sequence.token_ids)
+      if (token != kEos) bytes += token_bytes_.at(token);
+    return bytes;
+  }
+
   // The checks every constrained output must pass; returns whether it stopped on EOS.
   bool expect_json_object(const SequenceDelta& sequence, const Request& request) const {
     std::string bytes;
@@ -225,9 +233,7 @@ TEST_F(EngineJsonObject, JsonSchemaOutputsFollowTheSchema) {
       RequestOutput output = run(*engine, request);
       ASSERT_TRUE(output.error.empty()) << output.error;
       for (const SequenceDelta& sequence : output.sequences) {
-        std::string bytes;
-        for (int32_t token : sequence.token_ids)
-          if (token != kEos) bytes += token_bytes_.at(token);
+        const std::string bytes = output_bytes(sequence);
         JsonSchemaGrammar grammar(*schema);
         EXPECT_TRUE(grammar.accept(bytes)) << "not a prefix of a document of the schema: " << bytes;
         if (test.must_stop) EXPECT_EQ(sequence.finish_reason, FinishReason::Stop) << bytes;
@@ -262,9 +268,7 @@ TEST_F(EngineJsonObject, ChoiceOutputsAreOneOfTheTexts) {
     RequestOutput output = run(*engine, request);
     ASSERT_TRUE(output.error.empty()) << output.error;
     for (const SequenceDelta& sequence : output.sequences) {
-      std::string bytes;
-      for (int32_t token : sequence.token_ids)
-        if (token != kEos) bytes += token_bytes_.at(token);
+      const std::string bytes = output_bytes(sequence);
       EXPECT_TRUE(std::ranges::any_of(choices->texts(), [&](const std::string& text) { return text.starts_with(bytes); }))
           << bytes;
       if (sequence.finish_reason != FinishReason::Stop) continue;
