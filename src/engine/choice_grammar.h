@@ -37,8 +37,8 @@ class ChoiceGrammar {
   bool accept(std::string_view bytes);
   // The text so far is one of the choices (a longer choice it starts may still follow).
   bool complete() const;
-  // Never inside a JSON string: the mask walks every token.
-  bool in_plain_string() const { return false; }
+  // Never inside a JSON string (json_grammar.h): the mask walks every token.
+  uint32_t plain_string_room() const { return 0; }
 
   bool operator==(const ChoiceGrammar&) const = default;
 

@@ -38,10 +38,12 @@ class JsonGrammar {
   // The text so far is a whole document: the top-level object is closed (trailing whitespace
   // allowed). A complete state accepts whitespace only.
   bool complete() const { return mode_ == Mode::Done; }
-  // Inside a string with no escape or multi-byte character pending. From here every byte
-  // string that is a well-formed UTF-8 prefix without control bytes, '"' or '\\' is accepted
-  // and leaves the state inside the string (JsonTokenMask adds such tokens wholesale).
-  bool in_plain_string() const { return mode_ == Mode::String; }
+  // Inside a string with no escape or multi-byte character pending: UINT32_MAX (no bound on
+  // the characters that may follow), else 0. From such a state every byte string that is a
+  // well-formed UTF-8 prefix without control bytes, '"' or '\\' and has at most that many
+  // bytes is accepted and leaves the state inside the string (JsonTokenMask adds such tokens
+  // wholesale).
+  uint32_t plain_string_room() const { return mode_ == Mode::String ? UINT32_MAX : 0; }
   // Containers open at this point (0 before the first byte and after the document).
   int depth() const { return depth_; }
 

@@ -48,6 +48,12 @@ struct SchemaNode {
   SchemaNodeId items = kNoSchemaNode;
   uint32_t min_items = 0;
   uint32_t max_items = UINT32_MAX;
+  // String: how many characters (code points) the value holds, [min_length, max_length].
+  uint32_t min_length = 0;
+  uint32_t max_length = UINT32_MAX;
+  // Integer: the values allowed, [minimum, maximum] (exclusive bounds folded in).
+  int64_t minimum = INT64_MIN;
+  int64_t maximum = INT64_MAX;
   // Literals: the canonical JSON texts (nlohmann's dump) of the allowed values; non-empty.
   std::vector<std::string> literals;
   // Choice: the alternatives; `dispatch[b]` is the non-Choice node a value starting with

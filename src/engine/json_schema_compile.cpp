@@ -1,6 +1,8 @@
 #include "engine/json_schema_compile.h"
 
 #include <algorithm>
+#include <cmath>
+#include <optional>
 #include <map>
 #include <span>
 #include <string>
@@ -20,8 +22,43 @@ constexpr int kMaxSchemaNesting = 64;  // schemas inside schemas, as written (no
 // Keywords that constrain nothing here: allowed anywhere and skipped.
 constexpr std::string_view kIgnored[] = {"description", "title", "default", "examples", "$comment", "$schema", "$id",
                                          "$defs", "definitions", "format", "pattern"};
-constexpr std::string_view kConstraining[] = {"type", "properties", "required", "additionalProperties", "items",
-                                              "minItems", "maxItems", "enum", "const", "anyOf", "$ref"};
+constexpr std::string_view kConstraining[] = {"type",      "properties", "required", "additionalProperties",
+                                              "items",     "minItems",   "maxItems", "enum",
+                                              "const",     "anyOf",      "$ref",     "minLength",
+                                              "maxLength", "minimum",    "maximum",  "exclusiveMinimum",
+                                              "exclusiveMaximum"};
+constexpr std::string_view kNumericBounds[] = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"};
+
+// Code points of valid UTF-8 text (what JSON Schema's length keywords count).
+uint32_t code_points(const std::string& text) {
+  uint32_t count = 0;
+  for (char byte : text) count += (static_cast<uint8_t>(byte) & 0xC0) != 0x80;
+  return count;
+}
+
+// Whether a const / enum value meets the schema's length and numeric keywords (each applies
+// to its own kind of value only, as in JSON Schema).
+bool meets_keywords(const Json& value, const Json& schema) {
+  if (value.is_string()) {
+    const uint32_t length = code_points(value.get<std::string>());
+    if (schema.contains("minLength") && schema["minLength"].is_number() && length < schema["minLength"].get<double>())
+      return false;
+    if (schema.contains("maxLength") && schema["maxLength"].is_number() && length > schema["maxLength"].get<double>())
+      return false;
+  }
+  if (value.is_number()) {
+    const double number = value.get<double>();
+    auto bound = [&](const char* key) {
+      return schema.contains(key) && schema[key].is_number() ? std::optional<double>(schema[key].get<double>())
+                                                              : std::nullopt;
+    };
+    if (auto low = bound("minimum"); low && number < *low) return false;
+    if (auto high = bound("maximum"); high && number > *high) return false;
+    if (auto low = bound("exclusiveMinimum"); low && number <= *low) return false;
+    if (auto high = bound("exclusiveMaximum"); high && number >= *high) return false;
+  }
+  return true;
+}
 
 bool one_of(std::string_view key, std::span<const std::string_view> keys) {
   return std::find(keys.begin(), keys.end(), key) != keys.end();
@@ -149,7 +186,7 @@ class Compiler {
       const bool const_ok = !schema.contains("const") || value == schema["const"];
       const bool enum_ok = !schema.contains("enum") ||
                            std::find(schema["enum"].begin(), schema["enum"].end(), value) != schema["enum"].end();
-      if (!typed_ok || !const_ok || !enum_ok) continue;
+      if (!typed_ok || !const_ok || !enum_ok || !meets_keywords(value, schema)) continue;
       std::string text = value.dump();
       if (text.size() >= UINT16_MAX) fail(where, "an 'enum' or 'const' value is too long");
       if (std::find(node.literals.begin(), node.literals.end(), text) == node.literals.end())
@@ -164,10 +201,17 @@ class Compiler {
     SchemaNode node;
     if (type == "string") {
       node.kind = SchemaKind::String;
+      node.min_length = count(schema, "minLength", 0, where);
+      node.max_length = count(schema, "maxLength", UINT32_MAX, where);
+      if (node.min_length > node.max_length) fail(where, "'minLength' is above 'maxLength'");
     } else if (type == "number") {
       node.kind = SchemaKind::Number;
+      for (std::string_view key : kNumericBounds)
+        if (schema.contains(key))
+          fail(where, fmt::format("'{}' is supported for \"integer\" values, not \"number\"", key));
     } else if (type == "integer") {
       node.kind = SchemaKind::Integer;
+      integer_bounds(schema, where, node);
     } else if (type == "boolean") {
       node.kind = SchemaKind::Literals;
       node.literals = {"true", "false"};
@@ -218,18 +262,38 @@ class Compiler {
       node.next_required[i] = node.properties[i].required ? static_cast<uint16_t>(i) : node.next_required[i + 1];
   }
 
+  // A non-negative integer keyword ("minLength", "minItems", ...), or `fallback` when absent.
+  static uint32_t count(const Json& schema, const char* key, uint32_t fallback, const std::string& where) {
+    if (!schema.contains(key)) return fallback;
+    const Json& value = schema[key];
+    if (!value.is_number_unsigned()) fail(where + "/" + key, fmt::format("'{}' must be a non-negative integer", key));
+    return static_cast<uint32_t>(std::min<uint64_t>(value.get<uint64_t>(), UINT32_MAX));
+  }
+
+  // minimum / maximum / exclusiveMinimum / exclusiveMaximum (numbers, Draft 2020-12) as the
+  // integers they allow, within int64.
+  static void integer_bounds(const Json& schema, const std::string& where, SchemaNode& node) {
+    auto read = [&](const char* key) -> std::optional<long double> {
+      if (!schema.contains(key)) return std::nullopt;
+      if (!schema[key].is_number()) fail(where + "/" + key, fmt::format("'{}' must be a number", key));
+      return static_cast<long double>(schema[key].get<double>());
+    };
+    long double low = static_cast<long double>(INT64_MIN), high = static_cast<long double>(INT64_MAX);
+    if (auto value = read("minimum")) low = std::max(low, std::ceil(*value));
+    if (auto value = read("exclusiveMinimum")) low = std::max(low, std::floor(*value) + 1);
+    if (auto value = read("maximum")) high = std::min(high, std::floor(*value));
+    if (auto value = read("exclusiveMaximum")) high = std::min(high, std::ceil(*value) - 1);
+    if (low > high) fail(where, "no integer satisfies its 'minimum' / 'maximum' bounds");
+    node.minimum = low <= static_cast<long double>(INT64_MIN) ? INT64_MIN : static_cast<int64_t>(low);
+    node.maximum = high >= static_cast<long double>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(high);
+  }
+
   void array(const Json& schema, const std::string& where, int nesting, SchemaNode& node) {
     node.kind = SchemaKind::Array;
     if (!schema.contains("items")) fail(where, "an array schema needs 'items'");
     node.items = compile(schema["items"], where + "/items", nesting + 1);
-    auto bound = [&](const char* key, uint32_t fallback) -> uint32_t {
-      if (!schema.contains(key)) return fallback;
-      const Json& value = schema[key];
-      if (!value.is_number_unsigned()) fail(where + "/" + key, fmt::format("'{}' must be a non-negative integer", key));
-      return static_cast<uint32_t>(std::min<uint64_t>(value.get<uint64_t>(), UINT32_MAX));
-    };
-    node.min_items = bound("minItems", 0);
-    node.max_items = bound("maxItems", UINT32_MAX);
+    node.min_items = count(schema, "minItems", 0, where);
+    node.max_items = count(schema, "maxItems", UINT32_MAX, where);
     if (node.min_items >= JsonSchema::kUnboundedItems)
       fail(where + "/minItems", fmt::format("'minItems' must be below {}", JsonSchema::kUnboundedItems));
     if (node.min_items > node.max_items) fail(where, "'minItems' is above 'maxItems'");

@@ -23,7 +23,10 @@ class JsonSchemaError : public std::invalid_argument {
 //   - type: object (properties, required, additionalProperties false, true or absent: only the
 //     declared properties are generated), array (items, minItems, maxItems), string, number,
 //     integer, boolean, null, or a list of these;
-//   - enum and const of JSON scalars (filtered by type when both are given);
+//   - enum and const of JSON scalars (filtered by type and the keywords below when given);
+//   - string minLength / maxLength (code points); integer minimum / maximum /
+//     exclusiveMinimum / exclusiveMaximum (Draft 2020-12 numbers; on "number" they throw:
+//     a prefix of a decimal cannot be bounded as cheaply);
 //   - anyOf, when no two alternatives can start with the same byte (say, an object or null),
 //     except objects: several objects are told apart by their first property, which each
 //     must declare first and require, under the same key, with 'const' or 'enum' values no
@@ -33,8 +36,8 @@ class JsonSchemaError : public std::invalid_argument {
 //   - ignored: description, title, default, examples, $comment, $schema, $id, and the string
 //     assertions format and pattern (not enforced: the grammar cannot check them byte by byte
 //     cheaply, and a generated string may then fail them).
-// Anything else (oneOf, allOf, not, if/then/else, patternProperties, prefixItems, minLength,
-// minimum, ...) throws JsonSchemaError. The top-level schema must be an object, as OpenAI
+// Anything else (oneOf, allOf, not, if/then/else, patternProperties, prefixItems, multipleOf,
+// ...) throws JsonSchemaError. The top-level schema must be an object, as OpenAI
 // requires of response formats, or an array where the server writes the schema itself
 // (tool_choice "required": a list of calls). Property declaration order is the order of
 // `schema`'s keys, so it must be an ordered_json parsed from the request text.

@@ -13,6 +13,18 @@ using json_bytes::is_whitespace;
 
 bool unbounded(uint32_t max_items) { return max_items >= JsonSchema::kUnboundedItems; }
 
+bool has_length_bounds(const SchemaNode& string) { return string.min_length > 0 || string.max_length != UINT32_MAX; }
+bool has_value_bounds(const SchemaNode& integer) { return integer.minimum != INT64_MIN || integer.maximum != INT64_MAX; }
+
+// Magnitudes past this are outside every int64 bound (saturating digit arithmetic stops here).
+constexpr uint64_t kMagnitudeCap = 10'000'000'000'000'000'000ULL;
+
+// Whether [low, high] (magnitudes, low <= high) signed by `negative` meets [minimum, maximum].
+bool meets(bool negative, __int128 low, __int128 high, int64_t minimum, int64_t maximum) {
+  const __int128 from = negative ? -high : low, to = negative ? -low : high;
+  return from <= maximum && to >= minimum;
+}
+
 }  // namespace
 
 bool JsonSchemaGrammar::accept(uint8_t byte) {
@@ -111,6 +123,8 @@ bool JsonSchemaGrammar::value_start(SchemaNodeId id, uint8_t byte) {
     case SchemaKind::String:
       if (byte != '"') return false;
       mode_ = Mode::String;
+      scalar_node_ = id;
+      string_chars_ = 0;
       return true;
     case SchemaKind::Number:
     case SchemaKind::Integer:
@@ -119,7 +133,10 @@ bool JsonSchemaGrammar::value_start(SchemaNodeId id, uint8_t byte) {
       else if (byte == '0') mode_ = Mode::NumberZero;
       else if (is_digit(byte)) mode_ = Mode::NumberInteger;
       else return false;
-      return true;
+      scalar_node_ = id;
+      number_negative_ = byte == '-';
+      number_magnitude_ = is_digit(byte) ? static_cast<uint64_t>(byte - '0') : 0;
+      return !number_is_integer_ || !has_value_bounds(value) || integer_reachable(value);
     case SchemaKind::Literals:
       return start_literal(id, /*is_key=*/false, 0, static_cast<uint16_t>(value.literals.size() - 1), byte);
     case SchemaKind::Choice:
@@ -231,16 +248,70 @@ bool JsonSchemaGrammar::literal_byte(uint8_t byte) {
   return true;
 }
 
+uint32_t JsonSchemaGrammar::plain_string_room() const {
+  if (mode_ != Mode::String) return 0;
+  const SchemaNode& string = node(scalar_node_);
+  return string.max_length == UINT32_MAX ? UINT32_MAX : string.max_length - string_chars_;
+}
+
+// A character starts at every byte read in Mode::String but the closing quote: a plain byte,
+// a UTF-8 lead or the backslash of an escape (one character: surrogate escapes are refused
+// where the length counts).
 bool JsonSchemaGrammar::string_byte(uint8_t byte) {
+  const SchemaNode& string = node(scalar_node_);
+  const bool counted = has_length_bounds(string);
+  if (counted && mode_ == Mode::StringUnicode) {
+    if (string_.pending == 4) surrogate_escape_ = byte == 'd' || byte == 'D';
+    if (string_.pending == 3 && surrogate_escape_ && ((byte >= '8' && byte <= '9') || (byte >= 'a' && byte <= 'f') ||
+                                                      (byte >= 'A' && byte <= 'F')))
+      return false;  // \uD800-\uDFFF
+  }
+  const bool starts_character = mode_ == Mode::String && byte != '"';
   const json_scalar::Step step = json_scalar::string_byte(mode_, string_, byte);
-  if (step == json_scalar::Step::Ended) end_value();
-  return step != json_scalar::Step::Rejected;
+  if (step == json_scalar::Step::Rejected) return false;
+  if (step == json_scalar::Step::Ended) {
+    if (string_chars_ < string.min_length) return false;
+    end_value();
+    return true;
+  }
+  if (starts_character && counted && string_chars_++ == string.max_length) return false;
+  return true;
+}
+
+bool JsonSchemaGrammar::integer_reachable(const SchemaNode& integer) const {
+  const __int128 magnitude = number_magnitude_;
+  if (mode_ == Mode::NumberMinus) {  // "-": -0, or k more digits, the first not 0
+    if (meets(true, 0, 0, integer.minimum, integer.maximum)) return true;
+    __int128 low = 1, high = 9;
+    for (int digits = 1; digits <= 19; ++digits, low *= 10, high = high * 10 + 9)
+      if (meets(true, low, high, integer.minimum, integer.maximum)) return true;
+    return false;
+  }
+  if (meets(number_negative_, magnitude, magnitude, integer.minimum, integer.maximum)) return true;
+  if (mode_ != Mode::NumberInteger) return false;  // "0" and "-0" take no more digits
+  __int128 low = magnitude, high = magnitude;
+  for (int digits = 1; digits <= 19 && low < kMagnitudeCap; ++digits) {
+    low *= 10, high = high * 10 + 9;
+    if (meets(number_negative_, low, high, integer.minimum, integer.maximum)) return true;
+  }
+  return false;
 }
 
 bool JsonSchemaGrammar::number_byte(uint8_t byte) {
   const json_scalar::Step step = json_scalar::number_byte(mode_, number_is_integer_, byte);
-  if (step != json_scalar::Step::Ended) return step == json_scalar::Step::Accepted;
+  const SchemaNode& number = node(scalar_node_);
+  const bool bounded = number_is_integer_ && has_value_bounds(number);
+  if (step == json_scalar::Step::Accepted) {
+    if (!bounded) return true;
+    // A digit (an integer has no other byte after its first): saturating at the cap.
+    const __int128 grown = static_cast<__int128>(number_magnitude_) * 10 + (byte - '0');
+    number_magnitude_ = grown < kMagnitudeCap ? static_cast<uint64_t>(grown) : kMagnitudeCap;
+    return integer_reachable(number);
+  }
+  if (step == json_scalar::Step::Rejected) return false;
   // A whole number followed by a byte that cannot extend it: that byte follows the value.
+  if (bounded && !meets(number_negative_, number_magnitude_, number_magnitude_, number.minimum, number.maximum))
+    return false;
   end_value();
   return after_value(byte);
 }

@@ -27,6 +27,8 @@ namespace rackserve {
 //     the document's first byte ('{', or '[' for an array at the top);
 //   - alternatives that are objects (a Union) are told apart by their first property's value,
 //     so that property comes first;
+//   - a string with minLength / maxLength writes no \u escape of a surrogate (an astral
+//     character is written as its UTF-8 bytes), so that every escape is one character;
 //   - at most kMaxDepth open containers (the top-level object counts as 1): a byte that would
 //     open one more is refused, so a recursive schema whose documents must nest deeper has
 //     no complete document here.
@@ -46,10 +48,9 @@ class JsonSchemaGrammar {
   // The text so far is a whole document: the top-level object (or array) is closed (trailing
   // whitespace allowed, up to the bound). A complete state accepts whitespace only.
   bool complete() const { return mode_ == Mode::Done; }
-  // Inside a string with no escape or multi-byte character pending. From here every byte
-  // string that is a well-formed UTF-8 prefix without control bytes, '"' or '\\' is accepted
-  // and leaves the state inside the string (JsonTokenMask adds such tokens wholesale).
-  bool in_plain_string() const { return mode_ == Mode::String; }
+  // As JsonGrammar::plain_string_room: inside a string value with no escape or multi-byte
+  // character pending, the characters its maxLength leaves (UINT32_MAX: none); else 0.
+  uint32_t plain_string_room() const;
   // Containers open at this point.
   int depth() const { return depth_; }
 
@@ -101,6 +102,9 @@ class JsonSchemaGrammar {
   bool start_literal(SchemaNodeId node, bool is_key, uint16_t first, uint16_t last, uint8_t byte);
   bool string_byte(uint8_t byte);
   bool number_byte(uint8_t byte);
+  // Integer with bounds: whether the number read so far (mode_, number_negative_,
+  // number_magnitude_) can still end inside [minimum, maximum].
+  bool integer_reachable(const SchemaNode& integer) const;
   std::string_view literal_text(uint16_t index) const;
   Frame& top() { return frames_[depth_ - 1]; }
   const SchemaNode& node(SchemaNodeId id) const { return schema_->node(id); }
@@ -119,6 +123,13 @@ class JsonSchemaGrammar {
   uint16_t candidate_ = 0;
   uint16_t literal_pos_ = 0;
   json_scalar::StringState string_;  // the string modes' escape and UTF-8 bookkeeping
+  // The string or number value being read: its node, the string's characters so far, the
+  // number's sign and digits (saturating above int64's range).
+  SchemaNodeId scalar_node_ = kNoSchemaNode;
+  uint32_t string_chars_ = 0;
+  bool surrogate_escape_ = false;  // a \u escape's first hex digit was d / D
+  bool number_negative_ = false;
+  uint64_t number_magnitude_ = 0;
 };
 
 static_assert(std::is_trivially_copyable_v<JsonSchemaGrammar>);

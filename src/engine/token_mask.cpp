@@ -20,6 +20,8 @@ JsonTokenMask::JsonTokenMask(std::vector<std::string> token_bytes, std::vector<i
     RS_CHECK(id >= 0 && id < vocab_size_, "EOS token id {} is outside the vocabulary of {} tokens", id, vocab_size_);
   std::sort(eos_ids_.begin(), eos_ids_.end());
   eos_ids_.erase(std::unique(eos_ids_.begin(), eos_ids_.end()), eos_ids_.end());
+  for (const std::string& bytes : token_bytes_)
+    max_token_bytes_ = std::max(max_token_bytes_, static_cast<uint32_t>(std::min<size_t>(bytes.size(), UINT32_MAX)));
   build();
 }
 
@@ -149,7 +151,8 @@ std::vector<uint8_t> JsonTokenMask::allowed_flags(const Grammar& state) const {
     const Frame frame = stack.back();
     stack.pop_back();
     const Node& parent = nodes_[frame.node];
-    if (parent.plain_below && frame.state.in_plain_string()) {  // every token below is plain content
+    // Every token below is plain content, and the string has room for the longest.
+    if (parent.plain_below && frame.state.plain_string_room() >= max_token_bytes_) {
       allow(parent.first_id + parent.id_count, parent.subtree_end);
       continue;
     }

@@ -36,7 +36,7 @@ class JsonTokenMask {
 
   // The sorted ids of the tokens allowed from `state`. Grammar: JsonGrammar, JsonSchemaGrammar
   // or ChoiceGrammar (instantiated in token_mask.cpp): accept(uint8_t), complete() and
-  // in_plain_string().
+  // plain_string_room() (json_grammar.h).
   template <class Grammar>
   std::vector<int32_t> allowed(const Grammar& state) const;
   // The sorted ids in [0, vocab_size()) that allowed() leaves out.
@@ -64,7 +64,8 @@ class JsonTokenMask {
     uint8_t byte = 0;
     // Every byte string from this node down, read from a character boundary, is plain string
     // content (json_bytes: well-formed UTF-8 prefixes, no control bytes, '"' or '\'): from a
-    // grammar state in_plain_string() here, every token below is allowed.
+    // grammar state whose plain_string_room() holds the longest token here, every token below
+    // is allowed.
     bool plain_below = false;
   };
   void build();
@@ -78,6 +79,7 @@ class JsonTokenMask {
   std::vector<int32_t> ids_;      // token ids sorted by their bytes (node ranges: Node)
   std::vector<int32_t> eos_ids_;  // sorted, distinct
   int32_t vocab_size_ = 0;
+  uint32_t max_token_bytes_ = 0;  // the longest token's bytes
 };
 
 }  // namespace rackserve

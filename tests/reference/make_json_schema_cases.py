@@ -98,6 +98,20 @@ SCHEMAS = [
                                  {"$ref": "#/$defs/group"}]}},
      "type": "object", "properties": {"drawing": {"$ref": "#/$defs/any"}, "scale": {"type": ["number", "null"]}},
      "required": ["drawing", "scale"], "additionalProperties": False},
+    # String lengths (code points) and integer bounds.
+    {"type": "object", "properties": {
+        "code": {"type": "string", "minLength": 2, "maxLength": 3},
+        "name": {"type": ["string", "null"], "minLength": 1},
+        "tag": {"type": "string", "maxLength": 1},
+        "word": {"enum": ["a", "bb", "ccc", 7], "minLength": 2}},
+     "required": ["code", "name", "tag", "word"], "additionalProperties": False},
+    {"type": "object", "properties": {
+        "age": {"type": "integer", "minimum": 0, "maximum": 130},
+        "delta": {"type": "integer", "minimum": -15, "exclusiveMaximum": 12},
+        "big": {"type": "integer", "exclusiveMinimum": 999, "maximum": 100000},
+        "neg": {"type": "integer", "maximum": -20},
+        "level": {"enum": [1, 5, 10, "x"], "minimum": 5}},
+     "required": ["age", "delta", "big", "neg", "level"], "additionalProperties": False},
 ]
 
 STRING_PIECES = ["a", "Z", " ", "é", "日本", "😀", "\\n", "\\\"", "\\\\", "\\u00e9", "\\/", "0", "{", "]", ",", ":"]
@@ -107,8 +121,23 @@ def whitespace(rng):
     return rng.choice(["", "", "", " ", "\n", " \t", "  "])
 
 
-def gen_string(rng):
-    return '"' + "".join(rng.choice(STRING_PIECES) for _ in range(rng.randint(0, 5))) + '"'
+def gen_string(rng, schema=None):
+    low = (schema or {}).get("minLength", 0)
+    high = (schema or {}).get("maxLength", 1 << 30)
+    while True:  # rejection sampling on the decoded length
+        text = '"' + "".join(rng.choice(STRING_PIECES) for _ in range(rng.randint(0, 5))) + '"'
+        if low <= len(json.loads(text)) <= high:
+            return text
+
+
+def gen_integer(rng, schema):
+    low = schema.get("minimum", -99999)
+    if "exclusiveMinimum" in schema:
+        low = schema["exclusiveMinimum"] + 1
+    high = schema.get("maximum", 99999)
+    if "exclusiveMaximum" in schema:
+        high = schema["exclusiveMaximum"] - 1
+    return str(rng.choice([low, high, rng.randint(low, high)]))
 
 
 def gen_number(rng, integer):
@@ -130,15 +159,16 @@ def gen(schema, root, rng, depth=0):
         return gen(rng.choice(schema["anyOf"]), root, rng, depth)
     if "const" in schema or "enum" in schema:
         values = [schema["const"]] if "const" in schema else schema["enum"]
-        types = schema.get("type")
-        if types:
-            values = [v for v in values if jsonschema.Draft202012Validator({"type": types}).is_valid(v)]
+        values = [v for v in values if jsonschema.Draft202012Validator(
+            {k: schema[k] for k in schema if k not in ("enum", "const")}).is_valid(v)]
         return json.dumps(rng.choice(values), ensure_ascii=False)
     kind = schema["type"]
     if isinstance(kind, list):
         kind = rng.choice(kind)
     if kind == "string":
-        return gen_string(rng)
+        return gen_string(rng, schema)
+    if kind == "integer" and any(k in schema for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")):
+        return gen_integer(rng, schema)
     if kind in ("number", "integer"):
         return gen_number(rng, kind == "integer")
     if kind == "boolean":

@@ -278,7 +278,7 @@ TEST(AnthropicRequest, UnsupportedBlocksAndToolsAnswer422WithAClearMessage) {
   JsonSchemaGrammar grammar(*structured.answer_schema);
   EXPECT_TRUE(grammar.accept(R"({"ok": true})") && grammar.complete());
   ApiError unsupported_schema = error_of(body_with(R"("output_config": {"format": {"type": "json_schema", "schema":
-      {"type": "object", "properties": {"s": {"type": "string", "minLength": 1}}}}}, "messages": [{"role": "user", "content": "x"}])"));
+      {"type": "object", "properties": {"s": {"type": "string", "multipleOf": 1}}}}}, "messages": [{"role": "user", "content": "x"}])"));
   EXPECT_EQ(unsupported_schema.status(), 400);
   EXPECT_EQ(unsupported_schema.param(), "output_config.format.schema");
   EXPECT_EQ(error_of(body_with(R"("output_config": {"format": {"type": "regex"}}, "messages": [{"role": "user", "content": "x"}])"))

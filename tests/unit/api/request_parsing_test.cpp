@@ -171,10 +171,10 @@ TEST(ChatRequest, ResponseFormatJsonSchemaIsCompiledAtTheBoundary) {
 
   ApiError unsupported = chat_error(
       prefix + R"("json_schema": {"name": "x", "schema": {"type": "object", "properties": {"s": {"type": "string",
-          "minLength": 3}}}}}})");
+          "multipleOf": 3}}}}}})");
   EXPECT_EQ(unsupported.status(), 400);
   EXPECT_EQ(unsupported.param(), "response_format.json_schema.schema");
-  EXPECT_NE(std::string(unsupported.what()).find("'minLength'"), std::string::npos) << unsupported.what();
+  EXPECT_NE(std::string(unsupported.what()).find("'multipleOf'"), std::string::npos) << unsupported.what();
   EXPECT_NE(std::string(unsupported.what()).find("/properties/s"), std::string::npos) << unsupported.what();
   for (const char* keyword : {R"("patternProperties": {})", R"("if": {})", R"("not": {})", R"("oneOf": [])"}) {
     ApiError error = chat_error(prefix + R"("json_schema": {"name": "x", "schema": {"type": "object", )" + keyword + "}}}}");
@@ -272,7 +272,7 @@ TEST(ChatRequest, RequiredToolChoiceCompilesAListOfCalls) {
             "response_format");
   ApiError unsupported = chat_error(messages + R"("tools": [{"type": "function", "function": {"name": "f"}},
       {"type": "function", "function": {"name": "s", "parameters": {"type": "object",
-       "properties": {"s": {"type": "string", "minLength": 3}}}}}], "tool_choice": "required"})");
+       "properties": {"s": {"type": "string", "multipleOf": 3}}}}}], "tool_choice": "required"})");
   EXPECT_EQ(unsupported.status(), 400);
   EXPECT_EQ(unsupported.param(), "tools[1].function.parameters");
   ApiError twins = chat_error(messages + R"("tools": [{"type": "function", "function": {"name": "f"}},
@@ -331,7 +331,7 @@ TEST(ChatRequest, NamedToolChoiceCompilesThatFunctionsParameters) {
 
   const std::string unsupported_tools = R"("tools": [{"type": "function", "function": {"name": "f"}},
       {"type": "function", "function": {"name": "s", "parameters": {"type": "object",
-       "properties": {"s": {"type": "string", "minLength": 3}}}}},
+       "properties": {"s": {"type": "string", "multipleOf": 3}}}}},
       {"type": "function", "function": {"name": "t", "parameters": {"type": "string"}}}])";
   for (const char* name : {"s", "t"}) {
     ApiError error = chat_error(messages + unsupported_tools + R"(, "tool_choice": {"type": "function", "function": {"name": ")" +
@@ -339,9 +339,9 @@ TEST(ChatRequest, NamedToolChoiceCompilesThatFunctionsParameters) {
     EXPECT_EQ(error.status(), 400) << name;
     EXPECT_EQ(error.param(), std::string("tools[") + (name[0] == 's' ? "1" : "2") + "].function.parameters") << name;
   }
-  ApiError min_length = chat_error(messages + unsupported_tools +
+  ApiError multiple_of = chat_error(messages + unsupported_tools +
                                    R"(, "tool_choice": {"type": "function", "function": {"name": "s"}}})");
-  EXPECT_NE(std::string(min_length.what()).find("'minLength'"), std::string::npos) << min_length.what();
+  EXPECT_NE(std::string(multiple_of.what()).find("'multipleOf'"), std::string::npos) << multiple_of.what();
   // Unsupported parameters of a function not forced do not matter: "auto" parses its markup.
   EXPECT_EQ(parse_chat_request(nlohmann::ordered_json::parse(messages + unsupported_tools + "}"), kLimits).tool_choice,
             ToolChoice::Auto);
@@ -404,9 +404,9 @@ TEST(ChatRequest, ReadsVllmStructuredOutputs) {
   EXPECT_EQ(chat_error(messages + R"("structured_outputs": {"choice": ["a", 1]}})").status(), 400);
   EXPECT_EQ(chat_error(messages + R"("structured_outputs": {"json": "{not json"}})").param(), "structured_outputs.json");
   ApiError keyword = chat_error(messages + R"("structured_outputs": {"json": {"type": "object", "properties":
-      {"s": {"type": "string", "minLength": 1}}}}})");
+      {"s": {"type": "string", "multipleOf": 1}}}}})");
   EXPECT_EQ(keyword.status(), 400);
-  EXPECT_NE(std::string(keyword.what()).find("'minLength'"), std::string::npos) << keyword.what();
+  EXPECT_NE(std::string(keyword.what()).find("'multipleOf'"), std::string::npos) << keyword.what();
   EXPECT_EQ(chat_error(messages + R"("structured_outputs": {"json_object": true, "choice": ["a"]}})").status(), 400);
   EXPECT_EQ(chat_error(messages + R"("guided_choice": ["a"], "structured_outputs": {"choice": ["b"]}})").status(), 400);
   EXPECT_EQ(chat_error(messages + R"("guided_choice": ["a"], "response_format": {"type": "json_object"}})").param(),

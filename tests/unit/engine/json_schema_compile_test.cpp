@@ -22,12 +22,14 @@ std::string refusal(std::string_view schema) {
 }
 
 TEST(JsonSchemaCompile, NamesTheUnsupportedKeyword) {
-  EXPECT_NE(refusal(R"({"type":"object","properties":{"a":{"type":"string","minLength":2}}})").find("'minLength'"),
+  EXPECT_NE(refusal(R"({"type":"object","properties":{"a":{"type":"integer","multipleOf":2}}})").find("'multipleOf'"),
             std::string::npos);
+  EXPECT_NE(refusal(R"({"type":"object","properties":{"a":{"type":"number","minimum":0}}})").find("'minimum'"),
+            std::string::npos);  // bounds are for integers
   EXPECT_NE(refusal(R"({"type":"object","patternProperties":{}})").find("'patternProperties'"), std::string::npos);
   EXPECT_NE(refusal(R"({"type":"object","properties":{"a":{"oneOf":[]}}})").find("'oneOf'"), std::string::npos);
   EXPECT_NE(refusal(R"({"type":"object","if":{}})").find("'if'"), std::string::npos);
-  EXPECT_NE(refusal(R"({"type":"object","properties":{"a":{"type":"integer","minimum":0}}})").find("/properties/a"),
+  EXPECT_NE(refusal(R"({"type":"object","properties":{"a":{"type":"integer","minimum":3,"maximum":2}}})").find("/properties/a"),
             std::string::npos);
 }
 

@@ -147,7 +147,48 @@ TEST(JsonSchemaGrammar, ObjectAlternativesFollowTheirTag) {
   EXPECT_FALSE(accepts_whole(*schema, R"({"x":{}})"));
 }
 
-// With TopLevel::Array the document is an array (tool_choice "required": a list of calls).
+// minLength / maxLength count code points: a multi-byte character and an escape are one each;
+// a surrogate escape is refused where the length counts (an astral character is written as
+// UTF-8 there), allowed elsewhere.
+TEST(JsonSchemaGrammar, StringLengthsCountCharacters) {
+  auto schema = compile(R"({"type": "object", "properties": {"s": {"type": "string", "minLength": 2, "maxLength": 3},
+      "free": {"type": "string"}}, "required": ["s"]})");
+  EXPECT_TRUE(accepts_whole(*schema, R"({"s":"ab"})"));
+  EXPECT_TRUE(accepts_whole(*schema, "{\"s\":\"\xc3\xa9\xe6\x97\xa5\"}"));  // é日: 2
+  EXPECT_TRUE(accepts_whole(*schema, R"({"s":"\n\u00e9x"})"));
+  EXPECT_TRUE(accepts_whole(*schema, "{\"s\":\"a\xf0\x9f\x98\x80\"}"));  // a😀: 2
+  EXPECT_FALSE(accepts_whole(*schema, R"({"s":"a"})"));
+  EXPECT_FALSE(accepts_whole(*schema, R"({"s":"abcd"})"));
+  EXPECT_FALSE(accepts_whole(*schema, R"({"s":"a\ud83d\ude00"})")) << "a surrogate escape where the length counts";
+  EXPECT_TRUE(accepts_whole(*schema, R"({"s":"ab","free":"\ud83d\ude00"})"));
+  JsonSchemaGrammar grammar(*schema);
+  ASSERT_TRUE(grammar.accept(R"({"s":"a)"));
+  EXPECT_EQ(grammar.plain_string_room(), 2u);
+  ASSERT_TRUE(grammar.accept(R"(bc)"));
+  EXPECT_EQ(grammar.plain_string_room(), 0u);
+  EXPECT_FALSE(grammar.accept('d'));
+}
+
+// Integer bounds: every prefix accepted can still end inside them; the value ends only inside.
+TEST(JsonSchemaGrammar, IntegerBoundsHoldForEveryPrefix) {
+  auto schema = compile(R"({"type": "object", "properties": {"n": {"type": "integer", "minimum": 1000,
+      "exclusiveMaximum": 2500}, "m": {"type": "integer", "minimum": -40, "maximum": -3}}, "required": ["n", "m"]})");
+  for (int n = -50; n <= 3000; ++n)
+    for (int m : {-41, -40, -3, -2, 0}) {
+      const std::string text = "{\"n\":" + std::to_string(n) + ",\"m\":" + std::to_string(m) + "}";
+      EXPECT_EQ(accepts_whole(*schema, text), n >= 1000 && n < 2500 && m >= -40 && m <= -3) << text;
+    }
+  JsonSchemaGrammar grammar(*schema);
+  ASSERT_TRUE(grammar.accept(R"({"n":)"));
+  EXPECT_FALSE(JsonSchemaGrammar(grammar).accept('-'));
+  EXPECT_FALSE(JsonSchemaGrammar(grammar).accept('0'));
+  EXPECT_FALSE(JsonSchemaGrammar(grammar).accept('3'));  // 3, 3x, 3xx below; 3xxx at or above 2500
+  EXPECT_TRUE(JsonSchemaGrammar(grammar).accept('2'));   // 2000-2499
+  EXPECT_FALSE(JsonSchemaGrammar(grammar).accept("25"));
+  EXPECT_FALSE(JsonSchemaGrammar(grammar).accept("1000000"));
+}
+
+// With TopLevel::Array the document is an array (tool_choice "required": a list of calls).// With TopLevel::Array the document is an array (tool_choice "required": a list of calls).
 TEST(JsonSchemaGrammar, ReadsAnArrayAtTheTop) {
   auto schema = compile_json_schema(Json::parse(R"({"type": "array", "minItems": 1, "items": {"anyOf": [
       {"type": "object", "properties": {"name": {"const": "f"}, "arguments": {"type": "object", "properties": {
@@ -160,6 +201,39 @@ TEST(JsonSchemaGrammar, ReadsAnArrayAtTheTop) {
   EXPECT_FALSE(accepts_whole(*schema, "[]"));
   EXPECT_FALSE(accepts_whole(*schema, R"([{"name":"g","arguments":{"a":1}}])"));
   EXPECT_FALSE(accepts_whole(*schema, R"({"name":"f","arguments":{"a":1}})"));
+}
+
+// Under maxLength the mask adds plain-string subtrees wholesale only while the string has room
+// for the longest token: random walks over multi-character tokens never overrun the bound.
+TEST(JsonSchemaConstraint, RandomWalksKeepStringLengths) {
+  std::vector<std::string> vocabulary = {"{\"s\":\"", "a", "bc", "def", "ghij", "\\n", "\"", "\"}", "}", "</s>"};
+  const int32_t eos = static_cast<int32_t>(vocabulary.size() - 1);
+  vocabulary[static_cast<size_t>(eos)].clear();
+  auto mask = std::make_shared<const JsonTokenMask>(vocabulary, std::vector<int32_t>{eos});
+  auto schema = compile(R"({"type": "object", "properties": {"s": {"type": "string", "minLength": 2, "maxLength": 5}},
+      "required": ["s"], "additionalProperties": false})");
+  std::mt19937 random(11);
+  int finished = 0;
+  for (int walk = 0; walk < 300; ++walk) {
+    JsonSchemaConstraint constraint(mask, schema);
+    std::string text;
+    for (int step = 0; step < 20; ++step) {
+      const std::vector<int32_t> allowed = mask->allowed(constraint.state());
+      ASSERT_FALSE(allowed.empty()) << "dead end after " << text;
+      const int32_t token = allowed[random() % allowed.size()];
+      ASSERT_TRUE(constraint.advance(token));
+      if (token == eos) {
+        const Json document = Json::parse(text);
+        const std::string value = document["s"];
+        EXPECT_GE(value.size(), 2u) << text;  // ASCII here: bytes are characters
+        EXPECT_LE(value.size(), 5u) << text;
+        ++finished;
+        break;
+      }
+      text += vocabulary[static_cast<size_t>(token)];
+    }
+  }
+  EXPECT_GT(finished, 100);
 }
 
 // Random walks over the allowed bytes of a tiny vocabulary end, when the mask allows EOS, in
