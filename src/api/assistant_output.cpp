@@ -54,6 +54,13 @@ AssistantDelta AssistantOutputParser::route(ReasoningDelta split, bool last) {
   }
   if (call_list_) {
     delta.tool_calls = call_list_->append(split.content);
+    if (last)
+      for (text::ToolCallDelta& rest : call_list_->finish()) {
+        if (!delta.tool_calls.empty() && delta.tool_calls.back().index == rest.index)
+          delta.tool_calls.back().arguments += rest.arguments;  // one delta per call and result
+        else
+          delta.tool_calls.push_back(std::move(rest));
+      }
     called_tools_ = called_tools_ || !delta.tool_calls.empty();
     return delta;
   }

@@ -84,10 +84,8 @@ std::shared_ptr<const JsonSchema> compile_tool_call_list(const Json& tools, bool
 std::vector<text::ToolCallDelta> ToolCallListReader::append(std::string_view text) {
   out_.clear();
   size_t arguments_from = 0;  // where this append's arguments text starts, while in_arguments_
-  auto flush_arguments = [&](size_t end) {
-    if (!in_arguments_ || !named_ || end <= arguments_from) return;
-    if (out_.empty() || out_.back().index != call_) out_.push_back({.index = call_, .id = {}, .name = {}, .arguments = {}});
-    out_.back().arguments.append(text.substr(arguments_from, end - arguments_from));
+  auto flush_arguments = [&](size_t end, bool closed) {
+    if (in_arguments_ && named_) emit_arguments(text.substr(arguments_from, end - arguments_from), closed);
   };
   for (size_t at = 0; at < text.size(); ++at) {
     const char byte = text[at];
@@ -118,7 +116,7 @@ std::vector<text::ToolCallDelta> ToolCallListReader::append(std::string_view tex
       case ']':
         --depth_;
         if (in_arguments_ && depth_ == 2) {
-          flush_arguments(at + 1);
+          flush_arguments(at + 1, /*closed=*/true);
           in_arguments_ = false;
         }
         break;
@@ -132,8 +130,23 @@ std::vector<text::ToolCallDelta> ToolCallListReader::append(std::string_view tex
         break;
     }
   }
-  flush_arguments(text.size());
+  flush_arguments(text.size(), /*closed=*/false);
   return std::move(out_);
+}
+
+std::vector<text::ToolCallDelta> ToolCallListReader::finish() {
+  out_.clear();
+  if (named_) emit_arguments({}, /*flush=*/true);
+  return std::move(out_);
+}
+
+void ToolCallListReader::emit_arguments(std::string_view text, bool flush) {
+  std::string whole;
+  argument_bytes_.append(text, whole);
+  if (flush) argument_bytes_.flush(whole);
+  if (whole.empty()) return;
+  if (out_.empty() || out_.back().index != call_) out_.push_back({.index = call_, .id = {}, .name = {}, .arguments = {}});
+  out_.back().arguments += whole;
 }
 
 // A string outside the arguments just closed: a key of the call, or the value of its "name".

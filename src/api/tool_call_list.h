@@ -21,6 +21,7 @@
 #include "engine/json_schema.h"
 #include "text/parsers/json_string_scan.h"
 #include "text/parsers/tool_call_parser.h"
+#include "text/parsers/tool_call_writer.h"
 
 namespace rackserve::api {
 
@@ -42,10 +43,16 @@ std::shared_ptr<const JsonSchema> compile_tool_call_list(const nlohmann::ordered
 // never makes it throw (a call whose name is never complete is dropped).
 class ToolCallListReader {
  public:
+  // Argument text is emitted in whole UTF-8 characters: the bytes of one cut by the end of
+  // `text` wait for the next append (or finish()).
   std::vector<text::ToolCallDelta> append(std::string_view text);
+  // The end of the answer: the bytes still held.
+  std::vector<text::ToolCallDelta> finish();
 
  private:
   void end_string();
+  // Adds argument text of the current call to out_ (whole characters; held ones later).
+  void emit_arguments(std::string_view text, bool flush);
 
   int depth_ = 0;             // open brackets and braces, the list's included
   text::JsonStringScan scan_;
@@ -55,6 +62,7 @@ class ToolCallListReader {
   bool in_arguments_ = false;  // inside the current call's arguments object
   int32_t call_ = -1;          // the current call's index
   bool named_ = false;         // the current call's name went out
+  text::Utf8Joiner argument_bytes_;
   std::vector<text::ToolCallDelta> out_;
 };
 

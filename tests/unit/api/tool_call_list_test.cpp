@@ -1,6 +1,6 @@
 // ToolCallListReader: a list of calls as tool_choice "required" decodes it, read back as
-// tool-call deltas whatever the split of the text; the reference is nlohmann's parse of the
-// whole list.
+// tool-call deltas whatever the split of the text (inside UTF-8 characters too: deltas hold
+// whole ones); the reference is nlohmann's parse of the whole list.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -10,34 +10,30 @@
 #include <nlohmann/json.hpp>
 
 #include "api/tool_call_list.h"
+#include "support/tool_call_merge.h"
 
 namespace rackserve::api {
 namespace {
 
-struct Call {
-  std::string name;
-  std::string arguments;
-};
+using text::testing::MergedCall;
 
-// The calls read from `text` cut into the pieces `cuts` marks (piece ends, ascending).
-std::vector<Call> read(std::string_view text, const std::vector<size_t>& cuts) {
+// The calls read from `text` cut into the pieces `cuts` marks (piece ends, ascending), then
+// finish(), merged as a streaming client does (support/tool_call_merge.h checks the delta
+// contract on the way, whole UTF-8 characters included).
+std::vector<MergedCall> read(std::string_view text, const std::vector<size_t>& cuts) {
   ToolCallListReader reader;
-  std::vector<Call> calls;
+  text::testing::MergedParse merged;
   size_t from = 0;
+  auto merge = [&](std::vector<text::ToolCallDelta> deltas) {
+    const auto violation = text::testing::merge_deltas(merged, {.content = {}, .calls = std::move(deltas)}, true);
+    EXPECT_FALSE(violation) << *violation;
+  };
   for (size_t cut : cuts) {
-    for (const text::ToolCallDelta& delta : reader.append(text.substr(from, cut - from))) {
-      if (delta.index == static_cast<int32_t>(calls.size())) {
-        EXPECT_FALSE(delta.name.empty()) << "a call's first delta names it";
-        calls.push_back({delta.name, ""});
-      } else {
-        EXPECT_EQ(delta.index, static_cast<int32_t>(calls.size()) - 1);
-        EXPECT_TRUE(delta.name.empty());
-      }
-      calls.back().arguments += delta.arguments;
-    }
+    merge(reader.append(text.substr(from, cut - from)));
     from = cut;
   }
-  return calls;
+  merge(reader.finish());
+  return merged.calls;
 }
 
 TEST(ToolCallListReader, ReadsTheCallsWhateverTheSplit) {
@@ -59,7 +55,7 @@ TEST(ToolCallListReader, ReadsTheCallsWhateverTheSplit) {
       splits.push_back(cuts);
     }
     for (const std::vector<size_t>& cuts : splits) {
-      const std::vector<Call> calls = read(list, cuts);
+      const std::vector<MergedCall> calls = read(list, cuts);
       ASSERT_EQ(calls.size(), reference.size()) << list;
       for (size_t i = 0; i < calls.size(); ++i) {
         EXPECT_EQ(calls[i].name, reference[i]["name"].get<std::string>()) << list;
@@ -72,14 +68,14 @@ TEST(ToolCallListReader, ReadsTheCallsWhateverTheSplit) {
 TEST(ToolCallListReader, ACutOffListKeepsWhatWasComplete) {
   const std::string list = R"([{"name":"f","arguments":{"a":1}},{"name":"gh","arguments":{"b":)";
   for (size_t end = 0; end <= list.size(); ++end) {
-    const std::vector<Call> calls = read(list.substr(0, end), {end});  // never throws
+    const std::vector<MergedCall> calls = read(list.substr(0, end), {end});  // never throws
     if (end >= list.find("\"f\"") + 3) {
       ASSERT_FALSE(calls.empty()) << end;
       EXPECT_EQ(calls[0].name, "f");
     }
     if (end < list.find("\"gh\"") + 4) EXPECT_LE(calls.size(), 1u) << "a call whose name is not complete is not out";
   }
-  const std::vector<Call> calls = read(list, {list.size()});
+  const std::vector<MergedCall> calls = read(list, {list.size()});
   ASSERT_EQ(calls.size(), 2u);
   EXPECT_EQ(calls[0].arguments, R"({"a":1})");
   EXPECT_EQ(calls[1].arguments, R"({"b":)");
