@@ -102,12 +102,13 @@ std::vector<text::ToolCallDelta> ToolCallListReader::append(std::string_view tex
       case '{':
       case '[':
         ++depth_;
+        call_open_ = call_open_ && depth_ > 2;
         if (depth_ == 2 && byte == '{') {  // a call opens
-          ++call_;
+          call_open_ = true;
           named_ = false;
           key_.clear();
           expect_key_ = true;
-        } else if (depth_ == 3 && byte == '{' && !in_arguments_ && key_ == "arguments") {
+        } else if (depth_ == 3 && byte == '{' && call_open_ && !in_arguments_ && key_ == "arguments") {
           in_arguments_ = true;
           arguments_from = at;
         }
@@ -115,6 +116,7 @@ std::vector<text::ToolCallDelta> ToolCallListReader::append(std::string_view tex
       case '}':
       case ']':
         --depth_;
+        if (depth_ < 2) call_open_ = false;
         if (in_arguments_ && depth_ == 2) {
           flush_arguments(at + 1, /*closed=*/true);
           in_arguments_ = false;
@@ -151,7 +153,7 @@ void ToolCallListReader::emit_arguments(std::string_view text, bool flush) {
 
 // A string outside the arguments just closed: a key of the call, or the value of its "name".
 void ToolCallListReader::end_string() {
-  if (depth_ != 2) return;
+  if (depth_ != 2 || !call_open_) return;
   std::string decoded;
   try {
     decoded = Json::parse(string_).get<std::string>();
@@ -162,6 +164,7 @@ void ToolCallListReader::end_string() {
     key_ = std::move(decoded);
   } else if (key_ == "name" && !named_ && !decoded.empty()) {
     named_ = true;
+    call_ = calls_named_++;  // a call without a name takes no number
     out_.push_back({.index = call_, .id = {}, .name = std::move(decoded), .arguments = {}});
   }
 }

@@ -60,7 +60,9 @@ class ToolCallListReader {
   std::string key_;           // the last key read in the current call (decoded)
   bool expect_key_ = false;   // in a call, between '{' or ',' and the next key
   bool in_arguments_ = false;  // inside the current call's arguments object
-  int32_t call_ = -1;          // the current call's index
+  int32_t call_ = -1;          // the index of the current call, once named
+  int32_t calls_named_ = 0;
+  bool call_open_ = false;     // depth 2 is that call's object (not an array a broken list holds)
   bool named_ = false;         // the current call's name went out
   text::Utf8Joiner argument_bytes_;
   std::vector<text::ToolCallDelta> out_;

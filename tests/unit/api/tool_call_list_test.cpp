@@ -81,5 +81,15 @@ TEST(ToolCallListReader, ACutOffListKeepsWhatWasComplete) {
   EXPECT_EQ(calls[1].arguments, R"({"b":)");
 }
 
+// Lists the grammar would not let through (the reader must still keep the contract): an array
+// where a call belongs names nothing, and a call without a name takes no number.
+TEST(ToolCallListReader, ABrokenListKeepsTheContract) {
+  const std::string list = R"([["name","x"],{"arguments":{"a":1}},{"name":"g","arguments":{"b":2}},{"name":"","arguments":{}}])";
+  const std::vector<MergedCall> calls = read(list, {7, 30, list.size()});
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].name, "g");
+  EXPECT_EQ(calls[0].arguments, R"({"b":2})");
+}
+
 }  // namespace
 }  // namespace rackserve::api
