@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/fuzz_pieces.h"
 #include "support/tool_call_merge.h"
 #include "text/parsers/tool_call_parser.h"
 
@@ -64,16 +65,11 @@ MergedParse parse(ToolCallFormat format, const std::vector<std::string_view>& pi
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size < 4) return 0;
-  const std::string_view text(reinterpret_cast<const char*>(data) + 4, size - 4);
-  size_t first = (data[0] | data[1] << 8) % (text.size() + 1);
-  size_t second = (data[2] | data[3] << 8) % (text.size() + 1);
-  if (first > second) std::swap(first, second);
-  const std::vector<std::string_view> pieces = {text.substr(0, first), text.substr(first, second - first),
-                                                text.substr(second)};
-  const bool valid_utf8 = utf8::find_invalid(text) == std::string_view::npos;
+  const auto input = rackserve::testing::fuzz_pieces(data, size);
+  if (!input) return 0;
+  const bool valid_utf8 = utf8::find_invalid(input->text) == std::string_view::npos;
   for (const ToolCallFormat format : kFormats) {
-    if (parse(format, pieces, valid_utf8) != parse(format, {text}, valid_utf8))
+    if (parse(format, input->pieces, valid_utf8) != parse(format, {input->text}, valid_utf8))
       finding(format, "the result depends on where the text was split");
   }
   return 0;

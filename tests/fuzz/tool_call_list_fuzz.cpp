@@ -1,10 +1,10 @@
 // libFuzzer target for ToolCallListReader (api/tool_call_list.h; build with
-// -DRACKSERVE_FUZZ=ON and clang): the first four bytes are two cut points (little-endian u16,
-// modulo the text's length + 1); the rest is an answer under tool_choice "required", read in
-// up to three appends cut there, then finish(). Checked: the merged calls equal a one-shot
-// read of the whole text, and the delta contract holds (support/tool_call_merge.h: a call's
-// first delta names it, indices count up, whole UTF-8 characters for valid input). The reader
-// assumes a grammar-shaped list but must never throw or crash on anything else.
+// -DRACKSERVE_FUZZ=ON and clang): an answer under tool_choice "required" cut into three
+// pieces (support/fuzz_pieces.h), read in three appends, then finish(). Checked: the merged
+// calls equal a one-shot read of the whole text, and the delta contract holds
+// (support/tool_call_merge.h: a call's first delta names it, indices count up, whole UTF-8
+// characters for valid input). The reader assumes a grammar-shaped list but must never throw
+// or crash on anything else.
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "api/tool_call_list.h"
+#include "support/fuzz_pieces.h"
 #include "support/tool_call_merge.h"
 
 namespace {
@@ -40,14 +41,10 @@ text::testing::MergedParse read(const std::vector<std::string_view>& pieces, boo
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size < 4) return 0;
-  const std::string_view text(reinterpret_cast<const char*>(data) + 4, size - 4);
-  size_t first = (data[0] | data[1] << 8) % (text.size() + 1);
-  size_t second = (data[2] | data[3] << 8) % (text.size() + 1);
-  if (first > second) std::swap(first, second);
-  const bool valid_utf8 = text::utf8::find_invalid(text) == std::string_view::npos;
-  if (read({text.substr(0, first), text.substr(first, second - first), text.substr(second)}, valid_utf8) !=
-      read({text}, valid_utf8))
+  const auto input = testing::fuzz_pieces(data, size);
+  if (!input) return 0;
+  const bool valid_utf8 = text::utf8::find_invalid(input->text) == std::string_view::npos;
+  if (read(input->pieces, valid_utf8) != read({input->text}, valid_utf8))
     finding("the result depends on where the text was split");
   return 0;
 }
