@@ -21,8 +21,8 @@ namespace rackserve {
 //
 // Cost: the token strings live in a byte trie (about one node per byte of the vocabulary,
 // 20 bytes each). allowed() walks it depth-first, copying the grammar state (~24 bytes for
-// JsonGrammar, ~144 for JsonSchemaGrammar, 24 for ChoiceGrammar) once per trie edge it tries and pruning a subtree
-// at the first refused byte: cheap between structural tokens. Inside a string the subtrees
+// JsonGrammar, ~144 for JsonSchemaGrammar, 24 for ChoiceGrammar) once per trie edge it
+// tries and pruning a subtree at the first refused byte: cheap between structural tokens. Inside a string the subtrees
 // of plain string content (nearly every token) are added as whole id ranges, and only the
 // paths to tokens holding a quote, a backslash or a control byte are walked. The ids come
 // out of a flag per vocabulary entry, in order, with no sort. The token strings
