@@ -102,7 +102,6 @@ std::vector<text::ToolCallDelta> ToolCallListReader::append(std::string_view tex
       case '{':
       case '[':
         ++depth_;
-        call_open_ = call_open_ && depth_ > 2;
         if (depth_ == 2 && byte == '{') {  // a call opens
           call_open_ = true;
           named_ = false;

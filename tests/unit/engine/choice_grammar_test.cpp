@@ -12,6 +12,7 @@
 #include "engine/choice_grammar.h"
 #include "engine/grammar_constraint.h"
 #include "engine/token_mask.h"
+#include "support/mask_walk.h"
 
 namespace rackserve {
 namespace {
@@ -59,21 +60,14 @@ TEST(ChoiceConstraint, RandomWalksOverTheMaskEndInAText) {
   int finished = 0;
   for (int walk = 0; walk < 300; ++walk) {
     ChoiceConstraint constraint(mask, choices);
-    std::string text;
-    for (int step = 0; step < 40; ++step) {
-      const std::vector<int32_t> allowed = mask->allowed(constraint.state());
-      ASSERT_FALSE(allowed.empty()) << "dead end after " << text;
-      EXPECT_EQ(std::ranges::count(allowed, eos) == 1, std::ranges::count(kTexts, text) == 1) << text;
-      const int32_t token = allowed[random() % allowed.size()];
-      ASSERT_TRUE(constraint.advance(token));
-      if (token == eos) {
-        EXPECT_EQ(std::ranges::count(kTexts, text), 1) << text;
-        ++finished;
-        break;
-      }
-      text += vocabulary[static_cast<size_t>(token)];
-      ASSERT_TRUE(is_prefix_of_some(text)) << text;
-    }
+    const testing::MaskWalk end =
+        testing::walk_mask(*mask, constraint, vocabulary, eos, random, 40, [&](const std::string& text, const auto& allowed) {
+          EXPECT_TRUE(is_prefix_of_some(text)) << text;
+          EXPECT_EQ(std::ranges::count(allowed, eos) == 1, std::ranges::count(kTexts, text) == 1) << text;
+        });
+    if (!end.ended_on_eos) continue;
+    EXPECT_EQ(std::ranges::count(kTexts, end.text), 1) << end.text;
+    ++finished;
   }
   EXPECT_GT(finished, 100);
 }

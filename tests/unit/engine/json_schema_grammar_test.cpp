@@ -15,6 +15,7 @@
 #include "engine/grammar_constraint.h"
 #include "engine/json_schema_compile.h"
 #include "engine/json_schema_grammar.h"
+#include "support/mask_walk.h"
 
 namespace rackserve {
 namespace {
@@ -216,22 +217,12 @@ TEST(JsonSchemaConstraint, RandomWalksKeepStringLengths) {
   int finished = 0;
   for (int walk = 0; walk < 300; ++walk) {
     JsonSchemaConstraint constraint(mask, schema);
-    std::string text;
-    for (int step = 0; step < 20; ++step) {
-      const std::vector<int32_t> allowed = mask->allowed(constraint.state());
-      ASSERT_FALSE(allowed.empty()) << "dead end after " << text;
-      const int32_t token = allowed[random() % allowed.size()];
-      ASSERT_TRUE(constraint.advance(token));
-      if (token == eos) {
-        const Json document = Json::parse(text);
-        const std::string value = document["s"];
-        EXPECT_GE(value.size(), 2u) << text;  // ASCII here: bytes are characters
-        EXPECT_LE(value.size(), 5u) << text;
-        ++finished;
-        break;
-      }
-      text += vocabulary[static_cast<size_t>(token)];
-    }
+    const testing::MaskWalk end = testing::walk_mask(*mask, constraint, vocabulary, eos, random, 20);
+    if (!end.ended_on_eos) continue;
+    const std::string value = Json::parse(end.text)["s"];
+    EXPECT_GE(value.size(), 2u) << end.text;  // ASCII here: bytes are characters
+    EXPECT_LE(value.size(), 5u) << end.text;
+    ++finished;
   }
   EXPECT_GT(finished, 100);
 }
@@ -252,23 +243,14 @@ TEST(JsonSchemaConstraint, RandomWalksOverTheMaskEndInWholeDocuments) {
   int finished = 0;
   for (int walk = 0; walk < 200; ++walk) {
     JsonSchemaConstraint constraint(mask, schema);
-    std::string text;
-    for (int step = 0; step < 200; ++step) {
-      const std::vector<int32_t> allowed = mask->allowed(constraint.state());
-      ASSERT_FALSE(allowed.empty()) << "dead end after " << text;
-      const int32_t token = allowed[random() % allowed.size()];
-      ASSERT_TRUE(constraint.advance(token));
-      if (token == eos) {
-        EXPECT_TRUE(constraint.complete());
-        EXPECT_TRUE(accepts_whole(*schema, text)) << text;
-        const Json document = Json::parse(text);
-        EXPECT_TRUE(document["name"].is_string()) << text;
-        EXPECT_TRUE(document["n"].is_boolean()) << text;
-        ++finished;
-        break;
-      }
-      text += vocabulary[token];
-    }
+    const testing::MaskWalk end = testing::walk_mask(*mask, constraint, vocabulary, eos, random, 200);
+    if (!end.ended_on_eos) continue;
+    EXPECT_TRUE(constraint.complete());
+    EXPECT_TRUE(accepts_whole(*schema, end.text)) << end.text;
+    const Json document = Json::parse(end.text);
+    EXPECT_TRUE(document["name"].is_string()) << end.text;
+    EXPECT_TRUE(document["n"].is_boolean()) << end.text;
+    ++finished;
   }
   EXPECT_GT(finished, 10);
 }
